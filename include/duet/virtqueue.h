@@ -1,0 +1,335 @@
+/*
+ * duet/virtqueue.h - split virtqueue for both roles, hardened.
+ *
+ * One ring core serves the driver role (virtio: adds buffers, gets them back
+ * used) and the device role (vhost: takes available chains, returns them
+ * consumed). The call names and signatures follow OpenAMP's virtqueue API as
+ * used by NuttX drivers, so such drivers port with little change.
+ *
+ * Trust: everything in ring memory is written by the peer. The device role
+ * validates every index, descriptor and address before use, copies each
+ * descriptor once to local memory and uses only the copy; the driver role
+ * validates every used entry. A violation marks the queue broken: it records
+ * the fault, counts it, reports it through the fault hook and every later
+ * call fails with -EIO until virtqueue_reset().
+ *
+ * Threading: a virtqueue is not locked. One thread at a time may drive it
+ * (the transport's service thread, or the caller's own lock).
+ */
+#ifndef DUET_VIRTQUEUE_H
+#define DUET_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <duet/virtio_ring.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct virtqueue;
+struct virtio_device;
+
+/* One buffer of a scatter-gather list. */
+struct virtqueue_buf {
+	void *buf;
+	uint32_t len;
+	/* Device role output: the device may write this buffer (VRING_DESC_F_WRITE);
+	 * false means it is readable only. Ignored by virtqueue_add_buffer, which
+	 * takes direction from the readable/writable counts. */
+	bool writable;
+};
+
+enum virtqueue_role {
+	VIRTQUEUE_ROLE_DRIVER, /* virtio side: owns descriptors and avail ring */
+	VIRTQUEUE_ROLE_DEVICE, /* vhost side: owns the used ring */
+};
+
+/* What a peer did wrong. Each fault comes with the errno shown. */
+enum virtqueue_fault {
+	VIRTQUEUE_FAULT_NONE = 0,
+	VIRTQUEUE_FAULT_AVAIL_JUMP,    /* -EINVAL: avail idx moved > num ahead */
+	VIRTQUEUE_FAULT_HEAD_RANGE,    /* -EINVAL: avail ring entry >= num */
+	VIRTQUEUE_FAULT_HEAD_INFLIGHT, /* -EBUSY: head already taken, not returned */
+	VIRTQUEUE_FAULT_NEXT_RANGE,    /* -EINVAL: desc.next >= table size */
+	VIRTQUEUE_FAULT_LOOP,          /* -ELOOP: chain longer than its table */
+	VIRTQUEUE_FAULT_WRITE_ORDER,   /* -EINVAL: readable desc after writable */
+	VIRTQUEUE_FAULT_ADDR_RANGE,    /* -EFAULT: buffer not inside the window */
+	VIRTQUEUE_FAULT_ADDR_OVERFLOW, /* -EOVERFLOW: addr + len wraps */
+	VIRTQUEUE_FAULT_INDIRECT,      /* -EINVAL: bad indirect descriptor/table */
+	VIRTQUEUE_FAULT_USED_JUMP,     /* -EINVAL: used idx moved past in-flight */
+	VIRTQUEUE_FAULT_USED_ID,       /* -EINVAL: used id not a head in flight */
+	VIRTQUEUE_FAULT_USED_LEN,      /* -EINVAL: used len > writable bytes */
+	VIRTQUEUE_FAULT_COUNT
+};
+
+/*
+ * The memory that descriptor addresses refer to: device address `da` maps to
+ * local address `va`, for `size` bytes. Every buffer must lie wholly inside.
+ * With rptun `da` is the offset in the shared region, so each side may map
+ * the region anywhere.
+ */
+struct virtqueue_window {
+	void *va;
+	uint64_t da;
+	size_t size;
+};
+
+/*
+ * Ring memory accessors, for memory that plain loads and stores cannot reach
+ * (MMIO, a PCIe BAR) or that needs cache maintenance. Values are raw memory
+ * contents (little-endian on the wire); the core converts. read16 must give
+ * acquire ordering and write16 release ordering (they carry the indices);
+ * fence is a full barrier. Leave virtqueue_config.mem_ops NULL for ordinary
+ * shared memory: the core then uses inline C11 atomics.
+ */
+struct virtqueue_mem_ops {
+	uint16_t (*read16)(void *ctx, uint16_t *p);
+	void (*write16)(void *ctx, uint16_t *p, uint16_t v);
+	uint32_t (*read32)(void *ctx, uint32_t *p);
+	void (*write32)(void *ctx, uint32_t *p, uint32_t v);
+	void (*read_desc)(void *ctx, struct vring_desc *dst, const struct vring_desc *src);
+	void (*write_desc)(void *ctx, struct vring_desc *dst, const struct vring_desc *src);
+	void (*fence)(void *ctx);
+};
+
+typedef void (*virtqueue_callback)(struct virtqueue *vq);
+typedef void (*virtqueue_notify)(struct virtqueue *vq);
+/* Called once per fault with the fault, its negative errno and two values
+ * that locate it (e.g. the bad index and the limit it broke). */
+typedef void (*virtqueue_fault_hook)(struct virtqueue *vq, enum virtqueue_fault fault,
+				     int err, uint64_t value, uint64_t limit);
+
+struct virtqueue_config {
+	const char *name;
+	enum virtqueue_role role;
+	uint16_t num;      /* entries: a power of two, 1..32768 */
+	void *ring;        /* local address of the descriptor table, 16-aligned */
+	size_t align;      /* used ring alignment: power of two >= 4 */
+	uint64_t features; /* negotiated: VIRTIO_RING_F_EVENT_IDX, _INDIRECT_DESC */
+	struct virtqueue_window window; /* must contain the ring */
+	/* Driver role, optional: indirect tables, `indirect_num` descriptors per
+	 * head (num * indirect_num * 16 bytes, 16-aligned, inside the window).
+	 * Used for chains of 2..indirect_num buffers when INDIRECT_DESC is set. */
+	void *indirect;
+	uint16_t indirect_num;
+	const struct virtqueue_mem_ops *mem_ops; /* NULL: plain shared memory */
+	void *mem_ctx;
+	virtqueue_callback callback; /* run by virtqueue_notification() */
+	virtqueue_notify notify;     /* rings the peer's doorbell */
+	virtqueue_fault_hook fault;  /* optional */
+	void *priv;
+	uint16_t index; /* queue index within its device */
+};
+
+struct virtqueue_stats {
+	uint32_t faults;      /* peer faults seen, across resets */
+	uint32_t kicks;       /* notifications sent to the peer */
+	uint32_t kicks_saved; /* kicks the peer's suppression made unnecessary */
+};
+
+/* Diagnostic view: the fields NuttX's `rpmsg dump` prints for a vq. */
+struct virtqueue_state {
+	uint16_t size;          /* num */
+	uint16_t free;          /* driver: free descriptors */
+	uint16_t queued;        /* driver: added since the last kick */
+	uint16_t desc_head_idx; /* driver: next free descriptor; 32768 when none */
+	uint16_t available_idx; /* device: next avail entry to take */
+	uint16_t avail_idx;     /* avail.idx (driver: own copy; device: read) */
+	uint16_t used_cons_idx; /* driver: next used entry to take */
+	uint16_t used_idx;      /* used.idx (device: own copy; driver: read) */
+	uint16_t avail_flags;
+	uint16_t used_flags;
+	uint16_t inflight;      /* heads out: driver not yet used, device not consumed */
+	bool broken;
+	enum virtqueue_fault fault;
+	int error;
+	struct virtqueue_stats stats;
+};
+
+/* Per-descriptor local state. Never in shared memory. */
+struct virtqueue_slot {
+	void *cookie;  /* driver: caller's cookie while the head is in flight */
+	uint32_t wlen; /* writable bytes of the chain headed here */
+	uint16_t next; /* driver: free-list link */
+	uint16_t ndesc; /* descriptors the chain holds; device: 0 = not in flight */
+};
+
+/*
+ * The virtqueue object. Its fields are the library's; use the functions
+ * below. It is public so that it can be placed statically (see
+ * VIRTQUEUE_FOOTPRINT); only vq_name, vq_queue_index, vq_dev and priv may be
+ * read and priv/vq_dev written by users.
+ */
+struct virtqueue {
+	const char *vq_name;
+	uint16_t vq_queue_index;
+	struct virtio_device *vq_dev;
+	void *priv;
+
+	/* configuration */
+	enum virtqueue_role role;
+	uint16_t num;
+	uint16_t mask;
+	bool event_idx;
+	bool indirect_ok;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t *used_event;  /* avail->ring[num] */
+	uint16_t *avail_event; /* used->ring[num] */
+	struct virtqueue_window win;
+	struct vring_desc *indirect;
+	uint16_t indirect_num;
+	const struct virtqueue_mem_ops *mops;
+	void *mctx;
+	virtqueue_callback callback;
+	virtqueue_notify notify;
+	virtqueue_fault_hook fault_hook;
+
+	/* local state, never read back from shared memory */
+	uint16_t avail_idx;   /* driver: next avail.idx; device: next to take */
+	uint16_t used_idx;    /* device: next used.idx; driver: next to take */
+	uint16_t kicked_idx;  /* own index at the last kick */
+	uint16_t own_flags;   /* shadow of the flags word this side owns */
+	uint16_t free_head;   /* driver */
+	uint16_t num_free;    /* driver */
+	uint16_t inflight;
+	bool cb_enabled;
+	bool broken;
+	enum virtqueue_fault fault;
+	int error;
+	struct virtqueue_stats stats;
+	struct virtqueue_slot slots[];
+};
+
+/* Bytes a virtqueue of `num` entries needs (for virtqueue_init's memory). */
+#define VIRTQUEUE_FOOTPRINT(num) \
+	(sizeof(struct virtqueue) + (size_t)(num) * sizeof(struct virtqueue_slot))
+
+/* Same as VIRTQUEUE_FOOTPRINT, as a function. */
+size_t virtqueue_footprint(uint16_t num);
+
+/*
+ * Validate `cfg` and build a virtqueue in `mem` (`memsize` bytes, aligned for
+ * a pointer, at least virtqueue_footprint(cfg->num)). The ring memory this
+ * side owns is initialised (driver: descriptors and avail ring; device: used
+ * ring). Returns 0 and the queue in *vqp, or -EINVAL naming nothing: every
+ * field is checked up front (size power of two <= 32768, ring aligned and
+ * wholly inside the window, align a power of two >= 4, indirect area aligned
+ * and inside the window).
+ */
+int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg,
+		   struct virtqueue **vqp);
+
+/*
+ * Return the queue to its state just after virtqueue_init (for a device
+ * reset): indices to zero, nothing in flight, not broken. Fault counters
+ * survive. Driver cookies still in flight are dropped: reclaim them first.
+ */
+void virtqueue_reset(struct virtqueue *vq);
+
+/* ---- driver role ---- */
+
+/*
+ * Expose `readable` device-readable buffers followed by `writable`
+ * device-writable ones, as one chain, with `cookie` (non-NULL) to get back.
+ * Returns 0; -ENOSPC when not enough descriptors are free; -EINVAL for a bad
+ * argument or a buffer not wholly inside the window (nothing is queued then);
+ * -EIO on a broken queue. Does not notify: call virtqueue_kick().
+ */
+int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
+			 int readable, int writable, void *cookie);
+
+/*
+ * Take the next used chain. Returns its cookie, the bytes the device wrote
+ * in *len and the head in *idx (both optional), or NULL when none is used
+ * or the device wrote an impossible entry (then the queue is broken).
+ */
+void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
+
+/* ---- device role ---- */
+
+/*
+ * Take the next available chain, validated whole. Returns the first buffer
+ * and its length in *len and the head in *avail_idx, or NULL when nothing is
+ * available or the chain is invalid (then the queue is broken). The whole
+ * chain is taken: return it with virtqueue_add_consumed_buffer(). Use
+ * vhost_get_vq_buffers() to see every buffer of a chain.
+ */
+void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
+				     uint32_t *len);
+
+/*
+ * Walk the next available chain into vb[0..vbsize) and return its head
+ * (>= 0), with the number of buffers in *vbcnt. Returns -ENOMEM when nothing
+ * is available; -EINVAL when vbsize is too small: nothing is taken and
+ * *vbcnt says how many entries the chain needs; another negative errno when
+ * the peer wrote an invalid chain (the queue is then broken, see
+ * virtqueue_get_fault()). Directions are in vb[i].writable; readable buffers
+ * always come first.
+ */
+int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
+			 size_t vbsize, size_t *vbcnt);
+
+/*
+ * Return the chain at `head_idx` to the driver with `len` bytes written.
+ * Returns 0; -EINVAL when the head is not one this side took or `len`
+ * exceeds the chain's writable bytes; -EIO on a broken queue. Does not
+ * notify: call virtqueue_kick().
+ */
+int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx,
+				  uint32_t len);
+
+/* ---- both roles ---- */
+
+/*
+ * Notify the peer of what was added (driver) or consumed (device) since the
+ * last kick, unless the peer suppressed it (its NO_NOTIFY/NO_INTERRUPT flag,
+ * or its event index under VIRTIO_RING_F_EVENT_IDX). Calls the notify hook at
+ * most once.
+ */
+void virtqueue_kick(struct virtqueue *vq);
+
+/*
+ * Ask the peer to notify this side again, then re-check: returns 1 when work
+ * arrived while callbacks were off (process it: no notification will come
+ * for it), 0 when none, -EIO on a broken queue.
+ */
+int virtqueue_enable_cb(struct virtqueue *vq);
+
+/* Ask the peer not to notify this side (a hint: the peer may still). */
+void virtqueue_disable_cb(struct virtqueue *vq);
+
+/* Transport entry point for an incoming notification: runs the callback. */
+void virtqueue_notification(struct virtqueue *vq);
+
+/* Fill *st with the queue's diagnostic state. */
+void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);
+
+/* The fault that broke the queue (VIRTQUEUE_FAULT_NONE if not broken). */
+enum virtqueue_fault virtqueue_get_fault(const struct virtqueue *vq);
+
+/* True once a peer fault broke the queue. */
+bool virtqueue_is_broken(const struct virtqueue *vq);
+
+/* A short English description of a fault. */
+const char *virtqueue_fault_str(enum virtqueue_fault fault);
+
+/* Number of entries of the queue. */
+uint16_t virtqueue_get_vring_size(const struct virtqueue *vq);
+
+/* True when the driver role has no free descriptor. */
+bool virtqueue_full(const struct virtqueue *vq);
+
+/* True when nothing is pending for this side (driver: no used entry;
+ * device: no available entry). Reads the peer's index once. */
+bool virtqueue_empty(struct virtqueue *vq);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DUET_VIRTQUEUE_H */

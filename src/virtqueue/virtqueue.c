@@ -1,0 +1,326 @@
+/*
+ * virtqueue.c - what both roles share: set-up, faults, notification
+ * suppression and the diagnostic view.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "vq_internal.h"
+
+static const char *const fault_names[VIRTQUEUE_FAULT_COUNT] = {
+	[VIRTQUEUE_FAULT_NONE] = "no fault",
+	[VIRTQUEUE_FAULT_AVAIL_JUMP] = "avail index moved more than the queue size",
+	[VIRTQUEUE_FAULT_HEAD_RANGE] = "avail ring head out of range",
+	[VIRTQUEUE_FAULT_HEAD_INFLIGHT] = "head made available while already in flight",
+	[VIRTQUEUE_FAULT_NEXT_RANGE] = "descriptor next out of range",
+	[VIRTQUEUE_FAULT_LOOP] = "descriptor chain loops",
+	[VIRTQUEUE_FAULT_WRITE_ORDER] = "readable descriptor after a writable one",
+	[VIRTQUEUE_FAULT_ADDR_RANGE] = "buffer outside the shared window",
+	[VIRTQUEUE_FAULT_ADDR_OVERFLOW] = "buffer address plus length overflows",
+	[VIRTQUEUE_FAULT_INDIRECT] = "bad indirect descriptor",
+	[VIRTQUEUE_FAULT_USED_JUMP] = "used index moved past the buffers in flight",
+	[VIRTQUEUE_FAULT_USED_ID] = "used id is not a head in flight",
+	[VIRTQUEUE_FAULT_USED_LEN] = "used length exceeds the writable bytes",
+};
+
+const char *virtqueue_fault_str(enum virtqueue_fault fault)
+{
+	if ((unsigned int)fault >= VIRTQUEUE_FAULT_COUNT)
+		return "unknown fault";
+	return fault_names[fault];
+}
+
+int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
+	     uint64_t value, uint64_t limit)
+{
+	if (!vq->broken) {
+		vq->broken = true;
+		vq->fault = fault;
+		vq->error = err;
+	}
+	vq->stats.faults++;
+	if (vq->fault_hook)
+		vq->fault_hook(vq, fault, err, value, limit);
+	return err;
+}
+
+size_t virtqueue_footprint(uint16_t num)
+{
+	return VIRTQUEUE_FOOTPRINT(num);
+}
+
+static bool is_pow2(size_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* True when [p, p + len) lies inside the window. */
+static bool in_window(const struct virtqueue_window *win, const void *p, size_t len)
+{
+	uintptr_t base = (uintptr_t)win->va;
+	uintptr_t a = (uintptr_t)p;
+
+	return a >= base && a - base <= win->size && len <= win->size - (a - base);
+}
+
+static int check_config(void *mem, size_t memsize, const struct virtqueue_config *cfg)
+{
+	size_t ringsize;
+
+	if (!mem || !cfg || ((uintptr_t)mem % sizeof(void *)))
+		return -EINVAL;
+	if (cfg->role != VIRTQUEUE_ROLE_DRIVER && cfg->role != VIRTQUEUE_ROLE_DEVICE)
+		return -EINVAL;
+	if (!is_pow2(cfg->num) || cfg->num > VIRTQUEUE_MAX_SIZE)
+		return -EINVAL;
+	if (memsize < virtqueue_footprint(cfg->num))
+		return -EINVAL;
+	if (!is_pow2(cfg->align) || cfg->align < 4 || !cfg->ring ||
+	    ((uintptr_t)cfg->ring % 16))
+		return -EINVAL;
+	if (!cfg->window.va || !cfg->window.size ||
+	    cfg->window.da > UINT64_MAX - (cfg->window.size - 1))
+		return -EINVAL;
+	ringsize = vring_size(cfg->num, cfg->align);
+	if (!in_window(&cfg->window, cfg->ring, ringsize))
+		return -EINVAL;
+	if (cfg->mem_ops && (!cfg->mem_ops->read16 || !cfg->mem_ops->write16 ||
+			     !cfg->mem_ops->read32 || !cfg->mem_ops->write32 ||
+			     !cfg->mem_ops->read_desc || !cfg->mem_ops->write_desc ||
+			     !cfg->mem_ops->fence))
+		return -EINVAL;
+	if (cfg->indirect) {
+		size_t isize = (size_t)cfg->num * cfg->indirect_num * sizeof(struct vring_desc);
+
+		if (cfg->role != VIRTQUEUE_ROLE_DRIVER || cfg->indirect_num < 2 ||
+		    cfg->indirect_num > VIRTQUEUE_MAX_SIZE ||
+		    ((uintptr_t)cfg->indirect % 16) ||
+		    !in_window(&cfg->window, cfg->indirect, isize))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Initialise the part of the ring this side owns, and the local state. */
+static void vq_start(struct virtqueue *vq)
+{
+	uint16_t i;
+
+	vq->avail_idx = 0;
+	vq->used_idx = 0;
+	vq->kicked_idx = 0;
+	vq->own_flags = 0;
+	vq->inflight = 0;
+	vq->cb_enabled = true;
+	vq->broken = false;
+	vq->fault = VIRTQUEUE_FAULT_NONE;
+	vq->error = 0;
+	vq->free_head = 0;
+	vq->num_free = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->num : 0;
+	for (i = 0; i < vq->num; i++) {
+		vq->slots[i].cookie = NULL;
+		vq->slots[i].wlen = 0;
+		vq->slots[i].ndesc = 0;
+		vq->slots[i].next = (uint16_t)(i + 1u);
+	}
+
+	if (vq->role == VIRTQUEUE_ROLE_DRIVER) {
+		for (i = 0; i < vq->num; i++)
+			vq_write_desc(vq, &vq->desc[i], 0, 0, 0, 0);
+		vq_store16(vq, &vq->avail->flags, 0);
+		vq_store16(vq, vq->used_event, 0);
+		vq_store_idx(vq, &vq->avail->idx, 0);
+	} else {
+		vq_store16(vq, &vq->used->flags, 0);
+		vq_store16(vq, vq->avail_event, 0);
+		vq_store_idx(vq, &vq->used->idx, 0);
+	}
+}
+
+int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg,
+		   struct virtqueue **vqp)
+{
+	struct virtqueue *vq = mem;
+	uint8_t *ring;
+	int ret;
+
+	if (!vqp)
+		return -EINVAL;
+	ret = check_config(mem, memsize, cfg);
+	if (ret < 0)
+		return ret;
+
+	memset(vq, 0, sizeof(*vq));
+	ring = cfg->ring;
+	vq->vq_name = cfg->name;
+	vq->vq_queue_index = cfg->index;
+	vq->priv = cfg->priv;
+	vq->role = cfg->role;
+	vq->num = cfg->num;
+	vq->mask = (uint16_t)(cfg->num - 1u);
+	vq->event_idx = (cfg->features >> VIRTIO_RING_F_EVENT_IDX) & 1u;
+	vq->indirect_ok = (cfg->features >> VIRTIO_RING_F_INDIRECT_DESC) & 1u;
+	vq->desc = (struct vring_desc *)(void *)ring;
+	vq->avail = (struct vring_avail *)(void *)(ring + 16u * (size_t)cfg->num);
+	vq->used = (struct vring_used *)(void *)(ring + vring_used_offset(cfg->num, cfg->align));
+	vq->used_event = &vq->avail->ring[cfg->num];
+	vq->avail_event = (uint16_t *)(void *)&vq->used->ring[cfg->num];
+	vq->win = cfg->window;
+	vq->indirect = vq->indirect_ok ? cfg->indirect : NULL;
+	vq->indirect_num = vq->indirect ? cfg->indirect_num : 0;
+	vq->mops = cfg->mem_ops;
+	vq->mctx = cfg->mem_ctx;
+	vq->callback = cfg->callback;
+	vq->notify = cfg->notify;
+	vq->fault_hook = cfg->fault;
+	vq_start(vq);
+	*vqp = vq;
+	return 0;
+}
+
+void virtqueue_reset(struct virtqueue *vq)
+{
+	vq_start(vq);
+}
+
+/* The peer's word that says whether it wants a notification for our index
+ * moving from kicked_idx to `now`. */
+static bool peer_wants_kick(struct virtqueue *vq, uint16_t now)
+{
+	bool driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
+
+	/* Our index store must be visible before we read the peer's wish,
+	 * or both sides can decide the other will act. */
+	vq_fence(vq);
+	if (vq->event_idx) {
+		uint16_t event = vq_load16(vq, driver ? vq->avail_event : vq->used_event);
+
+		return vring_need_event(event, now, vq->kicked_idx);
+	}
+	if (driver)
+		return !(vq_load16(vq, &vq->used->flags) & VRING_USED_F_NO_NOTIFY);
+	return !(vq_load16(vq, &vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+void virtqueue_kick(struct virtqueue *vq)
+{
+	uint16_t now = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->avail_idx : vq->used_idx;
+
+	if (vq->broken || now == vq->kicked_idx)
+		return;
+	if (peer_wants_kick(vq, now)) {
+		vq->stats.kicks++;
+		if (vq->notify)
+			vq->notify(vq);
+	} else {
+		vq->stats.kicks_saved++;
+	}
+	vq->kicked_idx = now;
+}
+
+/* The flags word this side owns and the event word it publishes. */
+static uint16_t *own_flags_word(struct virtqueue *vq)
+{
+	return vq->role == VIRTQUEUE_ROLE_DRIVER ? &vq->avail->flags : &vq->used->flags;
+}
+
+static uint16_t *own_event_word(struct virtqueue *vq)
+{
+	return vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->used_event : vq->avail_event;
+}
+
+/* The peer index that brings this side work, and how far we have taken it. */
+static bool work_pending(struct virtqueue *vq)
+{
+	if (vq->role == VIRTQUEUE_ROLE_DRIVER)
+		return vq_load_idx(vq, &vq->used->idx) != vq->used_idx;
+	return vq_load_idx(vq, &vq->avail->idx) != vq->avail_idx;
+}
+
+static uint16_t own_taken_idx(const struct virtqueue *vq)
+{
+	return vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->used_idx : vq->avail_idx;
+}
+
+int virtqueue_enable_cb(struct virtqueue *vq)
+{
+	if (vq->broken)
+		return -EIO;
+	vq->cb_enabled = true;
+	if (vq->event_idx) {
+		vq_store16(vq, own_event_word(vq), own_taken_idx(vq));
+	} else {
+		vq->own_flags = 0;
+		vq_store16(vq, own_flags_word(vq), 0);
+	}
+	/* The peer may have added work before it saw our request: look again
+	 * after the request is visible, or that work waits for a notification
+	 * that never comes. */
+	vq_fence(vq);
+	return work_pending(vq) ? 1 : 0;
+}
+
+void virtqueue_disable_cb(struct virtqueue *vq)
+{
+	vq->cb_enabled = false;
+	/* Under EVENT_IDX the stale event word already stops notifications
+	 * once the peer has passed it; the flag is only for the other mode. */
+	if (!vq->event_idx) {
+		vq->own_flags = 1; /* NO_INTERRUPT and NO_NOTIFY are both bit 0 */
+		vq_store16(vq, own_flags_word(vq), 1);
+	}
+}
+
+void virtqueue_notification(struct virtqueue *vq)
+{
+	if (vq->callback)
+		vq->callback(vq);
+}
+
+void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
+{
+	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
+	bool driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
+
+	memset(st, 0, sizeof(*st));
+	st->size = vq->num;
+	st->free = vq->num_free;
+	st->queued = (uint16_t)(driver ? vq->avail_idx - vq->kicked_idx : 0);
+	st->desc_head_idx = driver && vq->num_free ? vq->free_head : VQ_CHAIN_END;
+	st->available_idx = driver ? 0 : vq->avail_idx;
+	st->avail_idx = driver ? vq->avail_idx : vq_load16(v, &v->avail->idx);
+	st->used_cons_idx = driver ? vq->used_idx : 0;
+	st->used_idx = driver ? vq_load16(v, &v->used->idx) : vq->used_idx;
+	st->avail_flags = driver ? vq->own_flags : vq_load16(v, &v->avail->flags);
+	st->used_flags = driver ? vq_load16(v, &v->used->flags) : vq->own_flags;
+	st->inflight = vq->inflight;
+	st->broken = vq->broken;
+	st->fault = vq->fault;
+	st->error = vq->error;
+	st->stats = vq->stats;
+}
+
+enum virtqueue_fault virtqueue_get_fault(const struct virtqueue *vq)
+{
+	return vq->fault;
+}
+
+bool virtqueue_is_broken(const struct virtqueue *vq)
+{
+	return vq->broken;
+}
+
+uint16_t virtqueue_get_vring_size(const struct virtqueue *vq)
+{
+	return vq->num;
+}
+
+bool virtqueue_full(const struct virtqueue *vq)
+{
+	return vq->role == VIRTQUEUE_ROLE_DRIVER && vq->num_free == 0;
+}
+
+bool virtqueue_empty(struct virtqueue *vq)
+{
+	return vq->broken || !work_pending(vq);
+}

@@ -1,0 +1,178 @@
+/*
+ * vq_driver.c - the driver (virtio) role: add buffers, take them back used.
+ *
+ * The driver owns the descriptor table and the avail ring. Its free list
+ * lives in local memory (slots[].next), so a device scribbling on the
+ * descriptor table cannot corrupt it; the used ring is the only peer input
+ * and each entry is checked against what this side has in flight.
+ */
+#include <errno.h>
+
+#include "vq_internal.h"
+
+/* Device address of a local buffer; false when it is not wholly inside the
+ * window (a caller error: such a buffer cannot be shared). */
+static bool to_device_addr(const struct virtqueue *vq, const void *p, uint32_t len,
+			   uint64_t *da)
+{
+	uintptr_t base = (uintptr_t)vq->win.va;
+	uintptr_t a = (uintptr_t)p;
+
+	if (a < base || a - base > vq->win.size || len > vq->win.size - (a - base))
+		return false;
+	*da = vq->win.da + (uint64_t)(a - base);
+	return true;
+}
+
+/*
+ * Write buffers bl[0..n) as a chain into `table`, starting at descriptor
+ * `first` and linking through `link` (local free list, or NULL for a fresh
+ * indirect table linked 0,1,2...). Returns the last descriptor's index, or
+ * -EINVAL for a buffer outside the window: the descriptors written so far
+ * are free ones nobody can see yet, so nothing is lost.
+ */
+static int write_chain(struct virtqueue *vq, struct vring_desc *table,
+		       const struct virtqueue_slot *link, uint16_t first,
+		       const struct virtqueue_buf *bl, int readable, int n,
+		       uint64_t *wlen)
+{
+	uint16_t i = first;
+	int k;
+
+	*wlen = 0;
+	for (k = 0;; k++) {
+		uint16_t next = link ? link[i].next : (uint16_t)(i + 1u);
+		uint16_t flags = k + 1 < n ? VRING_DESC_F_NEXT : 0;
+		uint64_t da;
+
+		if (!bl[k].buf || !to_device_addr(vq, bl[k].buf, bl[k].len, &da))
+			return -EINVAL;
+		if (k >= readable) {
+			flags |= VRING_DESC_F_WRITE;
+			*wlen += bl[k].len;
+		}
+		vq_write_desc(vq, &table[i], da, bl[k].len, flags,
+			      flags & VRING_DESC_F_NEXT ? next : 0);
+		if (k + 1 == n)
+			return i;
+		i = next;
+	}
+}
+
+int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
+			 int readable, int writable, void *cookie)
+{
+	struct virtqueue_slot *head_slot;
+	uint64_t wlen;
+	uint16_t head, need;
+	bool indirect;
+	int n, last;
+
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !buf_list || !cookie ||
+	    readable < 0 || writable < 0 || readable > (int)VIRTQUEUE_MAX_SIZE ||
+	    writable > (int)VIRTQUEUE_MAX_SIZE)
+		return -EINVAL;
+	if (vq->broken)
+		return -EIO;
+	n = readable + writable;
+	if (n == 0 || n > vq->num)
+		return n ? -ENOSPC : -EINVAL;
+	indirect = n > 1 && n <= vq->indirect_num;
+	need = indirect ? 1 : (uint16_t)n;
+	if (need > vq->num_free)
+		return -ENOSPC;
+
+	head = vq->free_head;
+	if (indirect) {
+		struct vring_desc *table = vq->indirect + (size_t)head * vq->indirect_num;
+		uint64_t table_da;
+
+		if (write_chain(vq, table, NULL, 0, buf_list, readable, n, &wlen) < 0)
+			return -EINVAL;
+		to_device_addr(vq, table, (uint32_t)n * 16u, &table_da);
+		vq_write_desc(vq, &vq->desc[head], table_da, (uint32_t)n * 16u,
+			      VRING_DESC_F_INDIRECT, 0);
+		last = head;
+	} else {
+		last = write_chain(vq, vq->desc, vq->slots, head, buf_list, readable, n,
+				   &wlen);
+		if (last < 0)
+			return last;
+	}
+
+	vq->free_head = vq->slots[last].next;
+	vq->num_free = (uint16_t)(vq->num_free - need);
+	vq->inflight++;
+	head_slot = &vq->slots[head];
+	head_slot->cookie = cookie;
+	head_slot->ndesc = need;
+	head_slot->wlen = wlen > UINT32_MAX ? UINT32_MAX : (uint32_t)wlen;
+
+	vq_store16(vq, &vq->avail->ring[vq->avail_idx & vq->mask], head);
+	vq->avail_idx++;
+	vq_store_idx(vq, &vq->avail->idx, vq->avail_idx);
+	return 0;
+}
+
+/* Put the chain at `head` back on the local free list. */
+static void free_chain(struct virtqueue *vq, uint16_t head)
+{
+	struct virtqueue_slot *s = &vq->slots[head];
+	uint16_t tail = head;
+	uint16_t k;
+
+	for (k = 1; k < s->ndesc; k++)
+		tail = vq->slots[tail].next;
+	vq->slots[tail].next = vq->free_head;
+	vq->free_head = head;
+	vq->num_free = (uint16_t)(vq->num_free + s->ndesc);
+	vq->inflight--;
+	s->cookie = NULL;
+	s->ndesc = 0;
+}
+
+void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
+{
+	struct vring_used_elem *e;
+	struct virtqueue_slot *s;
+	uint16_t used, ready;
+	uint32_t id, ulen;
+	void *cookie;
+
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
+		return NULL;
+	/* used.idx is the device's word: untrusted until checked. */
+	used = vq_load_idx(vq, &vq->used->idx);
+	ready = (uint16_t)(used - vq->used_idx);
+	if (!ready)
+		return NULL;
+	if (ready > vq->inflight) {
+		vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq->inflight);
+		return NULL;
+	}
+	e = &vq->used->ring[vq->used_idx & vq->mask];
+	id = vq_load32(vq, &e->id);
+	ulen = vq_load32(vq, &e->len);
+	if (id >= vq->num || !vq->slots[id].cookie) {
+		vq_fault(vq, VIRTQUEUE_FAULT_USED_ID, -EINVAL, id, vq->num);
+		return NULL;
+	}
+	s = &vq->slots[id];
+	if (ulen > s->wlen) {
+		vq_fault(vq, VIRTQUEUE_FAULT_USED_LEN, -EINVAL, ulen, s->wlen);
+		return NULL;
+	}
+
+	cookie = s->cookie;
+	free_chain(vq, (uint16_t)id);
+	vq->used_idx++;
+	/* Keep asking for a notification at the next entry, so that under
+	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
+	if (vq->event_idx && vq->cb_enabled)
+		vq_store16(vq, vq->used_event, vq->used_idx);
+	if (len)
+		*len = ulen;
+	if (idx)
+		*idx = (uint16_t)id;
+	return cookie;
+}

@@ -1,0 +1,148 @@
+/*
+ * vq_mem.h - the only code that touches ring memory.
+ *
+ * Every load and store of the descriptor table, avail ring and used ring
+ * goes through these functions. With no mem_ops they compile to single
+ * atomic accesses on plain shared memory; with mem_ops (MMIO, cache
+ * maintenance) they call the user's accessors. Byte order is converted here.
+ *
+ * Indices carry the data: a side publishes an index with release ordering
+ * after writing what it covers, and the peer reads it with acquire ordering
+ * before reading what it covers. Flags and event words are hints, accessed
+ * relaxed and ordered by an explicit full fence where a store must be
+ * visible before a load (vq_fence).
+ */
+#ifndef DUET_VQ_MEM_H
+#define DUET_VQ_MEM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <duet/virtqueue.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+static inline uint16_t vq_le16(uint16_t v)
+{
+	return (uint16_t)((v >> 8) | (v << 8));
+}
+static inline uint32_t vq_le32(uint32_t v)
+{
+	return ((uint32_t)vq_le16((uint16_t)v) << 16) | vq_le16((uint16_t)(v >> 16));
+}
+static inline uint64_t vq_le64(uint64_t v)
+{
+	return ((uint64_t)vq_le32((uint32_t)v) << 32) | vq_le32((uint32_t)(v >> 32));
+}
+#else
+static inline uint16_t vq_le16(uint16_t v) { return v; }
+static inline uint32_t vq_le32(uint32_t v) { return v; }
+static inline uint64_t vq_le64(uint64_t v) { return v; }
+#endif
+
+/* Read an index the peer publishes. */
+static inline uint16_t vq_load_idx(const struct virtqueue *vq, uint16_t *p)
+{
+	if (vq->mops)
+		return vq_le16(vq->mops->read16(vq->mctx, p));
+	return vq_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_acquire));
+}
+
+/* Publish an index after what it covers. */
+static inline void vq_store_idx(const struct virtqueue *vq, uint16_t *p, uint16_t v)
+{
+	if (vq->mops)
+		vq->mops->write16(vq->mctx, p, vq_le16(v));
+	else
+		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_release);
+}
+
+static inline uint16_t vq_load16(const struct virtqueue *vq, uint16_t *p)
+{
+	if (vq->mops)
+		return vq_le16(vq->mops->read16(vq->mctx, p));
+	return vq_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_relaxed));
+}
+
+static inline void vq_store16(const struct virtqueue *vq, uint16_t *p, uint16_t v)
+{
+	if (vq->mops)
+		vq->mops->write16(vq->mctx, p, vq_le16(v));
+	else
+		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_relaxed);
+}
+
+static inline uint32_t vq_load32(const struct virtqueue *vq, uint32_t *p)
+{
+	if (vq->mops)
+		return vq_le32(vq->mops->read32(vq->mctx, p));
+	return vq_le32(atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed));
+}
+
+static inline void vq_store32(const struct virtqueue *vq, uint32_t *p, uint32_t v)
+{
+	if (vq->mops)
+		vq->mops->write32(vq->mctx, p, vq_le32(v));
+	else
+		atomic_store_explicit((_Atomic uint32_t *)p, vq_le32(v), memory_order_relaxed);
+}
+
+/* Full barrier: our store is visible before our next load of a peer word. */
+static inline void vq_fence(const struct virtqueue *vq)
+{
+	if (vq->mops)
+		vq->mops->fence(vq->mctx);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* Copy one descriptor out of shared memory, once; callers use only *dst.
+ * The address is read as two 32-bit words (little-endian order) so that no
+ * target needs 64-bit atomics; a torn value is just another value to
+ * validate, since only the copy is used. */
+static inline void vq_read_desc(const struct virtqueue *vq, struct vring_desc *dst,
+				struct vring_desc *src)
+{
+	uint32_t *addr = (uint32_t *)(void *)&src->addr;
+
+	if (vq->mops) {
+		struct vring_desc raw;
+
+		vq->mops->read_desc(vq->mctx, &raw, src);
+		dst->addr = vq_le64(raw.addr);
+		dst->len = vq_le32(raw.len);
+		dst->flags = vq_le16(raw.flags);
+		dst->next = vq_le16(raw.next);
+		return;
+	}
+	dst->addr = (uint64_t)vq_load32(vq, &addr[0]) |
+		    (uint64_t)vq_load32(vq, &addr[1]) << 32;
+	dst->len = vq_load32(vq, &src->len);
+	dst->flags = vq_load16(vq, &src->flags);
+	dst->next = vq_load16(vq, &src->next);
+}
+
+static inline void vq_write_desc(const struct virtqueue *vq, struct vring_desc *dst,
+				 uint64_t addr, uint32_t len, uint16_t flags,
+				 uint16_t next)
+{
+	uint32_t *a = (uint32_t *)(void *)&dst->addr;
+
+	if (vq->mops) {
+		struct vring_desc raw = {
+			.addr = vq_le64(addr),
+			.len = vq_le32(len),
+			.flags = vq_le16(flags),
+			.next = vq_le16(next),
+		};
+
+		vq->mops->write_desc(vq->mctx, dst, &raw);
+		return;
+	}
+	vq_store32(vq, &a[0], (uint32_t)addr);
+	vq_store32(vq, &a[1], (uint32_t)(addr >> 32));
+	vq_store32(vq, &dst->len, len);
+	vq_store16(vq, &dst->flags, flags);
+	vq_store16(vq, &dst->next, next);
+}
+
+#endif /* DUET_VQ_MEM_H */

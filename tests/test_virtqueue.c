@@ -1,0 +1,736 @@
+/*
+ * Unit tests: each virtqueue call in each role, over one ring between guard
+ * pages, including notification suppression with and without EVENT_IDX.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vq_harness.h"
+
+#define EVENT_IDX (1ull << VIRTIO_RING_F_EVENT_IDX)
+#define INDIRECT (1ull << VIRTIO_RING_F_INDIRECT_DESC)
+
+static int setup_plain(void **state)
+{
+	struct harness *h = malloc(sizeof(*h));
+
+	harness_init(h, 8, 0, 0, 4096, 3);
+	*state = h;
+	return 0;
+}
+
+static int setup_event(void **state)
+{
+	struct harness *h = malloc(sizeof(*h));
+
+	harness_init(h, 8, EVENT_IDX, 0, 4096, 3);
+	*state = h;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	harness_fini(*state);
+	free(*state);
+	return 0;
+}
+
+/* ---- init ---- */
+
+static void test_init_rejects_bad_config(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_config good = {
+		.role = VIRTQUEUE_ROLE_DRIVER,
+		.num = 8,
+		.ring = h->ring,
+		.align = 64,
+		.window = { .va = h->region, .da = 0, .size = h->size },
+	};
+	struct virtqueue_config c;
+	struct virtqueue *vq;
+	_Alignas(void *) uint8_t mem[VIRTQUEUE_FOOTPRINT(8)];
+
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &good, &vq), 0);
+
+	c = good; c.num = 6;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.num = 0;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.align = 2;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.align = 48;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.ring = h->ring + 8; /* misaligned */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.window.size = 64; /* ring does not fit in the window */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.ring = h->region + h->size - 64; /* ring runs off the window */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.window.da = UINT64_MAX - 10; /* window wraps */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.role = (enum virtqueue_role)7;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	assert_int_equal(virtqueue_init(mem, sizeof(mem) - 1, &good, &vq), -EINVAL);
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), NULL, &vq), -EINVAL);
+	c = good; c.indirect = h->bufs + 8; c.indirect_num = 4; /* misaligned */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.indirect = h->bufs; c.indirect_num = 1;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.role = VIRTQUEUE_ROLE_DEVICE; c.indirect = h->bufs; c.indirect_num = 2;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+}
+
+static void test_footprint_macro_matches_function(void **state)
+{
+	(void)state;
+	assert_int_equal(VIRTQUEUE_FOOTPRINT(256), virtqueue_footprint(256));
+	assert_true(virtqueue_footprint(256) > virtqueue_footprint(8));
+}
+
+static void test_ring_layout_is_the_wire_format(void **state)
+{
+	(void)state;
+	/* VIRTIO 1.2 2.7: desc 16*num, avail 6+2*num, used at align, 6+8*num. */
+	assert_int_equal(sizeof(struct vring_desc), 16);
+	assert_int_equal(vring_used_offset(256, 4096), 8192);
+	assert_int_equal(vring_size(256, 4096), 8192 + 6 + 8 * 256);
+	assert_int_equal(vring_used_offset(8, 4), 152); /* 150 rounded up to 4 */
+	assert_int_equal(vring_size(8, 4), 152 + 6 + 64);
+}
+
+/* ---- driver role ---- */
+
+static void test_add_and_get_one_buffer(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { .buf = h->bufs, .len = 64 };
+	struct virtqueue_buf vb[4];
+	size_t cnt = 0;
+	uint32_t len = 0;
+	uint16_t idx = 99;
+	int cookie, head;
+
+	memcpy(h->bufs, "hello", 6);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+	/* The descriptor carries the device address, not the local one. */
+	assert_int_equal(((struct vring_desc *)(void *)h->ring)[0].addr, harness_da(h, h->bufs));
+
+	head = vhost_get_vq_buffers(h->dev, vb, 4, &cnt);
+	assert_int_equal(head, 0);
+	assert_int_equal(cnt, 1);
+	assert_ptr_equal(vb[0].buf, h->bufs);
+	assert_int_equal(vb[0].len, 64);
+	assert_false(vb[0].writable);
+	assert_string_equal(vb[0].buf, "hello");
+
+	assert_null(virtqueue_get_buffer(h->drv, &len, &idx)); /* not used yet */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)head, 0), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, &idx), &cookie);
+	assert_int_equal(len, 0);
+	assert_int_equal(idx, head);
+	assert_null(virtqueue_get_buffer(h->drv, &len, &idx));
+}
+
+static void test_sg_list_directions_and_used_len(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b[3] = {
+		{ .buf = h->bufs, .len = 16 },
+		{ .buf = h->bufs + 16, .len = 32 },
+		{ .buf = h->bufs + 48, .len = 100 },
+	};
+	struct virtqueue_buf vb[3];
+	size_t cnt;
+	uint32_t len;
+	int cookie, head;
+
+	assert_int_equal(virtqueue_add_buffer(h->drv, b, 1, 2, &cookie), 0);
+	head = vhost_get_vq_buffers(h->dev, vb, 3, &cnt);
+	assert_true(head >= 0);
+	assert_int_equal(cnt, 3);
+	assert_false(vb[0].writable);
+	assert_true(vb[1].writable);
+	assert_true(vb[2].writable);
+	assert_ptr_equal(vb[2].buf, h->bufs + 48);
+	/* The device may report at most the writable bytes: 132. */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)head, 133), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)head, 132), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &cookie);
+	assert_int_equal(len, 132);
+}
+
+static void test_add_fails_cleanly_when_full(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b[2] = { { h->bufs, 8, false }, { h->bufs + 8, 8, false } };
+	struct virtqueue_state st;
+	int c[8];
+	int i;
+
+	for (i = 0; i < 4; i++)
+		assert_int_equal(virtqueue_add_buffer(h->drv, b, 2, 0, &c[i]), 0);
+	assert_true(virtqueue_full(h->drv));
+	assert_int_equal(virtqueue_add_buffer(h->drv, b, 1, 0, &c[4]), -ENOSPC);
+	virtqueue_get_state(h->drv, &st);
+	assert_int_equal(st.free, 0);
+	assert_int_equal(st.inflight, 4);
+	assert_int_equal(st.avail_idx, 4);
+	/* More buffers than the ring has descriptors can never fit. */
+	{
+		struct virtqueue_buf many[9];
+
+		for (i = 0; i < 9; i++)
+			many[i] = (struct virtqueue_buf){ h->bufs, 1, false };
+		assert_int_equal(virtqueue_add_buffer(h->drv, many, 9, 0, &c[5]), -ENOSPC);
+	}
+}
+
+static void test_add_rejects_bad_arguments_and_loses_nothing(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf ok = { h->bufs, 8, false };
+	struct virtqueue_buf outside[2] = { { h->bufs, 8, false },
+					    { h->bufs + h->bufsize - 4, 8, false } };
+	uint8_t local[8];
+	struct virtqueue_buf notshared = { local, sizeof(local), false };
+	struct virtqueue_state st;
+	int cookie;
+
+	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, 1, 0, NULL), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, NULL, 1, 0, &cookie), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, 0, 0, &cookie), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, -1, 2, &cookie), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, outside, 2, 0, &cookie), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &notshared, 1, 0, &cookie), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->dev, &ok, 1, 0, &cookie), -EINVAL);
+	virtqueue_get_state(h->drv, &st);
+	assert_int_equal(st.free, 8);
+	assert_int_equal(st.avail_idx, 0);
+	assert_false(st.broken);
+	/* And the queue still works. */
+	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, 1, 0, &cookie), 0);
+	assert_int_equal(raw_avail_idx(h), 1);
+}
+
+static void test_descriptors_are_recycled(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	int cookie, i;
+
+	/* Far more than num cycles, across the 16-bit index wrap. */
+	for (i = 0; i < 70000; i++) {
+		uint16_t head;
+
+		assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+		assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
+	}
+	assert_false(virtqueue_is_broken(h->drv));
+	assert_false(virtqueue_is_broken(h->dev));
+	assert_int_equal(raw_avail_idx(h), (uint16_t)70000);
+}
+
+static void test_out_of_order_completion(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, true };
+	int c[3];
+	uint16_t heads[3];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(virtqueue_add_buffer(h->drv, &b, 0, 1, &c[i]), 0);
+		assert_non_null(virtqueue_get_available_buffer(h->dev, &heads[i], NULL));
+	}
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[2], 1), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 2), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[2]);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[0]);
+	assert_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[1], 3), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[1]);
+}
+
+/* ---- device role ---- */
+
+static void test_get_vq_buffers_empty_is_enomem(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf vb[2];
+	size_t cnt;
+
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 2, &cnt), -ENOMEM);
+	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_false(virtqueue_is_broken(h->dev));
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 2, NULL), -EINVAL);
+	assert_int_equal(vhost_get_vq_buffers(h->drv, vb, 2, &cnt), -EINVAL);
+}
+
+static void test_get_vq_buffers_small_array_loses_nothing(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b[3] = { { h->bufs, 1, false }, { h->bufs + 1, 2, false },
+				      { h->bufs + 3, 3, false } };
+	struct virtqueue_buf vb[3];
+	size_t cnt = 0;
+	int cookie, head;
+
+	assert_int_equal(virtqueue_add_buffer(h->drv, b, 2, 1, &cookie), 0);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 2, &cnt), -EINVAL);
+	assert_int_equal(cnt, 3); /* says how many it needs */
+	assert_false(virtqueue_is_broken(h->dev));
+	head = vhost_get_vq_buffers(h->dev, vb, 3, &cnt);
+	assert_int_equal(head, 0);
+	assert_int_equal(cnt, 3);
+	assert_int_equal(vb[1].len, 2);
+	assert_int_equal(vb[2].len, 3);
+	assert_true(vb[2].writable);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 3, &cnt), -ENOMEM);
+}
+
+static void test_get_available_buffer_takes_whole_chain(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b[2] = { { h->bufs, 5, false }, { h->bufs + 5, 7, false } };
+	uint16_t head = 77;
+	uint32_t len = 0;
+	int cookie;
+	void *p;
+
+	assert_int_equal(virtqueue_add_buffer(h->drv, b, 1, 1, &cookie), 0);
+	p = virtqueue_get_available_buffer(h->dev, &head, &len);
+	assert_ptr_equal(p, h->bufs);
+	assert_int_equal(len, 5);
+	assert_int_equal(head, 0);
+	assert_null(virtqueue_get_available_buffer(h->dev, &head, &len));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 7), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &cookie);
+	assert_int_equal(len, 7);
+}
+
+static void test_add_consumed_rejects_heads_not_taken(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, true };
+	uint16_t head;
+	int cookie;
+
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 8, 0), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->drv, 0, 0), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 0, 1, &cookie), 0);
+	assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 8), 0);
+	/* Returning it twice is a caller bug, refused. */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 8), -EINVAL);
+	assert_false(virtqueue_is_broken(h->dev));
+	assert_int_equal(harness_used(h)->idx, 1);
+}
+
+/* ---- indirect ---- */
+
+static void test_indirect_chain_round_trip(void **state)
+{
+	struct harness h;
+	struct virtqueue_buf b[4], vb[4];
+	struct virtqueue_state st;
+	size_t cnt;
+	uint32_t len;
+	int cookie, head, i;
+
+	(void)state;
+	harness_init(&h, 4, INDIRECT, 8, 4096, 3);
+	for (i = 0; i < 4; i++)
+		b[i] = (struct virtqueue_buf){ h.bufs + 100 * i, 10u + (uint32_t)i, false };
+	assert_int_equal(virtqueue_add_buffer(h.drv, b, 2, 2, &cookie), 0);
+	virtqueue_get_state(h.drv, &st);
+	assert_int_equal(st.free, 3); /* one ring descriptor for four buffers */
+	assert_int_equal(((struct vring_desc *)(void *)h.ring)[0].flags, VRING_DESC_F_INDIRECT);
+	head = vhost_get_vq_buffers(h.dev, vb, 4, &cnt);
+	assert_int_equal(head, 0);
+	assert_int_equal(cnt, 4);
+	for (i = 0; i < 4; i++) {
+		assert_ptr_equal(vb[i].buf, h.bufs + 100 * i);
+		assert_int_equal(vb[i].len, 10 + i);
+		assert_int_equal(vb[i].writable, i >= 2);
+	}
+	assert_int_equal(virtqueue_add_consumed_buffer(h.dev, 0, 25), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h.drv, &len, NULL), &cookie);
+	assert_int_equal(len, 25);
+	virtqueue_get_state(h.drv, &st);
+	assert_int_equal(st.free, 4);
+	harness_fini(&h);
+}
+
+static void test_indirect_unused_without_feature(void **state)
+{
+	struct harness h;
+	struct virtqueue_buf b[2];
+	struct virtqueue_state st;
+	int cookie;
+
+	(void)state;
+	/* An indirect area is configured, but the feature was not negotiated. */
+	harness_init(&h, 4, 0, 8, 4096, 3);
+	b[0] = (struct virtqueue_buf){ h.bufs, 4, false };
+	b[1] = (struct virtqueue_buf){ h.bufs + 4, 4, false };
+	assert_int_equal(virtqueue_add_buffer(h.drv, b, 2, 0, &cookie), 0);
+	virtqueue_get_state(h.drv, &st);
+	assert_int_equal(st.free, 2);
+	harness_fini(&h);
+}
+
+/* ---- notification suppression ---- */
+
+static void test_kick_honours_no_notify(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	int cookie;
+
+	virtqueue_kick(h->drv); /* nothing added: no notification */
+	assert_int_equal(h->drv_notified, 0);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, 1);
+	virtqueue_kick(h->drv); /* nothing new */
+	assert_int_equal(h->drv_notified, 1);
+
+	virtqueue_disable_cb(h->dev); /* device sets VRING_USED_F_NO_NOTIFY */
+	assert_int_equal(harness_used(h)->flags, VRING_USED_F_NO_NOTIFY);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, 1);
+	/* Re-enabling reports the buffer that came while notifications were off. */
+	assert_int_equal(virtqueue_enable_cb(h->dev), 1);
+	assert_int_equal(harness_used(h)->flags, 0);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, 2);
+}
+
+static void test_device_kick_honours_no_interrupt(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, true };
+	uint16_t head;
+	int cookie;
+
+	assert_int_equal(virtqueue_enable_cb(h->drv), 0);
+	virtqueue_disable_cb(h->drv);
+	assert_int_equal(harness_avail(h)->flags, VRING_AVAIL_F_NO_INTERRUPT);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 0, 1, &cookie), 0);
+	assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 1), 0);
+	virtqueue_kick(h->dev);
+	assert_int_equal(h->dev_notified, 0);
+	/* The race: used arrived while callbacks were off, so enable says so. */
+	assert_int_equal(virtqueue_enable_cb(h->drv), 1);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
+	assert_int_equal(virtqueue_enable_cb(h->drv), 0);
+
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 0, 1, &cookie), 0);
+	assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 1), 0);
+	virtqueue_kick(h->dev);
+	assert_int_equal(h->dev_notified, 1);
+}
+
+static void test_event_idx_driver_kick(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	struct virtqueue_state st;
+	uint16_t head;
+	int c[6];
+	int i;
+
+	/* The device asks to be woken when avail passes 0 (its avail_event). */
+	assert_int_equal(virtqueue_enable_cb(h->dev), 0);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &c[0]), 0);
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, 1);
+	/* Device has not taken it: its event word still says 0, so more adds
+	 * need no further notification. */
+	for (i = 1; i < 4; i++)
+		assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &c[i]), 0);
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, 1);
+	virtqueue_get_state(h->drv, &st);
+	assert_int_equal(st.stats.kicks_saved, 1);
+	/* The device drains all four; taking them moves its event word to 4. */
+	for (i = 0; i < 4; i++)
+		assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+	assert_int_equal(*(uint16_t *)(void *)&harness_used(h)->ring[h->num], 4);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &c[4]), 0);
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, 2);
+	/* With callbacks off the device stops moving its event word. */
+	virtqueue_disable_cb(h->dev);
+	assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &c[5]), 0);
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, 2);
+	assert_int_equal(virtqueue_enable_cb(h->dev), 1);
+}
+
+static void test_event_idx_device_kick(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, true };
+	uint16_t heads[4];
+	int c[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(virtqueue_add_buffer(h->drv, &b, 0, 1, &c[i]), 0);
+		assert_non_null(virtqueue_get_available_buffer(h->dev, &heads[i], NULL));
+	}
+	/* Driver wants a notification when used passes 0. */
+	assert_int_equal(virtqueue_enable_cb(h->drv), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 1), 0);
+	virtqueue_kick(h->dev);
+	assert_int_equal(h->dev_notified, 1);
+	/* Driver has not caught up: no more notifications until it does. */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[1], 1), 0);
+	virtqueue_kick(h->dev);
+	assert_int_equal(h->dev_notified, 1);
+	/* Driver takes both; its used_event moves to 2. */
+	assert_non_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_non_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_int_equal(harness_avail(h)->ring[h->num], 2);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[2], 1), 0);
+	virtqueue_kick(h->dev);
+	assert_int_equal(h->dev_notified, 2);
+	/* Disabled: the event word stays behind; no notification. */
+	virtqueue_disable_cb(h->drv);
+	assert_non_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[3], 1), 0);
+	virtqueue_kick(h->dev);
+	assert_int_equal(h->dev_notified, 2);
+	assert_int_equal(virtqueue_enable_cb(h->drv), 1);
+}
+
+static void notification_cb(struct virtqueue *vq)
+{
+	(*(int *)vq->priv)++;
+}
+
+static void test_notification_runs_callback(void **state)
+{
+	struct harness *h = *state;
+	int calls = 0;
+	void *saved = h->drv->priv;
+
+	h->drv->priv = &calls;
+	h->drv->callback = notification_cb;
+	virtqueue_notification(h->drv);
+	virtqueue_notification(h->drv);
+	assert_int_equal(calls, 2);
+	h->drv->callback = NULL;
+	virtqueue_notification(h->drv); /* no callback: nothing happens */
+	h->drv->priv = saved;
+}
+
+/* ---- state, reset, broken ---- */
+
+static void test_state_view(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	struct virtqueue_state st;
+	uint16_t head;
+	int c[2];
+
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &c[0]), 0);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &c[1]), 0);
+	assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+	virtqueue_disable_cb(h->drv);
+
+	virtqueue_get_state(h->drv, &st);
+	assert_int_equal(st.size, 8);
+	assert_int_equal(st.free, 6);
+	assert_int_equal(st.queued, 2);
+	assert_int_equal(st.desc_head_idx, 2);
+	assert_int_equal(st.avail_idx, 2);
+	assert_int_equal(st.used_cons_idx, 0);
+	assert_int_equal(st.used_idx, 1);
+	assert_int_equal(st.avail_flags, VRING_AVAIL_F_NO_INTERRUPT);
+	assert_int_equal(st.inflight, 2);
+
+	virtqueue_get_state(h->dev, &st);
+	assert_int_equal(st.available_idx, 1);
+	assert_int_equal(st.avail_idx, 2);
+	assert_int_equal(st.used_idx, 1);
+	assert_int_equal(st.avail_flags, VRING_AVAIL_F_NO_INTERRUPT);
+	assert_int_equal(st.inflight, 0);
+	assert_false(st.broken);
+}
+
+static void test_broken_queue_refuses_until_reset(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	struct virtqueue_buf vb[1];
+	size_t cnt;
+	int cookie;
+
+	raw_avail_push(h, 200); /* head out of range */
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EINVAL);
+	assert_true(virtqueue_is_broken(h->dev));
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EIO);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), -EIO);
+	assert_int_equal(virtqueue_enable_cb(h->dev), -EIO);
+	assert_string_equal(virtqueue_fault_str(virtqueue_get_fault(h->dev)),
+			    "avail ring head out of range");
+
+	/* Reset both sides: the queue works again, the fault count stays. */
+	virtqueue_reset(h->drv);
+	virtqueue_reset(h->dev);
+	assert_false(virtqueue_is_broken(h->dev));
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), 0);
+	{
+		struct virtqueue_state st;
+
+		virtqueue_get_state(h->dev, &st);
+		assert_int_equal(st.stats.faults, 1);
+	}
+}
+
+/* ---- accessors ---- */
+
+struct counting_mem {
+	unsigned int calls;
+};
+
+static uint16_t cm_read16(void *ctx, uint16_t *p)
+{
+	((struct counting_mem *)ctx)->calls++;
+	return *(volatile uint16_t *)p;
+}
+
+static void cm_write16(void *ctx, uint16_t *p, uint16_t v)
+{
+	((struct counting_mem *)ctx)->calls++;
+	*(volatile uint16_t *)p = v;
+}
+
+static uint32_t cm_read32(void *ctx, uint32_t *p)
+{
+	((struct counting_mem *)ctx)->calls++;
+	return *(volatile uint32_t *)p;
+}
+
+static void cm_write32(void *ctx, uint32_t *p, uint32_t v)
+{
+	((struct counting_mem *)ctx)->calls++;
+	*(volatile uint32_t *)p = v;
+}
+
+static void cm_read_desc(void *ctx, struct vring_desc *dst, const struct vring_desc *src)
+{
+	((struct counting_mem *)ctx)->calls++;
+	memcpy(dst, src, sizeof(*dst));
+}
+
+static void cm_write_desc(void *ctx, struct vring_desc *dst, const struct vring_desc *src)
+{
+	((struct counting_mem *)ctx)->calls++;
+	memcpy(dst, src, sizeof(*dst));
+}
+
+static void cm_fence(void *ctx)
+{
+	((struct counting_mem *)ctx)->calls++;
+	__sync_synchronize();
+}
+
+static void test_mem_ops_carry_every_ring_access(void **state)
+{
+	struct harness *h = *state;
+	static const struct virtqueue_mem_ops ops = {
+		cm_read16, cm_write16, cm_read32, cm_write32,
+		cm_read_desc, cm_write_desc, cm_fence,
+	};
+	struct counting_mem dm = { 0 }, vm = { 0 };
+	struct virtqueue *drv, *dev;
+	_Alignas(void *) uint8_t m1[VIRTQUEUE_FOOTPRINT(8)], m2[VIRTQUEUE_FOOTPRINT(8)];
+	struct virtqueue_config cfg = {
+		.role = VIRTQUEUE_ROLE_DRIVER, .num = 8, .ring = h->ring, .align = 64,
+		.window = { h->region, 0, h->size }, .mem_ops = &ops, .mem_ctx = &dm,
+	};
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	uint16_t head;
+	uint32_t len;
+	int cookie;
+	unsigned int before;
+
+	assert_int_equal(virtqueue_init(m1, sizeof(m1), &cfg, &drv), 0);
+	cfg.role = VIRTQUEUE_ROLE_DEVICE;
+	cfg.mem_ctx = &vm;
+	assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &dev), 0);
+	/* A table with a hole is refused up front. */
+	{
+		struct virtqueue_mem_ops holed = ops;
+		struct virtqueue *x;
+
+		holed.fence = NULL;
+		cfg.mem_ops = &holed;
+		assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &x), -EINVAL);
+		cfg.mem_ops = &ops;
+		assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &dev), 0);
+	}
+
+	before = dm.calls;
+	assert_int_equal(virtqueue_add_buffer(drv, &b, 1, 0, &cookie), 0);
+	assert_true(dm.calls >= before + 3); /* descriptor, ring entry, index */
+	before = vm.calls;
+	assert_ptr_equal(virtqueue_get_available_buffer(dev, &head, &len), h->bufs);
+	assert_true(vm.calls >= before + 3);
+	assert_int_equal(virtqueue_add_consumed_buffer(dev, head, 0), 0);
+	assert_ptr_equal(virtqueue_get_buffer(drv, NULL, NULL), &cookie);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_init_rejects_bad_config, setup_plain, teardown),
+		cmocka_unit_test(test_footprint_macro_matches_function),
+		cmocka_unit_test(test_ring_layout_is_the_wire_format),
+		cmocka_unit_test_setup_teardown(test_add_and_get_one_buffer, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_sg_list_directions_and_used_len, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_add_fails_cleanly_when_full, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_add_rejects_bad_arguments_and_loses_nothing, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_event, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_order_completion, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_get_vq_buffers_empty_is_enomem, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_get_vq_buffers_small_array_loses_nothing, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_get_available_buffer_takes_whole_chain, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_add_consumed_rejects_heads_not_taken, setup_plain, teardown),
+		cmocka_unit_test(test_indirect_chain_round_trip),
+		cmocka_unit_test(test_indirect_unused_without_feature),
+		cmocka_unit_test_setup_teardown(test_kick_honours_no_notify, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_device_kick_honours_no_interrupt, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_event_idx_driver_kick, setup_event, teardown),
+		cmocka_unit_test_setup_teardown(test_event_idx_device_kick, setup_event, teardown),
+		cmocka_unit_test_setup_teardown(test_notification_runs_callback, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_state_view, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_broken_queue_refuses_until_reset, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_mem_ops_carry_every_ring_access, setup_plain, teardown),
+	};
+
+	return cmocka_run_group_tests_name("virtqueue", tests, NULL, NULL);
+}
