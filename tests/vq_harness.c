@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
 	perror(what);
 	abort();
@@ -164,4 +164,17 @@ void raw_used_push(struct harness *h, uint32_t id, uint32_t len)
 	u->ring[u->idx & (h->num - 1)].id = id;
 	u->ring[u->idx & (h->num - 1)].len = len;
 	u->idx++;
+}
+
+uint16_t raw_avail_event(const struct harness *h)
+{
+	uint16_t v;
+
+	memcpy(&v, &harness_used(h)->ring[h->num], sizeof(v));
+	return v;
+}
+
+uint16_t raw_used_event(const struct harness *h)
+{
+	return harness_avail(h)->ring[h->num];
 }

@@ -57,6 +57,9 @@ void raw_avail_set_idx(struct harness *h, uint16_t idx);
 uint16_t raw_avail_idx(const struct harness *h);
 void raw_used_push(struct harness *h, uint32_t id, uint32_t len);
 void raw_used_set_idx(struct harness *h, uint16_t idx);
+/* The event words: the device's avail_event and the driver's used_event. */
+uint16_t raw_avail_event(const struct harness *h);
+uint16_t raw_used_event(const struct harness *h);
 struct vring_avail *harness_avail(const struct harness *h);
 struct vring_used *harness_used(const struct harness *h);
 

@@ -183,8 +183,10 @@ struct virtqueue {
 	struct virtqueue_window win;
 	struct vring_desc *indirect;
 	uint16_t indirect_num;
-	const struct virtqueue_mem_ops *mops;
-	void *mctx;
+	struct virtqueue_io {
+		const struct virtqueue_mem_ops *ops; /* NULL: plain memory */
+		void *ctx;
+	} io;
 	virtqueue_callback callback;
 	virtqueue_notify notify;
 	virtqueue_fault_hook fault_hook;

@@ -104,6 +104,7 @@ static int check_config(void *mem, size_t memsize, const struct virtqueue_config
 /* Initialise the part of the ring this side owns, and the local state. */
 static void vq_start(struct virtqueue *vq)
 {
+	const struct virtqueue_io io = vq->io;
 	uint16_t i;
 
 	vq->avail_idx = 0;
@@ -126,14 +127,14 @@ static void vq_start(struct virtqueue *vq)
 
 	if (vq->role == VIRTQUEUE_ROLE_DRIVER) {
 		for (i = 0; i < vq->num; i++)
-			vq_write_desc(vq, &vq->desc[i], 0, 0, 0, 0);
-		vq_store16(vq, &vq->avail->flags, 0);
-		vq_store16(vq, vq->used_event, 0);
-		vq_store_idx(vq, &vq->avail->idx, 0);
+			vq_write_desc(io, &vq->desc[i], 0, 0, 0, 0);
+		vq_store16(io, &vq->avail->flags, 0);
+		vq_store16(io, vq->used_event, 0);
+		vq_store_idx(io, &vq->avail->idx, 0);
 	} else {
-		vq_store16(vq, &vq->used->flags, 0);
-		vq_store16(vq, vq->avail_event, 0);
-		vq_store_idx(vq, &vq->used->idx, 0);
+		vq_store16(io, &vq->used->flags, 0);
+		vq_store16(io, vq->avail_event, 0);
+		vq_store_idx(io, &vq->used->idx, 0);
 	}
 }
 
@@ -168,8 +169,8 @@ int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg
 	vq->win = cfg->window;
 	vq->indirect = vq->indirect_ok ? cfg->indirect : NULL;
 	vq->indirect_num = vq->indirect ? cfg->indirect_num : 0;
-	vq->mops = cfg->mem_ops;
-	vq->mctx = cfg->mem_ctx;
+	vq->io.ops = cfg->mem_ops;
+	vq->io.ctx = cfg->mem_ctx;
 	vq->callback = cfg->callback;
 	vq->notify = cfg->notify;
 	vq->fault_hook = cfg->fault;
@@ -187,19 +188,20 @@ void virtqueue_reset(struct virtqueue *vq)
  * moving from kicked_idx to `now`. */
 static bool peer_wants_kick(struct virtqueue *vq, uint16_t now)
 {
+	const struct virtqueue_io io = vq->io;
 	bool driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
 
 	/* Our index store must be visible before we read the peer's wish,
 	 * or both sides can decide the other will act. */
-	vq_fence(vq);
+	vq_fence(io);
 	if (vq->event_idx) {
-		uint16_t event = vq_load16(vq, driver ? vq->avail_event : vq->used_event);
+		uint16_t event = vq_load16(io, driver ? vq->avail_event : vq->used_event);
 
 		return vring_need_event(event, now, vq->kicked_idx);
 	}
 	if (driver)
-		return !(vq_load16(vq, &vq->used->flags) & VRING_USED_F_NO_NOTIFY);
-	return !(vq_load16(vq, &vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+		return !(vq_load16(io, &vq->used->flags) & VRING_USED_F_NO_NOTIFY);
+	return !(vq_load16(io, &vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
 void virtqueue_kick(struct virtqueue *vq)
@@ -232,9 +234,10 @@ static uint16_t *own_event_word(struct virtqueue *vq)
 /* The peer index that brings this side work, and how far we have taken it. */
 static bool work_pending(struct virtqueue *vq)
 {
+	const struct virtqueue_io io = vq->io;
 	if (vq->role == VIRTQUEUE_ROLE_DRIVER)
-		return vq_load_idx(vq, &vq->used->idx) != vq->used_idx;
-	return vq_load_idx(vq, &vq->avail->idx) != vq->avail_idx;
+		return vq_load_idx(io, &vq->used->idx) != vq->used_idx;
+	return vq_load_idx(io, &vq->avail->idx) != vq->avail_idx;
 }
 
 static uint16_t own_taken_idx(const struct virtqueue *vq)
@@ -244,30 +247,32 @@ static uint16_t own_taken_idx(const struct virtqueue *vq)
 
 int virtqueue_enable_cb(struct virtqueue *vq)
 {
+	const struct virtqueue_io io = vq->io;
 	if (vq->broken)
 		return -EIO;
 	vq->cb_enabled = true;
 	if (vq->event_idx) {
-		vq_store16(vq, own_event_word(vq), own_taken_idx(vq));
+		vq_store16(io, own_event_word(vq), own_taken_idx(vq));
 	} else {
 		vq->own_flags = 0;
-		vq_store16(vq, own_flags_word(vq), 0);
+		vq_store16(io, own_flags_word(vq), 0);
 	}
 	/* The peer may have added work before it saw our request: look again
 	 * after the request is visible, or that work waits for a notification
 	 * that never comes. */
-	vq_fence(vq);
+	vq_fence(io);
 	return work_pending(vq) ? 1 : 0;
 }
 
 void virtqueue_disable_cb(struct virtqueue *vq)
 {
+	const struct virtqueue_io io = vq->io;
 	vq->cb_enabled = false;
 	/* Under EVENT_IDX the stale event word already stops notifications
 	 * once the peer has passed it; the flag is only for the other mode. */
 	if (!vq->event_idx) {
 		vq->own_flags = 1; /* NO_INTERRUPT and NO_NOTIFY are both bit 0 */
-		vq_store16(vq, own_flags_word(vq), 1);
+		vq_store16(io, own_flags_word(vq), 1);
 	}
 }
 
@@ -280,6 +285,7 @@ void virtqueue_notification(struct virtqueue *vq)
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
+	const struct virtqueue_io io = vq->io;
 	bool driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
 
 	memset(st, 0, sizeof(*st));
@@ -288,11 +294,11 @@ void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
 	st->queued = (uint16_t)(driver ? vq->avail_idx - vq->kicked_idx : 0);
 	st->desc_head_idx = driver && vq->num_free ? vq->free_head : VQ_CHAIN_END;
 	st->available_idx = driver ? 0 : vq->avail_idx;
-	st->avail_idx = driver ? vq->avail_idx : vq_load16(v, &v->avail->idx);
+	st->avail_idx = driver ? vq->avail_idx : vq_load16(io, &v->avail->idx);
 	st->used_cons_idx = driver ? vq->used_idx : 0;
-	st->used_idx = driver ? vq_load16(v, &v->used->idx) : vq->used_idx;
-	st->avail_flags = driver ? vq->own_flags : vq_load16(v, &v->avail->flags);
-	st->used_flags = driver ? vq_load16(v, &v->used->flags) : vq->own_flags;
+	st->used_idx = driver ? vq_load16(io, &v->used->idx) : vq->used_idx;
+	st->avail_flags = driver ? vq->own_flags : vq_load16(io, &v->avail->flags);
+	st->used_flags = driver ? vq_load16(io, &v->used->flags) : vq->own_flags;
 	st->inflight = vq->inflight;
 	st->broken = vq->broken;
 	st->fault = vq->fault;

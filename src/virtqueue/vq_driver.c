@@ -36,6 +36,7 @@ static int write_chain(struct virtqueue *vq, struct vring_desc *table,
 		       const struct virtqueue_buf *bl, int readable, int n,
 		       uint64_t *wlen)
 {
+	const struct virtqueue_io io = vq->io;
 	uint16_t i = first;
 	int k;
 
@@ -51,7 +52,7 @@ static int write_chain(struct virtqueue *vq, struct vring_desc *table,
 			flags |= VRING_DESC_F_WRITE;
 			*wlen += bl[k].len;
 		}
-		vq_write_desc(vq, &table[i], da, bl[k].len, flags,
+		vq_write_desc(io, &table[i], da, bl[k].len, flags,
 			      flags & VRING_DESC_F_NEXT ? next : 0);
 		if (k + 1 == n)
 			return i;
@@ -62,15 +63,19 @@ static int write_chain(struct virtqueue *vq, struct vring_desc *table,
 int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 			 int readable, int writable, void *cookie)
 {
+	struct virtqueue_slot *link = NULL;
+	struct vring_desc *table;
 	struct virtqueue_slot *head_slot;
+	struct virtqueue_io io;
 	uint64_t wlen;
-	uint16_t head, need;
+	uint16_t head, need, first = 0;
 	bool indirect;
 	int n, last;
 
+	/* The casts make negative counts huge: one test each. */
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !buf_list || !cookie ||
-	    readable < 0 || writable < 0 || readable > (int)VIRTQUEUE_MAX_SIZE ||
-	    writable > (int)VIRTQUEUE_MAX_SIZE)
+	    (unsigned int)readable > VIRTQUEUE_MAX_SIZE ||
+	    (unsigned int)writable > VIRTQUEUE_MAX_SIZE)
 		return -EINVAL;
 	if (vq->broken)
 		return -EIO;
@@ -84,20 +89,24 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 
 	head = vq->free_head;
 	if (indirect) {
-		struct vring_desc *table = vq->indirect + (size_t)head * vq->indirect_num;
-		uint64_t table_da;
+		table = vq->indirect + (size_t)head * vq->indirect_num;
+	} else {
+		table = vq->desc;
+		link = vq->slots;
+		first = head;
+	}
+	last = write_chain(vq, table, link, first, buf_list, readable, n, &wlen);
+	if (last < 0)
+		return last;
+	io = vq->io;
+	if (indirect) {
+		/* virtqueue_init checked the whole indirect area is in the window. */
+		uint64_t table_da = vq->win.da + (uint64_t)((uintptr_t)table -
+							    (uintptr_t)vq->win.va);
 
-		if (write_chain(vq, table, NULL, 0, buf_list, readable, n, &wlen) < 0)
-			return -EINVAL;
-		to_device_addr(vq, table, (uint32_t)n * 16u, &table_da);
-		vq_write_desc(vq, &vq->desc[head], table_da, (uint32_t)n * 16u,
+		vq_write_desc(io, &vq->desc[head], table_da, (uint32_t)n * 16u,
 			      VRING_DESC_F_INDIRECT, 0);
 		last = head;
-	} else {
-		last = write_chain(vq, vq->desc, vq->slots, head, buf_list, readable, n,
-				   &wlen);
-		if (last < 0)
-			return last;
 	}
 
 	vq->free_head = vq->slots[last].next;
@@ -108,9 +117,9 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 	head_slot->ndesc = need;
 	head_slot->wlen = wlen > UINT32_MAX ? UINT32_MAX : (uint32_t)wlen;
 
-	vq_store16(vq, &vq->avail->ring[vq->avail_idx & vq->mask], head);
+	vq_store16(io, &vq->avail->ring[vq->avail_idx & vq->mask], head);
 	vq->avail_idx++;
-	vq_store_idx(vq, &vq->avail->idx, vq->avail_idx);
+	vq_store_idx(io, &vq->avail->idx, vq->avail_idx);
 	return 0;
 }
 
@@ -135,14 +144,16 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 {
 	struct vring_used_elem *e;
 	struct virtqueue_slot *s;
+	struct virtqueue_io io;
 	uint16_t used, ready;
 	uint32_t id, ulen;
 	void *cookie;
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
+	io = vq->io;
 	/* used.idx is the device's word: untrusted until checked. */
-	used = vq_load_idx(vq, &vq->used->idx);
+	used = vq_load_idx(io, &vq->used->idx);
 	ready = (uint16_t)(used - vq->used_idx);
 	if (!ready)
 		return NULL;
@@ -151,8 +162,8 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 		return NULL;
 	}
 	e = &vq->used->ring[vq->used_idx & vq->mask];
-	id = vq_load32(vq, &e->id);
-	ulen = vq_load32(vq, &e->len);
+	id = vq_load32(io, &e->id);
+	ulen = vq_load32(io, &e->len);
 	if (id >= vq->num || !vq->slots[id].cookie) {
 		vq_fault(vq, VIRTQUEUE_FAULT_USED_ID, -EINVAL, id, vq->num);
 		return NULL;
@@ -169,7 +180,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
 	if (vq->event_idx && vq->cb_enabled)
-		vq_store16(vq, vq->used_event, vq->used_idx);
+		vq_store16(io, vq->used_event, vq->used_idx);
 	if (len)
 		*len = ulen;
 	if (idx)

@@ -16,4 +16,20 @@
 int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	     uint64_t value, uint64_t limit);
 
+/*
+ * Local address of the peer's buffer [addr, addr + len), or NULL after
+ * recording the fault when it is not wholly inside the window.
+ */
+void *vq_to_local(struct virtqueue *vq, uint64_t addr, uint32_t len);
+
+/*
+ * Walk the chain at `head`, whose first descriptor `d` the caller already
+ * copied: store up to `vbsize` buffers in vb, count all of them in *count
+ * and their writable bytes in *wlen. Returns 0, or the negative errno of the
+ * fault that broke the queue.
+ */
+int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
+		  struct virtqueue_buf *vb, size_t vbsize, size_t *count,
+		  uint32_t *wlen);
+
 #endif /* DUET_VQ_INTERNAL_H */

@@ -2,7 +2,9 @@
  * vq_mem.h - the only code that touches ring memory.
  *
  * Every load and store of the descriptor table, avail ring and used ring
- * goes through these functions. With no mem_ops they compile to single
+ * goes through these functions. They take the queue's `io` by value: a
+ * caller copies vq->io into a local once, so the choice of accessor stays in
+ * a register instead of being reloaded after every atomic access. With no mem_ops they compile to single
  * atomic accesses on plain shared memory; with mem_ops (MMIO, cache
  * maintenance) they call the user's accessors. Byte order is converted here.
  *
@@ -40,57 +42,57 @@ static inline uint64_t vq_le64(uint64_t v) { return v; }
 #endif
 
 /* Read an index the peer publishes. */
-static inline uint16_t vq_load_idx(const struct virtqueue *vq, uint16_t *p)
+static inline uint16_t vq_load_idx(struct virtqueue_io io, uint16_t *p)
 {
-	if (vq->mops)
-		return vq_le16(vq->mops->read16(vq->mctx, p));
+	if (io.ops)
+		return vq_le16(io.ops->read16(io.ctx, p));
 	return vq_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_acquire));
 }
 
 /* Publish an index after what it covers. */
-static inline void vq_store_idx(const struct virtqueue *vq, uint16_t *p, uint16_t v)
+static inline void vq_store_idx(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
-	if (vq->mops)
-		vq->mops->write16(vq->mctx, p, vq_le16(v));
+	if (io.ops)
+		io.ops->write16(io.ctx, p, vq_le16(v));
 	else
 		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_release);
 }
 
-static inline uint16_t vq_load16(const struct virtqueue *vq, uint16_t *p)
+static inline uint16_t vq_load16(struct virtqueue_io io, uint16_t *p)
 {
-	if (vq->mops)
-		return vq_le16(vq->mops->read16(vq->mctx, p));
+	if (io.ops)
+		return vq_le16(io.ops->read16(io.ctx, p));
 	return vq_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_relaxed));
 }
 
-static inline void vq_store16(const struct virtqueue *vq, uint16_t *p, uint16_t v)
+static inline void vq_store16(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
-	if (vq->mops)
-		vq->mops->write16(vq->mctx, p, vq_le16(v));
+	if (io.ops)
+		io.ops->write16(io.ctx, p, vq_le16(v));
 	else
 		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_relaxed);
 }
 
-static inline uint32_t vq_load32(const struct virtqueue *vq, uint32_t *p)
+static inline uint32_t vq_load32(struct virtqueue_io io, uint32_t *p)
 {
-	if (vq->mops)
-		return vq_le32(vq->mops->read32(vq->mctx, p));
+	if (io.ops)
+		return vq_le32(io.ops->read32(io.ctx, p));
 	return vq_le32(atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed));
 }
 
-static inline void vq_store32(const struct virtqueue *vq, uint32_t *p, uint32_t v)
+static inline void vq_store32(struct virtqueue_io io, uint32_t *p, uint32_t v)
 {
-	if (vq->mops)
-		vq->mops->write32(vq->mctx, p, vq_le32(v));
+	if (io.ops)
+		io.ops->write32(io.ctx, p, vq_le32(v));
 	else
 		atomic_store_explicit((_Atomic uint32_t *)p, vq_le32(v), memory_order_relaxed);
 }
 
 /* Full barrier: our store is visible before our next load of a peer word. */
-static inline void vq_fence(const struct virtqueue *vq)
+static inline void vq_fence(struct virtqueue_io io)
 {
-	if (vq->mops)
-		vq->mops->fence(vq->mctx);
+	if (io.ops)
+		io.ops->fence(io.ctx);
 	else
 		atomic_thread_fence(memory_order_seq_cst);
 }
@@ -99,35 +101,35 @@ static inline void vq_fence(const struct virtqueue *vq)
  * The address is read as two 32-bit words (little-endian order) so that no
  * target needs 64-bit atomics; a torn value is just another value to
  * validate, since only the copy is used. */
-static inline void vq_read_desc(const struct virtqueue *vq, struct vring_desc *dst,
+static inline void vq_read_desc(struct virtqueue_io io, struct vring_desc *dst,
 				struct vring_desc *src)
 {
 	uint32_t *addr = (uint32_t *)(void *)&src->addr;
 
-	if (vq->mops) {
+	if (io.ops) {
 		struct vring_desc raw;
 
-		vq->mops->read_desc(vq->mctx, &raw, src);
+		io.ops->read_desc(io.ctx, &raw, src);
 		dst->addr = vq_le64(raw.addr);
 		dst->len = vq_le32(raw.len);
 		dst->flags = vq_le16(raw.flags);
 		dst->next = vq_le16(raw.next);
 		return;
 	}
-	dst->addr = (uint64_t)vq_load32(vq, &addr[0]) |
-		    (uint64_t)vq_load32(vq, &addr[1]) << 32;
-	dst->len = vq_load32(vq, &src->len);
-	dst->flags = vq_load16(vq, &src->flags);
-	dst->next = vq_load16(vq, &src->next);
+	dst->addr = (uint64_t)vq_load32(io, &addr[0]) |
+		    (uint64_t)vq_load32(io, &addr[1]) << 32;
+	dst->len = vq_load32(io, &src->len);
+	dst->flags = vq_load16(io, &src->flags);
+	dst->next = vq_load16(io, &src->next);
 }
 
-static inline void vq_write_desc(const struct virtqueue *vq, struct vring_desc *dst,
+static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 				 uint64_t addr, uint32_t len, uint16_t flags,
 				 uint16_t next)
 {
 	uint32_t *a = (uint32_t *)(void *)&dst->addr;
 
-	if (vq->mops) {
+	if (io.ops) {
 		struct vring_desc raw = {
 			.addr = vq_le64(addr),
 			.len = vq_le32(len),
@@ -135,14 +137,14 @@ static inline void vq_write_desc(const struct virtqueue *vq, struct vring_desc *
 			.next = vq_le16(next),
 		};
 
-		vq->mops->write_desc(vq->mctx, dst, &raw);
+		io.ops->write_desc(io.ctx, dst, &raw);
 		return;
 	}
-	vq_store32(vq, &a[0], (uint32_t)addr);
-	vq_store32(vq, &a[1], (uint32_t)(addr >> 32));
-	vq_store32(vq, &dst->len, len);
-	vq_store16(vq, &dst->flags, flags);
-	vq_store16(vq, &dst->next, next);
+	vq_store32(io, &a[0], (uint32_t)addr);
+	vq_store32(io, &a[1], (uint32_t)(addr >> 32));
+	vq_store32(io, &dst->len, len);
+	vq_store16(io, &dst->flags, flags);
+	vq_store16(io, &dst->next, next);
 }
 
 #endif /* DUET_VQ_MEM_H */

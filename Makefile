@@ -1,0 +1,96 @@
+# duet - the two commands of the README, and the rest.
+#   make demo    build, then run the two-process demo
+#   make test    build and run every test: gcc, clang, ASan+UBSan, TSan,
+#                a short fuzz run, the freestanding cross builds, the install
+#   make bench   benchmarks (never part of make test)
+#   make fuzz    fuzz for FUZZ_SECONDS (default 300) per target
+MAKEFLAGS += --no-print-directory
+B ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_RUNS ?= 300000
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS = fuzz_vq_device
+
+cmake_build = cmake -S . -B $(B)/$(1) -DCMAKE_C_COMPILER=$(2) $(3) >/dev/null && \
+	cmake --build $(B)/$(1) -j$(JOBS)
+ctest_run = cd $(B)/$(1) && ctest --output-on-failure -j$(JOBS)
+
+.PHONY: all build demo test deps test-gcc test-clang test-asan test-tsan \
+	test-fuzz test-cross test-install bench fuzz clean
+
+all: build
+
+build: deps
+	$(call cmake_build,gcc,gcc,-DCMAKE_BUILD_TYPE=Release)
+
+deps:
+	@sh scripts/deps.sh test
+
+demo: build
+	@echo "make demo: the two-process demo (duet demo) does not exist yet."
+	@echo "  It needs the rptun transport and host port (issue 4) and the rpmsg and"
+	@echo "  rng services with the duet command (issue 5). What exists today is the"
+	@echo "  hardened virtqueue: run 'make test' and 'make bench'."
+	@exit 1
+
+test: deps test-gcc test-clang test-asan test-tsan test-fuzz test-cross test-install
+	@echo "make test: all suites passed"
+
+test-gcc:
+	$(call cmake_build,gcc,gcc,-DCMAKE_BUILD_TYPE=Release)
+	$(call ctest_run,gcc)
+
+test-clang:
+	$(call cmake_build,clang,clang,-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	$(call ctest_run,clang)
+
+test-asan:
+	$(call cmake_build,asan,gcc,-DCMAKE_BUILD_TYPE=Debug -DDUET_SANITIZE=address$(,)undefined -DDUET_BUILD_BENCH=OFF)
+	$(call ctest_run,asan)
+
+test-tsan:
+	$(call cmake_build,tsan,clang,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDUET_SANITIZE=thread -DDUET_BUILD_BENCH=OFF)
+	$(call ctest_run,tsan) -R threads
+
+$(B)/fuzz/.built: FORCE
+	$(call cmake_build,fuzz,clang,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDUET_BUILD_FUZZ=ON -DDUET_SANITIZE=address$(,)undefined -DDUET_BUILD_TESTS=OFF -DDUET_BUILD_BENCH=OFF)
+	@touch $@
+FORCE:
+
+test-fuzz: $(B)/fuzz/.built
+	@for f in $(FUZZ_TARGETS); do \
+		echo "fuzz $$f: $(FUZZ_RUNS) runs"; \
+		$(B)/fuzz/fuzz/$$f -runs=$(FUZZ_RUNS) -seed=1 2>&1 | tail -1 || exit 1; \
+	done
+
+fuzz: $(B)/fuzz/.built
+	@for f in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz-corpus/$$f; \
+		echo "fuzz $$f: $(FUZZ_SECONDS) s, corpus fuzz-corpus/$$f"; \
+		$(B)/fuzz/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) fuzz-corpus/$$f || exit 1; \
+	done
+
+test-cross:
+	@sh scripts/cross-size.sh $(B)/cross
+
+test-install: test-gcc
+	rm -rf $(B)/stage $(B)/consumer
+	cmake --install $(B)/gcc --prefix $(CURDIR)/$(B)/stage >/dev/null
+	cmake -S tests/install -B $(B)/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/$(B)/stage >/dev/null
+	cmake --build $(B)/consumer -j$(JOBS) >/dev/null
+	LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_shared
+	$(B)/consumer/consumer_static
+	PKG_CONFIG_PATH=$(CURDIR)/$(B)/stage/lib/pkgconfig sh -c \
+		'cc tests/install/consumer.c $$(pkg-config --cflags --libs duet) -o $(B)/consumer/consumer_pc' && \
+		LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_pc
+
+bench:
+	@sh scripts/deps.sh bench
+	$(call cmake_build,bench,gcc,-DCMAKE_BUILD_TYPE=Release -DDUET_BUILD_TESTS=OFF)
+	$(B)/bench/bench/bench_vq_cycle
+	sh bench/callgrind-cycle.sh $(B)/bench/bench/bench_vq_cycle
+
+clean:
+	rm -rf $(B)
+
+, := ,
