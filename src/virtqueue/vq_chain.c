@@ -10,24 +10,6 @@
 
 #include "vq_internal.h"
 
-/* Local address of [addr, addr + len), which must lie inside the window;
- * NULL after recording the fault when it does not. */
-void *vq_to_local(struct virtqueue *vq, uint64_t addr, uint32_t len)
-{
-	uint64_t off;
-
-	if (addr > UINT64_MAX - len) {
-		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_OVERFLOW, -EOVERFLOW, addr, len);
-		return NULL;
-	}
-	off = addr - vq->win.da;
-	if (addr < vq->win.da || off > vq->win.size || len > vq->win.size - off) {
-		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT, addr, len);
-		return NULL;
-	}
-	return (uint8_t *)vq->win.va + off;
-}
-
 /* Switch a walk to the indirect table `d` points at. */
 static int enter_indirect(struct virtqueue *vq, const struct vring_desc *d,
 			  struct vring_desc **table, uint16_t *size)

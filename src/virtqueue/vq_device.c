@@ -15,12 +15,13 @@
  * the number of buffers in *count; -ENOMEM when none is available; -EINVAL
  * when it needs more than vbsize entries and !whole (then nothing is taken);
  * another negative errno for a peer fault. With `whole`, a longer chain is
- * taken all the same and vb holds its first vbsize buffers.
+ * taken all the same and vb holds its first vbsize buffers. `io` is the
+ * queue's accessors or VQ_IO_PLAIN, folded at compile time.
  */
-static int take_next(struct virtqueue *vq, struct virtqueue_buf *vb, size_t vbsize,
-		     size_t *count, bool whole)
+static inline int take_next(struct virtqueue *vq, struct virtqueue_io io,
+			    struct virtqueue_buf *vb, size_t vbsize, size_t *count,
+			    bool whole)
 {
-	const struct virtqueue_io io = vq->io;
 	uint16_t avail, ready, head;
 	struct vring_desc d;
 	uint32_t wlen = 0;
@@ -52,7 +53,8 @@ static int take_next(struct virtqueue *vq, struct virtqueue_buf *vb, size_t vbsi
 		vb[0].len = d.len;
 		vb[0].writable = d.flags & VRING_DESC_F_WRITE;
 		*count = 1;
-		wlen = vb[0].writable ? d.len : 0;
+		if (vb[0].writable)
+			wlen = d.len;
 	} else {
 		ret = vq_walk_chain(vq, head, d, vb, vbsize, count, &wlen);
 		if (ret < 0)
@@ -80,7 +82,9 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 	if (vq->broken)
 		return -EIO;
 	*vbcnt = 0;
-	return take_next(vq, vb, vbsize, vbcnt, false);
+	if (vq->io.ops)
+		return take_next(vq, vq->io, vb, vbsize, vbcnt, false);
+	return take_next(vq, VQ_IO_PLAIN, vb, vbsize, vbcnt, false);
 }
 
 void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
@@ -92,7 +96,10 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || vq->broken)
 		return NULL;
-	head = take_next(vq, &first, 1, &count, true);
+	if (vq->io.ops)
+		head = take_next(vq, vq->io, &first, 1, &count, true);
+	else
+		head = take_next(vq, VQ_IO_PLAIN, &first, 1, &count, true);
 	if (head < 0)
 		return NULL;
 	if (avail_idx)
@@ -102,11 +109,20 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 	return first.buf;
 }
 
+static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
+			    uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
+
+	vq_store32(io, &e->id, head);
+	vq_store32(io, &e->len, len);
+	vq->used_idx++;
+	vq_store_idx(io, &vq->used->idx, vq->used_idx);
+}
+
 int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint32_t len)
 {
-	struct vring_used_elem *e;
 	struct virtqueue_slot *s;
-	struct virtqueue_io io;
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE)
 		return -EINVAL;
@@ -117,14 +133,11 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint3
 	s = &vq->slots[head_idx];
 	if (len > s->wlen)
 		return -EINVAL;
-
-	io = vq->io;
-	e = &vq->used->ring[vq->used_idx & vq->mask];
-	vq_store32(io, &e->id, head_idx);
-	vq_store32(io, &e->len, len);
-	vq->used_idx++;
-	vq_store_idx(io, &vq->used->idx, vq->used_idx);
 	s->ndesc = 0;
 	vq->inflight--;
+	if (vq->io.ops)
+		put_used(vq, vq->io, head_idx, len);
+	else
+		put_used(vq, VQ_IO_PLAIN, head_idx, len);
 	return 0;
 }

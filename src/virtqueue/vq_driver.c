@@ -11,16 +11,16 @@
 #include "vq_internal.h"
 
 /* Device address of a local buffer; false when it is not wholly inside the
- * window (a caller error: such a buffer cannot be shared). */
-static bool to_device_addr(const struct virtqueue *vq, const void *p, uint32_t len,
-			   uint64_t *da)
+ * window (a caller error: such a buffer cannot be shared). A pointer below
+ * the window wraps to a huge offset and fails the same test. */
+static inline bool to_device_addr(const struct virtqueue *vq, const void *p,
+				  uint32_t len, uint64_t *da)
 {
-	uintptr_t base = (uintptr_t)vq->win.va;
-	uintptr_t a = (uintptr_t)p;
+	uintptr_t off = (uintptr_t)p - (uintptr_t)vq->win.va;
 
-	if (a < base || a - base > vq->win.size || len > vq->win.size - (a - base))
+	if (off > vq->win.size || len > vq->win.size - off)
 		return false;
-	*da = vq->win.da + (uint64_t)(a - base);
+	*da = vq->win.da + (uint64_t)off;
 	return true;
 }
 
@@ -31,46 +31,89 @@ static bool to_device_addr(const struct virtqueue *vq, const void *p, uint32_t l
  * -EINVAL for a buffer outside the window: the descriptors written so far
  * are free ones nobody can see yet, so nothing is lost.
  */
-static int write_chain(struct virtqueue *vq, struct vring_desc *table,
-		       const struct virtqueue_slot *link, uint16_t first,
-		       const struct virtqueue_buf *bl, int readable, int n,
-		       uint64_t *wlen)
+static inline int write_chain(struct virtqueue *vq, struct virtqueue_io io,
+			      struct vring_desc *table, const struct virtqueue_slot *link,
+			      uint16_t first, const struct virtqueue_buf *bl,
+			      int readable, int n, uint32_t *wlen)
 {
-	const struct virtqueue_io io = vq->io;
+	uint32_t wbytes = 0;
 	uint16_t i = first;
 	int k;
 
-	*wlen = 0;
 	for (k = 0;; k++) {
-		uint16_t next = link ? link[i].next : (uint16_t)(i + 1u);
 		uint16_t flags = k + 1 < n ? VRING_DESC_F_NEXT : 0;
+		uint16_t next = 0;
 		uint64_t da;
 
 		if (!bl[k].buf || !to_device_addr(vq, bl[k].buf, bl[k].len, &da))
 			return -EINVAL;
 		if (k >= readable) {
 			flags |= VRING_DESC_F_WRITE;
-			*wlen += bl[k].len;
+			/* Saturate: the device can never report more anyway. */
+			wbytes = bl[k].len > UINT32_MAX - wbytes ? UINT32_MAX
+								 : wbytes + bl[k].len;
 		}
-		vq_write_desc(io, &table[i], da, bl[k].len, flags,
-			      flags & VRING_DESC_F_NEXT ? next : 0);
-		if (k + 1 == n)
+		if (flags & VRING_DESC_F_NEXT)
+			next = link ? link[i].next : (uint16_t)(i + 1u);
+		vq_write_desc(io, &table[i], da, bl[k].len, flags, next);
+		if (!(flags & VRING_DESC_F_NEXT)) {
+			*wlen = wbytes;
 			return i;
+		}
 		i = next;
 	}
+}
+
+/* Body of virtqueue_add_buffer once the arguments are checked; `io` is
+ * either the queue's accessors or VQ_IO_PLAIN, folded at compile time. */
+static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
+			    const struct virtqueue_buf *bl, int readable, int n,
+			    void *cookie)
+{
+	bool indirect = n > 1 && n <= vq->indirect_num;
+	uint16_t need = indirect ? 1 : (uint16_t)n;
+	uint16_t head = vq->free_head;
+	struct virtqueue_slot *slot;
+	uint32_t wlen;
+	int last;
+
+	if (need > vq->num_free)
+		return -ENOSPC;
+	if (!indirect) {
+		last = write_chain(vq, io, vq->desc, vq->slots, head, bl, readable, n, &wlen);
+		if (last < 0)
+			return last;
+	} else {
+		struct vring_desc *table = vq->indirect + (size_t)head * vq->indirect_num;
+		/* virtqueue_init checked the whole indirect area is in the window. */
+		uint64_t table_da = vq->win.da +
+				    (uint64_t)((uintptr_t)table - (uintptr_t)vq->win.va);
+
+		if (write_chain(vq, io, table, NULL, 0, bl, readable, n, &wlen) < 0)
+			return -EINVAL;
+		vq_write_desc(io, &vq->desc[head], table_da, (uint32_t)n * 16u,
+			      VRING_DESC_F_INDIRECT, 0);
+		last = head;
+	}
+
+	vq->free_head = vq->slots[last].next;
+	vq->num_free = (uint16_t)(vq->num_free - need);
+	vq->inflight++;
+	slot = &vq->slots[head];
+	slot->cookie = cookie;
+	slot->ndesc = need;
+	slot->wlen = wlen;
+
+	vq_store16(io, &vq->avail->ring[vq->avail_idx & vq->mask], head);
+	vq->avail_idx++;
+	vq_store_idx(io, &vq->avail->idx, vq->avail_idx);
+	return 0;
 }
 
 int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 			 int readable, int writable, void *cookie)
 {
-	struct virtqueue_slot *link = NULL;
-	struct vring_desc *table;
-	struct virtqueue_slot *head_slot;
-	struct virtqueue_io io;
-	uint64_t wlen;
-	uint16_t head, need, first = 0;
-	bool indirect;
-	int n, last;
+	int n;
 
 	/* The casts make negative counts huge: one test each. */
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !buf_list || !cookie ||
@@ -82,51 +125,15 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 	n = readable + writable;
 	if (n == 0 || n > vq->num)
 		return n ? -ENOSPC : -EINVAL;
-	indirect = n > 1 && n <= vq->indirect_num;
-	need = indirect ? 1 : (uint16_t)n;
-	if (need > vq->num_free)
-		return -ENOSPC;
-
-	head = vq->free_head;
-	if (indirect) {
-		table = vq->indirect + (size_t)head * vq->indirect_num;
-	} else {
-		table = vq->desc;
-		link = vq->slots;
-		first = head;
-	}
-	last = write_chain(vq, table, link, first, buf_list, readable, n, &wlen);
-	if (last < 0)
-		return last;
-	io = vq->io;
-	if (indirect) {
-		/* virtqueue_init checked the whole indirect area is in the window. */
-		uint64_t table_da = vq->win.da + (uint64_t)((uintptr_t)table -
-							    (uintptr_t)vq->win.va);
-
-		vq_write_desc(io, &vq->desc[head], table_da, (uint32_t)n * 16u,
-			      VRING_DESC_F_INDIRECT, 0);
-		last = head;
-	}
-
-	vq->free_head = vq->slots[last].next;
-	vq->num_free = (uint16_t)(vq->num_free - need);
-	vq->inflight++;
-	head_slot = &vq->slots[head];
-	head_slot->cookie = cookie;
-	head_slot->ndesc = need;
-	head_slot->wlen = wlen > UINT32_MAX ? UINT32_MAX : (uint32_t)wlen;
-
-	vq_store16(io, &vq->avail->ring[vq->avail_idx & vq->mask], head);
-	vq->avail_idx++;
-	vq_store_idx(io, &vq->avail->idx, vq->avail_idx);
-	return 0;
+	if (vq->io.ops)
+		return add_chain(vq, vq->io, buf_list, readable, n, cookie);
+	return add_chain(vq, VQ_IO_PLAIN, buf_list, readable, n, cookie);
 }
 
 /* Put the chain at `head` back on the local free list. */
-static void free_chain(struct virtqueue *vq, uint16_t head)
+static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
+			      uint16_t head)
 {
-	struct virtqueue_slot *s = &vq->slots[head];
 	uint16_t tail = head;
 	uint16_t k;
 
@@ -140,18 +147,15 @@ static void free_chain(struct virtqueue *vq, uint16_t head)
 	s->ndesc = 0;
 }
 
-void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
+static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
+			     uint32_t *len, uint16_t *idx)
 {
 	struct vring_used_elem *e;
 	struct virtqueue_slot *s;
-	struct virtqueue_io io;
 	uint16_t used, ready;
 	uint32_t id, ulen;
 	void *cookie;
 
-	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
-		return NULL;
-	io = vq->io;
 	/* used.idx is the device's word: untrusted until checked. */
 	used = vq_load_idx(io, &vq->used->idx);
 	ready = (uint16_t)(used - vq->used_idx);
@@ -175,7 +179,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	}
 
 	cookie = s->cookie;
-	free_chain(vq, (uint16_t)id);
+	free_chain(vq, s, (uint16_t)id);
 	vq->used_idx++;
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
@@ -186,4 +190,13 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	if (idx)
 		*idx = (uint16_t)id;
 	return cookie;
+}
+
+void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
+{
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
+		return NULL;
+	if (vq->io.ops)
+		return get_used(vq, vq->io, len, idx);
+	return get_used(vq, VQ_IO_PLAIN, len, idx);
 }

@@ -2,6 +2,8 @@
 #ifndef DUET_VQ_INTERNAL_H
 #define DUET_VQ_INTERNAL_H
 
+#include <errno.h>
+
 #include <duet/virtqueue.h>
 
 #include "vq_mem.h"
@@ -16,11 +18,29 @@
 int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	     uint64_t value, uint64_t limit);
 
+/* Accessors for plain shared memory, as a constant: a function called
+ * with it has every `if (io.ops)` folded away. */
+#define VQ_IO_PLAIN ((struct virtqueue_io){ NULL, NULL })
+
 /*
  * Local address of the peer's buffer [addr, addr + len), or NULL after
- * recording the fault when it is not wholly inside the window.
+ * recording the fault when it is not wholly inside the window. An address
+ * below the window wraps to a huge offset and fails the same test.
  */
-void *vq_to_local(struct virtqueue *vq, uint64_t addr, uint32_t len);
+static inline void *vq_to_local(struct virtqueue *vq, uint64_t addr, uint32_t len)
+{
+	uint64_t off = addr - vq->win.da;
+
+	if (addr > UINT64_MAX - len) {
+		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_OVERFLOW, -EOVERFLOW, addr, len);
+		return NULL;
+	}
+	if (off > vq->win.size || len > vq->win.size - off) {
+		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT, addr, len);
+		return NULL;
+	}
+	return (uint8_t *)vq->win.va + off;
+}
 
 /*
  * Walk the chain at `head`, whose first descriptor `d` the caller already
