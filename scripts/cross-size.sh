@@ -5,7 +5,8 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$top/build/cross}
-srcs=$(sed -n 's|^ *\(src/[a-z_/]*\.c\)$|\1|p' "$top/CMakeLists.txt")
+# The core and framework lists of CMakeLists.txt: everything but the port.
+srcs=$(sed -n '/^set(DUET_\(CORE\|VIRTIO\|VHOST\)_SOURCES/,/^)/s|^ *\(src/[a-z_/]*\.c\)$|\1|p' "$top/CMakeLists.txt")
 flags="-std=c11 -Os -ffreestanding -Wall -Wextra -Werror -pedantic -ffunction-sections -I$top/include -I$top/src/port/freestanding/include"
 
 build() { # name cc arch-flags

@@ -75,7 +75,7 @@ static int check_config(void *mem, size_t memsize, const struct virtqueue_config
 		return -EINVAL;
 	if (memsize < virtqueue_footprint(cfg->num))
 		return -EINVAL;
-	if (!is_pow2(cfg->align) || cfg->align < 4 || !cfg->ring ||
+	if (!is_pow2(cfg->align) || cfg->align < 4 || cfg->align > 65536 || !cfg->ring ||
 	    ((uintptr_t)cfg->ring % 16))
 		return -EINVAL;
 	if (!cfg->window.va || !cfg->window.size ||

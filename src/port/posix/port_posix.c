@@ -1,0 +1,191 @@
+/*
+ * port_posix.c - the port contract on POSIX threads.
+ *
+ * The work queue is one thread, started on first use, sleeping on a
+ * condition variable until the earliest deadline. It holds its own lock
+ * only around its list, never while running an item, so an item may queue
+ * or cancel work.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <duet/port.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+void *duet_port_alloc(size_t size)
+{
+	return calloc(1, size ? size : 1);
+}
+
+void duet_port_free(void *p)
+{
+	free(p);
+}
+
+struct duet_mutex {
+	pthread_mutex_t m;
+};
+
+int duet_mutex_create(struct duet_mutex **mp)
+{
+	struct duet_mutex *m = malloc(sizeof(*m));
+	pthread_mutexattr_t a;
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	ret = pthread_mutex_init(&m->m, &a);
+	pthread_mutexattr_destroy(&a);
+	if (ret) {
+		free(m);
+		return -ret;
+	}
+	*mp = m;
+	return 0;
+}
+
+void duet_mutex_destroy(struct duet_mutex *m)
+{
+	if (m) {
+		pthread_mutex_destroy(&m->m);
+		free(m);
+	}
+}
+
+void duet_mutex_lock(struct duet_mutex *m)
+{
+	pthread_mutex_lock(&m->m);
+}
+
+void duet_mutex_unlock(struct duet_mutex *m)
+{
+	pthread_mutex_unlock(&m->m);
+}
+
+uint64_t duet_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- work queue ---- */
+
+enum { WORK_IDLE, WORK_PENDING };
+
+static pthread_mutex_t wq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wq_cond; /* CLOCK_MONOTONIC, set up with the thread */
+static pthread_cond_t wq_done = PTHREAD_COND_INITIALIZER;
+static struct duet_work *wq_head; /* sorted by due_ms */
+static struct duet_work *wq_running;
+static pthread_t wq_thread;
+static bool wq_started;
+
+static void unlink_work(struct duet_work *work)
+{
+	struct duet_work **pp;
+
+	for (pp = &wq_head; *pp; pp = &(*pp)->next) {
+		if (*pp == work) {
+			*pp = work->next;
+			break;
+		}
+	}
+	work->next = NULL;
+	work->state = WORK_IDLE;
+}
+
+static void *wq_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&wq_lock);
+	for (;;) {
+		struct duet_work *w = wq_head;
+		uint64_t now = duet_clock_ms();
+
+		if (!w) {
+			pthread_cond_wait(&wq_cond, &wq_lock);
+			continue;
+		}
+		if (w->due_ms > now) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)((w->due_ms - now) / 1000u);
+			ts.tv_nsec += (long)((w->due_ms - now) % 1000u) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&wq_cond, &wq_lock, &ts);
+			continue;
+		}
+		unlink_work(w);
+		wq_running = w;
+		pthread_mutex_unlock(&wq_lock);
+		w->fn(w);
+		pthread_mutex_lock(&wq_lock);
+		wq_running = NULL;
+		pthread_cond_broadcast(&wq_done);
+	}
+	return NULL;
+}
+
+static int wq_start(void)
+{
+	pthread_condattr_t a;
+	int ret;
+
+	if (wq_started)
+		return 0;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&wq_cond, &a);
+	pthread_condattr_destroy(&a);
+	ret = pthread_create(&wq_thread, NULL, wq_main, NULL);
+	if (ret)
+		return -ret;
+	pthread_detach(wq_thread);
+	wq_started = true;
+	return 0;
+}
+
+int duet_work_queue(struct duet_work *work, uint32_t delay_ms)
+{
+	struct duet_work **pp;
+	int ret;
+
+	if (!work || !work->fn)
+		return -EINVAL;
+	pthread_mutex_lock(&wq_lock);
+	ret = wq_start();
+	if (ret == 0) {
+		if (work->state == WORK_PENDING)
+			unlink_work(work);
+		work->due_ms = duet_clock_ms() + delay_ms;
+		for (pp = &wq_head; *pp && (*pp)->due_ms <= work->due_ms; pp = &(*pp)->next)
+			;
+		work->next = *pp;
+		*pp = work;
+		work->state = WORK_PENDING;
+		pthread_cond_signal(&wq_cond);
+	}
+	pthread_mutex_unlock(&wq_lock);
+	return ret;
+}
+
+void duet_work_cancel(struct duet_work *work)
+{
+	pthread_mutex_lock(&wq_lock);
+	if (work->state == WORK_PENDING)
+		unlink_work(work);
+	while (wq_running == work && !pthread_equal(pthread_self(), wq_thread))
+		pthread_cond_wait(&wq_done, &wq_lock);
+	pthread_mutex_unlock(&wq_lock);
+}
