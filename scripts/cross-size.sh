@@ -1,15 +1,24 @@
 #!/bin/sh
 # Build the core freestanding for a Cortex-M4 (arm-none-eabi-gcc -Os) and
-# RV32 (riscv64-unknown-elf-gcc -Os), with -Werror, and print text size.
-# A missing cross compiler is reported in one line, not a failure.
+# RV32 (riscv64-unknown-elf-gcc -Os), with -Werror, and print its size by
+# part. A missing cross compiler is reported in one line, not a failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$top/build/cross}
-# The core and framework lists of CMakeLists.txt: everything but the port.
-srcs=$(sed -n '/^set(DUET_\(CORE\|VIRTIO\|VHOST\)_SOURCES/,/^)/s|^ *\(src/[a-z_/]*\.c\)$|\1|p' "$top/CMakeLists.txt")
+# Source lists of CMakeLists.txt: everything but the port.
+list() { sed -n "/^set($1/,/^)/s|^ *\(src/[a-z_/]*\.c\)\$|\1|p" "$top/CMakeLists.txt"; }
+vq=$(list DUET_CORE_SOURCES)
+fw="$(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES)"
+drv=$(sed -n 's|^duet_driver(.* \(src/[a-z_/]*\.c\))$|\1|p' "$top/CMakeLists.txt")
 flags="-std=c11 -Os -ffreestanding -Wall -Wextra -Werror -pedantic -ffunction-sections -I$top/include -I$top/src/port/freestanding/include"
 
-build() { # name cc arch-flags
+text_of() { # size-tool objects...
+	tool=$1
+	shift
+	"$tool" -t "$@" | awk 'END { print $1 }'
+}
+
+build() { # name cc arch-flags...
 	name=$1 cc=$2
 	shift 2
 	if ! command -v "$cc" >/dev/null 2>&1; then
@@ -17,18 +26,20 @@ build() { # name cc arch-flags
 		return 0
 	fi
 	mkdir -p "$out/$name"
-	objs=""
-	for s in $srcs; do
-		o="$out/$name/$(basename "$s" .c).o"
-		# shellcheck disable=SC2086
-		"$cc" $flags "$@" -c "$top/$s" -o "$o"
-		objs="$objs $o"
+	for part in vq fw drv; do
+		eval "srcs=\$$part"
+		objs=""
+		for s in $srcs; do
+			o="$out/$name/$(basename "$s" .c).o"
+			# shellcheck disable=SC2086
+			"$cc" $flags "$@" -c "$top/$s" -o "$o"
+			objs="$objs $o"
+		done
+		eval "objs_$part=\"$objs\""
 	done
 	size=${cc%gcc}size
 	# shellcheck disable=SC2086
-	text=$("$size" -t $objs | awk 'END { print $1 }')
-	data=$("$size" -t $objs | awk 'END { print $2 + $3 }')
-	echo "cross $name: core text $text bytes, data+bss $data bytes ($cc -Os)"
+	echo "cross $name ($cc -Os): text virtqueue $(text_of "$size" $objs_vq), frameworks+loopback $(text_of "$size" $objs_fw), rng drivers $(text_of "$size" $objs_drv), all $(text_of "$size" $objs_vq $objs_fw $objs_drv) bytes"
 }
 
 build cortex-m4 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb

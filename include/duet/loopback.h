@@ -10,6 +10,7 @@
  * Notifications are queued, not delivered inside virtqueue_kick: call
  * duet_loopback_poll() from your loop (or a thread) to run the callbacks.
  * That keeps a ping-pong from recursing and leaves the event loop to you.
+ * Poll from one thread at a time, and stop polling before deinit.
  */
 #ifndef DUET_LOOPBACK_H
 #define DUET_LOOPBACK_H
@@ -42,6 +43,9 @@ struct duet_loopback_side {
 	struct virtio_device vdev;
 	struct virtio_vring_info vrings[DUET_LOOPBACK_MAX_VRINGS];
 	void *vq_mem[DUET_LOOPBACK_MAX_VRINGS];
+	/* Queues poll may dispatch to: published after creation, withdrawn
+	 * before deletion, so a poll thread never sees a half-made queue. */
+	_Atomic(struct virtqueue *) live[DUET_LOOPBACK_MAX_VRINGS];
 	_Atomic uint32_t pending; /* bit i: queue i was notified */
 	struct duet_loopback *lb;
 };
@@ -53,6 +57,7 @@ struct duet_loopback {
 	uint8_t *config;
 	uint8_t *heap; /* buffer memory inside the window */
 	size_t heap_size;
+	struct duet_heap *bufs; /* virtio_alloc_buf draws from heap */
 	struct duet_loopback_side side[2]; /* [VIRTIO_DEV_DRIVER], [VIRTIO_DEV_DEVICE] */
 };
 
@@ -61,12 +66,14 @@ size_t duet_loopback_size(const struct duet_loopback_config *cfg);
 
 /*
  * Lay out the block `mem` (`size` >= duet_loopback_size(cfg), 64-aligned)
- * and set up both sides. Returns 0 or -EINVAL.
+ * and set up both sides. virtio_alloc_buf on either side draws from the
+ * buffer area (cfg->heap_size bytes). Returns 0, -EINVAL or -ENOMEM.
  */
 int duet_loopback_init(struct duet_loopback *lb, void *mem, size_t size,
 		       const struct duet_loopback_config *cfg);
 
-/* Delete both sides' virtqueues (unregister the devices first). */
+/* Delete both sides' virtqueues and the buffer heap (unregister the
+ * devices first). */
 void duet_loopback_deinit(struct duet_loopback *lb);
 
 /* The driver side (register with virtio_register_device). */

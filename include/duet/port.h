@@ -55,6 +55,19 @@ int duet_work_queue(struct duet_work *work, uint32_t delay_ms);
  */
 void duet_work_cancel(struct duet_work *work);
 
+/*
+ * An event a thread waits for: post() wakes one waiter, or the next one if
+ * none waits yet (a binary semaphore). wait() returns 0 or -ETIMEDOUT.
+ */
+struct duet_event;
+int duet_event_create(struct duet_event **ev);
+void duet_event_destroy(struct duet_event *ev);
+void duet_event_post(struct duet_event *ev);
+int duet_event_wait(struct duet_event *ev, uint32_t timeout_ms);
+
+/* Fill buf with `len` bytes of entropy. Returns 0 or -errno. */
+int duet_port_random(void *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 #ifndef DUET_VIRTIO_H
 #define DUET_VIRTIO_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,9 @@ struct virtio_dispatch {
 			    const void *src, int length);
 	int (*reset_device)(struct virtio_device *vdev);
 	void (*notify)(struct virtqueue *vq);
+	/* Buffer memory the peer can reach (the carveout heap under rptun). */
+	void *(*alloc_buf)(struct virtio_device *vdev, size_t size, size_t align);
+	int (*free_buf)(struct virtio_device *vdev, void *buf);
 };
 
 struct virtio_device {
@@ -164,6 +168,19 @@ static inline int virtio_write_config(struct virtio_device *vdev, uint32_t offse
 static inline int virtio_reset_device(struct virtio_device *vdev)
 {
 	return vdev->func->reset_device(vdev);
+}
+
+/* Memory for buffers, inside what the peer can reach; NULL when none is
+ * left or the transport has none. `align` a power of two (0: default). */
+static inline void *virtio_alloc_buf(struct virtio_device *vdev, size_t size, size_t align)
+{
+	return vdev->func->alloc_buf ? vdev->func->alloc_buf(vdev, size, align) : NULL;
+}
+
+/* Give back what virtio_alloc_buf returned; -EINVAL for anything else. */
+static inline int virtio_free_buf(struct virtio_device *vdev, void *buf)
+{
+	return vdev->func->free_buf ? vdev->func->free_buf(vdev, buf) : -EINVAL;
 }
 
 /* True when feature bit `fbit` was negotiated. An expression. */

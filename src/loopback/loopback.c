@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include <duet/heap.h>
 #include <duet/loopback.h>
 #include <duet/port.h>
 
@@ -117,8 +118,11 @@ int duet_loopback_poll(struct duet_loopback *lb)
 		uint32_t bits = atomic_exchange(&side->pending, 0);
 
 		for (unsigned int i = 0; bits && i < DUET_LOOPBACK_MAX_VRINGS; i++, bits >>= 1) {
-			if ((bits & 1u) && side->vrings[i].vq) {
-				virtqueue_notification(side->vrings[i].vq);
+			struct virtqueue *vq = atomic_load_explicit(&side->live[i],
+								    memory_order_acquire);
+
+			if ((bits & 1u) && vq) {
+				virtqueue_notification(vq);
 				ran++;
 			}
 		}
@@ -133,6 +137,7 @@ static void lb_delete_virtqueues(struct virtio_device *vdev)
 	struct duet_loopback_side *side = side_of(vdev);
 
 	for (unsigned int i = 0; i < DUET_LOOPBACK_MAX_VRINGS; i++) {
+		atomic_store_explicit(&side->live[i], NULL, memory_order_release);
 		side->vrings[i].vq = NULL;
 		duet_port_free(side->vq_mem[i]);
 		side->vq_mem[i] = NULL;
@@ -193,6 +198,8 @@ static int lb_create_virtqueues(struct virtio_device *vdev, unsigned int flags,
 		return ret;
 	}
 	vdev->vrings_num = nvqs;
+	for (unsigned int i = 0; i < nvqs; i++)
+		atomic_store_explicit(&side->live[i], side->vrings[i].vq, memory_order_release);
 	return 0;
 }
 
@@ -316,6 +323,18 @@ static int dev_reset(struct virtio_device *vdev)
 	return 0;
 }
 
+static void *lb_alloc_buf(struct virtio_device *vdev, size_t size, size_t align)
+{
+	struct duet_loopback *lb = side_of(vdev)->lb;
+
+	return lb->bufs ? duet_heap_alloc(lb->bufs, size, align) : NULL;
+}
+
+static int lb_free_buf(struct virtio_device *vdev, void *buf)
+{
+	return duet_heap_free(side_of(vdev)->lb->bufs, buf);
+}
+
 static const struct virtio_dispatch driver_ops = {
 	.create_virtqueues = lb_create_virtqueues,
 	.delete_virtqueues = lb_delete_virtqueues,
@@ -327,6 +346,8 @@ static const struct virtio_dispatch driver_ops = {
 	.write_config = lb_write_config,
 	.reset_device = drv_reset,
 	.notify = lb_dispatch_notify,
+	.alloc_buf = lb_alloc_buf,
+	.free_buf = lb_free_buf,
 };
 
 static const struct virtio_dispatch device_ops = {
@@ -340,6 +361,8 @@ static const struct virtio_dispatch device_ops = {
 	.write_config = lb_write_config,
 	.reset_device = dev_reset,
 	.notify = lb_dispatch_notify,
+	.alloc_buf = lb_alloc_buf,
+	.free_buf = lb_free_buf,
 };
 
 int duet_loopback_init(struct duet_loopback *lb, void *mem, size_t size,
@@ -372,6 +395,8 @@ int duet_loopback_init(struct duet_loopback *lb, void *mem, size_t size,
 	}
 	lb->heap = lb->mem + off;
 	lb->heap_size = size - off;
+	if (lb->heap_size >= 64 && duet_heap_create(&lb->bufs, lb->heap, lb->heap_size, 64) < 0)
+		return -ENOMEM;
 	for (int s = 0; s < 2; s++) {
 		struct duet_loopback_side *side = &lb->side[s];
 
@@ -388,6 +413,8 @@ void duet_loopback_deinit(struct duet_loopback *lb)
 {
 	lb_delete_virtqueues(&lb->side[0].vdev);
 	lb_delete_virtqueues(&lb->side[1].vdev);
+	duet_heap_destroy(lb->bufs);
+	lb->bufs = NULL;
 }
 
 struct virtio_device *duet_loopback_driver(struct duet_loopback *lb)

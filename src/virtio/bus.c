@@ -13,25 +13,12 @@
 
 int bus_lock(struct duet_bus *bus)
 {
-	struct duet_mutex *m = atomic_load_explicit(&bus->lock, memory_order_acquire);
-
-	if (!m) {
-		struct duet_mutex *fresh;
-
-		if (duet_mutex_create(&fresh) < 0)
-			return -ENOMEM;
-		if (atomic_compare_exchange_strong(&bus->lock, &m, fresh))
-			m = fresh;
-		else
-			duet_mutex_destroy(fresh); /* another thread won */
-	}
-	duet_mutex_lock(m);
-	return 0;
+	return duet_lazy_lock_take(&bus->lock);
 }
 
 void bus_unlock(struct duet_bus *bus)
 {
-	duet_mutex_unlock(atomic_load_explicit(&bus->lock, memory_order_relaxed));
+	duet_lazy_lock_give(&bus->lock);
 }
 
 static bool on_list(const struct duet_list *head, const struct duet_list *node)

@@ -6,10 +6,10 @@
 #ifndef DUET_BUS_H
 #define DUET_BUS_H
 
-#include <stdatomic.h>
-
 #include <duet/port.h>
 #include <duet/virtio.h>
+
+#include "../core/lazy_lock.h"
 
 enum bus_state {
 	BUS_NONE = 0,  /* not on this bus */
@@ -18,7 +18,7 @@ enum bus_state {
 };
 
 struct duet_bus {
-	_Atomic(struct duet_mutex *) lock; /* recursive; created on first use */
+	duet_lazy_lock lock; /* recursive; created on first use */
 	struct duet_list drivers;
 	struct duet_list devices;
 	struct duet_list deferred;

@@ -6,13 +6,14 @@
  * only around its list, never while running an item, so an item may queue
  * or cancel work.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* getrandom */
 #include <duet/port.h>
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
 
 void *duet_port_alloc(size_t size)
@@ -188,4 +189,86 @@ void duet_work_cancel(struct duet_work *work)
 	while (wq_running == work && !pthread_equal(pthread_self(), wq_thread))
 		pthread_cond_wait(&wq_done, &wq_lock);
 	pthread_mutex_unlock(&wq_lock);
+}
+
+/* ---- events ---- */
+
+struct duet_event {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool set;
+};
+
+int duet_event_create(struct duet_event **evp)
+{
+	struct duet_event *ev = calloc(1, sizeof(*ev));
+	pthread_condattr_t a;
+
+	if (!ev)
+		return -ENOMEM;
+	pthread_mutex_init(&ev->m, NULL);
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&ev->c, &a);
+	pthread_condattr_destroy(&a);
+	*evp = ev;
+	return 0;
+}
+
+void duet_event_destroy(struct duet_event *ev)
+{
+	if (!ev)
+		return;
+	pthread_cond_destroy(&ev->c);
+	pthread_mutex_destroy(&ev->m);
+	free(ev);
+}
+
+void duet_event_post(struct duet_event *ev)
+{
+	pthread_mutex_lock(&ev->m);
+	ev->set = true;
+	pthread_cond_signal(&ev->c);
+	pthread_mutex_unlock(&ev->m);
+}
+
+int duet_event_wait(struct duet_event *ev, uint32_t timeout_ms)
+{
+	struct timespec ts;
+	int ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(timeout_ms / 1000u);
+	ts.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ev->m);
+	while (!ev->set && ret == 0)
+		ret = pthread_cond_timedwait(&ev->c, &ev->m, &ts);
+	if (ev->set) {
+		ev->set = false;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&ev->m);
+	return ret ? -ETIMEDOUT : 0;
+}
+
+int duet_port_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len) {
+		ssize_t n = getrandom(p, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

@@ -1,0 +1,42 @@
+/*
+ * duet/heap.h - an allocator for buffers in shared memory.
+ *
+ * Its bookkeeping (two bitmaps of granules) lives in local memory from the
+ * port, never in the region it manages, so a peer writing the shared memory
+ * cannot corrupt it. Thread safe.
+ */
+#ifndef DUET_HEAP_H
+#define DUET_HEAP_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct duet_heap;
+
+/* Manage [base, base + size) in `granule`-byte units (a power of two >= 8;
+ * base aligned to it). Returns 0, -EINVAL or -ENOMEM. */
+int duet_heap_create(struct duet_heap **heap, void *base, size_t size, size_t granule);
+void duet_heap_destroy(struct duet_heap *heap);
+
+/* `size` bytes aligned to `align` (a power of two, or 0 for the granule);
+ * NULL when no such run is free. */
+void *duet_heap_alloc(struct duet_heap *heap, size_t size, size_t align);
+
+/* Free what duet_heap_alloc returned. -EINVAL for any other pointer
+ * (nothing changes then). */
+int duet_heap_free(struct duet_heap *heap, void *p);
+
+/* Bytes not allocated. */
+size_t duet_heap_available(struct duet_heap *heap);
+
+/* True when [p, p + len) lies inside the managed region. */
+int duet_heap_contains(const struct duet_heap *heap, const void *p, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DUET_HEAP_H */

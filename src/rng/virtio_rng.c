@@ -1,0 +1,231 @@
+/*
+ * virtio_rng.c - the entropy device's driver side (VIRTIO 1.2, 5.4).
+ *
+ * One request queue. A read posts one writable buffer at a time from the
+ * transport's heap, kicks, and sleeps on an event the queue's callback
+ * posts; the device may fill less than asked, so it loops until done or
+ * the deadline. Buffers in flight are tracked locally so that none leaks:
+ * one that comes back after its reader gave up is freed then, and all
+ * still out are freed when the device is removed.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include <duet/port.h>
+#include <duet/rng.h>
+
+#include "../core/lazy_lock.h"
+
+#define RNG_CHUNK 4096u  /* bytes per request buffer */
+#define RNG_TRACK 64u    /* requests out at once (only one per reader) */
+
+struct virtio_rng {
+	struct virtio_device *vdev;
+	struct virtqueue *vq;
+	struct duet_event *done;
+	struct duet_mutex *reader; /* one reader at a time */
+	_Atomic bool gone;
+	void *out[RNG_TRACK]; /* buffers the device holds */
+	struct duet_list node;
+};
+
+static struct duet_list rngs = DUET_LIST_INIT(rngs);
+static duet_lazy_lock rngs_lock;
+
+static void rng_used(struct virtqueue *vq)
+{
+	struct virtio_rng *rng = vq->priv;
+
+	duet_event_post(rng->done);
+}
+
+static bool track(struct virtio_rng *rng, void *buf, bool add)
+{
+	for (unsigned int i = 0; i < RNG_TRACK; i++) {
+		if (rng->out[i] == (add ? NULL : buf)) {
+			rng->out[i] = add ? buf : NULL;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Drain the used ring: free buffers nobody waits for; true when `mine`
+ * came back, with its filled length. */
+static bool collect(struct virtio_rng *rng, void *mine, uint32_t *filled)
+{
+	bool got = false;
+	uint32_t len;
+	void *buf;
+
+	while ((buf = virtqueue_get_buffer(rng->vq, &len, NULL))) {
+		track(rng, buf, false);
+		if (buf == mine) {
+			got = true;
+			*filled = len;
+		} else {
+			virtio_free_buf(rng->vdev, buf);
+		}
+	}
+	return got;
+}
+
+/* Post one request of `chunk` bytes and wait for it. Returns the bytes
+ * filled (copied to dst), or a negative errno; at a timeout the buffer
+ * stays tracked and is reclaimed later. */
+static int request(struct virtio_rng *rng, uint8_t *dst, uint32_t chunk, uint64_t deadline)
+{
+	struct virtqueue_buf vb;
+	uint32_t filled = 0;
+	void *buf;
+	int ret;
+
+	buf = virtio_alloc_buf(rng->vdev, chunk, 16);
+	if (!buf) {
+		collect(rng, NULL, &filled); /* maybe a late one frees memory */
+		buf = virtio_alloc_buf(rng->vdev, chunk, 16);
+		if (!buf)
+			return -ENOMEM;
+	}
+	vb = (struct virtqueue_buf){ buf, chunk, true };
+	ret = track(rng, buf, true) ? virtqueue_add_buffer(rng->vq, &vb, 0, 1, buf) : -EBUSY;
+	if (ret < 0) {
+		track(rng, buf, false);
+		virtio_free_buf(rng->vdev, buf);
+		return ret;
+	}
+	virtqueue_kick(rng->vq);
+	while (!collect(rng, buf, &filled)) {
+		uint64_t now = duet_clock_ms();
+
+		if (atomic_load(&rng->gone))
+			return -ENODEV;
+		if (virtqueue_is_broken(rng->vq))
+			return -EIO;
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		duet_event_wait(rng->done, (uint32_t)(deadline - now));
+	}
+	/* The ring checked filled <= chunk (a longer claim breaks the queue). */
+	memcpy(dst, buf, filled);
+	virtio_free_buf(rng->vdev, buf);
+	return (int)filled;
+}
+
+int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t timeout_ms)
+{
+	uint64_t deadline = duet_clock_ms() + timeout_ms;
+	struct virtio_rng *rng;
+	size_t done = 0;
+	int ret = 0;
+
+	if (!vdev || (!buf && len) || len > INT_MAX)
+		return -EINVAL;
+	if (duet_lazy_lock_take(&rngs_lock) < 0)
+		return -ENOMEM;
+	rng = vdev->bus_driver == &virtio_rng_driver ? vdev->priv : NULL;
+	if (rng)
+		duet_mutex_lock(rng->reader);
+	duet_lazy_lock_give(&rngs_lock);
+	if (!rng)
+		return -ENODEV;
+
+	while (done < len && ret >= 0) {
+		size_t chunk = len - done < RNG_CHUNK ? len - done : RNG_CHUNK;
+
+		ret = atomic_load(&rng->gone) ? -ENODEV
+					      : request(rng, (uint8_t *)buf + done,
+							(uint32_t)chunk, deadline);
+		if (ret > 0)
+			done += (size_t)ret;
+	}
+	duet_mutex_unlock(rng->reader);
+	return done ? (int)done : ret;
+}
+
+struct virtio_device *virtio_rng_get(unsigned int index)
+{
+	struct virtio_device *found = NULL;
+	struct duet_list *l;
+
+	if (duet_lazy_lock_take(&rngs_lock) < 0)
+		return NULL;
+	for (l = rngs.next; l != &rngs; l = l->next) {
+		if (index-- == 0) {
+			found = duet_container_of(l, struct virtio_rng, node)->vdev;
+			break;
+		}
+	}
+	duet_lazy_lock_give(&rngs_lock);
+	return found;
+}
+
+static void rng_free(struct virtio_rng *rng)
+{
+	duet_event_destroy(rng->done);
+	duet_mutex_destroy(rng->reader);
+	duet_port_free(rng);
+}
+
+static int virtio_rng_probe(struct virtio_device *vdev)
+{
+	const char *names[] = { "requestq" };
+	vq_callback cbs[] = { rng_used };
+	struct virtio_rng *rng = duet_port_alloc(sizeof(*rng));
+	void *args[1] = { rng };
+	int ret;
+
+	if (!rng)
+		return -ENOMEM;
+	rng->vdev = vdev;
+	ret = duet_event_create(&rng->done);
+	if (ret == 0)
+		ret = duet_mutex_create(&rng->reader);
+	if (ret == 0)
+		ret = virtio_negotiate_features(vdev, 0, NULL);
+	if (ret == 0)
+		ret = virtio_create_virtqueues(vdev, 0, 1, names, cbs, args);
+	if (ret == 0)
+		ret = duet_lazy_lock_take(&rngs_lock);
+	if (ret < 0) {
+		virtio_delete_virtqueues(vdev);
+		rng_free(rng);
+		return ret;
+	}
+	rng->vq = vdev->vrings_info[0].vq;
+	vdev->priv = rng;
+	duet_list_add_tail(&rngs, &rng->node);
+	duet_lazy_lock_give(&rngs_lock);
+	return 0;
+}
+
+static void virtio_rng_remove(struct virtio_device *vdev)
+{
+	struct virtio_rng *rng = vdev->priv;
+
+	/* Off the list first: no new reader can find it. Then wake and wait
+	 * out a reader in progress. */
+	if (duet_lazy_lock_take(&rngs_lock) == 0) {
+		duet_list_del(&rng->node);
+		duet_lazy_lock_give(&rngs_lock);
+	}
+	atomic_store(&rng->gone, true);
+	duet_event_post(rng->done);
+	duet_mutex_lock(rng->reader);
+	/* The device is going away: what it still holds comes home now. */
+	virtio_reset_device(vdev);
+	for (unsigned int i = 0; i < RNG_TRACK; i++)
+		if (rng->out[i])
+			virtio_free_buf(vdev, rng->out[i]);
+	virtio_delete_virtqueues(vdev);
+	duet_mutex_unlock(rng->reader);
+	vdev->priv = NULL;
+	rng_free(rng);
+}
+
+struct virtio_driver virtio_rng_driver = {
+	.device = VIRTIO_ID_ENTROPY,
+	.probe = virtio_rng_probe,
+	.remove = virtio_rng_remove,
+};
