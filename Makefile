@@ -9,7 +9,7 @@ B ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_RUNS ?= 300000
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS = fuzz_vq_device
+FUZZ_TARGETS = fuzz_vq_device fuzz_rsc
 
 cmake_build = cmake -S . -B $(B)/$(1) -DCMAKE_C_COMPILER=$(2) $(3) >/dev/null && \
 	cmake --build $(B)/$(1) -j$(JOBS)
@@ -69,14 +69,16 @@ FORCE:
 test-fuzz: $(B)/fuzz/.built
 	@for f in $(FUZZ_TARGETS); do \
 		echo "fuzz $$f: $(FUZZ_RUNS) runs"; \
-		$(B)/fuzz/fuzz/$$f -runs=$(FUZZ_RUNS) -seed=1 2>&1 | tail -1 || exit 1; \
+		rm -rf $(B)/fuzz/scratch-$$f && mkdir -p $(B)/fuzz/scratch-$$f; \
+		$(B)/fuzz/fuzz/$$f -runs=$(FUZZ_RUNS) -seed=1 $(B)/fuzz/scratch-$$f \
+			$$(ls -d fuzz/corpus/$$f 2>/dev/null) 2>&1 | tail -1 || exit 1; \
 	done
 
 fuzz: $(B)/fuzz/.built
 	@for f in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz-corpus/$$f; \
 		echo "fuzz $$f: $(FUZZ_SECONDS) s, corpus fuzz-corpus/$$f"; \
-		$(B)/fuzz/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) fuzz-corpus/$$f || exit 1; \
+		$(B)/fuzz/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) fuzz-corpus/$$f $$(ls -d fuzz/corpus/$$f 2>/dev/null) || exit 1; \
 	done
 
 test-cross:

@@ -1,0 +1,337 @@
+/*
+ * rsc.c - the link's resource table: build it (server) and check it (both).
+ *
+ * The parser never trusts a field before it has bounded the bytes that
+ * hold it, and every address it accepts lies inside the region; what it
+ * refuses comes back as (entry, reason, value).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <duet/rsc.h>
+#include <duet/virtio_ring.h>
+
+#define HDR_SIZE ((uint32_t)sizeof(struct resource_table))
+#define VDEV_SIZE ((uint32_t)sizeof(struct fw_rsc_vdev))
+#define VRING_SIZE ((uint32_t)sizeof(struct fw_rsc_vdev_vring))
+#define CARVEOUT_SIZE ((uint32_t)sizeof(struct fw_rsc_carveout))
+#define LINK_SIZE ((uint32_t)sizeof(struct duet_rsc_link))
+#define MAX_NOTIFYID 128u
+#define CARVEOUT_ALIGN 4096u
+
+static uint32_t align4(uint32_t v)
+{
+	return (v + 3u) & ~3u;
+}
+
+static bool is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1u));
+}
+
+static bool valid_desc(const struct duet_vdev_desc *d)
+{
+	return d->num_vrings >= 1 && d->num_vrings <= DUET_MAX_VRINGS && is_pow2(d->vring_num) &&
+	       d->vring_num <= VIRTQUEUE_MAX_SIZE && is_pow2(d->vring_align) &&
+	       d->vring_align >= 4 && d->vring_align <= 65536 && d->config_len <= 4096 &&
+	       (d->driver == DUET_SERVER || d->driver == DUET_PROXY) &&
+	       d->carveout_size >= d->num_vrings * vring_size(d->vring_num, d->vring_align);
+}
+
+static uint32_t vdev_entry_size(const struct duet_vdev_desc *d)
+{
+	return align4(VDEV_SIZE + d->num_vrings * VRING_SIZE + d->config_len);
+}
+
+size_t duet_rsc_carveouts_size(const struct duet_vdev_desc *vdevs, unsigned int n)
+{
+	size_t total = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		total += (vdevs[i].carveout_size + CARVEOUT_ALIGN - 1u) & ~(size_t)(CARVEOUT_ALIGN - 1u);
+	return total;
+}
+
+int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
+		   unsigned int n, uint32_t carveout_da)
+{
+	uint8_t *t = table;
+	struct resource_table *hdr = table;
+	uint32_t num = 1u + 2u * n, off, notifyid = 0, da = carveout_da;
+	struct duet_rsc_link *link;
+
+	if (!table || (n && !vdevs) || n > DUET_MAX_VDEVS || (carveout_da % CARVEOUT_ALIGN))
+		return -EINVAL;
+	off = HDR_SIZE + 4u * num;
+	for (unsigned int i = 0; i < n; i++) {
+		if (!valid_desc(&vdevs[i]))
+			return -EINVAL;
+		off += vdev_entry_size(&vdevs[i]) + CARVEOUT_SIZE;
+	}
+	if (off + LINK_SIZE > size)
+		return -ENOSPC;
+
+	memset(table, 0, off + LINK_SIZE);
+	hdr->ver = 1;
+	hdr->num = num;
+	off = HDR_SIZE + 4u * num;
+	hdr->offset[0] = off;
+	link = (struct duet_rsc_link *)(void *)(t + off);
+	link->type = DUET_RSC_LINK;
+	link->version = 1;
+	link->num_vdevs = n;
+	off += LINK_SIZE;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct duet_vdev_desc *d = &vdevs[i];
+		struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(t + off);
+		struct fw_rsc_carveout *c;
+
+		link->driver_side[i] = (uint8_t)d->driver;
+		hdr->offset[1 + 2 * i] = off;
+		v->type = RSC_VDEV;
+		v->id = d->id;
+		v->dfeatures = d->features;
+		v->config_len = d->config_len;
+		v->num_of_vrings = d->num_vrings;
+		for (unsigned int k = 0; k < d->num_vrings; k++) {
+			v->vring[k].da = FW_RSC_ADDR_ANY; /* the driver side places it */
+			v->vring[k].align = d->vring_align;
+			v->vring[k].num = d->vring_num;
+			v->vring[k].notifyid = notifyid++;
+		}
+		v->notifyid = i;
+		if (d->config)
+			memcpy(&v->vring[d->num_vrings], d->config, d->config_len);
+		off += vdev_entry_size(d);
+
+		hdr->offset[2 + 2 * i] = off;
+		c = (struct fw_rsc_carveout *)(void *)(t + off);
+		c->type = RSC_CARVEOUT;
+		c->da = da;
+		c->pa = da;
+		c->len = d->carveout_size;
+		memcpy(c->name, "duet-vdev", 9);
+		c->name[9] = (uint8_t)('0' + i / 10);
+		c->name[10] = (uint8_t)('0' + i % 10);
+		off += CARVEOUT_SIZE;
+		da += (d->carveout_size + CARVEOUT_ALIGN - 1u) & ~(CARVEOUT_ALIGN - 1u);
+	}
+	return (int)off;
+}
+
+/* ---- parsing ---- */
+
+struct parse {
+	const uint8_t *t;
+	uint32_t size;
+	size_t region;
+	struct duet_rsc_info *info;
+	struct duet_rsc_error *err;
+	int entry;
+	bool have_link;
+	uint8_t sides[DUET_MAX_VDEVS];
+	uint32_t link_vdevs;
+	uint32_t notify_used[MAX_NOTIFYID / 32];
+};
+
+static int refuse(struct parse *p, const char *reason, uint64_t value)
+{
+	if (p->err) {
+		p->err->entry = p->entry;
+		p->err->reason = reason;
+		p->err->value = value;
+	}
+	return -EINVAL;
+}
+
+static uint32_t rd32(const struct parse *p, uint32_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, p->t + off, sizeof(v)); /* the copy may be unaligned */
+	return v;
+}
+
+/* True when [da, da + len) lies inside the region. */
+static bool in_region(const struct parse *p, uint64_t da, uint64_t len)
+{
+	return da <= p->region && len <= p->region - da;
+}
+
+static int take_notifyid(struct parse *p, uint32_t id)
+{
+	if (id >= MAX_NOTIFYID)
+		return refuse(p, "notify id too large", id);
+	if (p->notify_used[id / 32] & (1u << (id % 32)))
+		return refuse(p, "notify id used twice", id);
+	p->notify_used[id / 32] |= 1u << (id % 32);
+	return 0;
+}
+
+static int parse_vdev(struct parse *p, uint32_t off)
+{
+	struct duet_rsc_vdev *v;
+	uint32_t nvr, cfg, need;
+	int ret;
+
+	if (p->size - off < VDEV_SIZE)
+		return refuse(p, "vdev header runs past the table", off);
+	if (p->info->num_vdevs >= DUET_MAX_VDEVS)
+		return refuse(p, "too many vdevs", p->info->num_vdevs + 1u);
+	nvr = p->t[off + offsetof(struct fw_rsc_vdev, num_of_vrings)];
+	cfg = rd32(p, off + offsetof(struct fw_rsc_vdev, config_len));
+	if (p->t[off + offsetof(struct fw_rsc_vdev, reserved)] ||
+	    p->t[off + offsetof(struct fw_rsc_vdev, reserved) + 1])
+		return refuse(p, "vdev reserved field not zero", 0);
+	if (nvr < 1 || nvr > DUET_MAX_VRINGS)
+		return refuse(p, "vdev vring count not 1..8", nvr);
+	if (cfg > 4096)
+		return refuse(p, "vdev config longer than 4096", cfg);
+	need = VDEV_SIZE + nvr * VRING_SIZE + cfg;
+	if (p->size - off < need)
+		return refuse(p, "vdev vrings or config run past the table", need);
+
+	v = &p->info->vdev[p->info->num_vdevs];
+	memset(v, 0, sizeof(*v));
+	v->entry_offset = off;
+	v->id = rd32(p, off + offsetof(struct fw_rsc_vdev, id));
+	v->notifyid = rd32(p, off + offsetof(struct fw_rsc_vdev, notifyid));
+	v->dfeatures = rd32(p, off + offsetof(struct fw_rsc_vdev, dfeatures));
+	v->config_len = cfg;
+	v->config_offset = off + VDEV_SIZE + nvr * VRING_SIZE;
+	v->num_vrings = (uint8_t)nvr;
+	for (uint32_t k = 0; k < nvr; k++) {
+		uint32_t r = off + VDEV_SIZE + k * VRING_SIZE;
+		uint32_t da = rd32(p, r), align = rd32(p, r + 4), num = rd32(p, r + 8);
+
+		if (!is_pow2(num) || num > VIRTQUEUE_MAX_SIZE)
+			return refuse(p, "vring size not a power of two up to 32768", num);
+		if (!is_pow2(align) || align < 4 || align > 65536)
+			return refuse(p, "vring alignment not a power of two in 4..65536", align);
+		if (da != FW_RSC_ADDR_ANY && (da % 16 || !in_region(p, da, vring_size(num, align))))
+			return refuse(p, "vring outside the region or misaligned", da);
+		if (rd32(p, r + 16))
+			return refuse(p, "vring pa not zero", rd32(p, r + 16));
+		v->vring[k].da = da;
+		v->vring[k].align = align;
+		v->vring[k].num = num;
+		v->vring[k].notifyid = rd32(p, r + 12);
+		ret = take_notifyid(p, v->vring[k].notifyid);
+		if (ret < 0)
+			return ret;
+	}
+	p->info->num_vdevs++;
+	return 0;
+}
+
+static int parse_carveout(struct parse *p, uint32_t off)
+{
+	struct duet_rsc_vdev *v;
+	uint32_t da, len;
+
+	if (p->size - off < CARVEOUT_SIZE)
+		return refuse(p, "carveout runs past the table", off);
+	da = rd32(p, off + offsetof(struct fw_rsc_carveout, da));
+	len = rd32(p, off + offsetof(struct fw_rsc_carveout, len));
+	if (rd32(p, off + offsetof(struct fw_rsc_carveout, reserved)))
+		return refuse(p, "carveout reserved field not zero", 0);
+	if (!in_region(p, da, len) || !len)
+		return refuse(p, "carveout outside the region", da);
+	if (!p->info->num_vdevs)
+		return refuse(p, "carveout before any vdev", da);
+	v = &p->info->vdev[p->info->num_vdevs - 1];
+	if (v->carveout_len)
+		return refuse(p, "vdev with two carveouts", da);
+	v->carveout_da = da;
+	v->carveout_len = len;
+	return 0;
+}
+
+static int parse_link(struct parse *p, uint32_t off)
+{
+	uint32_t n;
+
+	if (p->have_link)
+		return refuse(p, "second duet link entry", 0);
+	if (p->size - off < LINK_SIZE)
+		return refuse(p, "duet link entry runs past the table", off);
+	if (rd32(p, off + 4) != 1)
+		return refuse(p, "unsupported duet link entry version", rd32(p, off + 4));
+	if (rd32(p, off + 12))
+		return refuse(p, "duet link entry reserved field not zero", 0);
+	n = rd32(p, off + 8);
+	if (n > DUET_MAX_VDEVS)
+		return refuse(p, "duet link entry names too many vdevs", n);
+	for (uint32_t i = 0; i < n; i++) {
+		p->sides[i] = p->t[off + 16 + i];
+		if (p->sides[i] != DUET_SERVER && p->sides[i] != DUET_PROXY)
+			return refuse(p, "driver side neither server nor proxy", p->sides[i]);
+	}
+	p->link_vdevs = n;
+	p->have_link = true;
+	return 0;
+}
+
+static int parse_entry(struct parse *p, uint32_t off)
+{
+	uint32_t type = rd32(p, off);
+
+	switch (type) {
+	case RSC_VDEV:
+		return parse_vdev(p, off);
+	case RSC_CARVEOUT:
+		return parse_carveout(p, off);
+	case DUET_RSC_LINK:
+		return parse_link(p, off);
+	default:
+		return 0; /* trace, devmem, other vendors: not ours, skipped */
+	}
+}
+
+int duet_rsc_parse(const void *table, size_t size, size_t region_size,
+		   struct duet_rsc_info *info, struct duet_rsc_error *err)
+{
+	struct parse p = { .t = table, .region = region_size, .info = info, .err = err,
+			   .entry = -1 };
+	uint32_t num, end;
+	int ret;
+
+	if (!table || !info)
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	if (size < HDR_SIZE)
+		return refuse(&p, "table smaller than its header", size);
+	p.size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+	if (rd32(&p, 0) != 1)
+		return refuse(&p, "unsupported table version", rd32(&p, 0));
+	if (rd32(&p, 8) || rd32(&p, 12))
+		return refuse(&p, "table reserved field not zero", 0);
+	num = rd32(&p, 4);
+	if (num > DUET_RSC_MAX_ENTRIES)
+		return refuse(&p, "too many entries", num);
+	end = HDR_SIZE + 4u * num;
+	if (end > p.size)
+		return refuse(&p, "entry offsets run past the table", end);
+	for (uint32_t i = 0; i < num; i++) {
+		uint32_t off = rd32(&p, HDR_SIZE + 4u * i);
+
+		p.entry = (int)i;
+		if (off % 4 || off < end || off > p.size - 4u)
+			return refuse(&p, "entry offset outside the table or misaligned", off);
+		ret = parse_entry(&p, off);
+		if (ret < 0)
+			return ret;
+	}
+	p.entry = -1;
+	if (!p.have_link)
+		return refuse(&p, "no duet link entry", 0);
+	if (p.link_vdevs != info->num_vdevs)
+		return refuse(&p, "duet link entry and vdev count differ", p.link_vdevs);
+	for (unsigned int i = 0; i < info->num_vdevs; i++) {
+		p.entry = (int)i;
+		if (!info->vdev[i].carveout_len)
+			return refuse(&p, "vdev without a carveout", i);
+		info->vdev[i].driver = (enum duet_side)p.sides[i];
+	}
+	return 0;
+}

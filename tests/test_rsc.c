@@ -1,0 +1,452 @@
+/*
+ * The link's resource table: what the server builds parses back to what it
+ * described, stays valid for upstream parsers, and a hostile table is
+ * refused with the exact rule it broke. Each parse runs on a heap copy of
+ * exactly the table's size, so AddressSanitizer catches any over-read.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <duet/rsc.h>
+#include <duet/virtio.h>
+
+#define REGION (1u << 20)
+#define CARVE_DA 0x10000u
+
+static const struct duet_vdev_desc demo[3] = {
+	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1, .num_vrings = 2,
+	  .vring_num = 8, .vring_align = 16, .config_len = 8, .config = "\x00\x02\x00\x00\x00\x02\x00\x00",
+	  .carveout_size = 64 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 16 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_PROXY, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 16 * 1024 },
+};
+
+static uint8_t table[4096];
+static int table_len;
+
+static int build(void **state)
+{
+	(void)state;
+	table_len = duet_rsc_build(table, sizeof(table), demo, 3, CARVE_DA);
+	assert_true(table_len > 0);
+	return 0;
+}
+
+/* Parse a heap copy of exactly `len` bytes. */
+static int parse_copy(const void *t, size_t len, struct duet_rsc_info *info,
+		      struct duet_rsc_error *err)
+{
+	void *copy = malloc(len ? len : 1);
+	int ret;
+
+	memcpy(copy, t, len);
+	ret = duet_rsc_parse(copy, len, REGION, info, err);
+	free(copy);
+	return ret;
+}
+
+static void expect_refused(int entry, const char *reason)
+{
+	struct duet_rsc_info info;
+	struct duet_rsc_error err = { 0 };
+
+	assert_int_equal(parse_copy(table, (size_t)table_len, &info, &err), -EINVAL);
+	assert_string_equal(err.reason, reason);
+	assert_int_equal(err.entry, entry);
+}
+
+static uint32_t *u32_at(uint32_t off)
+{
+	return (uint32_t *)(void *)&table[off];
+}
+
+static uint32_t entry_off(int i)
+{
+	return ((struct resource_table *)(void *)table)->offset[i];
+}
+
+static struct fw_rsc_vdev *vdev_entry(int v)
+{
+	return (struct fw_rsc_vdev *)(void *)&table[entry_off(1 + 2 * v)];
+}
+
+static struct fw_rsc_carveout *carveout_entry(int v)
+{
+	return (struct fw_rsc_carveout *)(void *)&table[entry_off(2 + 2 * v)];
+}
+
+/* ---- the good table ---- */
+
+static void test_round_trip(void **state)
+{
+	struct duet_rsc_info info;
+	struct duet_rsc_error err = { 0 };
+
+	(void)state;
+	assert_int_equal(parse_copy(table, (size_t)table_len, &info, &err), 0);
+	assert_int_equal(info.num_vdevs, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(info.vdev[i].id, demo[i].id);
+		assert_int_equal(info.vdev[i].driver, demo[i].driver);
+		assert_int_equal(info.vdev[i].num_vrings, demo[i].num_vrings);
+		assert_int_equal(info.vdev[i].config_len, demo[i].config_len);
+		assert_int_equal(info.vdev[i].vring[0].da, FW_RSC_ADDR_ANY);
+		assert_int_equal(info.vdev[i].vring[0].num, 8);
+		assert_true(info.vdev[i].carveout_len >= demo[i].carveout_size);
+		assert_true(info.vdev[i].carveout_da >= CARVE_DA);
+		if (i)
+			assert_true(info.vdev[i].carveout_da >=
+				    info.vdev[i - 1].carveout_da + info.vdev[i - 1].carveout_len);
+	}
+	assert_memory_equal(&table[info.vdev[0].config_offset], demo[0].config, 8);
+	assert_int_equal(info.vdev[0].dfeatures, 1);
+	assert_int_equal(duet_rsc_carveouts_size(demo, 3), (64 + 16 + 16) * 1024);
+}
+
+static void test_upstream_view(void **state)
+{
+	struct resource_table *hdr = (struct resource_table *)(void *)table;
+
+	(void)state;
+	/* What Linux and OpenAMP check: version 1, reserved words zero,
+	 * entry types they know or vendor types they skip. */
+	assert_int_equal(hdr->ver, 1);
+	assert_int_equal(hdr->reserved[0] | hdr->reserved[1], 0);
+	assert_int_equal(hdr->num, 7);
+	assert_int_equal(*u32_at(entry_off(0)), RSC_VENDOR_START);
+	for (int v = 0; v < 3; v++) {
+		assert_int_equal(vdev_entry(v)->type, RSC_VDEV);
+		assert_int_equal(vdev_entry(v)->reserved[0] | vdev_entry(v)->reserved[1], 0);
+		assert_int_equal(vdev_entry(v)->gfeatures, 0);
+		assert_int_equal(vdev_entry(v)->status, 0);
+		assert_int_equal(carveout_entry(v)->type, RSC_CARVEOUT);
+		assert_int_equal(carveout_entry(v)->reserved, 0);
+		assert_int_equal(carveout_entry(v)->flags, 0);
+		assert_int_equal(entry_off(1 + 2 * v) % 4, 0);
+	}
+}
+
+static void test_build_rejects_bad_descriptions(void **state)
+{
+	struct duet_vdev_desc d = demo[1];
+
+	(void)state;
+	d.vring_num = 6;
+	assert_int_equal(duet_rsc_build(table, sizeof(table), &d, 1, CARVE_DA), -EINVAL);
+	d = demo[1];
+	d.carveout_size = 16; /* cannot hold its vring */
+	assert_int_equal(duet_rsc_build(table, sizeof(table), &d, 1, CARVE_DA), -EINVAL);
+	d = demo[1];
+	d.driver = (enum duet_side)5;
+	assert_int_equal(duet_rsc_build(table, sizeof(table), &d, 1, CARVE_DA), -EINVAL);
+	assert_int_equal(duet_rsc_build(table, 40, demo, 3, CARVE_DA), -ENOSPC);
+	assert_int_equal(duet_rsc_build(table, sizeof(table), demo, 3, CARVE_DA + 1), -EINVAL);
+}
+
+/* ---- hostile tables, one rule each ---- */
+
+static void test_short_table(void **state)
+{
+	struct duet_rsc_info info;
+	struct duet_rsc_error err;
+
+	(void)state;
+	assert_int_equal(parse_copy(table, 12, &info, &err), -EINVAL);
+	assert_string_equal(err.reason, "table smaller than its header");
+}
+
+static void test_truncated_table(void **state)
+{
+	(void)state;
+	table_len = (int)entry_off(6) + 8; /* the last carveout cut short */
+	expect_refused(6, "carveout runs past the table");
+}
+
+static void test_bad_version(void **state)
+{
+	(void)state;
+	*u32_at(0) = 2;
+	expect_refused(-1, "unsupported table version");
+}
+
+static void test_header_reserved(void **state)
+{
+	(void)state;
+	*u32_at(8) = 1;
+	expect_refused(-1, "table reserved field not zero");
+}
+
+static void test_too_many_entries(void **state)
+{
+	(void)state;
+	*u32_at(4) = 65;
+	expect_refused(-1, "too many entries");
+}
+
+static void test_offsets_past_table(void **state)
+{
+	(void)state;
+	*u32_at(4) = 60; /* 60 offsets do not fit in the table */
+	table_len = 200;
+	expect_refused(-1, "entry offsets run past the table");
+}
+
+static void test_offset_outside(void **state)
+{
+	(void)state;
+	*u32_at(16 + 4 * 3) = (uint32_t)table_len; /* entry 3 at the very end */
+	expect_refused(3, "entry offset outside the table or misaligned");
+}
+
+static void test_offset_into_header(void **state)
+{
+	(void)state;
+	*u32_at(16 + 4 * 1) = 4; /* entry 1 overlapping the header */
+	expect_refused(1, "entry offset outside the table or misaligned");
+}
+
+static void test_offset_misaligned(void **state)
+{
+	(void)state;
+	*u32_at(16 + 4 * 1) += 2;
+	expect_refused(1, "entry offset outside the table or misaligned");
+}
+
+static void test_vdev_header_past_end(void **state)
+{
+	(void)state;
+	*u32_at(16 + 4 * 6) = (uint32_t)table_len - 8;
+	*u32_at((uint32_t)table_len - 8) = RSC_VDEV;
+	expect_refused(6, "vdev header runs past the table");
+}
+
+static void test_vdev_reserved(void **state)
+{
+	(void)state;
+	vdev_entry(0)->reserved[1] = 1;
+	expect_refused(1, "vdev reserved field not zero");
+}
+
+static void test_vdev_no_vrings(void **state)
+{
+	(void)state;
+	vdev_entry(1)->num_of_vrings = 0;
+	expect_refused(3, "vdev vring count not 1..8");
+}
+
+static void test_vdev_too_many_vrings(void **state)
+{
+	(void)state;
+	vdev_entry(1)->num_of_vrings = 9;
+	expect_refused(3, "vdev vring count not 1..8");
+}
+
+static void test_vdev_config_past_end(void **state)
+{
+	(void)state;
+	vdev_entry(2)->config_len = 4000; /* <= 4096 but past the table */
+	expect_refused(5, "vdev vrings or config run past the table");
+}
+
+static void test_vdev_config_huge(void **state)
+{
+	(void)state;
+	vdev_entry(2)->config_len = 0xfffffff0u; /* would wrap a 32-bit sum */
+	expect_refused(5, "vdev config longer than 4096");
+}
+
+static void test_vring_size_not_pow2(void **state)
+{
+	(void)state;
+	vdev_entry(0)->vring[1].num = 12;
+	expect_refused(1, "vring size not a power of two up to 32768");
+}
+
+static void test_vring_size_too_big(void **state)
+{
+	(void)state;
+	vdev_entry(0)->vring[0].num = 65536;
+	expect_refused(1, "vring size not a power of two up to 32768");
+}
+
+static void test_vring_align_bad(void **state)
+{
+	(void)state;
+	vdev_entry(1)->vring[0].align = 2;
+	expect_refused(3, "vring alignment not a power of two in 4..65536");
+}
+
+static void test_vring_outside_region(void **state)
+{
+	(void)state;
+	vdev_entry(1)->vring[0].da = REGION - 64;
+	expect_refused(3, "vring outside the region or misaligned");
+}
+
+static void test_vring_misaligned(void **state)
+{
+	(void)state;
+	vdev_entry(1)->vring[0].da = CARVE_DA + 8;
+	expect_refused(3, "vring outside the region or misaligned");
+}
+
+static void test_vring_pa(void **state)
+{
+	(void)state;
+	vdev_entry(1)->vring[0].pa = 0x1000;
+	expect_refused(3, "vring pa not zero");
+}
+
+static void test_notifyid_twice(void **state)
+{
+	(void)state;
+	vdev_entry(2)->vring[0].notifyid = vdev_entry(1)->vring[0].notifyid;
+	expect_refused(5, "notify id used twice");
+}
+
+static void test_notifyid_too_large(void **state)
+{
+	(void)state;
+	vdev_entry(2)->vring[0].notifyid = 128;
+	expect_refused(5, "notify id too large");
+}
+
+static void test_carveout_outside(void **state)
+{
+	(void)state;
+	carveout_entry(1)->len = REGION;
+	expect_refused(4, "carveout outside the region");
+}
+
+static void test_carveout_wraps(void **state)
+{
+	(void)state;
+	carveout_entry(1)->da = 0xfffff000u;
+	carveout_entry(1)->len = 0x2000u;
+	expect_refused(4, "carveout outside the region");
+}
+
+static void test_carveout_reserved(void **state)
+{
+	(void)state;
+	carveout_entry(0)->reserved = 7;
+	expect_refused(2, "carveout reserved field not zero");
+}
+
+static void test_carveout_first(void **state)
+{
+	(void)state;
+	/* Swap entries 1 and 2: the carveout now comes before its vdev. */
+	uint32_t a = entry_off(1), b = entry_off(2);
+
+	*u32_at(16 + 4) = b;
+	*u32_at(16 + 8) = a;
+	expect_refused(1, "carveout before any vdev");
+}
+
+static void test_link_entry_twice(void **state)
+{
+	(void)state;
+	*u32_at(16 + 4 * 6) = entry_off(0); /* last carveout replaced by the link */
+	expect_refused(6, "second duet link entry");
+}
+
+static void test_link_missing(void **state)
+{
+	(void)state;
+	*u32_at(entry_off(0)) = RSC_TRACE; /* an entry we skip */
+	expect_refused(-1, "no duet link entry");
+}
+
+static void test_link_count_differs(void **state)
+{
+	(void)state;
+	*u32_at(entry_off(0) + 8) = 2;
+	expect_refused(-1, "duet link entry and vdev count differ");
+}
+
+static void test_link_bad_side(void **state)
+{
+	(void)state;
+	table[entry_off(0) + 16 + 1] = 2;
+	expect_refused(0, "driver side neither server nor proxy");
+}
+
+static void test_link_version(void **state)
+{
+	(void)state;
+	*u32_at(entry_off(0) + 4) = 3;
+	expect_refused(0, "unsupported duet link entry version");
+}
+
+static void test_link_too_many(void **state)
+{
+	(void)state;
+	*u32_at(entry_off(0) + 8) = 17;
+	expect_refused(0, "duet link entry names too many vdevs");
+}
+
+static void test_vdev_lost_its_carveout(void **state)
+{
+	(void)state;
+	/* The last carveout becomes an entry we skip. */
+	carveout_entry(2)->type = RSC_TRACE;
+	expect_refused(2, "vdev without a carveout");
+}
+
+static void test_random_corruption_never_crashes(void **state)
+{
+	struct duet_rsc_info info;
+	uint64_t x = 88172645463325252ull;
+	uint8_t saved[4096];
+
+	(void)state;
+	memcpy(saved, table, sizeof(saved));
+	for (int round = 0; round < 20000; round++) {
+		memcpy(table, saved, sizeof(saved));
+		for (int k = 0; k < 4; k++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			table[x % (uint64_t)table_len] = (uint8_t)(x >> 32);
+		}
+		/* Accepted or refused, never a crash; accepted means sane. */
+		if (parse_copy(table, (size_t)table_len, &info, NULL) == 0) {
+			for (unsigned int i = 0; i < info.num_vdevs; i++) {
+				assert_true((uint64_t)info.vdev[i].carveout_da + info.vdev[i].carveout_len <= REGION);
+				assert_true(info.vdev[i].config_offset + info.vdev[i].config_len <= (uint32_t)table_len);
+			}
+		}
+	}
+}
+
+int main(void)
+{
+#define T(t) cmocka_unit_test_setup(t, build)
+	const struct CMUnitTest tests[] = {
+		T(test_round_trip), T(test_upstream_view), T(test_build_rejects_bad_descriptions),
+		T(test_short_table), T(test_truncated_table), T(test_bad_version),
+		T(test_header_reserved), T(test_too_many_entries), T(test_offsets_past_table),
+		T(test_offset_outside), T(test_offset_into_header), T(test_offset_misaligned),
+		T(test_vdev_header_past_end), T(test_vdev_reserved), T(test_vdev_no_vrings),
+		T(test_vdev_too_many_vrings), T(test_vdev_config_past_end), T(test_vdev_config_huge),
+		T(test_vring_size_not_pow2), T(test_vring_size_too_big), T(test_vring_align_bad),
+		T(test_vring_outside_region), T(test_vring_misaligned), T(test_vring_pa),
+		T(test_notifyid_twice), T(test_notifyid_too_large), T(test_carveout_outside),
+		T(test_carveout_wraps), T(test_carveout_reserved), T(test_carveout_first),
+		T(test_link_entry_twice), T(test_link_missing), T(test_link_count_differs),
+		T(test_link_bad_side), T(test_link_version), T(test_link_too_many),
+		T(test_vdev_lost_its_carveout), T(test_random_corruption_never_crashes),
+	};
+
+	return cmocka_run_group_tests_name("resource table", tests, NULL, NULL);
+}
