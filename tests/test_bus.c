@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,8 +25,7 @@
 #define TEST_ID 42u
 
 struct lbdev {
-	struct duet_loopback lb;
-	void *mem;
+	struct duet_loopback *lb;
 };
 
 static struct lbdev *lbdev_new(uint32_t id, uint32_t features)
@@ -35,19 +35,15 @@ static struct lbdev *lbdev_new(uint32_t id, uint32_t features)
 		.vring_align = 16, .config_len = 8, .config = "config!", .heap_size = 4096,
 	};
 	struct lbdev *d = calloc(1, sizeof(*d));
-	size_t sz = duet_loopback_size(&cfg);
 
 	assert_non_null(d);
-	assert_true(sz > 0);
-	d->mem = aligned_alloc(64, (sz + 63) / 64 * 64);
-	assert_int_equal(duet_loopback_init(&d->lb, d->mem, sz, &cfg), 0);
+	assert_int_equal(duet_loopback_create(&d->lb, &cfg), 0);
 	return d;
 }
 
 static void lbdev_free(struct lbdev *d)
 {
-	duet_loopback_deinit(&d->lb);
-	free(d->mem);
+	duet_loopback_destroy(d->lb);
 	free(d);
 }
 
@@ -127,7 +123,7 @@ static void expect_log(const char *const *want, int n)
 static void test_virtio_device_then_driver(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 	uint8_t st;
 
 	(void)state;
@@ -155,7 +151,7 @@ static void test_virtio_device_then_driver(void **state)
 static void test_virtio_driver_then_device(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 
 	(void)state;
 	assert_int_equal(virtio_register_driver(&drv_a), 0);
@@ -174,7 +170,7 @@ static void test_virtio_driver_then_device(void **state)
 static void test_virtio_fallback_device_path(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 
 	(void)state;
 	probe_result_a = -EIO;
@@ -194,7 +190,7 @@ static void test_virtio_fallback_device_path(void **state)
 static void test_virtio_fallback_driver_path(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 	uint8_t st;
 
 	(void)state;
@@ -222,7 +218,7 @@ static void test_virtio_fallback_driver_path(void **state)
 static void test_unregister_driver_hands_devices_over(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 
 	(void)state;
 	assert_int_equal(virtio_register_driver(&drv_a), 0);
@@ -240,18 +236,18 @@ static void test_unregister_driver_hands_devices_over(void **state)
 static void test_register_errors(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 	struct virtio_driver noprobe = { .device = TEST_ID };
 
 	(void)state;
 	assert_int_equal(virtio_unregister_driver(&drv_a), -ENOENT);
 	assert_int_equal(virtio_unregister_device(vdev), -ENOENT);
-	assert_int_equal(vhost_unregister_device(duet_loopback_device(&d->lb)), -ENOENT);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(d->lb)), -ENOENT);
 	assert_int_equal(virtio_register_driver(NULL), -EINVAL);
 	assert_int_equal(virtio_register_driver(&noprobe), -EINVAL);
 	assert_int_equal(virtio_register_device(NULL), -EINVAL);
 	/* Each side goes on its own bus only. */
-	assert_int_equal(virtio_register_device(duet_loopback_device(&d->lb)), -EINVAL);
+	assert_int_equal(virtio_register_device(duet_loopback_device(d->lb)), -EINVAL);
 	assert_int_equal(vhost_register_device(vdev), -EINVAL);
 	assert_int_equal(virtio_register_driver(&drv_a), 0);
 	assert_int_equal(virtio_register_driver(&drv_a), -EEXIST);
@@ -280,7 +276,7 @@ static struct virtio_driver drv_neg = { .device = TEST_ID, .probe = probe_negoti
 static void test_negotiation_takes_the_common_subset(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0x6);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 	uint8_t st;
 
 	(void)state;
@@ -292,7 +288,7 @@ static void test_negotiation_takes_the_common_subset(void **state)
 	virtio_get_status(vdev, &st);
 	assert_true(st & VIRTIO_CONFIG_FEATURES_OK);
 	assert_true(st & VIRTIO_CONFIG_STATUS_DRIVER_OK);
-	assert_int_equal(d->lb.rsc->gfeatures, 0x4);
+	assert_int_equal(duet_loopback_rsc(d->lb)->gfeatures, 0x4);
 	assert_int_equal(virtio_unregister_device(vdev), 0);
 	assert_int_equal(virtio_unregister_driver(&drv_neg), 0);
 	lbdev_free(d);
@@ -301,7 +297,7 @@ static void test_negotiation_takes_the_common_subset(void **state)
 static void test_device_refuses_unoffered_features(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0x6);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 	uint8_t st;
 
 	(void)state;
@@ -319,15 +315,15 @@ static void test_device_refuses_unoffered_features(void **state)
 							 VIRTIO_CONFIG_STATUS_DRIVER |
 							 VIRTIO_CONFIG_FEATURES_OK), 0);
 	assert_int_equal(virtio_set_features(vdev, 0x4), -EBUSY);
-	assert_int_equal(virtio_set_features(duet_loopback_device(&d->lb), 0xff), -EBUSY);
+	assert_int_equal(virtio_set_features(duet_loopback_device(d->lb), 0xff), -EBUSY);
 	lbdev_free(d);
 }
 
 static void test_config_access_and_expressions(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
-	struct virtio_device *hdev = duet_loopback_device(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
+	struct virtio_device *hdev = duet_loopback_device(d->lb);
 	struct cfg {
 		uint32_t a;
 		uint32_t b;
@@ -387,7 +383,7 @@ static int reset_vhost(void **state)
 
 static void driver_ready(struct lbdev *d)
 {
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
 
 	virtio_set_status(vdev, VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
 					VIRTIO_CONFIG_FEATURES_OK | VIRTIO_CONFIG_STATUS_DRIVER_OK);
@@ -404,7 +400,7 @@ static void wait_for(_Atomic int *counter, int want, unsigned int max_ms)
 static void test_vhost_ready_peer_probes_at_once(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
 
 	(void)state;
 	driver_ready(d);
@@ -420,7 +416,7 @@ static void test_vhost_ready_peer_probes_at_once(void **state)
 static void test_vhost_deferred_until_driver_ok(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
 	uint64_t ready_at;
 
 	(void)state;
@@ -448,7 +444,7 @@ static void test_vhost_deferred_until_driver_ok(void **state)
 static void test_vhost_unregister_while_deferred(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
 
 	(void)state;
 	assert_int_equal(vhost_register_driver(&vdrv), 0);
@@ -475,7 +471,7 @@ static int counting_reset(struct virtio_device *vdev)
 static void test_vhost_needs_reset_is_reset_and_stays_deferred(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
 	struct virtio_dispatch ops = *hdev->func;
 	const struct virtio_dispatch *saved = hdev->func;
 
@@ -484,14 +480,14 @@ static void test_vhost_needs_reset_is_reset_and_stays_deferred(void **state)
 	hdev->func = &ops;
 	resets = 0;
 	driver_ready(d);
-	atomic_fetch_or((_Atomic uint8_t *)&d->lb.rsc->status, VIRTIO_CONFIG_STATUS_NEEDS_RESET);
+	atomic_fetch_or((_Atomic uint8_t *)&duet_loopback_rsc(d->lb)->status, VIRTIO_CONFIG_STATUS_NEEDS_RESET);
 	assert_int_equal(vhost_register_driver(&vdrv), 0);
 	assert_int_equal(vhost_register_device(hdev), 0);
 	wait_for(&resets, 2, 2000);
 	assert_true(resets >= 2); /* reset each period while it lasts */
 	assert_int_equal(vhost_probes, 0);
 	/* The driver resets and starts over: now the device comes up. */
-	virtio_reset_device(duet_loopback_driver(&d->lb));
+	virtio_reset_device(duet_loopback_driver(d->lb));
 	driver_ready(d);
 	wait_for(&vhost_probes, 1, 2000);
 	assert_int_equal(vhost_probes, 1);
@@ -504,13 +500,13 @@ static void test_vhost_needs_reset_is_reset_and_stays_deferred(void **state)
 static void test_vhost_refuses_peer_with_unoffered_features(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0x1);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
 	uint8_t st;
 
 	(void)state;
 	/* A hostile driver writes gfeatures and DRIVER_OK behind the API. */
-	d->lb.rsc->gfeatures = 0x3;
-	d->lb.rsc->status = VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
+	duet_loopback_rsc(d->lb)->gfeatures = 0x3;
+	duet_loopback_rsc(d->lb)->status = VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
 			    VIRTIO_CONFIG_FEATURES_OK | VIRTIO_CONFIG_STATUS_DRIVER_OK;
 	assert_int_equal(vhost_register_driver(&vdrv), 0);
 	assert_int_equal(vhost_register_device(hdev), 0);
@@ -526,7 +522,7 @@ static void test_vhost_refuses_peer_with_unoffered_features(void **state)
 static void test_vhost_device_may_only_request_reset(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
 	uint8_t st;
 
 	(void)state;
@@ -632,9 +628,10 @@ static struct virtio_driver echo_guest = { .device = VIRTIO_ID_CONSOLE,
 static void test_loopback_end_to_end(void **state)
 {
 	struct lbdev *d = lbdev_new(VIRTIO_ID_CONSOLE, 1u << VIRTIO_RING_F_EVENT_IDX);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
-	char *tx = (char *)d->lb.heap, *rx = (char *)d->lb.heap + 64;
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
+	char *tx = virtio_alloc_buf(duet_loopback_driver(d->lb), 64, 16);
+	char *rx = virtio_alloc_buf(duet_loopback_driver(d->lb), 64, 16);
 	struct virtqueue_buf b;
 	int i;
 
@@ -659,7 +656,7 @@ static void test_loopback_end_to_end(void **state)
 		assert_int_equal(virtqueue_add_buffer(guest_echo.tx, &b, 1, 0, tx), 0);
 		virtqueue_kick(guest_echo.rx);
 		virtqueue_kick(guest_echo.tx);
-		while (duet_loopback_poll(&d->lb) > 0)
+		while (duet_loopback_poll(d->lb) > 0)
 			;
 		assert_int_equal(guest_got, (uint32_t)n);
 		assert_string_equal(rx, tx);
@@ -679,8 +676,8 @@ static void test_loopback_end_to_end(void **state)
 static void test_ring_fault_sets_needs_reset(void **state)
 {
 	struct lbdev *d = lbdev_new(VIRTIO_ID_CONSOLE, 0);
-	struct virtio_device *vdev = duet_loopback_driver(&d->lb);
-	struct vhost_device *hdev = duet_loopback_device(&d->lb);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
+	struct vhost_device *hdev = duet_loopback_device(d->lb);
 	struct virtqueue *tx;
 	uint8_t st;
 

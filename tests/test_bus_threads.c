@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,8 +28,7 @@
 #define NESTED_ID 300u
 
 struct pair {
-	struct duet_loopback lb;
-	void *mem;
+	struct duet_loopback *lb;
 };
 
 static struct pair pairs[THREADS][PER_THREAD];
@@ -50,7 +50,7 @@ static int virtio_probe(struct virtio_device *vdev)
 	virtio_probes++;
 	/* The first probe of id BASE_ID registers a device and its driver. */
 	if (vdev->id.device == BASE_ID && atomic_exchange(&nested_done, 1) == 0) {
-		if (virtio_register_device(duet_loopback_driver(&nested_pair.lb)) ||
+		if (virtio_register_device(duet_loopback_driver(nested_pair.lb)) ||
 		    virtio_register_driver(&nested_drv))
 			return -EIO;
 	}
@@ -84,10 +84,8 @@ static void make_pair(struct pair *p, uint32_t id)
 	struct duet_loopback_config cfg = {
 		.device_id = id, .num_vrings = 1, .vring_num = 4, .vring_align = 16,
 	};
-	size_t sz = duet_loopback_size(&cfg);
 
-	p->mem = aligned_alloc(64, (sz + 63) / 64 * 64);
-	if (!p->mem || duet_loopback_init(&p->lb, p->mem, sz, &cfg))
+	if (duet_loopback_create(&p->lb, &cfg))
 		abort();
 }
 
@@ -104,8 +102,8 @@ static void *registrar(void *arg)
 			errors += virtio_register_driver(&vdrivers[t]) != 0;
 			errors += vhost_register_driver(&hdrivers[t]) != 0;
 		}
-		errors += vhost_register_device(duet_loopback_device(&p->lb)) != 0;
-		errors += virtio_register_device(duet_loopback_driver(&p->lb)) != 0;
+		errors += vhost_register_device(duet_loopback_device(p->lb)) != 0;
+		errors += virtio_register_device(duet_loopback_driver(p->lb)) != 0;
 	}
 	return (void *)errors;
 }
@@ -118,12 +116,12 @@ static void *unregistrar(void *arg)
 	for (int i = 0; i < PER_THREAD; i++) {
 		struct pair *p = &pairs[t][i];
 
-		errors += virtio_unregister_device(duet_loopback_driver(&p->lb)) != 0;
+		errors += virtio_unregister_device(duet_loopback_driver(p->lb)) != 0;
 		if (i == PER_THREAD / 2) {
 			errors += vhost_unregister_driver(&hdrivers[t]) != 0;
 			errors += virtio_unregister_driver(&vdrivers[t]) != 0;
 		}
-		errors += vhost_unregister_device(duet_loopback_device(&p->lb)) != 0;
+		errors += vhost_unregister_device(duet_loopback_device(p->lb)) != 0;
 	}
 	return (void *)errors;
 }
@@ -171,9 +169,9 @@ static void test_concurrent_registration(void **state)
 	assert_int_equal(vhost_probes, THREADS * PER_THREAD);
 	for (int t = 0; t < THREADS; t++)
 		for (int i = 0; i < PER_THREAD; i++) {
-			assert_ptr_equal(duet_loopback_driver(&pairs[t][i].lb)->bus_driver,
+			assert_ptr_equal(duet_loopback_driver(pairs[t][i].lb)->bus_driver,
 					 &vdrivers[t]);
-			assert_ptr_equal(duet_loopback_device(&pairs[t][i].lb)->bus_driver,
+			assert_ptr_equal(duet_loopback_device(pairs[t][i].lb)->bus_driver,
 					 &hdrivers[t]);
 		}
 
@@ -181,13 +179,11 @@ static void test_concurrent_registration(void **state)
 	assert_int_equal(virtio_removes, THREADS * PER_THREAD);
 	assert_int_equal(vhost_removes, THREADS * PER_THREAD);
 	assert_int_equal(virtio_unregister_driver(&nested_drv), 0);
-	assert_int_equal(virtio_unregister_device(duet_loopback_driver(&nested_pair.lb)), 0);
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(nested_pair.lb)), 0);
 	for (int t = 0; t < THREADS; t++)
-		for (int i = 0; i < PER_THREAD; i++) {
-			duet_loopback_deinit(&pairs[t][i].lb);
-			free(pairs[t][i].mem);
-		}
-	free(nested_pair.mem);
+		for (int i = 0; i < PER_THREAD; i++)
+			duet_loopback_destroy(pairs[t][i].lb);
+	duet_loopback_destroy(nested_pair.lb);
 }
 
 int main(void)

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,8 +25,7 @@
 #include <duet/rng.h>
 
 struct rig {
-	struct duet_loopback lb;
-	void *mem;
+	struct duet_loopback *lb;
 	pthread_t poller;
 	_Atomic bool stop;
 	bool polling;
@@ -37,7 +37,7 @@ static void *poll_loop(void *arg)
 	struct rig *r = arg;
 
 	while (!atomic_load(&r->stop)) {
-		if (duet_loopback_poll(&r->lb) == 0) {
+		if (duet_loopback_poll(r->lb) == 0) {
 			struct timespec ts = { 0, 20000 };
 
 			nanosleep(&ts, NULL);
@@ -69,19 +69,16 @@ static struct rig *rig_new(void)
 		.vring_align = 16, .heap_size = 128 * 1024,
 	};
 	struct rig *r = calloc(1, sizeof(*r));
-	size_t sz = duet_loopback_size(&cfg);
 
-	r->mem = aligned_alloc(64, (sz + 63) / 64 * 64);
-	assert_int_equal(duet_loopback_init(&r->lb, r->mem, sz, &cfg), 0);
-	r->heap_free = duet_heap_available(r->lb.bufs);
+	assert_int_equal(duet_loopback_create(&r->lb, &cfg), 0);
+	r->heap_free = duet_loopback_heap_available(r->lb);
 	return r;
 }
 
 static void rig_free(struct rig *r)
 {
 	stop_polling(r);
-	duet_loopback_deinit(&r->lb);
-	free(r->mem);
+	duet_loopback_destroy(r->lb);
 	free(r);
 }
 
@@ -99,10 +96,10 @@ static int teardown(void **state)
 	struct rig *r = *state;
 
 	stop_polling(r);
-	virtio_unregister_device(duet_loopback_driver(&r->lb));
-	vhost_unregister_device(duet_loopback_device(&r->lb));
+	virtio_unregister_device(duet_loopback_driver(r->lb));
+	vhost_unregister_device(duet_loopback_device(r->lb));
 	/* Every request buffer came home. */
-	assert_int_equal(duet_heap_available(r->lb.bufs), r->heap_free);
+	assert_int_equal(duet_loopback_heap_available(r->lb), r->heap_free);
 	rig_free(r);
 	assert_int_equal(virtio_unregister_driver(&virtio_rng_driver), 0);
 	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
@@ -111,8 +108,8 @@ static int teardown(void **state)
 
 static void bring_up(struct rig *r)
 {
-	assert_int_equal(virtio_register_device(duet_loopback_driver(&r->lb)), 0);
-	assert_int_equal(vhost_register_device(duet_loopback_device(&r->lb)), 0);
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
+	assert_int_equal(vhost_register_device(duet_loopback_device(r->lb)), 0);
 	start_polling(r);
 }
 
@@ -133,7 +130,7 @@ static void test_reads_of_every_size(void **state)
 
 	bring_up(r);
 	vdev = virtio_rng_get(0);
-	assert_ptr_equal(vdev, duet_loopback_driver(&r->lb));
+	assert_ptr_equal(vdev, duet_loopback_driver(r->lb));
 	assert_null(virtio_rng_get(1));
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		size_t n = sizes[i];
@@ -149,7 +146,7 @@ static void test_reads_of_every_size(void **state)
 	}
 	assert_int_equal(virtio_rng_read(vdev, a, 0, 10), 0);
 	assert_int_equal(virtio_rng_read(vdev, NULL, 4, 10), -EINVAL);
-	assert_int_equal(virtio_rng_read(duet_loopback_device(&r->lb), a, 4, 10), -ENODEV);
+	assert_int_equal(virtio_rng_read(duet_loopback_device(r->lb), a, 4, 10), -ENODEV);
 }
 
 static void test_timeout_then_late_device_leaks_nothing(void **state)
@@ -160,20 +157,20 @@ static void test_timeout_then_late_device_leaks_nothing(void **state)
 	int ret;
 
 	/* No device side yet: the request waits, then times out. */
-	assert_int_equal(virtio_register_device(duet_loopback_driver(&r->lb)), 0);
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
 	start_polling(r);
 	t0 = duet_clock_ms();
 	ret = virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 100);
 	assert_int_equal(ret, -ETIMEDOUT);
 	assert_true(duet_clock_ms() - t0 >= 100);
-	assert_true(duet_heap_available(r->lb.bufs) < r->heap_free); /* still out */
+	assert_true(duet_loopback_heap_available(r->lb) < r->heap_free); /* still out */
 
 	/* The device comes up, serves the orphan; the next read reclaims it. */
 	stop_polling(r);
-	assert_int_equal(vhost_register_device(duet_loopback_device(&r->lb)), 0);
+	assert_int_equal(vhost_register_device(duet_loopback_device(r->lb)), 0);
 	start_polling(r);
 	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 2000), (int)sizeof(a));
-	assert_int_equal(duet_heap_available(r->lb.bufs), r->heap_free);
+	assert_int_equal(duet_loopback_heap_available(r->lb), r->heap_free);
 }
 
 static void test_timeout_then_removal_leaks_nothing(void **state)
@@ -181,7 +178,7 @@ static void test_timeout_then_removal_leaks_nothing(void **state)
 	struct rig *r = *state;
 	uint8_t a[100];
 
-	assert_int_equal(virtio_register_device(duet_loopback_driver(&r->lb)), 0);
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
 	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 50), -ETIMEDOUT);
 	/* teardown removes the device with the request still out, and checks
 	 * the heap is whole again */
@@ -232,7 +229,7 @@ static void test_short_fills_are_completed(void **state)
 	for (size_t i = 0; i < sizeof(a); i++)
 		assert_int_equal(a[i], 0xa5); /* exactly what the device filled */
 	stop_polling(r);
-	assert_int_equal(vhost_unregister_device(duet_loopback_device(&r->lb)), 0);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
 	assert_int_equal(vhost_unregister_driver(&stingy), 0);
 	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
 }
@@ -242,7 +239,7 @@ static void test_short_fills_are_completed(void **state)
 static void test_vhost_rng_writes_only_writable_and_reports_exactly(void **state)
 {
 	struct rig *r = *state;
-	struct virtio_device *vdev = duet_loopback_driver(&r->lb);
+	struct virtio_device *vdev = duet_loopback_driver(r->lb);
 	struct virtqueue *vq;
 	struct virtqueue_buf b[10];
 	uint8_t *ro, *wo;
@@ -267,7 +264,7 @@ static void test_vhost_rng_writes_only_writable_and_reports_exactly(void **state
 	b[0] = (struct virtqueue_buf){ ro, 16, false };
 	b[1] = (struct virtqueue_buf){ wo, 32, true }; /* 16 spare bytes after */
 	assert_int_equal(virtqueue_add_buffer(vq, b, 1, 1, ro), 0);
-	assert_int_equal(vhost_register_device(duet_loopback_device(&r->lb)), 0);
+	assert_int_equal(vhost_register_device(duet_loopback_device(r->lb)), 0);
 	/* The probe serves what was already posted. */
 	cookie = virtqueue_get_buffer(vq, &len, NULL);
 	assert_ptr_equal(cookie, ro);
@@ -283,7 +280,7 @@ static void test_vhost_rng_writes_only_writable_and_reports_exactly(void **state
 	memset(wo, 0, 48);
 	assert_int_equal(virtqueue_add_buffer(vq, b, 0, 8, wo), 0);
 	virtqueue_kick(vq);
-	while (duet_loopback_poll(&r->lb) > 0)
+	while (duet_loopback_poll(r->lb) > 0)
 		;
 	assert_ptr_equal(virtqueue_get_buffer(vq, &len, NULL), wo);
 	assert_int_equal(len, 8);
@@ -291,13 +288,13 @@ static void test_vhost_rng_writes_only_writable_and_reports_exactly(void **state
 	memset(wo, 0, 48);
 	assert_int_equal(virtqueue_add_buffer(vq, b, 0, 10, wo), 0);
 	virtqueue_kick(vq);
-	while (duet_loopback_poll(&r->lb) > 0)
+	while (duet_loopback_poll(r->lb) > 0)
 		;
 	assert_ptr_equal(virtqueue_get_buffer(vq, &len, NULL), wo);
 	assert_int_equal(len, 0);
 	assert_true(all_zero(wo, 10));
 
-	assert_int_equal(vhost_unregister_device(duet_loopback_device(&r->lb)), 0);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
 	virtio_delete_virtqueues(vdev);
 	virtio_free_buf(vdev, ro);
 	virtio_free_buf(vdev, wo);

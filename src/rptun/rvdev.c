@@ -1,0 +1,371 @@
+/*
+ * rvdev.c - the virtio transport over a fw_rsc_vdev entry in shared memory.
+ *
+ * The driver side writes status and accepted features and places vrings;
+ * the device side reads them and may only ask for a reset (NEEDS_RESET).
+ * FEATURES_OK does not stick for a set outside the offer, and the device
+ * side refuses such a set when it reads it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <duet/port.h>
+
+#include "rvdev.h"
+
+#define RING_FEATURES \
+	((1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+#define VRING_PLACE_ALIGN 64u
+
+static struct duet_rvdev *rv_of(struct virtio_device *vdev)
+{
+	return duet_container_of(vdev, struct duet_rvdev, vdev);
+}
+
+static uint32_t load32(uint32_t *p)
+{
+	return atomic_load((_Atomic uint32_t *)p);
+}
+
+static void store32(uint32_t *p, uint32_t v)
+{
+	atomic_store((_Atomic uint32_t *)p, v);
+}
+
+uint8_t duet_rvdev_status(const struct duet_rvdev *rv)
+{
+	return atomic_load((_Atomic uint8_t *)&rv->rsc->status);
+}
+
+static void store_status(struct duet_rvdev *rv, uint8_t status)
+{
+	atomic_store((_Atomic uint8_t *)&rv->rsc->status, status);
+}
+
+static size_t align_up(size_t v, size_t a)
+{
+	return (v + a - 1u) & ~(a - 1u);
+}
+
+size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc)
+{
+	size_t total = 0;
+
+	for (unsigned int i = 0; i < desc->num_vrings; i++)
+		total += align_up(vring_size(desc->vring[i].num, desc->vring[i].align),
+				  VRING_PLACE_ALIGN);
+	return total;
+}
+
+/* ---- notifications and faults ---- */
+
+static void rv_vq_notify(struct virtqueue *vq)
+{
+	struct duet_rvdev *rv = rv_of(vq->vq_dev);
+
+	rv->notify(rv, rv->desc.vring[vq->vq_queue_index].notifyid);
+}
+
+/* A peer broke a ring: the device side asks for a reset, the driver side
+ * gives up on the device (VIRTIO 1.2, 2.1.1 and 2.1.2). */
+static void rv_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
+		     uint64_t value, uint64_t limit)
+{
+	struct duet_rvdev *rv = rv_of(vq->vq_dev);
+	uint8_t bit = vq->vq_dev->role == VIRTIO_DEV_DEVICE ? VIRTIO_CONFIG_STATUS_NEEDS_RESET
+							     : VIRTIO_CONFIG_STATUS_FAILED;
+
+	(void)fault;
+	(void)err;
+	(void)value;
+	(void)limit;
+	atomic_fetch_or((_Atomic uint8_t *)&rv->rsc->status, bit);
+}
+
+bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
+{
+	struct virtqueue *vq;
+
+	if (index >= DUET_MAX_VRINGS)
+		return false;
+	vq = atomic_load_explicit(&rv->live[index], memory_order_acquire);
+	if (!vq)
+		return false;
+	virtqueue_notification(vq);
+	return true;
+}
+
+/* ---- virtqueues ---- */
+
+static void rv_delete_virtqueues(struct virtio_device *vdev)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+
+	for (unsigned int i = 0; i < DUET_MAX_VRINGS; i++) {
+		atomic_store_explicit(&rv->live[i], NULL, memory_order_release);
+		rv->vrings[i].vq = NULL;
+		duet_port_free(rv->vq_mem[i]);
+		rv->vq_mem[i] = NULL;
+	}
+	vdev->vrings_num = 0;
+}
+
+/* Where vring i lives: the driver side places an unplaced one; the device
+ * side takes the peer's address, which virtqueue_init then checks. */
+static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
+{
+	uint32_t *da = &rv->rsc->vring[i].da;
+	uint32_t addr = load32(da);
+
+	if (rv->vdev.role == VIRTIO_DEV_DRIVER && addr == FW_RSC_ADDR_ANY) {
+		size_t off = 0;
+
+		for (unsigned int k = 0; k < i; k++)
+			off += align_up(vring_size(rv->desc.vring[k].num, rv->desc.vring[k].align),
+					VRING_PLACE_ALIGN);
+		addr = rv->desc.carveout_da + (uint32_t)off;
+		memset(rv->window + addr, 0, vring_size(rv->desc.vring[i].num,
+							 rv->desc.vring[i].align));
+		store32(da, addr);
+	}
+	return addr < rv->window_size ? rv->window + addr : NULL;
+}
+
+static int rv_create_virtqueues(struct virtio_device *vdev, unsigned int flags,
+				unsigned int nvqs, const char *names[], vq_callback callbacks[],
+				void *callback_args[])
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+	int ret = 0;
+
+	(void)flags;
+	if (nvqs == 0 || nvqs > rv->desc.num_vrings || rv->vrings[0].vq)
+		return -EINVAL;
+	for (unsigned int i = 0; i < nvqs; i++) {
+		uint16_t num = (uint16_t)rv->desc.vring[i].num;
+		struct virtqueue_config cfg = {
+			.name = names ? names[i] : NULL,
+			.role = vdev->role == VIRTIO_DEV_DRIVER ? VIRTQUEUE_ROLE_DRIVER
+								: VIRTQUEUE_ROLE_DEVICE,
+			.num = num,
+			.ring = vring_at(rv, i),
+			.align = rv->desc.vring[i].align,
+			.features = vdev->features & RING_FEATURES,
+			.window = { rv->window, 0, rv->window_size },
+			.notify = rv_vq_notify,
+			.callback = callbacks ? callbacks[i] : NULL,
+			.fault = rv_fault,
+			.priv = callback_args ? callback_args[i] : NULL,
+			.index = (uint16_t)i,
+		};
+		struct virtqueue *vq;
+
+		rv->vq_mem[i] = duet_port_alloc(virtqueue_footprint(num));
+		if (!rv->vq_mem[i]) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = virtqueue_init(rv->vq_mem[i], virtqueue_footprint(num), &cfg, &vq);
+		if (ret < 0)
+			break;
+		vq->vq_dev = vdev;
+		rv->vrings[i].vq = vq;
+	}
+	if (ret < 0) {
+		rv_delete_virtqueues(vdev);
+		return ret;
+	}
+	vdev->vrings_num = nvqs;
+	for (unsigned int i = 0; i < nvqs; i++)
+		atomic_store_explicit(&rv->live[i], rv->vrings[i].vq, memory_order_release);
+	return 0;
+}
+
+/* ---- status, features, config ---- */
+
+static int rv_get_status(struct virtio_device *vdev, uint8_t *status)
+{
+	*status = duet_rvdev_status(rv_of(vdev));
+	return 0;
+}
+
+static int drv_set_status(struct virtio_device *vdev, uint8_t status)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+
+	if (status == VIRTIO_CONFIG_STATUS_RESET) {
+		store32(&rv->rsc->gfeatures, 0);
+		store_status(rv, 0);
+		return 0;
+	}
+	/* The device accepts FEATURES_OK only for a subset of its offer. */
+	if ((status & VIRTIO_CONFIG_FEATURES_OK) &&
+	    (load32(&rv->rsc->gfeatures) & ~rv->desc.dfeatures))
+		status &= (uint8_t)~VIRTIO_CONFIG_FEATURES_OK;
+	store_status(rv, status);
+	return 0;
+}
+
+static int dev_set_status(struct virtio_device *vdev, uint8_t status)
+{
+	/* The status byte is the driver's; a device may only ask for a reset. */
+	if (status != VIRTIO_CONFIG_STATUS_NEEDS_RESET)
+		return -EPERM;
+	atomic_fetch_or((_Atomic uint8_t *)&rv_of(vdev)->rsc->status, status);
+	return 0;
+}
+
+static int drv_get_features(struct virtio_device *vdev, uint64_t *features)
+{
+	*features = rv_of(vdev)->desc.dfeatures;
+	return 0;
+}
+
+static int drv_set_features(struct virtio_device *vdev, uint64_t features)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+
+	if (duet_rvdev_status(rv) & VIRTIO_CONFIG_FEATURES_OK)
+		return -EBUSY;
+	if (features >> 32)
+		return -EINVAL; /* the vdev entry holds 32 feature bits */
+	store32(&rv->rsc->gfeatures, (uint32_t)features);
+	return 0;
+}
+
+static int dev_get_features(struct virtio_device *vdev, uint64_t *features)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+	uint32_t accepted = load32(&rv->rsc->gfeatures);
+
+	if (accepted & ~rv->desc.dfeatures)
+		return -EPROTO;
+	*features = accepted;
+	return 0;
+}
+
+/* The offer is fixed when the table is written: the server's description. */
+static int dev_set_features(struct virtio_device *vdev, uint64_t features)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+
+	if (duet_rvdev_status(rv) & VIRTIO_CONFIG_FEATURES_OK)
+		return -EBUSY;
+	if (features >> 32)
+		return -EINVAL;
+	rv->desc.dfeatures = (uint32_t)features;
+	store32(&rv->rsc->dfeatures, (uint32_t)features);
+	return 0;
+}
+
+static int rv_config_range(const struct duet_rvdev *rv, uint32_t offset, int length)
+{
+	if (length < 0 || offset > rv->desc.config_len ||
+	    (uint32_t)length > rv->desc.config_len - offset)
+		return -EINVAL;
+	return 0;
+}
+
+static int rv_read_config(struct virtio_device *vdev, uint32_t offset, void *dst, int length)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+	int ret = rv_config_range(rv, offset, length);
+
+	if (ret == 0)
+		memcpy(dst, rv->config + offset, (size_t)length);
+	return ret;
+}
+
+static int rv_write_config(struct virtio_device *vdev, uint32_t offset, const void *src,
+			   int length)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+	int ret = rv_config_range(rv, offset, length);
+
+	if (ret == 0)
+		memcpy(rv->config + offset, src, (size_t)length);
+	return ret;
+}
+
+static int drv_reset(struct virtio_device *vdev)
+{
+	rv_delete_virtqueues(vdev);
+	return drv_set_status(vdev, VIRTIO_CONFIG_STATUS_RESET);
+}
+
+/* The device side forgets its queues; the status stays the driver's. */
+static int dev_reset(struct virtio_device *vdev)
+{
+	rv_delete_virtqueues(vdev);
+	vdev->features = 0;
+	return 0;
+}
+
+static void *rv_alloc_buf(struct virtio_device *vdev, size_t size, size_t align)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+
+	return rv->heap ? duet_heap_alloc(rv->heap, size, align) : NULL;
+}
+
+static int rv_free_buf(struct virtio_device *vdev, void *buf)
+{
+	struct duet_rvdev *rv = rv_of(vdev);
+
+	return rv->heap ? duet_heap_free(rv->heap, buf) : -EINVAL;
+}
+
+static const struct virtio_dispatch driver_ops = {
+	.create_virtqueues = rv_create_virtqueues,
+	.delete_virtqueues = rv_delete_virtqueues,
+	.get_status = rv_get_status,
+	.set_status = drv_set_status,
+	.get_features = drv_get_features,
+	.set_features = drv_set_features,
+	.read_config = rv_read_config,
+	.write_config = rv_write_config,
+	.reset_device = drv_reset,
+	.notify = rv_vq_notify,
+	.alloc_buf = rv_alloc_buf,
+	.free_buf = rv_free_buf,
+};
+
+static const struct virtio_dispatch device_ops = {
+	.create_virtqueues = rv_create_virtqueues,
+	.delete_virtqueues = rv_delete_virtqueues,
+	.get_status = rv_get_status,
+	.set_status = dev_set_status,
+	.get_features = dev_get_features,
+	.set_features = dev_set_features,
+	.read_config = rv_read_config,
+	.write_config = rv_write_config,
+	.reset_device = dev_reset,
+	.notify = rv_vq_notify,
+	.alloc_buf = rv_alloc_buf,
+	.free_buf = rv_free_buf,
+};
+
+void duet_rvdev_init(struct duet_rvdev *rv, unsigned int role, uint8_t *window,
+		     size_t window_size, uint8_t *table, const struct duet_rsc_vdev *desc,
+		     struct duet_heap *heap, duet_rvdev_notify notify, void *priv)
+{
+	memset(rv, 0, sizeof(*rv));
+	rv->rsc = (struct fw_rsc_vdev *)(void *)(table + desc->entry_offset);
+	rv->config = table + desc->config_offset;
+	rv->window = window;
+	rv->window_size = window_size;
+	rv->desc = *desc;
+	rv->heap = heap;
+	rv->notify = notify;
+	rv->priv = priv;
+	rv->vdev.id.device = desc->id;
+	rv->vdev.notifyid = desc->notifyid;
+	rv->vdev.role = role;
+	rv->vdev.func = role == VIRTIO_DEV_DRIVER ? &driver_ops : &device_ops;
+	rv->vdev.vrings_info = rv->vrings;
+}
+
+void duet_rvdev_deinit(struct duet_rvdev *rv)
+{
+	rv_delete_virtqueues(&rv->vdev);
+}

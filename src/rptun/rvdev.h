@@ -1,0 +1,63 @@
+/*
+ * rvdev.h - one side of a virtio device described by a fw_rsc_vdev entry in
+ * shared memory. The loopback (both sides in one block) and rptun (one side
+ * per process) are both built from it.
+ *
+ * What the peer can rewrite is read fresh from shared memory and checked at
+ * each use (status, accepted features, vring addresses); what must not change
+ * (vring sizes, config length, the offer) comes from the checked copy taken
+ * when the table was parsed.
+ */
+#ifndef DUET_RVDEV_H
+#define DUET_RVDEV_H
+
+#include <stdatomic.h>
+
+#include <duet/heap.h>
+#include <duet/rsc.h>
+#include <duet/virtio.h>
+
+struct duet_rvdev;
+
+typedef void (*duet_rvdev_notify)(struct duet_rvdev *rv, uint32_t notifyid);
+
+struct duet_rvdev {
+	struct virtio_device vdev;
+	struct fw_rsc_vdev *rsc;   /* the entry, in shared memory */
+	uint8_t *config;           /* its config space, in shared memory */
+	uint8_t *window;           /* the region: device address = offset */
+	size_t window_size;
+	struct duet_rsc_vdev desc; /* checked copy of the entry */
+	struct duet_heap *heap;    /* buffers (driver side), or NULL */
+	duet_rvdev_notify notify;
+	void *priv;
+	struct virtio_vring_info vrings[DUET_MAX_VRINGS];
+	void *vq_mem[DUET_MAX_VRINGS];
+	/* Queues a dispatcher may call: published after creation and
+	 * withdrawn before deletion. */
+	_Atomic(struct virtqueue *) live[DUET_MAX_VRINGS];
+};
+
+/*
+ * Set up `rv` as `role` (VIRTIO_DEV_DRIVER / _DEVICE) of the vdev entry at
+ * table offset desc->entry_offset, the table being at `table` inside
+ * `window`. The driver side places unplaced vrings at the start of the
+ * carveout (desc->carveout_da) when it creates its queues.
+ */
+void duet_rvdev_init(struct duet_rvdev *rv, unsigned int role, uint8_t *window,
+		     size_t window_size, uint8_t *table, const struct duet_rsc_vdev *desc,
+		     struct duet_heap *heap, duet_rvdev_notify notify, void *priv);
+
+/* Delete the queues. */
+void duet_rvdev_deinit(struct duet_rvdev *rv);
+
+/* Run the callback of queue `index` if it exists. False when it does not. */
+bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
+
+/* Bytes the driver side's vrings take at the start of the carveout. */
+size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc);
+
+/* The peer's status byte (the driver's). */
+uint8_t duet_rvdev_status(const struct duet_rvdev *rv);
+
+#endif /* DUET_RVDEV_H */
