@@ -111,11 +111,21 @@ static void rv_delete_virtqueues(struct virtio_device *vdev)
 }
 
 /* Where vring i lives: the driver side places an unplaced one; the device
- * side takes the peer's address, which virtqueue_init then checks. */
+ * side takes the peer's address only inside the vdev's carveout (and
+ * virtqueue_init checks its alignment). NULL when unusable. */
 static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 {
 	uint32_t *da = &rv->rsc->vring[i].da;
 	uint32_t addr = load32(da);
+	size_t len = vring_size(rv->desc.vring[i].num, rv->desc.vring[i].align);
+	uint32_t off = addr - rv->desc.carveout_da;
+
+	if (rv->vdev.role == VIRTIO_DEV_DEVICE) {
+		if (addr == FW_RSC_ADDR_ANY || off > rv->desc.carveout_len ||
+		    len > rv->desc.carveout_len - off)
+			return NULL;
+		return rv->window + addr;
+	}
 
 	if (rv->vdev.role == VIRTIO_DEV_DRIVER && addr == FW_RSC_ADDR_ANY) {
 		size_t off = 0;

@@ -1,0 +1,206 @@
+/*
+ * rptun.c - one side of a link: every vdev of the region's table as a
+ * virtio device on the bus this side calls for.
+ *
+ * The table is copied before it is parsed; the copy decides what the
+ * devices look like (sizes, roles, carveouts), and only the words the
+ * protocol lets the peer change are read from shared memory afterwards.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <duet/port.h>
+#include <duet/rptun.h>
+#include <duet/vhost.h>
+
+#include "rvdev.h"
+
+#define MAX_NOTIFYID 128u
+
+struct duet_rptun {
+	struct duet_rptun_config cfg;
+	struct duet_rsc_info info;
+	struct duet_rvdev rv[DUET_MAX_VDEVS];
+	struct duet_heap *heap[DUET_MAX_VDEVS]; /* the driver side's buffers */
+	bool registered[DUET_MAX_VDEVS];
+	/* notify id -> vdev * DUET_MAX_VRINGS + vring, or -1 */
+	int16_t route[MAX_NOTIFYID];
+	_Atomic uint32_t unknown;
+};
+
+static void rptun_notify(struct duet_rvdev *rv, uint32_t notifyid)
+{
+	struct duet_rptun *rptun = rv->priv;
+
+	rptun->cfg.ops->notify(rptun, notifyid);
+}
+
+static int refuse(struct duet_rsc_error *err, int vdev, const char *reason, uint64_t value)
+{
+	if (err) {
+		err->entry = vdev;
+		err->reason = reason;
+		err->value = value;
+	}
+	return -EINVAL;
+}
+
+/* Parse a local copy of the table. */
+static int read_table(struct duet_rptun *rptun, struct duet_rsc_error *err)
+{
+	const struct duet_rptun_config *cfg = &rptun->cfg;
+	void *copy;
+	int ret;
+
+	if (cfg->table_offset > cfg->region_size ||
+	    cfg->table_size > cfg->region_size - cfg->table_offset)
+		return refuse(err, -1, "table outside the region", cfg->table_offset);
+	copy = duet_port_alloc(cfg->table_size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, (uint8_t *)cfg->region + cfg->table_offset, cfg->table_size);
+	ret = duet_rsc_parse(copy, cfg->table_size, cfg->region_size, &rptun->info, err);
+	duet_port_free(copy);
+	return ret;
+}
+
+static int setup_vdev(struct duet_rptun *rptun, unsigned int i, struct duet_rsc_error *err)
+{
+	const struct duet_rsc_vdev *d = &rptun->info.vdev[i];
+	unsigned int role = d->driver == rptun->cfg.side ? VIRTIO_DEV_DRIVER : VIRTIO_DEV_DEVICE;
+	uint8_t *region = rptun->cfg.region;
+	size_t vrings = duet_rvdev_vrings_size(d);
+
+	if (vrings > d->carveout_len)
+		return refuse(err, (int)i, "carveout too small for its vrings", d->carveout_len);
+	for (unsigned int k = 0; k < d->num_vrings; k++)
+		rptun->route[d->vring[k].notifyid] = (int16_t)(i * DUET_MAX_VRINGS + k);
+	/* The driver side's buffers: the carveout after the vrings. */
+	if (role == VIRTIO_DEV_DRIVER && d->carveout_len - vrings >= 64 &&
+	    duet_heap_create(&rptun->heap[i], region + d->carveout_da + vrings,
+			     d->carveout_len - vrings, 64) < 0)
+		return -ENOMEM;
+	duet_rvdev_init(&rptun->rv[i], role, region, rptun->cfg.region_size,
+			region + rptun->cfg.table_offset, d, rptun->heap[i], rptun_notify, rptun);
+	return 0;
+}
+
+int duet_rptun_create(struct duet_rptun **rptunp, const struct duet_rptun_config *cfg,
+		      struct duet_rsc_error *err)
+{
+	struct duet_rptun *rptun;
+	int ret;
+
+	if (!rptunp || !cfg || !cfg->region || !cfg->ops || !cfg->ops->notify ||
+	    (cfg->side != DUET_SERVER && cfg->side != DUET_PROXY) || (uintptr_t)cfg->region % 64)
+		return -EINVAL;
+	rptun = duet_port_alloc(sizeof(*rptun));
+	if (!rptun)
+		return -ENOMEM;
+	rptun->cfg = *cfg;
+	memset(rptun->route, 0xff, sizeof(rptun->route));
+	ret = read_table(rptun, err);
+	for (unsigned int i = 0; ret == 0 && i < rptun->info.num_vdevs; i++)
+		ret = setup_vdev(rptun, i, err);
+	if (ret < 0) {
+		duet_rptun_destroy(rptun);
+		return ret;
+	}
+	*rptunp = rptun;
+	return 0;
+}
+
+int duet_rptun_start(struct duet_rptun *rptun)
+{
+	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
+		struct virtio_device *vdev = &rptun->rv[i].vdev;
+		int ret;
+
+		if (rptun->registered[i])
+			continue;
+		ret = vdev->role == VIRTIO_DEV_DRIVER ? virtio_register_device(vdev)
+						      : vhost_register_device(vdev);
+		if (ret < 0)
+			return ret;
+		rptun->registered[i] = true;
+	}
+	return 0;
+}
+
+void duet_rptun_stop(struct duet_rptun *rptun)
+{
+	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
+		struct virtio_device *vdev = &rptun->rv[i].vdev;
+
+		if (!rptun->registered[i])
+			continue;
+		if (vdev->role == VIRTIO_DEV_DRIVER)
+			virtio_unregister_device(vdev);
+		else
+			vhost_unregister_device(vdev);
+		rptun->registered[i] = false;
+		duet_rvdev_deinit(&rptun->rv[i]);
+	}
+}
+
+void duet_rptun_destroy(struct duet_rptun *rptun)
+{
+	if (!rptun)
+		return;
+	duet_rptun_stop(rptun);
+	for (unsigned int i = 0; i < DUET_MAX_VDEVS; i++)
+		duet_heap_destroy(rptun->heap[i]);
+	duet_port_free(rptun);
+}
+
+void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
+{
+	int route = notifyid < MAX_NOTIFYID ? rptun->route[notifyid] : -1;
+
+	if (route < 0 || !duet_rvdev_dispatch(&rptun->rv[route / DUET_MAX_VRINGS],
+					      (unsigned int)route % DUET_MAX_VRINGS))
+		atomic_fetch_add(&rptun->unknown, 1);
+}
+
+int duet_rptun_check_peer(struct duet_rptun *rptun)
+{
+	int restarted = 0;
+
+	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
+		struct virtio_device *hdev = &rptun->rv[i].vdev;
+		uint8_t st = duet_rvdev_status(&rptun->rv[i]);
+
+		if (hdev->role != VIRTIO_DEV_DEVICE || !rptun->registered[i] || !hdev->bus_driver)
+			continue;
+		if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) && !(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET))
+			continue;
+		/* The driver reset it or a ring broke: start over, deferred. */
+		vhost_unregister_device(hdev);
+		duet_rvdev_deinit(&rptun->rv[i]);
+		if (vhost_register_device(hdev) < 0)
+			rptun->registered[i] = false;
+		restarted++;
+	}
+	return restarted;
+}
+
+void *duet_rptun_priv(const struct duet_rptun *rptun)
+{
+	return rptun->cfg.priv;
+}
+
+unsigned int duet_rptun_num_vdevs(const struct duet_rptun *rptun)
+{
+	return rptun->info.num_vdevs;
+}
+
+struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i)
+{
+	return i < rptun->info.num_vdevs ? &rptun->rv[i].vdev : NULL;
+}
+
+uint32_t duet_rptun_unknown_notifies(const struct duet_rptun *rptun)
+{
+	return atomic_load(&rptun->unknown);
+}

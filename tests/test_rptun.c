@@ -1,0 +1,248 @@
+/*
+ * rptun in one process: a server and a proxy instance over one region with
+ * the demo's three vdevs (rpmsg and rng driven by the server, a second rng
+ * driven by the proxy). Doorbells are pending masks served by one thread
+ * per side. Checks: every vdev lands on the right bus on the right side,
+ * rng reads work in both directions, a driver reset is noticed by the
+ * device side, and a vring placed outside its carveout is refused.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <duet/port.h>
+#include <duet/rng.h>
+#include <duet/rptun.h>
+
+#define TABLE_SIZE 4096u
+#define CARVE_DA 4096u
+
+static const struct duet_vdev_desc demo[3] = {
+	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1, .num_vrings = 2,
+	  .vring_num = 8, .vring_align = 16, .config_len = 8, .carveout_size = 64 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 96 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_PROXY, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 96 * 1024 },
+};
+
+struct side {
+	struct duet_rptun *rptun;
+	_Atomic uint32_t pending[4]; /* notify ids this side must serve */
+	pthread_t thread;
+	struct side *peer;
+};
+
+static struct side sides[2];
+static _Atomic bool stop_threads;
+static uint8_t *region;
+static size_t region_size;
+
+static void ring(struct duet_rptun *rptun, uint32_t notifyid)
+{
+	struct side *me = duet_rptun_priv(rptun);
+
+	atomic_fetch_or(&me->peer->pending[notifyid / 32], 1u << (notifyid % 32));
+}
+
+static const struct duet_rptun_ops ops = { .notify = ring };
+
+static void *serve(void *arg)
+{
+	struct side *s = arg;
+
+	while (!atomic_load(&stop_threads)) {
+		bool any = false;
+
+		for (uint32_t w = 0; w < 4; w++) {
+			uint32_t bits = atomic_exchange(&s->pending[w], 0);
+
+			for (uint32_t b = 0; bits; b++, bits >>= 1)
+				if (bits & 1u) {
+					duet_rptun_notified(s->rptun, w * 32 + b);
+					any = true;
+				}
+		}
+		duet_rptun_check_peer(s->rptun);
+		if (!any) {
+			struct timespec ts = { 0, 50000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static int setup(void **state)
+{
+	struct duet_rsc_error err;
+
+	(void)state;
+	region_size = CARVE_DA + duet_rsc_carveouts_size(demo, 3);
+	region = aligned_alloc(4096, region_size);
+	memset(region, 0, region_size);
+	assert_true(duet_rsc_build(region, TABLE_SIZE, demo, 3, CARVE_DA) > 0);
+	sides[0].peer = &sides[1];
+	sides[1].peer = &sides[0];
+	for (int i = 0; i < 2; i++) {
+		struct duet_rptun_config cfg = {
+			.side = (enum duet_side)i, .region = region, .region_size = region_size,
+			.table_offset = 0, .table_size = TABLE_SIZE, .ops = &ops, .priv = &sides[i],
+		};
+
+		assert_int_equal(duet_rptun_create(&sides[i].rptun, &cfg, &err), 0);
+	}
+	virtio_register_drivers();
+	vhost_register_drivers();
+	vhost_set_probe_period(5);
+	atomic_store(&stop_threads, false);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&sides[i].thread, NULL, serve, &sides[i]), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	atomic_store(&stop_threads, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(sides[i].thread, NULL);
+	for (int i = 0; i < 2; i++)
+		duet_rptun_destroy(sides[i].rptun);
+	virtio_unregister_driver(&virtio_rng_driver);
+	vhost_unregister_driver(&vhost_rng_driver);
+	free(region);
+	return 0;
+}
+
+static void wait_bound(struct virtio_device *vdev)
+{
+	uint64_t end = duet_clock_ms() + 3000;
+
+	while (!vdev->bus_driver && duet_clock_ms() < end) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	assert_non_null(vdev->bus_driver);
+}
+
+static void test_devices_on_the_right_buses(void **state)
+{
+	(void)state;
+	assert_int_equal(duet_rptun_num_vdevs(sides[0].rptun), 3);
+	for (unsigned int i = 0; i < 3; i++) {
+		unsigned int want = demo[i].driver == DUET_SERVER ? VIRTIO_DEV_DRIVER
+								  : VIRTIO_DEV_DEVICE;
+
+		assert_int_equal(duet_rptun_vdev(sides[0].rptun, i)->role, want);
+		assert_int_equal(duet_rptun_vdev(sides[1].rptun, i)->role,
+				 want == VIRTIO_DEV_DRIVER ? VIRTIO_DEV_DEVICE : VIRTIO_DEV_DRIVER);
+		assert_int_equal(duet_rptun_vdev(sides[0].rptun, i)->id.device, demo[i].id);
+	}
+	assert_null(duet_rptun_vdev(sides[0].rptun, 3));
+}
+
+static void test_rng_both_directions(void **state)
+{
+	static uint8_t buf[65536];
+	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
+	struct virtio_device *p_rng = duet_rptun_vdev(sides[1].rptun, 2);
+
+	(void)state;
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	wait_bound(s_rng);
+	wait_bound(p_rng);
+	wait_bound(duet_rptun_vdev(sides[1].rptun, 1)); /* the vhost-rng serving s_rng */
+	wait_bound(duet_rptun_vdev(sides[0].rptun, 2));
+	/* The vring lives in the vdev's carveout, placed by its driver side. */
+	assert_int_equal(((struct fw_rsc_vdev *)(void *)(region + ((struct resource_table *)(void *)region)->offset[3]))->vring[0].da,
+			 CARVE_DA + 64 * 1024);
+	for (size_t n = 1; n <= sizeof(buf); n *= 4) {
+		assert_int_equal(virtio_rng_read(s_rng, buf, n, 2000), (int)n);
+		assert_int_equal(virtio_rng_read(p_rng, buf, n, 2000), (int)n);
+	}
+	assert_int_equal(virtio_rng_read(s_rng, buf, sizeof(buf), 2000), (int)sizeof(buf));
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
+	duet_rptun_notified(sides[0].rptun, 127);
+	duet_rptun_notified(sides[0].rptun, 100000);
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 2);
+}
+
+static void test_device_side_notices_driver_reset(void **state)
+{
+	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
+	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 1);
+	uint8_t buf[32];
+
+	(void)state;
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	wait_bound(host);
+	/* The server takes its driver away and back: the device is reset. */
+	assert_int_equal(virtio_unregister_driver(&virtio_rng_driver), 0);
+	{
+		uint64_t end = duet_clock_ms() + 3000;
+
+		while (host->bus_driver && duet_clock_ms() < end) {
+			struct timespec ts = { 0, 1000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	assert_null(host->bus_driver); /* vhost-rng removed, device deferred */
+	assert_int_equal(virtio_register_driver(&virtio_rng_driver), 0);
+	wait_bound(s_rng);
+	wait_bound(host);
+	assert_int_equal(virtio_rng_read(s_rng, buf, sizeof(buf), 2000), (int)sizeof(buf));
+}
+
+static void test_vring_outside_carveout_refused(void **state)
+{
+	struct virtio_device *host = duet_rptun_vdev(sides[0].rptun, 2);
+	struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(region +
+		((struct resource_table *)(void *)region)->offset[5]);
+	uint8_t st;
+
+	(void)state;
+	/* A hostile proxy: places its vring in the server's rpmsg carveout
+	 * and says DRIVER_OK without creating anything. */
+	v->vring[0].da = CARVE_DA;
+	v->status = VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
+		    VIRTIO_CONFIG_FEATURES_OK | VIRTIO_CONFIG_STATUS_DRIVER_OK;
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	{
+		struct timespec ts = { 0, 50000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	/* vhost-rng's probe could not create its queue there. */
+	assert_null(host->bus_driver);
+	assert_null(host->vrings_info[0].vq);
+	(void)st;
+}
+
+int main(void)
+{
+#define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_devices_on_the_right_buses),
+		T(test_rng_both_directions),
+		T(test_device_side_notices_driver_reset),
+		T(test_vring_outside_carveout_refused),
+	};
+
+	return cmocka_run_group_tests_name("rptun in one process", tests, NULL, NULL);
+}
