@@ -219,9 +219,10 @@ static void test_vring_outside_carveout_refused(void **state)
 	(void)state;
 	/* A hostile proxy: places its vring in the server's rpmsg carveout
 	 * and says DRIVER_OK without creating anything. */
-	v->vring[0].da = CARVE_DA;
-	v->status = VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
-		    VIRTIO_CONFIG_FEATURES_OK | VIRTIO_CONFIG_STATUS_DRIVER_OK;
+	atomic_store((_Atomic uint32_t *)&v->vring[0].da, CARVE_DA);
+	atomic_store((_Atomic uint8_t *)&v->status,
+		     VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
+			     VIRTIO_CONFIG_FEATURES_OK | VIRTIO_CONFIG_STATUS_DRIVER_OK);
 	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
 	{
 		struct timespec ts = { 0, 50000000 };
@@ -229,7 +230,7 @@ static void test_vring_outside_carveout_refused(void **state)
 		nanosleep(&ts, NULL);
 	}
 	/* vhost-rng's probe could not create its queue there. */
-	assert_null(host->bus_driver);
+	assert_null(atomic_load(&host->bus_driver));
 	assert_null(host->vrings_info[0].vq);
 	(void)st;
 }

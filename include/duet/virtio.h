@@ -13,6 +13,7 @@
 #define DUET_VIRTIO_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,7 +96,9 @@ struct virtio_device {
 
 	/* bus bookkeeping, owned by the library */
 	struct duet_list bus_node;
-	struct virtio_driver *bus_driver; /* bound driver, or NULL */
+	/* Bound driver, or NULL: written under the bus lock, readable by any
+	 * thread. */
+	_Atomic(struct virtio_driver *) bus_driver;
 	int bus_state;
 	unsigned int bus_scan;
 };

@@ -113,6 +113,20 @@ static int request(struct virtio_rng *rng, uint8_t *dst, uint32_t chunk, uint64_
 	return (int)filled;
 }
 
+/* The rng state of `vdev`, or NULL (rngs_lock held). */
+static struct virtio_rng *find_rng(const struct virtio_device *vdev)
+{
+	struct duet_list *l;
+
+	for (l = rngs.next; l != &rngs; l = l->next) {
+		struct virtio_rng *rng = duet_container_of(l, struct virtio_rng, node);
+
+		if (rng->vdev == vdev)
+			return rng;
+	}
+	return NULL;
+}
+
 int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t timeout_ms)
 {
 	uint64_t deadline = duet_clock_ms() + timeout_ms;
@@ -124,7 +138,9 @@ int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t 
 		return -EINVAL;
 	if (duet_lazy_lock_take(&rngs_lock) < 0)
 		return -ENOMEM;
-	rng = vdev->bus_driver == &virtio_rng_driver ? vdev->priv : NULL;
+	/* Found on the list, not through vdev->priv: remove() takes it off
+	 * the list under this lock before it waits for the reader. */
+	rng = find_rng(vdev);
 	if (rng)
 		duet_mutex_lock(rng->reader);
 	duet_lazy_lock_give(&rngs_lock);

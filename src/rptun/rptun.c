@@ -20,6 +20,7 @@
 
 struct duet_rptun {
 	struct duet_rptun_config cfg;
+	struct duet_mutex *lock; /* start, stop and check_peer */
 	struct duet_rsc_info info;
 	struct duet_rvdev rv[DUET_MAX_VDEVS];
 	struct duet_heap *heap[DUET_MAX_VDEVS]; /* the driver side's buffers */
@@ -100,7 +101,9 @@ int duet_rptun_create(struct duet_rptun **rptunp, const struct duet_rptun_config
 		return -ENOMEM;
 	rptun->cfg = *cfg;
 	memset(rptun->route, 0xff, sizeof(rptun->route));
-	ret = read_table(rptun, err);
+	ret = duet_mutex_create(&rptun->lock);
+	if (ret == 0)
+		ret = read_table(rptun, err);
 	for (unsigned int i = 0; ret == 0 && i < rptun->info.num_vdevs; i++)
 		ret = setup_vdev(rptun, i, err);
 	if (ret < 0) {
@@ -113,23 +116,27 @@ int duet_rptun_create(struct duet_rptun **rptunp, const struct duet_rptun_config
 
 int duet_rptun_start(struct duet_rptun *rptun)
 {
-	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
+	int ret = 0;
+
+	duet_mutex_lock(rptun->lock);
+	for (unsigned int i = 0; ret == 0 && i < rptun->info.num_vdevs; i++) {
 		struct virtio_device *vdev = &rptun->rv[i].vdev;
-		int ret;
 
 		if (rptun->registered[i])
 			continue;
 		ret = vdev->role == VIRTIO_DEV_DRIVER ? virtio_register_device(vdev)
 						      : vhost_register_device(vdev);
-		if (ret < 0)
-			return ret;
-		rptun->registered[i] = true;
+		rptun->registered[i] = ret == 0;
 	}
-	return 0;
+	duet_mutex_unlock(rptun->lock);
+	return ret;
 }
 
 void duet_rptun_stop(struct duet_rptun *rptun)
 {
+	if (!rptun->lock)
+		return; /* never got that far */
+	duet_mutex_lock(rptun->lock);
 	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
 		struct virtio_device *vdev = &rptun->rv[i].vdev;
 
@@ -142,6 +149,7 @@ void duet_rptun_stop(struct duet_rptun *rptun)
 		rptun->registered[i] = false;
 		duet_rvdev_deinit(&rptun->rv[i]);
 	}
+	duet_mutex_unlock(rptun->lock);
 }
 
 void duet_rptun_destroy(struct duet_rptun *rptun)
@@ -151,6 +159,7 @@ void duet_rptun_destroy(struct duet_rptun *rptun)
 	duet_rptun_stop(rptun);
 	for (unsigned int i = 0; i < DUET_MAX_VDEVS; i++)
 		duet_heap_destroy(rptun->heap[i]);
+	duet_mutex_destroy(rptun->lock);
 	duet_port_free(rptun);
 }
 
@@ -167,11 +176,13 @@ int duet_rptun_check_peer(struct duet_rptun *rptun)
 {
 	int restarted = 0;
 
+	duet_mutex_lock(rptun->lock);
 	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
 		struct virtio_device *hdev = &rptun->rv[i].vdev;
 		uint8_t st = duet_rvdev_status(&rptun->rv[i]);
 
-		if (hdev->role != VIRTIO_DEV_DEVICE || !rptun->registered[i] || !hdev->bus_driver)
+		if (hdev->role != VIRTIO_DEV_DEVICE || !rptun->registered[i] ||
+		    !atomic_load(&hdev->bus_driver))
 			continue;
 		if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) && !(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET))
 			continue;
@@ -182,6 +193,7 @@ int duet_rptun_check_peer(struct duet_rptun *rptun)
 			rptun->registered[i] = false;
 		restarted++;
 	}
+	duet_mutex_unlock(rptun->lock);
 	return restarted;
 }
 
