@@ -69,6 +69,9 @@ int vhost_unregister_device(struct vhost_device *hdev);
 /* Register the vhost drivers this build enabled (CMake DUET_DRIVER_*). */
 void vhost_register_drivers(void);
 
+/* True when a vhost driver for device id `id` is registered. */
+bool vhost_has_driver(uint32_t id);
+
 /* Set the deferred-probe period in milliseconds (>= 1); returns the old one. */
 uint32_t vhost_set_probe_period(uint32_t ms);
 

@@ -109,6 +109,7 @@ struct virtio_driver {
 	int (*probe)(struct virtio_device *vdev);
 	void (*remove)(struct virtio_device *vdev);
 	struct duet_list node;
+	const char *name; /* optional, for status displays */
 };
 
 /* ---- transport calls, as OpenAMP names them ---- */
@@ -233,6 +234,9 @@ int virtio_unregister_device(struct virtio_device *vdev);
 
 /* Register the virtio drivers this build enabled (CMake DUET_DRIVER_*). */
 void virtio_register_drivers(void);
+
+/* True when a virtio driver for device id `id` is registered. */
+bool virtio_has_driver(uint32_t id);
 
 #ifdef __cplusplus
 }

@@ -104,4 +104,5 @@ struct vhost_driver vhost_rng_driver = {
 	.device = VIRTIO_ID_ENTROPY,
 	.probe = vhost_rng_probe,
 	.remove = vhost_rng_remove,
+	.name = "vhost-rng",
 };

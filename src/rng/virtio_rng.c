@@ -244,4 +244,5 @@ struct virtio_driver virtio_rng_driver = {
 	.device = VIRTIO_ID_ENTROPY,
 	.probe = virtio_rng_probe,
 	.remove = virtio_rng_remove,
+	.name = "virtio-rng",
 };

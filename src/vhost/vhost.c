@@ -128,6 +128,11 @@ int vhost_unregister_device(struct vhost_device *hdev)
 	return bus_unregister_device(&vhost_bus, hdev);
 }
 
+bool vhost_has_driver(uint32_t id)
+{
+	return bus_has_driver(&vhost_bus, id);
+}
+
 uint32_t vhost_set_probe_period(uint32_t ms)
 {
 	return atomic_exchange(&probe_period_ms, ms ? ms : 1u);

@@ -215,3 +215,14 @@ int bus_unregister_device(struct duet_bus *bus, struct virtio_device *vdev)
 	bus_unlock(bus);
 	return 0;
 }
+
+bool bus_has_driver(struct duet_bus *bus, uint32_t id)
+{
+	bool found;
+
+	if (bus_lock(bus) < 0)
+		return false;
+	found = nth_driver(bus, id, 0) != NULL;
+	bus_unlock(bus);
+	return found;
+}

@@ -54,6 +54,9 @@ void bus_add_ready(struct duet_bus *bus, struct virtio_device *vdev);
 int bus_register_device(struct duet_bus *bus, struct virtio_device *vdev, bool ready);
 int bus_unregister_device(struct duet_bus *bus, struct virtio_device *vdev);
 
+/* True when a driver for `id` is registered. */
+bool bus_has_driver(struct duet_bus *bus, uint32_t id);
+
 /* Offer an unbound ready device to matching drivers in order (lock held). */
 void bus_bind(struct duet_bus *bus, struct virtio_device *vdev);
 

@@ -100,6 +100,11 @@ int virtio_unregister_device(struct virtio_device *vdev)
 	return bus_unregister_device(&virtio_bus, vdev);
 }
 
+bool virtio_has_driver(uint32_t id)
+{
+	return bus_has_driver(&virtio_bus, id);
+}
+
 /* The build's virtio drivers, as an X-macro list from CMake (DUET_DRIVERS). */
 #ifndef DUET_VIRTIO_DRIVERS
 #define DUET_VIRTIO_DRIVERS

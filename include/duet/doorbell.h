@@ -1,0 +1,54 @@
+/*
+ * duet/doorbell.h - a doorbell in shared memory with event-index semantics.
+ *
+ * The notifier sets the pending bit of a notify id, then moves `seq` on; the
+ * waiter publishes in `armed` the seq value it will sleep on ("wake me when
+ * seq leaves this value"). The notifier makes the wake-up call only when it
+ * moved seq from exactly that value, so a stream of notifications costs one
+ * system call per sleep, not one per notification, and none is lost: each
+ * side publishes, fences, then reads the other's word (the Dekker pattern).
+ * A simple "waiting" flag loses wake-ups under streaming; this does not.
+ */
+#ifndef DUET_DOORBELL_H
+#define DUET_DOORBELL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DUET_DOORBELL_IDS 128u
+
+struct duet_doorbell {
+	_Atomic uint32_t seq;   /* moves once per notification; the futex word */
+	_Atomic uint32_t armed; /* the waiter sleeps while seq == armed */
+	_Atomic uint32_t pending[DUET_DOORBELL_IDS / 32];
+	_Atomic uint32_t wakes; /* wake-up calls made (statistics) */
+	uint32_t pad[9];        /* one 64-byte line per doorbell */
+};
+
+/* Ring: mark `id` pending and wake the waiter if it sleeps. */
+void duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id);
+
+/*
+ * Take all pending ids into ids[] (up to DUET_DOORBELL_IDS), in ascending
+ * order; returns how many.
+ */
+unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids);
+
+/*
+ * Wait until seq leaves `seen` (the value read before the last take), for
+ * at most timeout_ms: spin for spin_us first, then block. Returns true when
+ * it moved, false on timeout.
+ */
+bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin_us,
+			uint32_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DUET_DOORBELL_H */

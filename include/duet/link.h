@@ -1,0 +1,103 @@
+/*
+ * duet/link.h - one link between two processes over a named shared region.
+ *
+ * The server creates the region (header, resource table, carveouts),
+ * registers its devices and waits for a proxy; the proxy attaches by name.
+ * Each side runs one service thread that serves its doorbell (virtqueue
+ * callbacks), watches the peer, and runs commands. A peer that dies is
+ * noticed within DUET_LINK_WATCH_MS: its devices are removed (their
+ * drivers' remove() run) and the survivor waits for a new peer; a new one
+ * re-attaches and the devices come back. The region is unlinked when the
+ * link ends cleanly, and a region left by a crashed run is reclaimed.
+ */
+#ifndef DUET_LINK_H
+#define DUET_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <duet/rptun.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DUET_LINK_WATCH_MS 100u /* how often a side looks at its peer */
+
+struct duet_link;
+
+enum duet_link_event {
+	DUET_LINK_PEER_UP,      /* the peer attached */
+	DUET_LINK_PEER_DOWN,    /* the peer died or left: its devices are gone */
+	DUET_LINK_PEER_REFUSED, /* a peer with other cpu names tried to attach */
+	DUET_LINK_STOPPED,      /* the server asked this proxy to stop */
+	DUET_LINK_ERROR,
+};
+
+struct duet_link_config {
+	const char *name;       /* link name: the region is /duet-<name> */
+	enum duet_side side;
+	const char *local_cpu;  /* default "server" / "proxy" */
+	const char *remote_cpu; /* default the other */
+	/* server only: the vdevs of the link */
+	const struct duet_vdev_desc *vdevs;
+	unsigned int num_vdevs;
+	uint32_t spin_us;       /* doorbell spin before blocking; 0: block at once */
+	/* Called from the service thread (and from open/close) with a line of
+	 * text for the user. */
+	void (*event)(void *arg, enum duet_link_event ev, const char *msg);
+	void *arg;
+};
+
+/*
+ * Server: create the region and register this side's devices (a stale
+ * region from a crashed run is reclaimed; one in use is refused).
+ * Proxy: attach to the server's region, waiting up to timeout_ms for it;
+ * refused when the cpu names do not match (the message names both).
+ * Returns 0 or a negative errno, with a message in err.
+ */
+int duet_link_open(struct duet_link **link, const struct duet_link_config *cfg,
+		   uint32_t timeout_ms, char *err, size_t errlen);
+
+/*
+ * End the link. The server asks the proxy to stop and waits for its
+ * acknowledgement (reported in err if it does not come within timeout_ms),
+ * then removes the region. The proxy detaches. Devices are unregistered.
+ */
+int duet_link_close(struct duet_link *link, uint32_t timeout_ms, char *err, size_t errlen);
+
+/* Wait until a peer is attached; false on timeout. */
+bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
+
+/* True while a peer is attached. */
+bool duet_link_peer_up(struct duet_link *link);
+
+/* The peer's pid, or 0. */
+int duet_link_peer_pid(struct duet_link *link);
+
+/* This side's rptun (its devices). */
+struct duet_rptun *duet_link_rptun(struct duet_link *link);
+
+/* True once the server asked this proxy to stop. */
+bool duet_link_stop_requested(struct duet_link *link);
+
+/*
+ * True when a peer is attached and every device of this side that has a
+ * driver registered for its id is bound.
+ */
+bool duet_link_ready(struct duet_link *link);
+
+/* Write a description of the link and its devices (one line each) into
+ * buf; returns its length (truncated to len - 1). */
+int duet_link_describe(struct duet_link *link, char *buf, size_t len);
+
+/* Doorbell statistics: notifications sent, wake-up calls made by the peer
+ * for this side. */
+void duet_link_stats(struct duet_link *link, uint32_t *rung, uint32_t *wakes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DUET_LINK_H */

@@ -1,0 +1,87 @@
+/*
+ * doorbell.c - the doorbell on Linux futexes (shared, not private: the
+ * word lives in memory two processes map).
+ */
+#define _GNU_SOURCE
+#include <duet/doorbell.h>
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <duet/port.h>
+
+static void futex_wake(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t val, uint32_t timeout_ms)
+{
+	struct timespec ts = { (time_t)(timeout_ms / 1000u), (long)(timeout_ms % 1000u) * 1000000L };
+
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+void duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id)
+{
+	uint32_t old;
+
+	id %= DUET_DOORBELL_IDS;
+	atomic_fetch_or(&bell->pending[id / 32], 1u << (id % 32));
+	old = atomic_fetch_add(&bell->seq, 1);
+	/* seq's move must be visible before we look at armed (seq_cst RMW
+	 * and load order it); the waiter does the mirror image. */
+	if (atomic_load(&bell->armed) == old) {
+		atomic_fetch_add_explicit(&bell->wakes, 1, memory_order_relaxed);
+		futex_wake(&bell->seq);
+	}
+}
+
+unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids)
+{
+	unsigned int n = 0;
+
+	for (uint32_t w = 0; w < DUET_DOORBELL_IDS / 32; w++) {
+		uint32_t bits = atomic_exchange(&bell->pending[w], 0);
+
+		for (uint32_t b = 0; bits; b++, bits >>= 1)
+			if (bits & 1u)
+				ids[n++] = w * 32 + b;
+	}
+	return n;
+}
+
+bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin_us,
+			uint32_t timeout_ms)
+{
+	uint64_t end;
+
+	atomic_store(&bell->armed, seen);
+	/* Published before we look again: a ring after this sees armed. */
+	if (atomic_load(&bell->seq) != seen)
+		return true;
+	if (spin_us) {
+		struct timespec t0, t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do {
+			if (atomic_load_explicit(&bell->seq, memory_order_acquire) != seen)
+				return true;
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000u +
+				 (uint64_t)((t.tv_nsec - t0.tv_nsec) / 1000) < spin_us);
+	}
+	end = duet_clock_ms() + timeout_ms;
+	for (;;) {
+		uint64_t now = duet_clock_ms();
+
+		if (atomic_load(&bell->seq) != seen)
+			return true;
+		if (now >= end)
+			return false;
+		futex_wait(&bell->seq, seen, (uint32_t)(end - now));
+	}
+}

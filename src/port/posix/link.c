@@ -1,0 +1,750 @@
+/*
+ * link.c - a link between two processes over one POSIX shared memory
+ * object: the region's header, the server's and proxy's life cycles, and
+ * the service thread that serves the doorbell and watches the peer.
+ *
+ * Region: [header | doorbells] at 0, the resource table at TABLE_OFFSET,
+ * the carveouts from CARVE_DA. Every address in it is an offset, so each
+ * process maps it anywhere. The header is the peer's too: it is read with
+ * atomics and its strings are copied and terminated before use.
+ */
+#define _GNU_SOURCE
+#include <duet/link.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <duet/doorbell.h>
+#include <duet/port.h>
+#include <duet/vhost.h>
+
+#define HDR_MAGIC 0x54455544u /* "DUET" */
+#define HDR_VERSION 1u
+#define BELL_OFFSET 1024u
+#define TABLE_OFFSET 4096u
+#define TABLE_SIZE 8192u
+#define CARVE_DA (TABLE_OFFSET + TABLE_SIZE)
+#define LINK_ID (DUET_DOORBELL_IDS - 1u) /* doorbell id for link events */
+#define NAME_LEN 32
+
+enum { ST_ABSENT = 0, ST_READY, ST_STOPPED, ST_REFUSED };
+enum { CMD_NONE = 0, CMD_STOP };
+
+struct link_side {
+	_Atomic uint32_t pid;
+	_Atomic uint32_t state;
+	char name[NAME_LEN]; /* the name this side calls itself */
+};
+
+struct link_hdr {
+	_Atomic uint32_t magic; /* written last by the server */
+	uint32_t version;
+	uint32_t region_size;
+	uint32_t table_offset;
+	uint32_t table_size;
+	_Atomic uint32_t generation;
+	char cpu[2][NAME_LEN]; /* the server's names for itself and its proxy */
+	struct link_side side[2];
+	_Atomic uint32_t cmd;
+	_Atomic uint32_t cmd_seq;
+	_Atomic uint32_t cmd_ack;
+};
+
+_Static_assert(sizeof(struct link_hdr) <= BELL_OFFSET, "header overlaps the doorbells");
+
+struct duet_link {
+	struct duet_link_config cfg;
+	char path[64];
+	char local[NAME_LEN], remote[NAME_LEN];
+	enum duet_side me, peer;
+	int fd;
+	uint8_t *region;
+	size_t size;
+	struct link_hdr *hdr;
+	struct duet_doorbell *bell; /* [side]: rung to wake that side */
+	struct duet_rptun *rptun;
+	pthread_mutex_t lock; /* rptun and the mapping, against the service thread */
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool thread_started;
+	_Atomic bool quit;
+	_Atomic bool peer_up;
+	_Atomic int peer_pid;
+	_Atomic bool stop_requested;
+	uint32_t generation; /* proxy: of the server it attached to */
+	uint32_t cmd_seen;
+	uint32_t refused_pid;
+	_Atomic uint32_t rung;
+};
+
+static void say(struct duet_link *l, enum duet_link_event ev, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (l->cfg.event)
+		l->cfg.event(l->cfg.arg, ev, msg);
+}
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+static bool pid_alive(uint32_t pid)
+{
+	return pid && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* A peer-written name, copied and terminated. */
+static void read_name(char dst[NAME_LEN], const char *src)
+{
+	memcpy(dst, src, NAME_LEN);
+	dst[NAME_LEN - 1] = '\0';
+}
+
+static void write_name(char dst[NAME_LEN], const char *src)
+{
+	size_t n = strnlen(src, NAME_LEN - 1);
+
+	memset(dst, 0, NAME_LEN);
+	memcpy(dst, src, n);
+}
+
+static bool valid_link_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n > 40)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_'))
+			return false;
+	return true;
+}
+
+static void ring_link(struct duet_link *l, uint32_t id)
+{
+	atomic_fetch_add_explicit(&l->rung, 1, memory_order_relaxed);
+	duet_doorbell_ring(&l->bell[l->peer], id);
+}
+
+static void rptun_ring(struct duet_rptun *rptun, uint32_t notifyid)
+{
+	ring_link(duet_rptun_priv(rptun), notifyid);
+}
+
+static const struct duet_rptun_ops link_rptun_ops = { .notify = rptun_ring };
+
+static int start_rptun(struct duet_link *l, char *err, size_t errlen)
+{
+	struct duet_rptun_config rc = {
+		.side = l->me, .region = l->region, .region_size = l->size,
+		.table_offset = TABLE_OFFSET, .table_size = TABLE_SIZE,
+		.ops = &link_rptun_ops, .priv = l,
+	};
+	struct duet_rsc_error rerr = { 0 };
+	int ret = duet_rptun_create(&l->rptun, &rc, &rerr);
+
+	if (ret == -EINVAL)
+		return fail(err, errlen, ret, "resource table refused: entry %d: %s (%llu)",
+			    rerr.entry, rerr.reason ? rerr.reason : "?",
+			    (unsigned long long)rerr.value);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot set up the devices: %s", strerror(-ret));
+	ret = duet_rptun_start(l->rptun);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot register the devices: %s", strerror(-ret));
+	return 0;
+}
+
+static void stop_rptun(struct duet_link *l)
+{
+	duet_rptun_destroy(l->rptun);
+	l->rptun = NULL;
+}
+
+static void unmap(struct duet_link *l)
+{
+	if (l->region)
+		munmap(l->region, l->size);
+	if (l->fd >= 0)
+		close(l->fd);
+	l->region = NULL;
+	l->hdr = NULL;
+	l->bell = NULL;
+	l->fd = -1;
+}
+
+static int map(struct duet_link *l, size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	l->region = p;
+	l->size = size;
+	l->hdr = p;
+	l->bell = (struct duet_doorbell *)(void *)(l->region + BELL_OFFSET);
+	return 0;
+}
+
+/* ---- server ---- */
+
+/* Write a fresh table and header fields; magic stays as it is. */
+static int server_write_table(struct duet_link *l)
+{
+	int len = duet_rsc_build(l->region + TABLE_OFFSET, TABLE_SIZE, l->cfg.vdevs,
+				 l->cfg.num_vdevs, CARVE_DA);
+
+	if (len < 0)
+		return len;
+	memset(l->region + CARVE_DA, 0, l->size - CARVE_DA);
+	return 0;
+}
+
+/* An existing object with our name: reclaim it if its server is dead. */
+static int reclaim(struct duet_link *l, char *err, size_t errlen)
+{
+	int fd = shm_open(l->path, O_RDWR, 0);
+	struct link_hdr hdr;
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : fail(err, errlen, -errno, "cannot open /dev/shm%s: %s",
+						    l->path, strerror(errno));
+	n = fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(hdr) ? pread(fd, &hdr, sizeof(hdr), 0)
+								      : 0;
+	close(fd);
+	if (n != (ssize_t)sizeof(hdr) || hdr.magic != HDR_MAGIC)
+		return fail(err, errlen, -EEXIST,
+			    "/dev/shm%s exists and is not a duet link: remove it or choose another name",
+			    l->path);
+	if (pid_alive(hdr.side[DUET_SERVER].pid))
+		return fail(err, errlen, -EBUSY, "link '%s' is in use by a server (pid %u)",
+			    l->cfg.name, (unsigned int)hdr.side[DUET_SERVER].pid);
+	shm_unlink(l->path); /* left by a crashed run */
+	return 0;
+}
+
+static int server_open(struct duet_link *l, char *err, size_t errlen)
+{
+	size_t size = CARVE_DA + duet_rsc_carveouts_size(l->cfg.vdevs, l->cfg.num_vdevs);
+	int ret;
+
+	for (int tries = 0;; tries++) {
+		l->fd = shm_open(l->path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		if (l->fd >= 0)
+			break;
+		if (errno != EEXIST || tries == 2)
+			return fail(err, errlen, -errno, "cannot create /dev/shm%s: %s", l->path,
+				    strerror(errno));
+		ret = reclaim(l, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	if (ftruncate(l->fd, (off_t)size) < 0) {
+		ret = -errno;
+		shm_unlink(l->path);
+		return fail(err, errlen, ret, "cannot size the region: %s", strerror(-ret));
+	}
+	ret = map(l, size);
+	if (ret == 0)
+		ret = server_write_table(l);
+	if (ret < 0) {
+		shm_unlink(l->path);
+		return fail(err, errlen, ret, "cannot lay out the region: %s", strerror(-ret));
+	}
+	l->hdr->version = HDR_VERSION;
+	l->hdr->region_size = (uint32_t)size;
+	l->hdr->table_offset = TABLE_OFFSET;
+	l->hdr->table_size = TABLE_SIZE;
+	l->hdr->generation = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+	write_name(l->hdr->cpu[DUET_SERVER], l->local);
+	write_name(l->hdr->cpu[DUET_PROXY], l->remote);
+	write_name(l->hdr->side[DUET_SERVER].name, l->local);
+	l->hdr->side[DUET_SERVER].pid = (uint32_t)getpid();
+	l->hdr->side[DUET_SERVER].state = ST_READY;
+	atomic_store(&l->hdr->magic, HDR_MAGIC);
+	ret = start_rptun(l, err, errlen);
+	if (ret < 0)
+		shm_unlink(l->path);
+	return ret;
+}
+
+/* The proxy is gone: remove its devices and get the region ready for the
+ * next one. */
+static void server_peer_down(struct duet_link *l, const char *why)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "proxy (pid %d) %s: its devices are removed; waiting for it to "
+		 "come back", atomic_load(&l->peer_pid), why);
+	pthread_mutex_lock(&l->lock);
+	atomic_store(&l->peer_up, false);
+	atomic_store(&l->peer_pid, 0);
+	stop_rptun(l);
+	l->hdr->side[DUET_PROXY].pid = 0;
+	l->hdr->side[DUET_PROXY].state = ST_ABSENT;
+	server_write_table(l);
+	atomic_fetch_add(&l->hdr->generation, 1);
+	if (start_rptun(l, NULL, 0) < 0)
+		say(l, DUET_LINK_ERROR, "cannot bring the devices back");
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	say(l, DUET_LINK_PEER_DOWN, "%s", msg);
+}
+
+static void server_watch(struct duet_link *l)
+{
+	struct link_side *p = &l->hdr->side[DUET_PROXY];
+	uint32_t state = atomic_load(&p->state), pid = atomic_load(&p->pid);
+	char name[NAME_LEN];
+
+	if (state == ST_REFUSED && pid != l->refused_pid) {
+		read_name(name, p->name);
+		l->refused_pid = pid;
+		say(l, DUET_LINK_PEER_REFUSED,
+		    "refused a proxy named '%s' (pid %u): this link is for proxy '%s' of server '%s'",
+		    name, pid, l->remote, l->local);
+		atomic_store(&p->state, ST_ABSENT);
+		return;
+	}
+	if (!atomic_load(&l->peer_up) && state == ST_READY && pid_alive(pid)) {
+		pthread_mutex_lock(&l->lock);
+		atomic_store(&l->peer_pid, (int)pid);
+		atomic_store(&l->peer_up, true);
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->lock);
+		say(l, DUET_LINK_PEER_UP, "proxy '%s' attached (pid %u)", l->remote, pid);
+		return;
+	}
+	if (atomic_load(&l->peer_up)) {
+		if (!pid_alive((uint32_t)atomic_load(&l->peer_pid)))
+			server_peer_down(l, "died");
+		else if (state != ST_READY)
+			server_peer_down(l, "left");
+	}
+}
+
+/* ---- proxy ---- */
+
+/* One attempt to attach. 0, -EAGAIN (not there yet: try again), or an
+ * error that trying again will not fix. */
+static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
+{
+	struct link_hdr *h;
+	char sname[NAME_LEN], pname[NAME_LEN];
+	struct stat st;
+	int ret;
+
+	l->fd = shm_open(l->path, O_RDWR, 0);
+	if (l->fd < 0)
+		return errno == ENOENT ? -EAGAIN : fail(err, errlen, -errno, "cannot open /dev/shm%s: %s",
+							 l->path, strerror(errno));
+	if (fstat(l->fd, &st) < 0 || st.st_size < CARVE_DA) {
+		unmap(l);
+		return -EAGAIN; /* being created */
+	}
+	ret = map(l, (size_t)st.st_size);
+	if (ret < 0) {
+		unmap(l);
+		return fail(err, errlen, ret, "cannot map the region: %s", strerror(-ret));
+	}
+	h = l->hdr;
+	if (atomic_load(&h->magic) != HDR_MAGIC || h->region_size != (uint32_t)st.st_size ||
+	    !pid_alive(atomic_load(&h->side[DUET_SERVER].pid))) {
+		unmap(l);
+		return -EAGAIN; /* not ready, or left by a dead server */
+	}
+	if (h->version != HDR_VERSION || h->table_offset != TABLE_OFFSET ||
+	    h->table_size != TABLE_SIZE) {
+		unmap(l);
+		return fail(err, errlen, -EPROTO, "link '%s' has an unknown layout (version %u)",
+			    l->cfg.name, h->version);
+	}
+	read_name(sname, h->cpu[DUET_SERVER]);
+	read_name(pname, h->cpu[DUET_PROXY]);
+	if (strcmp(sname, l->remote) || strcmp(pname, l->local)) {
+		write_name(h->side[DUET_PROXY].name, l->local);
+		atomic_store(&h->side[DUET_PROXY].pid, (uint32_t)getpid());
+		atomic_store(&h->side[DUET_PROXY].state, ST_REFUSED);
+		duet_doorbell_ring(&l->bell[DUET_SERVER], LINK_ID);
+		unmap(l);
+		return fail(err, errlen, -EPERM,
+			    "cpu names do not match: this proxy is '%s' and expects server '%s', "
+			    "but link '%s' is for proxy '%s' of server '%s'",
+			    l->local, l->remote, l->cfg.name, pname, sname);
+	}
+	if (atomic_load(&h->side[DUET_PROXY].state) == ST_READY &&
+	    pid_alive(atomic_load(&h->side[DUET_PROXY].pid))) {
+		unmap(l);
+		return fail(err, errlen, -EBUSY, "link '%s' already has a proxy (pid %u)",
+			    l->cfg.name, (unsigned int)atomic_load(&h->side[DUET_PROXY].pid));
+	}
+	l->generation = atomic_load(&h->generation);
+	l->cmd_seen = atomic_load(&h->cmd_seq);
+	ret = start_rptun(l, err, errlen);
+	if (ret < 0) {
+		unmap(l);
+		return ret;
+	}
+	write_name(h->side[DUET_PROXY].name, l->local);
+	atomic_store(&h->side[DUET_PROXY].pid, (uint32_t)getpid());
+	atomic_store(&h->side[DUET_PROXY].state, ST_READY);
+	atomic_store(&l->peer_pid, (int)atomic_load(&h->side[DUET_SERVER].pid));
+	atomic_store(&l->peer_up, true);
+	ring_link(l, LINK_ID);
+	return 0;
+}
+
+static void proxy_peer_down(struct duet_link *l, const char *why)
+{
+	int pid = atomic_load(&l->peer_pid);
+	struct link_hdr hdr;
+	int fd;
+
+	pthread_mutex_lock(&l->lock);
+	atomic_store(&l->peer_up, false);
+	stop_rptun(l);
+	unmap(l);
+	/* Clean up what the dead server left, unless a new one already
+	 * replaced it. */
+	fd = shm_open(l->path, O_RDONLY, 0);
+	if (fd >= 0) {
+		if (pread(fd, &hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+		    hdr.side[DUET_SERVER].pid == (uint32_t)pid && !pid_alive((uint32_t)pid))
+			shm_unlink(l->path);
+		close(fd);
+	}
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	say(l, DUET_LINK_PEER_DOWN, "server (pid %d) %s: devices removed; waiting for a new server",
+	    pid, why);
+}
+
+static void proxy_watch(struct duet_link *l)
+{
+	struct link_hdr *h = l->hdr;
+
+	if (!atomic_load(&l->peer_up)) {
+		char err[200];
+		int ret;
+
+		pthread_mutex_lock(&l->lock);
+		ret = proxy_try_attach(l, err, sizeof(err));
+		if (ret == 0)
+			pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->lock);
+		if (ret == 0)
+			say(l, DUET_LINK_PEER_UP, "attached to server '%s' (pid %d)", l->remote,
+			    atomic_load(&l->peer_pid));
+		else if (ret != -EAGAIN)
+			say(l, DUET_LINK_ERROR, "%s", err);
+		return;
+	}
+	if (!pid_alive((uint32_t)atomic_load(&l->peer_pid))) {
+		proxy_peer_down(l, "died");
+		return;
+	}
+	if (atomic_load(&h->generation) != l->generation ||
+	    atomic_load(&h->side[DUET_PROXY].pid) != (uint32_t)getpid()) {
+		proxy_peer_down(l, "dropped this proxy");
+		return;
+	}
+	if (atomic_load(&h->cmd_seq) != l->cmd_seen) {
+		l->cmd_seen = atomic_load(&h->cmd_seq);
+		if (atomic_load(&h->cmd) == CMD_STOP) {
+			atomic_store(&l->stop_requested, true);
+			atomic_store(&h->cmd_ack, l->cmd_seen);
+			say(l, DUET_LINK_STOPPED, "the server asked this proxy to stop");
+		}
+	}
+}
+
+/* ---- the service thread ---- */
+
+static void *service(void *arg)
+{
+	struct duet_link *l = arg;
+	uint32_t ids[DUET_DOORBELL_IDS];
+	uint64_t next_watch = 0;
+
+	while (!atomic_load(&l->quit)) {
+		struct duet_doorbell *bell;
+		uint32_t seen;
+		uint64_t now;
+		unsigned int n;
+
+		pthread_mutex_lock(&l->lock);
+		bell = l->bell ? &l->bell[l->me] : NULL;
+		seen = bell ? atomic_load(&bell->seq) : 0;
+		n = bell ? duet_doorbell_take(bell, ids) : 0;
+		for (unsigned int i = 0; i < n; i++)
+			if (ids[i] != LINK_ID && l->rptun)
+				duet_rptun_notified(l->rptun, ids[i]);
+		if (l->rptun)
+			duet_rptun_check_peer(l->rptun);
+		pthread_mutex_unlock(&l->lock);
+
+		now = duet_clock_ms();
+		if (now >= next_watch || (n && ids[n - 1] == LINK_ID)) {
+			if (l->me == DUET_SERVER)
+				server_watch(l);
+			else
+				proxy_watch(l);
+			next_watch = now + DUET_LINK_WATCH_MS;
+		}
+		if (bell && l->bell)
+			duet_doorbell_wait(bell, seen, l->cfg.spin_us, DUET_LINK_WATCH_MS);
+		else
+			usleep(DUET_LINK_WATCH_MS * 1000u);
+	}
+	return NULL;
+}
+
+/* ---- public ---- */
+
+int duet_link_open(struct duet_link **linkp, const struct duet_link_config *cfg,
+		   uint32_t timeout_ms, char *err, size_t errlen)
+{
+	struct duet_link *l;
+	int ret;
+
+	if (!linkp || !cfg || !cfg->name || !valid_link_name(cfg->name))
+		return fail(err, errlen, -EINVAL,
+			    "a link name is 1-40 letters, digits, '-' or '_'");
+	if (cfg->side != DUET_SERVER && cfg->side != DUET_PROXY)
+		return fail(err, errlen, -EINVAL, "side must be server or proxy");
+	if (cfg->side == DUET_SERVER && (cfg->num_vdevs > DUET_MAX_VDEVS ||
+					 (cfg->num_vdevs && !cfg->vdevs)))
+		return fail(err, errlen, -EINVAL, "at most %d vdevs", DUET_MAX_VDEVS);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	l->cfg = *cfg;
+	l->fd = -1;
+	l->me = cfg->side;
+	l->peer = cfg->side == DUET_SERVER ? DUET_PROXY : DUET_SERVER;
+	snprintf(l->path, sizeof(l->path), "/duet-%s", cfg->name);
+	write_name(l->local, cfg->local_cpu ? cfg->local_cpu : (l->me == DUET_SERVER ? "server" : "proxy"));
+	write_name(l->remote, cfg->remote_cpu ? cfg->remote_cpu : (l->me == DUET_SERVER ? "proxy" : "server"));
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->cond, NULL);
+
+	if (l->me == DUET_SERVER) {
+		ret = server_open(l, err, errlen);
+	} else {
+		uint64_t end = duet_clock_ms() + timeout_ms;
+
+		while ((ret = proxy_try_attach(l, err, errlen)) == -EAGAIN && duet_clock_ms() < end)
+			usleep(20000);
+		if (ret == -EAGAIN)
+			ret = fail(err, errlen, -ETIMEDOUT,
+				   "no server for link '%s' within %u ms (is 'duet server --name %s' running?)",
+				   cfg->name, timeout_ms, cfg->name);
+	}
+	if (ret == 0) {
+		ret = -pthread_create(&l->thread, NULL, service, l);
+		l->thread_started = ret == 0;
+		if (ret < 0)
+			fail(err, errlen, ret, "cannot start the service thread");
+	}
+	if (ret < 0) {
+		stop_rptun(l);
+		unmap(l);
+		free(l);
+		return ret;
+	}
+	*linkp = l;
+	return 0;
+}
+
+static void stop_thread(struct duet_link *l)
+{
+	if (!l->thread_started)
+		return;
+	atomic_store(&l->quit, true);
+	pthread_mutex_lock(&l->lock);
+	if (l->bell)
+		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
+	pthread_mutex_unlock(&l->lock);
+	pthread_join(l->thread, NULL);
+	l->thread_started = false;
+}
+
+int duet_link_close(struct duet_link *l, uint32_t timeout_ms, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	if (!l)
+		return -EINVAL;
+	if (l->me == DUET_SERVER && atomic_load(&l->peer_up) && l->hdr) {
+		uint32_t seq = atomic_load(&l->hdr->cmd_seq) + 1;
+		uint64_t end = duet_clock_ms() + timeout_ms;
+
+		atomic_store(&l->hdr->cmd, CMD_STOP);
+		atomic_store(&l->hdr->cmd_seq, seq);
+		ring_link(l, LINK_ID);
+		while (atomic_load(&l->hdr->cmd_ack) != seq && duet_clock_ms() < end &&
+		       pid_alive((uint32_t)atomic_load(&l->peer_pid)))
+			usleep(5000);
+		if (atomic_load(&l->hdr->cmd_ack) != seq)
+			ret = fail(err, errlen, -ETIMEDOUT,
+				   "proxy (pid %d) did not acknowledge stop within %u ms",
+				   atomic_load(&l->peer_pid), timeout_ms);
+	}
+	stop_thread(l);
+	stop_rptun(l);
+	if (l->hdr) {
+		atomic_store(&l->hdr->side[l->me].state, ST_STOPPED);
+		if (l->me == DUET_PROXY)
+			ring_link(l, LINK_ID);
+	}
+	unmap(l);
+	if (l->me == DUET_SERVER)
+		shm_unlink(l->path);
+	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->cond);
+	free(l);
+	return ret;
+}
+
+bool duet_link_wait_peer(struct duet_link *l, uint32_t timeout_ms)
+{
+	uint64_t end = duet_clock_ms() + timeout_ms;
+	bool up;
+
+	pthread_mutex_lock(&l->lock);
+	while (!(up = atomic_load(&l->peer_up))) {
+		uint64_t now = duet_clock_ms();
+		struct timespec ts;
+
+		if (now >= end)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return up;
+}
+
+bool duet_link_peer_up(struct duet_link *l)
+{
+	return atomic_load(&l->peer_up);
+}
+
+int duet_link_peer_pid(struct duet_link *l)
+{
+	return atomic_load(&l->peer_up) ? atomic_load(&l->peer_pid) : 0;
+}
+
+struct duet_rptun *duet_link_rptun(struct duet_link *l)
+{
+	return l->rptun;
+}
+
+bool duet_link_stop_requested(struct duet_link *l)
+{
+	return atomic_load(&l->stop_requested);
+}
+
+void duet_link_stats(struct duet_link *l, uint32_t *rung, uint32_t *wakes)
+{
+	pthread_mutex_lock(&l->lock);
+	if (rung)
+		*rung = atomic_load(&l->rung);
+	if (wakes)
+		*wakes = l->bell ? atomic_load(&l->bell[l->peer].wakes) : 0;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static const char *id_name(uint32_t id)
+{
+	switch (id) {
+	case VIRTIO_ID_NETWORK: return "net";
+	case VIRTIO_ID_BLOCK: return "blk";
+	case VIRTIO_ID_CONSOLE: return "console";
+	case VIRTIO_ID_ENTROPY: return "rng";
+	case VIRTIO_ID_RPMSG: return "rpmsg";
+	default: return "virtio";
+	}
+}
+
+static bool has_driver(const struct virtio_device *vdev)
+{
+	return vdev->role == VIRTIO_DEV_DRIVER ? virtio_has_driver(vdev->id.device)
+					       : vhost_has_driver(vdev->id.device);
+}
+
+bool duet_link_ready(struct duet_link *l)
+{
+	bool ready;
+
+	pthread_mutex_lock(&l->lock);
+	ready = atomic_load(&l->peer_up) && l->rptun;
+	for (unsigned int i = 0; ready && i < duet_rptun_num_vdevs(l->rptun); i++) {
+		struct virtio_device *vdev = duet_rptun_vdev(l->rptun, i);
+
+		ready = atomic_load(&vdev->bus_driver) || !has_driver(vdev);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return ready;
+}
+
+int duet_link_describe(struct duet_link *l, char *buf, size_t len)
+{
+	size_t n = 0;
+
+#define PUT(...) \
+	(n += (size_t)snprintf(buf + (n < len ? n : len), n < len ? len - n : 0, __VA_ARGS__))
+	pthread_mutex_lock(&l->lock);
+	PUT("link '%s': %s '%s' <-> %s '%s': %s", l->cfg.name, l->me == DUET_SERVER ? "server" : "proxy",
+	    l->local, l->me == DUET_SERVER ? "proxy" : "server", l->remote,
+	    atomic_load(&l->peer_up) ? "up" : "down");
+	if (atomic_load(&l->peer_up))
+		PUT(" (peer pid %d)", atomic_load(&l->peer_pid));
+	PUT("\n");
+	for (unsigned int i = 0; l->rptun && i < duet_rptun_num_vdevs(l->rptun); i++) {
+		struct virtio_device *vdev = duet_rptun_vdev(l->rptun, i);
+		struct virtio_driver *drv = atomic_load(&vdev->bus_driver);
+		uint8_t st = 0;
+
+		virtio_get_status(vdev, &st);
+		PUT("vdev %u %s: %s side, status 0x%02x, %s%s\n", i, id_name(vdev->id.device),
+		    vdev->role == VIRTIO_DEV_DRIVER ? "virtio (driver)" : "vhost (device)", st,
+		    drv ? "bound to " : (has_driver(vdev) ? "waiting" : "no driver in this build"),
+		    drv ? (drv->name ? drv->name : "a driver") : "");
+	}
+	pthread_mutex_unlock(&l->lock);
+#undef PUT
+	return (int)(n < len ? n : (len ? len - 1 : 0));
+}

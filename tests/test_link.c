@@ -1,0 +1,413 @@
+/*
+ * Two real processes: the duet command as server and proxy over a named
+ * shared region. Boot and stop, devices probed on the right sides, a cpu
+ * name mismatch refused, kill -9 of either side noticed within a second and
+ * recovered from, a stale region reclaimed, a foreign one refused, two
+ * links side by side, and a long stream of doorbell round trips.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#ifndef DUET_BIN
+#error "DUET_BIN must name the duet executable"
+#endif
+
+struct proc {
+	pid_t pid;
+	int in, out;
+	char buf[1 << 16];
+	size_t len, cursor;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void proc_start(struct proc *p, const char *const *argv)
+{
+	int in[2], out[2];
+
+	memset(p, 0, sizeof(*p));
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(out), 0);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (p->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		close(in[1]);
+		close(out[0]);
+		execv(DUET_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	p->in = in[1];
+	p->out = out[0];
+}
+
+/* Read what is there, waiting up to ms for more. */
+static void proc_read(struct proc *p, int ms)
+{
+	struct pollfd pfd = { .fd = p->out, .events = POLLIN };
+
+	if (poll(&pfd, 1, ms) > 0 && p->len < sizeof(p->buf) - 1) {
+		ssize_t n = read(p->out, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+
+		if (n > 0)
+			p->len += (size_t)n;
+	}
+	p->buf[p->len] = '\0';
+}
+
+/* Wait for `needle` in the output after the cursor; move past it. */
+static bool proc_expect(struct proc *p, const char *needle, uint32_t timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		char *hit = strstr(p->buf + p->cursor, needle);
+
+		if (hit) {
+			p->cursor = (size_t)(hit - p->buf) + strlen(needle);
+			return true;
+		}
+		if (now_ms() >= end) {
+			print_message("---- output of pid %d, expecting '%s':\n%s\n----\n", p->pid,
+				      needle, p->buf);
+			return false;
+		}
+		proc_read(p, 20);
+	}
+}
+
+static void proc_send(struct proc *p, const char *line)
+{
+	assert_int_equal(write(p->in, line, strlen(line)), (ssize_t)strlen(line));
+}
+
+/* Exit status, or -1 after killing it at the timeout. */
+static int proc_wait(struct proc *p, uint32_t timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+
+		proc_read(p, 0);
+		if (r == p->pid) {
+			while (p->len < sizeof(p->buf) - 1) {
+				ssize_t n = read(p->out, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+
+				if (n <= 0)
+					break;
+				p->len += (size_t)n;
+			}
+			p->buf[p->len] = '\0';
+			close(p->in);
+			close(p->out);
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		if (now_ms() >= end) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &st, 0);
+			print_message("---- pid %d did not exit; output:\n%s\n----\n", p->pid, p->buf);
+			close(p->in);
+			close(p->out);
+			return -1;
+		}
+		usleep(10000);
+	}
+}
+
+static void proc_kill9(struct proc *p)
+{
+	int st;
+
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &st, 0);
+	close(p->in);
+	close(p->out);
+}
+
+static bool region_exists(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/dev/shm/duet-%s", name);
+	return access(path, F_OK) == 0;
+}
+
+static void unlink_region(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/duet-%s", name);
+	shm_unlink(path);
+}
+
+#define ARGS(...) ((const char *const[]){ DUET_BIN, __VA_ARGS__, NULL })
+
+static void test_boot_and_stop(void **state)
+{
+	struct proc s;
+
+	(void)state;
+	unlink_region("tl-boot");
+	proc_start(&s, ARGS("server", "--name", "tl-boot", "-c",
+			    "wait 5000; status; rng 0 64; quit"));
+	assert_int_equal(proc_wait(&s, 20000), 0);
+	assert_true(proc_expect(&s, "proxy 'proxy' attached", 0));
+	assert_true(proc_expect(&s, "ready", 0));
+	assert_true(proc_expect(&s, "vdev 0 rpmsg: virtio (driver) side", 0));
+	assert_true(proc_expect(&s, "vdev 1 rng: virtio (driver) side, status 0x0f, bound to virtio-rng", 0));
+	assert_true(proc_expect(&s, "vdev 2 rng: vhost (device) side, status 0x0f, bound to vhost-rng", 0));
+	assert_true(proc_expect(&s, "rng 0: 64 bytes", 0));
+	assert_true(proc_expect(&s, "the server asked this proxy to stop", 0));
+	assert_true(proc_expect(&s, "closed, region removed", 0));
+	assert_false(region_exists("tl-boot"));
+}
+
+static void test_both_sides_probed(void **state)
+{
+	struct proc s, p;
+
+	(void)state;
+	unlink_region("tl-sides");
+	proc_start(&s, ARGS("server", "--name", "tl-sides", "--no-spawn"));
+	assert_true(proc_expect(&s, "link 'tl-sides' created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-sides", "-c", "wait 5000; status; rng 0 64"));
+	assert_int_equal(proc_wait(&p, 20000), 0);
+	assert_true(proc_expect(&p, "vdev 0 rpmsg: vhost (device) side", 0));
+	assert_true(proc_expect(&p, "vdev 1 rng: vhost (device) side, status 0x0f, bound to vhost-rng", 0));
+	assert_true(proc_expect(&p, "vdev 2 rng: virtio (driver) side, status 0x0f, bound to virtio-rng", 0));
+	assert_true(proc_expect(&p, "rng 0: 64 bytes", 0));
+	/* The proxy left: the server noticed and removed its devices. */
+	assert_true(proc_expect(&s, "left: its devices are removed", 3000));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_false(region_exists("tl-sides"));
+}
+
+static void test_cpu_name_mismatch(void **state)
+{
+	struct proc s, p;
+
+	(void)state;
+	unlink_region("tl-names");
+	proc_start(&s, ARGS("server", "--name", "tl-names", "--no-spawn", "--cpu", "ap"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-names", "--cpu", "imposter", "--peer", "ap"));
+	assert_int_equal(proc_wait(&p, 10000), 1);
+	assert_true(proc_expect(&p, "cpu names do not match: this proxy is 'imposter' and expects "
+				    "server 'ap', but link 'tl-names' is for proxy 'proxy' of server 'ap'", 0));
+	assert_true(proc_expect(&s, "refused a proxy named 'imposter'", 3000));
+	assert_true(proc_expect(&s, "this link is for proxy 'proxy' of server 'ap'", 0));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+}
+
+static int pid_in(const struct proc *p)
+{
+	return p->pid;
+}
+
+static void test_kill_proxy_and_recover(void **state)
+{
+	struct proc s, a, b;
+	char line[128];
+	uint64_t t0, dt;
+
+	(void)state;
+	unlink_region("tl-kp");
+	proc_start(&s, ARGS("server", "--name", "tl-kp", "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&a, ARGS("proxy", "--name", "tl-kp", "--serve"));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	t0 = now_ms();
+	proc_kill9(&a);
+	snprintf(line, sizeof(line), "proxy (pid %d) died: its devices are removed", pid_in(&a));
+	assert_true(proc_expect(&s, line, 3000));
+	dt = now_ms() - t0;
+	print_message("server noticed the proxy's death after %llu ms\n", (unsigned long long)dt);
+	assert_true(dt <= 1000);
+	/* The survivor runs on; a new proxy brings the devices back. */
+	proc_send(&s, "status\n");
+	assert_true(proc_expect(&s, ": down", 3000));
+	proc_start(&b, ARGS("proxy", "--name", "tl-kp", "--serve"));
+	proc_send(&s, "wait 5000\nrng 0 32\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&b, 10000), 0);
+	assert_false(region_exists("tl-kp"));
+}
+
+static void test_kill_server_and_recover(void **state)
+{
+	struct proc s1, s2, p;
+	char line[128];
+	uint64_t t0, dt;
+
+	(void)state;
+	unlink_region("tl-ks");
+	proc_start(&s1, ARGS("server", "--name", "tl-ks", "--no-spawn"));
+	assert_true(proc_expect(&s1, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-ks"));
+	proc_send(&p, "wait 5000\n");
+	assert_true(proc_expect(&p, "ready", 6000));
+	t0 = now_ms();
+	proc_kill9(&s1);
+	snprintf(line, sizeof(line), "server (pid %d) died: devices removed", pid_in(&s1));
+	assert_true(proc_expect(&p, line, 3000));
+	dt = now_ms() - t0;
+	print_message("proxy noticed the server's death after %llu ms\n", (unsigned long long)dt);
+	assert_true(dt <= 1000);
+	/* The dead server's region was cleaned up by the survivor. */
+	assert_false(region_exists("tl-ks"));
+	proc_start(&s2, ARGS("server", "--name", "tl-ks", "--no-spawn"));
+	assert_true(proc_expect(&p, "attached to server 'server'", 5000));
+	proc_send(&s2, "wait 5000\nrng 0 32\n");
+	assert_true(proc_expect(&s2, "rng 0: 32 bytes", 6000));
+	proc_send(&p, "rng 0 16\n");
+	assert_true(proc_expect(&p, "rng 0: 16 bytes", 6000));
+	proc_send(&s2, "quit\n");
+	assert_int_equal(proc_wait(&s2, 10000), 0);
+	assert_true(proc_expect(&p, "the server asked this proxy to stop", 3000));
+	proc_send(&p, "quit\n");
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
+static void test_stale_and_foreign_regions(void **state)
+{
+	struct proc s;
+	int fd;
+
+	(void)state;
+	unlink_region("tl-stale");
+	proc_start(&s, ARGS("server", "--name", "tl-stale", "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_kill9(&s); /* leaves its region behind */
+	assert_true(region_exists("tl-stale"));
+	proc_start(&s, ARGS("server", "--name", "tl-stale", "-c", "wait 5000; rng 0 16; quit"));
+	assert_int_equal(proc_wait(&s, 20000), 0);
+	assert_true(proc_expect(&s, "rng 0: 16 bytes", 0));
+	assert_false(region_exists("tl-stale"));
+
+	/* Something else under our name is not touched. */
+	fd = shm_open("/duet-tl-junk", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "not a duet region, just bytes......................", 52), 52);
+	close(fd);
+	proc_start(&s, ARGS("server", "--name", "tl-junk", "-c", "quit"));
+	assert_int_equal(proc_wait(&s, 10000), 1);
+	assert_true(proc_expect(&s, "/dev/shm/duet-tl-junk exists and is not a duet link", 0));
+	assert_true(region_exists("tl-junk"));
+	unlink_region("tl-junk");
+}
+
+static void test_server_in_use_is_refused(void **state)
+{
+	struct proc s1, s2;
+
+	(void)state;
+	unlink_region("tl-busy");
+	proc_start(&s1, ARGS("server", "--name", "tl-busy", "--no-spawn"));
+	assert_true(proc_expect(&s1, "created", 5000));
+	proc_start(&s2, ARGS("server", "--name", "tl-busy", "--no-spawn", "-c", "quit"));
+	assert_int_equal(proc_wait(&s2, 10000), 1);
+	assert_true(proc_expect(&s2, "link 'tl-busy' is in use by a server", 0));
+	proc_send(&s1, "quit\n");
+	assert_int_equal(proc_wait(&s1, 10000), 0);
+}
+
+static void test_two_links_side_by_side(void **state)
+{
+	struct proc a, b;
+
+	(void)state;
+	unlink_region("tl-one");
+	unlink_region("tl-two");
+	proc_start(&a, ARGS("server", "--name", "tl-one", "-c", "wait 5000; rng 0 4096; quit"));
+	proc_start(&b, ARGS("server", "--name", "tl-two", "-c", "wait 5000; rng 0 4096; quit"));
+	assert_int_equal(proc_wait(&a, 20000), 0);
+	assert_int_equal(proc_wait(&b, 20000), 0);
+	assert_true(proc_expect(&a, "rng 0: 4096 bytes", 0));
+	assert_true(proc_expect(&b, "rng 0: 4096 bytes", 0));
+}
+
+static void test_long_notification_stream(void **state)
+{
+	struct proc s;
+
+	(void)state;
+	/* 4 MiB in 4 KiB requests: 1,024 round trips, each a doorbell both
+	 * ways with the other side asleep; one lost wake-up would stall it. */
+	unlink_region("tl-stream");
+	proc_start(&s, ARGS("server", "--name", "tl-stream", "-c", "wait 5000; rng 0 4194304; quit"));
+	assert_int_equal(proc_wait(&s, 30000), 0);
+	assert_true(proc_expect(&s, "rng 0: 4194304 bytes", 0));
+}
+
+static void test_usage_errors(void **state)
+{
+	struct proc p;
+
+	(void)state;
+	proc_start(&p, ARGS("sever"));
+	assert_int_equal(proc_wait(&p, 5000), 2);
+	assert_true(proc_expect(&p, "unknown mode 'sever': use server, proxy or demo", 0));
+	proc_start(&p, ARGS("server", "--name", "bad/name", "-c", "quit"));
+	assert_int_equal(proc_wait(&p, 5000), 1);
+	assert_true(proc_expect(&p, "a link name is 1-40 letters", 0));
+	proc_start(&p, ARGS("proxy", "--name", "tl-nobody", "--timeout", "200"));
+	assert_int_equal(proc_wait(&p, 5000), 1);
+	assert_true(proc_expect(&p, "no server for link 'tl-nobody' within 200 ms", 0));
+	proc_start(&p, ARGS("--help"));
+	assert_int_equal(proc_wait(&p, 5000), 0);
+	assert_true(proc_expect(&p, "usage: duet server", 0));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_boot_and_stop),
+		cmocka_unit_test(test_both_sides_probed),
+		cmocka_unit_test(test_cpu_name_mismatch),
+		cmocka_unit_test(test_kill_proxy_and_recover),
+		cmocka_unit_test(test_kill_server_and_recover),
+		cmocka_unit_test(test_stale_and_foreign_regions),
+		cmocka_unit_test(test_server_in_use_is_refused),
+		cmocka_unit_test(test_two_links_side_by_side),
+		cmocka_unit_test(test_long_notification_stream),
+		cmocka_unit_test(test_usage_errors),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("two processes", tests, NULL, NULL);
+}

@@ -1,0 +1,425 @@
+/*
+ * duet - the command: a server or a proxy side of a link, or the demo.
+ *
+ *   duet server [--name N] [--cpu NAME] [--peer NAME] [--no-spawn] [-c "cmds"]
+ *   duet proxy  [--name N] [--cpu NAME] [--peer NAME] [--timeout MS] [-c "cmds"]
+ *   duet demo
+ *
+ * Without -c, commands come from stdin: with a prompt on a terminal, line
+ * by line otherwise. Link events are printed as they happen.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <duet/link.h>
+#include <duet/port.h>
+#include <duet/rng.h>
+#include <duet/vhost.h>
+
+extern char **environ;
+
+/* The demo link: rpmsg and rng driven by the server, rng driven by the
+ * proxy (DESIGN.md section 5). */
+static const uint8_t rpmsg_config[8] = { 0, 2, 0, 0, 0, 2, 0, 0 }; /* 512-byte buffers */
+static const struct duet_vdev_desc demo_vdevs[] = {
+	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1, .num_vrings = 2,
+	  .vring_num = 64, .vring_align = 16, .config_len = sizeof(rpmsg_config),
+	  .config = rpmsg_config, .carveout_size = 256 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 64 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_PROXY, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 64 * 1024 },
+};
+
+struct opts {
+	enum duet_side side;
+	const char *name;
+	const char *cpu;
+	const char *peer;
+	const char *commands;
+	bool spawn;
+	bool serve; /* proxy started by a server: serve until told to stop */
+	uint32_t timeout_ms;
+	uint32_t spin_us;
+};
+
+static const char *tag = "duet";
+static volatile sig_atomic_t interrupted;
+
+static void out(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+}
+
+static void on_event(void *arg, enum duet_link_event ev, const char *msg)
+{
+	(void)arg;
+	(void)ev;
+	out("[%s] %s\n", tag, msg);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* Reap spawned proxies so a dead one is not a zombie that looks alive. */
+static void on_child(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	errno = saved;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: duet server [options] [-c \"cmd; cmd\"]\n"
+		"       duet proxy  [options] [-c \"cmd; cmd\"]\n"
+		"       duet demo\n"
+		"options:\n"
+		"  --name NAME     link name (default duet): the region is /dev/shm/duet-NAME\n"
+		"  --cpu NAME      this side's cpu name (default server / proxy)\n"
+		"  --peer NAME     the other side's cpu name (default proxy / server)\n"
+		"  --no-spawn      server: wait for a proxy started by hand\n"
+		"  --timeout MS    proxy: how long to wait for the server (default 5000)\n"
+		"  --spin US       doorbell spin before blocking (default 0)\n"
+		"  -c CMDS         run these commands (separated by ';') and exit\n"
+		"  --help          this text\n"
+		"commands:\n"
+		"  status          the link and its devices\n"
+		"  wait [MS]       until the peer is up and every device with a driver is bound\n"
+		"  rng DEV N       read N bytes from virtio-rng device DEV (0, 1, ...) as hexdump\n"
+		"  help            this list\n"
+		"  quit            leave (a server stops its proxy first)\n");
+}
+
+static void hexdump(const uint8_t *p, size_t n)
+{
+	for (size_t off = 0; off < n; off += 16) {
+		char ascii[17];
+		size_t k;
+
+		printf("%08zx ", off);
+		for (k = 0; k < 16; k++) {
+			if (off + k < n) {
+				printf(" %02x", p[off + k]);
+				ascii[k] = p[off + k] >= 32 && p[off + k] < 127 ? (char)p[off + k] : '.';
+			} else {
+				printf("   ");
+				ascii[k] = ' ';
+			}
+		}
+		ascii[16] = '\0';
+		printf("  |%s|\n", ascii);
+	}
+	fflush(stdout);
+}
+
+static bool parse_u32(const char *s, uint32_t *v)
+{
+	char *end;
+	unsigned long x;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	x = strtoul(s, &end, 0);
+	if (errno || *end || x > UINT32_MAX)
+		return false;
+	*v = (uint32_t)x;
+	return true;
+}
+
+static int cmd_wait(struct duet_link *link, uint32_t ms)
+{
+	uint64_t end = duet_clock_ms() + ms;
+
+	while (!duet_link_ready(link)) {
+		if (duet_clock_ms() >= end) {
+			out("wait: not ready within %u ms (peer %s)\n", ms,
+			    duet_link_peer_up(link) ? "up, devices not all bound" : "not attached");
+			return -ETIMEDOUT;
+		}
+		usleep(5000);
+	}
+	out("ready\n");
+	return 0;
+}
+
+static int cmd_rng(uint32_t dev, uint32_t n)
+{
+	struct virtio_device *vdev = virtio_rng_get(dev);
+	uint8_t *buf;
+	int ret;
+
+	if (!vdev) {
+		out("rng: no virtio-rng device %u on this side (see 'status')\n", dev);
+		return -ENODEV;
+	}
+	if (n == 0 || n > 16u << 20) {
+		out("rng: read 1 to 16777216 bytes\n");
+		return -EINVAL;
+	}
+	buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	ret = virtio_rng_read(vdev, buf, n, 5000);
+	if (ret < 0) {
+		out("rng: read failed: %s\n", strerror(-ret));
+	} else {
+		out("rng %u: %d bytes\n", dev, ret);
+		hexdump(buf, n < 256 ? (size_t)ret : 0);
+		if (ret != (int)n)
+			out("rng: short read (%d of %u bytes)\n", ret, n);
+	}
+	free(buf);
+	return ret < 0 ? ret : (ret == (int)n ? 0 : -EIO);
+}
+
+/* Run one command line. Returns 1 to quit, 0 done, < 0 failed. */
+static int run_command(struct duet_link *link, char *line)
+{
+	char *argv[8];
+	int argc = 0;
+	uint32_t a, b;
+
+	for (char *tok = strtok(line, " \t\r\n"); tok && argc < 8; tok = strtok(NULL, " \t\r\n"))
+		argv[argc++] = tok;
+	if (argc == 0)
+		return 0;
+	if (!strcmp(argv[0], "quit") || !strcmp(argv[0], "exit"))
+		return 1;
+	if (!strcmp(argv[0], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[0], "status")) {
+		char buf[4096];
+
+		duet_link_describe(link, buf, sizeof(buf));
+		out("%s", buf);
+		return 0;
+	}
+	if (!strcmp(argv[0], "wait")) {
+		if (argc > 1 && !parse_u32(argv[1], &a)) {
+			out("wait: MS must be a number\n");
+			return -EINVAL;
+		}
+		return cmd_wait(link, argc > 1 ? a : 5000);
+	}
+	if (!strcmp(argv[0], "rng")) {
+		if (argc != 3 || !parse_u32(argv[1], &a) || !parse_u32(argv[2], &b)) {
+			out("usage: rng DEV N (e.g. rng 0 128)\n");
+			return -EINVAL;
+		}
+		return cmd_rng(a, b);
+	}
+	out("unknown command '%s' (try 'help')\n", argv[0]);
+	return -EINVAL;
+}
+
+/* Run "a; b; c". Returns 1 when one of them was quit, or the first error. */
+static int run_commands(struct duet_link *link, const char *cmds)
+{
+	char *copy = strdup(cmds), *save = NULL;
+	int ret = 0;
+
+	for (char *c = strtok_r(copy, ";", &save); c && ret == 0; c = strtok_r(NULL, ";", &save))
+		ret = run_command(link, c);
+	free(copy);
+	return ret;
+}
+
+static pid_t spawn_proxy(const struct opts *o)
+{
+	char *argv[] = { "duet", "proxy", "--serve", "--name", (char *)o->name,
+			 "--cpu", (char *)(o->peer ? o->peer : "proxy"),
+			 "--peer", (char *)(o->cpu ? o->cpu : "server"), NULL };
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int ret;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	ret = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (ret) {
+		out("[%s] cannot start the proxy: %s\n", tag, strerror(ret));
+		return -1;
+	}
+	return pid;
+}
+
+static int interactive(struct duet_link *link, const struct opts *o)
+{
+	bool tty = isatty(0);
+	char line[512];
+	int last = 0;
+
+	for (;;) {
+		int ret;
+
+		if (o->serve && duet_link_stop_requested(link))
+			return 0;
+		if (tty) {
+			printf("%s> ", tag);
+			fflush(stdout);
+		}
+		if (!fgets(line, sizeof(line), stdin))
+			return last; /* end of input: leave */
+		ret = run_command(link, line);
+		if (ret == 1)
+			return last;
+		last = ret < 0 ? ret : 0;
+	}
+}
+
+static int serve_until_stopped(struct duet_link *link)
+{
+	while (!interrupted && !duet_link_stop_requested(link))
+		usleep(20000);
+	return 0;
+}
+
+static int run_side(const struct opts *o)
+{
+	struct duet_link_config cfg = {
+		.name = o->name, .side = o->side, .local_cpu = o->cpu, .remote_cpu = o->peer,
+		.spin_us = o->spin_us, .event = on_event,
+	};
+	struct duet_link *link;
+	char err[256];
+	pid_t child = -1;
+	int ret;
+
+	tag = o->cpu ? o->cpu : (o->side == DUET_SERVER ? "server" : "proxy");
+	if (o->side == DUET_SERVER) {
+		cfg.vdevs = demo_vdevs;
+		cfg.num_vdevs = sizeof(demo_vdevs) / sizeof(demo_vdevs[0]);
+	}
+	virtio_register_drivers();
+	vhost_register_drivers();
+	ret = duet_link_open(&link, &cfg, o->timeout_ms, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "duet %s: %s\n", o->side == DUET_SERVER ? "server" : "proxy", err);
+		return 1;
+	}
+	out("[%s] link '%s' %s\n", tag, o->name, o->side == DUET_SERVER ? "created" : "attached");
+	if (o->side == DUET_SERVER && o->spawn) {
+		child = spawn_proxy(o);
+		if (child < 0) {
+			duet_link_close(link, 1000, err, sizeof(err));
+			return 1;
+		}
+	}
+	if (o->commands)
+		ret = run_commands(link, o->commands);
+	else if (o->serve)
+		ret = serve_until_stopped(link);
+	else
+		ret = interactive(link, o);
+	if (ret == 1)
+		ret = 0;
+	if (o->serve && o->commands && ret == 0)
+		ret = serve_until_stopped(link);
+	if (duet_link_close(link, 2000, err, sizeof(err)) < 0) {
+		out("[%s] %s\n", tag, err);
+		ret = ret ? ret : -ETIMEDOUT;
+	} else if (o->side == DUET_SERVER) {
+		out("[%s] link '%s' closed, region removed\n", tag, o->name);
+	}
+	if (child > 0) {
+		for (int i = 0; i < 200 && kill(child, 0) == 0; i++)
+			usleep(10000);
+	}
+	return ret < 0 ? 1 : 0;
+}
+
+static int run_demo(void)
+{
+	out("duet demo: the two-process demo needs rpmsg ping, which is not built yet\n"
+	    "(issue 5). What exists: 'duet server' starts a proxy and both sides read\n"
+	    "each other's rng; try: duet server -c \"wait; status; rng 0 128; quit\"\n");
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "name", required_argument, NULL, 'n' },   { "cpu", required_argument, NULL, 'u' },
+		{ "peer", required_argument, NULL, 'p' },   { "no-spawn", no_argument, NULL, 'N' },
+		{ "timeout", required_argument, NULL, 't' }, { "spin", required_argument, NULL, 's' },
+		{ "serve", no_argument, NULL, 'S' },         { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { .name = "duet", .spawn = true, .timeout_ms = 5000 };
+	struct sigaction sa = { .sa_handler = on_child, .sa_flags = SA_RESTART | SA_NOCLDSTOP };
+	int c;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "demo"))
+		return run_demo();
+	if (!strcmp(argv[1], "server")) {
+		o.side = DUET_SERVER;
+	} else if (!strcmp(argv[1], "proxy")) {
+		o.side = DUET_PROXY;
+	} else {
+		fprintf(stderr, "duet: unknown mode '%s': use server, proxy or demo (duet --help)\n",
+			argv[1]);
+		return 2;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': o.name = optarg; break;
+		case 'u': o.cpu = optarg; break;
+		case 'p': o.peer = optarg; break;
+		case 'N': o.spawn = false; break;
+		case 'S': o.serve = true; break;
+		case 'c': o.commands = optarg; break;
+		case 't':
+		case 's':
+			if (!parse_u32(optarg, c == 't' ? &o.timeout_ms : &o.spin_us)) {
+				fprintf(stderr, "duet: --%s takes a number\n", c == 't' ? "timeout" : "spin");
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "duet: unexpected argument '%s' (commands go after -c)\n", argv[optind]);
+		return 2;
+	}
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	return run_side(&o);
+}
