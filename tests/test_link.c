@@ -303,6 +303,36 @@ static void test_kill_server_and_recover(void **state)
 	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
+static void test_reset_and_panic_commands(void **state)
+{
+	struct proc s, p;
+	char line[128];
+
+	(void)state;
+	unlink_region("tl-cmd");
+	proc_start(&s, ARGS("server", "--name", "tl-cmd", "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-cmd"));
+	proc_send(&s, "wait 5000\nreset\n");
+	assert_true(proc_expect(&s, "reset: acknowledged by the proxy", 6000));
+	assert_true(proc_expect(&p, "reset requested by the server", 3000));
+	/* Both directions come back after the reset. */
+	proc_send(&s, "wait 5000\nrng 0 32\n");
+	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
+	proc_send(&p, "wait 5000\nrng 0 32\n");
+	assert_true(proc_expect(&p, "rng 0: 32 bytes", 6000));
+	/* A panic: acknowledged, then the proxy is gone and that is noticed. */
+	proc_send(&s, "panic\n");
+	assert_true(proc_expect(&s, "panic: acknowledged by the proxy", 3000));
+	assert_int_equal(proc_wait(&p, 5000), 128 + SIGABRT);
+	snprintf(line, sizeof(line), "proxy (pid %d) died", p.pid);
+	assert_true(proc_expect(&s, line, 3000));
+	proc_send(&s, "reset\n");
+	assert_true(proc_expect(&s, "reset: no proxy attached", 3000));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+}
+
 static void test_stale_and_foreign_regions(void **state)
 {
 	struct proc s;
@@ -374,6 +404,51 @@ static void test_long_notification_stream(void **state)
 	assert_true(proc_expect(&s, "rng 0: 4194304 bytes", 0));
 }
 
+/* utime + stime of a process, in clock ticks. */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	assert_non_null(p);
+	assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+	return (long)(ut + st);
+}
+
+static void test_idle_link_uses_no_cpu(void **state)
+{
+	struct proc s, p;
+	long s0, p0, ds, dp;
+
+	(void)state;
+	unlink_region("tl-idle");
+	proc_start(&s, ARGS("server", "--name", "tl-idle", "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-idle", "--serve"));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	s0 = cpu_ticks(s.pid);
+	p0 = cpu_ticks(p.pid);
+	sleep(2);
+	ds = cpu_ticks(s.pid) - s0;
+	dp = cpu_ticks(p.pid) - p0;
+	print_message("idle link, 2 s: server %ld ticks, proxy %ld ticks (%ld ticks/s)\n", ds, dp,
+		      sysconf(_SC_CLK_TCK));
+	/* Both sides block in the kernel between watches: far below 5 %. */
+	assert_true(ds <= sysconf(_SC_CLK_TCK) / 10);
+	assert_true(dp <= sysconf(_SC_CLK_TCK) / 10);
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
 static void test_usage_errors(void **state)
 {
 	struct proc p;
@@ -401,10 +476,12 @@ int main(void)
 		cmocka_unit_test(test_cpu_name_mismatch),
 		cmocka_unit_test(test_kill_proxy_and_recover),
 		cmocka_unit_test(test_kill_server_and_recover),
+		cmocka_unit_test(test_reset_and_panic_commands),
 		cmocka_unit_test(test_stale_and_foreign_regions),
 		cmocka_unit_test(test_server_in_use_is_refused),
 		cmocka_unit_test(test_two_links_side_by_side),
 		cmocka_unit_test(test_long_notification_stream),
+		cmocka_unit_test(test_idle_link_uses_no_cpu),
 		cmocka_unit_test(test_usage_errors),
 	};
 

@@ -154,6 +154,20 @@ static void test_devices_on_the_right_buses(void **state)
 	assert_null(duet_rptun_vdev(sides[0].rptun, 3));
 }
 
+static void test_lifecycle(void **state)
+{
+	(void)state;
+	assert_false(duet_rptun_running(sides[0].rptun));
+	assert_int_equal(duet_rptun_stop(sides[0].rptun), -EINVAL); /* not running */
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0); /* twice: harmless */
+	assert_true(duet_rptun_running(sides[0].rptun));
+	assert_int_equal(duet_rptun_stop(sides[0].rptun), 0);
+	assert_int_equal(duet_rptun_stop(sides[0].rptun), -EINVAL);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0); /* and again */
+	assert_true(duet_rptun_running(sides[0].rptun));
+}
+
 static void test_rng_both_directions(void **state)
 {
 	static uint8_t buf[65536];
@@ -240,6 +254,7 @@ int main(void)
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_devices_on_the_right_buses),
+		T(test_lifecycle),
 		T(test_rng_both_directions),
 		T(test_device_side_notices_driver_reset),
 		T(test_vring_outside_carveout_refused),

@@ -111,6 +111,8 @@ static void usage(FILE *f)
 		"  status          the link and its devices\n"
 		"  wait [MS]       until the peer is up and every device with a driver is bound\n"
 		"  rng DEV N       read N bytes from virtio-rng device DEV (0, 1, ...) as hexdump\n"
+		"  reset           server: the proxy restarts its devices\n"
+		"  panic           server: the proxy aborts (to test recovery)\n"
 		"  help            this list\n"
 		"  quit            leave (a server stops its proxy first)\n");
 }
@@ -229,6 +231,15 @@ static int run_command(struct duet_link *link, char *line)
 		}
 		return cmd_wait(link, argc > 1 ? a : 5000);
 	}
+	if (!strcmp(argv[0], "reset") || !strcmp(argv[0], "panic")) {
+		char err[200];
+		int ret = duet_link_command(link, !strcmp(argv[0], "reset") ? DUET_LINK_CMD_RESET
+									      : DUET_LINK_CMD_PANIC,
+					    2000, err, sizeof(err));
+
+		out("%s: %s\n", argv[0], ret == 0 ? "acknowledged by the proxy" : err);
+		return ret;
+	}
 	if (!strcmp(argv[0], "rng")) {
 		if (argc != 3 || !parse_u32(argv[1], &a) || !parse_u32(argv[2], &b)) {
 			out("usage: rng DEV N (e.g. rng 0 128)\n");
@@ -272,27 +283,22 @@ static pid_t spawn_proxy(const struct opts *o)
 	return pid;
 }
 
+/* Commands from stdin: each error is reported as it happens; leaving
+ * (quit or end of input) is success. -c is the fail-fast form. */
 static int interactive(struct duet_link *link, const struct opts *o)
 {
 	bool tty = isatty(0);
 	char line[512];
-	int last = 0;
 
 	for (;;) {
-		int ret;
-
 		if (o->serve && duet_link_stop_requested(link))
 			return 0;
 		if (tty) {
 			printf("%s> ", tag);
 			fflush(stdout);
 		}
-		if (!fgets(line, sizeof(line), stdin))
-			return last; /* end of input: leave */
-		ret = run_command(link, line);
-		if (ret == 1)
-			return last;
-		last = ret < 0 ? ret : 0;
+		if (!fgets(line, sizeof(line), stdin) || run_command(link, line) == 1)
+			return 0;
 	}
 }
 

@@ -67,6 +67,20 @@ int duet_link_open(struct duet_link **link, const struct duet_link_config *cfg,
  */
 int duet_link_close(struct duet_link *link, uint32_t timeout_ms, char *err, size_t errlen);
 
+enum duet_link_cmd {
+	DUET_LINK_CMD_STOP = 1,  /* the proxy leaves */
+	DUET_LINK_CMD_RESET = 2, /* the proxy restarts its devices */
+	DUET_LINK_CMD_PANIC = 3, /* the proxy aborts (a crash on purpose) */
+};
+
+/*
+ * Server: send a command to the proxy through the header's command slot and
+ * wait for its acknowledgement. Returns 0, -ENOTCONN (no proxy), -EINVAL
+ * (not a server), or -ETIMEDOUT with err saying so.
+ */
+int duet_link_command(struct duet_link *link, enum duet_link_cmd cmd, uint32_t timeout_ms,
+		      char *err, size_t errlen);
+
 /* Wait until a peer is attached; false on timeout. */
 bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
 

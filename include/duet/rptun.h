@@ -41,6 +41,9 @@ struct duet_rptun_config {
 	uint32_t table_size;
 	const struct duet_rptun_ops *ops;
 	void *priv;
+	/* Optional: DUET_MAX_VDEVS counters in shared memory, outside the
+	 * table, that count each vdev's driver resets (see check_peer). */
+	_Atomic uint32_t *reset_epochs;
 };
 
 /*
@@ -51,11 +54,21 @@ struct duet_rptun_config {
 int duet_rptun_create(struct duet_rptun **rptun, const struct duet_rptun_config *cfg,
 		      struct duet_rsc_error *err);
 
-/* Register every device on its bus. Returns 0 or the first error. */
+/* Register every device on its bus. Returns 0 or the first error; a second
+ * start of a running rptun is harmless (0). */
 int duet_rptun_start(struct duet_rptun *rptun);
 
-/* Unregister every device (their drivers' remove() run). */
-void duet_rptun_stop(struct duet_rptun *rptun);
+/* Unregister every device (their drivers' remove() run); a device-side
+ * vdev the driver was using gets NEEDS_RESET so the peer starts over.
+ * -EINVAL when it is not running. */
+int duet_rptun_stop(struct duet_rptun *rptun);
+
+/* True between a successful start and a stop. */
+bool duet_rptun_running(struct duet_rptun *rptun);
+
+/* True when every vdev that has a driver for its id on this side's bus is
+ * bound and its status healthy (DRIVER_OK, no NEEDS_RESET or FAILED). */
+bool duet_rptun_ready(struct duet_rptun *rptun);
 
 /* Stop, then free. */
 void duet_rptun_destroy(struct duet_rptun *rptun);
@@ -65,9 +78,12 @@ void duet_rptun_destroy(struct duet_rptun *rptun);
 void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid);
 
 /*
- * For the device side: a vdev whose peer dropped DRIVER_OK (a driver reset)
- * is unregistered and registered again, so it waits for the peer anew.
- * Call it from the service loop. Returns how many were restarted.
+ * Restart devices the peer reset: on the device side a vdev whose driver
+ * dropped DRIVER_OK or reset it at all since the queues were made (the
+ * reset epoch), or whose ring broke, is registered again and waits
+ * for the driver anew; on the driver side a vdev whose device asked for a
+ * reset (NEEDS_RESET) is probed again from scratch. Call it from the
+ * service loop. Returns how many were restarted.
  */
 int duet_rptun_check_peer(struct duet_rptun *rptun);
 

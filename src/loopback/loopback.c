@@ -97,7 +97,7 @@ int duet_loopback_create(struct duet_loopback **lbp, const struct duet_loopback_
 	}
 	for (unsigned int s = 0; s < 2; s++)
 		duet_rvdev_init(&lb->side[s].rv, s, lb->mem, lb->size, lb->mem, &info.vdev[0],
-				lb->bufs, lb_notify, lb);
+				lb->bufs, lb_notify, lb, NULL);
 	*lbp = lb;
 	return 0;
 }

@@ -25,6 +25,7 @@ struct duet_rptun {
 	struct duet_rvdev rv[DUET_MAX_VDEVS];
 	struct duet_heap *heap[DUET_MAX_VDEVS]; /* the driver side's buffers */
 	bool registered[DUET_MAX_VDEVS];
+	bool running;
 	/* notify id -> vdev * DUET_MAX_VRINGS + vring, or -1 */
 	int16_t route[MAX_NOTIFYID];
 	_Atomic uint32_t unknown;
@@ -83,7 +84,8 @@ static int setup_vdev(struct duet_rptun *rptun, unsigned int i, struct duet_rsc_
 			     d->carveout_len - vrings, 64) < 0)
 		return -ENOMEM;
 	duet_rvdev_init(&rptun->rv[i], role, region, rptun->cfg.region_size,
-			region + rptun->cfg.table_offset, d, rptun->heap[i], rptun_notify, rptun);
+			region + rptun->cfg.table_offset, d, rptun->heap[i], rptun_notify, rptun,
+			rptun->cfg.reset_epochs ? &rptun->cfg.reset_epochs[i] : NULL);
 	return 0;
 }
 
@@ -128,35 +130,59 @@ int duet_rptun_start(struct duet_rptun *rptun)
 						      : vhost_register_device(vdev);
 		rptun->registered[i] = ret == 0;
 	}
+	rptun->running = ret == 0;
 	duet_mutex_unlock(rptun->lock);
+	if (ret < 0)
+		duet_rptun_stop(rptun); /* all or nothing */
 	return ret;
 }
 
-void duet_rptun_stop(struct duet_rptun *rptun)
+bool duet_rptun_running(struct duet_rptun *rptun)
 {
-	if (!rptun->lock)
-		return; /* never got that far */
+	bool running;
+
 	duet_mutex_lock(rptun->lock);
+	running = rptun->running;
+	duet_mutex_unlock(rptun->lock);
+	return running;
+}
+
+int duet_rptun_stop(struct duet_rptun *rptun)
+{
+	bool was;
+
+	if (!rptun || !rptun->lock)
+		return -EINVAL;
+	duet_mutex_lock(rptun->lock);
+	was = rptun->running;
+	rptun->running = false;
 	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
 		struct virtio_device *vdev = &rptun->rv[i].vdev;
 
 		if (!rptun->registered[i])
 			continue;
-		if (vdev->role == VIRTIO_DEV_DRIVER)
+		if (vdev->role == VIRTIO_DEV_DRIVER) {
 			virtio_unregister_device(vdev);
-		else
+		} else {
+			uint8_t st = duet_rvdev_status(&rptun->rv[i]);
+
 			vhost_unregister_device(vdev);
+			/* The device goes away: its driver must start over. */
+			if (st & VIRTIO_CONFIG_STATUS_DRIVER_OK)
+				virtio_set_status(vdev, VIRTIO_CONFIG_STATUS_NEEDS_RESET);
+		}
 		rptun->registered[i] = false;
 		duet_rvdev_deinit(&rptun->rv[i]);
 	}
 	duet_mutex_unlock(rptun->lock);
+	return was ? 0 : -EINVAL;
 }
 
 void duet_rptun_destroy(struct duet_rptun *rptun)
 {
 	if (!rptun)
 		return;
-	duet_rptun_stop(rptun);
+	duet_rptun_stop(rptun); /* -EINVAL when not running: fine here */
 	for (unsigned int i = 0; i < DUET_MAX_VDEVS; i++)
 		duet_heap_destroy(rptun->heap[i]);
 	duet_mutex_destroy(rptun->lock);
@@ -178,23 +204,54 @@ int duet_rptun_check_peer(struct duet_rptun *rptun)
 
 	duet_mutex_lock(rptun->lock);
 	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
-		struct virtio_device *hdev = &rptun->rv[i].vdev;
+		struct virtio_device *vdev = &rptun->rv[i].vdev;
 		uint8_t st = duet_rvdev_status(&rptun->rv[i]);
+		int ret;
 
-		if (hdev->role != VIRTIO_DEV_DEVICE || !rptun->registered[i] ||
-		    !atomic_load(&hdev->bus_driver))
+		if (!rptun->registered[i] || !atomic_load(&vdev->bus_driver))
 			continue;
-		if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) && !(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET))
-			continue;
-		/* The driver reset it or a ring broke: start over, deferred. */
-		vhost_unregister_device(hdev);
-		duet_rvdev_deinit(&rptun->rv[i]);
-		if (vhost_register_device(hdev) < 0)
+		if (vdev->role == VIRTIO_DEV_DRIVER) {
+			/* The device asked for a reset: probe again from scratch. */
+			if (!(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET))
+				continue;
+			virtio_unregister_device(vdev);
+			duet_rvdev_deinit(&rptun->rv[i]);
+			ret = virtio_register_device(vdev);
+		} else {
+			if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) &&
+			    !(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET) &&
+			    !duet_rvdev_reset_since(&rptun->rv[i]))
+				continue;
+			/* The driver reset it or a ring broke: start over, deferred. */
+			vhost_unregister_device(vdev);
+			duet_rvdev_deinit(&rptun->rv[i]);
+			ret = vhost_register_device(vdev);
+		}
+		if (ret < 0)
 			rptun->registered[i] = false;
 		restarted++;
 	}
 	duet_mutex_unlock(rptun->lock);
 	return restarted;
+}
+
+bool duet_rptun_ready(struct duet_rptun *rptun)
+{
+	bool ready = true;
+
+	duet_mutex_lock(rptun->lock);
+	for (unsigned int i = 0; ready && i < rptun->info.num_vdevs; i++) {
+		struct duet_rvdev *rv = &rptun->rv[i];
+		bool driver = rv->vdev.role == VIRTIO_DEV_DRIVER;
+
+		if (!(driver ? virtio_has_driver(rv->vdev.id.device)
+			     : vhost_has_driver(rv->vdev.id.device)))
+			continue;
+		ready = rptun->registered[i] && atomic_load(&rv->vdev.bus_driver) &&
+			duet_rvdev_healthy(rv) && !(!driver && duet_rvdev_reset_since(rv));
+	}
+	duet_mutex_unlock(rptun->lock);
+	return ready;
 }
 
 void *duet_rptun_priv(const struct duet_rptun *rptun)

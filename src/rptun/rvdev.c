@@ -37,6 +37,19 @@ uint8_t duet_rvdev_status(const struct duet_rvdev *rv)
 	return atomic_load((_Atomic uint8_t *)&rv->rsc->status);
 }
 
+bool duet_rvdev_reset_since(const struct duet_rvdev *rv)
+{
+	return rv->epoch && atomic_load(rv->epoch) != rv->epoch_seen;
+}
+
+bool duet_rvdev_healthy(const struct duet_rvdev *rv)
+{
+	uint8_t st = duet_rvdev_status(rv);
+
+	return (st & VIRTIO_CONFIG_STATUS_DRIVER_OK) &&
+	       !(st & (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED));
+}
+
 static void store_status(struct duet_rvdev *rv, uint8_t status)
 {
 	atomic_store((_Atomic uint8_t *)&rv->rsc->status, status);
@@ -186,6 +199,8 @@ static int rv_create_virtqueues(struct virtio_device *vdev, unsigned int flags,
 		return ret;
 	}
 	vdev->vrings_num = nvqs;
+	if (rv->epoch && vdev->role == VIRTIO_DEV_DEVICE)
+		rv->epoch_seen = atomic_load(rv->epoch);
 	for (unsigned int i = 0; i < nvqs; i++)
 		atomic_store_explicit(&rv->live[i], rv->vrings[i].vq, memory_order_release);
 	return 0;
@@ -206,6 +221,8 @@ static int drv_set_status(struct virtio_device *vdev, uint8_t status)
 	if (status == VIRTIO_CONFIG_STATUS_RESET) {
 		store32(&rv->rsc->gfeatures, 0);
 		store_status(rv, 0);
+		if (rv->epoch)
+			atomic_fetch_add(rv->epoch, 1);
 		return 0;
 	}
 	/* The device accepts FEATURES_OK only for a subset of its offer. */
@@ -357,9 +374,11 @@ static const struct virtio_dispatch device_ops = {
 
 void duet_rvdev_init(struct duet_rvdev *rv, unsigned int role, uint8_t *window,
 		     size_t window_size, uint8_t *table, const struct duet_rsc_vdev *desc,
-		     struct duet_heap *heap, duet_rvdev_notify notify, void *priv)
+		     struct duet_heap *heap, duet_rvdev_notify notify, void *priv,
+		     _Atomic uint32_t *epoch)
 {
 	memset(rv, 0, sizeof(*rv));
+	rv->epoch = epoch;
 	rv->rsc = (struct fw_rsc_vdev *)(void *)(table + desc->entry_offset);
 	rv->config = table + desc->config_offset;
 	rv->window = window;

@@ -31,6 +31,11 @@ struct duet_rvdev {
 	struct duet_heap *heap;    /* buffers (driver side), or NULL */
 	duet_rvdev_notify notify;
 	void *priv;
+	/* Shared counter the driver side bumps at each reset (optional): the
+	 * device side cannot miss a reset that comes and goes between two
+	 * looks at the status byte. */
+	_Atomic uint32_t *epoch;
+	uint32_t epoch_seen; /* device side: at queue creation */
 	struct virtio_vring_info vrings[DUET_MAX_VRINGS];
 	void *vq_mem[DUET_MAX_VRINGS];
 	/* Queues a dispatcher may call: published after creation and
@@ -42,11 +47,13 @@ struct duet_rvdev {
  * Set up `rv` as `role` (VIRTIO_DEV_DRIVER / _DEVICE) of the vdev entry at
  * table offset desc->entry_offset, the table being at `table` inside
  * `window`. The driver side places unplaced vrings at the start of the
- * carveout (desc->carveout_da) when it creates its queues.
+ * carveout (desc->carveout_da) when it creates its queues. `epoch` (in
+ * shared memory, or NULL) counts the driver side's resets.
  */
 void duet_rvdev_init(struct duet_rvdev *rv, unsigned int role, uint8_t *window,
 		     size_t window_size, uint8_t *table, const struct duet_rsc_vdev *desc,
-		     struct duet_heap *heap, duet_rvdev_notify notify, void *priv);
+		     struct duet_heap *heap, duet_rvdev_notify notify, void *priv,
+		     _Atomic uint32_t *epoch);
 
 /* Delete the queues. */
 void duet_rvdev_deinit(struct duet_rvdev *rv);
@@ -59,5 +66,12 @@ size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc);
 
 /* The peer's status byte (the driver's). */
 uint8_t duet_rvdev_status(const struct duet_rvdev *rv);
+
+/* Device side: true when the driver reset the device since this side
+ * created its queues. */
+bool duet_rvdev_reset_since(const struct duet_rvdev *rv);
+
+/* True when the status says the device is in use and healthy. */
+bool duet_rvdev_healthy(const struct duet_rvdev *rv);
 
 #endif /* DUET_RVDEV_H */

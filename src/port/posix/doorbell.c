@@ -59,10 +59,8 @@ bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin
 {
 	uint64_t end;
 
-	atomic_store(&bell->armed, seen);
-	/* Published before we look again: a ring after this sees armed. */
-	if (atomic_load(&bell->seq) != seen)
-		return true;
+	/* Spin unarmed: a ringer makes no system call for a waiter that is
+	 * awake anyway. */
 	if (spin_us) {
 		struct timespec t0, t;
 
@@ -74,6 +72,10 @@ bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin
 		} while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000u +
 				 (uint64_t)((t.tv_nsec - t0.tv_nsec) / 1000) < spin_us);
 	}
+	atomic_store(&bell->armed, seen);
+	/* Published before we look again: a ring after this sees armed. */
+	if (atomic_load(&bell->seq) != seen)
+		return true;
 	end = duet_clock_ms() + timeout_ms;
 	for (;;) {
 		uint64_t now = duet_clock_ms();

@@ -39,7 +39,7 @@
 #define NAME_LEN 32
 
 enum { ST_ABSENT = 0, ST_READY, ST_STOPPED, ST_REFUSED };
-enum { CMD_NONE = 0, CMD_STOP };
+enum { CMD_NONE = 0 }; /* then enum duet_link_cmd */
 
 struct link_side {
 	_Atomic uint32_t pid;
@@ -59,6 +59,7 @@ struct link_hdr {
 	_Atomic uint32_t cmd;
 	_Atomic uint32_t cmd_seq;
 	_Atomic uint32_t cmd_ack;
+	_Atomic uint32_t reset_epoch[DUET_MAX_VDEVS]; /* per vdev: driver resets */
 };
 
 _Static_assert(sizeof(struct link_hdr) <= BELL_OFFSET, "header overlaps the doorbells");
@@ -163,7 +164,7 @@ static int start_rptun(struct duet_link *l, char *err, size_t errlen)
 	struct duet_rptun_config rc = {
 		.side = l->me, .region = l->region, .region_size = l->size,
 		.table_offset = TABLE_OFFSET, .table_size = TABLE_SIZE,
-		.ops = &link_rptun_ops, .priv = l,
+		.ops = &link_rptun_ops, .priv = l, .reset_epochs = l->hdr->reset_epoch,
 	};
 	struct duet_rsc_error rerr = { 0 };
 	int ret = duet_rptun_create(&l->rptun, &rc, &rerr);
@@ -477,10 +478,30 @@ static void proxy_watch(struct duet_link *l)
 	}
 	if (atomic_load(&h->cmd_seq) != l->cmd_seen) {
 		l->cmd_seen = atomic_load(&h->cmd_seq);
-		if (atomic_load(&h->cmd) == CMD_STOP) {
+		switch (atomic_load(&h->cmd)) {
+		case DUET_LINK_CMD_STOP:
 			atomic_store(&l->stop_requested, true);
 			atomic_store(&h->cmd_ack, l->cmd_seen);
 			say(l, DUET_LINK_STOPPED, "the server asked this proxy to stop");
+			break;
+		case DUET_LINK_CMD_RESET:
+			say(l, DUET_LINK_ERROR, "reset requested by the server: restarting this side's devices");
+			pthread_mutex_lock(&l->lock);
+			stop_rptun(l);
+			if (start_rptun(l, NULL, 0) < 0)
+				say(l, DUET_LINK_ERROR, "cannot bring the devices back");
+			pthread_mutex_unlock(&l->lock);
+			atomic_store(&h->cmd_ack, l->cmd_seen);
+			break;
+		case DUET_LINK_CMD_PANIC:
+			atomic_store(&h->cmd_ack, l->cmd_seen);
+			say(l, DUET_LINK_ERROR, "panic requested by the server: aborting");
+			abort();
+		default:
+			say(l, DUET_LINK_ERROR, "unknown command %u from the server",
+			    (unsigned int)atomic_load(&h->cmd));
+			atomic_store(&h->cmd_ack, l->cmd_seen);
+			break;
 		}
 	}
 }
@@ -596,27 +617,44 @@ static void stop_thread(struct duet_link *l)
 	l->thread_started = false;
 }
 
+static const char *cmd_name(enum duet_link_cmd cmd)
+{
+	return cmd == DUET_LINK_CMD_STOP ? "stop" : cmd == DUET_LINK_CMD_RESET ? "reset" : "panic";
+}
+
+int duet_link_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
+		      char *err, size_t errlen)
+{
+	uint64_t end = duet_clock_ms() + timeout_ms;
+	uint32_t seq;
+
+	if (!l || l->me != DUET_SERVER || cmd < DUET_LINK_CMD_STOP || cmd > DUET_LINK_CMD_PANIC)
+		return fail(err, errlen, -EINVAL, "only a server sends commands");
+	if (!atomic_load(&l->peer_up) || !l->hdr)
+		return fail(err, errlen, -ENOTCONN, "no proxy attached");
+	/* cmd before seq: the proxy reads seq, then cmd. */
+	seq = atomic_load(&l->hdr->cmd_seq) + 1;
+	atomic_store(&l->hdr->cmd, (uint32_t)cmd);
+	atomic_store(&l->hdr->cmd_seq, seq);
+	ring_link(l, LINK_ID);
+	while (atomic_load(&l->hdr->cmd_ack) != seq && duet_clock_ms() < end &&
+	       pid_alive((uint32_t)atomic_load(&l->peer_pid)))
+		usleep(2000);
+	if (atomic_load(&l->hdr->cmd_ack) != seq)
+		return fail(err, errlen, -ETIMEDOUT,
+			    "proxy (pid %d) did not acknowledge %s within %u ms",
+			    atomic_load(&l->peer_pid), cmd_name(cmd), timeout_ms);
+	return 0;
+}
+
 int duet_link_close(struct duet_link *l, uint32_t timeout_ms, char *err, size_t errlen)
 {
 	int ret = 0;
 
 	if (!l)
 		return -EINVAL;
-	if (l->me == DUET_SERVER && atomic_load(&l->peer_up) && l->hdr) {
-		uint32_t seq = atomic_load(&l->hdr->cmd_seq) + 1;
-		uint64_t end = duet_clock_ms() + timeout_ms;
-
-		atomic_store(&l->hdr->cmd, CMD_STOP);
-		atomic_store(&l->hdr->cmd_seq, seq);
-		ring_link(l, LINK_ID);
-		while (atomic_load(&l->hdr->cmd_ack) != seq && duet_clock_ms() < end &&
-		       pid_alive((uint32_t)atomic_load(&l->peer_pid)))
-			usleep(5000);
-		if (atomic_load(&l->hdr->cmd_ack) != seq)
-			ret = fail(err, errlen, -ETIMEDOUT,
-				   "proxy (pid %d) did not acknowledge stop within %u ms",
-				   atomic_load(&l->peer_pid), timeout_ms);
-	}
+	if (l->me == DUET_SERVER && atomic_load(&l->peer_up) && l->hdr)
+		ret = duet_link_command(l, DUET_LINK_CMD_STOP, timeout_ms, err, errlen);
 	stop_thread(l);
 	stop_rptun(l);
 	if (l->hdr) {
@@ -710,12 +748,7 @@ bool duet_link_ready(struct duet_link *l)
 	bool ready;
 
 	pthread_mutex_lock(&l->lock);
-	ready = atomic_load(&l->peer_up) && l->rptun;
-	for (unsigned int i = 0; ready && i < duet_rptun_num_vdevs(l->rptun); i++) {
-		struct virtio_device *vdev = duet_rptun_vdev(l->rptun, i);
-
-		ready = atomic_load(&vdev->bus_driver) || !has_driver(vdev);
-	}
+	ready = atomic_load(&l->peer_up) && l->rptun && duet_rptun_ready(l->rptun);
 	pthread_mutex_unlock(&l->lock);
 	return ready;
 }

@@ -1,0 +1,159 @@
+/*
+ * The doorbell between two processes (fork, shared mapping): a producer
+ * rings two million times without waiting while the consumer takes, sleeps
+ * and wakes. A wait that times out although the producer moved on would be
+ * a lost wake-up; it must never happen. An idle waiter must block, not spin.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <duet/doorbell.h>
+
+#define RINGS 2000000u
+
+struct shared {
+	struct duet_doorbell bell;
+	_Atomic uint64_t produced;
+};
+
+static struct shared *map_shared(void)
+{
+	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(p != MAP_FAILED);
+	return p;
+}
+
+static uint64_t thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void consume_stream(uint32_t spin_us)
+{
+	struct shared *sh = map_shared();
+	uint32_t ids[DUET_DOORBELL_IDS];
+	uint64_t waits = 0, sleeps_ok = 0, seen_ids = 0;
+	pid_t child;
+	int st;
+
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		for (uint32_t i = 1; i <= RINGS; i++) {
+			atomic_store(&sh->produced, i);
+			duet_doorbell_ring(&sh->bell, i % 8);
+		}
+		_exit(0);
+	}
+	for (;;) {
+		uint32_t seen = atomic_load(&sh->bell.seq);
+		unsigned int n = duet_doorbell_take(&sh->bell, ids);
+		uint64_t before;
+
+		seen_ids += n;
+		if (atomic_load(&sh->produced) == RINGS && seen == RINGS)
+			break;
+		before = atomic_load(&sh->produced);
+		waits++;
+		if (duet_doorbell_wait(&sh->bell, seen, spin_us, 2000)) {
+			sleeps_ok++;
+			continue;
+		}
+		/* Two seconds without a wake-up: the producer must not have
+		 * rung meanwhile. */
+		assert_int_equal(atomic_load(&sh->produced), before);
+	}
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(atomic_load(&sh->bell.seq), RINGS);
+	assert_true(seen_ids > 0);
+	print_message("spin %u us: %u rings, %llu waits, %u wake-up calls (%.4f per ring)\n",
+		      spin_us, RINGS, (unsigned long long)waits, atomic_load(&sh->bell.wakes),
+		      (double)atomic_load(&sh->bell.wakes) / RINGS);
+	assert_true(atomic_load(&sh->bell.wakes) < RINGS); /* suppressed, not one per ring */
+	munmap(sh, sizeof(*sh));
+}
+
+static void test_stream_blocking(void **state)
+{
+	(void)state;
+	consume_stream(0);
+}
+
+static void test_stream_spinning(void **state)
+{
+	(void)state;
+	consume_stream(50);
+}
+
+static void test_idle_waiter_blocks(void **state)
+{
+	struct shared *sh = map_shared();
+	uint64_t cpu0 = thread_cpu_us(), cpu;
+	struct timespec t0, t1;
+
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_false(duet_doorbell_wait(&sh->bell, 0, 0, 300));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cpu = thread_cpu_us() - cpu0;
+	print_message("idle wait of 300 ms used %llu us of CPU\n", (unsigned long long)cpu);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 300);
+	assert_true(cpu < 20000); /* blocked in the kernel, not spinning */
+	munmap(sh, sizeof(*sh));
+}
+
+static void test_wake_from_other_process(void **state)
+{
+	struct shared *sh = map_shared();
+	uint32_t ids[DUET_DOORBELL_IDS];
+	pid_t child;
+	int st;
+
+	(void)state;
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		usleep(100000);
+		duet_doorbell_ring(&sh->bell, 5);
+		duet_doorbell_ring(&sh->bell, 70);
+		_exit(0);
+	}
+	assert_true(duet_doorbell_wait(&sh->bell, 0, 0, 5000));
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_int_equal(duet_doorbell_take(&sh->bell, ids), 2);
+	assert_int_equal(ids[0], 5);
+	assert_int_equal(ids[1], 70);
+	assert_int_equal(duet_doorbell_take(&sh->bell, ids), 0);
+	munmap(sh, sizeof(*sh));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wake_from_other_process),
+		cmocka_unit_test(test_idle_waiter_blocks),
+		cmocka_unit_test(test_stream_blocking),
+		cmocka_unit_test(test_stream_spinning),
+	};
+
+	return cmocka_run_group_tests_name("doorbell", tests, NULL, NULL);
+}
