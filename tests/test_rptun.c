@@ -49,14 +49,25 @@ static _Atomic bool stop_threads;
 static uint8_t *region;
 static size_t region_size;
 
+#define ALL_BIT 127u /* this platform's signal for "every vring" */
+
 static void ring(struct duet_rptun *rptun, uint32_t notifyid)
 {
 	struct side *me = duet_rptun_priv(rptun);
 
+	if (notifyid == DUET_RPTUN_NOTIFY_ALL)
+		notifyid = ALL_BIT;
 	atomic_fetch_or(&me->peer->pending[notifyid / 32], 1u << (notifyid % 32));
 }
 
-static const struct duet_rptun_ops ops = { .notify = ring };
+static void *table_of(struct duet_rptun *rptun, size_t *size)
+{
+	(void)rptun;
+	*size = TABLE_SIZE;
+	return region;
+}
+
+static const struct duet_rptun_ops ops = { .get_resource = table_of, .notify = ring };
 
 static void *serve(void *arg)
 {
@@ -70,7 +81,9 @@ static void *serve(void *arg)
 
 			for (uint32_t b = 0; bits; b++, bits >>= 1)
 				if (bits & 1u) {
-					duet_rptun_notified(s->rptun, w * 32 + b);
+					uint32_t id = w * 32 + b;
+
+					duet_rptun_notified(s->rptun, id == ALL_BIT ? DUET_RPTUN_NOTIFY_ALL : id);
 					any = true;
 				}
 		}
@@ -98,7 +111,7 @@ static int setup(void **state)
 	for (int i = 0; i < 2; i++) {
 		struct duet_rptun_config cfg = {
 			.side = (enum duet_side)i, .region = region, .region_size = region_size,
-			.table_offset = 0, .table_size = TABLE_SIZE, .ops = &ops, .priv = &sides[i],
+			.ops = &ops, .priv = &sides[i],
 		};
 
 		assert_int_equal(duet_rptun_create(&sides[i].rptun, &cfg, &err), 0);
@@ -166,6 +179,91 @@ static void test_lifecycle(void **state)
 	assert_int_equal(duet_rptun_stop(sides[0].rptun), -EINVAL);
 	assert_int_equal(duet_rptun_start(sides[0].rptun), 0); /* and again */
 	assert_true(duet_rptun_running(sides[0].rptun));
+}
+
+/* A platform that records what rptun asks of it. */
+static int calls_start, calls_stop, calls_reset, calls_register;
+static duet_rptun_callback registered_cb;
+
+static int rec_start(struct duet_rptun *r) { (void)r; calls_start++; return 0; }
+static int rec_stop(struct duet_rptun *r) { (void)r; calls_stop++; return 0; }
+static int rec_reset(struct duet_rptun *r) { (void)r; calls_reset++; return 0; }
+static const char *rec_local(struct duet_rptun *r) { (void)r; return "ap"; }
+static const char *rec_remote(struct duet_rptun *r) { (void)r; return "mcu"; }
+static int rec_register(struct duet_rptun *r, duet_rptun_callback cb)
+{
+	(void)r;
+	calls_register++;
+	registered_cb = cb;
+	return 0;
+}
+
+static void test_platform_ops(void **state)
+{
+	static const struct duet_rptun_ops rec = {
+		.get_resource = table_of, .notify = ring, .get_local_cpuname = rec_local,
+		.get_remote_cpuname = rec_remote, .register_callback = rec_register,
+		.start = rec_start, .stop = rec_stop, .reset = rec_reset,
+	};
+	struct duet_rptun_config cfg = {
+		.side = DUET_SERVER, .region = region, .region_size = region_size, .ops = &rec,
+		.priv = &sides[0],
+	};
+	struct duet_rptun *master, *slave;
+
+	(void)state;
+	calls_start = calls_stop = calls_reset = calls_register = 0;
+	assert_int_equal(duet_rptun_create(&master, &cfg, NULL), 0);
+	assert_int_equal(calls_register, 1);
+	assert_ptr_equal(registered_cb, duet_rptun_notified);
+	assert_string_equal(duet_rptun_local_cpuname(master), "ap");
+	assert_string_equal(duet_rptun_remote_cpuname(master), "mcu");
+	assert_int_equal(duet_rptun_shutdown(master), -EINVAL); /* not running */
+	assert_int_equal(duet_rptun_boot(master), 0);
+	assert_int_equal(duet_rptun_boot(master), 0); /* twice: harmless */
+	assert_int_equal(calls_start, 1);
+	assert_int_equal(duet_rptun_reset(master), 0);
+	assert_int_equal(calls_reset, 1);
+	assert_int_equal(duet_rptun_panic(master), -ENOTSUP);
+	assert_int_equal(duet_rptun_shutdown(master), 0);
+	assert_int_equal(calls_stop, 1);
+	assert_int_equal(duet_rptun_shutdown(master), -EINVAL);
+	duet_rptun_destroy(master);
+
+	cfg.side = DUET_PROXY; /* not the master: may not reset the other */
+	cfg.priv = &sides[1];
+	assert_int_equal(duet_rptun_create(&slave, &cfg, NULL), 0);
+	assert_int_equal(duet_rptun_reset(slave), -EPERM);
+	assert_int_equal(duet_rptun_boot(slave), 0);
+	assert_int_equal(calls_start, 1); /* a slave boots nobody */
+	duet_rptun_destroy(slave);
+	/* The platform must give the table. */
+	{
+		struct duet_rptun_ops bad = rec;
+		struct duet_rptun *x;
+
+		bad.get_resource = NULL;
+		cfg.ops = &bad;
+		assert_int_equal(duet_rptun_create(&x, &cfg, NULL), -EINVAL);
+	}
+}
+
+static void test_notify_all(void **state)
+{
+	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
+	uint8_t buf[16];
+
+	(void)state;
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	wait_bound(s_rng);
+	wait_bound(duet_rptun_vdev(sides[1].rptun, 1));
+	/* Every vring at once: served, none of it counted as unknown. */
+	duet_rptun_notify_all(sides[0].rptun);
+	duet_rptun_notify_all(sides[1].rptun);
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
+	assert_int_equal(duet_rptun_unknown_notifies(sides[1].rptun), 0);
+	assert_int_equal(virtio_rng_read(s_rng, buf, sizeof(buf), 2000), (int)sizeof(buf));
 }
 
 static void test_rng_both_directions(void **state)
@@ -255,6 +353,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_devices_on_the_right_buses),
 		T(test_lifecycle),
+		T(test_platform_ops),
+		T(test_notify_all),
 		T(test_rng_both_directions),
 		T(test_device_side_notices_driver_reset),
 		T(test_vring_outside_carveout_refused),

@@ -28,17 +28,36 @@ extern "C" {
 
 struct duet_rptun;
 
+/* notify id meaning every vring */
+#define DUET_RPTUN_NOTIFY_ALL UINT32_MAX
+
+typedef void (*duet_rptun_callback)(struct duet_rptun *rptun, uint32_t notifyid);
+
+/*
+ * What a platform provides, in the spirit of NuttX's rptun_ops_s. The
+ * first two are required; the others may be NULL (the calls that need them
+ * then return -ENOTSUP). "Master" is the side that boots the other.
+ */
 struct duet_rptun_ops {
-	/* Ring the peer's doorbell for vring `notifyid`. */
+	/* The resource table, inside the region, and its size. */
+	void *(*get_resource)(struct duet_rptun *rptun, size_t *size);
+	/* Ring the peer's doorbell for vring `notifyid` (or NOTIFY_ALL). */
 	void (*notify)(struct duet_rptun *rptun, uint32_t notifyid);
+	const char *(*get_local_cpuname)(struct duet_rptun *rptun);
+	const char *(*get_remote_cpuname)(struct duet_rptun *rptun);
+	/* Where incoming notifications go: the platform calls cb(rptun, id). */
+	int (*register_callback)(struct duet_rptun *rptun, duet_rptun_callback cb);
+	bool (*is_master)(struct duet_rptun *rptun);
+	int (*start)(struct duet_rptun *rptun); /* master: boot the remote */
+	int (*stop)(struct duet_rptun *rptun);  /* master: stop the remote */
+	int (*reset)(struct duet_rptun *rptun); /* master: reset the remote */
+	int (*panic)(struct duet_rptun *rptun); /* master: make the remote panic */
 };
 
 struct duet_rptun_config {
 	enum duet_side side;
 	void *region;          /* the shared region, mapped anywhere */
 	size_t region_size;
-	uint32_t table_offset; /* of the resource table in the region */
-	uint32_t table_size;
 	const struct duet_rptun_ops *ops;
 	void *priv;
 	/* Optional: DUET_MAX_VDEVS counters in shared memory, outside the
@@ -73,8 +92,28 @@ bool duet_rptun_ready(struct duet_rptun *rptun);
 /* Stop, then free. */
 void duet_rptun_destroy(struct duet_rptun *rptun);
 
-/* The peer rang for vring `notifyid`: run that virtqueue's callback. An
- * unknown id is ignored (counted). */
+/*
+ * Life cycle with the remote: boot starts the remote (master, ops->start)
+ * and registers the devices; booting a running rptun is harmless (0).
+ * shutdown unregisters the devices and stops the remote (master,
+ * ops->stop); -EINVAL when not running. reset and panic ask the remote
+ * (master only: -EPERM otherwise; -ENOTSUP without the op).
+ */
+int duet_rptun_boot(struct duet_rptun *rptun);
+int duet_rptun_shutdown(struct duet_rptun *rptun);
+int duet_rptun_reset(struct duet_rptun *rptun);
+int duet_rptun_panic(struct duet_rptun *rptun);
+
+/* The cpu names from the platform ("" when it has none). */
+const char *duet_rptun_local_cpuname(struct duet_rptun *rptun);
+const char *duet_rptun_remote_cpuname(struct duet_rptun *rptun);
+
+/* Notify the peer of every vring of this side. */
+void duet_rptun_notify_all(struct duet_rptun *rptun);
+
+/* The peer rang for vring `notifyid` (or NOTIFY_ALL): run that virtqueue's
+ * callback. An unknown id is ignored (counted). This is the callback given
+ * to ops->register_callback. */
 void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid);
 
 /*

@@ -28,6 +28,9 @@ extern "C" {
 #define DUET_MAX_VDEVS 16
 #define DUET_MAX_VRINGS 8 /* per vdev */
 #define DUET_RSC_MAX_ENTRIES 64
+/* vring notify ids are 0..DUET_MAX_NOTIFYID-1; transports may use the
+ * ids above for their own signals */
+#define DUET_MAX_NOTIFYID 120u
 
 enum duet_side { DUET_SERVER = 0, DUET_PROXY = 1 };
 
@@ -55,8 +58,9 @@ struct duet_vdev_desc {
 /*
  * Write a table for `n` vdevs at table (`size` bytes available), whose
  * carveouts start at region offset `carveout_da`. Returns the table's
- * length, or -EINVAL (bad description) / -ENOSPC (does not fit). The
- * carveouts are laid out back to back, each aligned to 4096.
+ * length, or -EINVAL (bad description, or more than DUET_MAX_NOTIFYID
+ * vrings in all) / -ENOSPC (does not fit). The carveouts are laid out back
+ * to back, each aligned to 4096.
  */
 int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 		   unsigned int n, uint32_t carveout_da);

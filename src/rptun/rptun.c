@@ -16,10 +16,12 @@
 
 #include "rvdev.h"
 
-#define MAX_NOTIFYID 128u
+#define MAX_NOTIFYID DUET_MAX_NOTIFYID
 
 struct duet_rptun {
 	struct duet_rptun_config cfg;
+	uint8_t *table;      /* in the region */
+	size_t table_size;
 	struct duet_mutex *lock; /* start, stop and check_peer */
 	struct duet_rsc_info info;
 	struct duet_rvdev rv[DUET_MAX_VDEVS];
@@ -48,21 +50,25 @@ static int refuse(struct duet_rsc_error *err, int vdev, const char *reason, uint
 	return -EINVAL;
 }
 
-/* Parse a local copy of the table. */
+/* Parse a local copy of the table the platform points at. */
 static int read_table(struct duet_rptun *rptun, struct duet_rsc_error *err)
 {
 	const struct duet_rptun_config *cfg = &rptun->cfg;
+	size_t size = 0;
+	uint8_t *t = cfg->ops->get_resource(rptun, &size);
+	uintptr_t off = (uintptr_t)t - (uintptr_t)cfg->region;
 	void *copy;
 	int ret;
 
-	if (cfg->table_offset > cfg->region_size ||
-	    cfg->table_size > cfg->region_size - cfg->table_offset)
-		return refuse(err, -1, "table outside the region", cfg->table_offset);
-	copy = duet_port_alloc(cfg->table_size);
+	if (!t || off > cfg->region_size || size > cfg->region_size - off || !size)
+		return refuse(err, -1, "table outside the region", off);
+	rptun->table = t;
+	rptun->table_size = size;
+	copy = duet_port_alloc(size);
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, (uint8_t *)cfg->region + cfg->table_offset, cfg->table_size);
-	ret = duet_rsc_parse(copy, cfg->table_size, cfg->region_size, &rptun->info, err);
+	memcpy(copy, t, size);
+	ret = duet_rsc_parse(copy, size, cfg->region_size, &rptun->info, err);
 	duet_port_free(copy);
 	return ret;
 }
@@ -84,7 +90,7 @@ static int setup_vdev(struct duet_rptun *rptun, unsigned int i, struct duet_rsc_
 			     d->carveout_len - vrings, 64) < 0)
 		return -ENOMEM;
 	duet_rvdev_init(&rptun->rv[i], role, region, rptun->cfg.region_size,
-			region + rptun->cfg.table_offset, d, rptun->heap[i], rptun_notify, rptun,
+			rptun->table, d, rptun->heap[i], rptun_notify, rptun,
 			rptun->cfg.reset_epochs ? &rptun->cfg.reset_epochs[i] : NULL);
 	return 0;
 }
@@ -96,6 +102,7 @@ int duet_rptun_create(struct duet_rptun **rptunp, const struct duet_rptun_config
 	int ret;
 
 	if (!rptunp || !cfg || !cfg->region || !cfg->ops || !cfg->ops->notify ||
+	    !cfg->ops->get_resource ||
 	    (cfg->side != DUET_SERVER && cfg->side != DUET_PROXY) || (uintptr_t)cfg->region % 64)
 		return -EINVAL;
 	rptun = duet_port_alloc(sizeof(*rptun));
@@ -108,6 +115,8 @@ int duet_rptun_create(struct duet_rptun **rptunp, const struct duet_rptun_config
 		ret = read_table(rptun, err);
 	for (unsigned int i = 0; ret == 0 && i < rptun->info.num_vdevs; i++)
 		ret = setup_vdev(rptun, i, err);
+	if (ret == 0 && cfg->ops->register_callback)
+		ret = cfg->ops->register_callback(rptun, duet_rptun_notified);
 	if (ret < 0) {
 		duet_rptun_destroy(rptun);
 		return ret;
@@ -193,6 +202,12 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 {
 	int route = notifyid < MAX_NOTIFYID ? rptun->route[notifyid] : -1;
 
+	if (notifyid == DUET_RPTUN_NOTIFY_ALL) {
+		for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
+			for (unsigned int k = 0; k < rptun->info.vdev[i].num_vrings; k++)
+				duet_rvdev_dispatch(&rptun->rv[i], k);
+		return;
+	}
 	if (route < 0 || !duet_rvdev_dispatch(&rptun->rv[route / DUET_MAX_VRINGS],
 					      (unsigned int)route % DUET_MAX_VRINGS))
 		atomic_fetch_add(&rptun->unknown, 1);
@@ -233,6 +248,68 @@ int duet_rptun_check_peer(struct duet_rptun *rptun)
 	}
 	duet_mutex_unlock(rptun->lock);
 	return restarted;
+}
+
+static bool is_master(struct duet_rptun *rptun)
+{
+	return rptun->cfg.ops->is_master ? rptun->cfg.ops->is_master(rptun)
+					 : rptun->cfg.side == DUET_SERVER;
+}
+
+int duet_rptun_boot(struct duet_rptun *rptun)
+{
+	int ret;
+
+	if (duet_rptun_running(rptun))
+		return 0;
+	if (is_master(rptun) && rptun->cfg.ops->start) {
+		ret = rptun->cfg.ops->start(rptun);
+		if (ret < 0)
+			return ret;
+	}
+	return duet_rptun_start(rptun);
+}
+
+int duet_rptun_shutdown(struct duet_rptun *rptun)
+{
+	int ret = duet_rptun_stop(rptun);
+
+	if (ret == 0 && is_master(rptun) && rptun->cfg.ops->stop)
+		ret = rptun->cfg.ops->stop(rptun);
+	return ret;
+}
+
+/* Ask the remote to do something only the master may ask for. */
+static int ask_remote(struct duet_rptun *rptun, int (*op)(struct duet_rptun *))
+{
+	if (!is_master(rptun))
+		return -EPERM;
+	return op ? op(rptun) : -ENOTSUP;
+}
+
+int duet_rptun_reset(struct duet_rptun *rptun)
+{
+	return ask_remote(rptun, rptun->cfg.ops->reset);
+}
+
+int duet_rptun_panic(struct duet_rptun *rptun)
+{
+	return ask_remote(rptun, rptun->cfg.ops->panic);
+}
+
+const char *duet_rptun_local_cpuname(struct duet_rptun *rptun)
+{
+	return rptun->cfg.ops->get_local_cpuname ? rptun->cfg.ops->get_local_cpuname(rptun) : "";
+}
+
+const char *duet_rptun_remote_cpuname(struct duet_rptun *rptun)
+{
+	return rptun->cfg.ops->get_remote_cpuname ? rptun->cfg.ops->get_remote_cpuname(rptun) : "";
+}
+
+void duet_rptun_notify_all(struct duet_rptun *rptun)
+{
+	rptun->cfg.ops->notify(rptun, DUET_RPTUN_NOTIFY_ALL);
 }
 
 bool duet_rptun_ready(struct duet_rptun *rptun)

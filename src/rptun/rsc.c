@@ -16,7 +16,7 @@
 #define VRING_SIZE ((uint32_t)sizeof(struct fw_rsc_vdev_vring))
 #define CARVEOUT_SIZE ((uint32_t)sizeof(struct fw_rsc_carveout))
 #define LINK_SIZE ((uint32_t)sizeof(struct duet_rsc_link))
-#define MAX_NOTIFYID 128u
+#define MAX_NOTIFYID DUET_MAX_NOTIFYID
 #define CARVEOUT_ALIGN 4096u
 
 static uint32_t align4(uint32_t v)
@@ -66,8 +66,12 @@ int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 	for (unsigned int i = 0; i < n; i++) {
 		if (!valid_desc(&vdevs[i]))
 			return -EINVAL;
+		notifyid += vdevs[i].num_vrings;
 		off += vdev_entry_size(&vdevs[i]) + CARVEOUT_SIZE;
 	}
+	if (notifyid > MAX_NOTIFYID)
+		return -EINVAL;
+	notifyid = 0;
 	if (off + LINK_SIZE > size)
 		return -ENOSPC;
 
@@ -131,7 +135,7 @@ struct parse {
 	bool have_link;
 	uint8_t sides[DUET_MAX_VDEVS];
 	uint32_t link_vdevs;
-	uint32_t notify_used[MAX_NOTIFYID / 32];
+	uint32_t notify_used[(MAX_NOTIFYID + 31) / 32];
 };
 
 static int refuse(struct parse *p, const char *reason, uint64_t value)

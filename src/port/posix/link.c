@@ -35,7 +35,9 @@
 #define TABLE_OFFSET 4096u
 #define TABLE_SIZE 8192u
 #define CARVE_DA (TABLE_OFFSET + TABLE_SIZE)
-#define LINK_ID (DUET_DOORBELL_IDS - 1u) /* doorbell id for link events */
+#define LINK_ID (DUET_DOORBELL_IDS - 1u)  /* doorbell id for link events */
+#define LINK_ALL (DUET_DOORBELL_IDS - 2u) /* every vring */
+_Static_assert(LINK_ALL >= DUET_MAX_NOTIFYID, "link ids overlap vring ids");
 #define NAME_LEN 32
 
 enum { ST_ABSENT = 0, ST_READY, ST_STOPPED, ST_REFUSED };
@@ -87,6 +89,7 @@ struct duet_link {
 	uint32_t cmd_seen;
 	uint32_t refused_pid;
 	_Atomic uint32_t rung;
+	duet_rptun_callback incoming; /* where the doorbell's ids go */
 };
 
 static void say(struct duet_link *l, enum duet_link_event ev, const char *fmt, ...)
@@ -152,18 +155,85 @@ static void ring_link(struct duet_link *l, uint32_t id)
 	duet_doorbell_ring(&l->bell[l->peer], id);
 }
 
-static void rptun_ring(struct duet_rptun *rptun, uint32_t notifyid)
+/* ---- the platform ops of this link's rptun ---- */
+
+static struct duet_link *link_of(struct duet_rptun *rptun)
 {
-	ring_link(duet_rptun_priv(rptun), notifyid);
+	return duet_rptun_priv(rptun);
 }
 
-static const struct duet_rptun_ops link_rptun_ops = { .notify = rptun_ring };
+static void *link_get_resource(struct duet_rptun *rptun, size_t *size)
+{
+	*size = TABLE_SIZE;
+	return link_of(rptun)->region + TABLE_OFFSET;
+}
+
+static void link_notify(struct duet_rptun *rptun, uint32_t notifyid)
+{
+	ring_link(link_of(rptun), notifyid == DUET_RPTUN_NOTIFY_ALL ? LINK_ALL : notifyid);
+}
+
+static const char *link_local_cpu(struct duet_rptun *rptun)
+{
+	return link_of(rptun)->local;
+}
+
+static const char *link_remote_cpu(struct duet_rptun *rptun)
+{
+	return link_of(rptun)->remote;
+}
+
+static int link_register_callback(struct duet_rptun *rptun, duet_rptun_callback cb)
+{
+	link_of(rptun)->incoming = cb;
+	return 0;
+}
+
+static bool link_is_master(struct duet_rptun *rptun)
+{
+	return link_of(rptun)->me == DUET_SERVER;
+}
+
+/* The proxy process boots itself (the duet command spawns it, or a user
+ * starts it): nothing to do here. */
+static int link_start(struct duet_rptun *rptun)
+{
+	(void)rptun;
+	return 0;
+}
+
+static int link_stop(struct duet_rptun *rptun)
+{
+	return duet_link_command(link_of(rptun), DUET_LINK_CMD_STOP, 2000, NULL, 0);
+}
+
+static int link_reset(struct duet_rptun *rptun)
+{
+	return duet_link_command(link_of(rptun), DUET_LINK_CMD_RESET, 2000, NULL, 0);
+}
+
+static int link_panic(struct duet_rptun *rptun)
+{
+	return duet_link_command(link_of(rptun), DUET_LINK_CMD_PANIC, 2000, NULL, 0);
+}
+
+static const struct duet_rptun_ops link_rptun_ops = {
+	.get_resource = link_get_resource,
+	.notify = link_notify,
+	.get_local_cpuname = link_local_cpu,
+	.get_remote_cpuname = link_remote_cpu,
+	.register_callback = link_register_callback,
+	.is_master = link_is_master,
+	.start = link_start,
+	.stop = link_stop,
+	.reset = link_reset,
+	.panic = link_panic,
+};
 
 static int start_rptun(struct duet_link *l, char *err, size_t errlen)
 {
 	struct duet_rptun_config rc = {
 		.side = l->me, .region = l->region, .region_size = l->size,
-		.table_offset = TABLE_OFFSET, .table_size = TABLE_SIZE,
 		.ops = &link_rptun_ops, .priv = l, .reset_epochs = l->hdr->reset_epoch,
 	};
 	struct duet_rsc_error rerr = { 0 };
@@ -175,7 +245,7 @@ static int start_rptun(struct duet_link *l, char *err, size_t errlen)
 			    (unsigned long long)rerr.value);
 	if (ret < 0)
 		return fail(err, errlen, ret, "cannot set up the devices: %s", strerror(-ret));
-	ret = duet_rptun_start(l->rptun);
+	ret = duet_rptun_boot(l->rptun);
 	if (ret < 0)
 		return fail(err, errlen, ret, "cannot register the devices: %s", strerror(-ret));
 	return 0;
@@ -524,9 +594,9 @@ static void *service(void *arg)
 		bell = l->bell ? &l->bell[l->me] : NULL;
 		seen = bell ? atomic_load(&bell->seq) : 0;
 		n = bell ? duet_doorbell_take(bell, ids) : 0;
-		for (unsigned int i = 0; i < n; i++)
-			if (ids[i] != LINK_ID && l->rptun)
-				duet_rptun_notified(l->rptun, ids[i]);
+		for (unsigned int i = 0; i < n && l->rptun && l->incoming; i++)
+			if (ids[i] != LINK_ID)
+				l->incoming(l->rptun, ids[i] == LINK_ALL ? DUET_RPTUN_NOTIFY_ALL : ids[i]);
 		if (l->rptun)
 			duet_rptun_check_peer(l->rptun);
 		pthread_mutex_unlock(&l->lock);

@@ -21,7 +21,10 @@
 #define ELOOP 40
 #define EPROTO 71
 #define EOVERFLOW 75
+#define EILSEQ 84
 #define EMSGSIZE 90
+#define ENOTSUP 95
+#define ENOTCONN 107
 #define ETIMEDOUT 110
 
 #endif
