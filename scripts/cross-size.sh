@@ -9,7 +9,8 @@ out=${1:-$top/build/cross}
 list() { sed -n "/^set($1/,/^)/s|^ *\(src/[a-z_/]*\.c\)\$|\1|p" "$top/CMakeLists.txt"; }
 vq=$(list DUET_CORE_SOURCES)
 fw="$(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES)"
-drv=$(sed -n 's|^duet_driver(.* \(src/[a-z_/]*\.c\))$|\1|p' "$top/CMakeLists.txt")
+# Every source named in a duet_driver(...) call, which may span lines.
+drv=$(awk '/^duet_driver\(/ { on = 1 } on { for (i = 1; i <= NF; i++) if ($i ~ /^src\/.*\.c\)?$/) { sub(/\)$/, "", $i); print $i } } on && /\)$/ { on = 0 }' "$top/CMakeLists.txt" | sort -u)
 flags="-std=c11 -Os -ffreestanding -Wall -Wextra -Werror -pedantic -ffunction-sections -I$top/include -I$top/src/port/freestanding/include"
 
 text_of() { # size-tool objects...
@@ -39,7 +40,7 @@ build() { # name cc arch-flags...
 	done
 	size=${cc%gcc}size
 	# shellcheck disable=SC2086
-	echo "cross $name ($cc -Os): text virtqueue $(text_of "$size" $objs_vq), frameworks+transports $(text_of "$size" $objs_fw), rng drivers $(text_of "$size" $objs_drv), all $(text_of "$size" $objs_vq $objs_fw $objs_drv) bytes"
+	echo "cross $name ($cc -Os): text virtqueue $(text_of "$size" $objs_vq), frameworks+transports $(text_of "$size" $objs_fw), drivers (rng, rpmsg) $(text_of "$size" $objs_drv), all $(text_of "$size" $objs_vq $objs_fw $objs_drv) bytes"
 }
 
 build cortex-m4 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb

@@ -26,6 +26,8 @@
 #include <duet/link.h>
 #include <duet/port.h>
 #include <duet/rng.h>
+#include <duet/rpmsg.h>
+#include <duet/rpmsg_ping.h>
 #include <duet/vhost.h>
 
 extern char **environ;
@@ -111,6 +113,11 @@ static void usage(FILE *f)
 		"  status          the link and its devices\n"
 		"  wait [MS]       until the peer is up and every device with a driver is bound\n"
 		"  rng DEV N       read N bytes from virtio-rng device DEV (0, 1, ...) as hexdump\n"
+		"  rpmsg ping CPU|all TIMES LEN CMD SLEEP_MS\n"
+		"                  ping the peer's rpmsg-ping endpoint; CMD bit 0: wait for the\n"
+		"                  echo, bit 1: check data, bit 2: random length up to LEN\n"
+		"  rpmsg dump CPU|all   rings, endpoints and buffers of the rpmsg devices\n"
+		"  rpmsg stats CPU|all  what this side's ping service received, and drops\n"
 		"  reset           server: the proxy restarts its devices\n"
 		"  panic           server: the proxy aborts (to test recovery)\n"
 		"  help            this list\n"
@@ -200,6 +207,110 @@ static int cmd_rng(uint32_t dev, uint32_t n)
 	return ret < 0 ? ret : (ret == (int)n ? 0 : -EIO);
 }
 
+static void print_ns(const char *what, uint64_t ns)
+{
+	out("%s: %llu s, %llu ns\n", what, (unsigned long long)(ns / 1000000000u),
+	    (unsigned long long)(ns % 1000000000u));
+}
+
+/* Run fn on each rpmsg device whose peer is `cpu` (or all of them). */
+static int each_rpmsg(const char *cpu, int (*fn)(struct rpmsg_device *, void *), void *arg)
+{
+	int found = 0, ret = 0;
+
+	for (unsigned int i = 0;; i++) {
+		struct rpmsg_device *rdev = rpmsg_get_device(i);
+
+		if (!rdev)
+			break;
+		if (strcmp(cpu, "all") && strcmp(cpu, rpmsg_get_cpuname(rdev)))
+			continue;
+		found++;
+		if (ret == 0)
+			ret = fn(rdev, arg);
+	}
+	if (!found) {
+		out("rpmsg: no rpmsg device with cpu '%s' (see 'status')\n", cpu);
+		return -ENODEV;
+	}
+	return ret;
+}
+
+struct ping_args {
+	uint32_t times, len, cmd, sleep_ms;
+};
+
+static int ping_one(struct rpmsg_device *rdev, void *arg)
+{
+	struct ping_args *a = arg;
+	struct rpmsg_ping_result r;
+	int ret = rpmsg_ping(rdev, a->times, a->len, a->cmd, a->sleep_ms, &r);
+
+	if (ret < 0) {
+		out("rpmsg ping %s: %s%s\n", rpmsg_get_cpuname(rdev), strerror(-ret),
+		    ret == -EINVAL ? " (LEN must be 16 up to the buffer's payload room)" : "");
+		return ret;
+	}
+	out("ping times: %u\n", r.times);
+	out("buffer_len: %u, send_len: %u\n", r.buffer_len, r.send_len);
+	print_ns("avg", r.times ? r.total_ns / r.times : 0);
+	print_ns("min", r.min_ns);
+	print_ns("max", r.max_ns);
+	out("rate: %f Mbits/sec\n",
+	    r.total_ns ? (double)r.bytes * 8.0 * 1000.0 / (double)r.total_ns : 0.0);
+	out("p50: %llu ns, p99: %llu ns\n", (unsigned long long)r.p50_ns,
+	    (unsigned long long)r.p99_ns);
+	if (r.failed)
+		out("rpmsg ping %s: %u echoes missing or wrong\n", rpmsg_get_cpuname(rdev), r.failed);
+	return r.failed ? -EIO : 0;
+}
+
+static int dump_one(struct rpmsg_device *rdev, void *arg)
+{
+	char buf[4096];
+
+	(void)arg;
+	rpmsg_dump(rdev, buf, sizeof(buf));
+	out("%s", buf);
+	return 0;
+}
+
+static int stats_one(struct rpmsg_device *rdev, void *arg)
+{
+	struct rpmsg_ping_counters c;
+	struct rpmsg_stats s;
+
+	(void)arg;
+	rpmsg_ping_counters(rdev, &c);
+	rpmsg_get_stats(rdev, &s);
+	out("rpmsg %s: ping received %llu, out of order %llu, bad data %llu; "
+	    "rx %u, tx %u, dropped length %u, destination %u, name service %u, other %u\n",
+	    rpmsg_get_cpuname(rdev), (unsigned long long)c.received,
+	    (unsigned long long)c.out_of_order, (unsigned long long)c.bad_data, s.rx_msgs,
+	    s.tx_msgs, s.dropped_len, s.dropped_dst, s.dropped_ns, s.dropped_other);
+	return 0;
+}
+
+static int cmd_rpmsg(int argc, char **argv)
+{
+	struct ping_args a;
+
+	if (argc >= 3 && !strcmp(argv[1], "ping")) {
+		if (argc != 7 || !parse_u32(argv[3], &a.times) || !parse_u32(argv[4], &a.len) ||
+		    !parse_u32(argv[5], &a.cmd) || !parse_u32(argv[6], &a.sleep_ms) || !a.times) {
+			out("usage: rpmsg ping CPU|all TIMES LEN CMD SLEEP_MS (e.g. rpmsg ping all 1000 17 3 0)\n");
+			return -EINVAL;
+		}
+		return each_rpmsg(argv[2], ping_one, &a);
+	}
+	if (argc == 3 && !strcmp(argv[1], "dump"))
+		return each_rpmsg(argv[2], dump_one, NULL);
+	if (argc == 3 && !strcmp(argv[1], "stats"))
+		return each_rpmsg(argv[2], stats_one, NULL);
+	out("usage: rpmsg ping|dump|stats CPU|all ... (try 'help')\n");
+	return -EINVAL;
+}
+
 /* Run one command line. Returns 1 to quit, 0 done, < 0 failed. */
 static int run_command(struct duet_link *link, char *line)
 {
@@ -240,6 +351,8 @@ static int run_command(struct duet_link *link, char *line)
 		out("%s: %s\n", argv[0], ret == 0 ? "acknowledged by the proxy" : err);
 		return ret;
 	}
+	if (!strcmp(argv[0], "rpmsg"))
+		return cmd_rpmsg(argc, argv);
 	if (!strcmp(argv[0], "rng")) {
 		if (argc != 3 || !parse_u32(argv[1], &a) || !parse_u32(argv[2], &b)) {
 			out("usage: rng DEV N (e.g. rng 0 128)\n");

@@ -30,8 +30,9 @@ void duet_mutex_destroy(struct duet_mutex *m);
 void duet_mutex_lock(struct duet_mutex *m);
 void duet_mutex_unlock(struct duet_mutex *m);
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds, and nanoseconds. */
 uint64_t duet_clock_ms(void);
+uint64_t duet_clock_ns(void);
 
 /*
  * Deferred work: `fn` runs once in the port's work context after at least

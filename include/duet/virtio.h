@@ -93,6 +93,8 @@ struct virtio_device {
 	void *priv; /* the bound driver's */
 	unsigned int vrings_num;
 	struct virtio_vring_info *vrings_info;
+	const char *local_cpuname; /* set by the transport when it knows them */
+	const char *peer_cpuname;
 
 	/* bus bookkeeping, owned by the library */
 	struct duet_list bus_node;

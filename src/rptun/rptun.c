@@ -117,6 +117,10 @@ int duet_rptun_create(struct duet_rptun **rptunp, const struct duet_rptun_config
 		ret = setup_vdev(rptun, i, err);
 	if (ret == 0 && cfg->ops->register_callback)
 		ret = cfg->ops->register_callback(rptun, duet_rptun_notified);
+	for (unsigned int i = 0; ret == 0 && i < rptun->info.num_vdevs; i++) {
+		rptun->rv[i].vdev.local_cpuname = duet_rptun_local_cpuname(rptun);
+		rptun->rv[i].vdev.peer_cpuname = duet_rptun_remote_cpuname(rptun);
+	}
 	if (ret < 0) {
 		duet_rptun_destroy(rptun);
 		return ret;

@@ -1,0 +1,194 @@
+/*
+ * duet/rpmsg.h - rpmsg over virtio, for both roles.
+ *
+ * One core serves virtio-rpmsg (the driver side: it owns the buffers, in
+ * its carveout heap, and keeps the peer's receive ring filled) and
+ * vhost-rpmsg (the device side: it uses the driver's buffers through the
+ * rings). Endpoints, the name service at address 53 and the send and
+ * zero-copy calls keep OpenAMP's names and signatures.
+ *
+ * Wire format (DESIGN.md section 3): a 16-byte header {src, dst, reserved,
+ * len, flags} before each payload; name-service messages {name[32], addr,
+ * flags} with CREATE 0 and DESTROY 1; addresses below 1024 reserved.
+ *
+ * Trust: every received header is copied out of shared memory once and
+ * checked (length within its buffer, known destination, name-service names
+ * NUL-terminated) before anything is dispatched; a bad message is dropped,
+ * counted and the channel goes on. A payload pointer handed to a receive
+ * callback points into shared memory: the peer could still write there.
+ *
+ * Threading: receive callbacks run on the transport's service thread.
+ * Sends may come from any thread, also from receive callbacks.
+ */
+#ifndef DUET_RPMSG_H
+#define DUET_RPMSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <duet/list.h>
+#include <duet/vhost.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RPMSG_ADDR_ANY 0xffffffffu
+#define RPMSG_NS_EPT_ADDR 53u
+#define RPMSG_RESERVED_ADDRESSES 1024u
+#define RPMSG_NAME_SIZE 32
+#define VIRTIO_RPMSG_F_NS 0 /* feature bit: name service */
+
+#define RPMSG_NS_CREATE 0u
+#define RPMSG_NS_DESTROY 1u
+
+#define RPMSG_HDR_SIZE 16u
+#define RPMSG_DEFAULT_BUF_SIZE 512u
+#define RPMSG_MAX_BUF_SIZE 65536u
+
+/* The rpmsg vdev's config space: buffer sizes per direction, in bytes. */
+struct rpmsg_virtio_config {
+	uint32_t txbuf_size; /* driver to device */
+	uint32_t rxbuf_size; /* device to driver */
+};
+
+struct rpmsg_device;
+struct rpmsg_endpoint;
+
+/* A message for `ept` from `src`. Return 0 (other values are ignored). */
+typedef int (*rpmsg_ept_cb)(struct rpmsg_endpoint *ept, void *data, size_t len,
+			    uint32_t src, void *priv);
+/* The peer destroyed the endpoint this one was bound to. */
+typedef void (*rpmsg_ns_unbind_cb)(struct rpmsg_endpoint *ept);
+/* The peer announced `name` at `dest` and no local endpoint has it. */
+typedef void (*rpmsg_ns_bind_cb)(struct rpmsg_device *rdev, const char *name, uint32_t dest,
+				 void *priv);
+/* True to take such an announcement (ns_bind is then called). */
+typedef bool (*rpmsg_ns_match_cb)(struct rpmsg_device *rdev, const char *name, uint32_t dest,
+				  void *priv);
+/* An rpmsg device appeared or goes. */
+typedef void (*rpmsg_dev_cb)(struct rpmsg_device *rdev, void *priv);
+
+struct rpmsg_endpoint {
+	char name[RPMSG_NAME_SIZE];
+	struct rpmsg_device *rdev;
+	uint32_t addr;
+	uint32_t dest_addr; /* RPMSG_ADDR_ANY until bound */
+	rpmsg_ept_cb cb;
+	rpmsg_ns_unbind_cb ns_unbind_cb;
+	void *priv;
+	struct duet_list node;
+};
+
+/* ---- endpoints ---- */
+
+/*
+ * Create an endpoint on rdev: `src` its address (RPMSG_ADDR_ANY: the next
+ * free one from 1024 up), `dest` the peer's (or RPMSG_ADDR_ANY: bound when
+ * the peer announces the same name). With a name and the name service on,
+ * the peer is told (NS CREATE). Returns 0, -EINVAL, -EBUSY (address in use),
+ * -ENODEV (device gone).
+ */
+int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, const char *name,
+		     uint32_t src, uint32_t dest, rpmsg_ept_cb cb,
+		     rpmsg_ns_unbind_cb ns_unbind_cb);
+
+/* Destroy it (the peer is told: NS DESTROY). Safe on an unregistered one. */
+void rpmsg_destroy_ept(struct rpmsg_endpoint *ept);
+
+/* True once the endpoint knows its peer address. */
+bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept);
+
+/* ---- sending: >= 0 is the payload length sent, < 0 an errno ---- */
+
+/*
+ * Send len bytes (<= rpmsg_get_tx_buffer_size) to the bound peer, to `dst`,
+ * or from `src` to `dst`. Without a free buffer, wait for the peer to return
+ * one (woken by its notification) up to the device's send timeout
+ * (-ETIMEDOUT). The try forms return -EAGAIN instead of waiting.
+ */
+int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len);
+int rpmsg_sendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
+int rpmsg_send_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
+			  const void *data, int len);
+int rpmsg_trysend(struct rpmsg_endpoint *ept, const void *data, int len);
+int rpmsg_trysendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
+int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
+			     const void *data, int len);
+
+/* ---- zero copy ---- */
+
+/*
+ * A send buffer's payload area, *len bytes; wait as rpmsg_send does when
+ * `wait` is non-zero. NULL on timeout or error. Give it back with
+ * rpmsg_send_nocopy / rpmsg_sendto_nocopy, or rpmsg_release_tx_buffer.
+ */
+void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int wait);
+int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len);
+int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
+/* Give back an unused payload buffer. -EINVAL for a pointer that is not
+ * one the library handed out (nothing changes then). */
+int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf);
+
+/* From a receive callback: keep `rxbuf` (the data pointer) after the
+ * callback returns, until rpmsg_release_rx_buffer. A pointer that is not a
+ * received payload is refused (nothing happens). */
+void rpmsg_hold_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf);
+void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf);
+
+/* Payload bytes of a send / receive buffer (buffer size minus header). */
+int rpmsg_get_tx_buffer_size(struct rpmsg_endpoint *ept);
+int rpmsg_get_rx_buffer_size(struct rpmsg_endpoint *ept);
+
+/* ---- devices ---- */
+
+/*
+ * Be told of rpmsg devices appearing and going, and of announcements no
+ * local endpoint takes (ns_match decides, ns_bind acts). Announcements
+ * that arrived before this registration are offered at once; so are the
+ * devices already there. Returns 0 or -ENOMEM.
+ */
+int rpmsg_register_callback(void *priv, rpmsg_dev_cb device_created,
+			    rpmsg_dev_cb device_destroyed, rpmsg_ns_match_cb ns_match,
+			    rpmsg_ns_bind_cb ns_bind);
+void rpmsg_unregister_callback(void *priv);
+
+/* The index-th rpmsg device (in probe order), or NULL. */
+struct rpmsg_device *rpmsg_get_device(unsigned int index);
+
+/* The peer's cpu name ("" when the transport did not say). */
+const char *rpmsg_get_cpuname(struct rpmsg_device *rdev);
+
+/* How long a blocking send waits for a buffer (default 5000 ms). */
+void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms);
+
+struct rpmsg_stats {
+	uint32_t rx_msgs, tx_msgs;
+	uint32_t dropped_len;   /* header length past its buffer */
+	uint32_t dropped_dst;   /* no endpoint at the destination */
+	uint32_t dropped_ns;    /* malformed name-service message */
+	uint32_t dropped_other; /* anything else (ring trouble) */
+	uint32_t tx_waits;      /* sends that had to wait for a buffer */
+};
+
+void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st);
+
+/*
+ * Write NuttX's `rpmsg dump` for the device into buf: cpu names and
+ * master flag, one line per vq (size, free, queued, desc_head_idx,
+ * available_idx, avail.idx, used_cons_idx, used.idx, avail.flags,
+ * used.flags), the endpoints with their addresses, the buffers (total,
+ * pending, held). Returns the length.
+ */
+int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len);
+
+/* The drivers: virtio-rpmsg (driver side), vhost-rpmsg (device side). */
+extern struct virtio_driver virtio_rpmsg_driver;
+extern struct vhost_driver vhost_rpmsg_driver;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DUET_RPMSG_H */

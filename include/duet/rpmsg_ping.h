@@ -1,0 +1,54 @@
+/*
+ * duet/rpmsg_ping.h - the ping service every rpmsg device has, and its
+ * client (NuttX's `rpmsg ping`).
+ */
+#ifndef DUET_RPMSG_PING_H
+#define DUET_RPMSG_PING_H
+
+#include <stdint.h>
+
+#include <duet/rpmsg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RPMSG_PING_NAME "rpmsg-ping"
+#define RPMSG_PING_ACK 1u    /* cmd bit 0: wait for the echo */
+#define RPMSG_PING_CHECK 2u  /* cmd bit 1: check the data */
+#define RPMSG_PING_RANDOM 4u /* cmd bit 2: random length up to len */
+#define RPMSG_PING_HDR 16u   /* bytes of ping header inside the payload */
+
+struct rpmsg_ping_result {
+	uint32_t times;      /* pings sent */
+	uint32_t buffer_len; /* payload room of a send buffer */
+	uint32_t send_len;   /* the requested length */
+	uint64_t bytes;      /* payload bytes sent */
+	uint64_t total_ns, min_ns, max_ns, p50_ns, p99_ns;
+	uint32_t failed;     /* echo missing or wrong */
+};
+
+/*
+ * Ping the peer `times` times with `len` payload bytes (at least the 16-byte
+ * ping header, at most the buffer), `cmd` as above, sleeping sleep_ms
+ * between pings. Times are per ping (the round trip with ACK). Returns 0,
+ * or a negative errno (-ENOTCONN: the peer's ping endpoint never bound).
+ */
+int rpmsg_ping(struct rpmsg_device *rdev, uint32_t times, uint32_t len, uint32_t cmd,
+	       uint32_t sleep_ms, struct rpmsg_ping_result *res);
+
+/* What the ping service received: requests, those out of order (a lost or
+ * reordered message), and data-check failures. */
+struct rpmsg_ping_counters {
+	uint64_t received;
+	uint64_t out_of_order;
+	uint64_t bad_data;
+};
+
+void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DUET_RPMSG_PING_H */

@@ -1,0 +1,58 @@
+/* rpmsg_internal.h - the rpmsg device, shared by the core, ping and dump. */
+#ifndef DUET_RPMSG_INTERNAL_H
+#define DUET_RPMSG_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include <duet/port.h>
+#include <duet/rpmsg.h>
+
+struct rpmsg_ping_state;
+
+/* A buffer lent to the user: a send buffer not yet sent, or a held
+ * receive buffer. */
+struct held {
+	uint8_t *buf; /* the buffer, header included */
+	uint16_t head;
+	struct rpmsg_endpoint *ept;
+};
+
+struct rpmsg_device {
+	struct virtio_device *vdev;
+	bool driver;             /* this side is virtio-rpmsg */
+	bool ns;                 /* VIRTIO_RPMSG_F_NS negotiated */
+	struct virtqueue *rvq;   /* where this side receives */
+	struct virtqueue *svq;   /* where it sends */
+	uint32_t tx_size;        /* whole send buffer, header included */
+	uint32_t rx_size;
+	uint32_t timeout_ms;
+	struct duet_mutex *lock; /* recursive: everything below and the rings */
+	struct duet_event *tx_event;
+	_Atomic bool gone;
+	struct duet_list epts;
+	struct duet_list pending; /* announcements no endpoint took yet */
+	struct rpmsg_endpoint ns_ept;
+	/* driver side: the buffer pools */
+	uint8_t *rx_pool, *tx_pool;
+	uint16_t nrx, ntx;
+	void **tx_free;
+	uint16_t ntx_free;
+	/* zero copy: send buffers lent out, receive buffers held */
+	unsigned int nslots;
+	struct held *tx_out;
+	struct held *rx_held;
+	unsigned int nheld;
+	uint8_t *cur_rx;  /* the buffer being delivered */
+	bool cur_held;
+	bool rx_kick;
+	int depth;        /* deliveries in progress on this thread */
+	struct rpmsg_stats stats;
+	struct rpmsg_ping_state *ping;
+	struct duet_list node;
+};
+
+/* The ping service endpoint of every device (rpmsg_ping.c). */
+void rpmsg_ping_attach(struct rpmsg_device *rdev);
+void rpmsg_ping_detach(struct rpmsg_device *rdev);
+
+#endif /* DUET_RPMSG_INTERNAL_H */

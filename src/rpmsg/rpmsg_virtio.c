@@ -1,0 +1,1024 @@
+/*
+ * rpmsg_virtio.c - rpmsg over a virtio device, one core for both roles.
+ *
+ * Queues, named as the driver sees them: vq 0 carries device-to-driver
+ * messages (the driver posts writable buffers there), vq 1 driver-to-device
+ * (the driver posts filled readable buffers). So the driver receives on 0
+ * and sends on 1; the device receives on 1 and sends on 0, into the
+ * driver's buffers. The driver side owns every buffer (from its carveout
+ * heap) and re-posts each receive buffer as soon as it is consumed.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <duet/port.h>
+#include <duet/rpmsg.h>
+
+#include "../core/lazy_lock.h"
+#include "rpmsg_internal.h"
+
+struct rpmsg_hdr {
+	uint32_t src;
+	uint32_t dst;
+	uint32_t reserved;
+	uint16_t len;
+	uint16_t flags;
+};
+
+struct rpmsg_ns_msg {
+	char name[RPMSG_NAME_SIZE];
+	uint32_t addr;
+	uint32_t flags;
+};
+
+_Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 bytes");
+_Static_assert(sizeof(struct rpmsg_ns_msg) == 40, "name-service message is 40 bytes");
+
+#define DEFAULT_TIMEOUT_MS 5000u
+#define MAX_DEPTH 4 /* receive dispatch nested in sends from callbacks */
+
+struct pending_ns {
+	char name[RPMSG_NAME_SIZE];
+	uint32_t addr;
+	struct duet_list node;
+};
+
+struct listener {
+	void *priv;
+	rpmsg_dev_cb created, destroyed;
+	rpmsg_ns_match_cb match;
+	rpmsg_ns_bind_cb bind;
+	struct duet_list node;
+};
+
+static struct duet_list devices = DUET_LIST_INIT(devices);
+static struct duet_list listeners = DUET_LIST_INIT(listeners);
+static duet_lazy_lock global_lock;
+
+/* ---- buffers ---- */
+
+/* Give a received buffer back: the driver re-posts it, the device returns
+ * it to the driver. */
+static void recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+{
+	if (rdev->driver) {
+		struct virtqueue_buf vb = { buf, rdev->rx_size, true };
+
+		if (virtqueue_add_buffer(rdev->rvq, &vb, 0, 1, buf) < 0)
+			rdev->stats.dropped_other++;
+	} else if (virtqueue_add_consumed_buffer(rdev->rvq, head, 0) < 0) {
+		rdev->stats.dropped_other++;
+	}
+	rdev->rx_kick = true;
+}
+
+/* Driver side: take back send buffers the device has used. */
+static void reclaim_tx(struct rpmsg_device *rdev)
+{
+	void *buf;
+
+	while ((buf = virtqueue_get_buffer(rdev->svq, NULL, NULL)))
+		rdev->tx_free[rdev->ntx_free++] = buf;
+}
+
+/*
+ * One send buffer, or NULL. Device side: the next writable buffer the
+ * driver posted, at least a header plus one byte; anything else is
+ * returned unused.
+ */
+static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
+{
+	if (rdev->driver) {
+		reclaim_tx(rdev);
+		if (!rdev->ntx_free)
+			return NULL;
+		*head = 0;
+		*cap = rdev->tx_size;
+		return rdev->tx_free[--rdev->ntx_free];
+	}
+	for (;;) {
+		struct virtqueue_buf vb;
+		size_t n = 0;
+		int h = vhost_get_vq_buffers(rdev->svq, &vb, 1, &n);
+
+		if (h == -EINVAL && n > 1) {
+			uint16_t hh;
+
+			/* Not a single buffer: give it back empty. */
+			if (virtqueue_get_available_buffer(rdev->svq, &hh, NULL))
+				virtqueue_add_consumed_buffer(rdev->svq, hh, 0);
+			rdev->stats.dropped_other++;
+			continue;
+		}
+		if (h < 0)
+			return NULL;
+		if (!vb.writable || vb.len <= RPMSG_HDR_SIZE) {
+			virtqueue_add_consumed_buffer(rdev->svq, (uint16_t)h, 0);
+			rdev->stats.dropped_other++;
+			continue;
+		}
+		*head = (uint16_t)h;
+		*cap = vb.len < rdev->tx_size ? vb.len : rdev->tx_size;
+		return vb.buf;
+	}
+}
+
+static void drain_rx(struct rpmsg_device *rdev);
+
+/*
+ * A send buffer, waiting for one up to the device's timeout when `wait`.
+ * Called with the lock held once or more (from a receive callback the
+ * service thread itself is waiting: it then serves the receive queue and
+ * polls instead of sleeping, so two sides sending from their callbacks
+ * keep each other going).
+ */
+static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, uint32_t *cap,
+			int *err)
+{
+	uint64_t deadline = duet_clock_ms() + rdev->timeout_ms;
+	bool counted = false;
+	uint8_t *buf;
+
+	while (!(buf = take_tx_now(rdev, head, cap))) {
+		uint64_t now = duet_clock_ms();
+
+		if (!wait) {
+			*err = -EAGAIN;
+			return NULL;
+		}
+		if (atomic_load(&rdev->gone) || virtqueue_is_broken(rdev->svq)) {
+			*err = -ENODEV;
+			return NULL;
+		}
+		if (now >= deadline) {
+			*err = -ETIMEDOUT;
+			return NULL;
+		}
+		if (!counted) {
+			rdev->stats.tx_waits++;
+			counted = true;
+		}
+		if (rdev->depth > 0) {
+			if (rdev->depth < MAX_DEPTH)
+				drain_rx(rdev);
+			duet_event_wait(rdev->tx_event, 1);
+			continue;
+		}
+		duet_mutex_unlock(rdev->lock);
+		duet_event_wait(rdev->tx_event, (uint32_t)(deadline - now));
+		duet_mutex_lock(rdev->lock);
+	}
+	return buf;
+}
+
+/* Hand a filled send buffer to the peer. */
+static int submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len)
+{
+	int ret;
+
+	if (rdev->driver) {
+		struct virtqueue_buf vb = { buf, len, false };
+
+		ret = virtqueue_add_buffer(rdev->svq, &vb, 1, 0, buf);
+	} else {
+		ret = virtqueue_add_consumed_buffer(rdev->svq, head, len);
+	}
+	if (ret == 0) {
+		rdev->stats.tx_msgs++;
+		virtqueue_kick(rdev->svq);
+	}
+	return ret;
+}
+
+/* Give back a send buffer unused. */
+static void untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+{
+	if (rdev->driver)
+		rdev->tx_free[rdev->ntx_free++] = buf;
+	else
+		submit_tx(rdev, buf, head, 0);
+}
+
+/* ---- endpoints ---- */
+
+static struct rpmsg_endpoint *find_ept(struct rpmsg_device *rdev, uint32_t addr)
+{
+	struct duet_list *l;
+
+	for (l = rdev->epts.next; l != &rdev->epts; l = l->next) {
+		struct rpmsg_endpoint *e = duet_container_of(l, struct rpmsg_endpoint, node);
+
+		if (e->addr == addr)
+			return e;
+	}
+	return NULL;
+}
+
+static struct rpmsg_endpoint *find_ept_by_name(struct rpmsg_device *rdev, const char *name,
+					       uint32_t dest)
+{
+	struct duet_list *l;
+
+	for (l = rdev->epts.next; l != &rdev->epts; l = l->next) {
+		struct rpmsg_endpoint *e = duet_container_of(l, struct rpmsg_endpoint, node);
+
+		if (e->addr != RPMSG_NS_EPT_ADDR && !strncmp(e->name, name, RPMSG_NAME_SIZE) &&
+		    e->dest_addr == dest)
+			return e;
+	}
+	return NULL;
+}
+
+static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
+		       const void *data, int len, bool wait)
+{
+	struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)len };
+	uint32_t cap;
+	uint16_t head;
+	uint8_t *buf;
+	int err = 0;
+
+	buf = take_tx(rdev, wait, &head, &cap, &err);
+	if (!buf)
+		return err;
+	if ((uint32_t)len > cap - RPMSG_HDR_SIZE) {
+		untake_tx(rdev, buf, head); /* a smaller buffer than agreed */
+		return -EMSGSIZE;
+	}
+	memcpy(buf, &hdr, sizeof(hdr));
+	memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len);
+	err = submit_tx(rdev, buf, head, RPMSG_HDR_SIZE + (uint32_t)len);
+	return err < 0 ? err : len;
+}
+
+static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, uint32_t flags)
+{
+	struct rpmsg_ns_msg msg = { .addr = ept->addr, .flags = flags };
+
+	if (!rdev->ns || !ept->name[0] || atomic_load(&rdev->gone))
+		return;
+	memcpy(msg.name, ept->name, RPMSG_NAME_SIZE);
+	send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), true);
+}
+
+static uint32_t free_addr(struct rpmsg_device *rdev)
+{
+	uint32_t a = RPMSG_RESERVED_ADDRESSES;
+
+	while (find_ept(rdev, a) && a != RPMSG_ADDR_ANY)
+		a++;
+	return a;
+}
+
+static void take_pending(struct rpmsg_device *rdev, struct pending_ns *p)
+{
+	duet_list_del(&p->node);
+	duet_port_free(p);
+	(void)rdev;
+}
+
+static struct pending_ns *find_pending(struct rpmsg_device *rdev, const char *name)
+{
+	struct duet_list *l;
+
+	for (l = rdev->pending.next; l != &rdev->pending; l = l->next) {
+		struct pending_ns *p = duet_container_of(l, struct pending_ns, node);
+
+		if (!strncmp(p->name, name, RPMSG_NAME_SIZE))
+			return p;
+	}
+	return NULL;
+}
+
+/* Length of a name, or RPMSG_NAME_SIZE when it does not fit. */
+static size_t name_len(const char *name)
+{
+	size_t n = 0;
+
+	while (n < RPMSG_NAME_SIZE && name[n])
+		n++;
+	return n;
+}
+
+int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, const char *name,
+		     uint32_t src, uint32_t dest, rpmsg_ept_cb cb, rpmsg_ns_unbind_cb ns_unbind_cb)
+{
+	struct pending_ns *p;
+
+	if (!ept || !rdev || !cb || (name && name_len(name) == RPMSG_NAME_SIZE))
+		return -EINVAL;
+	duet_mutex_lock(rdev->lock);
+	if (atomic_load(&rdev->gone)) {
+		duet_mutex_unlock(rdev->lock);
+		return -ENODEV;
+	}
+	if (src == RPMSG_ADDR_ANY)
+		src = free_addr(rdev);
+	if (find_ept(rdev, src) || src == RPMSG_ADDR_ANY) {
+		duet_mutex_unlock(rdev->lock);
+		return -EBUSY;
+	}
+	memset(ept->name, 0, sizeof(ept->name));
+	if (name)
+		memcpy(ept->name, name, name_len(name));
+	ept->rdev = rdev;
+	ept->addr = src;
+	ept->dest_addr = dest;
+	ept->cb = cb;
+	ept->ns_unbind_cb = ns_unbind_cb;
+	/* The peer may have announced this name already. */
+	if (dest == RPMSG_ADDR_ANY && ept->name[0] && (p = find_pending(rdev, ept->name))) {
+		ept->dest_addr = p->addr;
+		take_pending(rdev, p);
+	}
+	duet_list_add_tail(&rdev->epts, &ept->node);
+	if (src != RPMSG_NS_EPT_ADDR)
+		ns_announce(rdev, ept, RPMSG_NS_CREATE);
+	duet_mutex_unlock(rdev->lock);
+	return 0;
+}
+
+void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
+{
+	struct rpmsg_device *rdev;
+
+	if (!ept || !(rdev = ept->rdev))
+		return;
+	duet_mutex_lock(rdev->lock);
+	if (ept->rdev) {
+		ns_announce(rdev, ept, RPMSG_NS_DESTROY);
+		duet_list_del(&ept->node);
+		ept->rdev = NULL;
+	}
+	duet_mutex_unlock(rdev->lock);
+}
+
+bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
+{
+	return ept && ept->rdev && ept->dest_addr != RPMSG_ADDR_ANY;
+}
+
+/* ---- sending ---- */
+
+static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
+		       const void *data, int len, bool wait)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	int ret;
+
+	if (!rdev || len < 0 || (!data && len))
+		return -EINVAL;
+	if (dst == RPMSG_ADDR_ANY || src == RPMSG_ADDR_ANY)
+		return -ENOTCONN;
+	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE)
+		return -EMSGSIZE;
+	duet_mutex_lock(rdev->lock);
+	ret = atomic_load(&rdev->gone) ? -ENODEV : send_locked(rdev, src, dst, data, len, wait);
+	duet_mutex_unlock(rdev->lock);
+	return ret;
+}
+
+int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len)
+{
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, true);
+}
+
+int rpmsg_sendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
+{
+	return send_common(ept, ept ? ept->addr : 0, dst, data, len, true);
+}
+
+int rpmsg_send_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
+			  const void *data, int len)
+{
+	return send_common(ept, src, dst, data, len, true);
+}
+
+int rpmsg_trysend(struct rpmsg_endpoint *ept, const void *data, int len)
+{
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, false);
+}
+
+int rpmsg_trysendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
+{
+	return send_common(ept, ept ? ept->addr : 0, dst, data, len, false);
+}
+
+int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
+			     const void *data, int len)
+{
+	return send_common(ept, src, dst, data, len, false);
+}
+
+/* ---- zero copy ---- */
+
+/* The slot of a send buffer handed to the user, by payload pointer. */
+static struct held *find_tx_out(struct rpmsg_device *rdev, const void *payload)
+{
+	for (unsigned int i = 0; i < rdev->nslots; i++)
+		if (rdev->tx_out[i].buf && rdev->tx_out[i].buf + RPMSG_HDR_SIZE == payload)
+			return &rdev->tx_out[i];
+	return NULL;
+}
+
+void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int wait)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	struct held *slot;
+	uint8_t *buf = NULL;
+	uint32_t cap = 0;
+	uint16_t head = 0;
+	int err;
+
+	if (!rdev || !len)
+		return NULL;
+	duet_mutex_lock(rdev->lock);
+	slot = NULL;
+	for (unsigned int i = 0; i < rdev->nslots && !slot; i++)
+		if (!rdev->tx_out[i].buf)
+			slot = &rdev->tx_out[i];
+	if (slot && !atomic_load(&rdev->gone))
+		buf = take_tx(rdev, wait != 0, &head, &cap, &err);
+	if (buf) {
+		slot->buf = buf;
+		slot->head = head;
+		slot->ept = ept;
+		*len = cap - RPMSG_HDR_SIZE;
+	}
+	duet_mutex_unlock(rdev->lock);
+	return buf ? buf + RPMSG_HDR_SIZE : NULL;
+}
+
+static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, int len)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	struct rpmsg_hdr hdr;
+	struct held *slot;
+	int ret;
+
+	if (!rdev || len < 0)
+		return -EINVAL;
+	if (dst == RPMSG_ADDR_ANY)
+		return -ENOTCONN;
+	duet_mutex_lock(rdev->lock);
+	slot = find_tx_out(rdev, data);
+	if (!slot) {
+		duet_mutex_unlock(rdev->lock);
+		return -EINVAL; /* not a buffer we handed out */
+	}
+	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE) {
+		duet_mutex_unlock(rdev->lock);
+		return -EMSGSIZE;
+	}
+	hdr = (struct rpmsg_hdr){ .src = ept->addr, .dst = dst, .len = (uint16_t)len };
+	memcpy(slot->buf, &hdr, sizeof(hdr));
+	ret = submit_tx(rdev, slot->buf, slot->head, RPMSG_HDR_SIZE + (uint32_t)len);
+	slot->buf = NULL;
+	duet_mutex_unlock(rdev->lock);
+	return ret < 0 ? ret : len;
+}
+
+int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len)
+{
+	return nocopy(ept, ept ? ept->dest_addr : 0, data, len);
+}
+
+int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
+{
+	return nocopy(ept, dst, data, len);
+}
+
+int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	struct held *slot;
+
+	if (!rdev)
+		return -EINVAL;
+	duet_mutex_lock(rdev->lock);
+	slot = find_tx_out(rdev, txbuf);
+	if (slot) {
+		untake_tx(rdev, slot->buf, slot->head);
+		slot->buf = NULL;
+	}
+	duet_mutex_unlock(rdev->lock);
+	return slot ? 0 : -EINVAL;
+}
+
+void rpmsg_hold_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+
+	if (!rdev)
+		return;
+	duet_mutex_lock(rdev->lock);
+	/* Only the payload being delivered now can be held. */
+	if (rdev->cur_rx && rdev->cur_rx + RPMSG_HDR_SIZE == rxbuf)
+		rdev->cur_held = true;
+	duet_mutex_unlock(rdev->lock);
+}
+
+void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+
+	if (!rdev)
+		return;
+	duet_mutex_lock(rdev->lock);
+	for (unsigned int i = 0; i < rdev->nslots; i++) {
+		struct held *h = &rdev->rx_held[i];
+
+		if (h->buf && h->buf + RPMSG_HDR_SIZE == rxbuf) {
+			recycle_rx(rdev, h->buf, h->head);
+			h->buf = NULL;
+			rdev->nheld--;
+			virtqueue_kick(rdev->rvq);
+			break;
+		}
+	}
+	duet_mutex_unlock(rdev->lock);
+}
+
+int rpmsg_get_tx_buffer_size(struct rpmsg_endpoint *ept)
+{
+	return ept && ept->rdev ? (int)(ept->rdev->tx_size - RPMSG_HDR_SIZE) : -EINVAL;
+}
+
+int rpmsg_get_rx_buffer_size(struct rpmsg_endpoint *ept)
+{
+	return ept && ept->rdev ? (int)(ept->rdev->rx_size - RPMSG_HDR_SIZE) : -EINVAL;
+}
+
+/* ---- receiving ---- */
+
+/* Offer an announcement nobody here has to the listeners. */
+static bool offer_ns(struct rpmsg_device *rdev, const char *name, uint32_t addr)
+{
+	struct duet_list *l;
+
+	for (l = listeners.next; l != &listeners; l = l->next) {
+		struct listener *li = duet_container_of(l, struct listener, node);
+
+		if (li->match && li->bind && li->match(rdev, name, addr, li->priv)) {
+			li->bind(rdev, name, addr, li->priv);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_t len)
+{
+	struct rpmsg_ns_msg msg;
+	struct rpmsg_endpoint *ept;
+	struct pending_ns *p;
+
+	if (len != sizeof(msg)) {
+		rdev->stats.dropped_ns++;
+		return;
+	}
+	memcpy(&msg, payload, sizeof(msg)); /* once: the peer may rewrite it */
+	if (!memchr(msg.name, '\0', sizeof(msg.name)) || !msg.name[0] ||
+	    msg.addr < RPMSG_RESERVED_ADDRESSES || msg.addr == RPMSG_ADDR_ANY ||
+	    msg.flags > RPMSG_NS_DESTROY) {
+		rdev->stats.dropped_ns++;
+		return;
+	}
+	if (msg.flags == RPMSG_NS_CREATE) {
+		ept = find_ept_by_name(rdev, msg.name, RPMSG_ADDR_ANY);
+		if (ept) {
+			ept->dest_addr = msg.addr;
+			return;
+		}
+		if (find_pending(rdev, msg.name) || find_ept_by_name(rdev, msg.name, msg.addr))
+			return;
+		p = duet_port_alloc(sizeof(*p));
+		if (!p) {
+			rdev->stats.dropped_ns++;
+			return;
+		}
+		memcpy(p->name, msg.name, sizeof(p->name));
+		p->addr = msg.addr;
+		duet_list_add_tail(&rdev->pending, &p->node);
+		if (duet_lazy_lock_take(&global_lock) == 0) {
+			if (offer_ns(rdev, p->name, p->addr))
+				take_pending(rdev, p);
+			duet_lazy_lock_give(&global_lock);
+		}
+		return;
+	}
+	p = find_pending(rdev, msg.name);
+	if (p && p->addr == msg.addr)
+		take_pending(rdev, p);
+	ept = find_ept_by_name(rdev, msg.name, msg.addr);
+	if (ept) {
+		ept->dest_addr = RPMSG_ADDR_ANY;
+		if (ept->ns_unbind_cb)
+			ept->ns_unbind_cb(ept);
+	}
+}
+
+/* One received buffer: check, dispatch, give back unless held. */
+static void handle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint32_t len, uint16_t head)
+{
+	struct rpmsg_endpoint *ept;
+	struct rpmsg_hdr hdr;
+
+	if (len < RPMSG_HDR_SIZE) {
+		rdev->stats.dropped_len++;
+		recycle_rx(rdev, buf, head);
+		return;
+	}
+	memcpy(&hdr, buf, sizeof(hdr)); /* once: the peer may rewrite it */
+	if (hdr.len > len - RPMSG_HDR_SIZE || hdr.len > rdev->rx_size - RPMSG_HDR_SIZE) {
+		rdev->stats.dropped_len++;
+		recycle_rx(rdev, buf, head);
+		return;
+	}
+	if (hdr.dst == RPMSG_NS_EPT_ADDR && rdev->ns) {
+		rdev->stats.rx_msgs++;
+		handle_ns(rdev, buf + RPMSG_HDR_SIZE, hdr.len);
+		recycle_rx(rdev, buf, head);
+		return;
+	}
+	ept = find_ept(rdev, hdr.dst);
+	if (!ept) {
+		rdev->stats.dropped_dst++;
+		recycle_rx(rdev, buf, head);
+		return;
+	}
+	rdev->stats.rx_msgs++;
+	rdev->cur_rx = buf;
+	rdev->cur_held = false;
+	rdev->depth++;
+	ept->cb(ept, buf + RPMSG_HDR_SIZE, hdr.len, hdr.src, ept->priv);
+	rdev->depth--;
+	rdev->cur_rx = NULL;
+	if (rdev->cur_held) {
+		for (unsigned int i = 0; i < rdev->nslots; i++) {
+			if (!rdev->rx_held[i].buf) {
+				rdev->rx_held[i] = (struct held){ buf, head, ept };
+				rdev->nheld++;
+				return;
+			}
+		}
+	}
+	recycle_rx(rdev, buf, head);
+}
+
+/* Serve the receive queue, at most one ring's worth per call. */
+static void drain_rx(struct rpmsg_device *rdev)
+{
+	unsigned int budget = virtqueue_get_vring_size(rdev->rvq);
+
+	while (budget-- && !atomic_load(&rdev->gone)) {
+		if (rdev->driver) {
+			uint32_t len;
+			uint8_t *buf = virtqueue_get_buffer(rdev->rvq, &len, NULL);
+
+			if (!buf)
+				break;
+			handle_rx(rdev, buf, len, 0);
+		} else {
+			struct virtqueue_buf vb;
+			size_t n = 0;
+			int h = vhost_get_vq_buffers(rdev->rvq, &vb, 1, &n);
+
+			if (h == -EINVAL && n > 1) {
+				uint16_t hh;
+
+				if (virtqueue_get_available_buffer(rdev->rvq, &hh, NULL))
+					virtqueue_add_consumed_buffer(rdev->rvq, hh, 0);
+				rdev->stats.dropped_other++;
+				continue;
+			}
+			if (h < 0)
+				break;
+			if (vb.writable) {
+				virtqueue_add_consumed_buffer(rdev->rvq, (uint16_t)h, 0);
+				rdev->stats.dropped_other++;
+				continue;
+			}
+			handle_rx(rdev, vb.buf, vb.len, (uint16_t)h);
+		}
+	}
+	if (rdev->rx_kick) {
+		rdev->rx_kick = false;
+		virtqueue_kick(rdev->rvq);
+	}
+}
+
+static void rx_notified(struct virtqueue *vq)
+{
+	struct rpmsg_device *rdev = vq->priv;
+
+	duet_mutex_lock(rdev->lock);
+	/* Work may keep coming while we serve: look again after re-enabling. */
+	do {
+		virtqueue_disable_cb(vq);
+		drain_rx(rdev);
+	} while (!atomic_load(&rdev->gone) && virtqueue_enable_cb(vq) > 0);
+	duet_mutex_unlock(rdev->lock);
+}
+
+static void tx_notified(struct virtqueue *vq)
+{
+	struct rpmsg_device *rdev = vq->priv;
+
+	duet_event_post(rdev->tx_event);
+}
+
+/* ---- devices ---- */
+
+static int read_sizes(struct rpmsg_device *rdev)
+{
+	struct rpmsg_virtio_config cfg = { RPMSG_DEFAULT_BUF_SIZE, RPMSG_DEFAULT_BUF_SIZE };
+
+	/* A shorter config space keeps the defaults. */
+	virtio_read_config(rdev->vdev, 0, &cfg, sizeof(cfg));
+	if (cfg.txbuf_size <= RPMSG_HDR_SIZE || cfg.txbuf_size > RPMSG_MAX_BUF_SIZE ||
+	    cfg.rxbuf_size <= RPMSG_HDR_SIZE || cfg.rxbuf_size > RPMSG_MAX_BUF_SIZE)
+		return -EINVAL;
+	rdev->tx_size = rdev->driver ? cfg.txbuf_size : cfg.rxbuf_size;
+	rdev->rx_size = rdev->driver ? cfg.rxbuf_size : cfg.txbuf_size;
+	return 0;
+}
+
+/* Driver side: the buffer pools, all receive buffers posted. */
+static int make_pools(struct rpmsg_device *rdev)
+{
+	uint16_t nrx = virtqueue_get_vring_size(rdev->rvq);
+	uint16_t ntx = virtqueue_get_vring_size(rdev->svq);
+
+	rdev->rx_pool = virtio_alloc_buf(rdev->vdev, (size_t)nrx * rdev->rx_size, 16);
+	rdev->tx_pool = virtio_alloc_buf(rdev->vdev, (size_t)ntx * rdev->tx_size, 16);
+	rdev->tx_free = duet_port_alloc(ntx * sizeof(void *));
+	if (!rdev->rx_pool || !rdev->tx_pool || !rdev->tx_free)
+		return -ENOMEM;
+	for (uint16_t i = 0; i < ntx; i++)
+		rdev->tx_free[rdev->ntx_free++] = rdev->tx_pool + (size_t)i * rdev->tx_size;
+	for (uint16_t i = 0; i < nrx; i++)
+		recycle_rx(rdev, rdev->rx_pool + (size_t)i * rdev->rx_size, 0);
+	rdev->nrx = nrx;
+	rdev->ntx = ntx;
+	virtqueue_kick(rdev->rvq);
+	return 0;
+}
+
+static void free_rdev(struct rpmsg_device *rdev)
+{
+	struct virtio_device *vdev = rdev->vdev;
+
+	if (rdev->rx_pool)
+		virtio_free_buf(vdev, rdev->rx_pool);
+	if (rdev->tx_pool)
+		virtio_free_buf(vdev, rdev->tx_pool);
+	duet_port_free(rdev->tx_free);
+	duet_port_free(rdev->tx_out);
+	duet_port_free(rdev->rx_held);
+	duet_event_destroy(rdev->tx_event);
+	duet_mutex_destroy(rdev->lock);
+	duet_port_free(rdev);
+}
+
+static int ns_ept_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	(void)ept;
+	(void)data;
+	(void)len;
+	(void)src;
+	(void)priv;
+	return 0; /* handled in handle_rx before endpoints */
+}
+
+static int rpmsg_probe(struct virtio_device *vdev, bool driver)
+{
+	const char *names[] = { "rx", "tx" };
+	vq_callback cbs[2];
+	struct rpmsg_device *rdev = duet_port_alloc(sizeof(*rdev));
+	void *args[2] = { rdev, rdev };
+	int ret;
+
+	if (!rdev)
+		return -ENOMEM;
+	rdev->vdev = vdev;
+	rdev->driver = driver;
+	rdev->timeout_ms = DEFAULT_TIMEOUT_MS;
+	duet_list_init(&rdev->epts);
+	duet_list_init(&rdev->pending);
+	/* vq 0 is device-to-driver, vq 1 driver-to-device. */
+	cbs[0] = driver ? rx_notified : tx_notified;
+	cbs[1] = driver ? tx_notified : rx_notified;
+	ret = duet_mutex_create(&rdev->lock);
+	if (ret == 0)
+		ret = duet_event_create(&rdev->tx_event);
+	if (ret == 0 && driver)
+		ret = virtio_negotiate_features(vdev, 1ull << VIRTIO_RPMSG_F_NS, NULL);
+	if (ret == 0)
+		ret = read_sizes(rdev);
+	if (ret == 0)
+		ret = virtio_create_virtqueues(vdev, 0, 2, names, cbs, args);
+	if (ret < 0) {
+		free_rdev(rdev);
+		return ret;
+	}
+	rdev->ns = virtio_has_feature(vdev, VIRTIO_RPMSG_F_NS);
+	rdev->rvq = vdev->vrings_info[driver ? 0 : 1].vq;
+	rdev->svq = vdev->vrings_info[driver ? 1 : 0].vq;
+	rdev->nslots = virtqueue_get_vring_size(rdev->rvq) + virtqueue_get_vring_size(rdev->svq);
+	rdev->tx_out = duet_port_alloc(rdev->nslots * sizeof(struct held));
+	rdev->rx_held = duet_port_alloc(rdev->nslots * sizeof(struct held));
+	ret = rdev->tx_out && rdev->rx_held ? 0 : -ENOMEM;
+	duet_mutex_lock(rdev->lock);
+	if (ret == 0 && driver)
+		ret = make_pools(rdev);
+	if (ret == 0)
+		ret = rpmsg_create_ept(&rdev->ns_ept, rdev, NULL, RPMSG_NS_EPT_ADDR,
+				       RPMSG_NS_EPT_ADDR, ns_ept_cb, NULL);
+	duet_mutex_unlock(rdev->lock);
+	if (ret < 0) {
+		virtio_reset_device(vdev);
+		virtio_delete_virtqueues(vdev);
+		free_rdev(rdev);
+		return ret;
+	}
+	vdev->priv = rdev;
+	rpmsg_ping_attach(rdev);
+	if (duet_lazy_lock_take(&global_lock) == 0) {
+		struct duet_list *l;
+
+		duet_list_add_tail(&devices, &rdev->node);
+		for (l = listeners.next; l != &listeners; l = l->next) {
+			struct listener *li = duet_container_of(l, struct listener, node);
+
+			if (li->created)
+				li->created(rdev, li->priv);
+		}
+		duet_lazy_lock_give(&global_lock);
+	}
+	/* Messages may have come before this side was ready. */
+	rx_notified(rdev->rvq);
+	return 0;
+}
+
+static void rpmsg_remove(struct virtio_device *vdev)
+{
+	struct rpmsg_device *rdev = vdev->priv;
+
+	if (duet_lazy_lock_take(&global_lock) == 0) {
+		struct duet_list *l;
+
+		duet_list_del(&rdev->node);
+		for (l = listeners.next; l != &listeners; l = l->next) {
+			struct listener *li = duet_container_of(l, struct listener, node);
+
+			if (li->destroyed)
+				li->destroyed(rdev, li->priv);
+		}
+		duet_lazy_lock_give(&global_lock);
+	}
+	rpmsg_ping_detach(rdev);
+	atomic_store(&rdev->gone, true);
+	duet_event_post(rdev->tx_event);
+	duet_mutex_lock(rdev->lock);
+	/* The endpoints lose their device; their owners are told. */
+	while (!duet_list_empty(&rdev->epts)) {
+		struct rpmsg_endpoint *e = duet_container_of(rdev->epts.next, struct rpmsg_endpoint, node);
+
+		duet_list_del(&e->node);
+		e->rdev = NULL;
+		if (e != &rdev->ns_ept && e->ns_unbind_cb)
+			e->ns_unbind_cb(e);
+	}
+	while (!duet_list_empty(&rdev->pending))
+		take_pending(rdev, duet_container_of(rdev->pending.next, struct pending_ns, node));
+	/* The peer stops using the buffers before they are freed. */
+	if (rdev->driver)
+		virtio_reset_device(vdev);
+	virtio_delete_virtqueues(vdev);
+	duet_mutex_unlock(rdev->lock);
+	vdev->priv = NULL;
+	free_rdev(rdev);
+}
+
+static int virtio_rpmsg_probe(struct virtio_device *vdev)
+{
+	return rpmsg_probe(vdev, true);
+}
+
+static int vhost_rpmsg_probe(struct vhost_device *hdev)
+{
+	return rpmsg_probe(hdev, false);
+}
+
+struct virtio_driver virtio_rpmsg_driver = {
+	.device = VIRTIO_ID_RPMSG,
+	.probe = virtio_rpmsg_probe,
+	.remove = rpmsg_remove,
+	.name = "virtio-rpmsg",
+};
+
+struct vhost_driver vhost_rpmsg_driver = {
+	.device = VIRTIO_ID_RPMSG,
+	.probe = vhost_rpmsg_probe,
+	.remove = rpmsg_remove,
+	.name = "vhost-rpmsg",
+};
+
+/* ---- listeners and lookup ---- */
+
+int rpmsg_register_callback(void *priv, rpmsg_dev_cb device_created,
+			    rpmsg_dev_cb device_destroyed, rpmsg_ns_match_cb ns_match,
+			    rpmsg_ns_bind_cb ns_bind)
+{
+	struct listener *li = duet_port_alloc(sizeof(*li));
+	struct duet_list *d;
+
+	if (!li)
+		return -ENOMEM;
+	*li = (struct listener){ priv, device_created, device_destroyed, ns_match, ns_bind, { 0 } };
+	if (duet_lazy_lock_take(&global_lock) < 0) {
+		duet_port_free(li);
+		return -ENOMEM;
+	}
+	duet_list_add_tail(&listeners, &li->node);
+	for (d = devices.next; d != &devices; d = d->next) {
+		struct rpmsg_device *rdev = duet_container_of(d, struct rpmsg_device, node);
+		struct duet_list *l, *next;
+
+		if (device_created)
+			device_created(rdev, priv);
+		/* Announcements that came before this listener. */
+		duet_mutex_lock(rdev->lock);
+		for (l = rdev->pending.next; l != &rdev->pending; l = next) {
+			struct pending_ns *p = duet_container_of(l, struct pending_ns, node);
+
+			next = l->next;
+			if (ns_match && ns_bind && ns_match(rdev, p->name, p->addr, priv)) {
+				char name[RPMSG_NAME_SIZE];
+				uint32_t addr = p->addr;
+
+				memcpy(name, p->name, sizeof(name));
+				take_pending(rdev, p);
+				ns_bind(rdev, name, addr, priv);
+			}
+		}
+		duet_mutex_unlock(rdev->lock);
+	}
+	duet_lazy_lock_give(&global_lock);
+	return 0;
+}
+
+void rpmsg_unregister_callback(void *priv)
+{
+	struct duet_list *l;
+
+	if (duet_lazy_lock_take(&global_lock) < 0)
+		return;
+	for (l = listeners.next; l != &listeners; l = l->next) {
+		struct listener *li = duet_container_of(l, struct listener, node);
+
+		if (li->priv == priv) {
+			duet_list_del(&li->node);
+			duet_port_free(li);
+			break;
+		}
+	}
+	duet_lazy_lock_give(&global_lock);
+}
+
+struct rpmsg_device *rpmsg_get_device(unsigned int index)
+{
+	struct rpmsg_device *found = NULL;
+	struct duet_list *l;
+
+	if (duet_lazy_lock_take(&global_lock) < 0)
+		return NULL;
+	for (l = devices.next; l != &devices; l = l->next)
+		if (index-- == 0) {
+			found = duet_container_of(l, struct rpmsg_device, node);
+			break;
+		}
+	duet_lazy_lock_give(&global_lock);
+	return found;
+}
+
+const char *rpmsg_get_cpuname(struct rpmsg_device *rdev)
+{
+	return rdev && rdev->vdev->peer_cpuname ? rdev->vdev->peer_cpuname : "";
+}
+
+void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms)
+{
+	duet_mutex_lock(rdev->lock);
+	rdev->timeout_ms = ms;
+	duet_mutex_unlock(rdev->lock);
+}
+
+void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st)
+{
+	duet_mutex_lock(rdev->lock);
+	*st = rdev->stats;
+	duet_mutex_unlock(rdev->lock);
+}
