@@ -45,6 +45,7 @@ struct rpmsg_device {
 	uint8_t *cur_rx;  /* the buffer being delivered */
 	bool cur_held;
 	bool rx_kick;
+	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
 	struct rpmsg_stats stats;
 	struct rpmsg_ping_state *ping;

@@ -356,7 +356,16 @@ void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 
 bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
 {
-	return ept && ept->rdev && ept->dest_addr != RPMSG_ADDR_ANY;
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	bool ready;
+
+	if (!rdev)
+		return false;
+	/* dest_addr changes under the lock when the peer announces. */
+	duet_mutex_lock(rdev->lock);
+	ready = ept->rdev && ept->dest_addr != RPMSG_ADDR_ANY;
+	duet_mutex_unlock(rdev->lock);
+	return ready;
 }
 
 /* ---- sending ---- */
@@ -601,11 +610,7 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 		memcpy(p->name, msg.name, sizeof(p->name));
 		p->addr = msg.addr;
 		duet_list_add_tail(&rdev->pending, &p->node);
-		if (duet_lazy_lock_take(&global_lock) == 0) {
-			if (offer_ns(rdev, p->name, p->addr))
-				take_pending(rdev, p);
-			duet_lazy_lock_give(&global_lock);
-		}
+		rdev->offer = true; /* to the listeners, after this pass */
 		return;
 	}
 	p = find_pending(rdev, msg.name);
@@ -709,9 +714,33 @@ static void drain_rx(struct rpmsg_device *rdev)
 	}
 }
 
+/*
+ * Offer new announcements to the listeners. Locks go global, then device,
+ * everywhere: so this runs after a receive pass, not inside it.
+ */
+static void offer_pending(struct rpmsg_device *rdev)
+{
+	struct duet_list *l, *next;
+
+	if (duet_lazy_lock_take(&global_lock) < 0)
+		return;
+	duet_mutex_lock(rdev->lock);
+	rdev->offer = false;
+	for (l = rdev->pending.next; l != &rdev->pending; l = next) {
+		struct pending_ns *p = duet_container_of(l, struct pending_ns, node);
+
+		next = l->next;
+		if (offer_ns(rdev, p->name, p->addr))
+			take_pending(rdev, p);
+	}
+	duet_mutex_unlock(rdev->lock);
+	duet_lazy_lock_give(&global_lock);
+}
+
 static void rx_notified(struct virtqueue *vq)
 {
 	struct rpmsg_device *rdev = vq->priv;
+	bool offer;
 
 	duet_mutex_lock(rdev->lock);
 	/* Work may keep coming while we serve: look again after re-enabling. */
@@ -719,7 +748,10 @@ static void rx_notified(struct virtqueue *vq)
 		virtqueue_disable_cb(vq);
 		drain_rx(rdev);
 	} while (!atomic_load(&rdev->gone) && virtqueue_enable_cb(vq) > 0);
+	offer = rdev->offer && rdev->depth == 0;
 	duet_mutex_unlock(rdev->lock);
+	if (offer)
+		offer_pending(rdev);
 }
 
 static void tx_notified(struct virtqueue *vq)

@@ -35,7 +35,7 @@ struct duet_rvdev {
 	 * device side cannot miss a reset that comes and goes between two
 	 * looks at the status byte. */
 	_Atomic uint32_t *epoch;
-	uint32_t epoch_seen; /* device side: at queue creation */
+	_Atomic uint32_t epoch_seen; /* device side: at queue creation */
 	struct virtio_vring_info vrings[DUET_MAX_VRINGS];
 	void *vq_mem[DUET_MAX_VRINGS];
 	/* Queues a dispatcher may call: published after creation and

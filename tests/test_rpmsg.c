@@ -1,0 +1,517 @@
+/*
+ * rpmsg over the loopback: virtio-rpmsg and vhost-rpmsg in one process,
+ * a poll thread delivering notifications. Name service both ways, data
+ * both ways, buffer exhaustion (trysend, timeout, recovery), zero copy
+ * (and a foreign pointer refused), held receive buffers, hostile messages
+ * dropped and counted with the channel going on, a late listener, unbind,
+ * endpoint churn, and ping.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <duet/loopback.h>
+#include <duet/port.h>
+#include <duet/rpmsg.h>
+#include <duet/rpmsg_ping.h>
+
+#define RING 8
+
+static struct duet_loopback *lb;
+static pthread_t poller;
+static _Atomic bool stop, polling;
+static struct rpmsg_device *drv_dev, *dev_dev; /* driver side, device side */
+
+static void *poll_loop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		if (duet_loopback_poll(lb) == 0) {
+			struct timespec ts = { 0, 20000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void start_polling(void)
+{
+	atomic_store(&stop, false);
+	assert_int_equal(pthread_create(&poller, NULL, poll_loop, NULL), 0);
+	atomic_store(&polling, true);
+}
+
+static void stop_polling(void)
+{
+	if (!atomic_load(&polling))
+		return;
+	atomic_store(&stop, true);
+	pthread_join(poller, NULL);
+	atomic_store(&polling, false);
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static bool wait_until(bool (*cond)(void *), void *arg, unsigned int ms)
+{
+	uint64_t end = duet_clock_ms() + ms;
+
+	while (!cond(arg)) {
+		if (duet_clock_ms() >= end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
+static bool ept_ready(void *arg)
+{
+	return rpmsg_is_ept_ready(arg);
+}
+
+static int setup(void **state)
+{
+	static const struct rpmsg_virtio_config cfg = { 512, 256 }; /* sizes differ per way */
+	struct duet_loopback_config lc = {
+		.device_id = VIRTIO_ID_RPMSG, .features = 1u << VIRTIO_RPMSG_F_NS, .num_vrings = 2,
+		.vring_num = RING, .vring_align = 16, .config_len = sizeof(cfg), .config = &cfg,
+		.heap_size = 64 * 1024,
+	};
+
+	(void)state;
+	assert_int_equal(duet_loopback_create(&lb, &lc), 0);
+	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
+	assert_int_equal(vhost_register_driver(&vhost_rpmsg_driver), 0);
+	vhost_set_probe_period(5);
+	start_polling();
+	assert_int_equal(virtio_register_device(duet_loopback_driver(lb)), 0);
+	assert_int_equal(vhost_register_device(duet_loopback_device(lb)), 0);
+	for (int i = 0; i < 1000 && !rpmsg_get_device(1); i++)
+		sleep_ms(2);
+	drv_dev = duet_loopback_driver(lb)->priv;
+	dev_dev = duet_loopback_device(lb)->priv;
+	assert_non_null(drv_dev);
+	assert_non_null(dev_dev);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	stop_polling();
+	virtio_unregister_device(duet_loopback_driver(lb));
+	vhost_unregister_device(duet_loopback_device(lb));
+	assert_null(rpmsg_get_device(0));
+	virtio_unregister_driver(&virtio_rpmsg_driver);
+	vhost_unregister_driver(&vhost_rpmsg_driver);
+	duet_loopback_destroy(lb);
+	return 0;
+}
+
+/* ---- a recording endpoint ---- */
+
+struct box {
+	struct rpmsg_endpoint ept;
+	_Atomic int count;
+	char last[600];
+	_Atomic size_t last_len;
+	_Atomic uint32_t last_src;
+	bool hold;
+	_Atomic(void *) held;
+	_Atomic int unbound;
+};
+
+static int box_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	struct box *b = priv;
+
+	memcpy(b->last, data, len < sizeof(b->last) ? len : sizeof(b->last));
+	atomic_store(&b->last_len, len);
+	atomic_store(&b->last_src, src);
+	if (b->hold) {
+		rpmsg_hold_rx_buffer(ept, data);
+		atomic_store(&b->held, data);
+	}
+	atomic_fetch_add(&b->count, 1);
+	return 0;
+}
+
+static void box_unbind(struct rpmsg_endpoint *ept)
+{
+	struct box *b = ept->priv;
+
+	atomic_fetch_add(&b->unbound, 1);
+}
+
+static void box_open(struct box *b, struct rpmsg_device *rdev, const char *name)
+{
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(rpmsg_create_ept(&b->ept, rdev, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  box_cb, box_unbind), 0);
+	b->ept.priv = b;
+}
+
+static bool got(void *arg)
+{
+	struct box *b = arg;
+
+	return atomic_load(&b->count) > 0;
+}
+
+static void test_name_service_binds_both_ways_and_data_flows(void **state)
+{
+	struct box a, b;
+	char big[600];
+
+	(void)state;
+	box_open(&a, drv_dev, "echo-svc");
+	box_open(&b, dev_dev, "echo-svc");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	assert_int_equal(a.ept.dest_addr, b.ept.addr);
+	assert_int_equal(b.ept.dest_addr, a.ept.addr);
+	assert_true(a.ept.addr >= RPMSG_RESERVED_ADDRESSES);
+
+	/* Buffer sizes per direction come from the config space. */
+	assert_int_equal(rpmsg_get_tx_buffer_size(&a.ept), 512 - 16);
+	assert_int_equal(rpmsg_get_rx_buffer_size(&a.ept), 256 - 16);
+	assert_int_equal(rpmsg_get_tx_buffer_size(&b.ept), 256 - 16);
+	assert_int_equal(rpmsg_get_rx_buffer_size(&b.ept), 512 - 16);
+
+	assert_int_equal(rpmsg_send(&a.ept, "hello device", 13), 13);
+	assert_true(wait_until(got, &b, 2000));
+	assert_string_equal(b.last, "hello device");
+	assert_int_equal(b.last_src, a.ept.addr);
+	assert_int_equal(rpmsg_send(&b.ept, "hello driver", 13), 13);
+	assert_true(wait_until(got, &a, 2000));
+	assert_string_equal(a.last, "hello driver");
+
+	/* The largest payload each way, byte for byte; one more is refused. */
+	for (int i = 0; i < (int)sizeof(big); i++)
+		big[i] = (char)(i * 13);
+	atomic_store(&b.count, 0);
+	assert_int_equal(rpmsg_send(&a.ept, big, 496), 496);
+	assert_true(wait_until(got, &b, 2000));
+	assert_int_equal(b.last_len, 496);
+	assert_memory_equal(b.last, big, 496);
+	assert_int_equal(rpmsg_send(&a.ept, big, 497), -EMSGSIZE);
+	assert_int_equal(rpmsg_send(&b.ept, big, 241), -EMSGSIZE);
+	assert_int_equal(rpmsg_send(&a.ept, NULL, 4), -EINVAL);
+
+	/* Destroying one side unbinds the other (NS DESTROY). */
+	rpmsg_destroy_ept(&b.ept);
+	for (int i = 0; i < 1000 && !atomic_load(&a.unbound); i++)
+		sleep_ms(2);
+	assert_int_equal(a.unbound, 1);
+	assert_false(rpmsg_is_ept_ready(&a.ept));
+	assert_int_equal(rpmsg_send(&a.ept, "x", 1), -ENOTCONN);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&a.ept); /* twice: harmless */
+}
+
+static void test_exhaustion_trysend_timeout_recovery(void **state)
+{
+	struct box a, b;
+	int sent = 0, ret;
+	uint64_t t0;
+
+	(void)state;
+	box_open(&a, drv_dev, "flow");
+	box_open(&b, dev_dev, "flow");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	/* The device side stops serving: the driver's send buffers run out. */
+	stop_polling();
+	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	rpmsg_set_send_timeout(drv_dev, 100);
+	t0 = duet_clock_ms();
+	assert_int_equal(rpmsg_send(&a.ept, "m", 1), -ETIMEDOUT);
+	assert_true(duet_clock_ms() - t0 >= 100);
+	/* Serving again frees buffers; a blocking send gets one. */
+	rpmsg_set_send_timeout(drv_dev, 5000);
+	start_polling();
+	assert_int_equal(rpmsg_send(&a.ept, "m", 1), 1);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING + 1; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, RING + 1);
+	/* Many more than the ring holds, blocking: all arrive. */
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(rpmsg_send(&a.ept, "n", 1), 1);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING + 201; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, RING + 201);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+static void test_zero_copy(void **state)
+{
+	struct box a, b;
+	uint32_t room = 0;
+	char local[32];
+	char *p;
+
+	(void)state;
+	box_open(&a, drv_dev, "zc");
+	box_open(&b, dev_dev, "zc");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	p = rpmsg_get_tx_payload_buffer(&a.ept, &room, 1);
+	assert_non_null(p);
+	assert_int_equal(room, 496);
+	strcpy(p, "written in place");
+	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, 17), 17);
+	assert_true(wait_until(got, &b, 2000));
+	assert_string_equal(b.last, "written in place");
+	/* A pointer the library did not hand out is refused. */
+	assert_int_equal(rpmsg_send_nocopy(&a.ept, local, 4), -EINVAL);
+	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, 4), -EINVAL); /* already sent */
+	assert_int_equal(rpmsg_release_tx_buffer(&a.ept, local), -EINVAL);
+	/* An unused one goes back. */
+	p = rpmsg_get_tx_payload_buffer(&b.ept, &room, 1);
+	assert_non_null(p);
+	assert_int_equal(room, 240);
+	assert_int_equal(rpmsg_release_tx_buffer(&b.ept, p), 0);
+	assert_int_equal(rpmsg_release_tx_buffer(&b.ept, p), -EINVAL);
+
+	/* A held receive buffer stays out of the ring until released. */
+	b.hold = true;
+	atomic_store(&b.count, 0);
+	assert_int_equal(rpmsg_send(&a.ept, "keep me", 8), 8);
+	assert_true(wait_until(got, &b, 2000));
+	{
+		char dump[4096];
+
+		rpmsg_dump(dev_dev, dump, sizeof(dump));
+		assert_non_null(strstr(dump, "held 1"));
+		assert_non_null(strstr(dump, "held by zc"));
+		assert_string_equal((char *)atomic_load(&b.held), "keep me");
+		rpmsg_release_rx_buffer(&b.ept, local); /* not held: ignored */
+		rpmsg_release_rx_buffer(&b.ept, atomic_load(&b.held));
+		rpmsg_dump(dev_dev, dump, sizeof(dump));
+		assert_non_null(strstr(dump, "held 0"));
+	}
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+static void test_hostile_messages_are_dropped_and_counted(void **state)
+{
+	struct virtqueue *to_driver = duet_loopback_device(lb)->vrings_info[0].vq;
+	struct rpmsg_stats st0, st;
+	struct box a, b;
+	struct virtqueue_buf vb;
+	size_t n;
+	int h;
+
+	(void)state;
+	box_open(&a, drv_dev, "victim");
+	box_open(&b, dev_dev, "victim");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	rpmsg_get_stats(drv_dev, &st0);
+	/* Play a hostile device on the raw ring: stop the rpmsg core first. */
+	stop_polling();
+	{
+		struct raw_hdr { uint32_t src, dst, res; uint16_t len, flags; } hdr;
+		char ns[40];
+
+		/* 1: a length past its buffer */
+		h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+		assert_true(h >= 0 && vb.writable);
+		hdr = (struct raw_hdr){ b.ept.addr, a.ept.addr, 0, 600, 0 };
+		memcpy(vb.buf, &hdr, sizeof(hdr));
+		assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, 256), 0);
+		/* 2: an unknown destination */
+		h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+		hdr = (struct raw_hdr){ b.ept.addr, 4000, 0, 4, 0 };
+		memcpy(vb.buf, &hdr, sizeof(hdr));
+		assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, 20), 0);
+		/* 3: a name-service message without a NUL */
+		h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+		hdr = (struct raw_hdr){ 1024, RPMSG_NS_EPT_ADDR, 0, 40, 0 };
+		memset(ns, 'A', sizeof(ns));
+		memcpy(vb.buf, &hdr, sizeof(hdr));
+		memcpy((char *)vb.buf + 16, ns, sizeof(ns));
+		assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, 56), 0);
+		/* 4: a used length shorter than a header */
+		h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+		assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, 3), 0);
+		virtqueue_kick(to_driver);
+	}
+	start_polling();
+	/* The channel goes on: a good message after the bad ones arrives. */
+	assert_int_equal(rpmsg_send(&b.ept, "still here", 11), 11);
+	assert_true(wait_until(got, &a, 2000));
+	assert_string_equal(a.last, "still here");
+	assert_int_equal(a.count, 1);
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.dropped_len - st0.dropped_len, 2);
+	assert_int_equal(st.dropped_dst - st0.dropped_dst, 1);
+	assert_int_equal(st.dropped_ns - st0.dropped_ns, 1);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+/* ---- listeners ---- */
+
+static _Atomic int created, destroyed, bound;
+static char bound_name[RPMSG_NAME_SIZE];
+
+static void on_created(struct rpmsg_device *rdev, void *priv)
+{
+	(void)rdev;
+	(void)priv;
+	created++;
+}
+
+static void on_destroyed(struct rpmsg_device *rdev, void *priv)
+{
+	(void)rdev;
+	(void)priv;
+	destroyed++;
+}
+
+static bool on_match(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)dest;
+	(void)priv;
+	return !strcmp(name, "late-service");
+}
+
+static void on_bind(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)dest;
+	(void)priv;
+	strcpy(bound_name, name);
+	bound++;
+}
+
+static void test_late_listener_gets_the_announcement(void **state)
+{
+	struct box b;
+
+	(void)state;
+	created = destroyed = bound = 0;
+	/* The device side announces a name nobody on the driver side has. */
+	box_open(&b, dev_dev, "late-service");
+	sleep_ms(100);
+	assert_int_equal(bound, 0);
+	/* A listener registered afterwards still hears of it, and of the
+	 * devices already there. */
+	assert_int_equal(rpmsg_register_callback(&created, on_created, on_destroyed, on_match,
+						 on_bind), 0);
+	assert_int_equal(created, 2);
+	assert_int_equal(bound, 1);
+	assert_string_equal(bound_name, "late-service");
+	rpmsg_unregister_callback(&created);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+static void test_listener_sees_devices_go(void **state)
+{
+	(void)state;
+	/* teardown unregisters the devices: destroyed runs for each. */
+	created = destroyed = 0;
+	assert_int_equal(rpmsg_register_callback(&destroyed, on_created, on_destroyed, NULL, NULL), 0);
+	assert_int_equal(created, 2);
+	stop_polling();
+	virtio_unregister_device(duet_loopback_driver(lb));
+	vhost_unregister_device(duet_loopback_device(lb));
+	assert_int_equal(destroyed, 2);
+	rpmsg_unregister_callback(&destroyed);
+}
+
+static void test_endpoint_churn(void **state)
+{
+	char dump[4096];
+	struct box peer;
+
+	(void)state;
+	box_open(&peer, dev_dev, "churn");
+	for (int i = 0; i < 10000; i++) {
+		struct rpmsg_endpoint e;
+
+		assert_int_equal(rpmsg_create_ept(&e, drv_dev, "churn", RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, box_cb, NULL), 0);
+		e.priv = &peer;
+		rpmsg_destroy_ept(&e);
+	}
+	/* Every create and destroy reached the peer; nothing is left over. */
+	sleep_ms(200);
+	rpmsg_dump(drv_dev, dump, sizeof(dump));
+	assert_null(strstr(dump, "ept churn"));
+	rpmsg_dump(dev_dev, dump, sizeof(dump));
+	assert_non_null(strstr(dump, "ept churn"));
+	assert_non_null(strstr(dump, "dest any"));
+	assert_int_equal(peer.unbound > 0, 1);
+	rpmsg_destroy_ept(&peer.ept);
+}
+
+static void test_ping_both_ways(void **state)
+{
+	struct rpmsg_ping_result r;
+	struct rpmsg_ping_counters c;
+
+	(void)state;
+	assert_int_equal(rpmsg_ping(drv_dev, 200, 100, RPMSG_PING_ACK | RPMSG_PING_CHECK, 0, &r), 0);
+	assert_int_equal(r.times, 200);
+	assert_int_equal(r.failed, 0);
+	assert_true(r.min_ns <= r.p50_ns && r.p50_ns <= r.p99_ns && r.p99_ns <= r.max_ns);
+	assert_int_equal(rpmsg_ping(dev_dev, 200, 240,
+				    RPMSG_PING_ACK | RPMSG_PING_CHECK | RPMSG_PING_RANDOM, 0, &r), 0);
+	assert_int_equal(r.failed, 0);
+	/* No echo: a stream; the peer counts every one, in order. */
+	assert_int_equal(rpmsg_ping(drv_dev, 5000, 496, RPMSG_PING_CHECK, 0, &r), 0);
+	for (int i = 0; i < 1000; i++) {
+		rpmsg_ping_counters(dev_dev, &c);
+		if (c.received >= 5200)
+			break;
+		sleep_ms(2);
+	}
+	assert_int_equal(c.received, 5200);
+	assert_int_equal(c.out_of_order, 0);
+	assert_int_equal(c.bad_data, 0);
+	assert_int_equal(rpmsg_ping(drv_dev, 1, 8, 0, 0, &r), -EINVAL);  /* shorter than a header */
+	assert_int_equal(rpmsg_ping(drv_dev, 1, 497, 0, 0, &r), -EINVAL); /* longer than a buffer */
+}
+
+int main(void)
+{
+#define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_name_service_binds_both_ways_and_data_flows),
+		T(test_exhaustion_trysend_timeout_recovery),
+		T(test_zero_copy),
+		T(test_hostile_messages_are_dropped_and_counted),
+		T(test_late_listener_gets_the_announcement),
+		T(test_listener_sees_devices_go),
+		T(test_endpoint_churn),
+		T(test_ping_both_ways),
+	};
+
+	return cmocka_run_group_tests_name("rpmsg over loopback", tests, NULL, NULL);
+}
