@@ -449,6 +449,97 @@ static void test_idle_link_uses_no_cpu(void **state)
 	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
+static void test_demo(void **state)
+{
+	struct proc d;
+
+	(void)state;
+	unlink_region("demo");
+	proc_start(&d, ARGS("demo"));
+	assert_int_equal(proc_wait(&d, 60000), 0);
+	assert_true(proc_expect(&d, "rng 0: 128 bytes", 0));  /* one side */
+	assert_true(proc_expect(&d, "ping times: 1000", 0));
+	assert_true(proc_expect(&d, "send_len: 17", 0));
+	assert_true(proc_expect(&d, "ping times: 1000", 0));
+	assert_true(proc_expect(&d, "buffer_len: 496, send_len: 496", 0));
+	assert_true(proc_expect(&d, "Dump rpmsg info", 0));
+	assert_true(proc_expect(&d, "closed, region removed", 0));
+	assert_true(proc_expect(&d, "duet demo: every step worked", 0));
+	assert_null(strstr(d.buf, "missing or wrong"));
+	/* both directions of rng: the proxy's read is in the output too */
+	assert_non_null(strstr(strstr(d.buf, "rng 0: 128 bytes") + 1, "rng 0: 128 bytes"));
+	assert_false(region_exists("demo"));
+}
+
+static void test_rpmsg_ping_random_lengths(void **state)
+{
+	struct proc s;
+
+	(void)state;
+	unlink_region("tl-ping");
+	/* cmd 7: wait for the echo, check data both ways, random lengths */
+	proc_start(&s, ARGS("server", "--name", "tl-ping", "-c",
+			    "wait 5000; rpmsg ping proxy 10000 max 7 0; quit"));
+	assert_int_equal(proc_wait(&s, 60000), 0);
+	assert_true(proc_expect(&s, "ping times: 10000", 0));
+	assert_true(proc_expect(&s, "p50: ", 0));
+	assert_null(strstr(s.buf, "missing or wrong"));
+}
+
+static void test_rpmsg_flood_arrives_in_order(void **state)
+{
+	struct proc s, p;
+	bool done = false;
+
+	(void)state;
+	unlink_region("tl-flood");
+	proc_start(&s, ARGS("server", "--name", "tl-flood", "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-flood"));
+	proc_send(&s, "wait 5000\nrpmsg ping proxy 1000000 max 2 0\n");
+	assert_true(proc_expect(&s, "ping times: 1000000", 120000));
+	/* No echo, no sleep: a million largest payloads, each counted by the
+	 * proxy's ping service, none lost, none out of order, data intact. */
+	for (int i = 0; i < 300 && !done; i++) {
+		proc_send(&p, "rpmsg stats server\n");
+		done = proc_expect(&p, "ping received 1000000, out of order 0, bad data 0", 200);
+	}
+	assert_true(done);
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	proc_send(&p, "quit\n");
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
+static void test_rng_sizes_both_devices(void **state)
+{
+	struct proc s, p;
+	static const char *const sizes[] = { "1", "17", "4096", "4097", "65536" };
+	char cmd[64], want[64];
+
+	(void)state;
+	unlink_region("tl-rng");
+	proc_start(&s, ARGS("server", "--name", "tl-rng", "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-rng"));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	proc_send(&p, "wait 5000\n");
+	assert_true(proc_expect(&p, "ready", 6000));
+	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		snprintf(cmd, sizeof(cmd), "rng 0 %s\n", sizes[i]);
+		snprintf(want, sizeof(want), "rng 0: %s bytes", sizes[i]);
+		proc_send(&s, cmd);
+		assert_true(proc_expect(&s, want, 6000));
+		proc_send(&p, cmd);
+		assert_true(proc_expect(&p, want, 6000));
+	}
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	proc_send(&p, "quit\n");
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
 static void test_usage_errors(void **state)
 {
 	struct proc p;
@@ -482,6 +573,10 @@ int main(void)
 		cmocka_unit_test(test_two_links_side_by_side),
 		cmocka_unit_test(test_long_notification_stream),
 		cmocka_unit_test(test_idle_link_uses_no_cpu),
+		cmocka_unit_test(test_demo),
+		cmocka_unit_test(test_rpmsg_ping_random_lengths),
+		cmocka_unit_test(test_rpmsg_flood_arrives_in_order),
+		cmocka_unit_test(test_rng_sizes_both_devices),
 		cmocka_unit_test(test_usage_errors),
 	};
 

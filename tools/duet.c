@@ -53,12 +53,15 @@ struct opts {
 	const char *commands;
 	bool spawn;
 	bool serve; /* proxy started by a server: serve until told to stop */
+	const char *proxy_commands; /* server: -c for the proxy it starts */
 	uint32_t timeout_ms;
 	uint32_t spin_us;
 };
 
 static const char *tag = "duet";
 static volatile sig_atomic_t interrupted;
+static volatile pid_t watched_child;      /* the proxy the demo started */
+static volatile sig_atomic_t watched_status = -1;
 
 static void out(const char *fmt, ...)
 {
@@ -88,9 +91,13 @@ static void on_child(int sig)
 {
 	int saved = errno;
 
+	pid_t pid;
+	int st;
+
 	(void)sig;
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		if (pid == watched_child)
+			watched_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	errno = saved;
 }
 
@@ -114,7 +121,8 @@ static void usage(FILE *f)
 		"  wait [MS]       until the peer is up and every device with a driver is bound\n"
 		"  rng DEV N       read N bytes from virtio-rng device DEV (0, 1, ...) as hexdump\n"
 		"  rpmsg ping CPU|all TIMES LEN CMD SLEEP_MS\n"
-		"                  ping the peer's rpmsg-ping endpoint; CMD bit 0: wait for the\n"
+		"                  ping the peer's rpmsg-ping endpoint (LEN may be 'max');\n"
+		"                  CMD bit 0: wait for the\n"
 		"                  echo, bit 1: check data, bit 2: random length up to LEN\n"
 		"  rpmsg dump CPU|all   rings, endpoints and buffers of the rpmsg devices\n"
 		"  rpmsg stats CPU|all  what this side's ping service received, and drops\n"
@@ -238,13 +246,16 @@ static int each_rpmsg(const char *cpu, int (*fn)(struct rpmsg_device *, void *),
 
 struct ping_args {
 	uint32_t times, len, cmd, sleep_ms;
+	bool max; /* LEN was "max": the largest payload of the device */
 };
 
 static int ping_one(struct rpmsg_device *rdev, void *arg)
 {
 	struct ping_args *a = arg;
 	struct rpmsg_ping_result r;
-	int ret = rpmsg_ping(rdev, a->times, a->len, a->cmd, a->sleep_ms, &r);
+	int ret;
+
+	ret = rpmsg_ping(rdev, a->times, a->max ? UINT32_MAX : a->len, a->cmd, a->sleep_ms, &r);
 
 	if (ret < 0) {
 		out("rpmsg ping %s: %s%s\n", rpmsg_get_cpuname(rdev), strerror(-ret),
@@ -296,7 +307,10 @@ static int cmd_rpmsg(int argc, char **argv)
 	struct ping_args a;
 
 	if (argc >= 3 && !strcmp(argv[1], "ping")) {
-		if (argc != 7 || !parse_u32(argv[3], &a.times) || !parse_u32(argv[4], &a.len) ||
+		a.max = argc == 7 && !strcmp(argv[4], "max");
+		a.len = 0;
+		if (argc != 7 || !parse_u32(argv[3], &a.times) ||
+		    (!a.max && !parse_u32(argv[4], &a.len)) ||
 		    !parse_u32(argv[5], &a.cmd) || !parse_u32(argv[6], &a.sleep_ms) || !a.times) {
 			out("usage: rpmsg ping CPU|all TIMES LEN CMD SLEEP_MS (e.g. rpmsg ping all 1000 17 3 0)\n");
 			return -EINVAL;
@@ -380,7 +394,8 @@ static pid_t spawn_proxy(const struct opts *o)
 {
 	char *argv[] = { "duet", "proxy", "--serve", "--name", (char *)o->name,
 			 "--cpu", (char *)(o->peer ? o->peer : "proxy"),
-			 "--peer", (char *)(o->cpu ? o->cpu : "server"), NULL };
+			 "--peer", (char *)(o->cpu ? o->cpu : "server"),
+			 o->proxy_commands ? "-c" : NULL, (char *)o->proxy_commands, NULL };
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	int ret;
@@ -448,6 +463,7 @@ static int run_side(const struct opts *o)
 	out("[%s] link '%s' %s\n", tag, o->name, o->side == DUET_SERVER ? "created" : "attached");
 	if (o->side == DUET_SERVER && o->spawn) {
 		child = spawn_proxy(o);
+		watched_child = child;
 		if (child < 0) {
 			duet_link_close(link, 1000, err, sizeof(err));
 			return 1;
@@ -470,18 +486,36 @@ static int run_side(const struct opts *o)
 		out("[%s] link '%s' closed, region removed\n", tag, o->name);
 	}
 	if (child > 0) {
-		for (int i = 0; i < 200 && kill(child, 0) == 0; i++)
+		for (int i = 0; i < 300 && watched_status < 0; i++)
 			usleep(10000);
+		if (o->proxy_commands && watched_status != 0) {
+			out("[%s] the proxy's part failed (exit status %d)\n", tag, (int)watched_status);
+			ret = ret ? ret : -EIO;
+		}
 	}
 	return ret < 0 ? 1 : 0;
 }
 
+/*
+ * The demo: this process is the server and starts the proxy. Pings with
+ * data checks both sizes, 128 bytes of rng each way (the proxy reads its
+ * own and reports through its exit status), the dump, then stop. Every
+ * step must work for exit status 0.
+ */
 static int run_demo(void)
 {
-	out("duet demo: the two-process demo needs rpmsg ping, which is not built yet\n"
-	    "(issue 5). What exists: 'duet server' starts a proxy and both sides read\n"
-	    "each other's rng; try: duet server -c \"wait; status; rng 0 128; quit\"\n");
-	return 1;
+	struct opts o = {
+		.side = DUET_SERVER, .name = "demo", .spawn = true, .timeout_ms = 5000,
+		.proxy_commands = "wait 10000; rng 0 128",
+		.commands = "wait 10000; status; rpmsg ping proxy 1000 17 3 0; "
+			    "rpmsg ping proxy 1000 max 3 0; rng 0 128; rpmsg dump all; quit",
+	};
+	int ret;
+
+	out("duet demo: server and proxy as two processes over /dev/shm/duet-demo\n");
+	ret = run_side(&o);
+	out("duet demo: %s\n", ret == 0 ? "every step worked" : "FAILED (see above)");
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -501,6 +535,10 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
 	if (!strcmp(argv[1], "demo"))
 		return run_demo();
 	if (!strcmp(argv[1], "server")) {
@@ -536,9 +574,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "duet: unexpected argument '%s' (commands go after -c)\n", argv[optind]);
 		return 2;
 	}
-	sigaction(SIGCHLD, &sa, NULL);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 	return run_side(&o);
 }

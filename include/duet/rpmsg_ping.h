@@ -30,7 +30,7 @@ struct rpmsg_ping_result {
 
 /*
  * Ping the peer `times` times with `len` payload bytes (at least the 16-byte
- * ping header, at most the buffer), `cmd` as above, sleeping sleep_ms
+ * ping header, at most the buffer; UINT32_MAX: the largest), `cmd` as above, sleeping sleep_ms
  * between pings. Times are per ping (the round trip with ACK). Returns 0,
  * or a negative errno (-ENOTCONN: the peer's ping endpoint never bound).
  */

@@ -133,7 +133,7 @@ void *duet_rptun_priv(const struct duet_rptun *rptun);
 unsigned int duet_rptun_num_vdevs(const struct duet_rptun *rptun);
 struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i);
 
-/* Notifications that named no known vring. */
+/* Notifications that named no vring of the table. */
 uint32_t duet_rptun_unknown_notifies(const struct duet_rptun *rptun);
 
 #ifdef __cplusplus

@@ -260,6 +260,8 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 		duet_event_wait(st->nap, 5);
 	}
 	room = (uint32_t)rpmsg_get_tx_buffer_size(&st->ept);
+	if (len == UINT32_MAX)
+		len = room; /* the largest payload */
 	if (len < sizeof(struct ping_hdr) || len > room)
 		return -EINVAL;
 	buf = duet_port_alloc(room);

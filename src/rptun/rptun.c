@@ -212,9 +212,14 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 				duet_rvdev_dispatch(&rptun->rv[i], k);
 		return;
 	}
-	if (route < 0 || !duet_rvdev_dispatch(&rptun->rv[route / DUET_MAX_VRINGS],
-					      (unsigned int)route % DUET_MAX_VRINGS))
+	/* A queue not created yet is normal (the peer kicked before this side
+	 * probed; the probe looks at the ring): only ids outside the table
+	 * are unknown. */
+	if (route < 0)
 		atomic_fetch_add(&rptun->unknown, 1);
+	else
+		duet_rvdev_dispatch(&rptun->rv[route / DUET_MAX_VRINGS],
+				    (unsigned int)route % DUET_MAX_VRINGS);
 }
 
 int duet_rptun_check_peer(struct duet_rptun *rptun)
