@@ -511,6 +511,47 @@ static void test_rpmsg_flood_arrives_in_order(void **state)
 	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
+static void test_rpmsg_both_sides_send_from_callbacks(void **state)
+{
+	struct proc s, p;
+
+	(void)state;
+	unlink_region("tl-both");
+	proc_start(&s, ARGS("server", "--name", "tl-both", "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", "tl-both"));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	proc_send(&p, "wait 5000\n");
+	assert_true(proc_expect(&p, "ready", 6000));
+	/* Both flood at once and have every message echoed (cmd 8): each
+	 * side's receive callback sends while the other side's sends fill
+	 * its rings. Neither may stall; every message and echo arrives. */
+	proc_send(&s, "rpmsg ping proxy 100000 max 10 0\n");
+	proc_send(&p, "rpmsg ping server 100000 max 10 0\n");
+	assert_true(proc_expect(&s, "ping times: 100000", 60000));
+	assert_true(proc_expect(&p, "ping times: 100000", 60000));
+	{
+		bool ok_s = false, ok_p = false;
+
+		for (int i = 0; i < 100 && !(ok_s && ok_p); i++) {
+			if (!ok_s) {
+				proc_send(&s, "rpmsg stats proxy\n");
+				ok_s = proc_expect(&s, "ping received 100000, out of order 0, bad data 0", 200);
+			}
+			if (!ok_p) {
+				proc_send(&p, "rpmsg stats server\n");
+				ok_p = proc_expect(&p, "ping received 100000, out of order 0, bad data 0", 200);
+			}
+		}
+		assert_true(ok_s && ok_p);
+	}
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	proc_send(&p, "quit\n");
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
 static void test_rng_sizes_both_devices(void **state)
 {
 	struct proc s, p;
@@ -576,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_demo),
 		cmocka_unit_test(test_rpmsg_ping_random_lengths),
 		cmocka_unit_test(test_rpmsg_flood_arrives_in_order),
+		cmocka_unit_test(test_rpmsg_both_sides_send_from_callbacks),
 		cmocka_unit_test(test_rng_sizes_both_devices),
 		cmocka_unit_test(test_usage_errors),
 	};

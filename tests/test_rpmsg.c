@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -316,6 +317,19 @@ static void test_zero_copy(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+static char drops[8][64];
+static _Atomic int ndrops;
+
+static void record_drop(struct rpmsg_device *rdev, const struct rpmsg_drop *d, void *priv)
+{
+	int i = atomic_fetch_add(&ndrops, 1);
+
+	(void)rdev;
+	(void)priv;
+	if (i < 8)
+		snprintf(drops[i], sizeof(drops[i]), "%d %s", (int)d->reason, d->why);
+}
+
 static void test_hostile_messages_are_dropped_and_counted(void **state)
 {
 	struct virtqueue *to_driver = duet_loopback_device(lb)->vrings_info[0].vq;
@@ -331,6 +345,8 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	assert_true(wait_until(ept_ready, &a.ept, 2000));
 	assert_true(wait_until(ept_ready, &b.ept, 2000));
 	rpmsg_get_stats(drv_dev, &st0);
+	atomic_store(&ndrops, 0);
+	rpmsg_set_drop_cb(record_drop, NULL);
 	/* Play a hostile device on the raw ring: stop the rpmsg core first. */
 	stop_polling();
 	{
@@ -370,6 +386,24 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	assert_int_equal(st.dropped_len - st0.dropped_len, 2);
 	assert_int_equal(st.dropped_dst - st0.dropped_dst, 1);
 	assert_int_equal(st.dropped_ns - st0.dropped_ns, 1);
+	/* Each was reported, in order, with what was wrong. */
+	assert_int_equal(ndrops, 4);
+	assert_string_equal(drops[0], "0 header length past its buffer");
+	assert_string_equal(drops[1], "1 no endpoint at the destination");
+	assert_string_equal(drops[2], "2 name-service name without NUL");
+	assert_string_equal(drops[3], "0 buffer shorter than a header");
+	/* A flood to nowhere: every one dropped, the channel still works. */
+	rpmsg_set_drop_cb(NULL, NULL);
+	for (int i = 0; i < 10000; i++)
+		assert_int_equal(rpmsg_sendto(&b.ept, "x", 1, 4000), 1);
+	assert_int_equal(rpmsg_send(&b.ept, "after", 6), 6);
+	for (int i = 0; i < 1000 && atomic_load(&a.count) < 2; i++)
+		sleep_ms(2);
+	assert_int_equal(a.count, 2);
+	assert_string_equal(a.last, "after");
+	rpmsg_get_stats(drv_dev, &st0);
+	assert_int_equal(st0.dropped_dst - st.dropped_dst, 10000);
+	assert_int_equal(ndrops, 4);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -499,6 +533,160 @@ static void test_ping_both_ways(void **state)
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 497, 0, 0, &r), -EINVAL); /* longer than a buffer */
 }
 
+/* ---- both sides sending from their callbacks ---- */
+
+#define RELAY_N 20000
+
+struct relay {
+	struct rpmsg_endpoint ept;
+	_Atomic uint32_t requests, replies;
+	uint32_t next_req, next_rep; /* expected sequence numbers */
+	_Atomic int bad;
+	void *held;                  /* a received payload kept for a while */
+	_Atomic int held_total;
+};
+
+static int relay_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	struct relay *r = priv;
+	uint32_t m[2];
+
+	(void)src;
+	if (len != sizeof(m)) {
+		atomic_fetch_add(&r->bad, 1);
+		return 0;
+	}
+	memcpy(m, data, sizeof(m));
+	if (m[0] == 1) { /* a reply */
+		if (m[1] != r->next_rep++)
+			atomic_fetch_add(&r->bad, 1);
+		atomic_fetch_add(&r->replies, 1);
+		return 0;
+	}
+	if (m[1] != r->next_req++)
+		atomic_fetch_add(&r->bad, 1);
+	atomic_fetch_add(&r->requests, 1);
+	/* Keep every 7th request until the next one: held buffers, stashed
+	 * copies among them, go back out of order and nothing is lost. */
+	if (r->held) {
+		uint32_t h[2];
+
+		memcpy(h, r->held, sizeof(h));
+		if (h[0] != 0 || h[1] + 1 != m[1])
+			atomic_fetch_add(&r->bad, 1);
+		rpmsg_release_rx_buffer(ept, r->held);
+		r->held = NULL;
+	}
+	if (m[1] % 7 == 0) {
+		rpmsg_hold_rx_buffer(ept, data);
+		r->held = data;
+		atomic_fetch_add(&r->held_total, 1);
+	}
+	m[0] = 1;
+	if (rpmsg_send(ept, m, sizeof(m)) != sizeof(m))
+		atomic_fetch_add(&r->bad, 1);
+	return 0;
+}
+
+struct flood_arg {
+	struct relay *r;
+	int err;
+};
+
+static void *flood(void *arg)
+{
+	struct flood_arg *a = arg;
+
+	for (uint32_t i = 0; i < RELAY_N && !a->err; i++) {
+		uint32_t m[2] = { 0, i };
+		int ret = rpmsg_send(&a->r->ept, m, sizeof(m));
+
+		if (ret != sizeof(m))
+			a->err = ret;
+	}
+	return NULL;
+}
+
+static struct duet_loopback *side_lb;
+static _Atomic bool side_stop;
+
+static void *poll_side(void *arg)
+{
+	unsigned int role = (unsigned int)(uintptr_t)arg;
+
+	while (!atomic_load(&side_stop))
+		if (duet_loopback_poll_side(side_lb, role) == 0)
+			sched_yield();
+	return NULL;
+}
+
+static bool relays_done(void *arg)
+{
+	struct relay *r = arg;
+
+	for (int i = 0; i < 2; i++)
+		if (atomic_load(&r[i].requests) < RELAY_N || atomic_load(&r[i].replies) < RELAY_N)
+			return false;
+	return true;
+}
+
+static void test_both_sides_send_from_callbacks(void **state)
+{
+	struct rpmsg_device *devs[2] = { drv_dev, dev_dev };
+	struct flood_arg fa[2];
+	struct relay r[2];
+	pthread_t pollers[2], senders[2];
+	struct rpmsg_stats st[2];
+
+	(void)state;
+	/* One poll thread per side, as two cores would run. */
+	stop_polling();
+	side_lb = lb;
+	atomic_store(&side_stop, false);
+	for (unsigned int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&pollers[i], NULL, poll_side, (void *)(uintptr_t)i), 0);
+	for (int i = 0; i < 2; i++) {
+		memset(&r[i], 0, sizeof(r[i]));
+		assert_int_equal(rpmsg_create_ept(&r[i].ept, devs[i], "relay", RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, relay_cb, NULL), 0);
+		r[i].ept.priv = &r[i];
+	}
+	assert_true(wait_until(ept_ready, &r[0].ept, 2000));
+	assert_true(wait_until(ept_ready, &r[1].ept, 2000));
+	/* Both flood with a ring of 8 while every request is answered from
+	 * a receive callback: each side's callbacks wait for buffers that
+	 * only the other side's callbacks can give back. */
+	for (int i = 0; i < 2; i++) {
+		fa[i] = (struct flood_arg){ &r[i], 0 };
+		assert_int_equal(pthread_create(&senders[i], NULL, flood, &fa[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(senders[i], NULL);
+	assert_true(wait_until(relays_done, r, 20000));
+	atomic_store(&side_stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(pollers[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		rpmsg_get_stats(devs[i], &st[i]);
+		print_message("side %d: %u requests, %u replies, %u stashed, %u waits, %d held\n", i,
+			      r[i].requests, r[i].replies, st[i].rx_stashed, st[i].tx_waits,
+			      r[i].held_total);
+		assert_int_equal(fa[i].err, 0);
+		assert_int_equal(r[i].bad, 0);
+		assert_int_equal(r[i].requests, RELAY_N);
+		assert_int_equal(r[i].replies, RELAY_N);
+		assert_int_equal(st[i].dropped_len + st[i].dropped_dst + st[i].dropped_other, 0);
+	}
+	/* The cycle really formed and the stash broke it. */
+	assert_true(st[0].rx_stashed + st[1].rx_stashed > 0);
+	for (int i = 0; i < 2; i++) {
+		if (r[i].held)
+			rpmsg_release_rx_buffer(&r[i].ept, r[i].held);
+		rpmsg_destroy_ept(&r[i].ept);
+	}
+	start_polling();
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -511,6 +699,7 @@ int main(void)
 		T(test_listener_sees_devices_go),
 		T(test_endpoint_churn),
 		T(test_ping_both_ways),
+		T(test_both_sides_send_from_callbacks),
 	};
 
 	return cmocka_run_group_tests_name("rpmsg over loopback", tests, NULL, NULL);

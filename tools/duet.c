@@ -80,6 +80,17 @@ static void on_event(void *arg, enum duet_link_event ev, const char *msg)
 	out("[%s] %s\n", tag, msg);
 }
 
+/* Dropped rpmsg messages go to stderr: the first ten, then every 1000th. */
+static void on_drop(struct rpmsg_device *rdev, const struct rpmsg_drop *d, void *priv)
+{
+	static unsigned long n;
+
+	(void)priv;
+	if (++n <= 10 || n % 1000 == 0)
+		fprintf(stderr, "[%s] rpmsg %s: dropped (%lu so far): %s (src %u, dst %u, len %u)\n",
+			tag, rpmsg_get_cpuname(rdev), n, d->why, d->src, d->dst, d->len);
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -123,7 +134,8 @@ static void usage(FILE *f)
 		"  rpmsg ping CPU|all TIMES LEN CMD SLEEP_MS\n"
 		"                  ping the peer's rpmsg-ping endpoint (LEN may be 'max');\n"
 		"                  CMD bit 0: wait for the\n"
-		"                  echo, bit 1: check data, bit 2: random length up to LEN\n"
+		"                  echo, bit 1: check data, bit 2: random length up to LEN,\n"
+		"                  bit 3: have each echoed without waiting (a two-way flood)\n"
 		"  rpmsg dump CPU|all   rings, endpoints and buffers of the rpmsg devices\n"
 		"  rpmsg stats CPU|all  what this side's ping service received, and drops\n"
 		"  reset           server: the proxy restarts its devices\n"
@@ -295,10 +307,12 @@ static int stats_one(struct rpmsg_device *rdev, void *arg)
 	rpmsg_ping_counters(rdev, &c);
 	rpmsg_get_stats(rdev, &s);
 	out("rpmsg %s: ping received %llu, out of order %llu, bad data %llu; "
-	    "rx %u, tx %u, dropped length %u, destination %u, name service %u, other %u\n",
+	    "rx %u, tx %u, waits %u, stashed %u, dropped length %u, destination %u, "
+	    "name service %u, other %u\n",
 	    rpmsg_get_cpuname(rdev), (unsigned long long)c.received,
 	    (unsigned long long)c.out_of_order, (unsigned long long)c.bad_data, s.rx_msgs,
-	    s.tx_msgs, s.dropped_len, s.dropped_dst, s.dropped_ns, s.dropped_other);
+	    s.tx_msgs, s.tx_waits, s.rx_stashed, s.dropped_len, s.dropped_dst, s.dropped_ns,
+	    s.dropped_other);
 	return 0;
 }
 
@@ -455,6 +469,7 @@ static int run_side(const struct opts *o)
 	}
 	virtio_register_drivers();
 	vhost_register_drivers();
+	rpmsg_set_drop_cb(on_drop, NULL);
 	ret = duet_link_open(&link, &cfg, o->timeout_ms, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "duet %s: %s\n", o->side == DUET_SERVER ? "server" : "proxy", err);

@@ -11,7 +11,8 @@
  * Notifications are queued, not delivered inside virtqueue_kick: call
  * duet_loopback_poll() from your loop (or a thread) to run the callbacks.
  * That keeps a ping-pong from recursing and leaves the event loop to you.
- * Poll from one thread at a time, and stop polling before destroying.
+ * Poll each side from one thread at a time, and stop polling before
+ * destroying.
  */
 #ifndef DUET_LOOPBACK_H
 #define DUET_LOOPBACK_H
@@ -53,6 +54,13 @@ struct virtio_device *duet_loopback_device(struct duet_loopback *lb);
 
 /* Run the callbacks of every queued notification; returns how many ran. */
 int duet_loopback_poll(struct duet_loopback *lb);
+
+/*
+ * The same for one side (VIRTIO_DEV_DRIVER or VIRTIO_DEV_DEVICE): two
+ * threads, one per side, stand in for two cores. Returns how many ran,
+ * or -EINVAL for another role.
+ */
+int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role);
 
 /* The vdev entry in the block, for tests that play a hostile peer. */
 struct fw_rsc_vdev *duet_loopback_rsc(struct duet_loopback *lb);

@@ -170,9 +170,30 @@ struct rpmsg_stats {
 	uint32_t dropped_ns;    /* malformed name-service message */
 	uint32_t dropped_other; /* anything else (ring trouble) */
 	uint32_t tx_waits;      /* sends that had to wait for a buffer */
+	uint32_t rx_stashed;    /* copied out of the ring while a callback's send waited */
 };
 
 void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st);
+
+/* Why a message was dropped: which rpmsg_stats counter it went to. */
+enum rpmsg_drop_reason { RPMSG_DROP_LEN, RPMSG_DROP_DST, RPMSG_DROP_NS, RPMSG_DROP_OTHER };
+
+struct rpmsg_drop {
+	enum rpmsg_drop_reason reason;
+	const char *why;   /* one line, e.g. "header length past its buffer" */
+	uint32_t src, dst; /* from the header, when there was one (else 0) */
+	uint32_t len;      /* the length at fault */
+};
+
+typedef void (*rpmsg_drop_cb)(struct rpmsg_device *rdev, const struct rpmsg_drop *drop,
+			      void *priv);
+
+/*
+ * Have every dropped message reported to cb (NULL: counted only), for
+ * every device. cb runs on the receiving thread with the device locked:
+ * log and return; no rpmsg calls from it.
+ */
+void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv);
 
 /*
  * Write NuttX's `rpmsg dump` for the device into buf: cpu names and

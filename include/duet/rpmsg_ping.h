@@ -17,6 +17,7 @@ extern "C" {
 #define RPMSG_PING_ACK 1u    /* cmd bit 0: wait for the echo */
 #define RPMSG_PING_CHECK 2u  /* cmd bit 1: check the data */
 #define RPMSG_PING_RANDOM 4u /* cmd bit 2: random length up to len */
+#define RPMSG_PING_ECHO 8u   /* cmd bit 3 (duet): echo each, do not wait */
 #define RPMSG_PING_HDR 16u   /* bytes of ping header inside the payload */
 
 struct rpmsg_ping_result {

@@ -40,18 +40,26 @@ static void lb_notify(struct duet_rvdev *rv, uint32_t notifyid)
 	atomic_fetch_or(&peer->pending, 1u << notifyid);
 }
 
-int duet_loopback_poll(struct duet_loopback *lb)
+int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role)
 {
+	uint32_t bits;
 	int ran = 0;
 
-	for (int s = 0; s < 2; s++) {
-		uint32_t bits = atomic_exchange(&lb->side[s].pending, 0);
-
-		for (unsigned int i = 0; bits; i++, bits >>= 1)
-			if ((bits & 1u) && duet_rvdev_dispatch(&lb->side[s].rv, i))
-				ran++;
-	}
+	if (!lb || (role != VIRTIO_DEV_DRIVER && role != VIRTIO_DEV_DEVICE))
+		return -EINVAL;
+	bits = atomic_exchange(&lb->side[role].pending, 0);
+	for (unsigned int i = 0; bits; i++, bits >>= 1)
+		if ((bits & 1u) && duet_rvdev_dispatch(&lb->side[role].rv, i))
+			ran++;
 	return ran;
+}
+
+int duet_loopback_poll(struct duet_loopback *lb)
+{
+	if (!lb)
+		return -EINVAL;
+	return duet_loopback_poll_side(lb, VIRTIO_DEV_DRIVER) +
+	       duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
 }
 
 int duet_loopback_create(struct duet_loopback **lbp, const struct duet_loopback_config *cfg)

@@ -74,7 +74,7 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 {
 	struct out o = { buf, len, 0 };
 	struct duet_list *l;
-	unsigned int lent = 0;
+	unsigned int lent = 0, ring_held = 0;
 
 	if (!rdev)
 		return 0;
@@ -103,12 +103,16 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 			put_u(&o, e->dest_addr, 10);
 		put(&o, "\n");
 	}
+	for (unsigned int i = 0; i < rdev->nslots; i++)
+		ring_held += rdev->rx_held[i].buf && !rdev->rx_held[i].stashed;
 	put(&o, "  rpmsg buffer list:\n    RX buffer, total ");
 	put_u(&o, virtqueue_get_vring_size(rdev->rvq), 10);
 	put(&o, ", pending ");
-	put_u(&o, rdev->driver ? rdev->nrx - rdev->nheld : rdev->nheld, 10);
+	put_u(&o, rdev->driver ? rdev->nrx - ring_held : ring_held, 10);
 	put(&o, ", held ");
 	put_u(&o, rdev->nheld, 10);
+	put(&o, ", stashed ");
+	put_u(&o, rdev->nstash, 10);
 	put(&o, "\n");
 	for (unsigned int i = 0; i < rdev->nslots; i++) {
 		if (!rdev->rx_held[i].buf)

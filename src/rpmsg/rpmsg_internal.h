@@ -15,6 +15,13 @@ struct held {
 	uint8_t *buf; /* the buffer, header included */
 	uint16_t head;
 	struct rpmsg_endpoint *ept;
+	bool stashed; /* a copy on the heap, not a ring buffer */
+};
+
+/* A received message copied out of its ring buffer (see stash_rx). */
+struct stashed_rx {
+	struct duet_list node;
+	_Alignas(8) uint8_t data[]; /* header and payload */
 };
 
 struct rpmsg_device {
@@ -32,6 +39,8 @@ struct rpmsg_device {
 	struct duet_list epts;
 	struct duet_list pending; /* announcements no endpoint took yet */
 	struct rpmsg_endpoint ns_ept;
+	struct duet_list stash;   /* received, copied out, not yet delivered */
+	unsigned int nstash, stash_max;
 	/* driver side: the buffer pools */
 	uint8_t *rx_pool, *tx_pool;
 	uint16_t nrx, ntx;

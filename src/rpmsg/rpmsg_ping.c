@@ -279,7 +279,10 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 	res->send_len = len;
 	for (uint32_t i = 0; i < times; i++) {
 		uint32_t seq = i + 1, l = len;
-		struct ping_hdr h = { cmd & ~RPMSG_PING_RANDOM, seq, st->session, 0 };
+		/* ECHO: the peer echoes (ACK on the wire) but we do not wait. */
+		uint32_t wire = (cmd & ~(RPMSG_PING_RANDOM | RPMSG_PING_ECHO)) |
+				(cmd & RPMSG_PING_ECHO ? RPMSG_PING_ACK : 0);
+		struct ping_hdr h = { wire, seq, st->session, 0 };
 		uint64_t t0;
 
 		if (cmd & RPMSG_PING_RANDOM) {

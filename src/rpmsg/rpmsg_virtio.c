@@ -36,7 +36,7 @@ _Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 b
 _Static_assert(sizeof(struct rpmsg_ns_msg) == 40, "name-service message is 40 bytes");
 
 #define DEFAULT_TIMEOUT_MS 5000u
-#define MAX_DEPTH 4 /* receive dispatch nested in sends from callbacks */
+#define NESTED_SPIN_NS 200000u /* a callback's send polls this long before napping */
 
 struct pending_ns {
 	char name[RPMSG_NAME_SIZE];
@@ -56,6 +56,31 @@ static struct duet_list devices = DUET_LIST_INIT(devices);
 static struct duet_list listeners = DUET_LIST_INIT(listeners);
 static duet_lazy_lock global_lock;
 
+static _Atomic(rpmsg_drop_cb) drop_cb;
+static _Atomic(void *) drop_priv;
+
+void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv)
+{
+	atomic_store(&drop_priv, priv);
+	atomic_store(&drop_cb, cb);
+}
+
+/* Count a dropped message (or ring entry) and tell the drop callback. */
+static void drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const char *why,
+		 uint32_t src, uint32_t dst, uint32_t len)
+{
+	uint32_t *counter[] = { &rdev->stats.dropped_len, &rdev->stats.dropped_dst,
+				&rdev->stats.dropped_ns, &rdev->stats.dropped_other };
+	rpmsg_drop_cb cb = atomic_load(&drop_cb);
+
+	(*counter[reason])++;
+	if (cb) {
+		struct rpmsg_drop d = { reason, why, src, dst, len };
+
+		cb(rdev, &d, atomic_load(&drop_priv));
+	}
+}
+
 /* ---- buffers ---- */
 
 /* Give a received buffer back: the driver re-posts it, the device returns
@@ -66,11 +91,29 @@ static void recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 		struct virtqueue_buf vb = { buf, rdev->rx_size, true };
 
 		if (virtqueue_add_buffer(rdev->rvq, &vb, 0, 1, buf) < 0)
-			rdev->stats.dropped_other++;
+			drop(rdev, RPMSG_DROP_OTHER, "receive buffer not re-posted (ring broken)", 0, 0, 0);
 	} else if (virtqueue_add_consumed_buffer(rdev->rvq, head, 0) < 0) {
-		rdev->stats.dropped_other++;
+		drop(rdev, RPMSG_DROP_OTHER, "receive buffer not returned (ring broken)", 0, 0, 0);
 	}
 	rdev->rx_kick = true;
+}
+
+/* Give back a delivered buffer: to the ring, or to the heap if stashed. */
+static void finish_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, bool stashed)
+{
+	if (stashed)
+		duet_port_free(duet_container_of(buf, struct stashed_rx, data));
+	else
+		recycle_rx(rdev, buf, head);
+}
+
+/* Tell the peer about buffers given back. */
+static void flush_rx(struct rpmsg_device *rdev)
+{
+	if (rdev->rx_kick) {
+		rdev->rx_kick = false;
+		virtqueue_kick(rdev->rvq);
+	}
 }
 
 /* Driver side: take back send buffers the device has used. */
@@ -108,14 +151,17 @@ static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t 
 			/* Not a single buffer: give it back empty. */
 			if (virtqueue_get_available_buffer(rdev->svq, &hh, NULL))
 				virtqueue_add_consumed_buffer(rdev->svq, hh, 0);
-			rdev->stats.dropped_other++;
+			drop(rdev, RPMSG_DROP_OTHER, "send buffer is a chain, not one buffer", 0, 0,
+			     (uint32_t)n);
 			continue;
 		}
 		if (h < 0)
 			return NULL;
 		if (!vb.writable || vb.len <= RPMSG_HDR_SIZE) {
 			virtqueue_add_consumed_buffer(rdev->svq, (uint16_t)h, 0);
-			rdev->stats.dropped_other++;
+			drop(rdev, RPMSG_DROP_OTHER,
+			     vb.writable ? "send buffer too small" : "send buffer not writable", 0, 0,
+			     vb.len);
 			continue;
 		}
 		*head = (uint16_t)h;
@@ -124,19 +170,20 @@ static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t 
 	}
 }
 
-static void drain_rx(struct rpmsg_device *rdev);
+static void stash_rx(struct rpmsg_device *rdev);
 
 /*
  * A send buffer, waiting for one up to the device's timeout when `wait`.
- * Called with the lock held once or more (from a receive callback the
- * service thread itself is waiting: it then serves the receive queue and
- * polls instead of sleeping, so two sides sending from their callbacks
- * keep each other going).
+ * Called with the lock held once or more. From a receive callback the
+ * thread that would see the peer's notification is this one: it then
+ * stashes what arrived (giving the peer its buffers back) and polls,
+ * briefly spinning first, instead of sleeping on the event.
  */
 static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, uint32_t *cap,
 			int *err)
 {
 	uint64_t deadline = duet_clock_ms() + rdev->timeout_ms;
+	uint64_t spin_start = duet_clock_ns();
 	bool counted = false;
 	uint8_t *buf;
 
@@ -160,9 +207,9 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 			counted = true;
 		}
 		if (rdev->depth > 0) {
-			if (rdev->depth < MAX_DEPTH)
-				drain_rx(rdev);
-			duet_event_wait(rdev->tx_event, 1);
+			stash_rx(rdev);
+			if (duet_clock_ns() - spin_start > NESTED_SPIN_NS)
+				duet_event_wait(rdev->tx_event, 1);
 			continue;
 		}
 		duet_mutex_unlock(rdev->lock);
@@ -539,10 +586,10 @@ void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf)
 		struct held *h = &rdev->rx_held[i];
 
 		if (h->buf && h->buf + RPMSG_HDR_SIZE == rxbuf) {
-			recycle_rx(rdev, h->buf, h->head);
+			finish_rx(rdev, h->buf, h->head, h->stashed);
 			h->buf = NULL;
 			rdev->nheld--;
-			virtqueue_kick(rdev->rvq);
+			flush_rx(rdev);
 			break;
 		}
 	}
@@ -584,14 +631,20 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 	struct pending_ns *p;
 
 	if (len != sizeof(msg)) {
-		rdev->stats.dropped_ns++;
+		drop(rdev, RPMSG_DROP_NS, "name-service message of the wrong size", 0,
+		     RPMSG_NS_EPT_ADDR, len);
 		return;
 	}
 	memcpy(&msg, payload, sizeof(msg)); /* once: the peer may rewrite it */
 	if (!memchr(msg.name, '\0', sizeof(msg.name)) || !msg.name[0] ||
 	    msg.addr < RPMSG_RESERVED_ADDRESSES || msg.addr == RPMSG_ADDR_ANY ||
 	    msg.flags > RPMSG_NS_DESTROY) {
-		rdev->stats.dropped_ns++;
+		drop(rdev, RPMSG_DROP_NS,
+		     !memchr(msg.name, '\0', sizeof(msg.name)) ? "name-service name without NUL" :
+		     !msg.name[0]				 ? "name-service name empty" :
+		     msg.flags > RPMSG_NS_DESTROY		 ? "name-service flags unknown" :
+								   "name-service address reserved",
+		     msg.addr, RPMSG_NS_EPT_ADDR, len);
 		return;
 	}
 	if (msg.flags == RPMSG_NS_CREATE) {
@@ -604,7 +657,8 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 			return;
 		p = duet_port_alloc(sizeof(*p));
 		if (!p) {
-			rdev->stats.dropped_ns++;
+			drop(rdev, RPMSG_DROP_NS, "no memory for an announcement", msg.addr,
+			     RPMSG_NS_EPT_ADDR, len);
 			return;
 		}
 		memcpy(p->name, msg.name, sizeof(p->name));
@@ -624,94 +678,167 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 	}
 }
 
-/* One received buffer: check, dispatch, give back unless held. */
-static void handle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint32_t len, uint16_t head)
+/*
+ * The header of a received buffer, checked: false when the message is
+ * dropped (counted; the buffer is given back).
+ */
+static bool check_rx(struct rpmsg_device *rdev, uint8_t *buf, uint32_t len, uint16_t head,
+		     struct rpmsg_hdr *hdr)
+{
+	if (len < RPMSG_HDR_SIZE) {
+		drop(rdev, RPMSG_DROP_LEN, "buffer shorter than a header", 0, 0, len);
+		recycle_rx(rdev, buf, head);
+		return false;
+	}
+	memcpy(hdr, buf, sizeof(*hdr)); /* once: the peer may rewrite it */
+	if (hdr->len > len - RPMSG_HDR_SIZE || hdr->len > rdev->rx_size - RPMSG_HDR_SIZE) {
+		drop(rdev, RPMSG_DROP_LEN, "header length past its buffer", hdr->src, hdr->dst,
+		     hdr->len);
+		recycle_rx(rdev, buf, head);
+		return false;
+	}
+	return true;
+}
+
+/* One checked message: dispatch, give back unless held. */
+static void deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpmsg_hdr *hdr,
+		       uint16_t head, bool stashed)
 {
 	struct rpmsg_endpoint *ept;
-	struct rpmsg_hdr hdr;
 
-	if (len < RPMSG_HDR_SIZE) {
-		rdev->stats.dropped_len++;
-		recycle_rx(rdev, buf, head);
-		return;
-	}
-	memcpy(&hdr, buf, sizeof(hdr)); /* once: the peer may rewrite it */
-	if (hdr.len > len - RPMSG_HDR_SIZE || hdr.len > rdev->rx_size - RPMSG_HDR_SIZE) {
-		rdev->stats.dropped_len++;
-		recycle_rx(rdev, buf, head);
-		return;
-	}
-	if (hdr.dst == RPMSG_NS_EPT_ADDR && rdev->ns) {
+	if (hdr->dst == RPMSG_NS_EPT_ADDR && rdev->ns) {
 		rdev->stats.rx_msgs++;
-		handle_ns(rdev, buf + RPMSG_HDR_SIZE, hdr.len);
-		recycle_rx(rdev, buf, head);
+		handle_ns(rdev, buf + RPMSG_HDR_SIZE, hdr->len);
+		finish_rx(rdev, buf, head, stashed);
 		return;
 	}
-	ept = find_ept(rdev, hdr.dst);
+	ept = find_ept(rdev, hdr->dst);
 	if (!ept) {
-		rdev->stats.dropped_dst++;
-		recycle_rx(rdev, buf, head);
+		drop(rdev, RPMSG_DROP_DST, "no endpoint at the destination", hdr->src, hdr->dst,
+		     hdr->len);
+		finish_rx(rdev, buf, head, stashed);
 		return;
 	}
 	rdev->stats.rx_msgs++;
 	rdev->cur_rx = buf;
 	rdev->cur_held = false;
 	rdev->depth++;
-	ept->cb(ept, buf + RPMSG_HDR_SIZE, hdr.len, hdr.src, ept->priv);
+	ept->cb(ept, buf + RPMSG_HDR_SIZE, hdr->len, hdr->src, ept->priv);
 	rdev->depth--;
 	rdev->cur_rx = NULL;
 	if (rdev->cur_held) {
 		for (unsigned int i = 0; i < rdev->nslots; i++) {
 			if (!rdev->rx_held[i].buf) {
-				rdev->rx_held[i] = (struct held){ buf, head, ept };
+				rdev->rx_held[i] = (struct held){ buf, head, ept, stashed };
 				rdev->nheld++;
 				return;
 			}
 		}
 	}
-	recycle_rx(rdev, buf, head);
+	finish_rx(rdev, buf, head, stashed);
 }
 
-/* Serve the receive queue, at most one ring's worth per call. */
+/*
+ * The next buffer the peer filled for us, or NULL. Device side: anything
+ * but a single readable buffer is returned unused and counted.
+ */
+static uint8_t *next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
+{
+	if (rdev->driver) {
+		*head = 0;
+		return virtqueue_get_buffer(rdev->rvq, len, NULL);
+	}
+	for (;;) {
+		struct virtqueue_buf vb;
+		size_t n = 0;
+		int h = vhost_get_vq_buffers(rdev->rvq, &vb, 1, &n);
+
+		if (h == -EINVAL && n > 1) {
+			uint16_t hh;
+
+			if (virtqueue_get_available_buffer(rdev->rvq, &hh, NULL))
+				virtqueue_add_consumed_buffer(rdev->rvq, hh, 0);
+			drop(rdev, RPMSG_DROP_OTHER, "received a chain, not one buffer", 0, 0,
+			     (uint32_t)n);
+			continue;
+		}
+		if (h < 0)
+			return NULL;
+		if (vb.writable) {
+			virtqueue_add_consumed_buffer(rdev->rvq, (uint16_t)h, 0);
+			drop(rdev, RPMSG_DROP_OTHER, "received a writable buffer", 0, 0, vb.len);
+			continue;
+		}
+		*len = vb.len;
+		*head = (uint16_t)h;
+		return vb.buf;
+	}
+}
+
+/*
+ * A send from a receive callback waits for a buffer the peer may only
+ * return once it can send to us, and the peer's callbacks may be waiting
+ * the same way. Copying what has arrived out of the ring and giving the
+ * buffers back breaks that cycle; the copies are delivered, in order,
+ * before anything newer. Bounded: past stash_max the sender just waits.
+ */
+static void stash_rx(struct rpmsg_device *rdev)
+{
+	while (rdev->nstash < rdev->stash_max && !atomic_load(&rdev->gone)) {
+		struct stashed_rx *s = duet_port_alloc(sizeof(*s) + rdev->rx_size);
+		struct rpmsg_hdr hdr;
+		uint32_t len;
+		uint16_t head;
+		uint8_t *buf;
+
+		if (!s)
+			break;
+		buf = next_rx(rdev, &len, &head);
+		if (!buf) {
+			duet_port_free(s);
+			break;
+		}
+		if (!check_rx(rdev, buf, len, head, &hdr)) {
+			duet_port_free(s);
+			continue;
+		}
+		memcpy(s->data, &hdr, sizeof(hdr));
+		memcpy(s->data + RPMSG_HDR_SIZE, buf + RPMSG_HDR_SIZE, hdr.len);
+		recycle_rx(rdev, buf, head);
+		duet_list_add_tail(&rdev->stash, &s->node);
+		rdev->nstash++;
+		rdev->stats.rx_stashed++;
+	}
+	flush_rx(rdev);
+}
+
+/* Serve the stash, then the receive queue: at most a ring's worth. */
 static void drain_rx(struct rpmsg_device *rdev)
 {
 	unsigned int budget = virtqueue_get_vring_size(rdev->rvq);
 
 	while (budget-- && !atomic_load(&rdev->gone)) {
-		if (rdev->driver) {
-			uint32_t len;
-			uint8_t *buf = virtqueue_get_buffer(rdev->rvq, &len, NULL);
+		struct rpmsg_hdr hdr;
+		uint32_t len;
+		uint16_t head;
+		uint8_t *buf;
 
-			if (!buf)
-				break;
-			handle_rx(rdev, buf, len, 0);
-		} else {
-			struct virtqueue_buf vb;
-			size_t n = 0;
-			int h = vhost_get_vq_buffers(rdev->rvq, &vb, 1, &n);
+		if (!duet_list_empty(&rdev->stash)) {
+			struct stashed_rx *s = duet_container_of(rdev->stash.next, struct stashed_rx, node);
 
-			if (h == -EINVAL && n > 1) {
-				uint16_t hh;
-
-				if (virtqueue_get_available_buffer(rdev->rvq, &hh, NULL))
-					virtqueue_add_consumed_buffer(rdev->rvq, hh, 0);
-				rdev->stats.dropped_other++;
-				continue;
-			}
-			if (h < 0)
-				break;
-			if (vb.writable) {
-				virtqueue_add_consumed_buffer(rdev->rvq, (uint16_t)h, 0);
-				rdev->stats.dropped_other++;
-				continue;
-			}
-			handle_rx(rdev, vb.buf, vb.len, (uint16_t)h);
+			duet_list_del(&s->node);
+			rdev->nstash--;
+			memcpy(&hdr, s->data, sizeof(hdr));
+			deliver_rx(rdev, s->data, &hdr, 0, true);
+			continue;
 		}
+		buf = next_rx(rdev, &len, &head);
+		if (!buf)
+			break;
+		if (check_rx(rdev, buf, len, head, &hdr))
+			deliver_rx(rdev, buf, &hdr, head, false);
 	}
-	if (rdev->rx_kick) {
-		rdev->rx_kick = false;
-		virtqueue_kick(rdev->rvq);
-	}
+	flush_rx(rdev);
 }
 
 /*
@@ -747,7 +874,8 @@ static void rx_notified(struct virtqueue *vq)
 	do {
 		virtqueue_disable_cb(vq);
 		drain_rx(rdev);
-	} while (!atomic_load(&rdev->gone) && virtqueue_enable_cb(vq) > 0);
+	} while (!atomic_load(&rdev->gone) &&
+		 (!duet_list_empty(&rdev->stash) || virtqueue_enable_cb(vq) > 0));
 	offer = rdev->offer && rdev->depth == 0;
 	duet_mutex_unlock(rdev->lock);
 	if (offer)
@@ -806,6 +934,15 @@ static void free_rdev(struct rpmsg_device *rdev)
 		virtio_free_buf(vdev, rdev->rx_pool);
 	if (rdev->tx_pool)
 		virtio_free_buf(vdev, rdev->tx_pool);
+	while (!duet_list_empty(&rdev->stash)) {
+		struct duet_list *l = rdev->stash.next;
+
+		duet_list_del(l);
+		duet_port_free(duet_container_of(l, struct stashed_rx, node));
+	}
+	for (unsigned int i = 0; rdev->rx_held && i < rdev->nslots; i++)
+		if (rdev->rx_held[i].buf && rdev->rx_held[i].stashed)
+			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
 	duet_port_free(rdev->tx_free);
 	duet_port_free(rdev->tx_out);
 	duet_port_free(rdev->rx_held);
@@ -839,6 +976,7 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	rdev->timeout_ms = DEFAULT_TIMEOUT_MS;
 	duet_list_init(&rdev->epts);
 	duet_list_init(&rdev->pending);
+	duet_list_init(&rdev->stash);
 	/* vq 0 is device-to-driver, vq 1 driver-to-device. */
 	cbs[0] = driver ? rx_notified : tx_notified;
 	cbs[1] = driver ? tx_notified : rx_notified;
@@ -858,7 +996,10 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	rdev->ns = virtio_has_feature(vdev, VIRTIO_RPMSG_F_NS);
 	rdev->rvq = vdev->vrings_info[driver ? 0 : 1].vq;
 	rdev->svq = vdev->vrings_info[driver ? 1 : 0].vq;
-	rdev->nslots = virtqueue_get_vring_size(rdev->rvq) + virtqueue_get_vring_size(rdev->svq);
+	rdev->stash_max = 2u * virtqueue_get_vring_size(rdev->rvq);
+	/* Every buffer that can be lent out at once has a slot. */
+	rdev->nslots = virtqueue_get_vring_size(rdev->rvq) + virtqueue_get_vring_size(rdev->svq) +
+		       rdev->stash_max;
 	rdev->tx_out = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	rdev->rx_held = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	ret = rdev->tx_out && rdev->rx_held ? 0 : -ENOMEM;

@@ -414,7 +414,10 @@ static void server_watch(struct duet_link *l)
 		return;
 	}
 	if (atomic_load(&l->peer_up)) {
-		if (!pid_alive((uint32_t)atomic_load(&l->peer_pid)))
+		/* State first: a proxy that stopped and then exited left. */
+		if (state == ST_STOPPED)
+			server_peer_down(l, "left");
+		else if (!pid_alive((uint32_t)atomic_load(&l->peer_pid)))
 			server_peer_down(l, "died");
 		else if (state != ST_READY)
 			server_peer_down(l, "left");
@@ -692,6 +695,13 @@ static const char *cmd_name(enum duet_link_cmd cmd)
 	return cmd == DUET_LINK_CMD_STOP ? "stop" : cmd == DUET_LINK_CMD_RESET ? "reset" : "panic";
 }
 
+/* The attached proxy is alive and has not stopped. */
+static bool proxy_there(struct duet_link *l)
+{
+	return atomic_load(&l->hdr->side[DUET_PROXY].state) == ST_READY &&
+	       pid_alive((uint32_t)atomic_load(&l->peer_pid));
+}
+
 int duet_link_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
 		      char *err, size_t errlen)
 {
@@ -707,9 +717,13 @@ int duet_link_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t time
 	atomic_store(&l->hdr->cmd, (uint32_t)cmd);
 	atomic_store(&l->hdr->cmd_seq, seq);
 	ring_link(l, LINK_ID);
-	while (atomic_load(&l->hdr->cmd_ack) != seq && duet_clock_ms() < end &&
-	       pid_alive((uint32_t)atomic_load(&l->peer_pid)))
+	while (atomic_load(&l->hdr->cmd_ack) != seq && duet_clock_ms() < end && proxy_there(l))
 		usleep(2000);
+	if (atomic_load(&l->hdr->cmd_ack) != seq && !proxy_there(l))
+		/* Gone before acknowledging: a stop is done, anything else is moot. */
+		return cmd == DUET_LINK_CMD_STOP ? 0 :
+		       fail(err, errlen, -ENOTCONN, "the proxy left before acknowledging %s",
+			    cmd_name(cmd));
 	if (atomic_load(&l->hdr->cmd_ack) != seq)
 		return fail(err, errlen, -ETIMEDOUT,
 			    "proxy (pid %d) did not acknowledge %s within %u ms",
