@@ -37,7 +37,8 @@ struct rpmsg_device {
 	struct duet_event *tx_event;
 	_Atomic bool gone;
 	struct duet_list epts;
-	struct duet_list pending; /* announcements no endpoint took yet */
+	struct duet_list pending; /* the peer's announced services */
+	unsigned int npending;
 	struct rpmsg_endpoint ns_ept;
 	struct duet_list stash;   /* received, copied out, not yet delivered */
 	unsigned int nstash, stash_max;

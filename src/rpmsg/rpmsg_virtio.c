@@ -36,11 +36,14 @@ _Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 b
 _Static_assert(sizeof(struct rpmsg_ns_msg) == 40, "name-service message is 40 bytes");
 
 #define DEFAULT_TIMEOUT_MS 5000u
+#define MAX_ANNOUNCED 256u /* services of the peer remembered per device */
 #define NESTED_SPIN_NS 200000u /* a callback's send polls this long before napping */
 
+/* A service the peer announced and has not withdrawn. */
 struct pending_ns {
 	char name[RPMSG_NAME_SIZE];
 	uint32_t addr;
+	bool taken; /* bound by an endpoint here or given to a listener */
 	struct duet_list node;
 };
 
@@ -318,11 +321,11 @@ static uint32_t free_addr(struct rpmsg_device *rdev)
 	return a;
 }
 
-static void take_pending(struct rpmsg_device *rdev, struct pending_ns *p)
+static void forget_pending(struct rpmsg_device *rdev, struct pending_ns *p)
 {
 	duet_list_del(&p->node);
 	duet_port_free(p);
-	(void)rdev;
+	rdev->npending--;
 }
 
 static struct pending_ns *find_pending(struct rpmsg_device *rdev, const char *name)
@@ -374,10 +377,11 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 	ept->dest_addr = dest;
 	ept->cb = cb;
 	ept->ns_unbind_cb = ns_unbind_cb;
-	/* The peer may have announced this name already. */
+	/* The peer may have announced this name already (also to an
+	 * endpoint of this name that was destroyed since). */
 	if (dest == RPMSG_ADDR_ANY && ept->name[0] && (p = find_pending(rdev, ept->name))) {
 		ept->dest_addr = p->addr;
-		take_pending(rdev, p);
+		p->taken = true;
 	}
 	duet_list_add_tail(&rdev->epts, &ept->node);
 	if (src != RPMSG_NS_EPT_ADDR)
@@ -648,28 +652,33 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 		return;
 	}
 	if (msg.flags == RPMSG_NS_CREATE) {
-		ept = find_ept_by_name(rdev, msg.name, RPMSG_ADDR_ANY);
-		if (ept) {
-			ept->dest_addr = msg.addr;
-			return;
-		}
-		if (find_pending(rdev, msg.name) || find_ept_by_name(rdev, msg.name, msg.addr))
-			return;
-		p = duet_port_alloc(sizeof(*p));
+		p = find_pending(rdev, msg.name);
 		if (!p) {
-			drop(rdev, RPMSG_DROP_NS, "no memory for an announcement", msg.addr,
-			     RPMSG_NS_EPT_ADDR, len);
-			return;
+			p = rdev->npending < MAX_ANNOUNCED ? duet_port_alloc(sizeof(*p)) : NULL;
+			if (!p) {
+				drop(rdev, RPMSG_DROP_NS, "too many announcements", msg.addr,
+				     RPMSG_NS_EPT_ADDR, len);
+				return;
+			}
+			memcpy(p->name, msg.name, sizeof(p->name));
+			duet_list_add_tail(&rdev->pending, &p->node);
+			rdev->npending++;
+		} else if (p->addr != msg.addr) {
+			p->taken = false; /* the service moved: a new one */
 		}
-		memcpy(p->name, msg.name, sizeof(p->name));
 		p->addr = msg.addr;
-		duet_list_add_tail(&rdev->pending, &p->node);
-		rdev->offer = true; /* to the listeners, after this pass */
+		ept = find_ept_by_name(rdev, msg.name, RPMSG_ADDR_ANY);
+		if (ept)
+			ept->dest_addr = msg.addr;
+		if (ept || find_ept_by_name(rdev, msg.name, msg.addr))
+			p->taken = true;
+		if (!p->taken)
+			rdev->offer = true; /* to the listeners, after this pass */
 		return;
 	}
 	p = find_pending(rdev, msg.name);
 	if (p && p->addr == msg.addr)
-		take_pending(rdev, p);
+		forget_pending(rdev, p);
 	ept = find_ept_by_name(rdev, msg.name, msg.addr);
 	if (ept) {
 		ept->dest_addr = RPMSG_ADDR_ANY;
@@ -857,8 +866,8 @@ static void offer_pending(struct rpmsg_device *rdev)
 		struct pending_ns *p = duet_container_of(l, struct pending_ns, node);
 
 		next = l->next;
-		if (offer_ns(rdev, p->name, p->addr))
-			take_pending(rdev, p);
+		if (!p->taken && offer_ns(rdev, p->name, p->addr))
+			p->taken = true;
 	}
 	duet_mutex_unlock(rdev->lock);
 	duet_lazy_lock_give(&global_lock);
@@ -1065,7 +1074,7 @@ static void rpmsg_remove(struct virtio_device *vdev)
 			e->ns_unbind_cb(e);
 	}
 	while (!duet_list_empty(&rdev->pending))
-		take_pending(rdev, duet_container_of(rdev->pending.next, struct pending_ns, node));
+		forget_pending(rdev, duet_container_of(rdev->pending.next, struct pending_ns, node));
 	/* The peer stops using the buffers before they are freed. */
 	if (rdev->driver)
 		virtio_reset_device(vdev);
@@ -1128,12 +1137,13 @@ int rpmsg_register_callback(void *priv, rpmsg_dev_cb device_created,
 			struct pending_ns *p = duet_container_of(l, struct pending_ns, node);
 
 			next = l->next;
-			if (ns_match && ns_bind && ns_match(rdev, p->name, p->addr, priv)) {
+			if (!p->taken && ns_match && ns_bind &&
+			    ns_match(rdev, p->name, p->addr, priv)) {
 				char name[RPMSG_NAME_SIZE];
 				uint32_t addr = p->addr;
 
 				memcpy(name, p->name, sizeof(name));
-				take_pending(rdev, p);
+				p->taken = true;
 				ns_bind(rdev, name, addr, priv);
 			}
 		}

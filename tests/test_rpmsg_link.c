@@ -1,0 +1,776 @@
+/*
+ * rpmsg between two real processes over the shared-memory link: this
+ * binary is the server (virtio-rpmsg, the driver side) and runs itself
+ * again as the proxy (vhost-rpmsg) with --child. Name service both ways,
+ * endpoint churn, tx-buffer exhaustion (trysend, timeout, a blocking send
+ * woken when the peer gives buffers back) both ways, and hostile rpmsg
+ * input from each side played by a raw driver in the other process.
+ *
+ * The two talk through the child's stdin and stdout, one word per line.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <duet/link.h>
+#include <duet/port.h>
+#include <duet/rpmsg.h>
+
+#include "proc.h"
+
+#define RING 8
+
+static const char *self;
+static const uint8_t sizes[8] = { 0, 2, 0, 0, 0, 2, 0, 0 }; /* 512 both ways */
+static const struct duet_vdev_desc vdevs[] = {
+	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1, .num_vrings = 2,
+	  .vring_num = RING, .vring_align = 16, .config_len = sizeof(sizes), .config = sizes,
+	  .carveout_size = 64 * 1024 },
+};
+
+static void nap(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static struct duet_link *open_side(enum duet_side side, const char *name)
+{
+	struct duet_link_config cfg = { .name = name, .side = side };
+	struct duet_link *l = NULL;
+	char err[256];
+
+	if (side == DUET_SERVER) {
+		cfg.vdevs = vdevs;
+		cfg.num_vdevs = 1;
+	}
+	if (duet_link_open(&l, &cfg, 5000, err, sizeof(err)) < 0) {
+		fprintf(stderr, "open: %s\n", err);
+		return NULL;
+	}
+	return l;
+}
+
+static void close_side(struct duet_link *l)
+{
+	char err[256];
+
+	duet_link_close(l, 3000, err, sizeof(err));
+}
+
+static struct rpmsg_device *wait_device(void)
+{
+	for (int i = 0; i < 2500; i++) {
+		struct rpmsg_device *d = rpmsg_get_device(0);
+
+		if (d)
+			return d;
+		nap(2);
+	}
+	return NULL;
+}
+
+/* ---- an endpoint that records, and may hold what it gets ---- */
+
+struct box {
+	struct rpmsg_endpoint ept;
+	_Atomic int count, unbound;
+	char last[64];
+	_Atomic bool hold;
+	void *held[2 * RING];
+	_Atomic int nheld;
+};
+
+static int box_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	struct box *b = priv;
+
+	(void)src;
+	memset(b->last, 0, sizeof(b->last));
+	memcpy(b->last, data, len < sizeof(b->last) - 1 ? len : sizeof(b->last) - 1);
+	if (atomic_load(&b->hold) && atomic_load(&b->nheld) < 2 * RING) {
+		rpmsg_hold_rx_buffer(ept, data);
+		b->held[atomic_fetch_add(&b->nheld, 1)] = data;
+	}
+	atomic_fetch_add(&b->count, 1);
+	return 0;
+}
+
+static void box_unbind(struct rpmsg_endpoint *ept)
+{
+	atomic_fetch_add(&((struct box *)ept->priv)->unbound, 1);
+}
+
+static int box_open(struct box *b, struct rpmsg_device *rdev, const char *name, uint32_t dest)
+{
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	ret = rpmsg_create_ept(&b->ept, rdev, name, RPMSG_ADDR_ANY, dest, box_cb, box_unbind);
+	b->ept.priv = b;
+	return ret;
+}
+
+static void box_release(struct box *b)
+{
+	int n = atomic_exchange(&b->nheld, 0);
+
+	atomic_store(&b->hold, false);
+	for (int i = 0; i < n; i++)
+		rpmsg_release_rx_buffer(&b->ept, b->held[i]);
+}
+
+static bool until(bool (*cond)(void *), void *arg, unsigned int ms)
+{
+	uint64_t end = duet_clock_ms() + ms;
+
+	while (!cond(arg)) {
+		if (duet_clock_ms() >= end)
+			return false;
+		nap(1);
+	}
+	return true;
+}
+
+static bool ready(void *arg)
+{
+	return rpmsg_is_ept_ready(arg);
+}
+
+static bool unready(void *arg)
+{
+	return !rpmsg_is_ept_ready(arg);
+}
+
+static bool got_one(void *arg)
+{
+	return atomic_load(&((struct box *)arg)->count) > 0;
+}
+
+static bool got_unbind(void *arg)
+{
+	return atomic_load(&((struct box *)arg)->unbound) > 0;
+}
+
+/* A listener that remembers the last announcement offered to it. */
+static char offered[RPMSG_NAME_SIZE];
+static _Atomic uint32_t offered_addr;
+
+static bool match_any(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)dest;
+	(void)priv;
+	return !strncmp(name, "from-", 5);
+}
+
+static void bind_any(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)priv;
+	snprintf(offered, sizeof(offered), "%s", name);
+	atomic_store(&offered_addr, dest);
+}
+
+static bool was_offered(void *arg)
+{
+	(void)arg;
+	return atomic_load(&offered_addr) != 0;
+}
+
+/* Send until -EAGAIN; how many went. */
+static int fill_up(struct rpmsg_endpoint *ept)
+{
+	int n = 0, ret;
+
+	while ((ret = rpmsg_trysend(ept, "fill", 5)) == 5 && n < 1000)
+		n++;
+	return ret == -EAGAIN ? n : -1000 + ret;
+}
+
+/* ---- the child (proxy) side ---- */
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* The next line from the parent, or "" after ms. */
+static const char *hear(unsigned int ms)
+{
+	static char line[128];
+	struct pollfd pfd = { .fd = 0, .events = POLLIN };
+	size_t n = 0;
+
+	while (n < sizeof(line) - 1 && poll(&pfd, 1, (int)ms) > 0) {
+		if (read(0, &line[n], 1) != 1 || line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+	return line;
+}
+
+#define CHECK(c)                                                                        \
+	do {                                                                            \
+		if (!(c)) {                                                             \
+			say("FAIL line %d: %s", __LINE__, #c);                          \
+			_exit(1);                                                       \
+		}                                                                       \
+	} while (0)
+
+static void child_ns(struct rpmsg_device *rdev)
+{
+	struct box a, b;
+
+	/* The server's announcement is offered to a listener; we bind. */
+	CHECK(rpmsg_register_callback(&a, NULL, NULL, match_any, bind_any) == 0);
+	CHECK(until(was_offered, NULL, 3000));
+	CHECK(!strcmp(offered, "from-server"));
+	CHECK(box_open(&a, rdev, offered, atomic_load(&offered_addr)) == 0);
+	CHECK(rpmsg_send(&a.ept, "hello from proxy", 17) == 17);
+	CHECK(until(got_one, &a, 3000));
+	CHECK(!strcmp(a.last, "hello from server"));
+	/* The server destroys its endpoint: ours is unbound. */
+	CHECK(until(got_unbind, &a, 3000));
+	CHECK(!rpmsg_is_ept_ready(&a.ept));
+	rpmsg_destroy_ept(&a.ept);
+	say("server-destroy-seen");
+	/* Now ours announces, the server binds, and we destroy it. */
+	CHECK(box_open(&b, rdev, "from-proxy", RPMSG_ADDR_ANY) == 0);
+	CHECK(until(ready, &b.ept, 3000));
+	CHECK(until(got_one, &b, 3000));
+	CHECK(!strcmp(b.last, "hello from server"));
+	CHECK(rpmsg_send(&b.ept, "hello from proxy", 17) == 17);
+	CHECK(!strcmp(hear(3000), "destroy"));
+	rpmsg_destroy_ept(&b.ept);
+	rpmsg_unregister_callback(&a);
+	say("done");
+}
+
+static void child_churn(struct rpmsg_device *rdev)
+{
+	struct box keep;
+	char dump[4096];
+
+	for (int i = 0; i < 10000; i++) {
+		struct rpmsg_endpoint e;
+
+		CHECK(rpmsg_create_ept(&e, rdev, "churn", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY, box_cb,
+				       NULL) == 0);
+		rpmsg_destroy_ept(&e);
+	}
+	say("churned");
+	/* The server churns one of ours; afterwards ours is unbound, and a
+	 * message still gets through. */
+	CHECK(box_open(&keep, rdev, "churn-back", RPMSG_ADDR_ANY) == 0);
+	say("kept");
+	CHECK(!strcmp(hear(30000), "churned"));
+	CHECK(until(unready, &keep.ept, 3000));
+	CHECK(atomic_load(&keep.unbound) > 0);
+	CHECK(until(got_one, &keep, 3000)); /* one message from the last endpoint */
+	rpmsg_dump(rdev, dump, sizeof(dump));
+	CHECK(strstr(dump, "ept churn ") == NULL);
+	rpmsg_destroy_ept(&keep.ept);
+	say("done");
+}
+
+static void child_exhaust(struct rpmsg_device *rdev)
+{
+	struct box sink;
+	uint64_t t0;
+	int n, ret;
+
+	/* We hold whatever the server sends until told to let go. */
+	CHECK(box_open(&sink, rdev, "sink", RPMSG_ADDR_ANY) == 0);
+	atomic_store(&sink.hold, true);
+	CHECK(until(ready, &sink.ept, 3000));
+	say("holding");
+	CHECK(!strcmp(hear(10000), "release-later"));
+	nap(200);
+	box_release(&sink);
+	CHECK(!strcmp(hear(10000), "your-turn"));
+	/* The device side sends into the driver's buffers: RING of them. */
+	n = fill_up(&sink.ept);
+	say("filled %d", n);
+	CHECK(n == RING);
+	rpmsg_set_send_timeout(rdev, 300);
+	t0 = duet_clock_ms();
+	ret = rpmsg_send(&sink.ept, "late", 5);
+	say("timeout %d after %u ms", ret, (unsigned int)(duet_clock_ms() - t0));
+	CHECK(ret == -ETIMEDOUT);
+	rpmsg_set_send_timeout(rdev, 5000);
+	say("blocking");
+	t0 = duet_clock_ms();
+	ret = rpmsg_send(&sink.ept, "woken", 6);
+	say("sent %d after %u ms", ret, (unsigned int)(duet_clock_ms() - t0));
+	CHECK(ret == 6);
+	CHECK(!strcmp(hear(10000), "bye"));
+	rpmsg_destroy_ept(&sink.ept);
+	say("done");
+}
+
+/* A raw device-side rpmsg: writes what a hostile device would. */
+static _Atomic(struct virtqueue *) raw_rx;
+
+static void raw_cb(struct virtqueue *vq)
+{
+	(void)vq;
+}
+
+static int raw_probe(struct vhost_device *hdev)
+{
+	const char *names[] = { "rx", "tx" };
+	vq_callback cbs[] = { raw_cb, raw_cb };
+	void *args[] = { NULL, NULL };
+	int ret = vhost_create_virtqueues(hdev, 0, 2, names, cbs, args);
+
+	if (ret == 0)
+		atomic_store(&raw_rx, hdev->vrings_info[0].vq);
+	return ret;
+}
+
+static void raw_remove(struct vhost_device *hdev)
+{
+	atomic_store(&raw_rx, NULL);
+	vhost_delete_virtqueues(hdev);
+}
+
+static struct vhost_driver raw_device = {
+	.device = VIRTIO_ID_RPMSG, .probe = raw_probe, .remove = raw_remove, .name = "raw",
+};
+
+struct raw_hdr {
+	uint32_t src, dst, res;
+	uint16_t len, flags;
+};
+
+/* One message into the driver's next receive buffer, used length `used`. */
+static bool raw_put(struct raw_hdr h, const void *payload, size_t plen, uint32_t used)
+{
+	for (int i = 0; i < 5000; i++) {
+		struct virtqueue_buf vb;
+		size_t n = 0;
+		int head = vhost_get_vq_buffers(atomic_load(&raw_rx), &vb, 1, &n);
+
+		if (head >= 0) {
+			if (!vb.writable || vb.len < sizeof(h) + plen)
+				return false;
+			memcpy(vb.buf, &h, sizeof(h));
+			memcpy((uint8_t *)vb.buf + sizeof(h), payload, plen);
+			virtqueue_add_consumed_buffer(atomic_load(&raw_rx), (uint16_t)head, used);
+			virtqueue_kick(atomic_load(&raw_rx));
+			return true;
+		}
+		nap(1);
+	}
+	return false;
+}
+
+static void child_hostile_device(struct rpmsg_device *rdev)
+{
+	char ns[40];
+	uint32_t dst;
+
+	(void)rdev;
+	for (int i = 0; i < 2500 && !atomic_load(&raw_rx); i++)
+		nap(2);
+	CHECK(atomic_load(&raw_rx) != NULL);
+	CHECK(sscanf(hear(5000), "victim %u", &dst) == 1);
+	/* a header length past its buffer */
+	CHECK(raw_put((struct raw_hdr){ 1024, dst, 0, 600, 0 }, "x", 1, 512));
+	/* a header length past the used length */
+	CHECK(raw_put((struct raw_hdr){ 1024, dst, 0, 100, 0 }, "x", 1, 40));
+	/* shorter than a header */
+	CHECK(raw_put((struct raw_hdr){ 1024, dst, 0, 1, 0 }, "x", 1, 3));
+	/* an unknown destination */
+	CHECK(raw_put((struct raw_hdr){ 1024, 4000, 0, 1, 0 }, "x", 1, 17));
+	/* name service: no NUL, then unknown flags, then the wrong size */
+	memset(ns, 'A', sizeof(ns));
+	CHECK(raw_put((struct raw_hdr){ 1024, RPMSG_NS_EPT_ADDR, 0, 40, 0 }, ns, 40, 56));
+	memset(ns, 0, sizeof(ns));
+	strcpy(ns, "evil");
+	ns[36] = 7;
+	CHECK(raw_put((struct raw_hdr){ 1024, RPMSG_NS_EPT_ADDR, 0, 40, 0 }, ns, 40, 56));
+	CHECK(raw_put((struct raw_hdr){ 1024, RPMSG_NS_EPT_ADDR, 0, 12, 0 }, ns, 12, 28));
+	/* a flood to nowhere */
+	for (int i = 0; i < 10000; i++)
+		CHECK(raw_put((struct raw_hdr){ 1024, 4000, 0, 1, 0 }, "x", 1, 17));
+	/* and a good message after all that */
+	CHECK(raw_put((struct raw_hdr){ 1024, dst, 0, 6, 0 }, "after", 6, 22));
+	say("sent");
+	CHECK(!strcmp(hear(10000), "bye"));
+	say("done");
+}
+
+static void child_stats(struct rpmsg_device *rdev)
+{
+	struct rpmsg_stats st;
+
+	rpmsg_get_stats(rdev, &st);
+	say("stats len %u dst %u ns %u other %u", st.dropped_len, st.dropped_dst, st.dropped_ns,
+	    st.dropped_other);
+}
+
+/* The device side under a hostile driver: we answer, then report drops. */
+static void child_victim(struct rpmsg_device *rdev)
+{
+	struct box v;
+
+	/* No name: an announcement would need a buffer the raw driver has
+	 * not posted yet. */
+	CHECK(box_open(&v, rdev, "", 2000) == 0);
+	say("victim %u", v.ept.addr);
+	CHECK(until(got_one, &v, 10000));
+	CHECK(!strcmp(v.last, "after"));
+	CHECK(rpmsg_send(&v.ept, "reply", 6) == 6);
+	child_stats(rdev);
+	CHECK(!strcmp(hear(10000), "bye"));
+	rpmsg_destroy_ept(&v.ept);
+	say("done");
+}
+
+static int child_main(const char *name, const char *scenario)
+{
+	bool hostile = !strcmp(scenario, "hostile-device");
+	struct rpmsg_device *rdev = NULL;
+	struct duet_link *l;
+
+	CHECK(vhost_register_driver(hostile ? &raw_device : &vhost_rpmsg_driver) == 0);
+	l = open_side(DUET_PROXY, name);
+	CHECK(l != NULL);
+	if (!hostile) {
+		rdev = wait_device();
+		CHECK(rdev != NULL);
+	}
+	say("up");
+	if (!strcmp(scenario, "ns"))
+		child_ns(rdev);
+	else if (!strcmp(scenario, "churn"))
+		child_churn(rdev);
+	else if (!strcmp(scenario, "exhaust"))
+		child_exhaust(rdev);
+	else if (hostile)
+		child_hostile_device(rdev);
+	else if (!strcmp(scenario, "victim"))
+		child_victim(rdev);
+	else
+		CHECK(!"known scenario");
+	while (!duet_link_stop_requested(l) && strcmp(hear(100), "quit"))
+		;
+	close_side(l);
+	return 0;
+}
+
+/* ---- the parent (server) side ---- */
+
+struct pair {
+	char name[64];
+	struct duet_link *link;
+	struct rpmsg_device *rdev;
+	struct proc child;
+};
+
+static void pair_start(struct pair *p, const char *scenario, bool with_rpmsg)
+{
+	snprintf(p->name, sizeof(p->name), "trl-%d-%s", (int)getpid(), scenario);
+	p->link = open_side(DUET_SERVER, p->name);
+	assert_non_null(p->link);
+	proc_start(&p->child, (const char *const[]){ self, "--child", p->name, scenario, NULL });
+	assert_true(proc_expect(&p->child, "up", 8000));
+	p->rdev = with_rpmsg ? wait_device() : NULL;
+	assert_true(!with_rpmsg || p->rdev);
+}
+
+static void pair_stop(struct pair *p)
+{
+	assert_true(proc_expect(&p->child, "done", 30000));
+	proc_send(&p->child, "quit\n");
+	close_side(p->link);
+	assert_int_equal(proc_wait(&p->child, 5000), 0);
+}
+
+static void test_name_service_both_ways(void **state)
+{
+	struct pair p;
+	struct box s, t;
+
+	(void)state;
+	pair_start(&p, "ns", true);
+	/* Ours announces; the proxy binds from its listener and writes first. */
+	assert_int_equal(box_open(&s, p.rdev, "from-server", RPMSG_ADDR_ANY), 0);
+	assert_true(until(got_one, &s, 5000));
+	assert_string_equal(s.last, "hello from proxy");
+	assert_true(rpmsg_is_ept_ready(&s.ept));
+	assert_int_equal(rpmsg_send(&s.ept, "hello from server", 18), 18);
+	rpmsg_destroy_ept(&s.ept);
+	assert_true(proc_expect(&p.child, "server-destroy-seen", 5000));
+	/* Theirs announces; our listener is offered it; we bind and talk. */
+	atomic_store(&offered_addr, 0);
+	assert_int_equal(rpmsg_register_callback(&t, NULL, NULL, match_any, bind_any), 0);
+	assert_true(until(was_offered, NULL, 5000));
+	assert_string_equal(offered, "from-proxy");
+	assert_int_equal(box_open(&t, p.rdev, offered, atomic_load(&offered_addr)), 0);
+	assert_int_equal(rpmsg_send(&t.ept, "hello from server", 18), 18);
+	assert_true(until(got_one, &t, 5000));
+	assert_string_equal(t.last, "hello from proxy");
+	proc_send(&p.child, "destroy\n");
+	assert_true(until(got_unbind, &t, 5000));
+	assert_false(rpmsg_is_ept_ready(&t.ept));
+	rpmsg_destroy_ept(&t.ept);
+	rpmsg_unregister_callback(&t);
+	pair_stop(&p);
+}
+
+static void test_endpoint_churn_both_ways(void **state)
+{
+	struct box keep;
+	struct pair p;
+	char dump[4096];
+
+	(void)state;
+	pair_start(&p, "churn", true);
+	assert_int_equal(box_open(&keep, p.rdev, "churn", RPMSG_ADDR_ANY), 0);
+	assert_true(proc_expect(&p.child, "churned", 60000));
+	/* 10,000 creates and destroys from the proxy: ours ends unbound. */
+	assert_true(until(got_unbind, &keep, 5000));
+	assert_true(until(unready, &keep.ept, 5000));
+	rpmsg_destroy_ept(&keep.ept);
+	assert_true(proc_expect(&p.child, "kept", 5000));
+	for (int i = 0; i < 10000; i++) {
+		struct rpmsg_endpoint e;
+
+		assert_int_equal(rpmsg_create_ept(&e, p.rdev, "churn-back", RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, box_cb, NULL), 0);
+		rpmsg_destroy_ept(&e);
+	}
+	/* One more that stays long enough to say something, then goes. */
+	assert_int_equal(box_open(&keep, p.rdev, "churn-back", RPMSG_ADDR_ANY), 0);
+	assert_true(until(ready, &keep.ept, 5000));
+	assert_int_equal(rpmsg_send(&keep.ept, "still", 6), 6);
+	rpmsg_destroy_ept(&keep.ept);
+	proc_send(&p.child, "churned\n");
+	rpmsg_dump(p.rdev, dump, sizeof(dump));
+	assert_null(strstr(dump, "ept churn"));
+	pair_stop(&p);
+}
+
+static void test_tx_exhaustion_both_ways(void **state)
+{
+	struct box sink;
+	struct pair p;
+	uint64_t t0, dt;
+
+	(void)state;
+	pair_start(&p, "exhaust", true);
+	assert_int_equal(box_open(&sink, p.rdev, "sink", RPMSG_ADDR_ANY), 0);
+	assert_true(proc_expect(&p.child, "holding", 5000));
+	assert_true(until(ready, &sink.ept, 5000));
+	/* The proxy holds every buffer we send: RING of them, then -EAGAIN. */
+	assert_int_equal(fill_up(&sink.ept), RING);
+	rpmsg_set_send_timeout(p.rdev, 300);
+	t0 = duet_clock_ms();
+	assert_int_equal(rpmsg_send(&sink.ept, "late", 5), -ETIMEDOUT);
+	dt = duet_clock_ms() - t0;
+	assert_true(dt >= 300 && dt < 3000);
+	/* A blocking send returns once the proxy lets go, 200 ms from now:
+	 * woken by its notification, not after the 5 s timeout. */
+	rpmsg_set_send_timeout(p.rdev, 5000);
+	proc_send(&p.child, "release-later\n");
+	t0 = duet_clock_ms();
+	assert_int_equal(rpmsg_send(&sink.ept, "woken", 6), 6);
+	dt = duet_clock_ms() - t0;
+	print_message("driver side: blocking send woken after %u ms\n", (unsigned int)dt);
+	assert_true(dt >= 150 && dt < 2000);
+	/* The other way: we hold; the proxy fills up, times out, then waits. */
+	atomic_store(&sink.hold, true);
+	proc_send(&p.child, "your-turn\n");
+	assert_true(proc_expect(&p.child, "filled 8", 5000));
+	assert_true(proc_expect(&p.child, "timeout -110", 5000));
+	assert_true(proc_expect(&p.child, "blocking", 5000));
+	nap(200);
+	box_release(&sink);
+	assert_true(proc_expect(&p.child, "sent 6 after", 5000));
+	proc_send(&p.child, "bye\n");
+	rpmsg_destroy_ept(&sink.ept);
+	pair_stop(&p);
+}
+
+static void test_hostile_device_input(void **state)
+{
+	struct rpmsg_stats st0, st;
+	struct box v;
+	struct pair p;
+	char line[64];
+
+	(void)state;
+	pair_start(&p, "hostile-device", true);
+	rpmsg_get_stats(p.rdev, &st0);
+	assert_int_equal(box_open(&v, p.rdev, "victim", RPMSG_ADDR_ANY), 0);
+	snprintf(line, sizeof(line), "victim %u\n", v.ept.addr);
+	proc_send(&p.child, line);
+	assert_true(proc_expect(&p.child, "sent", 30000));
+	assert_true(until(got_one, &v, 5000));
+	/* Only the good message came through, and every bad one is counted. */
+	assert_int_equal(v.count, 1);
+	assert_string_equal(v.last, "after");
+	rpmsg_get_stats(p.rdev, &st);
+	assert_int_equal(st.dropped_len - st0.dropped_len, 3);
+	assert_int_equal(st.dropped_dst - st0.dropped_dst, 10001);
+	assert_int_equal(st.dropped_ns - st0.dropped_ns, 3);
+	proc_send(&p.child, "bye\n");
+	rpmsg_destroy_ept(&v.ept);
+	pair_stop(&p);
+}
+
+/* A raw driver-side rpmsg, for the hostile-driver test. */
+static _Atomic(struct virtio_device *) raw_vdev;
+
+static int raw_driver_probe(struct virtio_device *vdev)
+{
+	const char *names[] = { "rx", "tx" };
+	vq_callback cbs[] = { raw_cb, raw_cb };
+	void *args[] = { NULL, NULL };
+	int ret = virtio_negotiate_features(vdev, 1u << VIRTIO_RPMSG_F_NS, NULL);
+
+	if (ret == 0)
+		ret = virtio_create_virtqueues(vdev, 0, 2, names, cbs, args);
+	if (ret == 0)
+		atomic_store(&raw_vdev, vdev);
+	return ret;
+}
+
+static void raw_driver_remove(struct virtio_device *vdev)
+{
+	atomic_store(&raw_vdev, NULL);
+	virtio_delete_virtqueues(vdev);
+}
+
+static struct virtio_driver raw_driver = {
+	.device = VIRTIO_ID_RPMSG, .probe = raw_driver_probe, .remove = raw_driver_remove,
+	.name = "raw",
+};
+
+/* Post one buffer (or a chain of two) to the proxy's receive queue. */
+static void raw_post(struct virtqueue *vq, struct virtqueue_buf *vb, int readable, int writable)
+{
+	assert_int_equal(virtqueue_add_buffer(vq, vb, readable, writable, vb[0].buf), 0);
+	virtqueue_kick(vq);
+}
+
+static void *raw_msg(uint32_t src, uint32_t dst, uint16_t len, const char *payload)
+{
+	uint8_t *b = virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16);
+	struct raw_hdr h = { src, dst, 0, len, 0 };
+
+	assert_non_null(b);
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), payload, strlen(payload) + 1);
+	return b;
+}
+
+static void test_hostile_driver_input(void **state)
+{
+	struct virtqueue *to_dev, *from_dev;
+	unsigned int len_, dst_, ns_, other_;
+	struct virtqueue_buf vb[2];
+	unsigned int victim;
+	struct pair p;
+	char *line;
+	uint32_t len;
+	void *b;
+
+	(void)state;
+	virtio_unregister_driver(&virtio_rpmsg_driver);
+	assert_int_equal(virtio_register_driver(&raw_driver), 0);
+	pair_start(&p, "victim", false);
+	for (int i = 0; i < 2500 && !atomic_load(&raw_vdev); i++)
+		nap(2);
+	assert_non_null(atomic_load(&raw_vdev));
+	from_dev = atomic_load(&raw_vdev)->vrings_info[0].vq;
+	to_dev = atomic_load(&raw_vdev)->vrings_info[1].vq;
+	assert_true(proc_expect(&p.child, "victim ", 5000));
+	line = p.child.buf + p.child.cursor;
+	assert_int_equal(sscanf(line, "%u", &victim), 1);
+	/* Receive buffers for the proxy's sends: first one it cannot use
+	 * (readable), then a tiny one, then a good one. */
+	vb[0] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16), 512, false };
+	raw_post(from_dev, vb, 1, 0);
+	vb[0] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16), 8, true };
+	raw_post(from_dev, vb, 0, 1);
+	vb[0] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16), 512, true };
+	raw_post(from_dev, vb, 0, 1);
+	/* Messages to the proxy, one bad in each way, then a good one. */
+	vb[0] = (struct virtqueue_buf){ raw_msg(2000, victim, 5, "evil"), 512, true };
+	raw_post(to_dev, vb, 0, 1); /* writable: not a message */
+	vb[0] = (struct virtqueue_buf){ raw_msg(2000, victim, 5, "evil"), 256, false };
+	vb[1] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 256, 16), 256, false };
+	raw_post(to_dev, vb, 2, 0); /* a chain */
+	vb[0] = (struct virtqueue_buf){ raw_msg(2000, victim, 600, "evil"), 512, false };
+	raw_post(to_dev, vb, 1, 0); /* length past the buffer */
+	vb[0] = (struct virtqueue_buf){ raw_msg(2000, victim, 5, "evil"), 10, false };
+	raw_post(to_dev, vb, 1, 0); /* shorter than a header */
+	vb[0] = (struct virtqueue_buf){ raw_msg(2000, 4000, 5, "evil"), 512, false };
+	raw_post(to_dev, vb, 1, 0); /* nobody there */
+	vb[0] = (struct virtqueue_buf){ raw_msg(2000, victim, 6, "after"), 512, false };
+	raw_post(to_dev, vb, 1, 0);
+	/* The proxy answers into the good buffer, then reports its drops. */
+	assert_true(proc_expect(&p.child, "stats ", 10000));
+	line = p.child.buf + p.child.cursor;
+	assert_int_equal(sscanf(line, "len %u dst %u ns %u other %u", &len_, &dst_, &ns_, &other_), 4);
+	assert_int_equal(len_, 2);
+	assert_int_equal(dst_, 1);
+	assert_int_equal(ns_, 0);
+	assert_int_equal(other_, 4); /* writable, chain, readable rx buffer, tiny rx buffer */
+	b = NULL;
+	for (int i = 0; i < 2000 && !b; i++) {
+		b = virtqueue_get_buffer(from_dev, &len, NULL);
+		if (b && len == 0)
+			b = NULL; /* one it gave back unused */
+		if (!b)
+			nap(1);
+	}
+	assert_non_null(b);
+	assert_int_equal(len, 16 + 6);
+	assert_string_equal((char *)b + 16, "reply");
+	proc_send(&p.child, "bye\n");
+	pair_stop(&p);
+	virtio_unregister_driver(&raw_driver);
+	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_name_service_both_ways),
+		cmocka_unit_test(test_endpoint_churn_both_ways),
+		cmocka_unit_test(test_tx_exhaustion_both_ways),
+		cmocka_unit_test(test_hostile_device_input),
+		cmocka_unit_test(test_hostile_driver_input),
+	};
+
+	self = "/proc/self/exe";
+	if (argc == 4 && !strcmp(argv[1], "--child"))
+		return child_main(argv[2], argv[3]);
+	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
+	return cmocka_run_group_tests_name("rpmsg between two processes", tests, NULL, NULL);
+}
