@@ -93,9 +93,14 @@ test-install: test-gcc
 
 bench:
 	@sh scripts/deps.sh bench
-	$(call cmake_build,bench,gcc,-DCMAKE_BUILD_TYPE=Release -DDUET_BUILD_TESTS=OFF)
+	$(call cmake_build,bench,gcc,-DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g -DDUET_BUILD_TESTS=OFF)
 	$(B)/bench/bench/bench_vq_cycle
 	sh bench/callgrind-cycle.sh $(B)/bench/bench/bench_vq_cycle
+	$(B)/bench/bench/bench_rpmsg rtt
+	$(B)/bench/bench/bench_rpmsg stream
+	sh bench/callgrind-rpmsg.sh $(B)/bench/bench/bench_rpmsg_ir
+	$(B)/bench/bench/bench_rpmsg idle
+	sh bench/size.sh $(B)/size
 
 clean:
 	rm -rf $(B)

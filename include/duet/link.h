@@ -44,6 +44,9 @@ struct duet_link_config {
 	const struct duet_vdev_desc *vdevs;
 	unsigned int num_vdevs;
 	uint32_t spin_us;       /* doorbell spin before blocking; 0: block at once */
+	/* The user runs the loop (duet_link_poll / duet_link_wait, from one
+	 * thread); the link's own thread then only watches the peer. */
+	bool user_loop;
 	/* Called from the service thread (and from open/close) with a line of
 	 * text for the user. */
 	void (*event)(void *arg, enum duet_link_event ev, const char *msg);
@@ -84,6 +87,21 @@ int duet_link_command(struct duet_link *link, enum duet_link_cmd cmd, uint32_t t
 /* Wait until a peer is attached; false on timeout. */
 bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
 
+/*
+ * With user_loop: run what the peer's notifications ask for (virtqueue
+ * callbacks included) on the calling thread, without waiting. Returns how
+ * many notify ids ran (0: nothing was pending), -EINVAL without user_loop.
+ * Polling: call it in a loop.
+ */
+int duet_link_poll(struct duet_link *link);
+
+/*
+ * With user_loop: as duet_link_poll, but when nothing is pending wait for
+ * the peer's next notification first (spin_us spinning, then blocking) for
+ * at most timeout_ms. Returns how many ran, -EINVAL without user_loop.
+ */
+int duet_link_wait(struct duet_link *link, uint32_t timeout_ms);
+
 /* True while a peer is attached. */
 bool duet_link_peer_up(struct duet_link *link);
 
@@ -106,8 +124,8 @@ bool duet_link_ready(struct duet_link *link);
  * buf; returns its length (truncated to len - 1). */
 int duet_link_describe(struct duet_link *link, char *buf, size_t len);
 
-/* Doorbell statistics: notifications sent, wake-up calls made by the peer
- * for this side. */
+/* Doorbell statistics: notifications this side sent, and the wake-up
+ * system calls they cost. Callable from callbacks. */
 void duet_link_stats(struct duet_link *link, uint32_t *rung, uint32_t *wakes);
 
 #ifdef __cplusplus

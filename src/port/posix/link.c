@@ -89,6 +89,7 @@ struct duet_link {
 	uint32_t cmd_seen;
 	uint32_t refused_pid;
 	_Atomic uint32_t rung;
+	uint32_t loop_seen; /* user loop: the doorbell seq at its last take */
 	duet_rptun_callback incoming; /* where the doorbell's ids go */
 };
 
@@ -581,6 +582,26 @@ static void proxy_watch(struct duet_link *l)
 
 /* ---- the service thread ---- */
 
+/* Take this side's doorbell and run what it says; under the link lock.
+ * *seen gets the doorbell's seq from before the take. */
+static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen)
+{
+	struct duet_doorbell *bell;
+	unsigned int n;
+
+	pthread_mutex_lock(&l->lock);
+	bell = l->bell ? &l->bell[l->me] : NULL;
+	*seen = bell ? atomic_load(&bell->seq) : 0;
+	n = bell ? duet_doorbell_take(bell, ids) : 0;
+	for (unsigned int i = 0; i < n && l->rptun && l->incoming; i++)
+		if (ids[i] != LINK_ID)
+			l->incoming(l->rptun, ids[i] == LINK_ALL ? DUET_RPTUN_NOTIFY_ALL : ids[i]);
+	if (l->rptun)
+		duet_rptun_check_peer(l->rptun);
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
 static void *service(void *arg)
 {
 	struct duet_link *l = arg;
@@ -588,22 +609,21 @@ static void *service(void *arg)
 	uint64_t next_watch = 0;
 
 	while (!atomic_load(&l->quit)) {
-		struct duet_doorbell *bell;
-		uint32_t seen;
+		bool user = l->cfg.user_loop;
+		uint32_t seen = 0;
+		unsigned int n = 0;
 		uint64_t now;
-		unsigned int n;
 
-		pthread_mutex_lock(&l->lock);
-		bell = l->bell ? &l->bell[l->me] : NULL;
-		seen = bell ? atomic_load(&bell->seq) : 0;
-		n = bell ? duet_doorbell_take(bell, ids) : 0;
-		for (unsigned int i = 0; i < n && l->rptun && l->incoming; i++)
-			if (ids[i] != LINK_ID)
-				l->incoming(l->rptun, ids[i] == LINK_ALL ? DUET_RPTUN_NOTIFY_ALL : ids[i]);
-		if (l->rptun)
-			duet_rptun_check_peer(l->rptun);
-		pthread_mutex_unlock(&l->lock);
-
+		/* With a user loop the doorbell is the user's; this thread
+		 * only watches the peer. */
+		if (!user) {
+			n = dispatch(l, ids, &seen);
+		} else {
+			pthread_mutex_lock(&l->lock);
+			if (l->rptun)
+				duet_rptun_check_peer(l->rptun);
+			pthread_mutex_unlock(&l->lock);
+		}
 		now = duet_clock_ms();
 		if (now >= next_watch || (n && ids[n - 1] == LINK_ID)) {
 			if (l->me == DUET_SERVER)
@@ -612,12 +632,43 @@ static void *service(void *arg)
 				proxy_watch(l);
 			next_watch = now + DUET_LINK_WATCH_MS;
 		}
-		if (bell && l->bell)
-			duet_doorbell_wait(bell, seen, l->cfg.spin_us, DUET_LINK_WATCH_MS);
+		if (!user && l->bell)
+			duet_doorbell_wait(&l->bell[l->me], seen, l->cfg.spin_us, DUET_LINK_WATCH_MS);
 		else
 			usleep(DUET_LINK_WATCH_MS * 1000u);
 	}
 	return NULL;
+}
+
+int duet_link_poll(struct duet_link *l)
+{
+	uint32_t ids[DUET_DOORBELL_IDS], seen;
+	unsigned int n;
+
+	if (!l || !l->cfg.user_loop)
+		return -EINVAL;
+	/* Nothing rang since the last look: no lock, no work. */
+	if (l->bell && atomic_load_explicit(&l->bell[l->me].seq, memory_order_acquire) == l->loop_seen)
+		return 0;
+	n = dispatch(l, ids, &seen);
+	l->loop_seen = seen;
+	return (int)n;
+}
+
+int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
+{
+	uint32_t ids[DUET_DOORBELL_IDS], seen;
+	unsigned int n;
+
+	if (!l || !l->cfg.user_loop)
+		return -EINVAL;
+	n = dispatch(l, ids, &seen);
+	if (!n && l->bell) {
+		duet_doorbell_wait(&l->bell[l->me], seen, l->cfg.spin_us, timeout_ms);
+		n = dispatch(l, ids, &seen);
+	}
+	l->loop_seen = seen;
+	return (int)n;
 }
 
 /* ---- public ---- */
@@ -801,12 +852,13 @@ bool duet_link_stop_requested(struct duet_link *l)
 
 void duet_link_stats(struct duet_link *l, uint32_t *rung, uint32_t *wakes)
 {
-	pthread_mutex_lock(&l->lock);
+	struct duet_doorbell *bell = l->bell;
+
+	/* No lock: callbacks (which run under it) may ask too. */
 	if (rung)
 		*rung = atomic_load(&l->rung);
 	if (wakes)
-		*wakes = l->bell ? atomic_load(&l->bell[l->peer].wakes) : 0;
-	pthread_mutex_unlock(&l->lock);
+		*wakes = bell ? atomic_load(&bell[l->peer].wakes) : 0;
 }
 
 static const char *id_name(uint32_t id)

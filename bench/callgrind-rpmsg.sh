@@ -1,0 +1,37 @@
+#!/bin/sh
+# Instructions per 17-byte rpmsg round trip, both sides summed, counted by
+# callgrind over the loopback in one thread (no waiting): two runs that
+# differ only in the number of round trips, so set-up cost cancels out;
+# then the per-layer split of the longer run (self cost by source file).
+#   bench/callgrind-rpmsg.sh path/to/bench_rpmsg_ir
+set -eu
+bin=${1:?usage: $0 path/to/bench_rpmsg_ir}
+command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt-get install valgrind)"; exit 0; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ir() {
+	valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$1" "$bin" "$1" 2>&1 >/dev/null |
+		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+small=2000
+big=22000
+a=$(ir $small)
+b=$(ir $big)
+per=$(( (b - a) / (big - small) ))
+echo "rpmsg 17 B round trip under callgrind: $per instructions (both sides: send, notify, receive, echo, reply)"
+# Per layer: self cost of each file in the big run minus the small run.
+split() {
+	callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
+		awk '/PROGRAM TOTALS/ { next } /^ *[0-9,]+ .*[:(]/ { gsub(",", "", $1); n = $1; f = $0;
+			layer = "other (libc, pthread, test loop)";
+			if (f ~ /src\/virtqueue\//) layer = "virtqueue";
+			else if (f ~ /src\/rpmsg\//) layer = "rpmsg";
+			else if (f ~ /src\/rptun\/|src\/loopback\/|src\/virtio\/|src\/vhost\//) layer = "transport (rvdev, loopback, buses)";
+			else if (f ~ /src\/port\//) layer = "port (locks, clock)";
+			else if (f ~ /memcpy|memmove|memset/) layer = "memcpy/memset";
+			s[layer] += n } END { for (l in s) print l "\t" s[l] }'
+}
+split "$tmp/cg.$small" | sort > "$tmp/a"
+split "$tmp/cg.$big" | sort > "$tmp/b"
+join -t "$(printf '\t')" "$tmp/a" "$tmp/b" | awk -F '\t' -v d=$((big - small)) \
+	'{ printf "  %-36s %6.0f\n", $1, ($3 - $2) / d }' | sort -k1

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Code size for a Cortex-M4 (arm-none-eabi-gcc -Os), text and data:
+#  - rpmsg only, one role (the driver side: virtio-rpmsg): virtqueue, the
+#    virtio bus, rpmsg over virtio; a partial link (ld -r --gc-sections)
+#    rooted at what an rpmsg user calls, so only reachable code counts;
+#  - the full core: every object of the core, frameworks, transports and
+#    drivers, no garbage collection.
+# The port (OS calls) and libc are not counted.
+#   bench/size.sh [outdir]
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$top/build/size}
+cc=arm-none-eabi-gcc
+command -v $cc >/dev/null 2>&1 || { echo "size: $cc not found (apt-get install gcc-arm-none-eabi)"; exit 0; }
+list() { sed -n "/^set($1/,/^)/s|^ *\(src/[a-z_/]*\.c\)\$|\1|p" "$top/CMakeLists.txt"; }
+flags="-std=c11 -Os -mcpu=cortex-m4 -mthumb -ffreestanding -ffunction-sections -fdata-sections -Wall -Wextra -Werror -I$top/include -I$top/src/port/freestanding/include"
+mkdir -p "$out"
+objs() { for s in "$@"; do o="$out/$(basename "$s" .c).o"; $cc $flags -c "$top/$s" -o "$o"; echo "$o"; done; }
+size_of() { arm-none-eabi-size "$@" | awk 'NR > 1 { t += $1; d += $2 + $3 } END { printf "text %d B, data+bss %d B", t, d }'; }
+
+rpmsg_srcs="$(list DUET_CORE_SOURCES) src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_ping.c"
+# shellcheck disable=SC2086
+o=$(objs $rpmsg_srcs)
+roots=""
+for s in virtio_rpmsg_driver virtio_register_driver virtio_register_device virtio_unregister_device \
+	rpmsg_create_ept rpmsg_destroy_ept rpmsg_is_ept_ready rpmsg_send rpmsg_sendto rpmsg_trysend \
+	rpmsg_get_tx_payload_buffer rpmsg_send_nocopy rpmsg_release_tx_buffer rpmsg_hold_rx_buffer \
+	rpmsg_release_rx_buffer rpmsg_register_callback rpmsg_get_tx_buffer_size; do
+	roots="$roots -u $s"
+done
+# shellcheck disable=SC2086
+arm-none-eabi-ld -r --gc-sections -e rpmsg_send $roots -o "$out/rpmsg-one-role.o" $o
+echo "Cortex-M4 -Os, rpmsg only, driver role (virtqueue + virtio bus + rpmsg over virtio, gc'd): $(size_of "$out/rpmsg-one-role.o")"
+# shellcheck disable=SC2086
+echo "  of which: $(for f in $o; do printf '%s %s; ' "$(basename "$f" .o)" "$(arm-none-eabi-size "$f" | awk 'NR == 2 { print $1 }')"; done)(per object, before gc)"
+all_srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES) src/rng/virtio_rng.c src/rng/vhost_rng.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_ping.c src/rpmsg/rpmsg_dump.c"
+# shellcheck disable=SC2086
+o=$(objs $all_srcs)
+# shellcheck disable=SC2086
+echo "Cortex-M4 -Os, full core (both roles, buses, rptun, loopback, rng, rpmsg, ping, dump): $(size_of $o)"
