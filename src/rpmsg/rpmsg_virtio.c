@@ -1008,8 +1008,14 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 		ret = virtio_negotiate_features(vdev, 1ull << VIRTIO_RPMSG_F_NS, NULL);
 	if (ret == 0)
 		ret = read_sizes(rdev);
+	/* Callbacks may run as soon as the queues exist: they lock first. */
 	if (ret == 0)
+		duet_mutex_lock(rdev->lock);
+	if (ret == 0) {
 		ret = virtio_create_virtqueues(vdev, 0, 2, names, cbs, args);
+		if (ret < 0)
+			duet_mutex_unlock(rdev->lock);
+	}
 	if (ret < 0) {
 		free_rdev(rdev);
 		return ret;
@@ -1028,7 +1034,6 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	rdev->tx_out = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	rdev->rx_held = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	ret = rdev->tx_out && rdev->rx_held ? 0 : -ENOMEM;
-	duet_mutex_lock(rdev->lock);
 	if (ret == 0 && driver)
 		ret = make_pools(rdev);
 	if (ret == 0)
