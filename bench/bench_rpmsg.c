@@ -358,8 +358,8 @@ static void yardstick(bool block, uint32_t n)
 
 static void header(const char *title)
 {
-	printf("\n%s\n\n| %-34s | %8s | %8s | %8s | %9s |\n|---|---|---|---|---|---|\n", title,
-	       "figure", "p50 us", "p99 us", "min us", "max us");
+	printf("\n%s\n\n| %-34s | %8s | %8s | %8s | %9s | notes\n|---|---|---|---|---|---|\n",
+	       title, "figure", "p50 us", "p99 us", "min us", "max us");
 }
 
 static int bench_rtt(void)

@@ -55,7 +55,6 @@ struct rpmsg_device {
 	uint8_t *cur_rx;  /* the buffer being delivered */
 	bool cur_held;
 	bool rx_kick;
-	bool tx_cb_on;    /* notifications for returned send buffers asked for */
 	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
 	struct rpmsg_stats stats;

@@ -129,6 +129,29 @@ static void reclaim_tx(struct rpmsg_device *rdev)
 }
 
 /*
+ * Device side: the head of the next available chain of exactly one
+ * buffer, described in *vb, or -1. A longer chain (legal, but not what
+ * rpmsg sends) is given back unused and counted as `why`.
+ */
+static int take_one(struct rpmsg_device *rdev, struct virtqueue *vq, struct virtqueue_buf *vb,
+		    const char *why)
+{
+	for (;;) {
+		size_t n = 0;
+		int h = vhost_get_vq_buffers(vq, vb, 1, &n);
+		uint16_t hh;
+
+		if (h >= 0)
+			return h;
+		if (h != -EINVAL || n <= 1)
+			return -1;
+		if (virtqueue_get_available_buffer(vq, &hh, NULL))
+			virtqueue_add_consumed_buffer(vq, hh, 0);
+		drop(rdev, RPMSG_DROP_OTHER, why, 0, 0, (uint32_t)n);
+	}
+}
+
+/*
  * One send buffer, or NULL. Device side: the next writable buffer the
  * driver posted, at least a header plus one byte; anything else is
  * returned unused.
@@ -145,19 +168,8 @@ static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t 
 	}
 	for (;;) {
 		struct virtqueue_buf vb;
-		size_t n = 0;
-		int h = vhost_get_vq_buffers(rdev->svq, &vb, 1, &n);
+		int h = take_one(rdev, rdev->svq, &vb, "send buffer is a chain, not one buffer");
 
-		if (h == -EINVAL && n > 1) {
-			uint16_t hh;
-
-			/* Not a single buffer: give it back empty. */
-			if (virtqueue_get_available_buffer(rdev->svq, &hh, NULL))
-				virtqueue_add_consumed_buffer(rdev->svq, hh, 0);
-			drop(rdev, RPMSG_DROP_OTHER, "send buffer is a chain, not one buffer", 0, 0,
-			     (uint32_t)n);
-			continue;
-		}
 		if (h < 0)
 			return NULL;
 		if (!vb.writable || vb.len <= RPMSG_HDR_SIZE) {
@@ -193,11 +205,10 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 	while (!(buf = take_tx_now(rdev, head, cap))) {
 		uint64_t now = duet_clock_ms();
 
-		if (!rdev->tx_cb_on) {
+		if (!rdev->svq->cb_enabled) {
 			/* Buffers coming back are worth a notification only now
 			 * (also to a trysend caller who will wait for one); look
 			 * again after asking: one may have come already. */
-			rdev->tx_cb_on = true;
 			if (virtqueue_enable_cb(rdev->svq) > 0)
 				continue;
 		}
@@ -227,10 +238,8 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 		duet_event_wait(rdev->tx_event, (uint32_t)(deadline - now));
 		duet_mutex_lock(rdev->lock);
 	}
-	if (rdev->tx_cb_on) {
-		rdev->tx_cb_on = false;
+	if (rdev->svq->cb_enabled)
 		virtqueue_disable_cb(rdev->svq);
-	}
 	return buf;
 }
 
@@ -640,9 +649,24 @@ static bool offer_ns(struct rpmsg_device *rdev, const char *name, uint32_t addr)
 	return false;
 }
 
+/* What is wrong with a name-service message (a local copy), or NULL. */
+static const char *ns_fault(const struct rpmsg_ns_msg *msg)
+{
+	if (!memchr(msg->name, '\0', sizeof(msg->name)))
+		return "name-service name without NUL";
+	if (!msg->name[0])
+		return "name-service name empty";
+	if (msg->flags > RPMSG_NS_DESTROY)
+		return "name-service flags unknown";
+	if (msg->addr < RPMSG_RESERVED_ADDRESSES || msg->addr == RPMSG_ADDR_ANY)
+		return "name-service address reserved";
+	return NULL;
+}
+
 static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_t len)
 {
 	struct rpmsg_ns_msg msg;
+	const char *why;
 	struct rpmsg_endpoint *ept;
 	struct pending_ns *p;
 
@@ -652,15 +676,9 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 		return;
 	}
 	memcpy(&msg, payload, sizeof(msg)); /* once: the peer may rewrite it */
-	if (!memchr(msg.name, '\0', sizeof(msg.name)) || !msg.name[0] ||
-	    msg.addr < RPMSG_RESERVED_ADDRESSES || msg.addr == RPMSG_ADDR_ANY ||
-	    msg.flags > RPMSG_NS_DESTROY) {
-		drop(rdev, RPMSG_DROP_NS,
-		     !memchr(msg.name, '\0', sizeof(msg.name)) ? "name-service name without NUL" :
-		     !msg.name[0]				 ? "name-service name empty" :
-		     msg.flags > RPMSG_NS_DESTROY		 ? "name-service flags unknown" :
-								   "name-service address reserved",
-		     msg.addr, RPMSG_NS_EPT_ADDR, len);
+	why = ns_fault(&msg);
+	if (why) {
+		drop(rdev, RPMSG_DROP_NS, why, msg.addr, RPMSG_NS_EPT_ADDR, len);
 		return;
 	}
 	if (msg.flags == RPMSG_NS_CREATE) {
@@ -771,18 +789,8 @@ static uint8_t *next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head
 	}
 	for (;;) {
 		struct virtqueue_buf vb;
-		size_t n = 0;
-		int h = vhost_get_vq_buffers(rdev->rvq, &vb, 1, &n);
+		int h = take_one(rdev, rdev->rvq, &vb, "received a chain, not one buffer");
 
-		if (h == -EINVAL && n > 1) {
-			uint16_t hh;
-
-			if (virtqueue_get_available_buffer(rdev->rvq, &hh, NULL))
-				virtqueue_add_consumed_buffer(rdev->rvq, hh, 0);
-			drop(rdev, RPMSG_DROP_OTHER, "received a chain, not one buffer", 0, 0,
-			     (uint32_t)n);
-			continue;
-		}
 		if (h < 0)
 			return NULL;
 		if (vb.writable) {
