@@ -266,6 +266,62 @@ static void test_exhaustion_trysend_timeout_recovery(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+struct sleeper {
+	struct rpmsg_endpoint *ept;
+	int ret;
+	uint64_t ms;
+};
+
+static void *sleep_in_send(void *arg)
+{
+	struct sleeper *sl = arg;
+	uint64_t t0 = duet_clock_ms();
+
+	sl->ret = rpmsg_send(sl->ept, "t", 2);
+	sl->ms = duet_clock_ms() - t0;
+	return NULL;
+}
+
+static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **state)
+{
+	struct virtqueue *tx = duet_loopback_driver(lb)->vrings_info[1].vq;
+	struct sleeper sl = { 0 };
+	struct box a, b;
+	pthread_t t;
+	int sent = 0, ret;
+
+	(void)state;
+	box_open(&a, drv_dev, "nap");
+	box_open(&b, dev_dev, "nap");
+	b.hold = true;
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING; i++)
+		sleep_ms(2);
+	/* One sender sleeps for a buffer; another takes the one that comes
+	 * back first. The sleeper must still be told about the next. */
+	rpmsg_set_send_timeout(drv_dev, 3000);
+	sl.ept = &a.ept;
+	assert_int_equal(pthread_create(&t, NULL, sleep_in_send, &sl), 0);
+	sleep_ms(50);
+	stop_polling();
+	rpmsg_release_rx_buffer(&b.ept, atomic_load(&b.held));
+	assert_int_equal(rpmsg_trysend(&a.ept, "m", 1), 1);
+	assert_true(tx->cb_enabled);
+	b.hold = false;
+	start_polling();
+	pthread_join(t, NULL);
+	assert_int_equal(sl.ret, 2);
+	assert_true(sl.ms < 1500); /* woken by the notification, not the timeout */
+	rpmsg_set_send_timeout(drv_dev, 5000);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 static void test_zero_copy(void **state)
 {
 	struct box a, b;
@@ -662,7 +718,19 @@ static void test_both_sides_send_from_callbacks(void **state)
 	}
 	for (int i = 0; i < 2; i++)
 		pthread_join(senders[i], NULL);
-	assert_true(wait_until(relays_done, r, 20000));
+	if (!wait_until(relays_done, r, 20000)) {
+		char dump[4096];
+
+		for (int i = 0; i < 2; i++) {
+			rpmsg_get_stats(devs[i], &st[i]);
+			rpmsg_dump(devs[i], dump, sizeof(dump));
+			print_message("side %d stuck: %u requests, %u replies, bad %d, stashed %u, "
+				      "waits %u, send error %d\n%s\n", i, r[i].requests,
+				      r[i].replies, r[i].bad, st[i].rx_stashed, st[i].tx_waits,
+				      fa[i].err, dump);
+		}
+		fail();
+	}
 	atomic_store(&side_stop, true);
 	for (int i = 0; i < 2; i++)
 		pthread_join(pollers[i], NULL);
@@ -693,6 +761,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_name_service_binds_both_ways_and_data_flows),
 		T(test_exhaustion_trysend_timeout_recovery),
+		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_late_listener_gets_the_announcement),

@@ -57,6 +57,7 @@ struct rpmsg_device {
 	bool rx_kick;
 	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
+	int tx_sleepers;  /* senders asleep on tx_event (they need its notification) */
 	struct rpmsg_stats stats;
 	struct rpmsg_ping_state *ping;
 	struct duet_list node;

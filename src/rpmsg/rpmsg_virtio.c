@@ -36,7 +36,8 @@ _Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 b
 _Static_assert(sizeof(struct rpmsg_ns_msg) == 40, "name-service message is 40 bytes");
 
 #define DEFAULT_TIMEOUT_MS 5000u
-#define MAX_ANNOUNCED 256u /* services of the peer remembered per device */
+#define MAX_ANNOUNCED 256u
+#define STASH_MIN 128u    /* messages copied out while a callback's send waits */ /* services of the peer remembered per device */
 #define NESTED_SPIN_NS 200000u /* a callback's send polls this long before napping */
 
 /* A service the peer announced and has not withdrawn. */
@@ -234,11 +235,14 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 				duet_event_wait(rdev->tx_event, 1);
 			continue;
 		}
+		rdev->tx_sleepers++;
 		duet_mutex_unlock(rdev->lock);
 		duet_event_wait(rdev->tx_event, (uint32_t)(deadline - now));
 		duet_mutex_lock(rdev->lock);
+		rdev->tx_sleepers--;
 	}
-	if (rdev->svq->cb_enabled)
+	/* Off again, unless another sender still sleeps on it. */
+	if (rdev->svq->cb_enabled && !rdev->tx_sleepers)
 		virtqueue_disable_cb(rdev->svq);
 	return buf;
 }
