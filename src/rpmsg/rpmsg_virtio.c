@@ -783,9 +783,10 @@ static void deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpm
 
 /*
  * The next buffer the peer filled for us, or NULL. Device side: anything
- * but a single readable buffer is returned unused and counted.
+ * but a single readable buffer is returned unused and counted. Inline: it
+ * is on every message's path (callgrind: ~80 instructions a round trip).
  */
-static uint8_t *next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
+static inline uint8_t *next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
 {
 	if (rdev->driver) {
 		*head = 0;
