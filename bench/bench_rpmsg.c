@@ -164,10 +164,10 @@ static int proxy_main(const char *name, enum mode mode)
 	vhost_register_driver(&vhost_rpmsg_driver);
 	s.link = open_link(DUET_PROXY, name, mode);
 	s.rdev = wait_device(&s);
+	s.ept.priv = &s;
 	if (rpmsg_create_ept(&s.ept, s.rdev, "bench", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY, proxy_cb,
 			     NULL) < 0)
 		return 1;
-	s.ept.priv = &s;
 	while (!duet_link_stop_requested(s.link) && duet_link_peer_up(s.link))
 		pump(&s);
 	duet_link_close(s.link, 1000, NULL, 0);
@@ -213,10 +213,10 @@ static void server_open(struct side *s, enum mode mode, pid_t *child)
 	s->link = open_link(DUET_SERVER, name, mode);
 	*child = spawn_proxy(name, mode);
 	s->rdev = wait_device(s);
+	s->ept.priv = s;
 	if (rpmsg_create_ept(&s->ept, s->rdev, "bench", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY, server_cb,
 			     NULL) < 0)
 		exit(1);
-	s->ept.priv = s;
 	end = duet_clock_ms() + 5000;
 	while (!rpmsg_is_ept_ready(&s->ept) && duet_clock_ms() < end)
 		duet_link_wait(s->link, 10);

@@ -165,9 +165,9 @@ static void box_unbind(struct rpmsg_endpoint *ept)
 static void box_open(struct box *b, struct rpmsg_device *rdev, const char *name)
 {
 	memset(b, 0, sizeof(*b));
+	b->ept.priv = b; /* before create: the callback may run at once */
 	assert_int_equal(rpmsg_create_ept(&b->ept, rdev, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 					  box_cb, box_unbind), 0);
-	b->ept.priv = b;
 }
 
 static bool got(void *arg)
@@ -262,6 +262,84 @@ static void test_exhaustion_trysend_timeout_recovery(void **state)
 	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING + 201; i++)
 		sleep_ms(2);
 	assert_int_equal(b.count, RING + 201);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+/* ---- announcements without a send buffer ---- */
+
+static _Atomic int gone_offered;
+
+static bool match_gone(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)dest;
+	(void)priv;
+	return !strcmp(name, "q-gone");
+}
+
+static void bind_gone(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)name;
+	(void)dest;
+	(void)priv;
+	gone_offered++;
+}
+
+static void test_announcements_wait_for_buffers_without_blocking(void **state)
+{
+	struct box a, b, peer[3], mine[4];
+	const char *names[] = { "q-one", "q-two", "q-gone", "q-last" };
+	struct rpmsg_stats st0, st;
+	int ret, sent = 0;
+
+	(void)state;
+	gone_offered = 0;
+	assert_int_equal(rpmsg_register_callback(&gone_offered, NULL, NULL, match_gone, bind_gone),
+			 0);
+	box_open(&a, drv_dev, "flow");
+	box_open(&b, dev_dev, "flow");
+	box_open(&peer[0], dev_dev, "q-one");
+	box_open(&peer[1], dev_dev, "q-two");
+	box_open(&peer[2], dev_dev, "q-last");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	/* The device side stops serving: every send buffer is in flight. */
+	stop_polling();
+	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	/* Creating and destroying endpoints neither waits nor fails; what
+	 * cannot go yet is queued, and a create destroyed before it went out
+	 * is never sent at all. Were they waiting, this would take 4 x 5 s. */
+	rpmsg_get_stats(drv_dev, &st0);
+	for (int i = 0; i < 4; i++)
+		box_open(&mine[i], drv_dev, names[i]);
+	rpmsg_destroy_ept(&mine[2].ept);
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.ns_deferred - st0.ns_deferred, 4);
+	assert_false(rpmsg_is_ept_ready(&peer[0].ept));
+	/* Buffers come back: the announcements go, in order, and the data
+	 * that waited arrives too. */
+	start_polling();
+	assert_true(wait_until(ept_ready, &peer[0].ept, 2000));
+	assert_true(wait_until(ept_ready, &peer[1].ept, 2000));
+	assert_true(wait_until(ept_ready, &peer[2].ept, 2000));
+	assert_int_equal(peer[0].ept.dest_addr, mine[0].ept.addr);
+	assert_int_equal(peer[2].ept.dest_addr, mine[3].ept.addr);
+	assert_true(wait_until(got, &b, 2000));
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, RING);
+	/* q-last was announced after q-gone would have been: q-gone never was. */
+	assert_int_equal(gone_offered, 0);
+	rpmsg_unregister_callback(&gone_offered);
+	for (int i = 0; i < 4; i++)
+		if (i != 2)
+			rpmsg_destroy_ept(&mine[i].ept);
+	for (int i = 0; i < 3; i++)
+		rpmsg_destroy_ept(&peer[i].ept);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -545,9 +623,9 @@ static void test_endpoint_churn(void **state)
 	for (int i = 0; i < 10000; i++) {
 		struct rpmsg_endpoint e;
 
+		e.priv = &peer;
 		assert_int_equal(rpmsg_create_ept(&e, drv_dev, "churn", RPMSG_ADDR_ANY,
 						  RPMSG_ADDR_ANY, box_cb, NULL), 0);
-		e.priv = &peer;
 		rpmsg_destroy_ept(&e);
 	}
 	/* Every create and destroy reached the peer; nothing is left over. */
@@ -703,9 +781,9 @@ static void test_both_sides_send_from_callbacks(void **state)
 		assert_int_equal(pthread_create(&pollers[i], NULL, poll_side, (void *)(uintptr_t)i), 0);
 	for (int i = 0; i < 2; i++) {
 		memset(&r[i], 0, sizeof(r[i]));
+		r[i].ept.priv = &r[i];
 		assert_int_equal(rpmsg_create_ept(&r[i].ept, devs[i], "relay", RPMSG_ADDR_ANY,
 						  RPMSG_ADDR_ANY, relay_cb, NULL), 0);
-		r[i].ept.priv = &r[i];
 	}
 	assert_true(wait_until(ept_ready, &r[0].ept, 2000));
 	assert_true(wait_until(ept_ready, &r[1].ept, 2000));
@@ -762,6 +840,7 @@ int main(void)
 		T(test_name_service_binds_both_ways_and_data_flows),
 		T(test_exhaustion_trysend_timeout_recovery),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
+		T(test_announcements_wait_for_buffers_without_blocking),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_late_listener_gets_the_announcement),

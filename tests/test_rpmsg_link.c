@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 #include <duet/link.h>
 #include <duet/port.h>
 #include <duet/rpmsg.h>
+#include <duet/rpmsg_ping.h>
 
 #include "proc.h"
 
@@ -119,8 +121,8 @@ static int box_open(struct box *b, struct rpmsg_device *rdev, const char *name, 
 	int ret;
 
 	memset(b, 0, sizeof(*b));
+	b->ept.priv = b; /* before create: the callback may run at once */
 	ret = rpmsg_create_ept(&b->ept, rdev, name, RPMSG_ADDR_ANY, dest, box_cb, box_unbind);
-	b->ept.priv = b;
 	return ret;
 }
 
@@ -436,14 +438,20 @@ static void child_victim(struct rpmsg_device *rdev)
 {
 	struct box v;
 
-	/* No name: an announcement would need a buffer the raw driver has
-	 * not posted yet. */
+	/* Bound by address: the raw driver speaks no name service. */
 	CHECK(box_open(&v, rdev, "", 2000) == 0);
 	say("victim %u", v.ept.addr);
 	CHECK(until(got_one, &v, 10000));
 	CHECK(!strcmp(v.last, "after"));
 	CHECK(rpmsg_send(&v.ept, "reply", 6) == 6);
 	child_stats(rdev);
+	{
+		struct rpmsg_stats st;
+
+		/* The ping service's announcement found no buffer at probe: queued. */
+		rpmsg_get_stats(rdev, &st);
+		say("deferred %u", st.ns_deferred);
+	}
 	CHECK(!strcmp(hear(10000), "bye"));
 	rpmsg_destroy_ept(&v.ept);
 	say("done");
@@ -647,6 +655,9 @@ static void test_hostile_device_input(void **state)
 
 /* A raw driver-side rpmsg, for the hostile-driver test. */
 static _Atomic(struct virtio_device *) raw_vdev;
+/* The test uses the queues from its own thread; removal, on the link's
+ * thread when the peer goes, waits until it is done with them. */
+static pthread_mutex_t raw_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int raw_driver_probe(struct virtio_device *vdev)
 {
@@ -664,8 +675,10 @@ static int raw_driver_probe(struct virtio_device *vdev)
 
 static void raw_driver_remove(struct virtio_device *vdev)
 {
+	pthread_mutex_lock(&raw_lock);
 	atomic_store(&raw_vdev, NULL);
 	virtio_delete_virtqueues(vdev);
+	pthread_mutex_unlock(&raw_lock);
 }
 
 static struct virtio_driver raw_driver = {
@@ -708,6 +721,7 @@ static void test_hostile_driver_input(void **state)
 	pair_start(&p, "victim", false);
 	for (int i = 0; i < 2500 && !atomic_load(&raw_vdev); i++)
 		nap(2);
+	pthread_mutex_lock(&raw_lock);
 	assert_non_null(atomic_load(&raw_vdev));
 	from_dev = atomic_load(&raw_vdev)->vrings_info[0].vq;
 	to_dev = atomic_load(&raw_vdev)->vrings_info[1].vq;
@@ -715,10 +729,13 @@ static void test_hostile_driver_input(void **state)
 	line = p.child.buf + p.child.cursor;
 	assert_int_equal(sscanf(line, "%u", &victim), 1);
 	/* Receive buffers for the proxy's sends: first one it cannot use
-	 * (readable), then a tiny one, then a good one. */
+	 * (readable), then a tiny one, then two good ones: the first takes the
+	 * announcement the proxy queued at probe, when there were none. */
 	vb[0] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16), 512, false };
 	raw_post(from_dev, vb, 1, 0);
 	vb[0] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16), 8, true };
+	raw_post(from_dev, vb, 0, 1);
+	vb[0] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16), 512, true };
 	raw_post(from_dev, vb, 0, 1);
 	vb[0] = (struct virtqueue_buf){ virtio_alloc_buf(atomic_load(&raw_vdev), 512, 16), 512, true };
 	raw_post(from_dev, vb, 0, 1);
@@ -744,17 +761,31 @@ static void test_hostile_driver_input(void **state)
 	assert_int_equal(dst_, 1);
 	assert_int_equal(ns_, 0);
 	assert_int_equal(other_, 4); /* writable, chain, readable rx buffer, tiny rx buffer */
-	b = NULL;
-	for (int i = 0; i < 2000 && !b; i++) {
-		b = virtqueue_get_buffer(from_dev, &len, NULL);
-		if (b && len == 0)
-			b = NULL; /* one it gave back unused */
-		if (!b)
-			nap(1);
+	assert_true(proc_expect(&p.child, "deferred 1", 5000));
+	/* First the queued announcement, then the reply. */
+	for (int n = 0; n < 2; n++) {
+		b = NULL;
+		for (int i = 0; i < 2000 && !b; i++) {
+			b = virtqueue_get_buffer(from_dev, &len, NULL);
+			if (b && len == 0)
+				b = NULL; /* one it gave back unused */
+			if (!b)
+				nap(1);
+		}
+		assert_non_null(b);
+		if (n == 0) {
+			struct raw_hdr h;
+
+			memcpy(&h, b, sizeof(h));
+			assert_int_equal(h.dst, RPMSG_NS_EPT_ADDR);
+			assert_int_equal(len, 16 + RPMSG_NAME_SIZE + 8);
+			assert_string_equal((char *)b + 16, RPMSG_PING_NAME);
+		} else {
+			assert_int_equal(len, 16 + 6);
+			assert_string_equal((char *)b + 16, "reply");
+		}
 	}
-	assert_non_null(b);
-	assert_int_equal(len, 16 + 6);
-	assert_string_equal((char *)b + 16, "reply");
+	pthread_mutex_unlock(&raw_lock);
 	proc_send(&p.child, "bye\n");
 	pair_stop(&p);
 	virtio_unregister_driver(&raw_driver);

@@ -308,11 +308,11 @@ static int stats_one(struct rpmsg_device *rdev, void *arg)
 	rpmsg_get_stats(rdev, &s);
 	out("rpmsg %s: ping received %llu, out of order %llu, bad data %llu; "
 	    "rx %u, tx %u, waits %u, stashed %u, dropped length %u, destination %u, "
-	    "name service %u, other %u\n",
+	    "name service %u, other %u; announcements queued %u\n",
 	    rpmsg_get_cpuname(rdev), (unsigned long long)c.received,
 	    (unsigned long long)c.out_of_order, (unsigned long long)c.bad_data, s.rx_msgs,
 	    s.tx_msgs, s.tx_waits, s.rx_stashed, s.dropped_len, s.dropped_dst, s.dropped_ns,
-	    s.dropped_other);
+	    s.dropped_other, s.ns_deferred);
 	return 0;
 }
 

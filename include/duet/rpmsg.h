@@ -89,6 +89,9 @@ struct rpmsg_endpoint {
  * the peer announces the same name). With a name and the name service on,
  * the peer is told (NS CREATE). Returns 0, -EINVAL, -EBUSY (address in use),
  * -ENODEV (device gone).
+ *
+ * Set ept->priv before calling: it is kept, and cb may run on the transport's
+ * thread as soon as the endpoint exists, before this call returns.
  */
 int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, const char *name,
 		     uint32_t src, uint32_t dest, rpmsg_ept_cb cb,
@@ -171,6 +174,7 @@ struct rpmsg_stats {
 	uint32_t dropped_other; /* anything else (ring trouble) */
 	uint32_t tx_waits;      /* sends that had to wait for a buffer */
 	uint32_t rx_stashed;    /* copied out of the ring while a callback's send waited */
+	uint32_t ns_deferred;   /* announcements queued: no send buffer at the time */
 };
 
 void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st);

@@ -39,6 +39,8 @@ struct rpmsg_device {
 	struct duet_list epts;
 	struct duet_list pending; /* the peer's announced services */
 	unsigned int npending;
+	struct duet_list ns_out;  /* our announcements not sent yet, oldest first */
+	_Atomic unsigned int nns_out;
 	struct rpmsg_endpoint ns_ept;
 	struct duet_list stash;   /* received, copied out, not yet delivered */
 	unsigned int nstash, stash_max;
@@ -58,6 +60,7 @@ struct rpmsg_device {
 	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
 	int tx_sleepers;  /* senders asleep on tx_event (they need its notification) */
+	/* (announcements queued in ns_out need it too) */
 	struct rpmsg_stats stats;
 	struct rpmsg_ping_state *ping;
 	struct duet_list node;

@@ -103,6 +103,7 @@ void rpmsg_ping_attach(struct rpmsg_device *rdev)
 
 	if (!st)
 		return;
+	st->ept.priv = st; /* before create: ping_cb may run at once */
 	if (duet_event_create(&st->echo) || duet_event_create(&st->nap) ||
 	    duet_mutex_create(&st->lock) ||
 	    rpmsg_create_ept(&st->ept, rdev, RPMSG_PING_NAME, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
@@ -113,7 +114,6 @@ void rpmsg_ping_attach(struct rpmsg_device *rdev)
 		duet_port_free(st);
 		return;
 	}
-	st->ept.priv = st;
 	rdev->ping = st;
 }
 

@@ -32,6 +32,12 @@ struct rpmsg_ns_msg {
 	uint32_t flags;
 };
 
+/* An announcement waiting for a send buffer (see ns_announce). */
+struct ns_out {
+	struct duet_list node;
+	struct rpmsg_ns_msg msg;
+};
+
 _Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 bytes");
 _Static_assert(sizeof(struct rpmsg_ns_msg) == 40, "name-service message is 40 bytes");
 
@@ -241,8 +247,9 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 		duet_mutex_lock(rdev->lock);
 		rdev->tx_sleepers--;
 	}
-	/* Off again, unless another sender still sleeps on it. */
-	if (rdev->svq->cb_enabled && !rdev->tx_sleepers)
+	/* Off again, unless another sender still sleeps on it or an
+	 * announcement waits. */
+	if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
 		virtqueue_disable_cb(rdev->svq);
 	return buf;
 }
@@ -327,14 +334,73 @@ static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 	return err < 0 ? err : len;
 }
 
+/* Send the queued announcements, oldest first, while buffers last. */
+static void flush_ns(struct rpmsg_device *rdev)
+{
+	while (!duet_list_empty(&rdev->ns_out)) {
+		struct ns_out *o = duet_container_of(rdev->ns_out.next, struct ns_out, node);
+
+		if (send_locked(rdev, o->msg.addr, RPMSG_NS_EPT_ADDR, &o->msg, sizeof(o->msg),
+				false) == -EAGAIN)
+			return; /* take_tx left the notification on: tx_notified comes back */
+		duet_list_del(&o->node);
+		duet_port_free(o);
+		atomic_fetch_sub(&rdev->nns_out, 1);
+	}
+}
+
+/* Cancel a queued CREATE of this endpoint; true if there was one. */
+static bool cancel_create(struct rpmsg_device *rdev, const struct rpmsg_endpoint *ept)
+{
+	struct ns_out *o = NULL;
+
+	/* The newest announcement for the address is the one that counts. */
+	for (struct duet_list *l = rdev->ns_out.prev; l != &rdev->ns_out && !o; l = l->prev) {
+		o = duet_container_of(l, struct ns_out, node);
+		if (o->msg.addr != ept->addr)
+			o = NULL;
+	}
+	if (!o || o->msg.flags != RPMSG_NS_CREATE ||
+	    memcmp(o->msg.name, ept->name, RPMSG_NAME_SIZE))
+		return false;
+	duet_list_del(&o->node);
+	duet_port_free(o);
+	atomic_fetch_sub(&rdev->nns_out, 1);
+	return true;
+}
+
+/*
+ * Tell the peer about ept. Never waits: without a send buffer (a peer that
+ * has posted none yet, or a full ring) the announcement is queued and sent
+ * when one comes back, in order. Only if even the queue cannot grow does
+ * it wait like a send.
+ */
 static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, uint32_t flags)
 {
 	struct rpmsg_ns_msg msg = { .addr = ept->addr, .flags = flags };
+	struct ns_out *o;
 
 	if (!rdev->ns || !ept->name[0] || atomic_load(&rdev->gone))
 		return;
+	if (flags == RPMSG_NS_DESTROY && cancel_create(rdev, ept))
+		return; /* the peer never heard of it */
 	memcpy(msg.name, ept->name, RPMSG_NAME_SIZE);
-	send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), true);
+	flush_ns(rdev);
+	if (duet_list_empty(&rdev->ns_out) &&
+	    send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), false) != -EAGAIN)
+		return;
+	o = duet_port_alloc(sizeof(*o));
+	if (!o) {
+		send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), true);
+		return;
+	}
+	o->msg = msg;
+	duet_list_add_tail(&rdev->ns_out, &o->node);
+	atomic_fetch_add(&rdev->nns_out, 1);
+	rdev->stats.ns_deferred++;
+	/* A buffer may have come back between the try and the queueing. */
+	if (virtqueue_enable_cb(rdev->svq) > 0)
+		flush_ns(rdev);
 }
 
 static uint32_t free_addr(struct rpmsg_device *rdev)
@@ -459,6 +525,8 @@ static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE)
 		return -EMSGSIZE;
 	duet_mutex_lock(rdev->lock);
+	if (atomic_load(&rdev->nns_out))
+		flush_ns(rdev); /* announcements go first */
 	ret = atomic_load(&rdev->gone) ? -ENODEV : send_locked(rdev, src, dst, data, len, wait);
 	duet_mutex_unlock(rdev->lock);
 	return ret;
@@ -920,6 +988,13 @@ static void tx_notified(struct virtqueue *vq)
 {
 	struct rpmsg_device *rdev = vq->priv;
 
+	if (atomic_load(&rdev->nns_out)) {
+		duet_mutex_lock(rdev->lock);
+		flush_ns(rdev);
+		if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
+			virtqueue_disable_cb(rdev->svq);
+		duet_mutex_unlock(rdev->lock);
+	}
 	duet_event_post(rdev->tx_event);
 }
 
@@ -974,6 +1049,12 @@ static void free_rdev(struct rpmsg_device *rdev)
 		duet_list_del(l);
 		duet_port_free(duet_container_of(l, struct stashed_rx, node));
 	}
+	while (!duet_list_empty(&rdev->ns_out)) {
+		struct duet_list *l = rdev->ns_out.next;
+
+		duet_list_del(l);
+		duet_port_free(duet_container_of(l, struct ns_out, node));
+	}
 	for (unsigned int i = 0; rdev->rx_held && i < rdev->nslots; i++)
 		if (rdev->rx_held[i].buf && rdev->rx_held[i].stashed)
 			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
@@ -1010,6 +1091,7 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	rdev->timeout_ms = DEFAULT_TIMEOUT_MS;
 	duet_list_init(&rdev->epts);
 	duet_list_init(&rdev->pending);
+	duet_list_init(&rdev->ns_out);
 	duet_list_init(&rdev->stash);
 	/* vq 0 is device-to-driver, vq 1 driver-to-device. */
 	cbs[0] = driver ? rx_notified : tx_notified;
