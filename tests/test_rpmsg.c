@@ -266,6 +266,59 @@ static void test_exhaustion_trysend_timeout_recovery(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* ---- batches: send_more holds the doorbell ---- */
+
+static void test_send_more_notifies_once_per_batch(void **state)
+{
+	struct box a, b;
+	int ret, sent = 0;
+
+	(void)state;
+	box_open(&a, drv_dev, "batch");
+	box_open(&b, dev_dev, "batch");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	/* In the ring but not announced: the peer, woken only by
+	 * notifications, sees nothing. */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
+	sleep_ms(50);
+	assert_int_equal(atomic_load(&b.count), 0);
+	/* One flush: all five. */
+	assert_int_equal(rpmsg_flush(&a.ept), 0);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 5; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, 5);
+	/* A plain send announces the batch before it. */
+	assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
+	assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
+	assert_int_equal(rpmsg_send(&a.ept, "end", 4), 4);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 8; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, 8);
+	assert_string_equal(b.last, "end");
+	/* A full ring never strands a batch: finding no buffer notifies. */
+	stop_polling();
+	while ((ret = rpmsg_trysend_more(&a.ept, "f", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	start_polling();
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 8 + RING; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, 8 + RING);
+	/* Blocking "more" sends past the ring's size all arrive. */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(rpmsg_send_more(&a.ept, "g", 1), 1);
+	assert_int_equal(rpmsg_flush(&a.ept), 0);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 108 + RING; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, 108 + RING);
+	assert_int_equal(rpmsg_flush(NULL), -EINVAL);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* ---- announcements without a send buffer ---- */
 
 static _Atomic int gone_offered;
@@ -841,6 +894,7 @@ int main(void)
 		T(test_exhaustion_trysend_timeout_recovery),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),
+		T(test_send_more_notifies_once_per_batch),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_late_listener_gets_the_announcement),

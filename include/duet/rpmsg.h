@@ -120,6 +120,20 @@ int rpmsg_trysendto(struct rpmsg_endpoint *ept, const void *data, int len, uint3
 int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 			     const void *data, int len);
 
+/*
+ * Send to the bound peer as rpmsg_send / rpmsg_trysend do, but hold the
+ * doorbell back because more follows: a stream then costs the peer one
+ * notification per batch instead of one per message. The message is in the
+ * ring at once (a polling peer sees it); the peer is notified by the next
+ * send without "more", by rpmsg_flush, or when a send finds no free buffer.
+ * End every batch with one of those, or its tail waits for the next one.
+ */
+int rpmsg_send_more(struct rpmsg_endpoint *ept, const void *data, int len);
+int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len);
+
+/* Notify the peer of what rpmsg_send_more left unannounced. 0 or -EINVAL. */
+int rpmsg_flush(struct rpmsg_endpoint *ept);
+
 /* ---- zero copy ---- */
 
 /*

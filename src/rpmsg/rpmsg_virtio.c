@@ -212,6 +212,9 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 	while (!(buf = take_tx_now(rdev, head, cap))) {
 		uint64_t now = duet_clock_ms();
 
+		/* Messages sent with "more" must not wait behind a full ring:
+		 * the peer frees buffers only once it knows of them. */
+		virtqueue_kick(rdev->svq);
 		if (!rdev->svq->cb_enabled) {
 			/* Buffers coming back are worth a notification only now
 			 * (also to a trysend caller who will wait for one); look
@@ -255,7 +258,8 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 }
 
 /* Hand a filled send buffer to the peer. */
-static int submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len)
+static int submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len,
+		     bool kick)
 {
 	int ret;
 
@@ -268,7 +272,8 @@ static int submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uin
 	}
 	if (ret == 0) {
 		rdev->stats.tx_msgs++;
-		virtqueue_kick(rdev->svq);
+		if (kick)
+			virtqueue_kick(rdev->svq);
 	}
 	return ret;
 }
@@ -279,7 +284,7 @@ static void untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 	if (rdev->driver)
 		rdev->tx_free[rdev->ntx_free++] = buf;
 	else
-		submit_tx(rdev, buf, head, 0);
+		submit_tx(rdev, buf, head, 0, true);
 }
 
 /* ---- endpoints ---- */
@@ -312,8 +317,12 @@ static struct rpmsg_endpoint *find_ept_by_name(struct rpmsg_device *rdev, const 
 	return NULL;
 }
 
+/* How send_locked sends. */
+#define SEND_WAIT 1u /* wait for a buffer, up to the device's timeout */
+#define SEND_MORE 2u /* hold the doorbell: more follows (rpmsg_send_more) */
+
 static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-		       const void *data, int len, bool wait)
+		       const void *data, int len, unsigned int how)
 {
 	struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)len };
 	uint32_t cap;
@@ -321,7 +330,7 @@ static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 	uint8_t *buf;
 	int err = 0;
 
-	buf = take_tx(rdev, wait, &head, &cap, &err);
+	buf = take_tx(rdev, how & SEND_WAIT, &head, &cap, &err);
 	if (!buf)
 		return err;
 	if ((uint32_t)len > cap - RPMSG_HDR_SIZE) {
@@ -330,7 +339,7 @@ static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 	}
 	memcpy(buf, &hdr, sizeof(hdr));
 	memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len);
-	err = submit_tx(rdev, buf, head, RPMSG_HDR_SIZE + (uint32_t)len);
+	err = submit_tx(rdev, buf, head, RPMSG_HDR_SIZE + (uint32_t)len, !(how & SEND_MORE));
 	return err < 0 ? err : len;
 }
 
@@ -341,7 +350,7 @@ static void flush_ns(struct rpmsg_device *rdev)
 		struct ns_out *o = duet_container_of(rdev->ns_out.next, struct ns_out, node);
 
 		if (send_locked(rdev, o->msg.addr, RPMSG_NS_EPT_ADDR, &o->msg, sizeof(o->msg),
-				false) == -EAGAIN)
+				0) == -EAGAIN)
 			return; /* take_tx left the notification on: tx_notified comes back */
 		duet_list_del(&o->node);
 		duet_port_free(o);
@@ -387,11 +396,11 @@ static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, u
 	memcpy(msg.name, ept->name, RPMSG_NAME_SIZE);
 	flush_ns(rdev);
 	if (duet_list_empty(&rdev->ns_out) &&
-	    send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), false) != -EAGAIN)
+	    send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), 0) != -EAGAIN)
 		return;
 	o = duet_port_alloc(sizeof(*o));
 	if (!o) {
-		send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), true);
+		send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), SEND_WAIT);
 		return;
 	}
 	o->msg = msg;
@@ -513,7 +522,7 @@ bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
 /* ---- sending ---- */
 
 static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
-		       const void *data, int len, bool wait)
+		       const void *data, int len, unsigned int how)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
 	int ret;
@@ -527,41 +536,66 @@ static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 	duet_mutex_lock(rdev->lock);
 	if (atomic_load(&rdev->nns_out))
 		flush_ns(rdev); /* announcements go first */
-	ret = atomic_load(&rdev->gone) ? -ENODEV : send_locked(rdev, src, dst, data, len, wait);
+	ret = atomic_load(&rdev->gone) ? -ENODEV : send_locked(rdev, src, dst, data, len, how);
 	duet_mutex_unlock(rdev->lock);
 	return ret;
 }
 
 int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, true);
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, SEND_WAIT);
 }
 
 int rpmsg_sendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
 {
-	return send_common(ept, ept ? ept->addr : 0, dst, data, len, true);
+	return send_common(ept, ept ? ept->addr : 0, dst, data, len, SEND_WAIT);
 }
 
 int rpmsg_send_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 			  const void *data, int len)
 {
-	return send_common(ept, src, dst, data, len, true);
+	return send_common(ept, src, dst, data, len, SEND_WAIT);
 }
 
 int rpmsg_trysend(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, false);
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, 0);
 }
 
 int rpmsg_trysendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
 {
-	return send_common(ept, ept ? ept->addr : 0, dst, data, len, false);
+	return send_common(ept, ept ? ept->addr : 0, dst, data, len, 0);
 }
 
 int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 			     const void *data, int len)
 {
-	return send_common(ept, src, dst, data, len, false);
+	return send_common(ept, src, dst, data, len, 0);
+}
+
+int rpmsg_send_more(struct rpmsg_endpoint *ept, const void *data, int len)
+{
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len,
+			   SEND_WAIT | SEND_MORE);
+}
+
+int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len)
+{
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len,
+			   SEND_MORE);
+}
+
+int rpmsg_flush(struct rpmsg_endpoint *ept)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+
+	if (!rdev)
+		return -EINVAL;
+	duet_mutex_lock(rdev->lock);
+	if (!atomic_load(&rdev->gone))
+		virtqueue_kick(rdev->svq);
+	duet_mutex_unlock(rdev->lock);
+	return 0;
 }
 
 /* ---- zero copy ---- */
@@ -626,7 +660,7 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 	}
 	hdr = (struct rpmsg_hdr){ .src = ept->addr, .dst = dst, .len = (uint16_t)len };
 	memcpy(slot->buf, &hdr, sizeof(hdr));
-	ret = submit_tx(rdev, slot->buf, slot->head, RPMSG_HDR_SIZE + (uint32_t)len);
+	ret = submit_tx(rdev, slot->buf, slot->head, RPMSG_HDR_SIZE + (uint32_t)len, true);
 	slot->buf = NULL;
 	duet_mutex_unlock(rdev->lock);
 	return ret < 0 ? ret : len;
