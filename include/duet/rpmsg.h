@@ -131,7 +131,8 @@ int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t 
 int rpmsg_send_more(struct rpmsg_endpoint *ept, const void *data, int len);
 int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len);
 
-/* Notify the peer of what rpmsg_send_more left unannounced. 0 or -EINVAL. */
+/* Notify the peer of what rpmsg_send_more left unannounced. 0, -EINVAL, or
+ * -ENODEV (the device went). */
 int rpmsg_flush(struct rpmsg_endpoint *ept);
 
 /* ---- zero copy ---- */

@@ -40,7 +40,7 @@ struct rpmsg_device {
 	struct duet_list pending; /* the peer's announced services */
 	unsigned int npending;
 	struct duet_list ns_out;  /* our announcements not sent yet, oldest first */
-	_Atomic unsigned int nns_out;
+	_Atomic unsigned int nns_out; /* its length, read unlocked by tx_notified */
 	struct rpmsg_endpoint ns_ept;
 	struct duet_list stash;   /* received, copied out, not yet delivered */
 	unsigned int nstash, stash_max;
@@ -59,8 +59,8 @@ struct rpmsg_device {
 	bool rx_kick;
 	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
-	int tx_sleepers;  /* senders asleep on tx_event (they need its notification) */
-	/* (announcements queued in ns_out need it too) */
+	int tx_sleepers;  /* senders asleep on tx_event (they need its notification,
+			   * as do announcements queued in ns_out) */
 	struct rpmsg_stats stats;
 	struct rpmsg_ping_state *ping;
 	struct duet_list node;

@@ -194,6 +194,14 @@ static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t 
 
 static void stash_rx(struct rpmsg_device *rdev);
 
+/* Returned send buffers need no notification unless a sender sleeps
+ * waiting for one or an announcement is queued for one. */
+static void quiet_tx_cb(struct rpmsg_device *rdev)
+{
+	if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
+		virtqueue_disable_cb(rdev->svq);
+}
+
 /*
  * A send buffer, waiting for one up to the device's timeout when `wait`.
  * Called with the lock held once or more. From a receive callback the
@@ -250,10 +258,7 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 		duet_mutex_lock(rdev->lock);
 		rdev->tx_sleepers--;
 	}
-	/* Off again, unless another sender still sleeps on it or an
-	 * announcement waits. */
-	if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
-		virtqueue_disable_cb(rdev->svq);
+	quiet_tx_cb(rdev);
 	return buf;
 }
 
@@ -343,39 +348,43 @@ static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 	return err < 0 ? err : len;
 }
 
+static void forget_ns_out(struct rpmsg_device *rdev, struct ns_out *o)
+{
+	duet_list_del(&o->node);
+	duet_port_free(o);
+	atomic_fetch_sub(&rdev->nns_out, 1);
+}
+
 /* Send the queued announcements, oldest first, while buffers last. */
 static void flush_ns(struct rpmsg_device *rdev)
 {
 	while (!duet_list_empty(&rdev->ns_out)) {
 		struct ns_out *o = duet_container_of(rdev->ns_out.next, struct ns_out, node);
 
+		/* Any other error is a broken ring: the announcement goes with it. */
 		if (send_locked(rdev, o->msg.addr, RPMSG_NS_EPT_ADDR, &o->msg, sizeof(o->msg),
 				0) == -EAGAIN)
 			return; /* take_tx left the notification on: tx_notified comes back */
-		duet_list_del(&o->node);
-		duet_port_free(o);
-		atomic_fetch_sub(&rdev->nns_out, 1);
+		forget_ns_out(rdev, o);
 	}
 }
 
 /* Cancel a queued CREATE of this endpoint; true if there was one. */
 static bool cancel_create(struct rpmsg_device *rdev, const struct rpmsg_endpoint *ept)
 {
-	struct ns_out *o = NULL;
-
 	/* The newest announcement for the address is the one that counts. */
-	for (struct duet_list *l = rdev->ns_out.prev; l != &rdev->ns_out && !o; l = l->prev) {
-		o = duet_container_of(l, struct ns_out, node);
+	for (struct duet_list *l = rdev->ns_out.prev; l != &rdev->ns_out; l = l->prev) {
+		struct ns_out *o = duet_container_of(l, struct ns_out, node);
+
 		if (o->msg.addr != ept->addr)
-			o = NULL;
+			continue;
+		if (o->msg.flags != RPMSG_NS_CREATE ||
+		    memcmp(o->msg.name, ept->name, RPMSG_NAME_SIZE))
+			return false;
+		forget_ns_out(rdev, o);
+		return true;
 	}
-	if (!o || o->msg.flags != RPMSG_NS_CREATE ||
-	    memcmp(o->msg.name, ept->name, RPMSG_NAME_SIZE))
-		return false;
-	duet_list_del(&o->node);
-	duet_port_free(o);
-	atomic_fetch_sub(&rdev->nns_out, 1);
-	return true;
+	return false;
 }
 
 /*
@@ -534,9 +543,12 @@ static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE)
 		return -EMSGSIZE;
 	duet_mutex_lock(rdev->lock);
-	if (atomic_load(&rdev->nns_out))
-		flush_ns(rdev); /* announcements go first */
-	ret = atomic_load(&rdev->gone) ? -ENODEV : send_locked(rdev, src, dst, data, len, how);
+	if (atomic_load(&rdev->gone)) {
+		ret = -ENODEV;
+	} else {
+		flush_ns(rdev); /* queued announcements go first */
+		ret = send_locked(rdev, src, dst, data, len, how);
+	}
 	duet_mutex_unlock(rdev->lock);
 	return ret;
 }
@@ -588,14 +600,16 @@ int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len)
 int rpmsg_flush(struct rpmsg_endpoint *ept)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	int ret;
 
 	if (!rdev)
 		return -EINVAL;
 	duet_mutex_lock(rdev->lock);
-	if (!atomic_load(&rdev->gone))
+	ret = atomic_load(&rdev->gone) ? -ENODEV : 0;
+	if (ret == 0)
 		virtqueue_kick(rdev->svq);
 	duet_mutex_unlock(rdev->lock);
-	return 0;
+	return ret;
 }
 
 /* ---- zero copy ---- */
@@ -1025,8 +1039,7 @@ static void tx_notified(struct virtqueue *vq)
 	if (atomic_load(&rdev->nns_out)) {
 		duet_mutex_lock(rdev->lock);
 		flush_ns(rdev);
-		if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
-			virtqueue_disable_cb(rdev->svq);
+		quiet_tx_cb(rdev);
 		duet_mutex_unlock(rdev->lock);
 	}
 	duet_event_post(rdev->tx_event);
@@ -1083,12 +1096,8 @@ static void free_rdev(struct rpmsg_device *rdev)
 		duet_list_del(l);
 		duet_port_free(duet_container_of(l, struct stashed_rx, node));
 	}
-	while (!duet_list_empty(&rdev->ns_out)) {
-		struct duet_list *l = rdev->ns_out.next;
-
-		duet_list_del(l);
-		duet_port_free(duet_container_of(l, struct ns_out, node));
-	}
+	while (!duet_list_empty(&rdev->ns_out))
+		forget_ns_out(rdev, duet_container_of(rdev->ns_out.next, struct ns_out, node));
 	for (unsigned int i = 0; rdev->rx_held && i < rdev->nslots; i++)
 		if (rdev->rx_held[i].buf && rdev->rx_held[i].stashed)
 			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
