@@ -44,6 +44,15 @@ int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	return err;
 }
 
+void *vq_bad_addr(struct virtqueue *vq, uint64_t addr, uint32_t len)
+{
+	if (addr > UINT64_MAX - len)
+		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_OVERFLOW, -EOVERFLOW, addr, len);
+	else
+		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT, addr, len);
+	return NULL;
+}
+
 size_t virtqueue_footprint(uint16_t num)
 {
 	return VIRTQUEUE_FOOTPRINT(num);
@@ -113,6 +122,7 @@ static void vq_start(struct virtqueue *vq)
 	vq->own_flags = 0;
 	vq->inflight = 0;
 	vq->cb_enabled = true;
+	vq->event_track = vq->event_idx;
 	vq->broken = false;
 	vq->fault = VIRTQUEUE_FAULT_NONE;
 	vq->error = 0;
@@ -251,6 +261,7 @@ int virtqueue_enable_cb(struct virtqueue *vq)
 	if (vq->broken)
 		return -EIO;
 	vq->cb_enabled = true;
+	vq->event_track = vq->event_idx;
 	if (vq->event_idx) {
 		vq_store16(io, own_event_word(vq), own_taken_idx(vq));
 	} else {
@@ -268,6 +279,7 @@ void virtqueue_disable_cb(struct virtqueue *vq)
 {
 	const struct virtqueue_io io = vq->io;
 	vq->cb_enabled = false;
+	vq->event_track = false;
 	/* Under EVENT_IDX the stale event word already stops notifications
 	 * once the peer has passed it; the flag is only for the other mode. */
 	if (!vq->event_idx) {

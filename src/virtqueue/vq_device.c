@@ -10,22 +10,28 @@
 
 #include "vq_internal.h"
 
+/* Record a taken chain at `head` as in flight on this side. */
+static inline void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
+			      uint16_t head, size_t count, uint32_t wlen)
+{
+	vq->slots[head].ndesc = count > UINT16_MAX ? UINT16_MAX : (uint16_t)count;
+	vq->slots[head].wlen = wlen;
+	vq->inflight++;
+	vq->avail_idx++;
+	/* See virtqueue_get_buffer: keep EVENT_IDX notifications flowing. */
+	if (vq->event_track)
+		vq_store16(io, vq->avail_event, vq->avail_idx);
+}
+
 /*
- * Take the next available chain into vb[0..vbsize): returns its head, with
- * the number of buffers in *count; -ENOMEM when none is available; -EINVAL
- * when it needs more than vbsize entries and !whole (then nothing is taken);
- * another negative errno for a peer fault. With `whole`, a longer chain is
- * taken all the same and vb holds its first vbsize buffers. `io` is the
- * queue's accessors or VQ_IO_PLAIN, folded at compile time.
+ * The next available head, checked against the queue, with its first
+ * descriptor copied to *d: returns the head, -ENOMEM when none is
+ * available, or the negative errno of a peer fault.
  */
-static inline int take_next(struct virtqueue *vq, struct virtqueue_io io,
-			    struct virtqueue_buf *vb, size_t vbsize, size_t *count,
-			    bool whole)
+static inline int peek_head(struct virtqueue *vq, struct virtqueue_io io,
+			    struct vring_desc *d)
 {
 	uint16_t avail, ready, head;
-	struct vring_desc d;
-	uint32_t wlen = 0;
-	int ret;
 
 	/* avail.idx is the driver's word: a jump of more than num means it is
 	 * lying or broken, not that num entries are ready. */
@@ -33,44 +39,79 @@ static inline int take_next(struct virtqueue *vq, struct virtqueue_io io,
 	ready = (uint16_t)(avail - vq->avail_idx);
 	if (!ready)
 		return -ENOMEM;
-	if (ready > vq->num)
-		return vq_fault(vq, VIRTQUEUE_FAULT_AVAIL_JUMP, -EINVAL, ready, vq->num);
-	head = vq_load16(io, &vq->avail->ring[vq->avail_idx & vq->mask]);
-	if (head >= vq->num)
-		return vq_fault(vq, VIRTQUEUE_FAULT_HEAD_RANGE, -EINVAL, head, vq->num);
-	if (vq->slots[head].ndesc)
-		return vq_fault(vq, VIRTQUEUE_FAULT_HEAD_INFLIGHT, -EBUSY, head, 0);
-
-	vq_read_desc(io, &d, &vq->desc[head]);
-	if (!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && vbsize) {
-		/* A lone direct descriptor, the common case: the only rule
-		 * that applies is the window check. */
-		void *va = vq_to_local(vq, d.addr, d.len);
-
-		if (!va)
-			return vq->error;
-		vb[0].buf = va;
-		vb[0].len = d.len;
-		vb[0].writable = d.flags & VRING_DESC_F_WRITE;
-		*count = 1;
-		if (vb[0].writable)
-			wlen = d.len;
-	} else {
-		ret = vq_walk_chain(vq, head, d, vb, vbsize, count, &wlen);
-		if (ret < 0)
-			return ret;
-		/* Too small an array takes nothing: the chain stays available. */
-		if (*count > vbsize && !whole)
-			return -EINVAL;
+	/* Each fault returns its errno as a constant, so the compiler sees
+	 * that *d is set whenever the result is a head. */
+	if (ready > vq->num) {
+		vq_fault(vq, VIRTQUEUE_FAULT_AVAIL_JUMP, -EINVAL, ready, vq->num);
+		return -EINVAL;
 	}
+	head = vq_load16(io, &vq->avail->ring[vq->avail_idx & vq->mask]);
+	if (head >= vq->num) {
+		vq_fault(vq, VIRTQUEUE_FAULT_HEAD_RANGE, -EINVAL, head, vq->num);
+		return -EINVAL;
+	}
+	if (vq->slots[head].ndesc) {
+		vq_fault(vq, VIRTQUEUE_FAULT_HEAD_INFLIGHT, -EBUSY, head, 0);
+		return -EBUSY;
+	}
+	vq_read_desc(io, d, &vq->desc[head]);
+	return head;
+}
 
-	vq->slots[head].ndesc = *count > UINT16_MAX ? UINT16_MAX : (uint16_t)*count;
-	vq->slots[head].wlen = wlen;
-	vq->inflight++;
-	vq->avail_idx++;
-	/* See virtqueue_get_buffer: keep EVENT_IDX notifications flowing. */
-	if (vq->event_idx && vq->cb_enabled)
-		vq_store16(io, vq->avail_event, vq->avail_idx);
+/*
+ * Take the next available chain into vb[0..vbsize): returns its head, with
+ * the number of buffers in *count; -ENOMEM when none is available; -EINVAL
+ * when it needs more than vbsize entries and !whole (then nothing is taken);
+ * another negative errno for a peer fault. With `whole`, a longer chain is
+ * taken all the same and vb holds its first vbsize buffers. Serves every
+ * case; take_lone below is the quick path for plain memory.
+ */
+static VQ_OUT_OF_LINE int take_next(struct virtqueue *vq, struct virtqueue_buf *vb,
+				    size_t vbsize, size_t *count, bool whole)
+{
+	const struct virtqueue_io io = vq->io;
+	struct vring_desc d;
+	uint32_t wlen;
+	int head, ret;
+
+	head = peek_head(vq, io, &d);
+	if (head < 0)
+		return head;
+	ret = vq_walk_chain(vq, (uint16_t)head, d, vb, vbsize, count, &wlen);
+	if (ret < 0)
+		return ret;
+	/* Too small an array takes nothing: the chain stays available. */
+	if (*count > vbsize && !whole)
+		return -EINVAL;
+	mark_taken(vq, io, (uint16_t)head, *count, wlen);
+	return head;
+}
+
+/*
+ * take_next for plain memory and a lone direct descriptor, the common case,
+ * where the only rule that applies is the window check. Anything else goes
+ * to take_next, which reads the head again: nothing has been taken yet.
+ */
+static inline int take_lone(struct virtqueue *vq, struct virtqueue_buf *vb,
+			    size_t vbsize, size_t *count, bool whole)
+{
+	struct vring_desc d;
+	void *va;
+	int head;
+
+	head = peek_head(vq, VQ_IO_PLAIN, &d);
+	if (head < 0)
+		return head;
+	if (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))
+		return take_next(vq, vb, vbsize, count, whole);
+	va = vq_to_local(vq, d.addr, d.len);
+	if (!va)
+		return vq->error;
+	vb->buf = va;
+	vb->len = d.len;
+	vb->writable = d.flags & VRING_DESC_F_WRITE;
+	*count = 1;
+	mark_taken(vq, VQ_IO_PLAIN, (uint16_t)head, 1, vb->writable ? d.len : 0);
 	return head;
 }
 
@@ -82,9 +123,9 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 	if (vq->broken)
 		return -EIO;
 	*vbcnt = 0;
-	if (vq->io.ops)
-		return take_next(vq, vq->io, vb, vbsize, vbcnt, false);
-	return take_next(vq, VQ_IO_PLAIN, vb, vbsize, vbcnt, false);
+	if (!vq->io.ops && vbsize)
+		return take_lone(vq, vb, vbsize, vbcnt, false);
+	return take_next(vq, vb, vbsize, vbcnt, false);
 }
 
 void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
@@ -96,10 +137,10 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || vq->broken)
 		return NULL;
-	if (vq->io.ops)
-		head = take_next(vq, vq->io, &first, 1, &count, true);
+	if (!vq->io.ops)
+		head = take_lone(vq, &first, 1, &count, true);
 	else
-		head = take_next(vq, VQ_IO_PLAIN, &first, 1, &count, true);
+		head = take_next(vq, &first, 1, &count, true);
 	if (head < 0)
 		return NULL;
 	if (avail_idx)
@@ -120,6 +161,12 @@ static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
 	vq_store_idx(io, &vq->used->idx, vq->used_idx);
 }
 
+static VQ_OUT_OF_LINE void put_used_io(struct virtqueue *vq, uint16_t head,
+				       uint32_t len)
+{
+	put_used(vq, vq->io, head, len);
+}
+
 int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint32_t len)
 {
 	struct virtqueue_slot *s;
@@ -136,7 +183,7 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint3
 	s->ndesc = 0;
 	vq->inflight--;
 	if (vq->io.ops)
-		put_used(vq, vq->io, head_idx, len);
+		put_used_io(vq, head_idx, len);
 	else
 		put_used(vq, VQ_IO_PLAIN, head_idx, len);
 	return 0;

@@ -110,11 +110,51 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
 	return 0;
 }
 
+/* One buffer, the common case (every rpmsg message): no chain to link, no
+ * indirect table, so none of add_chain's loop. */
+static inline int add_one(struct virtqueue *vq, struct virtqueue_io io,
+			  const struct virtqueue_buf *b, bool writable, void *cookie)
+{
+	uint16_t head = vq->free_head;
+	struct virtqueue_slot *slot = &vq->slots[head];
+	uint64_t da;
+
+	if (!vq->num_free)
+		return -ENOSPC;
+	if (!b->buf || !to_device_addr(vq, b->buf, b->len, &da))
+		return -EINVAL;
+	vq_write_desc(io, &vq->desc[head], da, b->len,
+		      writable ? VRING_DESC_F_WRITE : 0, 0);
+	vq->free_head = slot->next;
+	vq->num_free--;
+	vq->inflight++;
+	slot->cookie = cookie;
+	slot->ndesc = 1;
+	slot->wlen = writable ? b->len : 0;
+
+	vq_store16(io, &vq->avail->ring[vq->avail_idx & vq->mask], head);
+	vq->avail_idx++;
+	vq_store_idx(io, &vq->avail->idx, vq->avail_idx);
+	return 0;
+}
+
+/* Everything but one buffer in plain memory. */
+static VQ_OUT_OF_LINE int add_general(struct virtqueue *vq,
+				      const struct virtqueue_buf *bl,
+				      int readable, int n, void *cookie)
+{
+	if (n == 0 || n > vq->num)
+		return n ? -ENOSPC : -EINVAL;
+	if (!vq->io.ops)
+		return add_chain(vq, VQ_IO_PLAIN, bl, readable, n, cookie);
+	if (n == 1)
+		return add_one(vq, vq->io, bl, readable == 0, cookie);
+	return add_chain(vq, vq->io, bl, readable, n, cookie);
+}
+
 int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 			 int readable, int writable, void *cookie)
 {
-	int n;
-
 	/* The casts make negative counts huge: one test each. */
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !buf_list || !cookie ||
 	    (unsigned int)readable > VIRTQUEUE_MAX_SIZE ||
@@ -122,12 +162,9 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 		return -EINVAL;
 	if (vq->broken)
 		return -EIO;
-	n = readable + writable;
-	if (n == 0 || n > vq->num)
-		return n ? -ENOSPC : -EINVAL;
-	if (vq->io.ops)
-		return add_chain(vq, vq->io, buf_list, readable, n, cookie);
-	return add_chain(vq, VQ_IO_PLAIN, buf_list, readable, n, cookie);
+	if (readable + writable == 1 && !vq->io.ops)
+		return add_one(vq, VQ_IO_PLAIN, buf_list, writable, cookie);
+	return add_general(vq, buf_list, readable, readable + writable, cookie);
 }
 
 /* Put the chain at `head` back on the local free list. */
@@ -183,7 +220,7 @@ static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
 	vq->used_idx++;
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
-	if (vq->event_idx && vq->cb_enabled)
+	if (vq->event_track)
 		vq_store16(io, vq->used_event, vq->used_idx);
 	if (len)
 		*len = ulen;
@@ -192,11 +229,17 @@ static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
 	return cookie;
 }
 
+static VQ_OUT_OF_LINE void *get_used_io(struct virtqueue *vq, uint32_t *len,
+					 uint16_t *idx)
+{
+	return get_used(vq, vq->io, len, idx);
+}
+
 void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
 	if (vq->io.ops)
-		return get_used(vq, vq->io, len, idx);
+		return get_used_io(vq, len, idx);
 	return get_used(vq, VQ_IO_PLAIN, len, idx);
 }

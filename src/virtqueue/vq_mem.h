@@ -97,14 +97,47 @@ static inline void vq_fence(struct virtqueue_io io)
 		atomic_thread_fence(memory_order_seq_cst);
 }
 
-/* Copy one descriptor out of shared memory, once; callers use only *dst.
- * The address is read as two 32-bit words (little-endian order) so that no
- * target needs 64-bit atomics; a torn value is just another value to
- * validate, since only the copy is used. */
+/*
+ * A descriptor in plain memory is accessed as its address word and one
+ * 32-bit word holding flags (low half) and next (high half) in wire order.
+ * The address is one 64-bit access where the target has lock-free 64-bit
+ * atomics, else two 32-bit halves, so no target needs a 64-bit atomic
+ * library. A torn value is just another value to validate: only the copy
+ * is used.
+ */
+static inline uint64_t vq_load_addr(uint64_t *p)
+{
+#if ATOMIC_LLONG_LOCK_FREE == 2
+	return vq_le64(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed));
+#else
+	uint32_t *w = (uint32_t *)(void *)p;
+
+	return (uint64_t)vq_le32(atomic_load_explicit((_Atomic uint32_t *)&w[0],
+						      memory_order_relaxed)) |
+	       (uint64_t)vq_le32(atomic_load_explicit((_Atomic uint32_t *)&w[1],
+						      memory_order_relaxed)) << 32;
+#endif
+}
+
+static inline void vq_store_addr(uint64_t *p, uint64_t v)
+{
+#if ATOMIC_LLONG_LOCK_FREE == 2
+	atomic_store_explicit((_Atomic uint64_t *)p, vq_le64(v), memory_order_relaxed);
+#else
+	uint32_t *w = (uint32_t *)(void *)p;
+
+	atomic_store_explicit((_Atomic uint32_t *)&w[0], vq_le32((uint32_t)v),
+			      memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint32_t *)&w[1], vq_le32((uint32_t)(v >> 32)),
+			      memory_order_relaxed);
+#endif
+}
+
+/* Copy one descriptor out of shared memory, once; callers use only *dst. */
 static inline void vq_read_desc(struct virtqueue_io io, struct vring_desc *dst,
 				struct vring_desc *src)
 {
-	uint32_t *addr = (uint32_t *)(void *)&src->addr;
+	uint32_t flags_next;
 
 	if (io.ops) {
 		struct vring_desc raw;
@@ -116,19 +149,17 @@ static inline void vq_read_desc(struct virtqueue_io io, struct vring_desc *dst,
 		dst->next = vq_le16(raw.next);
 		return;
 	}
-	dst->addr = (uint64_t)vq_load32(io, &addr[0]) |
-		    (uint64_t)vq_load32(io, &addr[1]) << 32;
+	dst->addr = vq_load_addr(&src->addr);
 	dst->len = vq_load32(io, &src->len);
-	dst->flags = vq_load16(io, &src->flags);
-	dst->next = vq_load16(io, &src->next);
+	flags_next = vq_load32(io, (uint32_t *)(void *)&src->flags);
+	dst->flags = (uint16_t)flags_next;
+	dst->next = (uint16_t)(flags_next >> 16);
 }
 
 static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 				 uint64_t addr, uint32_t len, uint16_t flags,
 				 uint16_t next)
 {
-	uint32_t *a = (uint32_t *)(void *)&dst->addr;
-
 	if (io.ops) {
 		struct vring_desc raw = {
 			.addr = vq_le64(addr),
@@ -140,11 +171,9 @@ static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 		io.ops->write_desc(io.ctx, dst, &raw);
 		return;
 	}
-	vq_store32(io, &a[0], (uint32_t)addr);
-	vq_store32(io, &a[1], (uint32_t)(addr >> 32));
+	vq_store_addr(&dst->addr, addr);
 	vq_store32(io, &dst->len, len);
-	vq_store16(io, &dst->flags, flags);
-	vq_store16(io, &dst->next, next);
+	vq_store32(io, (uint32_t *)(void *)&dst->flags, (uint32_t)flags | (uint32_t)next << 16);
 }
 
 #endif /* DUET_VQ_MEM_H */
