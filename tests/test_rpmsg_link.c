@@ -450,6 +450,14 @@ static void child_victim(struct rpmsg_device *rdev)
 	say("done");
 }
 
+/* Wait for the server to go, by a stop command or its leaving. */
+static void child_left(struct duet_link *l)
+{
+	while (!duet_link_stop_requested(l) && duet_link_peer_up(l))
+		nap(5);
+	say("server gone");
+}
+
 static int child_main(const char *name, const char *scenario)
 {
 	bool hostile = !strcmp(scenario, "hostile-device");
@@ -474,6 +482,8 @@ static int child_main(const char *name, const char *scenario)
 		child_hostile_device(rdev);
 	else if (!strcmp(scenario, "victim"))
 		child_victim(rdev);
+	else if (!strcmp(scenario, "left"))
+		child_left(l);
 	else
 		CHECK(!"known scenario");
 	while (!duet_link_stop_requested(l) && strcmp(hear(100), "quit"))
@@ -786,6 +796,53 @@ static void test_hostile_driver_input(void **state)
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
 }
 
+struct pump {
+	struct duet_link *link;
+	_Atomic bool stop;
+};
+
+static void *pump_main(void *arg)
+{
+	struct pump *pm = arg;
+
+	while (!atomic_load(&pm->stop))
+		duet_link_wait(pm->link, 10);
+	return NULL;
+}
+
+/*
+ * A server on a user loop notices a proxy only at its next watch, up to
+ * 100 ms after the proxy came. One that closes sooner sends no stop
+ * command; the proxy must still see it go rather than wait forever.
+ */
+static void test_proxy_sees_server_close_before_noticed(void **state)
+{
+	struct duet_link_config cfg = {
+		.side = DUET_SERVER, .user_loop = true, .vdevs = vdevs, .num_vdevs = 1,
+	};
+	struct pump pm = { 0 };
+	struct proc child;
+	char name[64], err[256];
+	pthread_t t;
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		snprintf(name, sizeof(name), "trl-%d-left-%d", (int)getpid(), round);
+		cfg.name = name;
+		assert_int_equal(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)), 0);
+		atomic_store(&pm.stop, false);
+		assert_int_equal(pthread_create(&t, NULL, pump_main, &pm), 0);
+		proc_start(&child, (const char *const[]){ self, "--child", name, "left", NULL });
+		assert_true(proc_expect(&child, "up", 8000));
+		atomic_store(&pm.stop, true);
+		pthread_join(t, NULL);
+		duet_link_close(pm.link, 3000, err, sizeof(err));
+		assert_true(proc_expect(&child, "server gone", 3000));
+		proc_send(&child, "quit\n");
+		assert_int_equal(proc_wait(&child, 20000), 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -794,6 +851,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tx_exhaustion_both_ways),
 		cmocka_unit_test(test_hostile_device_input),
 		cmocka_unit_test(test_hostile_driver_input),
+		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
 	};
 
 	self = "/proc/self/exe";

@@ -451,9 +451,10 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	}
 	h = l->hdr;
 	if (atomic_load(&h->magic) != HDR_MAGIC || h->region_size != (uint32_t)st.st_size ||
+	    atomic_load(&h->side[DUET_SERVER].state) != ST_READY ||
 	    !pid_alive(atomic_load(&h->side[DUET_SERVER].pid))) {
 		unmap(l);
-		return -EAGAIN; /* not ready, or left by a dead server */
+		return -EAGAIN; /* not ready, closing, or left by a dead server */
 	}
 	if (h->version != HDR_VERSION || h->table_offset != TABLE_OFFSET ||
 	    h->table_size != TABLE_SIZE) {
@@ -543,6 +544,12 @@ static void proxy_watch(struct duet_link *l)
 	}
 	if (!pid_alive((uint32_t)atomic_load(&l->peer_pid))) {
 		proxy_peer_down(l, "died");
+		return;
+	}
+	/* A server closes with a stop command only if it has noticed this
+	 * proxy; one that closes sooner (a short run) still says so here. */
+	if (atomic_load(&h->side[DUET_SERVER].state) == ST_STOPPED) {
+		proxy_peer_down(l, "closed");
 		return;
 	}
 	if (atomic_load(&h->generation) != l->generation ||
@@ -794,8 +801,7 @@ int duet_link_close(struct duet_link *l, uint32_t timeout_ms, char *err, size_t 
 	stop_rptun(l);
 	if (l->hdr) {
 		atomic_store(&l->hdr->side[l->me].state, ST_STOPPED);
-		if (l->me == DUET_PROXY)
-			ring_link(l, LINK_ID);
+		ring_link(l, LINK_ID);
 	}
 	unmap(l);
 	if (l->me == DUET_SERVER)
