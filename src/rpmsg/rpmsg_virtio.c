@@ -166,7 +166,11 @@ static int take_one(struct rpmsg_device *rdev, struct virtqueue *vq, struct virt
 static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
 {
 	if (rdev->driver) {
-		reclaim_tx(rdev);
+		/* Used send buffers are taken back only when the free list runs
+		 * dry, a ring's worth at a time: not a look at the used ring
+		 * per message. */
+		if (!rdev->ntx_free)
+			reclaim_tx(rdev);
 		if (!rdev->ntx_free)
 			return NULL;
 		*head = 0;
@@ -361,7 +365,7 @@ static void forget_ns_out(struct rpmsg_device *rdev, struct ns_out *o)
 }
 
 /* Send the queued announcements, oldest first, while buffers last. */
-static void flush_ns(struct rpmsg_device *rdev)
+static void flush_ns_now(struct rpmsg_device *rdev)
 {
 	while (!duet_list_empty(&rdev->ns_out)) {
 		struct ns_out *o = duet_container_of(rdev->ns_out.next, struct ns_out, node);
@@ -372,6 +376,13 @@ static void flush_ns(struct rpmsg_device *rdev)
 			return; /* take_tx left the notification on: tx_notified comes back */
 		forget_ns_out(rdev, o);
 	}
+}
+
+/* flush_ns, as one test on every send when nothing is queued. */
+static inline void flush_ns(struct rpmsg_device *rdev)
+{
+	if (!duet_list_empty(&rdev->ns_out))
+		flush_ns_now(rdev);
 }
 
 /* Cancel a queued CREATE of this endpoint; true if there was one. */

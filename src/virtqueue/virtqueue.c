@@ -196,9 +196,9 @@ void virtqueue_reset(struct virtqueue *vq)
 
 /* The peer's word that says whether it wants a notification for our index
  * moving from kicked_idx to `now`. */
-static bool peer_wants_kick(struct virtqueue *vq, uint16_t now)
+static inline bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
+				   uint16_t now)
 {
-	const struct virtqueue_io io = vq->io;
 	bool driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
 
 	/* Our index store must be visible before we read the peer's wish,
@@ -214,20 +214,27 @@ static bool peer_wants_kick(struct virtqueue *vq, uint16_t now)
 	return !(vq_load16(io, &vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
+static VQ_OUT_OF_LINE bool peer_wants_kick_io(struct virtqueue *vq, uint16_t now)
+{
+	return peer_wants_kick(vq, vq->io, now);
+}
+
 void virtqueue_kick(struct virtqueue *vq)
 {
 	uint16_t now = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->avail_idx : vq->used_idx;
+	bool wants;
 
 	if (vq->broken || now == vq->kicked_idx)
 		return;
-	if (peer_wants_kick(vq, now)) {
-		vq->stats.kicks++;
-		if (vq->notify)
-			vq->notify(vq);
-	} else {
-		vq->stats.kicks_saved++;
-	}
+	wants = vq->io.ops ? peer_wants_kick_io(vq, now) : peer_wants_kick(vq, VQ_IO_PLAIN, now);
 	vq->kicked_idx = now;
+	if (!wants) {
+		vq->stats.kicks_saved++;
+		return;
+	}
+	vq->stats.kicks++;
+	if (vq->notify)
+		vq->notify(vq);
 }
 
 /* The flags word this side owns and the event word it publishes. */
@@ -264,7 +271,9 @@ int virtqueue_enable_cb(struct virtqueue *vq)
 	vq->event_track = vq->event_idx;
 	if (vq->event_idx) {
 		vq_store16(io, own_event_word(vq), own_taken_idx(vq));
-	} else {
+	} else if (vq->own_flags) {
+		/* Stored only on a change: the word shares a cache line the
+		 * peer reads on every kick. */
 		vq->own_flags = 0;
 		vq_store16(io, own_flags_word(vq), 0);
 	}
@@ -282,7 +291,7 @@ void virtqueue_disable_cb(struct virtqueue *vq)
 	vq->event_track = false;
 	/* Under EVENT_IDX the stale event word already stops notifications
 	 * once the peer has passed it; the flag is only for the other mode. */
-	if (!vq->event_idx) {
+	if (!vq->event_idx && !vq->own_flags) {
 		vq->own_flags = 1; /* NO_INTERRUPT and NO_NOTIFY are both bit 0 */
 		vq_store16(io, own_flags_word(vq), 1);
 	}
