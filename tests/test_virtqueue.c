@@ -240,6 +240,34 @@ static void test_descriptors_are_recycled(void **state)
 	assert_int_equal(raw_avail_idx(h), (uint16_t)70000);
 }
 
+/* The driver leaves a descriptor that already says the right thing
+ * untouched; one the device scribbled on must be written again. */
+static void test_descriptor_rewritten_after_device_scribbles(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	struct vring_desc *d = (struct vring_desc *)(void *)h->ring;
+	uint16_t head;
+	uint32_t len;
+	int cookie;
+
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+		assert_ptr_equal(virtqueue_get_available_buffer(h->dev, &head, &len), h->bufs);
+		assert_int_equal(len, 8);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
+		/* The same buffer goes back through the same slot next round. */
+		if (round == 0)
+			d[head].len = 4096;
+		if (round == 1)
+			d[head].flags = VRING_DESC_F_WRITE;
+	}
+	assert_int_equal(d[head].len, 8);
+	assert_int_equal(d[head].flags, 0);
+	assert_false(virtqueue_is_broken(h->dev));
+}
+
 static void test_out_of_order_completion(void **state)
 {
 	struct harness *h = *state;
@@ -715,6 +743,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_rejects_bad_arguments_and_loses_nothing, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_event, teardown),
+		cmocka_unit_test_setup_teardown(test_descriptor_rewritten_after_device_scribbles, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order_completion, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_empty_is_enomem, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_small_array_loses_nothing, setup_plain, teardown),

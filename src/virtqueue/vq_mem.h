@@ -171,6 +171,14 @@ static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 		io.ops->write_desc(io.ctx, dst, &raw);
 		return;
 	}
+	/* A descriptor rewritten with what it already holds (the same buffer
+	 * recycled through the same slot, the rpmsg case) is left alone: a
+	 * store would take the cache line from the peer, and the peer's next
+	 * read would have to fetch it back. Reading it is local. */
+	if (vq_load_addr(&dst->addr) == addr && vq_load32(io, &dst->len) == len &&
+	    vq_load32(io, (uint32_t *)(void *)&dst->flags) ==
+		    ((uint32_t)flags | (uint32_t)next << 16))
+		return;
 	vq_store_addr(&dst->addr, addr);
 	vq_store32(io, &dst->len, len);
 	vq_store32(io, (uint32_t *)(void *)&dst->flags, (uint32_t)flags | (uint32_t)next << 16);
