@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -46,6 +47,38 @@ static const struct duet_vdev_desc vdevs[] = {
 
 static uint32_t spin_budget_us = 50;
 static int runs = 7;
+/* The CPUs the server and the proxy (or the yardstick's child) run on, so
+ * that every figure is cross-core, as on the hardware this stands in for:
+ * unpinned, a futex wake-up is ~5 us when both land on one CPU and ~11 us
+ * across two, and the yardstick and rpmsg could each get either. -1: not
+ * pinned (--no-pin, or fewer than two CPUs allowed). */
+static int cpu_of[2] = { -1, -1 };
+
+static void pick_cpus(void)
+{
+	cpu_set_t set;
+	int n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return;
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &set))
+			cpu_of[n++] = c;
+	if (n < 2)
+		cpu_of[0] = cpu_of[1] = -1;
+}
+
+/* Pin the calling process (and the threads it starts later) to one CPU. */
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
 
 static uint64_t now_ns(void)
 {
@@ -194,6 +227,7 @@ static pid_t spawn_proxy(const char *name, enum mode mode)
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		pin(cpu_of[1]);
 		execl("/proc/self/exe", "bench_rpmsg", "--proxy", name, mode_names[mode],
 		      (char *)NULL);
 		_exit(127);
@@ -327,6 +361,7 @@ static void yardstick(bool block, uint32_t n)
 	atomic_store(&w[16], 0);
 	child = fork();
 	if (child == 0) {
+		pin(cpu_of[1]);
 		for (uint32_t i = 1; i <= total; i++) {
 			while (atomic_load(&w[0]) != i)
 				if (block)
@@ -551,6 +586,7 @@ static int bench_idle(void)
 	}
 	child = fork();
 	if (child == 0) {
+		pin(cpu_of[1]);
 		execl("/proc/self/exe", "bench_rpmsg", "--idle-proxy", name, (char *)NULL);
 		_exit(127);
 	}
@@ -608,14 +644,25 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "--idle-proxy"))
 		return idle_proxy(argv[2]);
 	virtio_register_driver(&virtio_rpmsg_driver);
-	for (int i = 2; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--runs"))
-			runs = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--spin"))
-			spin_budget_us = (uint32_t)atoi(argv[i + 1]);
+	pick_cpus();
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--no-pin"))
+			cpu_of[0] = cpu_of[1] = -1;
+		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+			runs = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--spin") && i + 1 < argc)
+			spin_budget_us = (uint32_t)atoi(argv[++i]);
 	}
 	if (runs < 1)
 		runs = 1;
+	pin(cpu_of[0]);
+	if (argc >= 2 && strcmp(argv[1], "loop")) {
+		if (cpu_of[0] >= 0)
+			printf("server on CPU %d, proxy on CPU %d (--no-pin: let the scheduler place them)\n",
+			       cpu_of[0], cpu_of[1]);
+		else
+			printf("not pinned: the scheduler places server and proxy\n");
+	}
 	if (argc >= 2 && !strcmp(argv[1], "rtt"))
 		return bench_rtt();
 	if (argc >= 2 && !strcmp(argv[1], "stream"))
@@ -624,6 +671,6 @@ int main(int argc, char **argv)
 		return bench_idle();
 	if (argc >= 3 && !strcmp(argv[1], "loop"))
 		return bench_loop((uint32_t)atoi(argv[2]));
-	fprintf(stderr, "usage: bench_rpmsg rtt|stream|idle [--runs N] [--spin US] | loop N\n");
+	fprintf(stderr, "usage: bench_rpmsg rtt|stream|idle [--runs N] [--spin US] [--no-pin] | loop N\n");
 	return 2;
 }
