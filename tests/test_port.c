@@ -20,7 +20,6 @@
 struct shared {
 	struct duet_mutex *m;
 	unsigned long counter; /* only under m */
-	_Atomic int phase;
 	_Atomic bool got;
 };
 

@@ -200,7 +200,6 @@ struct virtqueue {
 	uint16_t num_free;    /* driver */
 	uint16_t inflight;
 	bool cb_enabled;
-	bool event_track;     /* event_idx && cb_enabled: move the event word on */
 	bool broken;
 	enum virtqueue_fault fault;
 	int error;

@@ -122,7 +122,6 @@ static void vq_start(struct virtqueue *vq)
 	vq->own_flags = 0;
 	vq->inflight = 0;
 	vq->cb_enabled = true;
-	vq->event_track = vq->event_idx;
 	vq->broken = false;
 	vq->fault = VIRTQUEUE_FAULT_NONE;
 	vq->error = 0;
@@ -268,7 +267,6 @@ int virtqueue_enable_cb(struct virtqueue *vq)
 	if (vq->broken)
 		return -EIO;
 	vq->cb_enabled = true;
-	vq->event_track = vq->event_idx;
 	if (vq->event_idx) {
 		vq_store16(io, own_event_word(vq), own_taken_idx(vq));
 	} else if (vq->own_flags) {
@@ -288,7 +286,6 @@ void virtqueue_disable_cb(struct virtqueue *vq)
 {
 	const struct virtqueue_io io = vq->io;
 	vq->cb_enabled = false;
-	vq->event_track = false;
 	/* Under EVENT_IDX the stale event word already stops notifications
 	 * once the peer has passed it; the flag is only for the other mode. */
 	if (!vq->event_idx && !vq->own_flags) {

@@ -19,7 +19,7 @@ static inline void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
 	vq->inflight++;
 	vq->avail_idx++;
 	/* See virtqueue_get_buffer: keep EVENT_IDX notifications flowing. */
-	if (vq->event_track)
+	if (vq->event_idx && vq->cb_enabled)
 		vq_store16(io, vq->avail_event, vq->avail_idx);
 }
 
@@ -59,38 +59,48 @@ static inline int peek_head(struct virtqueue *vq, struct virtqueue_io io,
 }
 
 /*
- * Take the next available chain into vb[0..vbsize): returns its head, with
- * the number of buffers in *count; -ENOMEM when none is available; -EINVAL
- * when it needs more than vbsize entries and !whole (then nothing is taken);
- * another negative errno for a peer fault. With `whole`, a longer chain is
- * taken all the same and vb holds its first vbsize buffers. Serves every
- * case; take_lone below is the quick path for plain memory.
+ * Take the chain at `head`, whose first descriptor `d` peek_head already
+ * copied, into vb[0..vbsize): returns the head, with the number of buffers
+ * in *count; -EINVAL when it needs more than vbsize entries and !whole
+ * (then nothing is taken); another negative errno for a peer fault. With
+ * `whole`, a longer chain is taken all the same and vb holds its first
+ * vbsize buffers. Out of line: the quick path below does without it.
  */
-static VQ_OUT_OF_LINE int take_next(struct virtqueue *vq, struct virtqueue_buf *vb,
-				    size_t vbsize, size_t *count, bool whole)
+static VQ_OUT_OF_LINE int take_chain(struct virtqueue *vq, int head, struct vring_desc d,
+				     struct virtqueue_buf *vb, size_t vbsize, size_t *count,
+				     bool whole)
 {
-	const struct virtqueue_io io = vq->io;
-	struct vring_desc d;
 	uint32_t wlen;
-	int head, ret;
+	int ret;
 
-	head = peek_head(vq, io, &d);
-	if (head < 0)
-		return head;
 	ret = vq_walk_chain(vq, (uint16_t)head, d, vb, vbsize, count, &wlen);
 	if (ret < 0)
 		return ret;
 	/* Too small an array takes nothing: the chain stays available. */
 	if (*count > vbsize && !whole)
 		return -EINVAL;
-	mark_taken(vq, io, (uint16_t)head, *count, wlen);
+	mark_taken(vq, vq->io, (uint16_t)head, *count, wlen);
 	return head;
 }
 
+/* The next available chain, any memory, any shape (see take_chain);
+ * -ENOMEM when none is available. */
+static VQ_OUT_OF_LINE int take_next(struct virtqueue *vq, struct virtqueue_buf *vb,
+				    size_t vbsize, size_t *count, bool whole)
+{
+	struct vring_desc d;
+	int head = peek_head(vq, vq->io, &d);
+
+	if (head < 0)
+		return head;
+	return take_chain(vq, head, d, vb, vbsize, count, whole);
+}
+
 /*
- * take_next for plain memory and a lone direct descriptor, the common case,
- * where the only rule that applies is the window check. Anything else goes
- * to take_next, which reads the head again: nothing has been taken yet.
+ * take_next for plain memory, with a lone direct descriptor, the common
+ * case, taken here: the only rule that applies is the window check. A
+ * chain goes on to take_chain with the descriptor already copied, so
+ * nothing is read from the ring twice.
  */
 static inline int take_lone(struct virtqueue *vq, struct virtqueue_buf *vb,
 			    size_t vbsize, size_t *count, bool whole)
@@ -103,7 +113,7 @@ static inline int take_lone(struct virtqueue *vq, struct virtqueue_buf *vb,
 	if (head < 0)
 		return head;
 	if (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))
-		return take_next(vq, vb, vbsize, count, whole);
+		return take_chain(vq, head, d, vb, vbsize, count, whole);
 	va = vq_to_local(vq, d.addr, d.len);
 	if (!va)
 		return vq->error;

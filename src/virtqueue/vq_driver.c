@@ -220,7 +220,7 @@ static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
 	vq->used_idx++;
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
-	if (vq->event_track)
+	if (vq->event_idx && vq->cb_enabled)
 		vq_store16(io, vq->used_event, vq->used_idx);
 	if (len)
 		*len = ulen;

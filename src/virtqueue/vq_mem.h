@@ -160,6 +160,9 @@ static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 				 uint64_t addr, uint32_t len, uint16_t flags,
 				 uint16_t next)
 {
+	uint32_t *flags_next = (uint32_t *)(void *)&dst->flags;
+	uint32_t fn = (uint32_t)flags | (uint32_t)next << 16;
+
 	if (io.ops) {
 		struct vring_desc raw = {
 			.addr = vq_le64(addr),
@@ -176,12 +179,11 @@ static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 	 * store would take the cache line from the peer, and the peer's next
 	 * read would have to fetch it back. Reading it is local. */
 	if (vq_load_addr(&dst->addr) == addr && vq_load32(io, &dst->len) == len &&
-	    vq_load32(io, (uint32_t *)(void *)&dst->flags) ==
-		    ((uint32_t)flags | (uint32_t)next << 16))
+	    vq_load32(io, flags_next) == fn)
 		return;
 	vq_store_addr(&dst->addr, addr);
 	vq_store32(io, &dst->len, len);
-	vq_store32(io, (uint32_t *)(void *)&dst->flags, (uint32_t)flags | (uint32_t)next << 16);
+	vq_store32(io, flags_next, fn);
 }
 
 #endif /* DUET_VQ_MEM_H */
