@@ -685,6 +685,9 @@ static void test_endpoint_churn(void **state)
 	sleep_ms(200);
 	rpmsg_dump(drv_dev, dump, sizeof(dump));
 	assert_null(strstr(dump, "ept churn"));
+	/* 20,000 announcements sent, all consumed: none pending any more. */
+	assert_non_null(strstr(dump, "TX buffer, total "));
+	assert_non_null(strstr(dump, ", pending 0, lent 0\n"));
 	rpmsg_dump(dev_dev, dump, sizeof(dump));
 	assert_non_null(strstr(dump, "ept churn"));
 	assert_non_null(strstr(dump, "dest any"));

@@ -66,6 +66,11 @@ struct rpmsg_device {
 	struct duet_list node;
 };
 
+/* Driver side, under the device lock: take back the send buffers the
+ * device has used. Sending does it only when its free list is empty, so
+ * anything that counts buffers in flight calls it first. */
+void rpmsg_reclaim_tx(struct rpmsg_device *rdev);
+
 /* The ping service endpoint of every device (rpmsg_ping.c). */
 void rpmsg_ping_attach(struct rpmsg_device *rdev);
 void rpmsg_ping_detach(struct rpmsg_device *rdev);

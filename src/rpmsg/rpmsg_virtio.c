@@ -42,8 +42,7 @@ _Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 b
 _Static_assert(sizeof(struct rpmsg_ns_msg) == 40, "name-service message is 40 bytes");
 
 #define DEFAULT_TIMEOUT_MS 5000u
-#define MAX_ANNOUNCED 256u
-#define STASH_MIN 128u    /* messages copied out while a callback's send waits */ /* services of the peer remembered per device */
+#define MAX_ANNOUNCED 256u /* services of the peer remembered per device */
 #define NESTED_SPIN_NS 200000u /* a callback's send polls this long before napping */
 
 /* A service the peer announced and has not withdrawn. */
@@ -127,7 +126,7 @@ static void flush_rx(struct rpmsg_device *rdev)
 }
 
 /* Driver side: take back send buffers the device has used. */
-static void reclaim_tx(struct rpmsg_device *rdev)
+void rpmsg_reclaim_tx(struct rpmsg_device *rdev)
 {
 	void *buf;
 
@@ -170,7 +169,7 @@ static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t 
 		 * dry, a ring's worth at a time: not a look at the used ring
 		 * per message. */
 		if (!rdev->ntx_free)
-			reclaim_tx(rdev);
+			rpmsg_reclaim_tx(rdev);
 		if (!rdev->ntx_free)
 			return NULL;
 		*head = 0;
@@ -916,7 +915,7 @@ static void deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpm
 /*
  * The next buffer the peer filled for us, or NULL. Device side: anything
  * but a single readable buffer is returned unused and counted. Inline: it
- * is on every message's path (callgrind: ~80 instructions a round trip).
+ * is on every message's path.
  */
 static inline uint8_t *next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
 {
