@@ -198,7 +198,7 @@ struct virtqueue {
 	uint16_t own_flags;   /* shadow of the flags word this side owns */
 	uint16_t free_head;   /* driver */
 	uint16_t num_free;    /* driver */
-	uint16_t inflight;
+	uint8_t fast_role;    /* role + 1 while on plain memory and not broken */
 	bool cb_enabled;
 	bool broken;
 	enum virtqueue_fault fault;

@@ -35,6 +35,7 @@ int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 {
 	if (!vq->broken) {
 		vq->broken = true;
+		vq->fast_role = 0;
 		vq->fault = fault;
 		vq->error = err;
 	}
@@ -120,9 +121,9 @@ static void vq_start(struct virtqueue *vq)
 	vq->used_idx = 0;
 	vq->kicked_idx = 0;
 	vq->own_flags = 0;
-	vq->inflight = 0;
 	vq->cb_enabled = true;
 	vq->broken = false;
+	vq->fast_role = vq->io.ops ? 0 : vq_fast_role(vq->role);
 	vq->fault = VIRTQUEUE_FAULT_NONE;
 	vq->error = 0;
 	vq->free_head = 0;
@@ -317,7 +318,7 @@ void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
 	st->used_idx = driver ? vq_load16(io, &v->used->idx) : vq->used_idx;
 	st->avail_flags = driver ? vq->own_flags : vq_load16(io, &v->avail->flags);
 	st->used_flags = driver ? vq_load16(io, &v->used->flags) : vq->own_flags;
-	st->inflight = vq->inflight;
+	st->inflight = vq_inflight(vq);
 	st->broken = vq->broken;
 	st->fault = vq->fault;
 	st->error = vq->error;

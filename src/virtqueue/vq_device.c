@@ -16,7 +16,6 @@ static inline void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
 {
 	vq->slots[head].ndesc = count > UINT16_MAX ? UINT16_MAX : (uint16_t)count;
 	vq->slots[head].wlen = wlen;
-	vq->inflight++;
 	vq->avail_idx++;
 	/* See virtqueue_get_buffer: keep EVENT_IDX notifications flowing. */
 	if (vq->event_idx && vq->cb_enabled)
@@ -138,8 +137,10 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 	return take_next(vq, vb, vbsize, vbcnt, false);
 }
 
-void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
-				     uint32_t *len)
+/* virtqueue_get_available_buffer on any queue the short path does not
+ * take: accessors, chains, and every fault, which it reads afresh. */
+static VQ_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq,
+						  uint16_t *avail_idx, uint32_t *len)
 {
 	struct virtqueue_buf first;
 	size_t count;
@@ -160,6 +161,51 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 	return first.buf;
 }
 
+void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
+				     uint32_t *len)
+{
+	struct vring_avail *avail;
+	struct vring_desc d;
+	uint16_t aidx, ready, head;
+	uint64_t off;
+
+	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
+		return get_available_checked(vq, avail_idx, len);
+	/* The short path: plain memory, a lone direct descriptor. Every word
+	 * read from the ring is the driver's and untrusted; anything not
+	 * plainly valid goes to get_available_checked, which reads it again
+	 * under the full rules and reports the fault. The queue's own fields
+	 * are read before the acquire load, which would force them to be
+	 * read again after it. */
+	avail = vq->avail;
+	aidx = vq->avail_idx;
+	ready = (uint16_t)(vq_load_idx(VQ_IO_PLAIN, &avail->idx) - aidx);
+	if (!ready)
+		return NULL;
+	head = vq_load16(VQ_IO_PLAIN, &avail->ring[aidx & vq->mask]);
+	if (ready > vq->num || head >= vq->num)
+		return get_available_checked(vq, avail_idx, len);
+	vq_read_desc(VQ_IO_PLAIN, &d, &vq->desc[head]);
+	off = d.addr - vq->win.da;
+	if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
+	    off > vq->win.size || d.len > vq->win.size - off ||
+	    vq->slots[head].ndesc)
+		return get_available_checked(vq, avail_idx, len);
+	if (avail_idx)
+		*avail_idx = head;
+	if (len)
+		*len = d.len;
+	vq->slots[head].ndesc = 1;
+	vq->slots[head].wlen = (d.flags & VRING_DESC_F_WRITE) ? d.len : 0;
+	/* Read again rather than kept from above: one value fewer held
+	 * across the checks, which spares saving registers on every call. */
+	aidx = (uint16_t)(vq->avail_idx + 1u);
+	vq->avail_idx = aidx;
+	if (vq->event_idx && vq->cb_enabled)
+		vq_store16(VQ_IO_PLAIN, vq->avail_event, aidx);
+	return (uint8_t *)vq->win.va + off;
+}
+
 static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
 			    uint16_t head, uint32_t len)
 {
@@ -171,13 +217,9 @@ static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
 	vq_store_idx(io, &vq->used->idx, vq->used_idx);
 }
 
-static VQ_OUT_OF_LINE void put_used_io(struct virtqueue *vq, uint16_t head,
-				       uint32_t len)
-{
-	put_used(vq, vq->io, head, len);
-}
-
-int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint32_t len)
+/* virtqueue_add_consumed_buffer on any queue but a healthy plain one. */
+static VQ_OUT_OF_LINE int add_consumed_checked(struct virtqueue *vq, uint16_t head,
+					       uint32_t len)
 {
 	struct virtqueue_slot *s;
 
@@ -185,16 +227,39 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint3
 		return -EINVAL;
 	if (vq->broken)
 		return -EIO;
-	if (head_idx >= vq->num || !vq->slots[head_idx].ndesc)
+	if (head >= vq->num || !vq->slots[head].ndesc)
 		return -EINVAL;
-	s = &vq->slots[head_idx];
+	s = &vq->slots[head];
 	if (len > s->wlen)
 		return -EINVAL;
 	s->ndesc = 0;
-	vq->inflight--;
-	if (vq->io.ops)
-		put_used_io(vq, head_idx, len);
-	else
-		put_used(vq, VQ_IO_PLAIN, head_idx, len);
+	put_used(vq, vq->io, head, len);
+	return 0;
+}
+
+int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint32_t len)
+{
+	struct virtqueue_slot *s;
+	struct vring_used_elem *e;
+	struct vring_used *used;
+	uint16_t uidx;
+
+	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
+		return add_consumed_checked(vq, head_idx, len);
+	if (head_idx >= vq->num)
+		return -EINVAL;
+	s = &vq->slots[head_idx];
+	if (!s->ndesc || len > s->wlen)
+		return -EINVAL;
+	/* Local state first: the stores below may alias *vq as far as the
+	 * compiler knows. */
+	s->ndesc = 0;
+	uidx = vq->used_idx;
+	used = vq->used;
+	e = &used->ring[uidx & vq->mask];
+	vq->used_idx = (uint16_t)(uidx + 1u);
+	vq_store32(VQ_IO_PLAIN, &e->id, head_idx);
+	vq_store32(VQ_IO_PLAIN, &e->len, len);
+	vq_store_idx(VQ_IO_PLAIN, &used->idx, (uint16_t)(uidx + 1u));
 	return 0;
 }

@@ -98,7 +98,6 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
 
 	vq->free_head = vq->slots[last].next;
 	vq->num_free = (uint16_t)(vq->num_free - need);
-	vq->inflight++;
 	slot = &vq->slots[head];
 	slot->cookie = cookie;
 	slot->ndesc = need;
@@ -110,8 +109,45 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
 	return 0;
 }
 
-/* One buffer, the common case (every rpmsg message): no chain to link, no
- * indirect table, so none of add_chain's loop. */
+/*
+ * One buffer in plain memory, the common case (every rpmsg message): no
+ * chain, no indirect table, no accessors. All of *vq that it needs is read
+ * and updated before the first store to the ring, which the compiler must
+ * assume could alias *vq; that keeps few values live and none reloaded.
+ */
+static inline int add_one_plain(struct virtqueue *vq, const struct virtqueue_buf *b,
+				unsigned int writable, void *cookie)
+{
+	struct virtqueue_slot *slot;
+	struct vring_desc *desc;
+	uint16_t *entry, *idx;
+	uint16_t head, aidx;
+	uint32_t len = b->len;
+	uint64_t da;
+
+	if (!vq->num_free)
+		return -ENOSPC;
+	if (!b->buf || !to_device_addr(vq, b->buf, len, &da))
+		return -EINVAL;
+	head = vq->free_head;
+	slot = &vq->slots[head];
+	vq->free_head = slot->next;
+	vq->num_free--;
+	slot->cookie = cookie;
+	slot->ndesc = 1;
+	slot->wlen = writable ? len : 0;
+	aidx = vq->avail_idx;
+	vq->avail_idx = (uint16_t)(aidx + 1u);
+	desc = &vq->desc[head];
+	entry = &vq->avail->ring[aidx & vq->mask];
+	idx = &vq->avail->idx;
+	vq_write_desc(VQ_IO_PLAIN, desc, da, len, writable ? VRING_DESC_F_WRITE : 0, 0);
+	vq_store16(VQ_IO_PLAIN, entry, head);
+	vq_store_idx(VQ_IO_PLAIN, idx, (uint16_t)(aidx + 1u));
+	return 0;
+}
+
+/* One buffer through the accessors. */
 static inline int add_one(struct virtqueue *vq, struct virtqueue_io io,
 			  const struct virtqueue_buf *b, bool writable, void *cookie)
 {
@@ -127,7 +163,6 @@ static inline int add_one(struct virtqueue *vq, struct virtqueue_io io,
 		      writable ? VRING_DESC_F_WRITE : 0, 0);
 	vq->free_head = slot->next;
 	vq->num_free--;
-	vq->inflight++;
 	slot->cookie = cookie;
 	slot->ndesc = 1;
 	slot->wlen = writable ? b->len : 0;
@@ -138,15 +173,26 @@ static inline int add_one(struct virtqueue *vq, struct virtqueue_io io,
 	return 0;
 }
 
-/* Everything but one buffer in plain memory. */
-static VQ_OUT_OF_LINE int add_general(struct virtqueue *vq,
-				      const struct virtqueue_buf *bl,
-				      int readable, int n, void *cookie)
+/* Everything but one buffer on a healthy queue in plain memory: all the
+ * argument checks, then the general paths. */
+static VQ_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtqueue_buf *bl,
+				      int readable, int writable, void *cookie)
 {
+	int n;
+
+	/* The casts make negative counts huge: one test each. */
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !bl || !cookie ||
+	    (unsigned int)readable > VIRTQUEUE_MAX_SIZE ||
+	    (unsigned int)writable > VIRTQUEUE_MAX_SIZE)
+		return -EINVAL;
+	if (vq->broken)
+		return -EIO;
+	n = readable + writable;
 	if (n == 0 || n > vq->num)
 		return n ? -ENOSPC : -EINVAL;
 	if (!vq->io.ops)
-		return add_chain(vq, VQ_IO_PLAIN, bl, readable, n, cookie);
+		return n == 1 ? add_one_plain(vq, bl, (unsigned int)writable, cookie)
+			      : add_chain(vq, VQ_IO_PLAIN, bl, readable, n, cookie);
 	if (n == 1)
 		return add_one(vq, vq->io, bl, readable == 0, cookie);
 	return add_chain(vq, vq->io, bl, readable, n, cookie);
@@ -155,19 +201,17 @@ static VQ_OUT_OF_LINE int add_general(struct virtqueue *vq,
 int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 			 int readable, int writable, void *cookie)
 {
-	/* The casts make negative counts huge: one test each. */
-	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !buf_list || !cookie ||
-	    (unsigned int)readable > VIRTQUEUE_MAX_SIZE ||
-	    (unsigned int)writable > VIRTQUEUE_MAX_SIZE)
-		return -EINVAL;
-	if (vq->broken)
-		return -EIO;
-	if (readable + writable == 1 && !vq->io.ops)
-		return add_one(vq, VQ_IO_PLAIN, buf_list, writable, cookie);
-	return add_general(vq, buf_list, readable, readable + writable, cookie);
+	/* One buffer, readable or writable: writable is 0 or 1 and readable
+	 * the other, compared unsigned so that no negative int can fake it. */
+	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) &&
+	    (unsigned int)writable <= 1u &&
+	    (unsigned int)readable == 1u - (unsigned int)writable && buf_list && cookie)
+		return add_one_plain(vq, buf_list, (unsigned int)writable, cookie);
+	return add_checked(vq, buf_list, readable, writable, cookie);
 }
 
-/* Put the chain at `head` back on the local free list. */
+/* Put the chain at `head` back on the local free list. Only the cookie
+ * marks a driver head in flight; ndesc is left for the next add to set. */
 static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 			      uint16_t head)
 {
@@ -179,9 +223,7 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 	vq->slots[tail].next = vq->free_head;
 	vq->free_head = head;
 	vq->num_free = (uint16_t)(vq->num_free + s->ndesc);
-	vq->inflight--;
 	s->cookie = NULL;
-	s->ndesc = 0;
 }
 
 static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
@@ -198,8 +240,8 @@ static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
 	ready = (uint16_t)(used - vq->used_idx);
 	if (!ready)
 		return NULL;
-	if (ready > vq->inflight) {
-		vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq->inflight);
+	if (ready > vq_inflight(vq)) {
+		vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq_inflight(vq));
 		return NULL;
 	}
 	e = &vq->used->ring[vq->used_idx & vq->mask];
@@ -229,17 +271,53 @@ static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
 	return cookie;
 }
 
-static VQ_OUT_OF_LINE void *get_used_io(struct virtqueue *vq, uint32_t *len,
-					 uint16_t *idx)
-{
-	return get_used(vq, vq->io, len, idx);
-}
-
-void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
+/* get_used for any queue the short path below does not take: accessors,
+ * chains, and every peer fault, which it reads afresh and reports. */
+static VQ_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *len,
+					     uint16_t *idx)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
 	if (vq->io.ops)
-		return get_used_io(vq, len, idx);
+		return get_used(vq, vq->io, len, idx);
 	return get_used(vq, VQ_IO_PLAIN, len, idx);
+}
+
+void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
+{
+	struct virtqueue_slot *s;
+	struct vring_used *used;
+	uint32_t id, ulen;
+	uint16_t uidx, ready;
+	void *cookie;
+
+	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
+		return get_used_checked(vq, len, idx);
+	/* The short path: plain memory, one-descriptor head. used.idx and
+	 * the entry are the device's words, untrusted: anything unusual,
+	 * fault or chain, goes to get_used_checked, which starts over. */
+	uidx = vq->used_idx;
+	used = vq->used;
+	ready = (uint16_t)(vq_load_idx(VQ_IO_PLAIN, &used->idx) - uidx);
+	if (!ready)
+		return NULL;
+	id = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].id);
+	ulen = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].len);
+	s = &vq->slots[id < vq->num ? id : 0];
+	cookie = s->cookie;
+	if (ready > (uint16_t)(vq->avail_idx - uidx) || id >= vq->num || !cookie ||
+	    ulen > s->wlen || s->ndesc != 1)
+		return get_used_checked(vq, len, idx);
+	s->cookie = NULL;
+	s->next = vq->free_head;
+	vq->free_head = (uint16_t)id;
+	vq->num_free++;
+	vq->used_idx = (uint16_t)(uidx + 1u);
+	if (vq->event_idx && vq->cb_enabled)
+		vq_store16(VQ_IO_PLAIN, vq->used_event, (uint16_t)(uidx + 1u));
+	if (len)
+		*len = ulen;
+	if (idx)
+		*idx = (uint16_t)id;
+	return cookie;
 }

@@ -27,6 +27,20 @@ int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 #define VQ_OUT_OF_LINE
 #endif
 
+/* vq->fast_role for `role`: the short paths check this one byte instead
+ * of the role, the broken flag and the accessors. */
+static inline uint8_t vq_fast_role(enum virtqueue_role role)
+{
+	return (uint8_t)(role + 1);
+}
+
+/* Heads out: driver added and not yet used, device taken and not yet
+ * consumed. Each add or take moves avail_idx, each use moves used_idx. */
+static inline uint16_t vq_inflight(const struct virtqueue *vq)
+{
+	return (uint16_t)(vq->avail_idx - vq->used_idx);
+}
+
 /* Accessors for plain shared memory, as a constant: a function called
  * with it has every `if (io.ops)` folded away. */
 #define VQ_IO_PLAIN ((struct virtqueue_io){ NULL, NULL })
