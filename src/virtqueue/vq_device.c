@@ -148,10 +148,7 @@ static VQ_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq,
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || vq->broken)
 		return NULL;
-	if (!vq->io.ops)
-		head = take_lone(vq, &first, 1, &count, true);
-	else
-		head = take_next(vq, &first, 1, &count, true);
+	head = take_next(vq, &first, 1, &count, true);
 	if (head < 0)
 		return NULL;
 	if (avail_idx)

@@ -190,9 +190,8 @@ static VQ_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtque
 	n = readable + writable;
 	if (n == 0 || n > vq->num)
 		return n ? -ENOSPC : -EINVAL;
-	if (!vq->io.ops)
-		return n == 1 ? add_one_plain(vq, bl, (unsigned int)writable, cookie)
-			      : add_chain(vq, VQ_IO_PLAIN, bl, readable, n, cookie);
+	/* One copy of each body, with the accessors chosen at run time: the
+	 * common case never comes here, so size matters more than speed. */
 	if (n == 1)
 		return add_one(vq, vq->io, bl, readable == 0, cookie);
 	return add_chain(vq, vq->io, bl, readable, n, cookie);
@@ -278,9 +277,7 @@ static VQ_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *len
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
-	if (vq->io.ops)
-		return get_used(vq, vq->io, len, idx);
-	return get_used(vq, VQ_IO_PLAIN, len, idx);
+	return get_used(vq, vq->io, len, idx);
 }
 
 void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
