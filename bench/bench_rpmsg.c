@@ -92,6 +92,13 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
 /* median, p99, min, max of n samples (sorted in place), in us. */
 static void row(const char *what, uint64_t *ns, size_t n, const char *extra)
 {
@@ -299,63 +306,26 @@ static uint64_t round_trip(struct side *s, char *msg, uint32_t len)
 	return now_ns() - t0;
 }
 
-static void bench_rtt_mode(enum mode mode, uint32_t n)
-{
-	uint32_t max, lens[2];
-	uint64_t *ns = malloc(sizeof(*ns) * n * (size_t)runs);
-	struct side s;
-	char msg[4096] = { 0 };
-	pid_t child;
-
-	server_open(&s, mode, &child);
-	max = (uint32_t)rpmsg_get_tx_buffer_size(&s.ept);
-	lens[0] = 17;
-	lens[1] = max;
-	for (int l = 0; l < 2; l++) {
-		char what[64], extra[96];
-		size_t k = 0;
-		uint64_t lo = UINT64_MAX, hi = 0;
-		uint32_t rung0, wakes0, rung1, wakes1;
-
-		for (uint32_t i = 0; i < n / 10; i++) /* warm up */
-			round_trip(&s, msg, lens[l]);
-		both_stats(&s, &rung0, &wakes0);
-		for (int r = 0; r < runs; r++) {
-			uint64_t *run = ns + k;
-
-			for (uint32_t i = 0; i < n; i++)
-				ns[k++] = round_trip(&s, msg, lens[l]);
-			qsort(run, n, sizeof(*run), cmp_u64);
-			lo = run[n / 2] < lo ? run[n / 2] : lo;
-			hi = run[n / 2] > hi ? run[n / 2] : hi;
-		}
-		snprintf(what, sizeof(what), "rpmsg %u B round trip, %s", lens[l], mode_names[mode]);
-		both_stats(&s, &rung1, &wakes1);
-		snprintf(extra, sizeof(extra),
-			 "run medians %.2f-%.2f; per round trip %.2f rings, %.2f wake syscalls",
-			 lo / 1e3, hi / 1e3, (double)(rung1 - rung0 - 1) / (double)k,
-			 (double)(wakes1 - wakes0) / (double)k);
-		row(what, ns, k, extra);
-	}
-	server_close(&s, child);
-	free(ns);
-}
-
 /* The yardsticks: two processes ping-pong through one shared word pair. */
 static long futex(_Atomic uint32_t *w, int op, uint32_t v)
 {
 	return syscall(SYS_futex, (uint32_t *)w, op, v, NULL, NULL, 0);
 }
 
-static void yardstick(bool block, uint32_t n)
+/* One run of the yardstick: n round trips after n / 10 to warm up, with a
+ * fresh child on the proxy's CPU; their times in ns[0..n). */
+static void yardstick_run(bool block, uint32_t n, uint64_t *ns)
 {
 	_Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	uint64_t *ns = malloc(sizeof(*ns) * n * (size_t)runs);
-	uint32_t total = n * (uint32_t)runs + n / 10;
+	uint32_t total = n + n / 10;
 	pid_t child;
 	int st;
 
+	if (w == MAP_FAILED) {
+		perror("bench_rpmsg: mmap");
+		exit(1);
+	}
 	/* w[0]: ping count (server to proxy), w[16]: pong count, lines apart */
 	atomic_store(&w[0], 0);
 	atomic_store(&w[16], 0);
@@ -385,10 +355,102 @@ static void yardstick(bool block, uint32_t n)
 			ns[k++] = now_ns() - t0;
 	}
 	waitpid(child, &st, 0);
+	munmap((void *)w, 4096);
+}
+
+static void yardstick(bool block, uint32_t n)
+{
+	uint64_t *ns = malloc(sizeof(*ns) * n * (size_t)runs);
+
+	for (int r = 0; r < runs; r++)
+		yardstick_run(block, n, ns + (size_t)r * n);
 	row(block ? "raw futex ping-pong (yardstick)" : "raw spin ping-pong (yardstick)", ns,
 	    (size_t)n * (size_t)runs, NULL);
 	free(ns);
-	munmap((void *)w, 4096);
+}
+
+static uint64_t median_of(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	return v[n / 2];
+}
+
+/*
+ * Round trips in one waiting mode, 17 B and the largest payload, `runs`
+ * runs of n each. Blocking at 17 B runs the futex yardstick before each
+ * run, so that the two are compared run by run, under the same load: the
+ * machine's noise drifts over seconds, more than the gap being measured.
+ */
+static void bench_rtt_mode(enum mode mode, uint32_t n)
+{
+	uint32_t max, lens[2];
+	uint64_t *ns = malloc(sizeof(*ns) * n * (size_t)runs);
+	uint64_t *fut = malloc(sizeof(*fut) * n * (size_t)runs);
+	double *ratio = malloc(sizeof(*ratio) * (size_t)runs);
+	struct side s;
+	char msg[4096] = { 0 };
+	pid_t child;
+
+	server_open(&s, mode, &child);
+	max = (uint32_t)rpmsg_get_tx_buffer_size(&s.ept);
+	lens[0] = 17;
+	lens[1] = max;
+	for (int l = 0; l < 2; l++) {
+		bool paired = mode == BLOCK && l == 0;
+		char what[64], extra[160];
+		size_t k = 0;
+		uint64_t lo = UINT64_MAX, hi = 0;
+		uint32_t rung0, wakes0, rung1, wakes1;
+		int used;
+
+		for (uint32_t i = 0; i < n / 10; i++) /* warm up */
+			round_trip(&s, msg, lens[l]);
+		both_stats(&s, &rung0, &wakes0);
+		for (int r = 0; r < runs; r++) {
+			uint64_t *run = ns + k, m;
+
+			if (paired) {
+				yardstick_run(true, n, fut + (size_t)r * n);
+				for (uint32_t i = 0; i < n / 10; i++)
+					round_trip(&s, msg, lens[l]);
+			}
+			for (uint32_t i = 0; i < n; i++)
+				ns[k++] = round_trip(&s, msg, lens[l]);
+			m = median_of(run, n);
+			lo = m < lo ? m : lo;
+			hi = m > hi ? m : hi;
+			if (paired)
+				ratio[r] = (double)m / (double)median_of(fut + (size_t)r * n, n);
+		}
+		snprintf(what, sizeof(what), "rpmsg %u B round trip, %s", lens[l], mode_names[mode]);
+		/* The paired runs' warm-ups rang too: count per measured trip
+		 * only when there were none. */
+		both_stats(&s, &rung1, &wakes1);
+		used = snprintf(extra, sizeof(extra), "run medians %.2f-%.2f", lo / 1e3, hi / 1e3);
+		if (!paired)
+			snprintf(extra + used, sizeof(extra) - (size_t)used,
+				 "; per round trip %.2f rings, %.2f wake syscalls",
+				 (double)(rung1 - rung0 - 1) / (double)k,
+				 (double)(wakes1 - wakes0) / (double)k);
+		if (paired) {
+			double lo_r = ratio[0], hi_r = ratio[0];
+
+			for (int r = 1; r < runs; r++) {
+				lo_r = ratio[r] < lo_r ? ratio[r] : lo_r;
+				hi_r = ratio[r] > hi_r ? ratio[r] : hi_r;
+			}
+			qsort(ratio, (size_t)runs, sizeof(*ratio), cmp_double);
+			row("raw futex ping-pong (yardstick)", fut, k, "one run before each rpmsg run below");
+			snprintf(extra + used, sizeof(extra) - (size_t)used,
+				 "; run by run vs futex: median %.3f (%.3f-%.3f)", ratio[runs / 2],
+				 lo_r, hi_r);
+		}
+		row(what, ns, k, extra);
+	}
+	server_close(&s, child);
+	free(ratio);
+	free(fut);
+	free(ns);
 }
 
 static void header(const char *title)
@@ -403,7 +465,6 @@ static int bench_rtt(void)
 	yardstick(false, 20000);
 	bench_rtt_mode(POLL, 20000);
 	bench_rtt_mode(HYBRID, 20000);
-	yardstick(true, 2000);
 	bench_rtt_mode(BLOCK, 2000);
 	printf("\nHow to read: p50 is the typical round trip; compare each mode with its\n"
 	       "yardstick from the same run (polling with spin, blocking with futex): the\n"
