@@ -96,45 +96,73 @@ static VQ_OUT_OF_LINE int take_next(struct virtqueue *vq, struct virtqueue_buf *
 }
 
 /*
- * take_next for plain memory, with a lone direct descriptor, the common
- * case, taken here: the only rule that applies is the window check. A
- * chain goes on to take_chain with the descriptor already copied, so
- * nothing is read from the ring twice.
+ * The short path of both take calls: plain memory, a lone direct
+ * descriptor. Returns the head with the buffer in *vb, -ENOMEM when none
+ * is available, or -EAGAIN for anything else: a chain, or a value that
+ * breaks a rule. Every word read from the ring is the driver's and
+ * untrusted; the caller's checked path reads it again under the full
+ * rules and reports the fault, so nothing here needs to. The queue's own
+ * fields are read before the acquire load, which would force them to be
+ * read again after it.
  */
-static inline int take_lone(struct virtqueue *vq, struct virtqueue_buf *vb,
-			    size_t vbsize, size_t *count, bool whole)
+static inline int take_plain(struct virtqueue *vq, struct virtqueue_buf *vb)
 {
+	struct vring_avail *avail = vq->avail;
+	uint16_t aidx = vq->avail_idx, ready, head;
 	struct vring_desc d;
-	void *va;
-	int head;
+	uint64_t off;
 
-	head = peek_head(vq, VQ_IO_PLAIN, &d);
-	if (head < 0)
-		return head;
-	if (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))
-		return take_chain(vq, head, d, vb, vbsize, count, whole);
-	va = vq_to_local(vq, d.addr, d.len);
-	if (!va)
-		return vq->error;
-	vb->buf = va;
+	ready = (uint16_t)(vq_load_idx(VQ_IO_PLAIN, &avail->idx) - aidx);
+	if (!ready)
+		return -ENOMEM;
+	head = vq_load16(VQ_IO_PLAIN, &avail->ring[aidx & vq->mask]);
+	if (ready > vq->num || head >= vq->num)
+		return -EAGAIN;
+	vq_read_desc(VQ_IO_PLAIN, &d, &vq->desc[head]);
+	off = d.addr - vq->win.da;
+	if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
+	    off > vq->win.size || d.len > vq->win.size - off || vq->slots[head].ndesc)
+		return -EAGAIN;
+	vb->buf = (uint8_t *)vq->win.va + off;
 	vb->len = d.len;
 	vb->writable = d.flags & VRING_DESC_F_WRITE;
-	*count = 1;
-	mark_taken(vq, VQ_IO_PLAIN, (uint16_t)head, 1, vb->writable ? d.len : 0);
+	vq->slots[head].ndesc = 1;
+	vq->slots[head].wlen = vb->writable ? d.len : 0;
+	/* Read again rather than kept from above: one value fewer held
+	 * across the checks, which spares saving registers on every call. */
+	aidx = (uint16_t)(vq->avail_idx + 1u);
+	vq->avail_idx = aidx;
+	if (vq->event_idx && vq->cb_enabled)
+		vq_store16(VQ_IO_PLAIN, vq->avail_event, aidx);
 	return head;
 }
 
-int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
-			 size_t vbsize, size_t *vbcnt)
+/* vhost_get_vq_buffers on any queue or chain the short path does not
+ * take, and for every fault. */
+static VQ_OUT_OF_LINE int get_vq_buffers_checked(struct virtqueue *vq, struct virtqueue_buf *vb,
+						 size_t vbsize, size_t *vbcnt)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || (!vb && vbsize) || !vbcnt)
 		return -EINVAL;
 	if (vq->broken)
 		return -EIO;
 	*vbcnt = 0;
-	if (!vq->io.ops && vbsize)
-		return take_lone(vq, vb, vbsize, vbcnt, false);
 	return take_next(vq, vb, vbsize, vbcnt, false);
+}
+
+int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
+			 size_t vbsize, size_t *vbcnt)
+{
+	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE) && vb && vbsize &&
+	    vbcnt) {
+		int head = take_plain(vq, vb);
+
+		if (head != -EAGAIN) {
+			*vbcnt = head >= 0;
+			return head;
+		}
+	}
+	return get_vq_buffers_checked(vq, vb, vbsize, vbcnt);
 }
 
 /* virtqueue_get_available_buffer on any queue the short path does not
@@ -161,46 +189,21 @@ static VQ_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq,
 void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 				     uint32_t *len)
 {
-	struct vring_avail *avail;
-	struct vring_desc d;
-	uint16_t aidx, ready, head;
-	uint64_t off;
+	struct virtqueue_buf vb;
+	int head;
 
 	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
 		return get_available_checked(vq, avail_idx, len);
-	/* The short path: plain memory, a lone direct descriptor. Every word
-	 * read from the ring is the driver's and untrusted; anything not
-	 * plainly valid goes to get_available_checked, which reads it again
-	 * under the full rules and reports the fault. The queue's own fields
-	 * are read before the acquire load, which would force them to be
-	 * read again after it. */
-	avail = vq->avail;
-	aidx = vq->avail_idx;
-	ready = (uint16_t)(vq_load_idx(VQ_IO_PLAIN, &avail->idx) - aidx);
-	if (!ready)
+	head = take_plain(vq, &vb);
+	if (head == -ENOMEM)
 		return NULL;
-	head = vq_load16(VQ_IO_PLAIN, &avail->ring[aidx & vq->mask]);
-	if (ready > vq->num || head >= vq->num)
-		return get_available_checked(vq, avail_idx, len);
-	vq_read_desc(VQ_IO_PLAIN, &d, &vq->desc[head]);
-	off = d.addr - vq->win.da;
-	if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
-	    off > vq->win.size || d.len > vq->win.size - off ||
-	    vq->slots[head].ndesc)
+	if (head < 0)
 		return get_available_checked(vq, avail_idx, len);
 	if (avail_idx)
-		*avail_idx = head;
+		*avail_idx = (uint16_t)head;
 	if (len)
-		*len = d.len;
-	vq->slots[head].ndesc = 1;
-	vq->slots[head].wlen = (d.flags & VRING_DESC_F_WRITE) ? d.len : 0;
-	/* Read again rather than kept from above: one value fewer held
-	 * across the checks, which spares saving registers on every call. */
-	aidx = (uint16_t)(vq->avail_idx + 1u);
-	vq->avail_idx = aidx;
-	if (vq->event_idx && vq->cb_enabled)
-		vq_store16(VQ_IO_PLAIN, vq->avail_event, aidx);
-	return (uint8_t *)vq->win.va + off;
+		*len = vb.len;
+	return vb.buf;
 }
 
 static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
