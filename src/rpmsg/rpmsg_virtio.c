@@ -977,12 +977,13 @@ static void stash_rx(struct rpmsg_device *rdev)
 	flush_rx(rdev);
 }
 
-/* Serve the stash, then the receive queue: at most a ring's worth. */
-static void drain_rx(struct rpmsg_device *rdev)
+/* Serve the stash, then the receive queue, up to `budget` buffers; returns
+ * how many it took (delivered or dropped). Fewer than budget: it ran dry. */
+static unsigned int drain_rx(struct rpmsg_device *rdev, unsigned int budget)
 {
-	unsigned int budget = virtqueue_get_vring_size(rdev->rvq);
+	unsigned int taken = 0;
 
-	while (budget-- && !atomic_load(&rdev->gone)) {
+	for (; taken < budget && !atomic_load(&rdev->gone); taken++) {
 		struct rpmsg_hdr hdr;
 		uint32_t len;
 		uint16_t head;
@@ -1004,6 +1005,7 @@ static void drain_rx(struct rpmsg_device *rdev)
 			deliver_rx(rdev, buf, &hdr, head, false);
 	}
 	flush_rx(rdev);
+	return taken;
 }
 
 /*
@@ -1035,12 +1037,19 @@ static void rx_notified(struct virtqueue *vq)
 	bool offer;
 
 	duet_mutex_lock(rdev->lock);
-	/* Work may keep coming while we serve: look again after re-enabling. */
-	do {
-		virtqueue_disable_cb(vq);
-		drain_rx(rdev);
-	} while (!atomic_load(&rdev->gone) &&
-		 (!duet_list_empty(&rdev->stash) || virtqueue_enable_cb(vq) > 0));
+	/* A ping-pong pass finds one message: it is served with notifications
+	 * left on, so the pass stores nothing to the ring's flags or event
+	 * word and needs no second look. A second message means a stream:
+	 * notifications go off while the rest is drained, then back on, and
+	 * the ring is looked at again, or work that came in between would
+	 * wait for a notification that never comes. */
+	if (drain_rx(rdev, 2) == 2) {
+		do {
+			virtqueue_disable_cb(vq);
+			drain_rx(rdev, virtqueue_get_vring_size(vq));
+		} while (!atomic_load(&rdev->gone) &&
+			 (!duet_list_empty(&rdev->stash) || virtqueue_enable_cb(vq) > 0));
+	}
 	offer = rdev->offer && rdev->depth == 0;
 	duet_mutex_unlock(rdev->lock);
 	if (offer)
