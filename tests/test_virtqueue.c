@@ -618,6 +618,7 @@ static void test_broken_queue_refuses_until_reset(void **state)
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EINVAL);
 	assert_true(virtqueue_is_broken(h->dev));
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EIO);
+	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
 	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), -EIO);
 	assert_int_equal(virtqueue_enable_cb(h->dev), -EIO);
 	assert_string_equal(virtqueue_fault_str(virtqueue_get_fault(h->dev)),
@@ -635,6 +636,20 @@ static void test_broken_queue_refuses_until_reset(void **state)
 		virtqueue_get_state(h->dev, &st);
 		assert_int_equal(st.stats.faults, 1);
 	}
+	/* ... through every call's short path, which the reset opened again. */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+	{
+		uint16_t head = 0xffff;
+		uint32_t len = 0;
+
+		assert_ptr_equal(virtqueue_get_available_buffer(h->dev, &head, &len), h->bufs);
+		assert_int_equal(head, 0); /* the slot just freed is reused first */
+		assert_int_equal(len, 8);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+	}
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
 }
 
 /* ---- accessors ---- */
