@@ -744,6 +744,28 @@ static void test_mem_ops_carry_every_ring_access(void **state)
 	assert_true(vm.calls >= before + 3);
 	assert_int_equal(virtqueue_add_consumed_buffer(dev, head, 0), 0);
 	assert_ptr_equal(virtqueue_get_buffer(drv, NULL, NULL), &cookie);
+
+	/* Each word the peer wrote is read once, chains included: taking a
+	 * two-buffer chain is avail.idx, the ring entry and two descriptors;
+	 * getting it back used is used.idx and the entry's id and len. */
+	{
+		struct virtqueue_buf two[2] = { { h->bufs, 8, false }, { h->bufs + 64, 16, true } };
+		struct virtqueue_buf vb[2];
+		size_t cnt;
+		int h2;
+
+		assert_int_equal(virtqueue_add_buffer(drv, two, 1, 1, &cookie), 0);
+		before = vm.calls;
+		h2 = vhost_get_vq_buffers(dev, vb, 2, &cnt);
+		assert_true(h2 >= 0);
+		assert_int_equal(cnt, 2);
+		assert_int_equal(vm.calls - before, 4);
+		assert_int_equal(virtqueue_add_consumed_buffer(dev, (uint16_t)h2, 16), 0);
+		before = dm.calls;
+		assert_ptr_equal(virtqueue_get_buffer(drv, &len, NULL), &cookie);
+		assert_int_equal(len, 16);
+		assert_int_equal(dm.calls - before, 3);
+	}
 }
 
 int main(void)

@@ -147,34 +147,8 @@ static inline int add_one_plain(struct virtqueue *vq, const struct virtqueue_buf
 	return 0;
 }
 
-/* One buffer through the accessors. */
-static inline int add_one(struct virtqueue *vq, struct virtqueue_io io,
-			  const struct virtqueue_buf *b, bool writable, void *cookie)
-{
-	uint16_t head = vq->free_head;
-	struct virtqueue_slot *slot = &vq->slots[head];
-	uint64_t da;
-
-	if (!vq->num_free)
-		return -ENOSPC;
-	if (!b->buf || !to_device_addr(vq, b->buf, b->len, &da))
-		return -EINVAL;
-	vq_write_desc(io, &vq->desc[head], da, b->len,
-		      writable ? VRING_DESC_F_WRITE : 0, 0);
-	vq->free_head = slot->next;
-	vq->num_free--;
-	slot->cookie = cookie;
-	slot->ndesc = 1;
-	slot->wlen = writable ? b->len : 0;
-
-	vq_store16(io, &vq->avail->ring[vq->avail_idx & vq->mask], head);
-	vq->avail_idx++;
-	vq_store_idx(io, &vq->avail->idx, vq->avail_idx);
-	return 0;
-}
-
 /* Everything but one buffer on a healthy queue in plain memory: all the
- * argument checks, then the general paths. */
+ * argument checks, then the general path. */
 static VQ_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtqueue_buf *bl,
 				      int readable, int writable, void *cookie)
 {
@@ -190,10 +164,8 @@ static VQ_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtque
 	n = readable + writable;
 	if (n == 0 || n > vq->num)
 		return n ? -ENOSPC : -EINVAL;
-	/* One copy of each body, with the accessors chosen at run time: the
-	 * common case never comes here, so size matters more than speed. */
-	if (n == 1)
-		return add_one(vq, vq->io, bl, readable == 0, cookie);
+	/* One body for every shape, with the accessors chosen at run time:
+	 * the common case never comes here, so size matters more than speed. */
 	return add_chain(vq, vq->io, bl, readable, n, cookie);
 }
 
@@ -225,27 +197,23 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 	s->cookie = NULL;
 }
 
-static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
-			     uint32_t *len, uint16_t *idx)
+/*
+ * Take the used entry the caller read: `ready` entries announced, the next
+ * one holding `id` and `ulen`, all the device's words and untrusted until
+ * checked here, each read once. Returns the cookie, or NULL after
+ * recording the fault. Out of line: the short path in
+ * virtqueue_get_buffer comes here only for a chain or a fault.
+ */
+static VQ_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
+				      uint32_t ulen, uint32_t *len, uint16_t *idx)
 {
-	struct vring_used_elem *e;
 	struct virtqueue_slot *s;
-	uint16_t used, ready;
-	uint32_t id, ulen;
 	void *cookie;
 
-	/* used.idx is the device's word: untrusted until checked. */
-	used = vq_load_idx(io, &vq->used->idx);
-	ready = (uint16_t)(used - vq->used_idx);
-	if (!ready)
-		return NULL;
 	if (ready > vq_inflight(vq)) {
 		vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq_inflight(vq));
 		return NULL;
 	}
-	e = &vq->used->ring[vq->used_idx & vq->mask];
-	id = vq_load32(io, &e->id);
-	ulen = vq_load32(io, &e->len);
 	if (id >= vq->num || !vq->slots[id].cookie) {
 		vq_fault(vq, VIRTQUEUE_FAULT_USED_ID, -EINVAL, id, vq->num);
 		return NULL;
@@ -262,7 +230,7 @@ static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
 	if (vq->event_idx && vq->cb_enabled)
-		vq_store16(io, vq->used_event, vq->used_idx);
+		vq_store16(vq->io, vq->used_event, vq->used_idx);
 	if (len)
 		*len = ulen;
 	if (idx)
@@ -270,14 +238,22 @@ static inline void *get_used(struct virtqueue *vq, struct virtqueue_io io,
 	return cookie;
 }
 
-/* get_used for any queue the short path below does not take: accessors,
- * chains, and every peer fault, which it reads afresh and reports. */
+/* virtqueue_get_buffer with every argument checked, any queue. */
 static VQ_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *len,
 					     uint16_t *idx)
 {
+	struct vring_used_elem *e;
+	uint16_t ready;
+
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
-	return get_used(vq, vq->io, len, idx);
+	/* used.idx is the device's word: untrusted until take_used checks it. */
+	ready = (uint16_t)(vq_load_idx(vq->io, &vq->used->idx) - vq->used_idx);
+	if (!ready)
+		return NULL;
+	e = &vq->used->ring[vq->used_idx & vq->mask];
+	return take_used(vq, ready, vq_load32(vq->io, &e->id), vq_load32(vq->io, &e->len), len,
+			 idx);
 }
 
 void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
@@ -290,9 +266,8 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 
 	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
 		return get_used_checked(vq, len, idx);
-	/* The short path: plain memory, one-descriptor head. used.idx and
-	 * the entry are the device's words, untrusted: anything unusual,
-	 * fault or chain, goes to get_used_checked, which starts over. */
+	/* The short path: plain memory, a one-descriptor head. What it does
+	 * not plainly accept, a chain or a fault, goes as read to take_used. */
 	uidx = vq->used_idx;
 	used = vq->used;
 	ready = (uint16_t)(vq_load_idx(VQ_IO_PLAIN, &used->idx) - uidx);
@@ -304,7 +279,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	cookie = s->cookie;
 	if (ready > (uint16_t)(vq->avail_idx - uidx) || id >= vq->num || !cookie ||
 	    ulen > s->wlen || s->ndesc != 1)
-		return get_used_checked(vq, len, idx);
+		return take_used(vq, ready, id, ulen, len, idx);
 	s->cookie = NULL;
 	s->next = vq->free_head;
 	vq->free_head = (uint16_t)id;
