@@ -23,9 +23,9 @@ static inline void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
 }
 
 /*
- * Record the fault of an avail entry that failed the short test below:
- * `ready` entries announced, `head` read at the next. Returns its errno.
- * Out of line: only a broken driver gets here.
+ * Record the fault of an avail entry that failed the short test in
+ * take_short: `ready` entries announced, `head` read at the next. Returns
+ * its errno. Out of line: only a broken driver gets here.
  */
 static VQ_OUT_OF_LINE int head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head)
 {
@@ -39,21 +39,36 @@ static VQ_OUT_OF_LINE int head_fault(struct virtqueue *vq, uint16_t ready, uint1
 }
 
 /*
- * Take the chain at `head`, whose first descriptor *d is already copied,
- * into vb[0..vbsize): returns the head, with the number of buffers in
- * *count; -EINVAL when it needs more than vbsize entries and !whole (then
- * nothing is taken); another negative errno for a peer fault. With
+ * A head descriptor as copied, in two words so that a call passes it in
+ * registers: its address, and len | flags << 32 | next << 48.
+ */
+static inline uint64_t desc_word(const struct vring_desc *d)
+{
+	return d->len | (uint64_t)d->flags << 32 | (uint64_t)d->next << 48;
+}
+
+static inline struct vring_desc desc_from(uint64_t addr, uint64_t word)
+{
+	return (struct vring_desc){ addr, (uint32_t)word, (uint16_t)(word >> 32),
+				    (uint16_t)(word >> 48) };
+}
+
+/*
+ * Take the chain at `head`, whose first descriptor (addr, word) is already
+ * copied, into vb[0..vbsize): returns the head, with the number of buffers
+ * in *count; -EINVAL when it needs more than vbsize entries and !whole
+ * (then nothing is taken); another negative errno for a peer fault. With
  * `whole`, a longer chain is taken all the same and vb holds its first
  * vbsize buffers. Out of line: the lone descriptor does without it.
  */
-static VQ_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head,
-				     const struct vring_desc *d, struct virtqueue_buf *vb,
-				     size_t vbsize, size_t *count, bool whole)
+static VQ_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr,
+				     uint64_t word, struct virtqueue_buf *vb, size_t vbsize,
+				     size_t *count, bool whole)
 {
 	uint32_t wlen;
 	int ret;
 
-	ret = vq_walk_chain(vq, head, *d, vb, vbsize, count, &wlen);
+	ret = vq_walk_chain(vq, head, desc_from(addr, word), vb, vbsize, count, &wlen);
 	if (ret < 0)
 		return ret;
 	/* Too small an array takes nothing: the chain stays available. */
@@ -63,47 +78,75 @@ static VQ_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head,
 	return head;
 }
 
+/* What take_short read of an entry it did not take, for the slow paths. */
+struct avail_entry {
+	uint16_t ready; /* entries announced */
+	uint16_t head;
+	uint64_t addr;  /* head descriptor, as desc_word() */
+	uint64_t word;
+};
+
+/* take_short's results besides -ENOMEM. */
+enum { TAKE_DONE, TAKE_CHAIN, TAKE_FAULT };
+
 /*
- * Take the next available chain (see take_chain); -ENOMEM when none is
- * available. Every word read from the ring is the driver's and untrusted,
- * and each is read once: what fails the short tests here goes, as read,
- * to head_fault or take_chain, which apply the full rules. A lone direct
- * descriptor in plain memory (every rpmsg message) is taken here, where
- * the window is the only rule left.
+ * Take the next available entry if it is a lone direct descriptor inside
+ * the window (every rpmsg message): it goes to *vb, and TAKE_DONE is
+ * returned. Otherwise, what was read goes to *e: TAKE_FAULT for a bad
+ * index or head, for head_fault; TAKE_CHAIN for anything else (or any
+ * entry, when !fits), for take_chain. -ENOMEM when none is available.
+ *
+ * Every word read from the ring is the driver's and untrusted, and each
+ * is read once: the slow paths get what was read here. Inlined, *vb and
+ * *e stay in registers and each caller tail-calls its slow paths, so the
+ * short path needs no stack frame.
  */
-static inline int take(struct virtqueue *vq, struct virtqueue_io io, struct virtqueue_buf *vb,
-		       size_t vbsize, size_t *count, bool whole)
+static inline int take_short(struct virtqueue *vq, struct virtqueue_io io,
+			     struct virtqueue_buf *vb, bool fits, struct avail_entry *e)
 {
 	/* Read before the acquire load, which would force a second read. */
 	struct vring_avail *avail = vq->avail;
-	uint16_t aidx = vq->avail_idx, ready, head;
+	uint16_t aidx = vq->avail_idx;
 	struct vring_desc d;
 	uint64_t off;
 
-	ready = (uint16_t)(vq_load_idx(io, &avail->idx) - aidx);
-	if (!ready)
+	e->ready = (uint16_t)(vq_load_idx(io, &avail->idx) - aidx);
+	if (!e->ready)
 		return -ENOMEM;
-	head = vq_load16(io, &avail->ring[aidx & vq->mask]);
-	if (ready > vq->num || head >= vq->num || vq->slots[head].ndesc)
-		return head_fault(vq, ready, head);
-	vq_read_desc(io, &d, &vq->desc[head]);
+	e->head = vq_load16(io, &avail->ring[aidx & vq->mask]);
+	if (e->ready > vq->num || e->head >= vq->num || vq->slots[e->head].ndesc)
+		return TAKE_FAULT;
+	vq_read_desc(io, &d, &vq->desc[e->head]);
 	off = d.addr - vq->win.da;
-	if (!vbsize || (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
-	    off > vq->win.size || d.len > vq->win.size - off)
-		return take_chain(vq, head, &d, vb, vbsize, count, whole);
+	if (!fits || (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
+	    off > vq->win.size || d.len > vq->win.size - off) {
+		e->addr = d.addr;
+		e->word = desc_word(&d);
+		return TAKE_CHAIN;
+	}
 	vb->buf = (uint8_t *)vq->win.va + off;
 	vb->len = d.len;
 	vb->writable = d.flags & VRING_DESC_F_WRITE;
-	*count = 1;
-	mark_taken(vq, io, head, 1, vb->writable ? d.len : 0);
-	return head;
+	mark_taken(vq, io, e->head, 1, vb->writable ? d.len : 0);
+	return TAKE_DONE;
 }
 
-/* take() with the accessors, for any queue the short paths do not serve. */
-static VQ_OUT_OF_LINE int take_io(struct virtqueue *vq, struct virtqueue_buf *vb,
-				  size_t vbsize, size_t *count, bool whole)
+/* The next available chain into vb[0..vbsize) (see take_chain). */
+static inline int take(struct virtqueue *vq, struct virtqueue_io io, struct virtqueue_buf *vb,
+		       size_t vbsize, size_t *count)
 {
-	return take(vq, vq->io, vb, vbsize, count, whole);
+	struct avail_entry e;
+	int ret = take_short(vq, io, vb, vbsize != 0, &e);
+
+	if (ret == TAKE_DONE) {
+		*count = 1;
+		return e.head;
+	}
+	if (ret == TAKE_CHAIN)
+		return take_chain(vq, e.head, e.addr, e.word, vb, vbsize, count, false);
+	if (ret == TAKE_FAULT)
+		return head_fault(vq, e.ready, e.head);
+	return ret;
 }
 
 /* vhost_get_vq_buffers with every argument checked, for any queue. */
@@ -115,7 +158,7 @@ static VQ_OUT_OF_LINE int get_vq_buffers_checked(struct virtqueue *vq, struct vi
 	if (vq->broken)
 		return -EIO;
 	*vbcnt = 0;
-	return take_io(vq, vb, vbsize, vbcnt, false);
+	return take(vq, vq->io, vb, vbsize, vbcnt);
 }
 
 int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
@@ -124,26 +167,57 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE) && vb && vbsize &&
 	    vbcnt) {
 		*vbcnt = 0;
-		return take(vq, VQ_IO_PLAIN, vb, vbsize, vbcnt, false);
+		return take(vq, VQ_IO_PLAIN, vb, vbsize, vbcnt);
 	}
 	return get_vq_buffers_checked(vq, vb, vbsize, vbcnt);
 }
 
-/* The buffer of the next available chain, whole, through take(). */
+/* get_available for an entry take_short left as TAKE_CHAIN: the chain
+ * taken whole, its first buffer returned. */
+static VQ_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t head,
+						uint64_t addr, uint64_t word,
+						uint16_t *avail_idx, uint32_t *len)
+{
+	struct virtqueue_buf first;
+	size_t count;
+
+	if (take_chain(vq, head, addr, word, &first, 1, &count, true) < 0)
+		return NULL;
+	if (avail_idx)
+		*avail_idx = head;
+	if (len)
+		*len = first.len;
+	return first.buf;
+}
+
+/* get_available for an entry take_short left as TAKE_FAULT. */
+static VQ_OUT_OF_LINE void *get_available_fault(struct virtqueue *vq, uint16_t ready,
+						uint16_t head)
+{
+	head_fault(vq, ready, head);
+	return NULL;
+}
+
+/* The buffer of the next available chain, whole. */
 static inline void *get_available(struct virtqueue *vq, struct virtqueue_io io,
 				  uint16_t *avail_idx, uint32_t *len)
 {
 	struct virtqueue_buf first;
-	size_t count;
-	int head = take(vq, io, &first, 1, &count, true);
+	struct avail_entry e;
+	int ret = take_short(vq, io, &first, true, &e);
 
-	if (head < 0)
-		return NULL;
-	if (avail_idx)
-		*avail_idx = (uint16_t)head;
-	if (len)
-		*len = first.len;
-	return first.buf;
+	if (ret == TAKE_DONE) {
+		if (avail_idx)
+			*avail_idx = e.head;
+		if (len)
+			*len = first.len;
+		return first.buf;
+	}
+	if (ret == TAKE_CHAIN)
+		return get_available_chain(vq, e.head, e.addr, e.word, avail_idx, len);
+	if (ret == TAKE_FAULT)
+		return get_available_fault(vq, e.ready, e.head);
+	return NULL;
 }
 
 /* virtqueue_get_available_buffer with every argument checked, any queue. */
