@@ -143,13 +143,15 @@ static struct duet_link *open_link(enum duet_side who, const char *name, enum mo
 	return l;
 }
 
-/* One turn of the loop. */
+/* One turn of the loop. Waiting needs no timeout: a notification, or a
+ * change of the link's state, ends it, and every caller tests its own
+ * condition after each turn. No timer is armed per sleep. */
 static void pump(struct side *s)
 {
 	if (s->mode == POLL)
 		duet_link_poll(s->link);
 	else
-		duet_link_wait(s->link, 100);
+		duet_link_wait(s->link, DUET_LINK_FOREVER);
 }
 
 static struct rpmsg_device *wait_device(struct side *s)

@@ -46,7 +46,7 @@ static uint64_t thread_cpu_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void consume_stream(uint32_t spin_us)
+static void consume_stream(uint32_t spin_us, uint32_t timeout_ms)
 {
 	struct shared *sh = map_shared();
 	uint32_t ids[DUET_DOORBELL_IDS];
@@ -73,10 +73,11 @@ static void consume_stream(uint32_t spin_us)
 			break;
 		before = atomic_load(&sh->produced);
 		waits++;
-		if (duet_doorbell_wait(&sh->bell, seen, spin_us, 2000)) {
+		if (duet_doorbell_wait(&sh->bell, seen, spin_us, timeout_ms)) {
 			sleeps_ok++;
 			continue;
 		}
+		assert_int_not_equal(timeout_ms, DUET_DOORBELL_FOREVER);
 		/* Two seconds without a wake-up: the producer must not have
 		 * rung meanwhile. */
 		assert_int_equal(atomic_load(&sh->produced), before);
@@ -95,13 +96,23 @@ static void consume_stream(uint32_t spin_us)
 static void test_stream_blocking(void **state)
 {
 	(void)state;
-	consume_stream(0);
+	consume_stream(0, 2000);
+}
+
+/* The same without a timeout: a lost wake-up would sleep for ever, so an
+ * alarm ends the test as a failure instead. */
+static void test_stream_blocking_forever(void **state)
+{
+	(void)state;
+	alarm(120);
+	consume_stream(0, DUET_DOORBELL_FOREVER);
+	alarm(0);
 }
 
 static void test_stream_spinning(void **state)
 {
 	(void)state;
-	consume_stream(50);
+	consume_stream(50, 2000);
 }
 
 static void test_idle_waiter_blocks(void **state)
@@ -152,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_wake_from_other_process),
 		cmocka_unit_test(test_idle_waiter_blocks),
 		cmocka_unit_test(test_stream_blocking),
+		cmocka_unit_test(test_stream_blocking_forever),
 		cmocka_unit_test(test_stream_spinning),
 	};
 

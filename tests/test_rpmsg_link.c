@@ -799,6 +799,7 @@ static void test_hostile_driver_input(void **state)
 struct pump {
 	struct duet_link *link;
 	_Atomic bool stop;
+	bool forever; /* wait without a timeout; stopped by duet_link_wake */
 };
 
 static void *pump_main(void *arg)
@@ -806,8 +807,110 @@ static void *pump_main(void *arg)
 	struct pump *pm = arg;
 
 	while (!atomic_load(&pm->stop))
-		duet_link_wait(pm->link, 10);
+		duet_link_wait(pm->link, pm->forever ? DUET_LINK_FOREVER : 10);
 	return NULL;
+}
+
+static int echo_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	(void)src;
+	(void)priv;
+	rpmsg_send(ept, data, (int)len);
+	return 0;
+}
+
+static bool until_peer(struct duet_link *l, bool up, unsigned int ms)
+{
+	for (unsigned int waited = 0; duet_link_peer_up(l) != up; waited += 5) {
+		if (waited >= ms)
+			return false;
+		nap(5);
+	}
+	return true;
+}
+
+/*
+ * The child of test_user_loop_waits_forever_through_server_loss: a proxy
+ * whose loop thread waits without a timeout. It echoes on endpoint
+ * "user-loop", loses its server, and must serve the next one.
+ */
+static int child_user_loop(const char *name)
+{
+	struct duet_link_config cfg = { .name = name, .side = DUET_PROXY, .user_loop = true };
+	static struct pump pm = { .forever = true };
+	static struct rpmsg_endpoint ept;
+	char err[256];
+	pthread_t t;
+
+	CHECK(vhost_register_driver(&vhost_rpmsg_driver) == 0);
+	CHECK(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)) == 0);
+	CHECK(pthread_create(&t, NULL, pump_main, &pm) == 0);
+	for (int round = 0;; round++) {
+		struct rpmsg_device *rdev = wait_device();
+
+		CHECK(rdev != NULL);
+		CHECK(rpmsg_create_ept(&ept, rdev, "user-loop", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+				       echo_cb, NULL) == 0);
+		say(round ? "back" : "up");
+		if (round)
+			break;
+		CHECK(until_peer(pm.link, false, 10000));
+		say("lost");
+		rpmsg_destroy_ept(&ept);
+		CHECK(until_peer(pm.link, true, 10000));
+	}
+	while (strcmp(hear(100), "quit"))
+		;
+	atomic_store(&pm.stop, true);
+	CHECK(duet_link_wake(pm.link) == 0);
+	pthread_join(t, NULL);
+	rpmsg_destroy_ept(&ept);
+	close_side(pm.link);
+	say("closed");
+	return 0;
+}
+
+/*
+ * A proxy's user loop waits on its doorbell in the shared region, with no
+ * timeout. When the server leaves, the loop must be woken, and the region
+ * must not be unmapped under it (that faulted); then the proxy attaches
+ * to the next server and its loop serves it. Over two servers in turn.
+ */
+static void test_user_loop_waits_forever_through_server_loss(void **state)
+{
+	struct duet_link *l = NULL;
+	struct proc child;
+	struct box b;
+	char name[64];
+
+	(void)state;
+	snprintf(name, sizeof(name), "trl-%d-uloop", (int)getpid());
+	for (int round = 0; round < 2; round++) {
+		struct rpmsg_device *rdev;
+
+		l = open_side(DUET_SERVER, name);
+		assert_non_null(l);
+		if (!round)
+			proc_start(&child, (const char *const[]){ self, "--child", name, "user-loop",
+								 NULL });
+		assert_true(proc_expect(&child, round ? "back" : "up", 8000));
+		rdev = wait_device();
+		assert_non_null(rdev);
+		assert_int_equal(box_open(&b, rdev, "user-loop", RPMSG_ADDR_ANY), 0);
+		assert_true(until(ready, &b.ept, 5000));
+		assert_int_equal(rpmsg_send(&b.ept, "echo", 5), 5);
+		assert_true(until(got_one, &b, 5000));
+		assert_string_equal(b.last, "echo");
+		rpmsg_destroy_ept(&b.ept);
+		if (!round) {
+			close_side(l);
+			assert_true(proc_expect(&child, "lost", 5000));
+		}
+	}
+	proc_send(&child, "quit\n");
+	assert_true(proc_expect(&child, "closed", 5000));
+	close_side(l);
+	assert_int_equal(proc_wait(&child, 20000), 0);
 }
 
 /*
@@ -852,11 +955,13 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hostile_device_input),
 		cmocka_unit_test(test_hostile_driver_input),
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
+		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
 	};
 
 	self = "/proc/self/exe";
 	if (argc == 4 && !strcmp(argv[1], "--child"))
-		return child_main(argv[2], argv[3]);
+		return !strcmp(argv[3], "user-loop") ? child_user_loop(argv[2])
+						     : child_main(argv[2], argv[3]);
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
 	return cmocka_run_group_tests_name("rpmsg between two processes", tests, NULL, NULL);
 }

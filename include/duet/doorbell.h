@@ -39,10 +39,14 @@ void duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id);
  */
 unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids);
 
+/* A timeout that never ends: the wait blocks without a timer. */
+#define DUET_DOORBELL_FOREVER UINT32_MAX
+
 /*
  * Wait until seq leaves `seen` (the value read before the last take), for
- * at most timeout_ms: spin for spin_us first, then block. Returns true when
- * it moved, false on timeout.
+ * at most timeout_ms (DUET_DOORBELL_FOREVER: no limit, and no timer armed,
+ * which makes each sleep cheaper): spin for spin_us first, then block.
+ * Returns true when it moved, false on timeout.
  */
 bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin_us,
 			uint32_t timeout_ms);

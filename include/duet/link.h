@@ -95,12 +95,28 @@ bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
  */
 int duet_link_poll(struct duet_link *link);
 
+/* A duet_link_wait timeout that never ends. */
+#define DUET_LINK_FOREVER UINT32_MAX
+
 /*
  * With user_loop: as duet_link_poll, but when nothing is pending wait for
  * the peer's next notification first (spin_us spinning, then blocking) for
- * at most timeout_ms. Returns how many ran, -EINVAL without user_loop.
+ * at most timeout_ms, or with DUET_LINK_FOREVER without a limit (and
+ * without arming a timer on each sleep). Any change of the link's state
+ * (peer up or down, a stop requested) and duet_link_wake end the wait
+ * too, so a loop can wait forever and test its own conditions after each
+ * turn. A proxy that lost its server attaches to the next one only after
+ * its loop has turned once more. Returns how many doorbell ids it took
+ * (a state change or a wake is one; 0 after a timeout), -EINVAL without
+ * user_loop.
  */
 int duet_link_wait(struct duet_link *link, uint32_t timeout_ms);
+
+/*
+ * With user_loop: end a duet_link_wait in progress on another thread, or
+ * the next one, at once. Returns 0, -EINVAL without user_loop.
+ */
+int duet_link_wake(struct duet_link *link);
 
 /* True while a peer is attached. */
 bool duet_link_peer_up(struct duet_link *link);

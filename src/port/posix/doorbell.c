@@ -18,11 +18,15 @@ static void futex_wake(_Atomic uint32_t *word)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
+/* Sleep while *word == val, for at most timeout_ms unless that is
+ * DUET_DOORBELL_FOREVER: then no timer, which the kernel would arm and
+ * cancel on every sleep. */
 static void futex_wait(_Atomic uint32_t *word, uint32_t val, uint32_t timeout_ms)
 {
 	struct timespec ts = { (time_t)(timeout_ms / 1000u), (long)(timeout_ms % 1000u) * 1000000L };
 
-	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val,
+		timeout_ms == DUET_DOORBELL_FOREVER ? NULL : &ts, NULL, 0);
 }
 
 void duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id)
@@ -76,6 +80,11 @@ bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin
 	/* Published before we look again: a ring after this sees armed. */
 	if (atomic_load(&bell->seq) != seen)
 		return true;
+	if (timeout_ms == DUET_DOORBELL_FOREVER) {
+		while (atomic_load(&bell->seq) == seen)
+			futex_wait(&bell->seq, seen, DUET_DOORBELL_FOREVER);
+		return true;
+	}
 	end = duet_clock_ms() + timeout_ms;
 	for (;;) {
 		uint64_t now = duet_clock_ms();

@@ -90,6 +90,14 @@ struct duet_link {
 	uint32_t refused_pid;
 	_Atomic uint32_t rung;
 	uint32_t loop_seen; /* user loop: the doorbell seq at its last take */
+	/* User loop: this side's doorbell as the loop's last dispatch found
+	 * it. Only the loop thread reads or writes it, and the mapping it
+	 * points into stays until that thread lets go (see retire). */
+	struct duet_doorbell *loop_bell;
+	uint8_t *stale;      /* a detached mapping the loop may still wait on */
+	size_t stale_size;
+	uint32_t wake_seq;   /* duet_link_wake calls, for a loop with no doorbell */
+	uint32_t loop_wake;  /* wake_seq at the loop's last dispatch */
 	duet_rptun_callback incoming; /* where the doorbell's ids go */
 };
 
@@ -103,6 +111,11 @@ static void say(struct duet_link *l, enum duet_link_event ev, const char *fmt, .
 	va_end(ap);
 	if (l->cfg.event)
 		l->cfg.event(l->cfg.arg, ev, msg);
+	/* A user loop may wait without a timeout: every change of the link's
+	 * state rings it, so that it looks again. Only the service thread
+	 * (or open and close) says things, and only it moves l->bell. */
+	if (l->cfg.user_loop && l->bell)
+		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
 }
 
 static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
@@ -268,6 +281,47 @@ static void unmap(struct duet_link *l)
 	l->hdr = NULL;
 	l->bell = NULL;
 	l->fd = -1;
+}
+
+/*
+ * Detach from the region, under the lock. A user loop may be inside
+ * duet_link_wait on this side's doorbell, in the region: unmapping it
+ * there would fault. So the mapping is kept as `stale`, the loop is rung
+ * awake, and its next dispatch unmaps it (release_stale).
+ */
+static void retire(struct duet_link *l)
+{
+	if (l->cfg.user_loop && l->region) {
+		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
+		l->stale = l->region;
+		l->stale_size = l->size;
+		l->region = NULL;
+	}
+	unmap(l);
+}
+
+/* The loop thread, under the lock: it waits on no stale mapping now. */
+static void release_stale(struct duet_link *l)
+{
+	if (l->stale)
+		munmap(l->stale, l->stale_size);
+	l->stale = NULL;
+}
+
+/* Wait on l->cond, under l->lock, for at most ms (a wake-up may come
+ * sooner, or spuriously: callers test their condition again). */
+static void cond_wait_ms(struct duet_link *l, uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000u);
+	ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&l->cond, &l->lock, &ts);
 }
 
 static int map(struct duet_link *l, size_t size)
@@ -506,7 +560,7 @@ static void proxy_peer_down(struct duet_link *l, const char *why)
 	pthread_mutex_lock(&l->lock);
 	atomic_store(&l->peer_up, false);
 	stop_rptun(l);
-	unmap(l);
+	retire(l);
 	/* Clean up what the dead server left, unless a new one already
 	 * replaced it. */
 	fd = shm_open(l->path, O_RDONLY, 0);
@@ -531,7 +585,9 @@ static void proxy_watch(struct duet_link *l)
 		int ret;
 
 		pthread_mutex_lock(&l->lock);
-		ret = proxy_try_attach(l, err, sizeof(err));
+		/* Not while the user loop may still wait on the old mapping:
+		 * retire rang it, and its next turn lets go. */
+		ret = l->stale ? -EAGAIN : proxy_try_attach(l, err, sizeof(err));
 		if (ret == 0)
 			pthread_cond_broadcast(&l->cond);
 		pthread_mutex_unlock(&l->lock);
@@ -590,14 +646,19 @@ static void proxy_watch(struct duet_link *l)
 /* ---- the service thread ---- */
 
 /* Take this side's doorbell and run what it says; under the link lock.
- * *seen gets the doorbell's seq from before the take. */
+ * *seen gets the doorbell's seq from before the take. For a user loop
+ * (the only caller besides the service thread, which never has a stale
+ * mapping) it also notes the doorbell and wake count it will wait on. */
 static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen)
 {
 	struct duet_doorbell *bell;
 	unsigned int n;
 
 	pthread_mutex_lock(&l->lock);
+	release_stale(l);
 	bell = l->bell ? &l->bell[l->me] : NULL;
+	l->loop_bell = bell;
+	l->loop_wake = l->wake_seq;
 	*seen = bell ? atomic_load(&bell->seq) : 0;
 	n = bell ? duet_doorbell_take(bell, ids) : 0;
 	for (unsigned int i = 0; i < n && l->rptun && l->incoming; i++)
@@ -655,11 +716,33 @@ int duet_link_poll(struct duet_link *l)
 	if (!l || !l->cfg.user_loop)
 		return -EINVAL;
 	/* Nothing rang since the last look: no lock, no work. */
-	if (l->bell && atomic_load_explicit(&l->bell[l->me].seq, memory_order_acquire) == l->loop_seen)
+	if (l->loop_bell &&
+	    atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) == l->loop_seen)
 		return 0;
 	n = dispatch(l, ids, &seen);
 	l->loop_seen = seen;
 	return (int)n;
+}
+
+/* No doorbell to wait on (a proxy between servers): wait for one to come,
+ * or for duet_link_wake, up to timeout_ms. */
+static void wait_for_bell(struct duet_link *l, uint32_t timeout_ms)
+{
+	uint64_t end = duet_clock_ms() + timeout_ms;
+
+	pthread_mutex_lock(&l->lock);
+	while (!l->bell && l->wake_seq == l->loop_wake && !atomic_load(&l->quit)) {
+		uint64_t now = duet_clock_ms();
+
+		if (timeout_ms == DUET_LINK_FOREVER) {
+			pthread_cond_wait(&l->cond, &l->lock);
+			continue;
+		}
+		if (now >= end)
+			break;
+		cond_wait_ms(l, end - now);
+	}
+	pthread_mutex_unlock(&l->lock);
 }
 
 int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
@@ -670,12 +753,30 @@ int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
 	if (!l || !l->cfg.user_loop)
 		return -EINVAL;
 	n = dispatch(l, ids, &seen);
-	if (!n && l->bell) {
-		duet_doorbell_wait(&l->bell[l->me], seen, l->cfg.spin_us, timeout_ms);
+	if (!n) {
+		if (l->loop_bell)
+			duet_doorbell_wait(l->loop_bell, seen, l->cfg.spin_us,
+					   timeout_ms == DUET_LINK_FOREVER ? DUET_DOORBELL_FOREVER
+									   : timeout_ms);
+		else
+			wait_for_bell(l, timeout_ms);
 		n = dispatch(l, ids, &seen);
 	}
 	l->loop_seen = seen;
 	return (int)n;
+}
+
+int duet_link_wake(struct duet_link *l)
+{
+	if (!l || !l->cfg.user_loop)
+		return -EINVAL;
+	pthread_mutex_lock(&l->lock);
+	l->wake_seq++;
+	if (l->bell)
+		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	return 0;
 }
 
 /* ---- public ---- */
@@ -799,6 +900,7 @@ int duet_link_close(struct duet_link *l, uint32_t timeout_ms, char *err, size_t 
 		ret = duet_link_command(l, DUET_LINK_CMD_STOP, timeout_ms, err, errlen);
 	stop_thread(l);
 	stop_rptun(l);
+	release_stale(l);
 	if (l->hdr) {
 		atomic_store(&l->hdr->side[l->me].state, ST_STOPPED);
 		ring_link(l, LINK_ID);
@@ -819,18 +921,9 @@ bool duet_link_wait_peer(struct duet_link *l, uint32_t timeout_ms)
 
 	pthread_mutex_lock(&l->lock);
 	while (!(up = atomic_load(&l->peer_up))) {
-		uint64_t now = duet_clock_ms();
-		struct timespec ts;
-
-		if (now >= end)
+		if (duet_clock_ms() >= end)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+		cond_wait_ms(l, 10);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return up;
