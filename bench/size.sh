@@ -18,7 +18,7 @@ mkdir -p "$out"
 objs() { for s in "$@"; do o="$out/$(basename "$s" .c).o"; $cc $flags -c "$top/$s" -o "$o"; echo "$o"; done; }
 size_of() { arm-none-eabi-size "$@" | awk 'NR > 1 { t += $1; d += $2 + $3 } END { printf "text %d B, data+bss %d B", t, d }'; }
 
-rpmsg_srcs="$(list DUET_CORE_SOURCES) src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_ping.c"
+rpmsg_srcs="$(list DUET_CORE_SOURCES) src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c"
 # shellcheck disable=SC2086
 o=$(objs $rpmsg_srcs)
 roots=""

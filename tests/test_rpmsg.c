@@ -99,6 +99,7 @@ static int setup(void **state)
 
 	(void)state;
 	assert_int_equal(duet_loopback_create(&lb, &lc), 0);
+	assert_int_equal(rpmsg_ping_register(), 0);
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
 	assert_int_equal(vhost_register_driver(&vhost_rpmsg_driver), 0);
 	vhost_set_probe_period(5);

@@ -959,6 +959,8 @@ int main(int argc, char **argv)
 	};
 
 	self = "/proc/self/exe";
+	if (rpmsg_ping_register() < 0)
+		return 1;
 	if (argc == 4 && !strcmp(argv[1], "--child"))
 		return !strcmp(argv[3], "user-loop") ? child_user_loop(argv[2])
 						     : child_main(argv[2], argv[3]);

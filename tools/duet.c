@@ -469,6 +469,8 @@ static int run_side(const struct opts *o)
 	}
 	virtio_register_drivers();
 	vhost_register_drivers();
+	if (rpmsg_ping_register() < 0)
+		fprintf(stderr, "[%s] rpmsg: no ping service (out of memory)\n", tag);
 	rpmsg_set_drop_cb(on_drop, NULL);
 	ret = duet_link_open(&link, &cfg, o->timeout_ms, err, sizeof(err));
 	if (ret < 0) {

@@ -1,6 +1,6 @@
 /*
- * duet/rpmsg_ping.h - the ping service every rpmsg device has, and its
- * client (NuttX's `rpmsg ping`).
+ * duet/rpmsg_ping.h - the ping service, on every rpmsg device once
+ * registered, and its client (NuttX's `rpmsg ping`).
  */
 #ifndef DUET_RPMSG_PING_H
 #define DUET_RPMSG_PING_H
@@ -28,6 +28,14 @@ struct rpmsg_ping_result {
 	uint64_t total_ns, min_ns, max_ns, p50_ns, p99_ns;
 	uint32_t failed;     /* echo missing or wrong */
 };
+
+/*
+ * Give every rpmsg device, present and to come, the ping service: an
+ * endpoint named RPMSG_PING_NAME that echoes (both sides need it for
+ * rpmsg_ping). Optional, so that a build without it carries none of its
+ * code. Calling it again does nothing. Returns 0 or -ENOMEM.
+ */
+int rpmsg_ping_register(void);
 
 /*
  * Ping the peer `times` times with `len` payload bytes (at least the 16-byte

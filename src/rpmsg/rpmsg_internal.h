@@ -62,7 +62,7 @@ struct rpmsg_device {
 	int tx_sleepers;  /* senders asleep on tx_event (they need its notification,
 			   * as do announcements queued in ns_out) */
 	struct rpmsg_stats stats;
-	struct rpmsg_ping_state *ping;
+	struct rpmsg_ping_state *ping; /* with rpmsg_ping_register: the service */
 	struct duet_list node;
 };
 
@@ -71,8 +71,5 @@ struct rpmsg_device {
  * anything that counts buffers in flight calls it first. */
 void rpmsg_reclaim_tx(struct rpmsg_device *rdev);
 
-/* The ping service endpoint of every device (rpmsg_ping.c). */
-void rpmsg_ping_attach(struct rpmsg_device *rdev);
-void rpmsg_ping_detach(struct rpmsg_device *rdev);
 
 #endif /* DUET_RPMSG_INTERNAL_H */

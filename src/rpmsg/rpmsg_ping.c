@@ -97,10 +97,11 @@ static int ping_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t 
 	return 0;
 }
 
-void rpmsg_ping_attach(struct rpmsg_device *rdev)
+static void ping_attach(struct rpmsg_device *rdev, void *priv)
 {
 	struct rpmsg_ping_state *st = duet_port_alloc(sizeof(*st));
 
+	(void)priv;
 	if (!st)
 		return;
 	st->ept.priv = st; /* before create: ping_cb may run at once */
@@ -117,10 +118,11 @@ void rpmsg_ping_attach(struct rpmsg_device *rdev)
 	rdev->ping = st;
 }
 
-void rpmsg_ping_detach(struct rpmsg_device *rdev)
+static void ping_detach(struct rpmsg_device *rdev, void *priv)
 {
 	struct rpmsg_ping_state *st;
 
+	(void)priv;
 	duet_mutex_lock(rdev->lock);
 	st = rdev->ping;
 	rdev->ping = NULL;
@@ -145,6 +147,21 @@ void rpmsg_ping_detach(struct rpmsg_device *rdev)
 	duet_mutex_destroy(st->lock);
 	duet_event_destroy(st->echo);
 	duet_port_free(st);
+}
+
+/* The listener's key: one registration per process. */
+static _Atomic int registered;
+
+int rpmsg_ping_register(void)
+{
+	int expected = 0, ret;
+
+	if (!atomic_compare_exchange_strong(&registered, &expected, 1))
+		return 0;
+	ret = rpmsg_register_callback((void *)&registered, ping_attach, ping_detach, NULL, NULL);
+	if (ret < 0)
+		atomic_store(&registered, 0);
+	return ret;
 }
 
 void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *c)

@@ -15,6 +15,7 @@
 #include <duet/port.h>
 #include <duet/rpmsg.h>
 
+#include "../core/compiler.h"
 #include "../core/lazy_lock.h"
 #include "rpmsg_internal.h"
 
@@ -206,20 +207,21 @@ static void quiet_tx_cb(struct rpmsg_device *rdev)
 }
 
 /*
- * A send buffer, waiting for one up to the device's timeout when `wait`.
- * Called with the lock held once or more. From a receive callback the
- * thread that would see the peer's notification is this one: it then
- * stashes what arrived (giving the peer its buffers back) and polls,
- * briefly spinning first, instead of sleeping on the event.
+ * take_tx once no send buffer was free: wait for one up to the device's
+ * timeout when `wait`. Called with the lock held once or more. From a
+ * receive callback the thread that would see the peer's notification is
+ * this one: it then stashes what arrived (giving the peer its buffers
+ * back) and polls, briefly spinning first, instead of sleeping on the
+ * event. Out of line: a free buffer, the common case, needs none of this.
  */
-static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, uint32_t *cap,
-			int *err)
+static DUET_OUT_OF_LINE uint8_t *take_tx_wait(struct rpmsg_device *rdev, bool wait,
+					       uint16_t *head, uint32_t *cap, int *err)
 {
 	uint64_t deadline = 0, spin_start = 0, now;
 	bool timed = false, counted = false;
 	uint8_t *buf;
 
-	while (!(buf = take_tx_now(rdev, head, cap))) {
+	do {
 		/* The clock is read only once a buffer is missing: two reads
 		 * per message were ~80 instructions of a round trip. */
 		now = duet_clock_ms();
@@ -265,7 +267,19 @@ static uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head, ui
 		duet_event_wait(rdev->tx_event, (uint32_t)(deadline - now));
 		duet_mutex_lock(rdev->lock);
 		rdev->tx_sleepers--;
-	}
+	} while (!(buf = take_tx_now(rdev, head, cap)));
+	return buf;
+}
+
+/* A send buffer, waiting for one (see take_tx_wait) when none is free;
+ * NULL with *err set when none came. Under the lock. */
+static inline uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head,
+			       uint32_t *cap, int *err)
+{
+	uint8_t *buf = take_tx_now(rdev, head, cap);
+
+	if (!buf && !(buf = take_tx_wait(rdev, wait, head, cap, err)))
+		return NULL;
 	quiet_tx_cb(rdev);
 	return buf;
 }
@@ -1209,7 +1223,6 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 		return ret;
 	}
 	vdev->priv = rdev;
-	rpmsg_ping_attach(rdev);
 	if (duet_lazy_lock_take(&global_lock) == 0) {
 		struct duet_list *l;
 
@@ -1243,7 +1256,6 @@ static void rpmsg_remove(struct virtio_device *vdev)
 		}
 		duet_lazy_lock_give(&global_lock);
 	}
-	rpmsg_ping_detach(rdev);
 	atomic_store(&rdev->gone, true);
 	duet_event_post(rdev->tx_event);
 	duet_mutex_lock(rdev->lock);

@@ -214,7 +214,7 @@ static inline bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
 	return !(vq_load16(io, &vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
-static VQ_OUT_OF_LINE bool peer_wants_kick_io(struct virtqueue *vq, uint16_t now)
+static DUET_OUT_OF_LINE bool peer_wants_kick_io(struct virtqueue *vq, uint16_t now)
 {
 	return peer_wants_kick(vq, vq->io, now);
 }

@@ -27,7 +27,7 @@ static inline void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
  * take_short: `ready` entries announced, `head` read at the next. Returns
  * its errno. Out of line: only a broken driver gets here.
  */
-static VQ_OUT_OF_LINE int head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head)
+static DUET_OUT_OF_LINE int head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head)
 {
 	/* avail.idx is the driver's word: a jump of more than num means it is
 	 * lying or broken, not that num entries are ready. */
@@ -61,7 +61,7 @@ static inline struct vring_desc desc_from(uint64_t addr, uint64_t word)
  * `whole`, a longer chain is taken all the same and vb holds its first
  * vbsize buffers. Out of line: the lone descriptor does without it.
  */
-static VQ_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr,
+static DUET_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr,
 				     uint64_t word, struct virtqueue_buf *vb, size_t vbsize,
 				     size_t *count, bool whole)
 {
@@ -150,7 +150,7 @@ static inline int take(struct virtqueue *vq, struct virtqueue_io io, struct virt
 }
 
 /* vhost_get_vq_buffers with every argument checked, for any queue. */
-static VQ_OUT_OF_LINE int get_vq_buffers_checked(struct virtqueue *vq, struct virtqueue_buf *vb,
+static DUET_OUT_OF_LINE int get_vq_buffers_checked(struct virtqueue *vq, struct virtqueue_buf *vb,
 						 size_t vbsize, size_t *vbcnt)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || (!vb && vbsize) || !vbcnt)
@@ -174,7 +174,7 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 
 /* get_available for an entry take_short left as TAKE_CHAIN: the chain
  * taken whole, its first buffer returned. */
-static VQ_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t head,
+static DUET_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t head,
 						uint64_t addr, uint64_t word,
 						uint16_t *avail_idx, uint32_t *len)
 {
@@ -191,7 +191,7 @@ static VQ_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t h
 }
 
 /* get_available for an entry take_short left as TAKE_FAULT. */
-static VQ_OUT_OF_LINE void *get_available_fault(struct virtqueue *vq, uint16_t ready,
+static DUET_OUT_OF_LINE void *get_available_fault(struct virtqueue *vq, uint16_t ready,
 						uint16_t head)
 {
 	head_fault(vq, ready, head);
@@ -221,7 +221,7 @@ static inline void *get_available(struct virtqueue *vq, struct virtqueue_io io,
 }
 
 /* virtqueue_get_available_buffer with every argument checked, any queue. */
-static VQ_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq, uint16_t *avail_idx,
+static DUET_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq, uint16_t *avail_idx,
 						  uint32_t *len)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || vq->broken)
@@ -249,7 +249,7 @@ static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
 }
 
 /* virtqueue_add_consumed_buffer on any queue but a healthy plain one. */
-static VQ_OUT_OF_LINE int add_consumed_checked(struct virtqueue *vq, uint16_t head,
+static DUET_OUT_OF_LINE int add_consumed_checked(struct virtqueue *vq, uint16_t head,
 					       uint32_t len)
 {
 	struct virtqueue_slot *s;

@@ -149,7 +149,7 @@ static inline int add_one_plain(struct virtqueue *vq, const struct virtqueue_buf
 
 /* Everything but one buffer on a healthy queue in plain memory: all the
  * argument checks, then the general path. */
-static VQ_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtqueue_buf *bl,
+static DUET_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtqueue_buf *bl,
 				      int readable, int writable, void *cookie)
 {
 	int n;
@@ -204,7 +204,7 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
  * recording the fault. Out of line: the short path in
  * virtqueue_get_buffer comes here only for a chain or a fault.
  */
-static VQ_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
+static DUET_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
 				      uint32_t ulen, uint32_t *len, uint16_t *idx)
 {
 	struct virtqueue_slot *s;
@@ -239,7 +239,7 @@ static VQ_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, uint
 }
 
 /* virtqueue_get_buffer with every argument checked, any queue. */
-static VQ_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *len,
+static DUET_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *len,
 					     uint16_t *idx)
 {
 	struct vring_used_elem *e;

@@ -6,6 +6,7 @@
 
 #include <duet/virtqueue.h>
 
+#include "../core/compiler.h"
 #include "vq_mem.h"
 
 /* End of a chain for diagnostics, as NuttX prints it. */
@@ -17,15 +18,6 @@
  */
 int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	     uint64_t value, uint64_t limit);
-
-/* Keeps a less common path (mem_ops, chains) out of line so that the
- * common one stays small: otherwise the compiler saves every register the
- * big path needs on each call. Only a hint; other compilers ignore it. */
-#if defined(__GNUC__)
-#define VQ_OUT_OF_LINE __attribute__((noinline))
-#else
-#define VQ_OUT_OF_LINE
-#endif
 
 /* vq->fast_role for `role`: the short paths check this one byte instead
  * of the role, the broken flag and the accessors. */
