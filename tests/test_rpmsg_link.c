@@ -859,7 +859,9 @@ static int child_user_loop(const char *name)
 		rpmsg_destroy_ept(&ept);
 		CHECK(until_peer(pm.link, true, 10000));
 	}
-	while (strcmp(hear(100), "quit"))
+	/* hear() returns at once on a closed stdin: a parent that failed
+	 * must not leave this child spinning, so it also ends with the server. */
+	while (duet_link_peer_up(pm.link) && strcmp(hear(100), "quit"))
 		;
 	atomic_store(&pm.stop, true);
 	CHECK(duet_link_wake(pm.link) == 0);
