@@ -274,6 +274,9 @@ static void child_churn(struct rpmsg_device *rdev)
 	struct box keep;
 	char dump[4096];
 
+	/* Only once the server's "churn" endpoint exists: churning sooner,
+	 * the announcements could all be over before it is there to see one. */
+	CHECK(!strcmp(hear(30000), "go"));
 	for (int i = 0; i < 10000; i++) {
 		struct rpmsg_endpoint e;
 
@@ -564,6 +567,7 @@ static void test_endpoint_churn_both_ways(void **state)
 	(void)state;
 	pair_start(&p, "churn", true);
 	assert_int_equal(box_open(&keep, p.rdev, "churn", RPMSG_ADDR_ANY), 0);
+	proc_send(&p.child, "go\n");
 	assert_true(proc_expect(&p.child, "churned", 60000));
 	/* 10,000 creates and destroys from the proxy: ours ends unbound. */
 	assert_true(until(got_unbind, &keep, 5000));
@@ -799,15 +803,19 @@ static void test_hostile_driver_input(void **state)
 struct pump {
 	struct duet_link *link;
 	_Atomic bool stop;
-	bool forever; /* wait without a timeout; stopped by duet_link_wake */
+	bool forever;          /* wait without a timeout; stopped by duet_link_wake */
+	_Atomic unsigned turns; /* waits that returned */
+	unsigned mark;          /* turns at a point a test looks from */
 };
 
 static void *pump_main(void *arg)
 {
 	struct pump *pm = arg;
 
-	while (!atomic_load(&pm->stop))
+	while (!atomic_load(&pm->stop)) {
 		duet_link_wait(pm->link, pm->forever ? DUET_LINK_FOREVER : 10);
+		atomic_fetch_add(&pm->turns, 1);
+	}
 	return NULL;
 }
 
@@ -948,6 +956,47 @@ static void test_proxy_sees_server_close_before_noticed(void **state)
 	}
 }
 
+static bool turned_since(void *arg)
+{
+	struct pump *pm = arg;
+
+	return atomic_load(&pm->turns) != pm->mark;
+}
+
+/*
+ * A server's user loop waiting without a timeout must hear of a proxy that
+ * dies: kill -9 sends nothing over the rings, so only the link's own ring
+ * on the state change can end the wait.
+ */
+static void test_user_loop_wakes_on_peer_death(void **state)
+{
+	struct duet_link_config cfg = {
+		.side = DUET_SERVER, .user_loop = true, .vdevs = vdevs, .num_vdevs = 1,
+	};
+	struct pump pm = { .forever = true };
+	struct proc child;
+	char name[64], err[256];
+	pthread_t t;
+
+	(void)state;
+	snprintf(name, sizeof(name), "trl-%d-wake", (int)getpid());
+	cfg.name = name;
+	assert_int_equal(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)), 0);
+	assert_int_equal(pthread_create(&t, NULL, pump_main, &pm), 0);
+	proc_start(&child, (const char *const[]){ self, "--child", name, "left", NULL });
+	assert_true(proc_expect(&child, "up", 8000));
+	assert_true(duet_link_wait_peer(pm.link, 3000));
+	nap(300); /* let the set-up's messages settle */
+	pm.mark = atomic_load(&pm.turns);
+	proc_kill9(&child);
+	assert_true(until(turned_since, &pm, 3000));
+	assert_false(duet_link_peer_up(pm.link));
+	atomic_store(&pm.stop, true);
+	assert_int_equal(duet_link_wake(pm.link), 0);
+	pthread_join(t, NULL);
+	duet_link_close(pm.link, 3000, err, sizeof(err));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -958,6 +1007,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hostile_driver_input),
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
 		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
+		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
 	};
 
 	self = "/proc/self/exe";
