@@ -47,7 +47,7 @@ __attribute__((noinline)) static unsigned long cycle(struct virtqueue *drv,
 		uint16_t head;
 		uint32_t len;
 
-		virtqueue_add_buffer(drv, b, 1, 0, &cookie);
+		virtqueue_add_one(drv, b->buf, b->len, false, &cookie);
 		virtqueue_get_available_buffer(dev, &head, &len);
 		virtqueue_add_consumed_buffer(dev, head, 0);
 		ok += virtqueue_get_buffer(drv, &len, NULL) == &cookie;

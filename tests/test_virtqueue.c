@@ -220,6 +220,59 @@ static void test_add_rejects_bad_arguments_and_loses_nothing(void **state)
 	assert_int_equal(raw_avail_idx(h), 1);
 }
 
+/* virtqueue_add_one: both directions, the writable length bound, every bad
+ * argument refused with nothing queued, and -ENOSPC when full. */
+static void test_add_one(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf vb[2];
+	struct virtqueue_state st;
+	uint8_t local[8];
+	size_t cnt;
+	uint32_t len;
+	int c[9], h1, h2, i;
+
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, false, &c[0]), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 64, 32, true, &c[1]), 0);
+	h1 = vhost_get_vq_buffers(h->dev, vb, 2, &cnt);
+	assert_true(h1 >= 0);
+	assert_int_equal(cnt, 1);
+	assert_ptr_equal(vb[0].buf, h->bufs);
+	assert_int_equal(vb[0].len, 64);
+	assert_false(vb[0].writable);
+	h2 = vhost_get_vq_buffers(h->dev, vb, 2, &cnt);
+	assert_true(h2 >= 0);
+	assert_ptr_equal(vb[0].buf, h->bufs + 64);
+	assert_int_equal(vb[0].len, 32);
+	assert_true(vb[0].writable);
+	/* Nothing writable in the first; at most 32 bytes in the second. */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)h1, 1), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)h2, 33), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)h1, 0), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)h2, 32), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &c[0]);
+	assert_int_equal(len, 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &c[1]);
+	assert_int_equal(len, 32);
+
+	assert_int_equal(virtqueue_add_one(NULL, h->bufs, 8, false, &c[0]), -EINVAL);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 8, false, NULL), -EINVAL);
+	assert_int_equal(virtqueue_add_one(h->drv, NULL, 8, false, &c[0]), -EINVAL);
+	assert_int_equal(virtqueue_add_one(h->drv, local, sizeof(local), true, &c[0]), -EINVAL);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + h->bufsize - 4, 8, false, &c[0]),
+			 -EINVAL);
+	assert_int_equal(virtqueue_add_one(h->dev, h->bufs, 8, false, &c[0]), -EINVAL);
+	virtqueue_get_state(h->drv, &st);
+	assert_int_equal(st.free, 8);
+	assert_int_equal(st.avail_idx, 2);
+	assert_false(st.broken);
+
+	for (i = 0; i < 8; i++)
+		assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 8 * i, 8, i & 1, &c[i]), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 8, false, &c[8]), -ENOSPC);
+	assert_int_equal(raw_avail_idx(h), 10);
+}
+
 static void test_descriptors_are_recycled(void **state)
 {
 	struct harness *h = *state;
@@ -744,6 +797,15 @@ static void test_mem_ops_carry_every_ring_access(void **state)
 	assert_true(vm.calls >= before + 3);
 	assert_int_equal(virtqueue_add_consumed_buffer(dev, head, 0), 0);
 	assert_ptr_equal(virtqueue_get_buffer(drv, NULL, NULL), &cookie);
+	/* virtqueue_add_one takes the accessors too. */
+	before = dm.calls;
+	assert_int_equal(virtqueue_add_one(drv, h->bufs + 8, 16, true, &cookie), 0);
+	assert_true(dm.calls >= before + 3);
+	assert_ptr_equal(virtqueue_get_available_buffer(dev, &head, &len), h->bufs + 8);
+	assert_int_equal(len, 16);
+	assert_int_equal(virtqueue_add_consumed_buffer(dev, head, 16), 0);
+	assert_ptr_equal(virtqueue_get_buffer(drv, &len, NULL), &cookie);
+	assert_int_equal(len, 16);
 
 	/* Each word the peer wrote is read once, chains included: taking a
 	 * two-buffer chain is avail.idx, the ring entry and two descriptors;
@@ -778,6 +840,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sg_list_directions_and_used_len, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_fails_cleanly_when_full, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_rejects_bad_arguments_and_loses_nothing, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_add_one, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptor_rewritten_after_device_scribbles, setup_plain, teardown),

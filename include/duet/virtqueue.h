@@ -246,6 +246,14 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 			 int readable, int writable, void *cookie);
 
 /*
+ * virtqueue_add_buffer for one buffer of `len` bytes at `buf`, readable by
+ * the device, or writable when `writable`: the commonest shape, without a
+ * list to fill and check. Same returns.
+ */
+int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
+		      void *cookie);
+
+/*
  * Take the next used chain. Returns its cookie, the bytes the device wrote
  * in *len and the head in *idx (both optional), or NULL when none is used
  * or the device wrote an impossible entry (then the queue is broken).

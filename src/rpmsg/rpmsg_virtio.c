@@ -98,9 +98,7 @@ static void drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const
 static void recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
 	if (rdev->driver) {
-		struct virtqueue_buf vb = { buf, rdev->rx_size, true };
-
-		if (virtqueue_add_buffer(rdev->rvq, &vb, 0, 1, buf) < 0)
+		if (virtqueue_add_one(rdev->rvq, buf, rdev->rx_size, true, buf) < 0)
 			drop(rdev, RPMSG_DROP_OTHER, "receive buffer not re-posted (ring broken)", 0, 0, 0);
 	} else if (virtqueue_add_consumed_buffer(rdev->rvq, head, 0) < 0) {
 		drop(rdev, RPMSG_DROP_OTHER, "receive buffer not returned (ring broken)", 0, 0, 0);
@@ -290,13 +288,10 @@ static int submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uin
 {
 	int ret;
 
-	if (rdev->driver) {
-		struct virtqueue_buf vb = { buf, len, false };
-
-		ret = virtqueue_add_buffer(rdev->svq, &vb, 1, 0, buf);
-	} else {
+	if (rdev->driver)
+		ret = virtqueue_add_one(rdev->svq, buf, len, false, buf);
+	else
 		ret = virtqueue_add_consumed_buffer(rdev->svq, head, len);
-	}
 	if (ret == 0) {
 		rdev->stats.tx_msgs++;
 		if (kick)

@@ -115,19 +115,18 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
  * and updated before the first store to the ring, which the compiler must
  * assume could alias *vq; that keeps few values live and none reloaded.
  */
-static inline int add_one_plain(struct virtqueue *vq, const struct virtqueue_buf *b,
+static inline int add_one_plain(struct virtqueue *vq, void *buf, uint32_t len,
 				unsigned int writable, void *cookie)
 {
 	struct virtqueue_slot *slot;
 	struct vring_desc *desc;
 	uint16_t *entry, *idx;
 	uint16_t head, aidx;
-	uint32_t len = b->len;
 	uint64_t da;
 
 	if (!vq->num_free)
 		return -ENOSPC;
-	if (!b->buf || !to_device_addr(vq, b->buf, len, &da))
+	if (!buf || !to_device_addr(vq, buf, len, &da))
 		return -EINVAL;
 	head = vq->free_head;
 	slot = &vq->slots[head];
@@ -177,8 +176,20 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) &&
 	    (unsigned int)writable <= 1u &&
 	    (unsigned int)readable == 1u - (unsigned int)writable && buf_list && cookie)
-		return add_one_plain(vq, buf_list, (unsigned int)writable, cookie);
+		return add_one_plain(vq, buf_list->buf, buf_list->len, (unsigned int)writable,
+				     cookie);
 	return add_checked(vq, buf_list, readable, writable, cookie);
+}
+
+int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
+		      void *cookie)
+{
+	struct virtqueue_buf b;
+
+	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
+		return add_one_plain(vq, buf, len, writable, cookie);
+	b = (struct virtqueue_buf){ buf, len, writable };
+	return add_checked(vq, &b, !writable, writable, cookie);
 }
 
 /* Put the chain at `head` back on the local free list. Only the cookie
