@@ -200,6 +200,8 @@ struct virtqueue {
 	uint16_t num_free;    /* driver */
 	uint8_t fast_role;    /* role + 1 while on plain memory and not broken */
 	bool cb_enabled;
+	bool track_event;     /* event_idx && cb_enabled: each take republishes
+			       * this side's event word */
 	bool broken;
 	enum virtqueue_fault fault;
 	int error;

@@ -122,6 +122,7 @@ static void vq_start(struct virtqueue *vq)
 	vq->kicked_idx = 0;
 	vq->own_flags = 0;
 	vq->cb_enabled = true;
+	vq->track_event = vq->event_idx;
 	vq->broken = false;
 	vq->fast_role = vq->io.ops ? 0 : vq_fast_role(vq->role);
 	vq->fault = VIRTQUEUE_FAULT_NONE;
@@ -268,6 +269,7 @@ int virtqueue_enable_cb(struct virtqueue *vq)
 	if (vq->broken)
 		return -EIO;
 	vq->cb_enabled = true;
+	vq->track_event = vq->event_idx;
 	if (vq->event_idx) {
 		vq_store16(io, own_event_word(vq), own_taken_idx(vq));
 	} else if (vq->own_flags) {
@@ -287,6 +289,7 @@ void virtqueue_disable_cb(struct virtqueue *vq)
 {
 	const struct virtqueue_io io = vq->io;
 	vq->cb_enabled = false;
+	vq->track_event = false;
 	/* Under EVENT_IDX the stale event word already stops notifications
 	 * once the peer has passed it; the flag is only for the other mode. */
 	if (!vq->event_idx && !vq->own_flags) {

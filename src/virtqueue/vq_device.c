@@ -10,16 +10,18 @@
 
 #include "vq_internal.h"
 
-/* Record a taken chain at `head` as in flight on this side. */
+/* Record a taken chain at `head` as in flight on this side; `next` is the
+ * next avail entry to take, as the caller already knows it. */
 static inline void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
-			      uint16_t head, size_t count, uint32_t wlen)
+			      uint16_t head, size_t count, uint32_t wlen, uint16_t next)
 {
+	/* The index first: the slot stores could alias it for the compiler. */
+	vq->avail_idx = next;
 	vq->slots[head].ndesc = count > UINT16_MAX ? UINT16_MAX : (uint16_t)count;
 	vq->slots[head].wlen = wlen;
-	vq->avail_idx++;
 	/* See virtqueue_get_buffer: keep EVENT_IDX notifications flowing. */
-	if (vq->event_idx && vq->cb_enabled)
-		vq_store16(io, vq->avail_event, vq->avail_idx);
+	if (vq->track_event)
+		vq_store16(io, vq->avail_event, next);
 }
 
 /*
@@ -39,21 +41,6 @@ static DUET_OUT_OF_LINE int head_fault(struct virtqueue *vq, uint16_t ready, uin
 }
 
 /*
- * A head descriptor as copied, in two words so that a call passes it in
- * registers: its address, and len | flags << 32 | next << 48.
- */
-static inline uint64_t desc_word(const struct vring_desc *d)
-{
-	return d->len | (uint64_t)d->flags << 32 | (uint64_t)d->next << 48;
-}
-
-static inline struct vring_desc desc_from(uint64_t addr, uint64_t word)
-{
-	return (struct vring_desc){ addr, (uint32_t)word, (uint16_t)(word >> 32),
-				    (uint16_t)(word >> 48) };
-}
-
-/*
  * Take the chain at `head`, whose first descriptor (addr, word) is already
  * copied, into vb[0..vbsize): returns the head, with the number of buffers
  * in *count; -EINVAL when it needs more than vbsize entries and !whole
@@ -68,13 +55,13 @@ static DUET_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head, uint
 	uint32_t wlen;
 	int ret;
 
-	ret = vq_walk_chain(vq, head, desc_from(addr, word), vb, vbsize, count, &wlen);
+	ret = vq_walk_chain(vq, head, vq_desc_from(addr, word), vb, vbsize, count, &wlen);
 	if (ret < 0)
 		return ret;
 	/* Too small an array takes nothing: the chain stays available. */
 	if (*count > vbsize && !whole)
 		return -EINVAL;
-	mark_taken(vq, vq->io, head, *count, wlen);
+	mark_taken(vq, vq->io, head, *count, wlen, (uint16_t)(vq->avail_idx + 1u));
 	return head;
 }
 
@@ -82,7 +69,7 @@ static DUET_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head, uint
 struct avail_entry {
 	uint16_t ready; /* entries announced */
 	uint16_t head;
-	uint64_t addr;  /* head descriptor, as desc_word() */
+	uint64_t addr;  /* head descriptor, as vq_read_desc_words() */
 	uint64_t word;
 };
 
@@ -107,8 +94,8 @@ static inline int take_short(struct virtqueue *vq, struct virtqueue_io io,
 	/* Read before the acquire load, which would force a second read. */
 	struct vring_avail *avail = vq->avail;
 	uint16_t aidx = vq->avail_idx;
-	struct vring_desc d;
-	uint64_t off;
+	uint64_t addr, word, off;
+	uint32_t len, flags;
 
 	e->ready = (uint16_t)(vq_load_idx(io, &avail->idx) - aidx);
 	if (!e->ready)
@@ -116,18 +103,20 @@ static inline int take_short(struct virtqueue *vq, struct virtqueue_io io,
 	e->head = vq_load16(io, &avail->ring[aidx & vq->mask]);
 	if (e->ready > vq->num || e->head >= vq->num || vq->slots[e->head].ndesc)
 		return TAKE_FAULT;
-	vq_read_desc(io, &d, &vq->desc[e->head]);
-	off = d.addr - vq->win.da;
-	if (!fits || (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
-	    off > vq->win.size || d.len > vq->win.size - off) {
-		e->addr = d.addr;
-		e->word = desc_word(&d);
+	vq_read_desc_words(io, &vq->desc[e->head], &addr, &word);
+	off = addr - vq->win.da;
+	len = (uint32_t)word;
+	flags = (uint32_t)(word >> 32);
+	if (!fits || (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
+	    off > vq->win.size || len > vq->win.size - off) {
+		e->addr = addr;
+		e->word = word;
 		return TAKE_CHAIN;
 	}
 	vb->buf = (uint8_t *)vq->win.va + off;
-	vb->len = d.len;
-	vb->writable = d.flags & VRING_DESC_F_WRITE;
-	mark_taken(vq, io, e->head, 1, vb->writable ? d.len : 0);
+	vb->len = len;
+	vb->writable = flags & VRING_DESC_F_WRITE;
+	mark_taken(vq, io, e->head, 1, vb->writable ? len : 0, (uint16_t)(aidx + 1u));
 	return TAKE_DONE;
 }
 

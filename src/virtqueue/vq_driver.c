@@ -181,15 +181,22 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 	return add_checked(vq, buf_list, readable, writable, cookie);
 }
 
+/* virtqueue_add_one on any queue but a healthy plain one. Out of line and
+ * taking its arguments as they came, so that the short path needs no frame. */
+static DUET_OUT_OF_LINE int add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
+					  bool writable, void *cookie)
+{
+	struct virtqueue_buf b = { buf, len, writable };
+
+	return add_checked(vq, &b, !writable, writable, cookie);
+}
+
 int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
 		      void *cookie)
 {
-	struct virtqueue_buf b;
-
 	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
 		return add_one_plain(vq, buf, len, writable, cookie);
-	b = (struct virtqueue_buf){ buf, len, writable };
-	return add_checked(vq, &b, !writable, writable, cookie);
+	return add_one_checked(vq, buf, len, writable, cookie);
 }
 
 /* Put the chain at `head` back on the local free list. Only the cookie
@@ -240,7 +247,7 @@ static DUET_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, ui
 	vq->used_idx++;
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
-	if (vq->event_idx && vq->cb_enabled)
+	if (vq->track_event)
 		vq_store16(vq->io, vq->used_event, vq->used_idx);
 	if (len)
 		*len = ulen;
@@ -296,7 +303,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	vq->free_head = (uint16_t)id;
 	vq->num_free++;
 	vq->used_idx = (uint16_t)(uidx + 1u);
-	if (vq->event_idx && vq->cb_enabled)
+	if (vq->track_event)
 		vq_store16(VQ_IO_PLAIN, vq->used_event, (uint16_t)(uidx + 1u));
 	if (len)
 		*len = ulen;

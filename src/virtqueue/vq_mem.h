@@ -98,14 +98,15 @@ static inline void vq_fence(struct virtqueue_io io)
 }
 
 /*
- * A descriptor in plain memory is accessed as its address word and one
- * 32-bit word holding flags (low half) and next (high half) in wire order.
- * The address is one 64-bit access where the target has lock-free 64-bit
- * atomics, else two 32-bit halves, so no target needs a 64-bit atomic
- * library. A torn value is just another value to validate: only the copy
- * is used.
+ * A descriptor in plain memory is accessed as two 64-bit words: its address,
+ * and len | flags << 32 | next << 48, which is bytes 8-15 of the wire
+ * layout read as one little-endian word. Each is one access where the target
+ * has lock-free 64-bit atomics, else two 32-bit halves, so no target needs a
+ * 64-bit atomic library. A torn value is just another value to validate:
+ * only the copy is used. Descriptor tables are 16-byte aligned (checked at
+ * init, and for each indirect table the peer names).
  */
-static inline uint64_t vq_load_addr(uint64_t *p)
+static inline uint64_t vq_load64(uint64_t *p)
 {
 #if ATOMIC_LLONG_LOCK_FREE == 2
 	return vq_le64(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed));
@@ -119,7 +120,7 @@ static inline uint64_t vq_load_addr(uint64_t *p)
 #endif
 }
 
-static inline void vq_store_addr(uint64_t *p, uint64_t v)
+static inline void vq_store64(uint64_t *p, uint64_t v)
 {
 #if ATOMIC_LLONG_LOCK_FREE == 2
 	atomic_store_explicit((_Atomic uint64_t *)p, vq_le64(v), memory_order_relaxed);
@@ -133,35 +134,56 @@ static inline void vq_store_addr(uint64_t *p, uint64_t v)
 #endif
 }
 
-/* Copy one descriptor out of shared memory, once; callers use only *dst. */
-static inline void vq_read_desc(struct virtqueue_io io, struct vring_desc *dst,
-				struct vring_desc *src)
+/* The second word of a descriptor (see vq_load64). */
+static inline uint64_t *vq_desc_word_ptr(struct vring_desc *d)
 {
-	uint32_t flags_next;
+	return (uint64_t *)(void *)&d->len;
+}
 
+/* A descriptor's second word from its fields. */
+static inline uint64_t vq_desc_word(uint32_t len, uint16_t flags, uint16_t next)
+{
+	return len | (uint64_t)flags << 32 | (uint64_t)next << 48;
+}
+
+static inline struct vring_desc vq_desc_from(uint64_t addr, uint64_t word)
+{
+	return (struct vring_desc){ addr, (uint32_t)word, (uint16_t)(word >> 32),
+				    (uint16_t)(word >> 48) };
+}
+
+/* Copy one descriptor out of shared memory, once, as its two words; callers
+ * use only the copy. */
+static inline void vq_read_desc_words(struct virtqueue_io io, struct vring_desc *src,
+				      uint64_t *addr, uint64_t *word)
+{
 	if (io.ops) {
 		struct vring_desc raw;
 
 		io.ops->read_desc(io.ctx, &raw, src);
-		dst->addr = vq_le64(raw.addr);
-		dst->len = vq_le32(raw.len);
-		dst->flags = vq_le16(raw.flags);
-		dst->next = vq_le16(raw.next);
+		*addr = vq_le64(raw.addr);
+		*word = vq_desc_word(vq_le32(raw.len), vq_le16(raw.flags), vq_le16(raw.next));
 		return;
 	}
-	dst->addr = vq_load_addr(&src->addr);
-	dst->len = vq_load32(io, &src->len);
-	flags_next = vq_load32(io, (uint32_t *)(void *)&src->flags);
-	dst->flags = (uint16_t)flags_next;
-	dst->next = (uint16_t)(flags_next >> 16);
+	*addr = vq_load64(&src->addr);
+	*word = vq_load64(vq_desc_word_ptr(src));
+}
+
+/* Copy one descriptor out of shared memory, once; callers use only *dst. */
+static inline void vq_read_desc(struct virtqueue_io io, struct vring_desc *dst,
+				struct vring_desc *src)
+{
+	uint64_t addr, word;
+
+	vq_read_desc_words(io, src, &addr, &word);
+	*dst = vq_desc_from(addr, word);
 }
 
 static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 				 uint64_t addr, uint32_t len, uint16_t flags,
 				 uint16_t next)
 {
-	uint32_t *flags_next = (uint32_t *)(void *)&dst->flags;
-	uint32_t fn = (uint32_t)flags | (uint32_t)next << 16;
+	uint64_t word = vq_desc_word(len, flags, next);
 
 	if (io.ops) {
 		struct vring_desc raw = {
@@ -178,12 +200,10 @@ static inline void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
 	 * recycled through the same slot, the rpmsg case) is left alone: a
 	 * store would take the cache line from the peer, and the peer's next
 	 * read would have to fetch it back. Reading it is local. */
-	if (vq_load_addr(&dst->addr) == addr && vq_load32(io, &dst->len) == len &&
-	    vq_load32(io, flags_next) == fn)
+	if (vq_load64(&dst->addr) == addr && vq_load64(vq_desc_word_ptr(dst)) == word)
 		return;
-	vq_store_addr(&dst->addr, addr);
-	vq_store32(io, &dst->len, len);
-	vq_store32(io, flags_next, fn);
+	vq_store64(&dst->addr, addr);
+	vq_store64(vq_desc_word_ptr(dst), word);
 }
 
 #endif /* DUET_VQ_MEM_H */
