@@ -13,4 +13,4 @@ small=1000
 big=101000
 a=$(ir $small)
 b=$(ir $big)
-echo "virtqueue cycle under callgrind: $(( (b - a) / (big - small) )) instructions per cycle (1 descriptor, both roles, validation included)"
+echo "virtqueue cycle under callgrind: $(( (b - a) / (big - small) )) instructions per cycle (1 descriptor, both roles, validation included; $bin)"

@@ -18,7 +18,7 @@ big=22000
 a=$(ir $small)
 b=$(ir $big)
 per=$(( (b - a) / (big - small) ))
-echo "rpmsg 17 B round trip under callgrind: $per instructions (both sides: send, notify, receive, echo, reply)"
+echo "rpmsg 17 B round trip under callgrind: $per instructions (both sides: send, notify, receive, echo, reply; $bin)"
 # Per layer: self cost of each file in the big run minus the small run.
 split() {
 	callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |

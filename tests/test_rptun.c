@@ -329,6 +329,12 @@ static void test_vring_outside_carveout_refused(void **state)
 	uint8_t st;
 
 	(void)state;
+	/* The return also shows gcc's LTO that the NULL path ends here; it
+	 * warned of an 8-byte write to a region of size 0 without it. */
+	if (!host) {
+		fail();
+		return;
+	}
 	/* A hostile proxy: places its vring in the server's rpmsg carveout
 	 * and says DRIVER_OK without creating anything. */
 	atomic_store((_Atomic uint32_t *)&v->vring[0].da, CARVE_DA);
@@ -342,7 +348,7 @@ static void test_vring_outside_carveout_refused(void **state)
 		nanosleep(&ts, NULL);
 	}
 	/* vhost-rng's probe could not create its queue there. */
-	assert_null(atomic_load(&host->bus_driver));
+	assert_null(host->bus_driver);
 	assert_null(host->vrings_info[0].vq);
 	(void)st;
 }

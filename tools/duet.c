@@ -457,7 +457,7 @@ static int run_side(const struct opts *o)
 		.name = o->name, .side = o->side, .local_cpu = o->cpu, .remote_cpu = o->peer,
 		.spin_us = o->spin_us, .event = on_event,
 	};
-	struct duet_link *link;
+	struct duet_link *link = NULL;
 	char err[256];
 	pid_t child = -1;
 	int ret;

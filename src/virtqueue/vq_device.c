@@ -52,7 +52,7 @@ static DUET_OUT_OF_LINE int take_chain(struct virtqueue *vq, uint16_t head, uint
 				     uint64_t word, struct virtqueue_buf *vb, size_t vbsize,
 				     size_t *count, bool whole)
 {
-	uint32_t wlen;
+	uint32_t wlen = 0; /* set on success; gcc cannot always see it */
 	int ret;
 
 	ret = vq_walk_chain(vq, head, vq_desc_from(addr, word), vb, vbsize, count, &wlen);
