@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../core/compiler.h"
+
 void *duet_port_alloc(size_t size)
 {
 	return calloc(1, size ? size : 1);
@@ -64,9 +66,15 @@ void duet_mutex_destroy(struct duet_mutex *m)
 	free(m);
 }
 
+/* A thread's id for `owner`: the address of a thread-local byte, unique
+ * among live threads, read without a call (pthread_self is one). The
+ * initial-exec model keeps it a register read in the shared library too,
+ * where the default would call __tls_get_addr. */
+static _Thread_local char self_tag __attribute__((tls_model("initial-exec")));
+
 static uintptr_t self_id(void)
 {
-	return (uintptr_t)pthread_self();
+	return (uintptr_t)&self_tag;
 }
 
 static void mutex_wait(struct duet_mutex *m, uint32_t c)
@@ -85,6 +93,21 @@ static void mutex_wait(struct duet_mutex *m, uint32_t c)
 		syscall(SYS_futex, (uint32_t *)&m->word, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
 }
 
+/* A lock becoming ours. */
+static inline void mutex_own(struct duet_mutex *m, uintptr_t me)
+{
+	atomic_store_explicit(&m->owner, me, memory_order_relaxed);
+	m->depth = 1;
+}
+
+/* The lock was held: wait for it. Apart, so that the free case, which
+ * tail-calls nothing, saves no registers. */
+static DUET_OUT_OF_LINE void mutex_lock_held(struct duet_mutex *m, uint32_t c)
+{
+	mutex_wait(m, c);
+	mutex_own(m, self_id());
+}
+
 void duet_mutex_lock(struct duet_mutex *m)
 {
 	uintptr_t me = self_id();
@@ -95,10 +118,11 @@ void duet_mutex_lock(struct duet_mutex *m)
 		return;
 	}
 	if (!atomic_compare_exchange_strong_explicit(&m->word, &c, 1, memory_order_acquire,
-						     memory_order_relaxed))
-		mutex_wait(m, c);
-	atomic_store_explicit(&m->owner, me, memory_order_relaxed);
-	m->depth = 1;
+						     memory_order_relaxed)) {
+		mutex_lock_held(m, c);
+		return;
+	}
+	mutex_own(m, me);
 }
 
 void duet_mutex_unlock(struct duet_mutex *m)
