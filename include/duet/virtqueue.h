@@ -180,6 +180,8 @@ struct virtqueue {
 	struct vring_used *used;
 	uint16_t *used_event;  /* avail->ring[num] */
 	uint16_t *avail_event; /* used->ring[num] */
+	uint16_t *peer_wish;   /* what a kick reads: the peer's event word
+				* under EVENT_IDX, else its flags */
 	struct virtqueue_window win;
 	struct vring_desc *indirect;
 	uint16_t indirect_num;

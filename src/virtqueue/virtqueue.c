@@ -177,6 +177,10 @@ int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg
 	vq->used = (struct vring_used *)(void *)(ring + vring_used_offset(cfg->num, cfg->align));
 	vq->used_event = &vq->avail->ring[cfg->num];
 	vq->avail_event = (uint16_t *)(void *)&vq->used->ring[cfg->num];
+	if (cfg->role == VIRTQUEUE_ROLE_DRIVER)
+		vq->peer_wish = vq->event_idx ? vq->avail_event : &vq->used->flags;
+	else
+		vq->peer_wish = vq->event_idx ? vq->used_event : &vq->avail->flags;
 	vq->win = cfg->window;
 	vq->indirect = vq->indirect_ok ? cfg->indirect : NULL;
 	vq->indirect_num = vq->indirect ? cfg->indirect_num : 0;
@@ -195,39 +199,26 @@ void virtqueue_reset(struct virtqueue *vq)
 	vq_start(vq);
 }
 
-/* The peer's word that says whether it wants a notification for our index
- * moving from kicked_idx to `now`. */
+/* Whether the peer wants a notification for our index moving from
+ * kicked_idx to `now`, as its word says. */
 static inline bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
 				   uint16_t now)
 {
-	bool driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
+	uint16_t wish;
 
 	/* Our index store must be visible before we read the peer's wish,
 	 * or both sides can decide the other will act. */
 	vq_fence(io);
-	if (vq->event_idx) {
-		uint16_t event = vq_load16(io, driver ? vq->avail_event : vq->used_event);
-
-		return vring_need_event(event, now, vq->kicked_idx);
-	}
-	if (driver)
-		return !(vq_load16(io, &vq->used->flags) & VRING_USED_F_NO_NOTIFY);
-	return !(vq_load16(io, &vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+	wish = vq_load16(io, vq->peer_wish);
+	if (vq->event_idx)
+		return vring_need_event(wish, now, vq->kicked_idx);
+	/* VRING_USED_F_NO_NOTIFY and VRING_AVAIL_F_NO_INTERRUPT: both bit 0. */
+	return !(wish & 1u);
 }
 
-static DUET_OUT_OF_LINE bool peer_wants_kick_io(struct virtqueue *vq, uint16_t now)
+/* The end of a kick: record it, and ring when the peer wants it. */
+static inline void kick_done(struct virtqueue *vq, uint16_t now, bool wants)
 {
-	return peer_wants_kick(vq, vq->io, now);
-}
-
-void virtqueue_kick(struct virtqueue *vq)
-{
-	uint16_t now = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->avail_idx : vq->used_idx;
-	bool wants;
-
-	if (vq->broken || now == vq->kicked_idx)
-		return;
-	wants = vq->io.ops ? peer_wants_kick_io(vq, now) : peer_wants_kick(vq, VQ_IO_PLAIN, now);
 	vq->kicked_idx = now;
 	if (!wants) {
 		vq->stats.kicks_saved++;
@@ -236,6 +227,27 @@ void virtqueue_kick(struct virtqueue *vq)
 	vq->stats.kicks++;
 	if (vq->notify)
 		vq->notify(vq);
+}
+
+/* virtqueue_kick on a broken queue or one with accessors. */
+static DUET_OUT_OF_LINE void kick_checked(struct virtqueue *vq, uint16_t now)
+{
+	if (vq->broken)
+		return;
+	kick_done(vq, now, peer_wants_kick(vq, vq->io, now));
+}
+
+void virtqueue_kick(struct virtqueue *vq)
+{
+	uint16_t now = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->avail_idx : vq->used_idx;
+
+	if (now == vq->kicked_idx)
+		return;
+	if (!vq->fast_role) {
+		kick_checked(vq, now);
+		return;
+	}
+	kick_done(vq, now, peer_wants_kick(vq, VQ_IO_PLAIN, now));
 }
 
 /* The flags word this side owns and the event word it publishes. */
