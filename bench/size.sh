@@ -33,6 +33,15 @@ arm-none-eabi-ld -r --gc-sections -e rpmsg_send $roots -o "$out/rpmsg-one-role.o
 echo "Cortex-M4 -Os, rpmsg only, driver role (virtqueue + virtio bus + rpmsg over virtio, gc'd): $(size_of "$out/rpmsg-one-role.o")"
 # shellcheck disable=SC2086
 echo "  of which: $(for f in $o; do printf '%s %s; ' "$(basename "$f" .o)" "$(arm-none-eabi-size "$f" | awk 'NR == 2 { print $1 }')"; done)(per object, before gc)"
+# The same with link-time optimisation (-flto, as firmware is often linked):
+# a final link rooted the same way; the port and libc stay unresolved.
+# shellcheck disable=SC2086
+lroots=$(printf '%s\n' $roots | sed -n 's/^\([a-z_]*\)$/-Wl,-u,\1/p')
+srcs=$(for s in $rpmsg_srcs; do printf '%s ' "$top/$s"; done)
+# shellcheck disable=SC2086
+$cc $flags -flto -nostdlib -nostartfiles -Wl,--gc-sections -Wl,-e,rpmsg_send $lroots \
+	-Wl,--unresolved-symbols=ignore-all $srcs -o "$out/rpmsg-one-role-lto.elf"
+echo "Cortex-M4 -Os -flto, rpmsg only, driver role (the same, linked with LTO): $(size_of "$out/rpmsg-one-role-lto.elf")"
 all_srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES) src/rng/virtio_rng.c src/rng/vhost_rng.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_ping.c src/rpmsg/rpmsg_dump.c"
 # shellcheck disable=SC2086
 o=$(objs $all_srcs)
