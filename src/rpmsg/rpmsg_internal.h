@@ -71,5 +71,4 @@ struct rpmsg_device {
  * anything that counts buffers in flight calls it first. */
 void rpmsg_reclaim_tx(struct rpmsg_device *rdev);
 
-
 #endif /* DUET_RPMSG_INTERNAL_H */

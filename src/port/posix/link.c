@@ -29,6 +29,8 @@
 #include <duet/port.h>
 #include <duet/vhost.h>
 
+#include "deadline.h"
+
 #define HDR_MAGIC 0x54455544u /* "DUET" */
 #define HDR_VERSION 1u
 #define BELL_OFFSET 1024u
@@ -312,15 +314,8 @@ static void release_stale(struct duet_link *l)
  * sooner, or spuriously: callers test their condition again). */
 static void cond_wait_ms(struct duet_link *l, uint64_t ms)
 {
-	struct timespec ts;
+	struct timespec ts = deadline_after_ms(CLOCK_REALTIME, ms);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000u);
-	ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_cond_timedwait(&l->cond, &l->lock, &ts);
 }
 

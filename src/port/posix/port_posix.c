@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../../core/compiler.h"
+#include "deadline.h"
 
 void *duet_port_alloc(size_t size)
 {
@@ -189,15 +190,8 @@ static void *wq_main(void *arg)
 			continue;
 		}
 		if (w->due_ms > now) {
-			struct timespec ts;
+			struct timespec ts = deadline_after_ms(CLOCK_MONOTONIC, w->due_ms - now);
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)((w->due_ms - now) / 1000u);
-			ts.tv_nsec += (long)((w->due_ms - now) % 1000u) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&wq_cond, &wq_lock, &ts);
 			continue;
 		}
@@ -308,16 +302,9 @@ void duet_event_post(struct duet_event *ev)
 
 int duet_event_wait(struct duet_event *ev, uint32_t timeout_ms)
 {
-	struct timespec ts;
+	struct timespec ts = deadline_after_ms(CLOCK_MONOTONIC, timeout_ms);
 	int ret = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(timeout_ms / 1000u);
-	ts.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&ev->m);
 	while (!ev->set && ret == 0)
 		ret = pthread_cond_timedwait(&ev->c, &ev->m, &ts);
