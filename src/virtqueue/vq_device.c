@@ -107,8 +107,8 @@ static inline int take_short(struct virtqueue *vq, struct virtqueue_io io,
 	off = addr - vq->win.da;
 	len = (uint32_t)word;
 	flags = (uint32_t)(word >> 32);
-	if (!fits || (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
-	    off > vq->win.size || len > vq->win.size - off) {
+	if (!fits || vq_outside_window(vq, off, len) ||
+	    (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))) {
 		e->addr = addr;
 		e->word = word;
 		return TAKE_CHAIN;

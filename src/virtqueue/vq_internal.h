@@ -42,16 +42,23 @@ static inline uint16_t vq_inflight(const struct virtqueue *vq)
 void *vq_bad_addr(struct virtqueue *vq, uint64_t addr, uint32_t len);
 
 /*
- * Local address of the peer's buffer [addr, addr + len), or NULL after
- * recording the fault when it is not wholly inside the window. An address
- * below the window, or one so high that addr + len wraps, gives an offset
- * beyond the window and fails the same test.
+ * Whether a buffer of `len` bytes at offset `off` into the window (the
+ * peer's address minus win.da) leaves it. An address below the window, or
+ * one so high that addr + len wraps, gives an offset beyond the window and
+ * fails the same test.
  */
+static inline bool vq_outside_window(const struct virtqueue *vq, uint64_t off, uint32_t len)
+{
+	return off > vq->win.size || len > vq->win.size - off;
+}
+
+/* Local address of the peer's buffer [addr, addr + len), or NULL after
+ * recording the fault when it is not wholly inside the window. */
 static inline void *vq_to_local(struct virtqueue *vq, uint64_t addr, uint32_t len)
 {
 	uint64_t off = addr - vq->win.da;
 
-	if (off > vq->win.size || len > vq->win.size - off)
+	if (vq_outside_window(vq, off, len))
 		return vq_bad_addr(vq, addr, len);
 	return (uint8_t *)vq->win.va + off;
 }
