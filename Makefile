@@ -52,9 +52,16 @@ test-tsan:
 	$(call ctest_run,tsan)
 
 # Every driver off: the frameworks still build and pass. Then the frameworks
-# off too: the virtqueue alone.
+# off too: the virtqueue alone. And rpmsg with one role: the library holds
+# none of the other role's code (rpmsg_driver.c / rpmsg_device.c).
 NO_DRIVERS = -DDUET_DRIVER_VIRTIO_RNG=OFF -DDUET_DRIVER_VHOST_RNG=OFF
 test-minimal:
+	$(call cmake_build,rpmsg-driver,gcc,-DCMAKE_BUILD_TYPE=Release -DDUET_DRIVER_VHOST_RPMSG=OFF -DDUET_BUILD_BENCH=OFF)
+	$(call ctest_run,rpmsg-driver)
+	! nm $(B)/rpmsg-driver/libduet.a | grep -w 'vhost_rpmsg_driver'
+	$(call cmake_build,rpmsg-device,gcc,-DCMAKE_BUILD_TYPE=Release -DDUET_DRIVER_VIRTIO_RPMSG=OFF -DDUET_BUILD_BENCH=OFF)
+	$(call ctest_run,rpmsg-device)
+	! nm $(B)/rpmsg-device/libduet.a | grep -w 'virtio_rpmsg_driver'
 	$(call cmake_build,nodrivers,gcc,-DCMAKE_BUILD_TYPE=Release $(NO_DRIVERS) -DDUET_BUILD_BENCH=OFF)
 	$(call ctest_run,nodrivers)
 	$(call cmake_build,minimal,gcc,-DCMAKE_BUILD_TYPE=Release $(NO_DRIVERS) -DDUET_VIRTIO=OFF -DDUET_VHOST=OFF -DDUET_BUILD_BENCH=OFF)

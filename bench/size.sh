@@ -18,7 +18,7 @@ mkdir -p "$out"
 objs() { for s in "$@"; do o="$out/$(basename "$s" .c).o"; $cc $flags -c "$top/$s" -o "$o"; echo "$o"; done; }
 size_of() { arm-none-eabi-size "$@" | awk 'NR > 1 { t += $1; d += $2 + $3 } END { printf "text %d B, data+bss %d B", t, d }'; }
 
-rpmsg_srcs="$(list DUET_CORE_SOURCES) src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c"
+rpmsg_srcs="$(list DUET_CORE_SOURCES) src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_driver.c"
 # shellcheck disable=SC2086
 o=$(objs $rpmsg_srcs)
 roots=""
@@ -42,7 +42,7 @@ srcs=$(for s in $rpmsg_srcs; do printf '%s ' "$top/$s"; done)
 $cc $flags -flto -nostdlib -nostartfiles -Wl,--gc-sections -Wl,-e,rpmsg_send $lroots \
 	-Wl,--unresolved-symbols=ignore-all $srcs -o "$out/rpmsg-one-role-lto.elf"
 echo "Cortex-M4 -Os -flto, rpmsg only, driver role (the same, linked with LTO): $(size_of "$out/rpmsg-one-role-lto.elf")"
-all_srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES) src/rng/virtio_rng.c src/rng/vhost_rng.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_ping.c src/rpmsg/rpmsg_dump.c"
+all_srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES) src/rng/virtio_rng.c src/rng/vhost_rng.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_driver.c src/rpmsg/rpmsg_device.c src/rpmsg/rpmsg_ping.c src/rpmsg/rpmsg_dump.c"
 # shellcheck disable=SC2086
 o=$(objs $all_srcs)
 # shellcheck disable=SC2086

@@ -80,8 +80,8 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 		return 0;
 	duet_mutex_lock(rdev->lock);
 	/* Used send buffers not yet taken back are not pending any more. */
-	if (rdev->driver && !atomic_load(&rdev->gone))
-		rpmsg_reclaim_tx(rdev);
+	if (rdev->role->reclaim_tx && !atomic_load(&rdev->gone))
+		rdev->role->reclaim_tx(rdev);
 	put(&o, "Dump rpmsg info between cpu (master: ");
 	put(&o, rdev->driver ? "yes" : "no");
 	put(&o, ") ");

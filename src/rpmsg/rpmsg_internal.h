@@ -1,4 +1,7 @@
-/* rpmsg_internal.h - the rpmsg device, shared by the core, ping and dump. */
+/*
+ * rpmsg_internal.h - the rpmsg device, shared by the core (rpmsg_virtio.c),
+ * the two roles (rpmsg_driver.c, rpmsg_device.c), ping and dump.
+ */
 #ifndef DUET_RPMSG_INTERNAL_H
 #define DUET_RPMSG_INTERNAL_H
 
@@ -8,6 +11,51 @@
 #include <duet/rpmsg.h>
 
 struct rpmsg_ping_state;
+struct rpmsg_device;
+
+/* The wire header before each payload (DESIGN.md section 3). */
+struct rpmsg_hdr {
+	uint32_t src;
+	uint32_t dst;
+	uint32_t reserved;
+	uint16_t len;
+	uint16_t flags;
+};
+
+_Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 bytes");
+
+/* How a send goes (rpmsg_send_path's `how`). */
+#define SEND_WAIT 1u /* wait for a buffer, up to the device's timeout */
+#define SEND_MORE 2u /* hold the doorbell: more follows (rpmsg_send_more) */
+
+/*
+ * What differs between the roles: where buffers come from and where they
+ * go. One constant table per role, in its own file, so a build with one
+ * role links only that role's code. Everything here runs under the device
+ * lock and never waits.
+ */
+struct rpmsg_role {
+	bool driver; /* virtio-rpmsg: owns the buffers; else vhost-rpmsg */
+	/* A free send buffer, its capacity in *cap; or NULL. */
+	uint8_t *(*take_tx)(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap);
+	/* Put a filled send buffer in the ring (rpmsg_submit_tx notifies). */
+	int (*submit_tx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len);
+	/* Give a send buffer back unused. */
+	void (*untake_tx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
+	/* The next buffer the peer filled for us, or NULL. */
+	uint8_t *(*next_rx)(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head);
+	/* Give a received buffer back (the peer is told by flush_rx). */
+	void (*recycle_rx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
+	/* A copy send: rpmsg_send_path compiled with this table. */
+	int (*send)(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
+		    int len, unsigned int how);
+	/* The receive queue's callback: rpmsg_rx_pass compiled with this table. */
+	void (*rx_notified)(struct virtqueue *vq);
+	/* Driver side: the buffer pools, and taking back used send buffers
+	 * (see rpmsg_reclaim_tx). NULL on the device side. */
+	int (*setup)(struct rpmsg_device *rdev);
+	void (*reclaim_tx)(struct rpmsg_device *rdev);
+};
 
 /* A buffer lent to the user: a send buffer not yet sent, or a held
  * receive buffer. */
@@ -26,7 +74,8 @@ struct stashed_rx {
 
 struct rpmsg_device {
 	struct virtio_device *vdev;
-	bool driver;             /* this side is virtio-rpmsg */
+	const struct rpmsg_role *role;
+	bool driver;             /* this side is virtio-rpmsg (role->driver) */
 	bool ns;                 /* VIRTIO_RPMSG_F_NS negotiated */
 	struct virtqueue *rvq;   /* where this side receives */
 	struct virtqueue *svq;   /* where it sends */
@@ -66,9 +115,30 @@ struct rpmsg_device {
 	struct duet_list node;
 };
 
-/* Driver side, under the device lock: take back the send buffers the
- * device has used. Sending does it only when its free list is empty, so
- * anything that counts buffers in flight calls it first. */
-void rpmsg_reclaim_tx(struct rpmsg_device *rdev);
+/* ---- the core's side of the roles (rpmsg_virtio.c) ---- */
+
+/* Probe and remove for either role. */
+int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role);
+void rpmsg_remove(struct virtio_device *vdev);
+
+/* Count a dropped message (or ring entry) and tell the drop callback. */
+void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const char *why,
+		uint32_t src, uint32_t dst, uint32_t len);
+
+/* No send buffer was free: wait for one (see the definition). NULL with
+ * *err set when none came. */
+uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait, uint16_t *head,
+			    uint32_t *cap, int *err);
+
+/* A buffer the role's next_rx returned: check its header and deliver it.
+ * True when the caller gives the buffer back now (delivered and not held,
+ * or dropped). */
+bool rpmsg_dispatch(struct rpmsg_device *rdev, uint8_t *buf, uint32_t len, uint16_t head);
+
+/* Deliver the oldest stashed message (there is one). */
+void rpmsg_serve_stash(struct rpmsg_device *rdev);
+
+/* Offer new announcements to the listeners, after a receive pass. */
+void rpmsg_offer_pending(struct rpmsg_device *rdev);
 
 #endif /* DUET_RPMSG_INTERNAL_H */

@@ -5,8 +5,13 @@
  * messages (the driver posts writable buffers there), vq 1 driver-to-device
  * (the driver posts filled readable buffers). So the driver receives on 0
  * and sends on 1; the device receives on 1 and sends on 0, into the
- * driver's buffers. The driver side owns every buffer (from its carveout
- * heap) and re-posts each receive buffer as soon as it is consumed.
+ * driver's buffers.
+ *
+ * This file is what both roles share: endpoints, the name service,
+ * dispatch, zero copy, waiting for a buffer, devices and listeners. Where
+ * buffers come from and go is each role's (rpmsg_driver.c, rpmsg_device.c,
+ * through struct rpmsg_role), and so is the per-message path, compiled
+ * once per role from rpmsg_path.h.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -18,14 +23,7 @@
 #include "../core/compiler.h"
 #include "../core/lazy_lock.h"
 #include "rpmsg_internal.h"
-
-struct rpmsg_hdr {
-	uint32_t src;
-	uint32_t dst;
-	uint32_t reserved;
-	uint16_t len;
-	uint16_t flags;
-};
+#include "rpmsg_path.h"
 
 struct rpmsg_ns_msg {
 	char name[RPMSG_NAME_SIZE];
@@ -39,7 +37,6 @@ struct ns_out {
 	struct rpmsg_ns_msg msg;
 };
 
-_Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 bytes");
 _Static_assert(sizeof(struct rpmsg_ns_msg) == 40, "name-service message is 40 bytes");
 
 #define DEFAULT_TIMEOUT_MS 5000u
@@ -75,9 +72,8 @@ void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv)
 	atomic_store(&drop_cb, cb);
 }
 
-/* Count a dropped message (or ring entry) and tell the drop callback. */
-static void drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const char *why,
-		 uint32_t src, uint32_t dst, uint32_t len)
+void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const char *why,
+		uint32_t src, uint32_t dst, uint32_t len)
 {
 	uint32_t *counter[] = { &rdev->stats.dropped_len, &rdev->stats.dropped_dst,
 				&rdev->stats.dropped_ns, &rdev->stats.dropped_other };
@@ -93,127 +89,27 @@ static void drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const
 
 /* ---- buffers ---- */
 
-/* Give a received buffer back: the driver re-posts it, the device returns
- * it to the driver. */
-static void recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
-{
-	if (rdev->driver) {
-		if (virtqueue_add_one(rdev->rvq, buf, rdev->rx_size, true, buf) < 0)
-			drop(rdev, RPMSG_DROP_OTHER, "receive buffer not re-posted (ring broken)", 0, 0, 0);
-	} else if (virtqueue_add_consumed_buffer(rdev->rvq, head, 0) < 0) {
-		drop(rdev, RPMSG_DROP_OTHER, "receive buffer not returned (ring broken)", 0, 0, 0);
-	}
-	rdev->rx_kick = true;
-}
-
 /* Give back a delivered buffer: to the ring, or to the heap if stashed. */
 static void finish_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, bool stashed)
 {
 	if (stashed)
 		duet_port_free(duet_container_of(buf, struct stashed_rx, data));
 	else
-		recycle_rx(rdev, buf, head);
-}
-
-/* Tell the peer about buffers given back. */
-static void flush_rx(struct rpmsg_device *rdev)
-{
-	if (rdev->rx_kick) {
-		rdev->rx_kick = false;
-		virtqueue_kick(rdev->rvq);
-	}
-}
-
-/* Driver side: take back send buffers the device has used. */
-void rpmsg_reclaim_tx(struct rpmsg_device *rdev)
-{
-	void *buf;
-
-	while ((buf = virtqueue_get_buffer(rdev->svq, NULL, NULL)))
-		rdev->tx_free[rdev->ntx_free++] = buf;
-}
-
-/*
- * Device side: the head of the next available chain of exactly one
- * buffer, described in *vb, or -1. A longer chain (legal, but not what
- * rpmsg sends) is given back unused and counted as `why`.
- */
-static int take_one(struct rpmsg_device *rdev, struct virtqueue *vq, struct virtqueue_buf *vb,
-		    const char *why)
-{
-	for (;;) {
-		size_t n = 0;
-		int h = vhost_get_vq_buffers(vq, vb, 1, &n);
-		uint16_t hh;
-
-		if (h >= 0)
-			return h;
-		if (h != -EINVAL || n <= 1)
-			return -1;
-		if (virtqueue_get_available_buffer(vq, &hh, NULL))
-			virtqueue_add_consumed_buffer(vq, hh, 0);
-		drop(rdev, RPMSG_DROP_OTHER, why, 0, 0, (uint32_t)n);
-	}
-}
-
-/*
- * One send buffer, or NULL. Device side: the next writable buffer the
- * driver posted, at least a header plus one byte; anything else is
- * returned unused.
- */
-static uint8_t *take_tx_now(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
-{
-	if (rdev->driver) {
-		/* Used send buffers are taken back only when the free list runs
-		 * dry, a ring's worth at a time: not a look at the used ring
-		 * per message. */
-		if (!rdev->ntx_free)
-			rpmsg_reclaim_tx(rdev);
-		if (!rdev->ntx_free)
-			return NULL;
-		*head = 0;
-		*cap = rdev->tx_size;
-		return rdev->tx_free[--rdev->ntx_free];
-	}
-	for (;;) {
-		struct virtqueue_buf vb;
-		int h = take_one(rdev, rdev->svq, &vb, "send buffer is a chain, not one buffer");
-
-		if (h < 0)
-			return NULL;
-		if (!vb.writable || vb.len <= RPMSG_HDR_SIZE) {
-			virtqueue_add_consumed_buffer(rdev->svq, (uint16_t)h, 0);
-			drop(rdev, RPMSG_DROP_OTHER,
-			     vb.writable ? "send buffer too small" : "send buffer not writable", 0, 0,
-			     vb.len);
-			continue;
-		}
-		*head = (uint16_t)h;
-		*cap = vb.len < rdev->tx_size ? vb.len : rdev->tx_size;
-		return vb.buf;
-	}
+		rdev->role->recycle_rx(rdev, buf, head);
 }
 
 static void stash_rx(struct rpmsg_device *rdev);
 
-/* Returned send buffers need no notification unless a sender sleeps
- * waiting for one or an announcement is queued for one. */
-static void quiet_tx_cb(struct rpmsg_device *rdev)
-{
-	if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
-		virtqueue_disable_cb(rdev->svq);
-}
-
 /*
- * take_tx once no send buffer was free: wait for one up to the device's
- * timeout when `wait`. Called with the lock held once or more. From a
+ * rpmsg_take_tx once no send buffer was free: wait for one up to the
+ * device's timeout when `wait`. Called with the lock held once or more. From a
  * receive callback the thread that would see the peer's notification is
  * this one: it then stashes what arrived (giving the peer its buffers
  * back) and polls, briefly spinning first, instead of sleeping on the
  * event. Out of line: a free buffer, the common case, needs none of this.
  */
-static DUET_OUT_OF_LINE uint8_t *take_tx_wait(struct rpmsg_device *rdev, bool wait,
-					       uint16_t *head, uint32_t *cap, int *err)
+DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait,
+					     uint16_t *head, uint32_t *cap, int *err)
 {
 	uint64_t deadline = 0, spin_start = 0, now;
 	bool timed = false, counted = false;
@@ -265,48 +161,8 @@ static DUET_OUT_OF_LINE uint8_t *take_tx_wait(struct rpmsg_device *rdev, bool wa
 		duet_event_wait(rdev->tx_event, (uint32_t)(deadline - now));
 		duet_mutex_lock(rdev->lock);
 		rdev->tx_sleepers--;
-	} while (!(buf = take_tx_now(rdev, head, cap)));
+	} while (!(buf = rdev->role->take_tx(rdev, head, cap)));
 	return buf;
-}
-
-/* A send buffer, waiting for one (see take_tx_wait) when none is free;
- * NULL with *err set when none came. Under the lock. */
-static inline uint8_t *take_tx(struct rpmsg_device *rdev, bool wait, uint16_t *head,
-			       uint32_t *cap, int *err)
-{
-	uint8_t *buf = take_tx_now(rdev, head, cap);
-
-	if (!buf && !(buf = take_tx_wait(rdev, wait, head, cap, err)))
-		return NULL;
-	quiet_tx_cb(rdev);
-	return buf;
-}
-
-/* Hand a filled send buffer to the peer. */
-static int submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len,
-		     bool kick)
-{
-	int ret;
-
-	if (rdev->driver)
-		ret = virtqueue_add_one(rdev->svq, buf, len, false, buf);
-	else
-		ret = virtqueue_add_consumed_buffer(rdev->svq, head, len);
-	if (ret == 0) {
-		rdev->stats.tx_msgs++;
-		if (kick)
-			virtqueue_kick(rdev->svq);
-	}
-	return ret;
-}
-
-/* Give back a send buffer unused. */
-static void untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
-{
-	if (rdev->driver)
-		rdev->tx_free[rdev->ntx_free++] = buf;
-	else
-		submit_tx(rdev, buf, head, 0, true);
 }
 
 /* ---- endpoints ---- */
@@ -339,30 +195,11 @@ static struct rpmsg_endpoint *find_ept_by_name(struct rpmsg_device *rdev, const 
 	return NULL;
 }
 
-/* How send_locked sends. */
-#define SEND_WAIT 1u /* wait for a buffer, up to the device's timeout */
-#define SEND_MORE 2u /* hold the doorbell: more follows (rpmsg_send_more) */
-
+/* A copy send under the lock, by the role's path. */
 static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 		       const void *data, int len, unsigned int how)
 {
-	struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)len };
-	uint32_t cap;
-	uint16_t head;
-	uint8_t *buf;
-	int err = 0;
-
-	buf = take_tx(rdev, how & SEND_WAIT, &head, &cap, &err);
-	if (!buf)
-		return err;
-	if ((uint32_t)len > cap - RPMSG_HDR_SIZE) {
-		untake_tx(rdev, buf, head); /* a smaller buffer than agreed */
-		return -EMSGSIZE;
-	}
-	memcpy(buf, &hdr, sizeof(hdr));
-	memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len);
-	err = submit_tx(rdev, buf, head, RPMSG_HDR_SIZE + (uint32_t)len, !(how & SEND_MORE));
-	return err < 0 ? err : len;
+	return rdev->role->send(rdev, src, dst, data, len, how);
 }
 
 static void forget_ns_out(struct rpmsg_device *rdev, struct ns_out *o)
@@ -381,7 +218,7 @@ static void flush_ns_now(struct rpmsg_device *rdev)
 		/* Any other error is a broken ring: the announcement goes with it. */
 		if (send_locked(rdev, o->msg.addr, RPMSG_NS_EPT_ADDR, &o->msg, sizeof(o->msg),
 				0) == -EAGAIN)
-			return; /* take_tx left the notification on: tx_notified comes back */
+			return; /* the wait left the notification on: tx_notified comes back */
 		forget_ns_out(rdev, o);
 	}
 }
@@ -664,7 +501,7 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 		if (!rdev->tx_out[i].buf)
 			slot = &rdev->tx_out[i];
 	if (slot && !atomic_load(&rdev->gone))
-		buf = take_tx(rdev, wait != 0, &head, &cap, &err);
+		buf = rpmsg_take_tx(rdev, rdev->role, wait != 0, &head, &cap, &err);
 	if (buf) {
 		slot->buf = buf;
 		slot->head = head;
@@ -698,7 +535,8 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 	}
 	hdr = (struct rpmsg_hdr){ .src = ept->addr, .dst = dst, .len = (uint16_t)len };
 	memcpy(slot->buf, &hdr, sizeof(hdr));
-	ret = submit_tx(rdev, slot->buf, slot->head, RPMSG_HDR_SIZE + (uint32_t)len, true);
+	ret = rpmsg_submit_tx(rdev, rdev->role, slot->buf, slot->head,
+			      RPMSG_HDR_SIZE + (uint32_t)len, true);
 	slot->buf = NULL;
 	duet_mutex_unlock(rdev->lock);
 	return ret < 0 ? ret : len;
@@ -724,7 +562,7 @@ int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf)
 	duet_mutex_lock(rdev->lock);
 	slot = find_tx_out(rdev, txbuf);
 	if (slot) {
-		untake_tx(rdev, slot->buf, slot->head);
+		rdev->role->untake_tx(rdev, slot->buf, slot->head);
 		slot->buf = NULL;
 	}
 	duet_mutex_unlock(rdev->lock);
@@ -758,7 +596,7 @@ void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf)
 			finish_rx(rdev, h->buf, h->head, h->stashed);
 			h->buf = NULL;
 			rdev->nheld--;
-			flush_rx(rdev);
+			rpmsg_flush_rx(rdev);
 			break;
 		}
 	}
@@ -815,14 +653,14 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 	struct pending_ns *p;
 
 	if (len != sizeof(msg)) {
-		drop(rdev, RPMSG_DROP_NS, "name-service message of the wrong size", 0,
+		rpmsg_drop(rdev, RPMSG_DROP_NS, "name-service message of the wrong size", 0,
 		     RPMSG_NS_EPT_ADDR, len);
 		return;
 	}
 	memcpy(&msg, payload, sizeof(msg)); /* once: the peer may rewrite it */
 	why = ns_fault(&msg);
 	if (why) {
-		drop(rdev, RPMSG_DROP_NS, why, msg.addr, RPMSG_NS_EPT_ADDR, len);
+		rpmsg_drop(rdev, RPMSG_DROP_NS, why, msg.addr, RPMSG_NS_EPT_ADDR, len);
 		return;
 	}
 	if (msg.flags == RPMSG_NS_CREATE) {
@@ -830,7 +668,7 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 		if (!p) {
 			p = rdev->npending < MAX_ANNOUNCED ? duet_port_alloc(sizeof(*p)) : NULL;
 			if (!p) {
-				drop(rdev, RPMSG_DROP_NS, "too many announcements", msg.addr,
+				rpmsg_drop(rdev, RPMSG_DROP_NS, "too many announcements", msg.addr,
 				     RPMSG_NS_EPT_ADDR, len);
 				return;
 			}
@@ -863,28 +701,27 @@ static void handle_ns(struct rpmsg_device *rdev, const uint8_t *payload, uint16_
 
 /*
  * The header of a received buffer, checked: false when the message is
- * dropped (counted; the buffer is given back).
+ * dropped (counted; the caller gives the buffer back).
  */
-static bool check_rx(struct rpmsg_device *rdev, uint8_t *buf, uint32_t len, uint16_t head,
+static bool check_rx(struct rpmsg_device *rdev, const uint8_t *buf, uint32_t len,
 		     struct rpmsg_hdr *hdr)
 {
 	if (len < RPMSG_HDR_SIZE) {
-		drop(rdev, RPMSG_DROP_LEN, "buffer shorter than a header", 0, 0, len);
-		recycle_rx(rdev, buf, head);
+		rpmsg_drop(rdev, RPMSG_DROP_LEN, "buffer shorter than a header", 0, 0, len);
 		return false;
 	}
 	memcpy(hdr, buf, sizeof(*hdr)); /* once: the peer may rewrite it */
 	if (hdr->len > len - RPMSG_HDR_SIZE || hdr->len > rdev->rx_size - RPMSG_HDR_SIZE) {
-		drop(rdev, RPMSG_DROP_LEN, "header length past its buffer", hdr->src, hdr->dst,
-		     hdr->len);
-		recycle_rx(rdev, buf, head);
+		rpmsg_drop(rdev, RPMSG_DROP_LEN, "header length past its buffer", hdr->src, hdr->dst,
+			   hdr->len);
 		return false;
 	}
 	return true;
 }
 
-/* One checked message: dispatch, give back unless held. */
-static void deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpmsg_hdr *hdr,
+/* One checked message: dispatch it. True when the caller gives the buffer
+ * back now; false when the receiver holds it. */
+static bool deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpmsg_hdr *hdr,
 		       uint16_t head, bool stashed)
 {
 	struct rpmsg_endpoint *ept;
@@ -892,15 +729,13 @@ static void deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpm
 	if (hdr->dst == RPMSG_NS_EPT_ADDR && rdev->ns) {
 		rdev->stats.rx_msgs++;
 		handle_ns(rdev, buf + RPMSG_HDR_SIZE, hdr->len);
-		finish_rx(rdev, buf, head, stashed);
-		return;
+		return true;
 	}
 	ept = find_ept(rdev, hdr->dst);
 	if (!ept) {
-		drop(rdev, RPMSG_DROP_DST, "no endpoint at the destination", hdr->src, hdr->dst,
-		     hdr->len);
-		finish_rx(rdev, buf, head, stashed);
-		return;
+		rpmsg_drop(rdev, RPMSG_DROP_DST, "no endpoint at the destination", hdr->src, hdr->dst,
+			   hdr->len);
+		return true;
 	}
 	rdev->stats.rx_msgs++;
 	rdev->cur_rx = buf;
@@ -914,39 +749,30 @@ static void deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpm
 			if (!rdev->rx_held[i].buf) {
 				rdev->rx_held[i] = (struct held){ buf, head, ept, stashed };
 				rdev->nheld++;
-				return;
+				return false;
 			}
 		}
 	}
-	finish_rx(rdev, buf, head, stashed);
+	return true;
 }
 
-/*
- * The next buffer the peer filled for us, or NULL. Device side: anything
- * but a single readable buffer is returned unused and counted. Inline: it
- * is on every message's path.
- */
-static inline uint8_t *next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
+bool rpmsg_dispatch(struct rpmsg_device *rdev, uint8_t *buf, uint32_t len, uint16_t head)
 {
-	if (rdev->driver) {
-		*head = 0;
-		return virtqueue_get_buffer(rdev->rvq, len, NULL);
-	}
-	for (;;) {
-		struct virtqueue_buf vb;
-		int h = take_one(rdev, rdev->rvq, &vb, "received a chain, not one buffer");
+	struct rpmsg_hdr hdr;
 
-		if (h < 0)
-			return NULL;
-		if (vb.writable) {
-			virtqueue_add_consumed_buffer(rdev->rvq, (uint16_t)h, 0);
-			drop(rdev, RPMSG_DROP_OTHER, "received a writable buffer", 0, 0, vb.len);
-			continue;
-		}
-		*len = vb.len;
-		*head = (uint16_t)h;
-		return vb.buf;
-	}
+	return !check_rx(rdev, buf, len, &hdr) || deliver_rx(rdev, buf, &hdr, head, false);
+}
+
+void rpmsg_serve_stash(struct rpmsg_device *rdev)
+{
+	struct stashed_rx *s = duet_container_of(rdev->stash.next, struct stashed_rx, node);
+	struct rpmsg_hdr hdr;
+
+	duet_list_del(&s->node);
+	rdev->nstash--;
+	memcpy(&hdr, s->data, sizeof(hdr));
+	if (deliver_rx(rdev, s->data, &hdr, 0, true))
+		finish_rx(rdev, s->data, 0, true);
 }
 
 /*
@@ -967,61 +793,31 @@ static void stash_rx(struct rpmsg_device *rdev)
 
 		if (!s)
 			break;
-		buf = next_rx(rdev, &len, &head);
+		buf = rdev->role->next_rx(rdev, &len, &head);
 		if (!buf) {
 			duet_port_free(s);
 			break;
 		}
-		if (!check_rx(rdev, buf, len, head, &hdr)) {
+		if (!check_rx(rdev, buf, len, &hdr)) {
 			duet_port_free(s);
+			rdev->role->recycle_rx(rdev, buf, head);
 			continue;
 		}
 		memcpy(s->data, &hdr, sizeof(hdr));
 		memcpy(s->data + RPMSG_HDR_SIZE, buf + RPMSG_HDR_SIZE, hdr.len);
-		recycle_rx(rdev, buf, head);
+		rdev->role->recycle_rx(rdev, buf, head);
 		duet_list_add_tail(&rdev->stash, &s->node);
 		rdev->nstash++;
 		rdev->stats.rx_stashed++;
 	}
-	flush_rx(rdev);
-}
-
-/* Serve the stash, then the receive queue, up to `budget` buffers; returns
- * how many it took (delivered or dropped). Fewer than budget: it ran dry. */
-static unsigned int drain_rx(struct rpmsg_device *rdev, unsigned int budget)
-{
-	unsigned int taken = 0;
-
-	for (; taken < budget && !atomic_load(&rdev->gone); taken++) {
-		struct rpmsg_hdr hdr;
-		uint32_t len;
-		uint16_t head;
-		uint8_t *buf;
-
-		if (!duet_list_empty(&rdev->stash)) {
-			struct stashed_rx *s = duet_container_of(rdev->stash.next, struct stashed_rx, node);
-
-			duet_list_del(&s->node);
-			rdev->nstash--;
-			memcpy(&hdr, s->data, sizeof(hdr));
-			deliver_rx(rdev, s->data, &hdr, 0, true);
-			continue;
-		}
-		buf = next_rx(rdev, &len, &head);
-		if (!buf)
-			break;
-		if (check_rx(rdev, buf, len, head, &hdr))
-			deliver_rx(rdev, buf, &hdr, head, false);
-	}
-	flush_rx(rdev);
-	return taken;
+	rpmsg_flush_rx(rdev);
 }
 
 /*
  * Offer new announcements to the listeners. Locks go global, then device,
  * everywhere: so this runs after a receive pass, not inside it.
  */
-static void offer_pending(struct rpmsg_device *rdev)
+void rpmsg_offer_pending(struct rpmsg_device *rdev)
 {
 	struct duet_list *l, *next;
 
@@ -1040,31 +836,6 @@ static void offer_pending(struct rpmsg_device *rdev)
 	duet_lazy_lock_give(&global_lock);
 }
 
-static void rx_notified(struct virtqueue *vq)
-{
-	struct rpmsg_device *rdev = vq->priv;
-	bool offer;
-
-	duet_mutex_lock(rdev->lock);
-	/* A ping-pong pass finds one message: it is served with notifications
-	 * left on, so the pass stores nothing to the ring's flags or event
-	 * word and needs no second look. A second message means a stream:
-	 * notifications go off while the rest is drained, then back on, and
-	 * the ring is looked at again, or work that came in between would
-	 * wait for a notification that never comes. */
-	if (drain_rx(rdev, 2) == 2) {
-		do {
-			virtqueue_disable_cb(vq);
-			drain_rx(rdev, virtqueue_get_vring_size(vq));
-		} while (!atomic_load(&rdev->gone) &&
-			 (!duet_list_empty(&rdev->stash) || virtqueue_enable_cb(vq) > 0));
-	}
-	offer = rdev->offer && rdev->depth == 0;
-	duet_mutex_unlock(rdev->lock);
-	if (offer)
-		offer_pending(rdev);
-}
-
 static void tx_notified(struct virtqueue *vq)
 {
 	struct rpmsg_device *rdev = vq->priv;
@@ -1072,7 +843,7 @@ static void tx_notified(struct virtqueue *vq)
 	if (atomic_load(&rdev->nns_out)) {
 		duet_mutex_lock(rdev->lock);
 		flush_ns(rdev);
-		quiet_tx_cb(rdev);
+		rpmsg_quiet_tx_cb(rdev);
 		duet_mutex_unlock(rdev->lock);
 	}
 	duet_event_post(rdev->tx_event);
@@ -1091,27 +862,6 @@ static int read_sizes(struct rpmsg_device *rdev)
 		return -EINVAL;
 	rdev->tx_size = rdev->driver ? cfg.txbuf_size : cfg.rxbuf_size;
 	rdev->rx_size = rdev->driver ? cfg.rxbuf_size : cfg.txbuf_size;
-	return 0;
-}
-
-/* Driver side: the buffer pools, all receive buffers posted. */
-static int make_pools(struct rpmsg_device *rdev)
-{
-	uint16_t nrx = virtqueue_get_vring_size(rdev->rvq);
-	uint16_t ntx = virtqueue_get_vring_size(rdev->svq);
-
-	rdev->rx_pool = virtio_alloc_buf(rdev->vdev, (size_t)nrx * rdev->rx_size, 16);
-	rdev->tx_pool = virtio_alloc_buf(rdev->vdev, (size_t)ntx * rdev->tx_size, 16);
-	rdev->tx_free = duet_port_alloc(ntx * sizeof(void *));
-	if (!rdev->rx_pool || !rdev->tx_pool || !rdev->tx_free)
-		return -ENOMEM;
-	for (uint16_t i = 0; i < ntx; i++)
-		rdev->tx_free[rdev->ntx_free++] = rdev->tx_pool + (size_t)i * rdev->tx_size;
-	for (uint16_t i = 0; i < nrx; i++)
-		recycle_rx(rdev, rdev->rx_pool + (size_t)i * rdev->rx_size, 0);
-	rdev->nrx = nrx;
-	rdev->ntx = ntx;
-	virtqueue_kick(rdev->rvq);
 	return 0;
 }
 
@@ -1152,8 +902,9 @@ static int ns_ept_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_
 	return 0; /* handled in handle_rx before endpoints */
 }
 
-static int rpmsg_probe(struct virtio_device *vdev, bool driver)
+int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 {
+	bool driver = role->driver;
 	const char *names[] = { "rx", "tx" };
 	vq_callback cbs[2];
 	struct rpmsg_device *rdev = duet_port_alloc(sizeof(*rdev));
@@ -1163,6 +914,7 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	if (!rdev)
 		return -ENOMEM;
 	rdev->vdev = vdev;
+	rdev->role = role;
 	rdev->driver = driver;
 	rdev->timeout_ms = DEFAULT_TIMEOUT_MS;
 	duet_list_init(&rdev->epts);
@@ -1170,8 +922,8 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	duet_list_init(&rdev->ns_out);
 	duet_list_init(&rdev->stash);
 	/* vq 0 is device-to-driver, vq 1 driver-to-device. */
-	cbs[0] = driver ? rx_notified : tx_notified;
-	cbs[1] = driver ? tx_notified : rx_notified;
+	cbs[0] = driver ? role->rx_notified : tx_notified;
+	cbs[1] = driver ? tx_notified : role->rx_notified;
 	ret = duet_mutex_create(&rdev->lock);
 	if (ret == 0)
 		ret = duet_event_create(&rdev->tx_event);
@@ -1195,7 +947,7 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	rdev->rvq = vdev->vrings_info[driver ? 0 : 1].vq;
 	rdev->svq = vdev->vrings_info[driver ? 1 : 0].vq;
 	/* Send buffers coming back need no notification until a sender
-	 * waits for one (take_tx asks then): half the wake-ups of a round
+	 * waits for one (rpmsg_take_tx_wait asks then): half the wake-ups of a round
 	 * trip, and nearly all of a stream's. */
 	virtqueue_disable_cb(rdev->svq);
 	rdev->stash_max = 2u * virtqueue_get_vring_size(rdev->rvq);
@@ -1205,8 +957,8 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 	rdev->tx_out = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	rdev->rx_held = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	ret = rdev->tx_out && rdev->rx_held ? 0 : -ENOMEM;
-	if (ret == 0 && driver)
-		ret = make_pools(rdev);
+	if (ret == 0 && role->setup)
+		ret = role->setup(rdev);
 	if (ret == 0)
 		ret = rpmsg_create_ept(&rdev->ns_ept, rdev, NULL, RPMSG_NS_EPT_ADDR,
 				       RPMSG_NS_EPT_ADDR, ns_ept_cb, NULL);
@@ -1231,11 +983,11 @@ static int rpmsg_probe(struct virtio_device *vdev, bool driver)
 		duet_lazy_lock_give(&global_lock);
 	}
 	/* Messages may have come before this side was ready. */
-	rx_notified(rdev->rvq);
+	role->rx_notified(rdev->rvq);
 	return 0;
 }
 
-static void rpmsg_remove(struct virtio_device *vdev)
+void rpmsg_remove(struct virtio_device *vdev)
 {
 	struct rpmsg_device *rdev = vdev->priv;
 
@@ -1273,30 +1025,6 @@ static void rpmsg_remove(struct virtio_device *vdev)
 	vdev->priv = NULL;
 	free_rdev(rdev);
 }
-
-static int virtio_rpmsg_probe(struct virtio_device *vdev)
-{
-	return rpmsg_probe(vdev, true);
-}
-
-static int vhost_rpmsg_probe(struct vhost_device *hdev)
-{
-	return rpmsg_probe(hdev, false);
-}
-
-struct virtio_driver virtio_rpmsg_driver = {
-	.device = VIRTIO_ID_RPMSG,
-	.probe = virtio_rpmsg_probe,
-	.remove = rpmsg_remove,
-	.name = "virtio-rpmsg",
-};
-
-struct vhost_driver vhost_rpmsg_driver = {
-	.device = VIRTIO_ID_RPMSG,
-	.probe = vhost_rpmsg_probe,
-	.remove = rpmsg_remove,
-	.name = "vhost-rpmsg",
-};
 
 /* ---- listeners and lookup ---- */
 

@@ -1,0 +1,131 @@
+/*
+ * rpmsg_driver.c - virtio-rpmsg, the driver side of rpmsg over virtio.
+ *
+ * This side owns every buffer, from its carveout heap. It receives on vq 0,
+ * where it keeps writable buffers posted and re-posts each one as soon as
+ * it is consumed; it sends on vq 1, from a free list of send buffers that
+ * is refilled from the used ring only when it runs dry. Endpoints, the name
+ * service and the rest are the shared core's (rpmsg_virtio.c).
+ */
+#include <errno.h>
+
+#include <duet/port.h>
+#include <duet/rpmsg.h>
+
+#include "rpmsg_internal.h"
+#include "rpmsg_path.h"
+
+/* Take back the send buffers the device has used. Sending does it only
+ * when its free list is empty, so anything that counts buffers in flight
+ * (dump) calls it first. */
+static void drv_reclaim_tx(struct rpmsg_device *rdev)
+{
+	void *buf;
+
+	while ((buf = virtqueue_get_buffer(rdev->svq, NULL, NULL)))
+		rdev->tx_free[rdev->ntx_free++] = buf;
+}
+
+static uint8_t *drv_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
+{
+	/* Used send buffers are taken back only when the free list runs dry,
+	 * a ring's worth at a time: not a look at the used ring per message. */
+	if (!rdev->ntx_free)
+		drv_reclaim_tx(rdev);
+	if (!rdev->ntx_free)
+		return NULL;
+	*head = 0;
+	*cap = rdev->tx_size;
+	return rdev->tx_free[--rdev->ntx_free];
+}
+
+static int drv_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len)
+{
+	(void)head;
+	return virtqueue_add_one(rdev->svq, buf, len, false, buf);
+}
+
+static void drv_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+{
+	(void)head;
+	rdev->tx_free[rdev->ntx_free++] = buf;
+}
+
+/* The used ring checks what the device reports: the buffer is one this
+ * side posted, the length within it. */
+static uint8_t *drv_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
+{
+	*head = 0;
+	return virtqueue_get_buffer(rdev->rvq, len, NULL);
+}
+
+/* Re-post a receive buffer. */
+static void drv_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+{
+	(void)head;
+	if (virtqueue_add_one(rdev->rvq, buf, rdev->rx_size, true, buf) < 0)
+		rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not re-posted (ring broken)", 0, 0,
+			   0);
+	rdev->rx_kick = true;
+}
+
+/* The buffer pools, every receive buffer posted. */
+static int drv_setup(struct rpmsg_device *rdev)
+{
+	uint16_t nrx = virtqueue_get_vring_size(rdev->rvq);
+	uint16_t ntx = virtqueue_get_vring_size(rdev->svq);
+
+	rdev->rx_pool = virtio_alloc_buf(rdev->vdev, (size_t)nrx * rdev->rx_size, 16);
+	rdev->tx_pool = virtio_alloc_buf(rdev->vdev, (size_t)ntx * rdev->tx_size, 16);
+	rdev->tx_free = duet_port_alloc(ntx * sizeof(void *));
+	if (!rdev->rx_pool || !rdev->tx_pool || !rdev->tx_free)
+		return -ENOMEM;
+	for (uint16_t i = 0; i < ntx; i++)
+		rdev->tx_free[rdev->ntx_free++] = rdev->tx_pool + (size_t)i * rdev->tx_size;
+	for (uint16_t i = 0; i < nrx; i++)
+		drv_recycle_rx(rdev, rdev->rx_pool + (size_t)i * rdev->rx_size, 0);
+	rdev->nrx = nrx;
+	rdev->ntx = ntx;
+	rpmsg_flush_rx(rdev);
+	return 0;
+}
+
+static int drv_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
+		    int len, unsigned int how);
+static void drv_rx_notified(struct virtqueue *vq);
+
+static const struct rpmsg_role driver_role = {
+	.driver = true,
+	.take_tx = drv_take_tx,
+	.submit_tx = drv_submit_tx,
+	.untake_tx = drv_untake_tx,
+	.next_rx = drv_next_rx,
+	.recycle_rx = drv_recycle_rx,
+	.send = drv_send,
+	.rx_notified = drv_rx_notified,
+	.setup = drv_setup,
+	.reclaim_tx = drv_reclaim_tx,
+};
+
+static int drv_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
+		    int len, unsigned int how)
+{
+	return rpmsg_send_path(rdev, &driver_role, src, dst, data, len, how);
+}
+
+static void drv_rx_notified(struct virtqueue *vq)
+{
+	rpmsg_rx_pass(vq, &driver_role);
+}
+
+static int virtio_rpmsg_probe(struct virtio_device *vdev)
+{
+	return rpmsg_probe(vdev, &driver_role);
+}
+
+struct virtio_driver virtio_rpmsg_driver = {
+	.device = VIRTIO_ID_RPMSG,
+	.probe = virtio_rpmsg_probe,
+	.remove = rpmsg_remove,
+	.name = "virtio-rpmsg",
+};

@@ -1,0 +1,143 @@
+/*
+ * rpmsg_path.h - the message path, written once and compiled once per role
+ * (rpmsg_driver.c, rpmsg_device.c) with that role's table a constant: its
+ * buffer functions then inline, so a message pays neither a test of the
+ * role nor a call per buffer step. The core (rpmsg_virtio.c) runs the same
+ * bodies through rdev->role on its rarer paths (announcements, zero copy).
+ */
+#ifndef DUET_RPMSG_PATH_H
+#define DUET_RPMSG_PATH_H
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../core/compiler.h"
+#include "rpmsg_internal.h"
+
+/* Returned send buffers need no notification unless a sender sleeps
+ * waiting for one or an announcement is queued for one. */
+static inline void rpmsg_quiet_tx_cb(struct rpmsg_device *rdev)
+{
+	if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
+		virtqueue_disable_cb(rdev->svq);
+}
+
+/* A send buffer, waiting for one (rpmsg_take_tx_wait) when none is free;
+ * NULL with *err set when none came. Under the lock. */
+static DUET_ALWAYS_INLINE uint8_t *rpmsg_take_tx(struct rpmsg_device *rdev,
+						 const struct rpmsg_role *role, bool wait,
+						 uint16_t *head, uint32_t *cap, int *err)
+{
+	uint8_t *buf = role->take_tx(rdev, head, cap);
+
+	if (!buf && !(buf = rpmsg_take_tx_wait(rdev, wait, head, cap, err)))
+		return NULL;
+	rpmsg_quiet_tx_cb(rdev);
+	return buf;
+}
+
+/* Hand a filled send buffer (header written) to the peer. */
+static DUET_ALWAYS_INLINE int rpmsg_submit_tx(struct rpmsg_device *rdev,
+					      const struct rpmsg_role *role, uint8_t *buf,
+					      uint16_t head, uint32_t len, bool kick)
+{
+	int ret = role->submit_tx(rdev, buf, head, len);
+
+	if (ret == 0) {
+		rdev->stats.tx_msgs++;
+		if (kick)
+			virtqueue_kick(rdev->svq);
+	}
+	return ret;
+}
+
+/* Send one message from src to dst, under the lock (`how`: SEND_*).
+ * Returns len, or a negative errno. */
+static DUET_ALWAYS_INLINE int rpmsg_send_path(struct rpmsg_device *rdev,
+					      const struct rpmsg_role *role, uint32_t src,
+					      uint32_t dst, const void *data, int len,
+					      unsigned int how)
+{
+	struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)len };
+	uint32_t cap;
+	uint16_t head;
+	uint8_t *buf;
+	int err = 0;
+
+	buf = rpmsg_take_tx(rdev, role, how & SEND_WAIT, &head, &cap, &err);
+	if (!buf)
+		return err;
+	if ((uint32_t)len > cap - RPMSG_HDR_SIZE) {
+		role->untake_tx(rdev, buf, head); /* a smaller buffer than agreed */
+		return -EMSGSIZE;
+	}
+	memcpy(buf, &hdr, sizeof(hdr));
+	memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len);
+	err = rpmsg_submit_tx(rdev, role, buf, head, RPMSG_HDR_SIZE + (uint32_t)len,
+			      !(how & SEND_MORE));
+	return err < 0 ? err : len;
+}
+
+/* Tell the peer about receive buffers given back. */
+static inline void rpmsg_flush_rx(struct rpmsg_device *rdev)
+{
+	if (rdev->rx_kick) {
+		rdev->rx_kick = false;
+		virtqueue_kick(rdev->rvq);
+	}
+}
+
+/* Serve the stash, then the receive queue, up to `budget` buffers; returns
+ * how many it took (delivered or dropped). Fewer than budget: it ran dry. */
+static DUET_ALWAYS_INLINE unsigned int rpmsg_drain_rx(struct rpmsg_device *rdev,
+						      const struct rpmsg_role *role,
+						      unsigned int budget)
+{
+	unsigned int taken = 0;
+
+	for (; taken < budget && !atomic_load(&rdev->gone); taken++) {
+		uint32_t len;
+		uint16_t head;
+		uint8_t *buf;
+
+		if (!duet_list_empty(&rdev->stash)) {
+			rpmsg_serve_stash(rdev);
+			continue;
+		}
+		buf = role->next_rx(rdev, &len, &head);
+		if (!buf)
+			break;
+		if (rpmsg_dispatch(rdev, buf, len, head))
+			role->recycle_rx(rdev, buf, head);
+	}
+	rpmsg_flush_rx(rdev);
+	return taken;
+}
+
+/* The receive queue's callback. */
+static DUET_ALWAYS_INLINE void rpmsg_rx_pass(struct virtqueue *vq, const struct rpmsg_role *role)
+{
+	struct rpmsg_device *rdev = vq->priv;
+	bool offer;
+
+	duet_mutex_lock(rdev->lock);
+	/* A ping-pong pass finds one message: it is served with notifications
+	 * left on, so the pass stores nothing to the ring's flags or event
+	 * word and needs no second look. A second message means a stream:
+	 * notifications go off while the rest is drained, then back on, and
+	 * the ring is looked at again, or work that came in between would
+	 * wait for a notification that never comes. */
+	if (rpmsg_drain_rx(rdev, role, 2) == 2) {
+		do {
+			virtqueue_disable_cb(vq);
+			rpmsg_drain_rx(rdev, role, virtqueue_get_vring_size(vq));
+		} while (!atomic_load(&rdev->gone) &&
+			 (!duet_list_empty(&rdev->stash) || virtqueue_enable_cb(vq) > 0));
+	}
+	offer = rdev->offer && rdev->depth == 0;
+	duet_mutex_unlock(rdev->lock);
+	if (offer)
+		rpmsg_offer_pending(rdev);
+}
+
+#endif /* DUET_RPMSG_PATH_H */
