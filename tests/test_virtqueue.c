@@ -830,6 +830,131 @@ static void test_mem_ops_carry_every_ring_access(void **state)
 	}
 }
 
+/* ---- ordering of the event word ---- */
+
+/* Each ring access as one letter: r read, w write, f fence. */
+struct trace_mem {
+	char log[64];
+	unsigned int n;
+};
+
+static void trace(void *ctx, char c)
+{
+	struct trace_mem *t = ctx;
+
+	if (t->n < sizeof(t->log) - 1)
+		t->log[t->n++] = c;
+}
+
+static uint16_t tm_read16(void *ctx, uint16_t *p)
+{
+	trace(ctx, 'r');
+	return *(volatile uint16_t *)p;
+}
+
+static void tm_write16(void *ctx, uint16_t *p, uint16_t v)
+{
+	trace(ctx, 'w');
+	*(volatile uint16_t *)p = v;
+}
+
+static uint32_t tm_read32(void *ctx, uint32_t *p)
+{
+	trace(ctx, 'r');
+	return *(volatile uint32_t *)p;
+}
+
+static void tm_write32(void *ctx, uint32_t *p, uint32_t v)
+{
+	trace(ctx, 'w');
+	*(volatile uint32_t *)p = v;
+}
+
+static void tm_read_desc(void *ctx, struct vring_desc *dst, const struct vring_desc *src)
+{
+	trace(ctx, 'r');
+	memcpy(dst, src, sizeof(*dst));
+}
+
+static void tm_write_desc(void *ctx, struct vring_desc *dst, const struct vring_desc *src)
+{
+	trace(ctx, 'w');
+	memcpy(dst, src, sizeof(*dst));
+}
+
+static void tm_fence(void *ctx)
+{
+	trace(ctx, 'f');
+	__sync_synchronize();
+}
+
+/* The accesses one call made: the log since `from`, as a string. */
+static const char *trace_since(struct trace_mem *t, unsigned int from)
+{
+	t->log[t->n] = '\0';
+	return t->log + from;
+}
+
+/*
+ * Under EVENT_IDX with callbacks on, taking an entry moves the event word
+ * to the next one: "notify me for the entry after this". The peer writes
+ * its index, fences, then reads that word; so this side must fence between
+ * its event store and its next look at the peer's index, or both can miss
+ * each other (the store still in a store buffer, the look reading the old
+ * index) and the next entry waits for a notification that never comes.
+ * Every take that writes the event word therefore ends with a fence.
+ */
+static void test_event_word_is_fenced_before_the_next_look(void **state)
+{
+	struct harness *h = *state;
+	static const struct virtqueue_mem_ops ops = {
+		tm_read16, tm_write16, tm_read32, tm_write32,
+		tm_read_desc, tm_write_desc, tm_fence,
+	};
+	struct trace_mem dm = { { 0 }, 0 }, vm = { { 0 }, 0 };
+	struct virtqueue *drv, *dev;
+	_Alignas(void *) uint8_t m1[VIRTQUEUE_FOOTPRINT(8)], m2[VIRTQUEUE_FOOTPRINT(8)];
+	struct virtqueue_config cfg = {
+		.role = VIRTQUEUE_ROLE_DRIVER, .num = 8, .ring = h->ring, .align = 64,
+		.features = EVENT_IDX, .window = { h->region, 0, h->size }, .mem_ops = &ops,
+		.mem_ctx = &dm,
+	};
+	struct virtqueue_buf vb;
+	unsigned int from;
+	size_t cnt;
+	const char *seen;
+	int cookie, head;
+
+	assert_int_equal(virtqueue_init(m1, sizeof(m1), &cfg, &drv), 0);
+	cfg.role = VIRTQUEUE_ROLE_DEVICE;
+	cfg.mem_ctx = &vm;
+	assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &dev), 0);
+	assert_int_equal(virtqueue_enable_cb(drv), 0);
+	assert_int_equal(virtqueue_enable_cb(dev), 0);
+
+	assert_int_equal(virtqueue_add_one(drv, h->bufs, 8, false, &cookie), 0);
+	from = vm.n;
+	head = vhost_get_vq_buffers(dev, &vb, 1, &cnt);
+	assert_true(head >= 0);
+	seen = trace_since(&vm, from);
+	assert_non_null(strchr(seen, 'w'));             /* the event word moved */
+	assert_non_null(strchr(strrchr(seen, 'w'), 'f')); /* and was fenced */
+
+	assert_int_equal(virtqueue_add_consumed_buffer(dev, (uint16_t)head, 0), 0);
+	from = dm.n;
+	assert_ptr_equal(virtqueue_get_buffer(drv, NULL, NULL), &cookie);
+	seen = trace_since(&dm, from);
+	assert_non_null(strchr(seen, 'w'));
+	assert_non_null(strchr(strrchr(seen, 'w'), 'f'));
+
+	/* With callbacks off nothing is written, so nothing needs a fence. */
+	virtqueue_disable_cb(dev);
+	assert_int_equal(virtqueue_add_one(drv, h->bufs, 8, false, &cookie), 0);
+	from = vm.n;
+	assert_true(vhost_get_vq_buffers(dev, &vb, 1, &cnt) >= 0);
+	assert_string_equal(trace_since(&vm, from), "rrr");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -859,6 +984,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_view, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_queue_refuses_until_reset, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_mem_ops_carry_every_ring_access, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_event_word_is_fenced_before_the_next_look, setup_plain, teardown),
 	};
 
 	return cmocka_run_group_tests_name("virtqueue", tests, NULL, NULL);

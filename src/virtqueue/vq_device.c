@@ -21,7 +21,7 @@ static inline void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
 	vq->slots[head].wlen = wlen;
 	/* See virtqueue_get_buffer: keep EVENT_IDX notifications flowing. */
 	if (vq->track_event)
-		vq_store16(io, vq->avail_event, next);
+		vq_move_event(io, vq->avail_event, next);
 }
 
 /*

@@ -248,7 +248,7 @@ static DUET_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, ui
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
 	if (vq->track_event)
-		vq_store16(vq->io, vq->used_event, vq->used_idx);
+		vq_move_event(vq->io, vq->used_event, vq->used_idx);
 	if (len)
 		*len = ulen;
 	if (idx)
@@ -304,7 +304,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	vq->num_free++;
 	vq->used_idx = (uint16_t)(uidx + 1u);
 	if (vq->track_event)
-		vq_store16(VQ_IO_PLAIN, vq->used_event, (uint16_t)(uidx + 1u));
+		vq_move_event(VQ_IO_PLAIN, vq->used_event, (uint16_t)(uidx + 1u));
 	if (len)
 		*len = ulen;
 	if (idx)

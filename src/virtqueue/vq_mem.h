@@ -98,6 +98,20 @@ static inline void vq_fence(struct virtqueue_io io)
 }
 
 /*
+ * After taking an entry under EVENT_IDX with callbacks on: ask to be
+ * notified for the next one. The peer publishes its index, fences, then
+ * reads this word; so the store is fenced before this side looks at the
+ * peer's index again. Without it the look may read the old index while the
+ * store still sits in a store buffer, the peer read the old word, and the
+ * next entry waits for a notification that never comes.
+ */
+static inline void vq_move_event(struct virtqueue_io io, uint16_t *event, uint16_t next)
+{
+	vq_store16(io, event, next);
+	vq_fence(io);
+}
+
+/*
  * A descriptor in plain memory is accessed as two 64-bit words: its address,
  * and len | flags << 32 | next << 48, which is bytes 8-15 of the wire
  * layout read as one little-endian word. Each is one access where the target
