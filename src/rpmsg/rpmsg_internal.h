@@ -103,8 +103,8 @@ struct rpmsg_device {
 	struct held *tx_out;
 	struct held *rx_held;
 	unsigned int nheld;
-	uint8_t *cur_rx;  /* the buffer being delivered */
-	bool cur_held;
+	struct held cur;  /* the buffer being delivered (buf NULL: none) */
+	bool cur_held;    /* ... and its receiver holds it */
 	bool rx_kick;
 	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
