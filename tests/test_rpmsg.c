@@ -596,6 +596,74 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/*
+ * A hostile driver: on the device's receive queue, a lone writable buffer
+ * and a chain of two, neither of which rpmsg sends. The device returns
+ * both unused, counts and reports each, and the channel goes on.
+ */
+static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
+{
+	struct virtio_device *vdev = duet_loopback_driver(lb);
+	struct virtqueue *to_device = vdev->vrings_info[1].vq;
+	struct rpmsg_stats st0, st;
+	struct box a, b;
+	char dump[2048];
+	uint8_t *mem;
+	uint32_t len;
+	int c1, c2;
+
+	(void)state;
+	box_open(&a, drv_dev, "victim2");
+	box_open(&b, dev_dev, "victim2");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	rpmsg_get_stats(dev_dev, &st0);
+	atomic_store(&ndrops, 0);
+	rpmsg_set_drop_cb(record_drop, NULL);
+	/* Play the hostile driver on its raw ring, rpmsg stopped. Let what is
+	 * under way finish and the driver take back its used send buffers
+	 * (dump does), so that what comes back next is ours. */
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
+	rpmsg_dump(drv_dev, dump, sizeof(dump));
+	mem = virtio_alloc_buf(vdev, 64, 16);
+	assert_non_null(mem);
+	{
+		struct virtqueue_buf chain[2] = { { mem, 16, false }, { mem + 16, 16, false } };
+
+		assert_int_equal(virtqueue_add_one(to_device, mem + 32, 32, true, &c1), 0);
+		assert_int_equal(virtqueue_add_buffer(to_device, chain, 2, 0, &c2), 0);
+		virtqueue_kick(to_device);
+	}
+	while (duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE) > 0)
+		;
+	/* Both came back unused, in order, and nothing else did. */
+	len = 99;
+	assert_ptr_equal(virtqueue_get_buffer(to_device, &len, NULL), &c1);
+	assert_int_equal(len, 0);
+	assert_ptr_equal(virtqueue_get_buffer(to_device, &len, NULL), &c2);
+	assert_int_equal(len, 0);
+	assert_null(virtqueue_get_buffer(to_device, NULL, NULL));
+	start_polling();
+	rpmsg_set_drop_cb(NULL, NULL);
+	rpmsg_get_stats(dev_dev, &st);
+	assert_int_equal(st.dropped_other - st0.dropped_other, 2);
+	assert_int_equal(ndrops, 2);
+	assert_string_equal(drops[0], "3 received a writable buffer");
+	assert_string_equal(drops[1], "3 received a chain, not one buffer");
+	/* The channel goes on, both ways. */
+	assert_int_equal(rpmsg_send(&a.ept, "still here", 11), 11);
+	assert_true(wait_until(got, &b, 2000));
+	assert_string_equal(b.last, "still here");
+	assert_int_equal(rpmsg_send(&b.ept, "and back", 9), 9);
+	assert_true(wait_until(got, &a, 2000));
+	assert_string_equal(a.last, "and back");
+	virtio_free_buf(vdev, mem);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* ---- listeners ---- */
 
 static _Atomic int created, destroyed, bound;
@@ -901,6 +969,7 @@ int main(void)
 		T(test_send_more_notifies_once_per_batch),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
+		T(test_hostile_driver_buffers_are_returned_and_counted),
 		T(test_late_listener_gets_the_announcement),
 		T(test_listener_sees_devices_go),
 		T(test_endpoint_churn),

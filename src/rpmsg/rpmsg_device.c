@@ -14,53 +14,82 @@
 #include <duet/port.h>
 #include <duet/rpmsg.h>
 
+#include "../core/compiler.h"
 #include "rpmsg_internal.h"
 #include "rpmsg_path.h"
 
+/* Why a buffer the driver posted is not one rpmsg can use here (`tx`: a
+ * send buffer, writable and more than a header; else a received one,
+ * readable), or NULL. */
+static const char *misfit(const struct virtqueue_buf *vb, bool tx)
+{
+	if (!tx)
+		return vb->writable ? "received a writable buffer" : NULL;
+	if (!vb->writable)
+		return "send buffer not writable";
+	return vb->len <= RPMSG_HDR_SIZE ? "send buffer too small" : NULL;
+}
+
 /*
- * The head of the next available chain of exactly one buffer, described in
- * *vb, or -1. A longer chain (legal, but not what rpmsg sends) is given
- * back unused and counted as `why`.
+ * take_single past its first look (h, n: what vhost_get_vq_buffers said):
+ * anything that does not fit, a lone buffer of the wrong kind or a chain
+ * (legal, but not what rpmsg sends), is given back unused and counted, and
+ * the next one is looked at. Out of line: only a driver that posts what
+ * rpmsg does not use gets here.
  */
-static int take_one(struct rpmsg_device *rdev, struct virtqueue *vq, struct virtqueue_buf *vb,
-		    const char *why)
+static DUET_OUT_OF_LINE int take_single_slow(struct rpmsg_device *rdev, struct virtqueue *vq,
+					     bool tx, struct virtqueue_buf *vb, int h, size_t n)
 {
 	for (;;) {
-		size_t n = 0;
-		int h = vhost_get_vq_buffers(vq, vb, 1, &n);
+		const char *why;
 		uint16_t hh;
 
-		if (h >= 0)
-			return h;
-		if (h != -EINVAL || n <= 1)
-			return -1;
-		if (virtqueue_get_available_buffer(vq, &hh, NULL))
-			virtqueue_add_consumed_buffer(vq, hh, 0);
-		rpmsg_drop(rdev, RPMSG_DROP_OTHER, why, 0, 0, (uint32_t)n);
+		if (h >= 0) {
+			why = misfit(vb, tx);
+			if (!why)
+				return h;
+			virtqueue_add_consumed_buffer(vq, (uint16_t)h, 0);
+			rpmsg_drop(rdev, RPMSG_DROP_OTHER, why, 0, 0, vb->len);
+		} else if (h == -EINVAL && n > 1) {
+			if (virtqueue_get_available_buffer(vq, &hh, NULL))
+				virtqueue_add_consumed_buffer(vq, hh, 0);
+			rpmsg_drop(rdev, RPMSG_DROP_OTHER,
+				   tx ? "send buffer is a chain, not one buffer"
+				      : "received a chain, not one buffer",
+				   0, 0, (uint32_t)n);
+		} else {
+			return -1; /* none available, or the ring is broken */
+		}
+		n = 0;
+		h = vhost_get_vq_buffers(vq, vb, 1, &n);
 	}
 }
 
-/* The next writable buffer the driver posted, at least a header plus one
- * byte. */
+/* The head of the next available buffer of the kind rpmsg uses (see
+ * misfit), described in *vb; or -1. */
+static inline int take_single(struct rpmsg_device *rdev, struct virtqueue *vq, bool tx,
+			      struct virtqueue_buf *vb)
+{
+	size_t n = 0;
+	int h = vhost_get_vq_buffers(vq, vb, 1, &n);
+
+	if (h >= 0 && vb->writable == tx && (!tx || vb->len > RPMSG_HDR_SIZE))
+		return h;
+	if (h == -ENOMEM)
+		return -1; /* nothing available: the common miss */
+	return take_single_slow(rdev, vq, tx, vb, h, n);
+}
+
 static uint8_t *dev_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
 {
-	for (;;) {
-		struct virtqueue_buf vb;
-		int h = take_one(rdev, rdev->svq, &vb, "send buffer is a chain, not one buffer");
+	struct virtqueue_buf vb;
+	int h = take_single(rdev, rdev->svq, true, &vb);
 
-		if (h < 0)
-			return NULL;
-		if (!vb.writable || vb.len <= RPMSG_HDR_SIZE) {
-			virtqueue_add_consumed_buffer(rdev->svq, (uint16_t)h, 0);
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER,
-				   vb.writable ? "send buffer too small" : "send buffer not writable",
-				   0, 0, vb.len);
-			continue;
-		}
-		*head = (uint16_t)h;
-		*cap = vb.len < rdev->tx_size ? vb.len : rdev->tx_size;
-		return vb.buf;
-	}
+	if (h < 0)
+		return NULL;
+	*head = (uint16_t)h;
+	*cap = vb.len < rdev->tx_size ? vb.len : rdev->tx_size;
+	return vb.buf;
 }
 
 static int dev_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len)
@@ -77,24 +106,16 @@ static void dev_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head
 		virtqueue_kick(rdev->svq);
 }
 
-/* The next single readable buffer the driver filled. */
 static uint8_t *dev_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
 {
-	for (;;) {
-		struct virtqueue_buf vb;
-		int h = take_one(rdev, rdev->rvq, &vb, "received a chain, not one buffer");
+	struct virtqueue_buf vb;
+	int h = take_single(rdev, rdev->rvq, false, &vb);
 
-		if (h < 0)
-			return NULL;
-		if (vb.writable) {
-			virtqueue_add_consumed_buffer(rdev->rvq, (uint16_t)h, 0);
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER, "received a writable buffer", 0, 0, vb.len);
-			continue;
-		}
-		*len = vb.len;
-		*head = (uint16_t)h;
-		return vb.buf;
-	}
+	if (h < 0)
+		return NULL;
+	*len = vb.len;
+	*head = (uint16_t)h;
+	return vb.buf;
 }
 
 /* Return a received buffer to the driver. */
