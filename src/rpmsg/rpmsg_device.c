@@ -18,16 +18,19 @@
 #include "rpmsg_internal.h"
 #include "rpmsg_path.h"
 
-/* Why a buffer the driver posted is not one rpmsg can use here (`tx`: a
- * send buffer, writable and more than a header; else a received one,
- * readable), or NULL. */
+/* Whether a buffer the driver posted is one rpmsg uses here: `tx`, a send
+ * buffer, writable and more than a header; else a received one, readable. */
+static inline bool fits(const struct virtqueue_buf *vb, bool tx)
+{
+	return vb->writable == tx && (!tx || vb->len > RPMSG_HDR_SIZE);
+}
+
+/* Why a buffer that does not fit is refused. */
 static const char *misfit(const struct virtqueue_buf *vb, bool tx)
 {
 	if (!tx)
-		return vb->writable ? "received a writable buffer" : NULL;
-	if (!vb->writable)
-		return "send buffer not writable";
-	return vb->len <= RPMSG_HDR_SIZE ? "send buffer too small" : NULL;
+		return "received a writable buffer";
+	return vb->writable ? "send buffer too small" : "send buffer not writable";
 }
 
 /*
@@ -41,15 +44,13 @@ static DUET_OUT_OF_LINE int take_single_slow(struct rpmsg_device *rdev, struct v
 					     bool tx, struct virtqueue_buf *vb, int h, size_t n)
 {
 	for (;;) {
-		const char *why;
 		uint16_t hh;
 
 		if (h >= 0) {
-			why = misfit(vb, tx);
-			if (!why)
+			if (fits(vb, tx))
 				return h;
 			virtqueue_add_consumed_buffer(vq, (uint16_t)h, 0);
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER, why, 0, 0, vb->len);
+			rpmsg_drop(rdev, RPMSG_DROP_OTHER, misfit(vb, tx), 0, 0, vb->len);
 		} else if (h == -EINVAL && n > 1) {
 			if (virtqueue_get_available_buffer(vq, &hh, NULL))
 				virtqueue_add_consumed_buffer(vq, hh, 0);
@@ -66,14 +67,14 @@ static DUET_OUT_OF_LINE int take_single_slow(struct rpmsg_device *rdev, struct v
 }
 
 /* The head of the next available buffer of the kind rpmsg uses (see
- * misfit), described in *vb; or -1. */
+ * fits), described in *vb; or -1. */
 static inline int take_single(struct rpmsg_device *rdev, struct virtqueue *vq, bool tx,
 			      struct virtqueue_buf *vb)
 {
 	size_t n = 0;
 	int h = vhost_get_vq_buffers(vq, vb, 1, &n);
 
-	if (h >= 0 && vb->writable == tx && (!tx || vb->len > RPMSG_HDR_SIZE))
+	if (h >= 0 && fits(vb, tx))
 		return h;
 	if (h == -ENOMEM)
 		return -1; /* nothing available: the common miss */

@@ -83,12 +83,12 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 	if (rdev->role->reclaim_tx && !atomic_load(&rdev->gone))
 		rdev->role->reclaim_tx(rdev);
 	put(&o, "Dump rpmsg info between cpu (master: ");
-	put(&o, rdev->driver ? "yes" : "no");
+	put(&o, rdev->role->driver ? "yes" : "no");
 	put(&o, ") ");
 	put(&o, rdev->vdev->local_cpuname ? rdev->vdev->local_cpuname : "?");
 	put(&o, " <==> ");
 	put(&o, rpmsg_get_cpuname(rdev));
-	put(&o, rdev->driver ? " (virtio-rpmsg)\n" : " (vhost-rpmsg)\n");
+	put(&o, rdev->role->driver ? " (virtio-rpmsg)\n" : " (vhost-rpmsg)\n");
 	put_vq(&o, "RX", rdev->rvq);
 	put_vq(&o, "TX", rdev->svq);
 	put(&o, "  rpmsg ept list:\n");
@@ -111,7 +111,7 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 	put(&o, "  rpmsg buffer list:\n    RX buffer, total ");
 	put_u(&o, virtqueue_get_vring_size(rdev->rvq), 10);
 	put(&o, ", pending ");
-	put_u(&o, rdev->driver ? rdev->nrx - ring_held : ring_held, 10);
+	put_u(&o, rdev->role->driver ? rdev->nrx - ring_held : ring_held, 10);
 	put(&o, ", held ");
 	put_u(&o, rdev->nheld, 10);
 	put(&o, ", stashed ");
@@ -129,7 +129,7 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 	put(&o, "    TX buffer, total ");
 	put_u(&o, virtqueue_get_vring_size(rdev->svq), 10);
 	put(&o, ", pending ");
-	put_u(&o, rdev->driver ? (unsigned int)(rdev->ntx - rdev->ntx_free - lent) : 0, 10);
+	put_u(&o, rdev->role->driver ? (unsigned int)(rdev->ntx - rdev->ntx_free - lent) : 0, 10);
 	put(&o, ", lent ");
 	put_u(&o, lent, 10);
 	put(&o, "\n  dropped: length ");

@@ -74,8 +74,7 @@ struct stashed_rx {
 
 struct rpmsg_device {
 	struct virtio_device *vdev;
-	const struct rpmsg_role *role;
-	bool driver;             /* this side is virtio-rpmsg (role->driver) */
+	const struct rpmsg_role *role; /* role->driver: this side is virtio-rpmsg */
 	bool ns;                 /* VIRTIO_RPMSG_F_NS negotiated */
 	struct virtqueue *rvq;   /* where this side receives */
 	struct virtqueue *svq;   /* where it sends */

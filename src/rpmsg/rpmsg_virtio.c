@@ -876,8 +876,8 @@ static int read_sizes(struct rpmsg_device *rdev)
 	if (cfg.txbuf_size <= RPMSG_HDR_SIZE || cfg.txbuf_size > RPMSG_MAX_BUF_SIZE ||
 	    cfg.rxbuf_size <= RPMSG_HDR_SIZE || cfg.rxbuf_size > RPMSG_MAX_BUF_SIZE)
 		return -EINVAL;
-	rdev->tx_size = rdev->driver ? cfg.txbuf_size : cfg.rxbuf_size;
-	rdev->rx_size = rdev->driver ? cfg.rxbuf_size : cfg.txbuf_size;
+	rdev->tx_size = rdev->role->driver ? cfg.txbuf_size : cfg.rxbuf_size;
+	rdev->rx_size = rdev->role->driver ? cfg.rxbuf_size : cfg.txbuf_size;
 	return 0;
 }
 
@@ -915,7 +915,7 @@ static int ns_ept_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_
 	(void)len;
 	(void)src;
 	(void)priv;
-	return 0; /* handled in handle_rx before endpoints */
+	return 0; /* handled in deliver_rx before endpoints */
 }
 
 int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
@@ -931,7 +931,6 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 		return -ENOMEM;
 	rdev->vdev = vdev;
 	rdev->role = role;
-	rdev->driver = driver;
 	rdev->timeout_ms = DEFAULT_TIMEOUT_MS;
 	duet_list_init(&rdev->epts);
 	duet_list_init(&rdev->pending);
@@ -1034,7 +1033,7 @@ void rpmsg_remove(struct virtio_device *vdev)
 	while (!duet_list_empty(&rdev->pending))
 		forget_pending(rdev, duet_container_of(rdev->pending.next, struct pending_ns, node));
 	/* The peer stops using the buffers before they are freed. */
-	if (rdev->driver)
+	if (rdev->role->driver)
 		virtio_reset_device(vdev);
 	virtio_delete_virtqueues(vdev);
 	duet_mutex_unlock(rdev->lock);
