@@ -24,7 +24,7 @@ split() {
 	callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
 		awk '/PROGRAM TOTALS/ { next } /^ *[0-9,]+ .*[:(]/ { gsub(",", "", $1); n = $1; f = $0;
 			layer = "other (libc, pthread, test loop)";
-			if (f ~ /src\/virtqueue\//) layer = "virtqueue";
+			if (f ~ /src\/virtqueue\/|include\/duet\/virtqueue\.h/) layer = "virtqueue";
 			else if (f ~ /src\/rpmsg\//) layer = "rpmsg";
 			else if (f ~ /src\/rptun\/|src\/loopback\/|src\/virtio\/|src\/vhost\//) layer = "transport (rvdev, loopback, buses)";
 			else if (f ~ /src\/port\//) layer = "port (locks, clock)";

@@ -473,6 +473,48 @@ static void test_indirect_unused_without_feature(void **state)
 
 /* ---- notification suppression ---- */
 
+/* The hint a callback stops on: true while the last look saw more than was
+ * taken, false once a take empties it; buffers that came after the look are
+ * not claimed (a look finds them), and a wild peer index only costs a look
+ * that refuses it. */
+static void test_seen_more_tracks_the_last_look(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf vb;
+	size_t cnt = 0;
+	int c[3];
+
+	assert_false(virtqueue_seen_more(h->drv));
+	assert_false(virtqueue_seen_more(h->dev));
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, false, &c[0]), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 64, 64, false, &c[1]), 0);
+	assert_false(virtqueue_seen_more(h->dev)); /* not looked yet */
+	assert_int_equal(vhost_get_vq_buffers(h->dev, &vb, 1, &cnt), 0);
+	assert_true(virtqueue_seen_more(h->dev));
+	assert_int_equal(vhost_get_vq_buffers(h->dev, &vb, 1, &cnt), 1);
+	assert_false(virtqueue_seen_more(h->dev));
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 128, 64, false, &c[2]), 0);
+	assert_false(virtqueue_seen_more(h->dev)); /* came after the look */
+	assert_int_equal(virtqueue_enable_cb(h->dev), 1); /* a look finds it */
+	assert_true(virtqueue_seen_more(h->dev));
+	assert_int_equal(vhost_get_vq_buffers(h->dev, &vb, 1, &cnt), 2);
+	assert_false(virtqueue_seen_more(h->dev));
+
+	for (uint16_t head = 0; head < 3; head++)
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+	assert_false(virtqueue_seen_more(h->drv));
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[0]);
+	assert_true(virtqueue_seen_more(h->drv));
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[1]);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[2]);
+	assert_false(virtqueue_seen_more(h->drv));
+
+	/* A used index far ahead of anything added: seen, then refused. */
+	raw_used_set_idx(h, 200);
+	assert_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_true(virtqueue_is_broken(h->drv));
+}
+
 static void test_kick_honours_no_notify(void **state)
 {
 	struct harness *h = *state;
@@ -962,6 +1004,10 @@ int main(void)
 		cmocka_unit_test(test_footprint_macro_matches_function),
 		cmocka_unit_test(test_ring_layout_is_the_wire_format),
 		cmocka_unit_test_setup_teardown(test_add_and_get_one_buffer, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_seen_more_tracks_the_last_look, setup_plain,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_seen_more_tracks_the_last_look, setup_event,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_sg_list_directions_and_used_len, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_fails_cleanly_when_full, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_rejects_bad_arguments_and_loses_nothing, setup_plain, teardown),

@@ -197,6 +197,7 @@ struct virtqueue {
 	uint16_t avail_idx;   /* driver: next avail.idx; device: next to take */
 	uint16_t used_idx;    /* device: next used.idx; driver: next to take */
 	uint16_t kicked_idx;  /* own index at the last kick */
+	uint16_t seen_idx;    /* the peer's index at the last look */
 	uint16_t own_flags;   /* shadow of the flags word this side owns */
 	uint16_t free_head;   /* driver */
 	uint16_t num_free;    /* driver */
@@ -313,6 +314,18 @@ void virtqueue_kick(struct virtqueue *vq);
  * for it), 0 when none, -EIO on a broken queue.
  */
 int virtqueue_enable_cb(struct virtqueue *vq);
+
+/*
+ * Whether the last look at the peer's index saw buffers this side has not
+ * taken yet (driver: used ones; device: available ones): a hint from local
+ * state, no read of shared memory. False after a take means the take
+ * emptied what was seen; with callbacks on, what comes later is notified,
+ * so a callback can stop without another look.
+ */
+static inline bool virtqueue_seen_more(const struct virtqueue *vq)
+{
+	return vq->seen_idx != (vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->used_idx : vq->avail_idx);
+}
 
 /* Ask the peer not to notify this side (a hint: the peer may still). */
 void virtqueue_disable_cb(struct virtqueue *vq);

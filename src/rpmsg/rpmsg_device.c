@@ -147,7 +147,7 @@ static const struct rpmsg_role device_role = {
 static int dev_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
 		    int len, unsigned int how)
 {
-	return rpmsg_send_path(rdev, &device_role, src, dst, data, len, how);
+	return rpmsg_send_entry(rdev, &device_role, src, dst, data, len, how);
 }
 
 static void dev_rx_notified(struct virtqueue *vq)

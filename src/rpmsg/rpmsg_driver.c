@@ -110,7 +110,7 @@ static const struct rpmsg_role driver_role = {
 static int drv_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
 		    int len, unsigned int how)
 {
-	return rpmsg_send_path(rdev, &driver_role, src, dst, data, len, how);
+	return rpmsg_send_entry(rdev, &driver_role, src, dst, data, len, how);
 }
 
 static void drv_rx_notified(struct virtqueue *vq)

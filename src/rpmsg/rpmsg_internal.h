@@ -27,6 +27,7 @@ _Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 b
 /* How a send goes (rpmsg_send_path's `how`). */
 #define SEND_WAIT 1u /* wait for a buffer, up to the device's timeout */
 #define SEND_MORE 2u /* hold the doorbell: more follows (rpmsg_send_more) */
+#define SEND_HELD 4u /* the caller holds the lock (an announcement): no queue flush */
 
 /*
  * What differs between the roles: where buffers come from and where they
@@ -46,7 +47,9 @@ struct rpmsg_role {
 	uint8_t *(*next_rx)(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head);
 	/* Give a received buffer back (the peer is told by flush_rx). */
 	void (*recycle_rx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
-	/* A copy send: rpmsg_send_path compiled with this table. */
+	/* A copy send, the arguments checked: rpmsg_send_entry compiled with
+	 * this table. The lock is taken there, so the public call before it
+	 * needs no frame. */
 	int (*send)(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
 		    int len, unsigned int how);
 	/* The receive queue's callback: rpmsg_rx_pass compiled with this table. */
@@ -136,6 +139,10 @@ bool rpmsg_dispatch(struct rpmsg_device *rdev, uint8_t *buf, uint32_t len, uint1
 
 /* Deliver the oldest stashed message (there is one). */
 void rpmsg_serve_stash(struct rpmsg_device *rdev);
+
+/* Send the queued announcements, oldest first, while buffers last. Under
+ * the lock; the queue is not empty. */
+void rpmsg_flush_ns(struct rpmsg_device *rdev);
 
 /* Offer new announcements to the listeners, after a receive pass. */
 void rpmsg_offer_pending(struct rpmsg_device *rdev);

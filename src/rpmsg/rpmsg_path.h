@@ -78,6 +78,32 @@ static DUET_ALWAYS_INLINE int rpmsg_send_path(struct rpmsg_device *rdev,
 	return err < 0 ? err : len;
 }
 
+/* A copy send, its arguments checked (`how`: SEND_*): under the lock,
+ * taken here unless the caller holds it, queued announcements first.
+ * Returns len, or a negative errno. */
+static DUET_ALWAYS_INLINE int rpmsg_send_entry(struct rpmsg_device *rdev,
+					       const struct rpmsg_role *role, uint32_t src,
+					       uint32_t dst, const void *data, int len,
+					       unsigned int how)
+{
+	bool lock = !(how & SEND_HELD);
+	int ret;
+
+	if (lock) {
+		duet_mutex_lock(rdev->lock);
+		if (atomic_load(&rdev->gone)) {
+			duet_mutex_unlock(rdev->lock);
+			return -ENODEV;
+		}
+		if (!duet_list_empty(&rdev->ns_out))
+			rpmsg_flush_ns(rdev);
+	}
+	ret = rpmsg_send_path(rdev, role, src, dst, data, len, how);
+	if (lock)
+		duet_mutex_unlock(rdev->lock);
+	return ret;
+}
+
 /* Tell the peer about receive buffers given back. */
 static inline void rpmsg_flush_rx(struct rpmsg_device *rdev)
 {
@@ -88,7 +114,10 @@ static inline void rpmsg_flush_rx(struct rpmsg_device *rdev)
 }
 
 /* Serve the stash, then the receive queue, up to `budget` buffers; returns
- * how many it took (delivered or dropped). Fewer than budget: it ran dry. */
+ * how many it took (delivered or dropped). Fewer than budget: it ran dry,
+ * or took all the last look at the ring saw (the caller has callbacks on
+ * or looks again with virtqueue_enable_cb): a ping-pong pass then costs
+ * one look, not a second one that finds nothing. */
 static DUET_ALWAYS_INLINE unsigned int rpmsg_drain_rx(struct rpmsg_device *rdev,
 						      const struct rpmsg_role *role,
 						      unsigned int budget)
@@ -109,6 +138,10 @@ static DUET_ALWAYS_INLINE unsigned int rpmsg_drain_rx(struct rpmsg_device *rdev,
 			break;
 		if (rpmsg_dispatch(rdev, buf, len, head))
 			role->recycle_rx(rdev, buf, head);
+		if (!virtqueue_seen_more(rdev->rvq) && duet_list_empty(&rdev->stash)) {
+			taken++;
+			break;
+		}
 	}
 	rpmsg_flush_rx(rdev);
 	return taken;

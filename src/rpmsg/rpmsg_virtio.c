@@ -195,11 +195,11 @@ static struct rpmsg_endpoint *find_ept_by_name(struct rpmsg_device *rdev, const 
 	return NULL;
 }
 
-/* A copy send under the lock, by the role's path. */
+/* A copy send by one who holds the lock, by the role's path. */
 static int send_locked(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 		       const void *data, int len, unsigned int how)
 {
-	return rdev->role->send(rdev, src, dst, data, len, how);
+	return rdev->role->send(rdev, src, dst, data, len, how | SEND_HELD);
 }
 
 static void forget_ns_out(struct rpmsg_device *rdev, struct ns_out *o)
@@ -209,9 +209,9 @@ static void forget_ns_out(struct rpmsg_device *rdev, struct ns_out *o)
 	atomic_fetch_sub(&rdev->nns_out, 1);
 }
 
-/* Send the queued announcements, oldest first, while buffers last. Out of
- * line: inlined into send_common it made every send save six registers. */
-static DUET_OUT_OF_LINE void flush_ns_now(struct rpmsg_device *rdev)
+/* Out of line: inlined into the send path it made every send save six
+ * registers. */
+DUET_OUT_OF_LINE void rpmsg_flush_ns(struct rpmsg_device *rdev)
 {
 	while (!duet_list_empty(&rdev->ns_out)) {
 		struct ns_out *o = duet_container_of(rdev->ns_out.next, struct ns_out, node);
@@ -228,7 +228,7 @@ static DUET_OUT_OF_LINE void flush_ns_now(struct rpmsg_device *rdev)
 static inline void flush_ns(struct rpmsg_device *rdev)
 {
 	if (!duet_list_empty(&rdev->ns_out))
-		flush_ns_now(rdev);
+		rpmsg_flush_ns(rdev);
 }
 
 /* Cancel a queued CREATE of this endpoint; true if there was one. */
@@ -396,7 +396,6 @@ static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 		       const void *data, int len, unsigned int how)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
-	int ret;
 
 	if (!rdev || len < 0 || (!data && len))
 		return -EINVAL;
@@ -404,15 +403,7 @@ static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 		return -ENOTCONN;
 	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE)
 		return -EMSGSIZE;
-	duet_mutex_lock(rdev->lock);
-	if (atomic_load(&rdev->gone)) {
-		ret = -ENODEV;
-	} else {
-		flush_ns(rdev); /* queued announcements go first */
-		ret = send_locked(rdev, src, dst, data, len, how);
-	}
-	duet_mutex_unlock(rdev->lock);
-	return ret;
+	return rdev->role->send(rdev, src, dst, data, len, how);
 }
 
 int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len)

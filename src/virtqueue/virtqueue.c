@@ -120,6 +120,7 @@ static void vq_start(struct virtqueue *vq)
 	vq->avail_idx = 0;
 	vq->used_idx = 0;
 	vq->kicked_idx = 0;
+	vq->seen_idx = 0;
 	vq->own_flags = 0;
 	vq->cb_enabled = true;
 	vq->track_event = vq->event_idx;
@@ -265,9 +266,10 @@ static uint16_t *own_event_word(struct virtqueue *vq)
 static bool work_pending(struct virtqueue *vq)
 {
 	const struct virtqueue_io io = vq->io;
-	if (vq->role == VIRTQUEUE_ROLE_DRIVER)
-		return vq_load_idx(io, &vq->used->idx) != vq->used_idx;
-	return vq_load_idx(io, &vq->avail->idx) != vq->avail_idx;
+
+	vq->seen_idx = vq_load_idx(io, vq->role == VIRTQUEUE_ROLE_DRIVER ? &vq->used->idx
+									 : &vq->avail->idx);
+	return virtqueue_seen_more(vq);
 }
 
 static uint16_t own_taken_idx(const struct virtqueue *vq)

@@ -97,7 +97,7 @@ static inline int take_short(struct virtqueue *vq, struct virtqueue_io io,
 	uint64_t addr, word, off;
 	uint32_t len, flags;
 
-	e->ready = (uint16_t)(vq_load_idx(io, &avail->idx) - aidx);
+	e->ready = (uint16_t)((vq->seen_idx = vq_load_idx(io, &avail->idx)) - aidx);
 	if (!e->ready)
 		return -ENOMEM;
 	e->head = vq_load16(io, &avail->ring[aidx & vq->mask]);

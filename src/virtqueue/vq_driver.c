@@ -266,7 +266,7 @@ static DUET_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *l
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
 	/* used.idx is the device's word: untrusted until take_used checks it. */
-	ready = (uint16_t)(vq_load_idx(vq->io, &vq->used->idx) - vq->used_idx);
+	ready = (uint16_t)((vq->seen_idx = vq_load_idx(vq->io, &vq->used->idx)) - vq->used_idx);
 	if (!ready)
 		return NULL;
 	e = &vq->used->ring[vq->used_idx & vq->mask];
@@ -288,7 +288,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	 * not plainly accept, a chain or a fault, goes as read to take_used. */
 	uidx = vq->used_idx;
 	used = vq->used;
-	ready = (uint16_t)(vq_load_idx(VQ_IO_PLAIN, &used->idx) - uidx);
+	ready = (uint16_t)((vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &used->idx)) - uidx);
 	if (!ready)
 		return NULL;
 	id = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].id);
