@@ -745,6 +745,22 @@ static void test_broken_queue_refuses_until_reset(void **state)
 		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
 	}
 	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
+
+	/* The driver side: a used id never added breaks it, and every add
+	 * (one buffer or a chain) is refused until reset, with nothing taken. */
+	raw_used_push(h, 5, 0);
+	assert_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_true(virtqueue_is_broken(h->drv));
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 8, false, &cookie), -EIO);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), -EIO);
+	{
+		struct virtqueue_buf two[2] = { { h->bufs, 8, false }, { h->bufs + 8, 8, true } };
+
+		assert_int_equal(virtqueue_add_buffer(h->drv, two, 1, 1, &cookie), -EIO);
+	}
+	virtqueue_reset(h->drv);
+	virtqueue_reset(h->dev);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 8, false, &cookie), 0);
 }
 
 /* ---- accessors ---- */

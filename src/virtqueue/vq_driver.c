@@ -110,13 +110,13 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
 }
 
 /*
- * One buffer in plain memory, the common case (every rpmsg message): no
- * chain, no indirect table, no accessors. All of *vq that it needs is read
- * and updated before the first store to the ring, which the compiler must
+ * One buffer, the common case (every rpmsg message): no chain, no indirect
+ * table; `io` as for add_chain. All of *vq that it needs is read and
+ * updated before the first store to the ring, which the compiler must
  * assume could alias *vq; that keeps few values live and none reloaded.
  */
-static inline int add_one_plain(struct virtqueue *vq, void *buf, uint32_t len,
-				unsigned int writable, void *cookie)
+static inline int add_one(struct virtqueue *vq, struct virtqueue_io io, void *buf, uint32_t len,
+			  unsigned int writable, void *cookie)
 {
 	struct virtqueue_slot *slot;
 	struct vring_desc *desc;
@@ -140,9 +140,9 @@ static inline int add_one_plain(struct virtqueue *vq, void *buf, uint32_t len,
 	desc = &vq->desc[head];
 	entry = &vq->avail->ring[aidx & vq->mask];
 	idx = &vq->avail->idx;
-	vq_write_desc(VQ_IO_PLAIN, desc, da, len, writable ? VRING_DESC_F_WRITE : 0, 0);
-	vq_store16(VQ_IO_PLAIN, entry, head);
-	vq_store_idx(VQ_IO_PLAIN, idx, (uint16_t)(aidx + 1u));
+	vq_write_desc(io, desc, da, len, writable ? VRING_DESC_F_WRITE : 0, 0);
+	vq_store16(io, entry, head);
+	vq_store_idx(io, idx, (uint16_t)(aidx + 1u));
 	return 0;
 }
 
@@ -176,26 +176,31 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) &&
 	    (unsigned int)writable <= 1u &&
 	    (unsigned int)readable == 1u - (unsigned int)writable && buf_list && cookie)
-		return add_one_plain(vq, buf_list->buf, buf_list->len, (unsigned int)writable,
-				     cookie);
+		return add_one(vq, VQ_IO_PLAIN, buf_list->buf, buf_list->len,
+			       (unsigned int)writable, cookie);
 	return add_checked(vq, buf_list, readable, writable, cookie);
 }
 
-/* virtqueue_add_one on any queue but a healthy plain one. Out of line and
- * taking its arguments as they came, so that the short path needs no frame. */
+/* virtqueue_add_one on any queue but a healthy plain one: the checks of
+ * add_checked, then the one-buffer body with the queue's accessors (not
+ * add_chain: a build that adds only single buffers, rpmsg's, links no
+ * chain code). Out of line and taking its arguments as they came, so that
+ * the short path needs no frame. */
 static DUET_OUT_OF_LINE int add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
 					  bool writable, void *cookie)
 {
-	struct virtqueue_buf b = { buf, len, writable };
-
-	return add_checked(vq, &b, !writable, writable, cookie);
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !cookie)
+		return -EINVAL;
+	if (vq->broken)
+		return -EIO;
+	return add_one(vq, vq->io, buf, len, writable, cookie);
 }
 
 int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
 		      void *cookie)
 {
 	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
-		return add_one_plain(vq, buf, len, writable, cookie);
+		return add_one(vq, VQ_IO_PLAIN, buf, len, writable, cookie);
 	return add_one_checked(vq, buf, len, writable, cookie);
 }
 
