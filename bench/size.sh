@@ -1,7 +1,7 @@
 #!/bin/sh
 # Code size for a Cortex-M4 (arm-none-eabi-gcc -Os), text and data:
 #  - rpmsg only, one role (the driver side: virtio-rpmsg): virtqueue, the
-#    virtio bus, rpmsg over virtio; a partial link (ld -r --gc-sections)
+#    virtio bus (and its lock), rpmsg over virtio; a partial link (ld -r --gc-sections)
 #    rooted at what an rpmsg user calls, so only reachable code counts;
 #  - the full core: every object of the core, frameworks, transports and
 #    drivers, no garbage collection.
@@ -18,7 +18,7 @@ mkdir -p "$out"
 objs() { for s in "$@"; do o="$out/$(basename "$s" .c).o"; $cc $flags -c "$top/$s" -o "$o"; echo "$o"; done; }
 size_of() { arm-none-eabi-size "$@" | awk 'NR > 1 { t += $1; d += $2 + $3 } END { printf "text %d B, data+bss %d B", t, d }'; }
 
-rpmsg_srcs="$(list DUET_CORE_SOURCES) src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_driver.c"
+rpmsg_srcs="$(list DUET_CORE_SOURCES) src/core/lazy_lock.c src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_driver.c"
 # shellcheck disable=SC2086
 o=$(objs $rpmsg_srcs)
 roots=""

@@ -13,27 +13,9 @@
 typedef _Atomic(struct duet_mutex *) duet_lazy_lock;
 
 /* Lock, creating the mutex if this is the first use. 0 or -ENOMEM. */
-static inline int duet_lazy_lock_take(duet_lazy_lock *l)
-{
-	struct duet_mutex *m = atomic_load_explicit(l, memory_order_acquire);
+int duet_lazy_lock_take(duet_lazy_lock *l);
 
-	if (!m) {
-		struct duet_mutex *fresh;
-
-		if (duet_mutex_create(&fresh) < 0)
-			return -ENOMEM;
-		if (atomic_compare_exchange_strong(l, &m, fresh))
-			m = fresh;
-		else
-			duet_mutex_destroy(fresh); /* another thread won */
-	}
-	duet_mutex_lock(m);
-	return 0;
-}
-
-static inline void duet_lazy_lock_give(duet_lazy_lock *l)
-{
-	duet_mutex_unlock(atomic_load_explicit(l, memory_order_relaxed));
-}
+/* Unlock what duet_lazy_lock_take locked. */
+void duet_lazy_lock_give(duet_lazy_lock *l);
 
 #endif /* DUET_LAZY_LOCK_H */
