@@ -3,7 +3,8 @@
  *
  * The notifier sets the pending bit of a notify id, then moves `seq` on; the
  * waiter publishes in `armed` the seq value it will sleep on ("wake me when
- * seq leaves this value"). The notifier makes the wake-up call only when it
+ * seq leaves this value"). A ring for an id already pending merges into the
+ * one that set it. The notifier makes the wake-up call only when it
  * moved seq from exactly that value, so a stream of notifications costs one
  * system call per sleep, not one per notification, and none is lost: each
  * side publishes, fences, then reads the other's word (the Dekker pattern).
@@ -30,8 +31,13 @@ struct duet_doorbell {
 	uint32_t pad[9];        /* one 64-byte line per doorbell */
 };
 
-/* Ring: mark `id` pending and wake the waiter if it sleeps. */
-void duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id);
+/*
+ * Ring: mark `id` pending and wake the waiter if it sleeps. A ring for an
+ * id still pending since an earlier one (the waiter has not taken it yet)
+ * merges into it: nothing moves, and false is returned; the waiter takes
+ * the id once and sees all that was published before either ring.
+ */
+bool duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id);
 
 /*
  * Take all pending ids into ids[] (up to DUET_DOORBELL_IDS), in ascending

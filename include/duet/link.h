@@ -140,8 +140,9 @@ bool duet_link_ready(struct duet_link *link);
  * buf; returns its length (truncated to len - 1). */
 int duet_link_describe(struct duet_link *link, char *buf, size_t len);
 
-/* Doorbell statistics: notifications this side sent, and the wake-up
- * system calls they cost. Callable from callbacks. */
+/* Doorbell statistics: notifications this side sent (a ring merged into
+ * one the peer has not taken yet is not counted: the peer sees one), and
+ * the wake-up system calls they cost. Callable from callbacks. */
 void duet_link_stats(struct duet_link *link, uint32_t *rung, uint32_t *wakes);
 
 #ifdef __cplusplus

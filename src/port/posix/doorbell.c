@@ -29,12 +29,17 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t val, uint32_t timeout_ms
 		timeout_ms == DUET_DOORBELL_FOREVER ? NULL : &ts, NULL, 0);
 }
 
-void duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id)
+bool duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id)
 {
-	uint32_t old;
+	uint32_t old, bit;
 
 	id %= DUET_DOORBELL_IDS;
-	atomic_fetch_or(&bell->pending[id / 32], 1u << (id % 32));
+	bit = 1u << (id % 32);
+	/* Still pending: the ring that set it moved seq after the waiter read
+	 * its `seen`, so the waiter takes the id again and, by this RMW
+	 * chain, sees what was published before this ring. */
+	if (atomic_fetch_or(&bell->pending[id / 32], bit) & bit)
+		return false;
 	old = atomic_fetch_add(&bell->seq, 1);
 	/* seq's move must be visible before we look at armed (seq_cst RMW
 	 * and load order it); the waiter does the mirror image. */
@@ -42,6 +47,7 @@ void duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id)
 		atomic_fetch_add_explicit(&bell->wakes, 1, memory_order_relaxed);
 		futex_wake(&bell->seq);
 	}
+	return true;
 }
 
 unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids)

@@ -165,10 +165,12 @@ static bool valid_link_name(const char *name)
 	return true;
 }
 
+/* Ring the peer; `rung` counts the rings it receives (a ring merged into
+ * one still pending is not another). */
 static void ring_link(struct duet_link *l, uint32_t id)
 {
-	atomic_fetch_add_explicit(&l->rung, 1, memory_order_relaxed);
-	duet_doorbell_ring(&l->bell[l->peer], id);
+	if (duet_doorbell_ring(&l->bell[l->peer], id))
+		atomic_fetch_add_explicit(&l->rung, 1, memory_order_relaxed);
 }
 
 /* ---- the platform ops of this link's rptun ---- */
