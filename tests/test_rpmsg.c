@@ -229,6 +229,32 @@ static void test_name_service_binds_both_ways_and_data_flows(void **state)
 	rpmsg_destroy_ept(&a.ept); /* twice: harmless */
 }
 
+/* Two endpoints of one name wait for the peer: its announcement binds the
+ * one created first, the other keeps waiting; messages reach each by its
+ * own address. */
+static void test_announcement_binds_the_oldest_of_a_name(void **state)
+{
+	struct box a1, a2, b;
+
+	(void)state;
+	box_open(&a1, drv_dev, "twin");
+	box_open(&a2, drv_dev, "twin");
+	box_open(&b, dev_dev, "twin");
+	assert_true(wait_until(ept_ready, &a1.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	sleep_ms(50);
+	assert_false(rpmsg_is_ept_ready(&a2.ept));
+	assert_int_equal(rpmsg_send(&a1.ept, "one", 4), 4);
+	assert_true(wait_until(got, &b, 2000));
+	assert_int_equal(rpmsg_sendto(&b.ept, "two", 4, a2.ept.addr), 4);
+	assert_true(wait_until(got, &a2, 2000));
+	assert_string_equal(a2.last, "two");
+	assert_int_equal(atomic_load(&a1.count), 0);
+	rpmsg_destroy_ept(&a1.ept);
+	rpmsg_destroy_ept(&a2.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 static void test_exhaustion_trysend_timeout_recovery(void **state)
 {
 	struct box a, b;
@@ -963,6 +989,7 @@ int main(void)
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_name_service_binds_both_ways_and_data_flows),
+		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_exhaustion_trysend_timeout_recovery),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),

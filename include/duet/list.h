@@ -26,6 +26,14 @@ static inline bool duet_list_empty(const struct duet_list *l)
 	return l->next == l;
 }
 
+static inline void duet_list_add(struct duet_list *head, struct duet_list *n)
+{
+	n->next = head->next;
+	n->prev = head;
+	head->next->prev = n;
+	head->next = n;
+}
+
 static inline void duet_list_add_tail(struct duet_list *head, struct duet_list *n)
 {
 	n->prev = head->prev;

@@ -92,7 +92,7 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 	put_vq(&o, "RX", rdev->rvq);
 	put_vq(&o, "TX", rdev->svq);
 	put(&o, "  rpmsg ept list:\n");
-	for (l = rdev->epts.next; l != &rdev->epts; l = l->next) {
+	for (l = rdev->epts.prev; l != &rdev->epts; l = l->prev) { /* in creation order */
 		struct rpmsg_endpoint *e = duet_container_of(l, struct rpmsg_endpoint, node);
 
 		put(&o, "    ept ");

@@ -185,7 +185,9 @@ static struct rpmsg_endpoint *find_ept_by_name(struct rpmsg_device *rdev, const 
 {
 	struct duet_list *l;
 
-	for (l = rdev->epts.next; l != &rdev->epts; l = l->next) {
+	/* Oldest first (the list is newest first): of two endpoints of one
+	 * name, an announcement binds the one created first. */
+	for (l = rdev->epts.prev; l != &rdev->epts; l = l->prev) {
 		struct rpmsg_endpoint *e = duet_container_of(l, struct rpmsg_endpoint, node);
 
 		if (e->addr != RPMSG_NS_EPT_ADDR && !strncmp(e->name, name, RPMSG_NAME_SIZE) &&
@@ -354,7 +356,9 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 		ept->dest_addr = p->addr;
 		p->taken = true;
 	}
-	duet_list_add_tail(&rdev->epts, &ept->node);
+	/* Newest first: the name-service endpoint, created with the device,
+	 * is passed by every delivery's lookup otherwise. */
+	duet_list_add(&rdev->epts, &ept->node);
 	if (src != RPMSG_NS_EPT_ADDR)
 		ns_announce(rdev, ept, RPMSG_NS_CREATE);
 	duet_mutex_unlock(rdev->lock);
