@@ -35,3 +35,16 @@ split "$tmp/cg.$small" | sort > "$tmp/a"
 split "$tmp/cg.$big" | sort > "$tmp/b"
 join -t "$(printf '\t')" "$tmp/a" "$tmp/b" | awk -F '\t' -v d=$((big - small)) \
 	'{ printf "  %-36s %6.0f\n", $1, ($3 - $2) / d }' | sort -k1
+# Per function (self cost, code inlined into it included, whichever file it
+# came from), the costliest first: where the round trip goes.
+byfunc() {
+	callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
+		awk '/PROGRAM TOTALS/ { next } /^ *[0-9,]+ .*:/ { gsub(",", "", $1); n = $1;
+			f = $0; sub(/ \[.*/, "", f); sub(/.*:/, "", f); s[f] += n }
+			END { for (f in s) print f "\t" s[f] }'
+}
+byfunc "$tmp/cg.$small" | sort > "$tmp/fa"
+byfunc "$tmp/cg.$big" | sort > "$tmp/fb"
+echo "by function, per round trip (the costliest; a function's calls are summed):"
+join -t "$(printf '\t')" "$tmp/fa" "$tmp/fb" | awk -F '\t' -v d=$((big - small)) \
+	'{ v = ($3 - $2) / d; if (v >= 5) printf "  %-36s %6.0f\n", $1, v }' | sort -k2 -n -r
