@@ -115,7 +115,7 @@ static bool play_record(const uint8_t **p, size_t *left)
 {
 	struct virtqueue *to_driver = duet_loopback_device(t.lb)->vrings_info[0].vq;
 	struct virtqueue_buf vb;
-	uint32_t used, count, addr = t.a.addr;
+	uint32_t used, count;
 	uint8_t kind;
 	size_t n;
 	int h;
@@ -134,12 +134,12 @@ static bool play_record(const uint8_t **p, size_t *left)
 		abort(); /* the driver keeps its receive ring full */
 	if (count > vb.len)
 		count = vb.len;
-	memset(vb.buf, 0, vb.len < 64 ? vb.len : 64);
+	memset(vb.buf, 0, vb.len); /* nothing left from an earlier input */
 	memcpy(vb.buf, *p, count);
 	*p += count;
 	*left -= count;
 	if ((kind & 3) && vb.len >= 56) {
-		uint32_t dst = (kind & 3) == 1 ? addr : RPMSG_NS_EPT_ADDR;
+		uint32_t dst = (kind & 3) == 1 ? t.a.addr : RPMSG_NS_EPT_ADDR;
 
 		memcpy((uint8_t *)vb.buf + 4, &dst, sizeof(dst));
 		if ((kind & 3) >= 2) {

@@ -142,7 +142,14 @@ void rpmsg_serve_stash(struct rpmsg_device *rdev);
 
 /* Send the queued announcements, oldest first, while buffers last. Under
  * the lock; the queue is not empty. */
-void rpmsg_flush_ns(struct rpmsg_device *rdev);
+void rpmsg_flush_ns_now(struct rpmsg_device *rdev);
+
+/* rpmsg_flush_ns_now, as one test on every send when nothing is queued. */
+static inline void rpmsg_flush_ns(struct rpmsg_device *rdev)
+{
+	if (!duet_list_empty(&rdev->ns_out))
+		rpmsg_flush_ns_now(rdev);
+}
 
 /* Offer new announcements to the listeners, after a receive pass. */
 void rpmsg_offer_pending(struct rpmsg_device *rdev);

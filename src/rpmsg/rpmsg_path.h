@@ -95,8 +95,7 @@ static DUET_ALWAYS_INLINE int rpmsg_send_entry(struct rpmsg_device *rdev,
 			duet_mutex_unlock(rdev->lock);
 			return -ENODEV;
 		}
-		if (!duet_list_empty(&rdev->ns_out))
-			rpmsg_flush_ns(rdev);
+		rpmsg_flush_ns(rdev); /* queued announcements go first */
 	}
 	ret = rpmsg_send_path(rdev, role, src, dst, data, len, how);
 	if (lock)

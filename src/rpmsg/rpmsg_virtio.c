@@ -213,7 +213,7 @@ static void forget_ns_out(struct rpmsg_device *rdev, struct ns_out *o)
 
 /* Out of line: inlined into the send path it made every send save six
  * registers. */
-DUET_OUT_OF_LINE void rpmsg_flush_ns(struct rpmsg_device *rdev)
+DUET_OUT_OF_LINE void rpmsg_flush_ns_now(struct rpmsg_device *rdev)
 {
 	while (!duet_list_empty(&rdev->ns_out)) {
 		struct ns_out *o = duet_container_of(rdev->ns_out.next, struct ns_out, node);
@@ -226,12 +226,6 @@ DUET_OUT_OF_LINE void rpmsg_flush_ns(struct rpmsg_device *rdev)
 	}
 }
 
-/* flush_ns, as one test on every send when nothing is queued. */
-static inline void flush_ns(struct rpmsg_device *rdev)
-{
-	if (!duet_list_empty(&rdev->ns_out))
-		rpmsg_flush_ns(rdev);
-}
 
 /* Cancel a queued CREATE of this endpoint; true if there was one. */
 static bool cancel_create(struct rpmsg_device *rdev, const struct rpmsg_endpoint *ept)
@@ -267,7 +261,7 @@ static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, u
 	if (flags == RPMSG_NS_DESTROY && cancel_create(rdev, ept))
 		return; /* the peer never heard of it */
 	memcpy(msg.name, ept->name, RPMSG_NAME_SIZE);
-	flush_ns(rdev);
+	rpmsg_flush_ns(rdev);
 	if (duet_list_empty(&rdev->ns_out) &&
 	    send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), 0) != -EAGAIN)
 		return;
@@ -282,7 +276,7 @@ static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, u
 	rdev->stats.ns_deferred++;
 	/* A buffer may have come back between the try and the queueing. */
 	if (virtqueue_enable_cb(rdev->svq) > 0)
-		flush_ns(rdev);
+		rpmsg_flush_ns(rdev);
 }
 
 static uint32_t free_addr(struct rpmsg_device *rdev)
@@ -853,7 +847,7 @@ static void tx_notified(struct virtqueue *vq)
 
 	if (atomic_load(&rdev->nns_out)) {
 		duet_mutex_lock(rdev->lock);
-		flush_ns(rdev);
+		rpmsg_flush_ns(rdev);
 		rpmsg_quiet_tx_cb(rdev);
 		duet_mutex_unlock(rdev->lock);
 	}
