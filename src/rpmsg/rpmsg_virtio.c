@@ -111,19 +111,16 @@ static void stash_rx(struct rpmsg_device *rdev);
 DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait,
 					     uint16_t *head, uint32_t *cap, int *err)
 {
-	uint64_t deadline = 0, spin_start = 0, now;
-	bool timed = false, counted = false;
+	/* Elapsed times in 32 bits, wrap-safe: a 32-bit core does no 64-bit
+	 * arithmetic here, and no timeout comes near 49 days (ms) or the
+	 * spin near 4 s (ns). The clock is read only once a buffer is
+	 * missing: two reads per message were ~80 instructions of a round trip. */
+	uint32_t start = (uint32_t)duet_clock_ms();
+	uint32_t spin_start = (uint32_t)duet_clock_ns();
+	uint32_t waited = 0;
 	uint8_t *buf;
 
 	do {
-		/* The clock is read only once a buffer is missing: two reads
-		 * per message were ~80 instructions of a round trip. */
-		now = duet_clock_ms();
-		if (!timed) {
-			timed = true;
-			deadline = now + rdev->timeout_ms;
-			spin_start = duet_clock_ns();
-		}
 		/* Messages sent with "more" must not wait behind a full ring:
 		 * the peer frees buffers only once it knows of them. */
 		virtqueue_kick(rdev->svq);
@@ -142,25 +139,26 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			*err = -ENODEV;
 			return NULL;
 		}
-		if (now >= deadline) {
+		if (waited >= rdev->timeout_ms) {
 			*err = -ETIMEDOUT;
 			return NULL;
 		}
-		if (!counted) {
+		if (!waited)
 			rdev->stats.tx_waits++;
-			counted = true;
-		}
 		if (rdev->depth > 0) {
 			stash_rx(rdev);
-			if (duet_clock_ns() - spin_start > NESTED_SPIN_NS)
+			if ((uint32_t)duet_clock_ns() - spin_start > NESTED_SPIN_NS)
 				duet_event_wait(rdev->tx_event, 1);
-			continue;
+		} else {
+			rdev->tx_sleepers++;
+			duet_mutex_unlock(rdev->lock);
+			duet_event_wait(rdev->tx_event, rdev->timeout_ms - waited);
+			duet_mutex_lock(rdev->lock);
+			rdev->tx_sleepers--;
 		}
-		rdev->tx_sleepers++;
-		duet_mutex_unlock(rdev->lock);
-		duet_event_wait(rdev->tx_event, (uint32_t)(deadline - now));
-		duet_mutex_lock(rdev->lock);
-		rdev->tx_sleepers--;
+		/* At least 1, so that the first wait is counted once. */
+		waited = (uint32_t)duet_clock_ms() - start;
+		waited += !waited;
 	} while (!(buf = rdev->role->take_tx(rdev, head, cap)));
 	return buf;
 }
@@ -605,16 +603,24 @@ int rpmsg_get_rx_buffer_size(struct rpmsg_endpoint *ept)
 
 /* ---- receiving ---- */
 
-/* Offer an announcement nobody here has to the listeners. */
-static bool offer_ns(struct rpmsg_device *rdev, const char *name, uint32_t addr)
+/* Offer an announcement nobody here has to `only`, or to every listener
+ * when NULL; true when one took it. Under the global lock and the device's. */
+static bool offer_ns(struct rpmsg_device *rdev, struct pending_ns *p, const struct listener *only)
 {
 	struct duet_list *l;
 
 	for (l = listeners.next; l != &listeners; l = l->next) {
 		struct listener *li = duet_container_of(l, struct listener, node);
 
-		if (li->match && li->bind && li->match(rdev, name, addr, li->priv)) {
-			li->bind(rdev, name, addr, li->priv);
+		if ((!only || li == only) && li->match && li->bind &&
+		    li->match(rdev, p->name, p->addr, li->priv)) {
+			char name[RPMSG_NAME_SIZE];
+
+			/* Taken before the call, which may create an endpoint
+			 * of the name; the copy outlives what it may undo. */
+			p->taken = true;
+			memcpy(name, p->name, sizeof(name));
+			li->bind(rdev, name, p->addr, li->priv);
 			return true;
 		}
 	}
@@ -822,22 +828,30 @@ static void stash_rx(struct rpmsg_device *rdev)
  * Offer new announcements to the listeners. Locks go global, then device,
  * everywhere: so this runs after a receive pass, not inside it.
  */
-void rpmsg_offer_pending(struct rpmsg_device *rdev)
+/* The announcements of rdev nobody took, offered as offer_ns does. Under
+ * the global lock. */
+static void offer_untaken(struct rpmsg_device *rdev, const struct listener *only)
 {
 	struct duet_list *l, *next;
 
-	if (duet_lazy_lock_take(&global_lock) < 0)
-		return;
 	duet_mutex_lock(rdev->lock);
-	rdev->offer = false;
+	if (!only)
+		rdev->offer = false;
 	for (l = rdev->pending.next; l != &rdev->pending; l = next) {
 		struct pending_ns *p = duet_container_of(l, struct pending_ns, node);
 
 		next = l->next;
-		if (!p->taken && offer_ns(rdev, p->name, p->addr))
-			p->taken = true;
+		if (!p->taken)
+			offer_ns(rdev, p, only);
 	}
 	duet_mutex_unlock(rdev->lock);
+}
+
+void rpmsg_offer_pending(struct rpmsg_device *rdev)
+{
+	if (duet_lazy_lock_take(&global_lock) < 0)
+		return;
+	offer_untaken(rdev, NULL);
 	duet_lazy_lock_give(&global_lock);
 }
 
@@ -907,6 +921,28 @@ static int ns_ept_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_
 	return 0; /* handled in deliver_rx before endpoints */
 }
 
+/* Put rdev on the device list (`created`) or take it off, and tell the
+ * listeners. */
+static void list_device(struct rpmsg_device *rdev, bool created)
+{
+	struct duet_list *l;
+
+	if (duet_lazy_lock_take(&global_lock) < 0)
+		return;
+	if (created)
+		duet_list_add_tail(&devices, &rdev->node);
+	else
+		duet_list_del(&rdev->node);
+	for (l = listeners.next; l != &listeners; l = l->next) {
+		struct listener *li = duet_container_of(l, struct listener, node);
+		rpmsg_dev_cb cb = created ? li->created : li->destroyed;
+
+		if (cb)
+			cb(rdev, li->priv);
+	}
+	duet_lazy_lock_give(&global_lock);
+}
+
 int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 {
 	bool driver = role->driver;
@@ -974,18 +1010,7 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 		return ret;
 	}
 	vdev->priv = rdev;
-	if (duet_lazy_lock_take(&global_lock) == 0) {
-		struct duet_list *l;
-
-		duet_list_add_tail(&devices, &rdev->node);
-		for (l = listeners.next; l != &listeners; l = l->next) {
-			struct listener *li = duet_container_of(l, struct listener, node);
-
-			if (li->created)
-				li->created(rdev, li->priv);
-		}
-		duet_lazy_lock_give(&global_lock);
-	}
+	list_device(rdev, true);
 	/* Messages may have come before this side was ready. */
 	role->rx_notified(rdev->rvq);
 	return 0;
@@ -995,18 +1020,7 @@ void rpmsg_remove(struct virtio_device *vdev)
 {
 	struct rpmsg_device *rdev = vdev->priv;
 
-	if (duet_lazy_lock_take(&global_lock) == 0) {
-		struct duet_list *l;
-
-		duet_list_del(&rdev->node);
-		for (l = listeners.next; l != &listeners; l = l->next) {
-			struct listener *li = duet_container_of(l, struct listener, node);
-
-			if (li->destroyed)
-				li->destroyed(rdev, li->priv);
-		}
-		duet_lazy_lock_give(&global_lock);
-	}
+	list_device(rdev, false);
 	atomic_store(&rdev->gone, true);
 	duet_event_post(rdev->tx_event);
 	duet_mutex_lock(rdev->lock);
@@ -1049,27 +1063,10 @@ int rpmsg_register_callback(void *priv, rpmsg_dev_cb device_created,
 	duet_list_add_tail(&listeners, &li->node);
 	for (d = devices.next; d != &devices; d = d->next) {
 		struct rpmsg_device *rdev = duet_container_of(d, struct rpmsg_device, node);
-		struct duet_list *l, *next;
 
 		if (device_created)
 			device_created(rdev, priv);
-		/* Announcements that came before this listener. */
-		duet_mutex_lock(rdev->lock);
-		for (l = rdev->pending.next; l != &rdev->pending; l = next) {
-			struct pending_ns *p = duet_container_of(l, struct pending_ns, node);
-
-			next = l->next;
-			if (!p->taken && ns_match && ns_bind &&
-			    ns_match(rdev, p->name, p->addr, priv)) {
-				char name[RPMSG_NAME_SIZE];
-				uint32_t addr = p->addr;
-
-				memcpy(name, p->name, sizeof(name));
-				p->taken = true;
-				ns_bind(rdev, name, addr, priv);
-			}
-		}
-		duet_mutex_unlock(rdev->lock);
+		offer_untaken(rdev, li); /* what came before this listener */
 	}
 	duet_lazy_lock_give(&global_lock);
 	return 0;
