@@ -33,6 +33,17 @@ arm-none-eabi-ld -r --gc-sections -e rpmsg_send $roots -o "$out/rpmsg-one-role.o
 echo "Cortex-M4 -Os, rpmsg only, driver role (virtqueue + virtio bus + rpmsg over virtio, gc'd): $(size_of "$out/rpmsg-one-role.o")"
 # shellcheck disable=SC2086
 echo "  of which: $(for f in $o; do printf '%s %s; ' "$(basename "$f" .o)" "$(arm-none-eabi-size "$f" | awk 'NR == 2 { print $1 }')"; done)(per object, before gc)"
+# What a user of endpoints and copy sends alone links: no zero copy, no
+# listeners (the name service and waiting stay; they are reached from here).
+basic=""
+for s in virtio_rpmsg_driver virtio_register_driver virtio_register_device virtio_unregister_device \
+	rpmsg_create_ept rpmsg_destroy_ept rpmsg_is_ept_ready rpmsg_send rpmsg_sendto rpmsg_trysend \
+	rpmsg_get_tx_buffer_size; do
+	basic="$basic -u $s"
+done
+# shellcheck disable=SC2086
+arm-none-eabi-ld -r --gc-sections -e rpmsg_send $basic -o "$out/rpmsg-basic.o" $o
+echo "  of it, endpoints and copy sends only (no zero copy, no listeners): $(size_of "$out/rpmsg-basic.o")"
 # The same with link-time optimisation (-flto, as firmware is often linked):
 # a final link rooted the same way; the port and libc stay unresolved.
 # shellcheck disable=SC2086
