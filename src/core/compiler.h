@@ -3,6 +3,13 @@
 #define DUET_COMPILER_H
 
 /*
+ * DUET_FAST_PATHS: whether the short paths are compiled. The virtqueue's
+ * busiest calls (one buffer on a healthy queue in plain memory) have a
+ * short path beside the checked body that serves every case; it buys
+ * speed with a second copy of the work. A build for size (-Os) leaves it
+ * out and the checked body serves every call: the same checks, the same
+ * results, less code. Define it to 0 or 1 to choose otherwise.
+ *
  * DUET_OUT_OF_LINE keeps a less common path out of line so that the common
  * one stays small: otherwise the compiler saves every register the big path
  * needs on each call.
@@ -11,9 +18,18 @@
  * caller with the caller's constants (rpmsg's message path, once per role),
  * inlined even where -Os would not.
  *
- * Only hints; other compilers ignore them.
+ * The two hints serve speed; a build for size leaves them to the compiler.
+ * Other compilers ignore them.
  */
-#if defined(__GNUC__)
+#ifndef DUET_FAST_PATHS
+#if defined(__OPTIMIZE_SIZE__)
+#define DUET_FAST_PATHS 0
+#else
+#define DUET_FAST_PATHS 1
+#endif
+#endif
+
+#if defined(__GNUC__) && DUET_FAST_PATHS
 #define DUET_OUT_OF_LINE __attribute__((noinline))
 #define DUET_ALWAYS_INLINE inline __attribute__((always_inline))
 #else

@@ -244,7 +244,7 @@ void virtqueue_kick(struct virtqueue *vq)
 
 	if (now == vq->kicked_idx)
 		return;
-	if (!vq->fast_role) {
+	if (!DUET_FAST_PATHS || !vq->fast_role) {
 		kick_checked(vq, now);
 		return;
 	}

@@ -153,8 +153,8 @@ static DUET_OUT_OF_LINE int get_vq_buffers_checked(struct virtqueue *vq, struct 
 int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 			 size_t vbsize, size_t *vbcnt)
 {
-	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE) && vb && vbsize &&
-	    vbcnt) {
+	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE) && vb &&
+	    vbsize && vbcnt) {
 		*vbcnt = 0;
 		return take(vq, VQ_IO_PLAIN, vb, vbsize, vbcnt);
 	}
@@ -221,7 +221,7 @@ static DUET_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq, uint16
 void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 				     uint32_t *len)
 {
-	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
+	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
 		return get_available_checked(vq, avail_idx, len);
 	return get_available(vq, VQ_IO_PLAIN, avail_idx, len);
 }
@@ -264,7 +264,7 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint3
 	struct vring_used *used;
 	uint16_t uidx;
 
-	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
+	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
 		return add_consumed_checked(vq, head_idx, len);
 	if (head_idx >= vq->num)
 		return -EINVAL;

@@ -173,7 +173,7 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 {
 	/* One buffer, readable or writable: writable is 0 or 1 and readable
 	 * the other, compared unsigned so that no negative int can fake it. */
-	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) &&
+	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) &&
 	    (unsigned int)writable <= 1u &&
 	    (unsigned int)readable == 1u - (unsigned int)writable && buf_list && cookie)
 		return add_one(vq, VQ_IO_PLAIN, buf_list->buf, buf_list->len,
@@ -199,7 +199,7 @@ static DUET_OUT_OF_LINE int add_one_checked(struct virtqueue *vq, void *buf, uin
 int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
 		      void *cookie)
 {
-	if (vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
+	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
 		return add_one(vq, VQ_IO_PLAIN, buf, len, writable, cookie);
 	return add_one_checked(vq, buf, len, writable, cookie);
 }
@@ -287,7 +287,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	uint16_t uidx, ready;
 	void *cookie;
 
-	if (!vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
+	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
 		return get_used_checked(vq, len, idx);
 	/* The short path: plain memory, a one-descriptor head. What it does
 	 * not plainly accept, a chain or a fault, goes as read to take_used. */
