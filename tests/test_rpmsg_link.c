@@ -94,6 +94,7 @@ struct box {
 	_Atomic bool hold;
 	void *held[2 * RING];
 	_Atomic int nheld;
+	int mark; /* count before a question (ask) */
 };
 
 static int box_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
@@ -804,6 +805,9 @@ struct pump {
 	struct duet_link *link;
 	_Atomic bool stop;
 	bool forever;          /* wait without a timeout; stopped by duet_link_wake */
+	/* 0: wait only; -1: poll only (duet_link_poll, never waiting); n > 0:
+	 * poll a burst of up to n looks (its length varies), then wait. */
+	int poll;
 	_Atomic unsigned turns; /* waits that returned */
 	unsigned mark;          /* turns at a point a test looks from */
 };
@@ -811,8 +815,22 @@ struct pump {
 static void *pump_main(void *arg)
 {
 	struct pump *pm = arg;
+	unsigned int burst = 0;
 
 	while (!atomic_load(&pm->stop)) {
+		if (pm->poll < 0) {
+			duet_link_poll(pm->link);
+			continue;
+		}
+		/* Bursts of 0 .. poll-1 looks: the switch to waiting falls at
+		 * every point of the peer's send. */
+		burst = pm->poll ? (burst * 7u + 3u) % (unsigned int)pm->poll : 0;
+		for (unsigned int i = 0; i < burst && !atomic_load(&pm->stop); i++)
+			duet_link_poll(pm->link);
+		/* Still saying it polls, but not looking: what the peer sends
+		 * now is not rung for, and the wait must find it. */
+		if (burst)
+			nap(1);
 		duet_link_wait(pm->link, pm->forever ? DUET_LINK_FOREVER : 10);
 		atomic_fetch_add(&pm->turns, 1);
 	}
@@ -835,6 +853,174 @@ static bool until_peer(struct duet_link *l, bool up, unsigned int ms)
 		nap(5);
 	}
 	return true;
+}
+
+/* Echo, but answer "rung?" with how many doorbell rings this side sent. */
+static struct duet_link *echo_link;
+
+static int echo_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
+			 void *priv)
+{
+	if (len == 6 && !memcmp(data, "rung?", 6)) {
+		char r[32];
+		uint32_t rung, wakes;
+
+		duet_link_stats(echo_link, &rung, &wakes);
+		snprintf(r, sizeof(r), "rung %u", rung);
+		rpmsg_send(ept, r, (int)strlen(r) + 1);
+		return 0;
+	}
+	return echo_cb(ept, data, len, src, priv);
+}
+
+/*
+ * The child of the polling tests: a proxy on a user loop that polls
+ * ("poll-loop") or mixes polling bursts with waits without a timeout
+ * ("mixed-loop"), echoing on endpoint "polled".
+ */
+static int child_poll_loop(const char *name, bool mixed)
+{
+	struct duet_link_config cfg = { .name = name, .side = DUET_PROXY, .user_loop = true };
+	static struct pump pm = { .forever = true };
+	static struct rpmsg_endpoint ept;
+	struct rpmsg_device *rdev;
+	char err[256];
+	pthread_t t;
+
+	pm.poll = mixed ? 64 : -1;
+	CHECK(vhost_register_driver(&vhost_rpmsg_driver) == 0);
+	CHECK(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)) == 0);
+	echo_link = pm.link;
+	CHECK(pthread_create(&t, NULL, pump_main, &pm) == 0);
+	rdev = wait_device();
+	CHECK(rdev != NULL);
+	CHECK(rpmsg_create_ept(&ept, rdev, "polled", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+			       echo_stats_cb, NULL) == 0);
+	say("up");
+	while (duet_link_peer_up(pm.link) && strcmp(hear(100), "quit"))
+		;
+	atomic_store(&pm.stop, true);
+	CHECK(duet_link_wake(pm.link) == 0);
+	pthread_join(t, NULL);
+	rpmsg_destroy_ept(&ept);
+	close_side(pm.link);
+	say("closed");
+	return 0;
+}
+
+static bool got_more(void *arg)
+{
+	struct box *b = arg;
+
+	return atomic_load(&b->count) > b->mark;
+}
+
+/* Send `msg` on b and wait for the answer; false when none came in 3 s. */
+static bool ask(struct box *b, const char *msg)
+{
+	b->mark = atomic_load(&b->count);
+	return rpmsg_send(&b->ept, msg, (int)strlen(msg) + 1) == (int)strlen(msg) + 1 &&
+	       until(got_more, b, 3000);
+}
+
+/* Start a proxy child in `scenario` and a server user loop pumped as `poll`
+ * says, with a bound endpoint "polled" on b. */
+static void polled_pair(struct pump *pm, pthread_t *t, struct proc *child, struct box *b,
+			const char *scenario, int poll)
+{
+	struct duet_link_config cfg = {
+		.side = DUET_SERVER, .user_loop = true, .vdevs = vdevs, .num_vdevs = 1,
+	};
+	static char name[64];
+	char err[256];
+	struct rpmsg_device *rdev;
+
+	snprintf(name, sizeof(name), "trl-%d-%s", (int)getpid(), scenario);
+	cfg.name = name;
+	*pm = (struct pump){ .forever = true, .poll = poll };
+	assert_int_equal(duet_link_open(&pm->link, &cfg, 5000, err, sizeof(err)), 0);
+	assert_int_equal(pthread_create(t, NULL, pump_main, pm), 0);
+	proc_start(child, (const char *const[]){ self, "--child", name, scenario, NULL });
+	assert_true(proc_expect(child, "up", 8000));
+	rdev = wait_device();
+	assert_non_null(rdev);
+	assert_int_equal(box_open(b, rdev, "polled", RPMSG_ADDR_ANY), 0);
+	assert_true(until(ready, &b->ept, 5000));
+}
+
+static void polled_pair_end(struct pump *pm, pthread_t t, struct proc *child, struct box *b)
+{
+	char err[256];
+
+	rpmsg_destroy_ept(&b->ept);
+	proc_send(child, "quit\n");
+	assert_true(proc_expect(child, "closed", 5000));
+	atomic_store(&pm->stop, true);
+	assert_int_equal(duet_link_wake(pm->link), 0);
+	pthread_join(t, NULL);
+	duet_link_close(pm->link, 3000, err, sizeof(err));
+	assert_int_equal(proc_wait(child, 20000), 0);
+}
+
+/*
+ * Both user loops poll (duet_link_poll): each looks at its rings, says so
+ * in its doorbell, and the other stops ringing. 500 round trips then cost
+ * no doorbell ring either way, and every echo comes.
+ */
+static void test_polling_loops_ring_no_doorbell(void **state)
+{
+	struct pump pm;
+	struct proc child;
+	struct box b;
+	uint32_t rung0, rung1, wakes;
+	unsigned int peer0, peer1;
+	pthread_t t;
+
+	(void)state;
+	polled_pair(&pm, &t, &child, &b, "poll-loop", -1);
+	assert_true(ask(&b, "warm"));
+	duet_link_stats(pm.link, &rung0, &wakes);
+	assert_true(ask(&b, "rung?"));
+	assert_int_equal(sscanf(b.last, "rung %u", &peer0), 1);
+	for (int i = 0; i < 500; i++) {
+		char msg[16];
+
+		snprintf(msg, sizeof(msg), "m%d", i);
+		assert_true(ask(&b, msg));
+		assert_string_equal(b.last, msg);
+	}
+	assert_true(ask(&b, "rung?"));
+	assert_int_equal(sscanf(b.last, "rung %u", &peer1), 1);
+	duet_link_stats(pm.link, &rung1, &wakes);
+	assert_int_equal(rung1 - rung0, 0);
+	assert_int_equal(peer1 - peer0, 0);
+	polled_pair_end(&pm, t, &child, &b);
+}
+
+/*
+ * Both user loops switch between polling bursts and waiting without a
+ * timeout, at varying points. A loop that stops polling must hear of
+ * everything the peer sent while it did not ring (it looks at its rings
+ * once more after saying it no longer polls); a lost message would leave
+ * both sides waiting forever and the echo would not come.
+ */
+static void test_loops_switching_between_poll_and_wait_lose_nothing(void **state)
+{
+	struct pump pm;
+	struct proc child;
+	struct box b;
+	pthread_t t;
+
+	(void)state;
+	polled_pair(&pm, &t, &child, &b, "mixed-loop", 64);
+	for (int i = 0; i < 300; i++) {
+		char msg[16];
+
+		snprintf(msg, sizeof(msg), "m%d", i);
+		assert_true(ask(&b, msg));
+		assert_string_equal(b.last, msg);
+	}
+	polled_pair_end(&pm, t, &child, &b);
 }
 
 /*
@@ -1008,14 +1194,18 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
 		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
 		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
+		cmocka_unit_test(test_polling_loops_ring_no_doorbell),
+		cmocka_unit_test(test_loops_switching_between_poll_and_wait_lose_nothing),
 	};
 
 	self = "/proc/self/exe";
 	if (rpmsg_ping_register() < 0)
 		return 1;
 	if (argc == 4 && !strcmp(argv[1], "--child"))
-		return !strcmp(argv[3], "user-loop") ? child_user_loop(argv[2])
-						     : child_main(argv[2], argv[3]);
+		return !strcmp(argv[3], "user-loop")    ? child_user_loop(argv[2])
+		       : !strcmp(argv[3], "poll-loop")  ? child_poll_loop(argv[2], false)
+		       : !strcmp(argv[3], "mixed-loop") ? child_poll_loop(argv[2], true)
+							: child_main(argv[2], argv[3]);
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
 	return cmocka_run_group_tests_name("rpmsg between two processes", tests, NULL, NULL);
 }

@@ -665,6 +665,56 @@ static void test_notification_runs_callback(void **state)
 	h->drv->priv = saved;
 }
 
+static int poll_calls;
+
+static void poll_cb(struct virtqueue *vq)
+{
+	(void)vq;
+	poll_calls++;
+}
+
+/* A side that polls its rings runs the callback exactly when a
+ * notification would be due: callbacks on, work the peer published and
+ * this side has not taken; never on a broken queue. */
+static void test_poll_runs_the_callback_for_untaken_work(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf vb;
+	size_t cnt = 0;
+	int c;
+
+	poll_calls = 0;
+	h->drv->callback = poll_cb;
+	h->dev->callback = poll_cb;
+	assert_false(virtqueue_poll(h->dev));
+	assert_false(virtqueue_poll(h->drv));
+	assert_int_equal(poll_calls, 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, false, &c), 0);
+	assert_true(virtqueue_poll(h->dev));
+	assert_true(virtqueue_poll(h->dev)); /* not taken yet: still due */
+	assert_int_equal(poll_calls, 2);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, &vb, 1, &cnt), 0);
+	assert_false(virtqueue_poll(h->dev));
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), 0);
+	virtqueue_disable_cb(h->drv);
+	assert_false(virtqueue_poll(h->drv)); /* callbacks off: the owner looks */
+	assert_int_equal(poll_calls, 2);
+	assert_int_equal(virtqueue_enable_cb(h->drv), 1);
+	assert_true(virtqueue_poll(h->drv));
+	assert_int_equal(poll_calls, 3);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c);
+	assert_false(virtqueue_poll(h->drv));
+	/* A lying used index breaks the queue when taken; then never again. */
+	raw_used_set_idx(h, 200);
+	assert_true(virtqueue_poll(h->drv));
+	assert_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_true(virtqueue_is_broken(h->drv));
+	assert_false(virtqueue_poll(h->drv));
+	assert_int_equal(poll_calls, 4);
+	h->drv->callback = NULL;
+	h->dev->callback = NULL;
+}
+
 /* ---- state, reset, broken ---- */
 
 static void test_state_view(void **state)
@@ -1024,6 +1074,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_seen_more_tracks_the_last_look, setup_event,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_poll_runs_the_callback_for_untaken_work,
+						setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_runs_the_callback_for_untaken_work,
+						setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_sg_list_directions_and_used_len, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_fails_cleanly_when_full, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_rejects_bad_arguments_and_loses_nothing, setup_plain, teardown),

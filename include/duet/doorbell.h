@@ -28,7 +28,11 @@ struct duet_doorbell {
 	_Atomic uint32_t armed; /* the waiter sleeps while seq == armed */
 	_Atomic uint32_t pending[DUET_DOORBELL_IDS / 32];
 	_Atomic uint32_t wakes; /* wake-up calls made (statistics) */
-	uint32_t pad[9];        /* one 64-byte line per doorbell */
+	/* Set by the doorbell's owner while it polls its rings itself: its
+	 * peer need not ring for them. Read by the peer only (a hint from
+	 * the owner about the owner; see duet_link_poll). */
+	_Atomic uint32_t polled;
+	uint32_t pad[8];        /* one 64-byte line per doorbell */
 };
 
 /*

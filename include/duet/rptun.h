@@ -126,6 +126,15 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid);
  */
 int duet_rptun_check_peer(struct duet_rptun *rptun);
 
+/*
+ * Look at the rings of every vdev instead of waiting for the peer's
+ * notifications: each virtqueue with callbacks on and work published runs
+ * its callback (virtqueue_poll). For a platform whose loop polls; call it
+ * where notifications are dispatched, never concurrently with them.
+ * Returns how many callbacks ran.
+ */
+int duet_rptun_poll(struct duet_rptun *rptun);
+
 /* The platform's pointer given in the config. */
 void *duet_rptun_priv(const struct duet_rptun *rptun);
 

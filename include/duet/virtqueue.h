@@ -333,6 +333,17 @@ void virtqueue_disable_cb(struct virtqueue *vq);
 /* Transport entry point for an incoming notification: runs the callback. */
 void virtqueue_notification(struct virtqueue *vq);
 
+/*
+ * A notification found by looking, for a side that polls its rings instead
+ * of waiting for the peer's doorbell: when callbacks are on and the peer
+ * has published work this side has not taken, run the callback (as
+ * virtqueue_notification) and return true. One read of the peer's index,
+ * untrusted like every other: what it claims is checked when the callback
+ * takes it. False on a broken queue, with callbacks off (the owner looks
+ * for itself then, as a notification would not come), or with nothing new.
+ */
+bool virtqueue_poll(struct virtqueue *vq);
+
 /* Fill *st with the queue's diagnostic state. */
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);
 

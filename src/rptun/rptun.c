@@ -222,6 +222,15 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 				    (unsigned int)route % DUET_MAX_VRINGS);
 }
 
+int duet_rptun_poll(struct duet_rptun *rptun)
+{
+	unsigned int ran = 0;
+
+	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
+		ran += duet_rvdev_poll(&rptun->rv[i]);
+	return (int)ran;
+}
+
 int duet_rptun_check_peer(struct duet_rptun *rptun)
 {
 	int restarted = 0;

@@ -108,6 +108,19 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
 	return true;
 }
 
+unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
+{
+	unsigned int ran = 0;
+
+	for (unsigned int i = 0; i < rv->desc.num_vrings && i < DUET_MAX_VRINGS; i++) {
+		struct virtqueue *vq = atomic_load_explicit(&rv->live[i], memory_order_acquire);
+
+		if (vq && virtqueue_poll(vq))
+			ran++;
+	}
+	return ran;
+}
+
 /* ---- virtqueues ---- */
 
 static void rv_delete_virtqueues(struct virtio_device *vdev)

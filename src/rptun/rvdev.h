@@ -61,6 +61,9 @@ void duet_rvdev_deinit(struct duet_rvdev *rv);
 /* Run the callback of queue `index` if it exists. False when it does not. */
 bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
 
+/* Look at every queue (virtqueue_poll); returns how many callbacks ran. */
+unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
+
 /* Bytes the driver side's vrings take at the start of the carveout. */
 size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc);
 

@@ -318,6 +318,14 @@ void virtqueue_notification(struct virtqueue *vq)
 		vq->callback(vq);
 }
 
+bool virtqueue_poll(struct virtqueue *vq)
+{
+	if (!vq->cb_enabled || vq->broken || !vq->callback || !work_pending(vq))
+		return false;
+	vq->callback(vq);
+	return true;
+}
+
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */

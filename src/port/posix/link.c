@@ -188,7 +188,16 @@ static void *link_get_resource(struct duet_rptun *rptun, size_t *size)
 
 static void link_notify(struct duet_rptun *rptun, uint32_t notifyid)
 {
-	ring_link(link_of(rptun), notifyid == DUET_RPTUN_NOTIFY_ALL ? LINK_ALL : notifyid);
+	struct duet_link *l = link_of(rptun);
+
+	/* A peer that polls its rings looks at them without being told: no
+	 * ring, no cache line taken from it. The kick that brought us here
+	 * fenced after publishing; a peer that stops polling clears `polled`,
+	 * fences and looks at its rings once more (leave_polling), so one of
+	 * the two sees the other. */
+	if (notifyid != DUET_RPTUN_NOTIFY_ALL && atomic_load(&l->bell[l->peer].polled))
+		return;
+	ring_link(l, notifyid == DUET_RPTUN_NOTIFY_ALL ? LINK_ALL : notifyid);
 }
 
 static const char *link_local_cpu(struct duet_rptun *rptun)
@@ -534,6 +543,9 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	}
 	l->generation = atomic_load(&h->generation);
 	l->cmd_seen = atomic_load(&h->cmd_seq);
+	/* A proxy before us may have left saying it polls: until this side's
+	 * loop says so itself, the server rings. */
+	atomic_store(&l->bell[DUET_PROXY].polled, 0);
 	ret = start_rptun(l, err, errlen);
 	if (ret < 0) {
 		unmap(l);
@@ -705,20 +717,60 @@ static void *service(void *arg)
 	return NULL;
 }
 
+/*
+ * The user loop polls: say so in this side's doorbell, so that the peer
+ * stops ringing for vrings, and look at the rings (duet_rptun_poll). Both
+ * sides polling exchange no doorbell line per message, only ring lines.
+ */
+static unsigned int poll_rings(struct duet_link *l)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->bell && l->rptun) {
+		struct duet_doorbell *bell = &l->bell[l->me];
+
+		if (!atomic_load_explicit(&bell->polled, memory_order_relaxed))
+			atomic_store(&bell->polled, 1);
+		n = (unsigned int)duet_rptun_poll(l->rptun);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
+/* The user loop stops polling (it is about to wait): the peer rings
+ * again from now on, and what it published while it did not ring is
+ * found by one more look at the rings. */
+static unsigned int leave_polling(struct duet_link *l)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->bell && atomic_load_explicit(&l->bell[l->me].polled, memory_order_relaxed)) {
+		atomic_store(&l->bell[l->me].polled, 0);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (l->rptun)
+			n = (unsigned int)duet_rptun_poll(l->rptun);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
 int duet_link_poll(struct duet_link *l)
 {
 	uint32_t ids[DUET_DOORBELL_IDS], seen;
-	unsigned int n;
+	unsigned int n = 0;
 
 	if (!l || !l->cfg.user_loop)
 		return -EINVAL;
-	/* Nothing rang since the last look: no lock, no work. */
-	if (l->loop_bell &&
-	    atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) == l->loop_seen)
-		return 0;
-	n = dispatch(l, ids, &seen);
-	l->loop_seen = seen;
-	return (int)n;
+	/* The doorbell still carries the link's events, and the rings of a
+	 * peer that rang before it saw this side polling. */
+	if (!l->loop_bell ||
+	    atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) != l->loop_seen) {
+		n = dispatch(l, ids, &seen);
+		l->loop_seen = seen;
+	}
+	return (int)(n + poll_rings(l));
 }
 
 /* No doorbell to wait on (a proxy between servers): wait for one to come,
@@ -749,7 +801,8 @@ int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
 
 	if (!l || !l->cfg.user_loop)
 		return -EINVAL;
-	n = dispatch(l, ids, &seen);
+	n = leave_polling(l);
+	n += dispatch(l, ids, &seen);
 	if (!n) {
 		if (l->loop_bell)
 			duet_doorbell_wait(l->loop_bell, seen, l->cfg.spin_us,
