@@ -88,9 +88,12 @@ int duet_link_command(struct duet_link *link, enum duet_link_cmd cmd, uint32_t t
 bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
 
 /*
- * With user_loop: run what the peer's notifications ask for (virtqueue
- * callbacks included) on the calling thread, without waiting. Returns how
- * many notify ids ran (0: nothing was pending), -EINVAL without user_loop.
+ * With user_loop: run what is pending on the calling thread, without
+ * waiting: the link's events from the doorbell, and every virtqueue whose
+ * peer published work (virtqueue_poll: its callback runs). The loop looks
+ * at the rings itself, so it tells the peer, in its doorbell, not to ring
+ * for them until it next calls duet_link_wait. Returns how many notify ids
+ * and callbacks ran (0: nothing was pending), -EINVAL without user_loop.
  * Polling: call it in a loop.
  */
 int duet_link_poll(struct duet_link *link);
@@ -100,15 +103,16 @@ int duet_link_poll(struct duet_link *link);
 
 /*
  * With user_loop: as duet_link_poll, but when nothing is pending wait for
- * the peer's next notification first (spin_us spinning, then blocking) for
- * at most timeout_ms, or with DUET_LINK_FOREVER without a limit (and
- * without arming a timer on each sleep). Any change of the link's state
+ * the peer's next notification first, for at most timeout_ms, or with
+ * DUET_LINK_FOREVER without a limit (and without arming a timer on each
+ * sleep). It polls the rings as duet_link_poll does for spin_us, then tells
+ * the peer to ring again, looks once more, and blocks. Any change of the link's state
  * (peer up or down, a stop requested) and duet_link_wake end the wait
  * too, so a loop can wait forever and test its own conditions after each
  * turn. A proxy that lost its server attaches to the next one only after
- * its loop has turned once more. Returns how many doorbell ids it took
- * (a state change or a wake is one; 0 after a timeout), -EINVAL without
- * user_loop.
+ * its loop has turned once more. Returns how many doorbell ids and
+ * callbacks ran (a state change or a wake is one; 0 after a timeout),
+ * -EINVAL without user_loop.
  */
 int duet_link_wait(struct duet_link *link, uint32_t timeout_ms);
 
