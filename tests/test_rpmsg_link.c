@@ -911,6 +911,32 @@ static int child_poll_loop(const char *name, int poll, uint32_t spin_us)
 	return 0;
 }
 
+/* The child of test_service_threads_spin_on_their_rings: a proxy whose
+ * service thread spins 50 us on its rings before it blocks. */
+static int child_service_spin(const char *name)
+{
+	struct duet_link_config cfg = { .name = name, .side = DUET_PROXY, .spin_us = 50 };
+	static struct rpmsg_endpoint ept;
+	struct rpmsg_device *rdev;
+	struct duet_link *l;
+	char err[256];
+
+	CHECK(vhost_register_driver(&vhost_rpmsg_driver) == 0);
+	CHECK(duet_link_open(&l, &cfg, 5000, err, sizeof(err)) == 0);
+	echo_link = l;
+	rdev = wait_device();
+	CHECK(rdev != NULL);
+	CHECK(rpmsg_create_ept(&ept, rdev, "polled", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+			       echo_stats_cb, NULL) == 0);
+	say("up");
+	while (duet_link_peer_up(l) && strcmp(hear(100), "quit"))
+		;
+	rpmsg_destroy_ept(&ept);
+	close_side(l);
+	say("closed");
+	return 0;
+}
+
 static bool got_more(void *arg)
 {
 	struct box *b = arg;
@@ -1050,6 +1076,57 @@ static void test_hybrid_loop_spins_on_its_rings(void **state)
 		assert_string_equal(b.last, msg);
 	}
 	polled_pair_end(&pm, t, &child, &b);
+}
+
+/*
+ * Links served by their service threads, both spinning 50 us before they
+ * block: the spin polls the rings (the peer stops ringing), and a thread
+ * that stops spinning says so and looks once more. 300 echoes all come.
+ * The server looks for each answer only every millisecond, so each
+ * question finds the proxy asleep, and the proxy must have said it no
+ * longer polls: the server rings it (a proxy asleep while still "polling"
+ * would be found only by its 100 ms watch, which the 3 s answer timeout
+ * would not notice).
+ */
+static void test_service_threads_spin_on_their_rings(void **state)
+{
+	struct duet_link_config cfg = {
+		.side = DUET_SERVER, .vdevs = vdevs, .num_vdevs = 1, .spin_us = 50,
+	};
+	struct rpmsg_device *rdev;
+	struct duet_link *l;
+	struct proc child;
+	char name[64], err[256];
+	uint32_t rung0, rung1, wakes;
+	struct box b;
+
+	(void)state;
+	snprintf(name, sizeof(name), "trl-%d-svcspin", (int)getpid());
+	cfg.name = name;
+	assert_int_equal(duet_link_open(&l, &cfg, 5000, err, sizeof(err)), 0);
+	proc_start(&child, (const char *const[]){ self, "--child", name, "service-spin", NULL });
+	assert_true(proc_expect(&child, "up", 8000));
+	rdev = wait_device();
+	assert_non_null(rdev);
+	assert_int_equal(box_open(&b, rdev, "polled", RPMSG_ADDR_ANY), 0);
+	assert_true(until(ready, &b.ept, 5000));
+	duet_link_stats(l, &rung0, &wakes);
+	for (int i = 0; i < 300; i++) {
+		char msg[16];
+
+		snprintf(msg, sizeof(msg), "m%d", i);
+		nap(1); /* the proxy has stopped spinning and sleeps */
+		assert_true(ask(&b, msg));
+		assert_string_equal(b.last, msg);
+	}
+	duet_link_stats(l, &rung1, &wakes);
+	/* Some may still find it spinning on a busy machine. */
+	assert_true(rung1 - rung0 >= 150);
+	rpmsg_destroy_ept(&b.ept);
+	proc_send(&child, "quit\n");
+	assert_true(proc_expect(&child, "closed", 5000));
+	close_side(l);
+	assert_int_equal(proc_wait(&child, 20000), 0);
 }
 
 /*
@@ -1226,6 +1303,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_polling_loops_ring_no_doorbell),
 		cmocka_unit_test(test_loops_switching_between_poll_and_wait_lose_nothing),
 		cmocka_unit_test(test_hybrid_loop_spins_on_its_rings),
+		cmocka_unit_test(test_service_threads_spin_on_their_rings),
 	};
 
 	self = "/proc/self/exe";
@@ -1235,8 +1313,9 @@ int main(int argc, char **argv)
 		return !strcmp(argv[3], "user-loop")    ? child_user_loop(argv[2])
 		       : !strcmp(argv[3], "poll-loop")   ? child_poll_loop(argv[2], -1, 0)
 		       : !strcmp(argv[3], "mixed-loop")  ? child_poll_loop(argv[2], 64, 0)
-		       : !strcmp(argv[3], "hybrid-loop") ? child_poll_loop(argv[2], 0, 20)
-							 : child_main(argv[2], argv[3]);
+		       : !strcmp(argv[3], "hybrid-loop")  ? child_poll_loop(argv[2], 0, 20)
+		       : !strcmp(argv[3], "service-spin") ? child_service_spin(argv[2])
+							  : child_main(argv[2], argv[3]);
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
 	return cmocka_run_group_tests_name("rpmsg between two processes", tests, NULL, NULL);
 }

@@ -679,6 +679,8 @@ static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen)
 	return n;
 }
 
+static void service_wait(struct duet_link *l, uint32_t seen);
+
 static void *service(void *arg)
 {
 	struct duet_link *l = arg;
@@ -710,7 +712,7 @@ static void *service(void *arg)
 			next_watch = now + DUET_LINK_WATCH_MS;
 		}
 		if (!user && l->bell)
-			duet_doorbell_wait(&l->bell[l->me], seen, l->cfg.spin_us, DUET_LINK_WATCH_MS);
+			service_wait(l, seen);
 		else
 			usleep(DUET_LINK_WATCH_MS * 1000u);
 	}
@@ -805,9 +807,11 @@ static uint64_t us_since(const struct timespec *t0)
 }
 
 /* The spin of a hybrid wait: poll the rings (the peer stops ringing for
- * them) and the doorbell (the link's events) for up to spin_us; returns
- * what ran, 0 when the budget went by with nothing. */
-static unsigned int spin_rings(struct duet_link *l, uint32_t *ids, uint32_t *seen)
+ * them) for up to spin_us, until callbacks ran (how many is returned) or
+ * the doorbell moved from `seen` (*rang: the link's events, for the
+ * caller's dispatch). */
+static unsigned int spin_rings(struct duet_link *l, struct duet_doorbell *bell, uint32_t seen,
+			       bool *rang)
 {
 	struct timespec t0;
 	unsigned int n;
@@ -815,10 +819,23 @@ static unsigned int spin_rings(struct duet_link *l, uint32_t *ids, uint32_t *see
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
 		n = poll_rings(l);
-		if (atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) != *seen)
-			n += dispatch(l, ids, seen);
-	} while (!n && l->loop_bell && us_since(&t0) < l->cfg.spin_us);
+		*rang = atomic_load_explicit(&bell->seq, memory_order_acquire) != seen;
+	} while (!n && !*rang && us_since(&t0) < l->cfg.spin_us);
 	return n;
+}
+
+/* The service thread's wait, as duet_link_wait's: spin on the rings, say
+ * this side no longer polls and look once more, block. */
+static void service_wait(struct duet_link *l, uint32_t seen)
+{
+	struct duet_doorbell *bell = &l->bell[l->me];
+	bool rang = false;
+
+	if (l->cfg.spin_us && (spin_rings(l, bell, seen, &rang) || rang))
+		return;
+	if (leave_polling(l))
+		return;
+	duet_doorbell_wait(bell, seen, 0, DUET_LINK_WATCH_MS);
 }
 
 int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
@@ -832,8 +849,13 @@ int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
 	/* A busy loop keeps saying it polls from one wait to the next: no
 	 * store to its doorbell per message. It says otherwise only before
 	 * it sleeps. */
-	if (!n && l->cfg.spin_us && l->loop_bell)
-		n = spin_rings(l, ids, &seen);
+	if (!n && l->cfg.spin_us && l->loop_bell) {
+		bool rang;
+
+		n = spin_rings(l, l->loop_bell, seen, &rang);
+		if (rang)
+			n += dispatch(l, ids, &seen);
+	}
 	if (!n)
 		n = leave_polling(l);
 	if (!n) {
