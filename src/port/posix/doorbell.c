@@ -55,7 +55,14 @@ unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids)
 	unsigned int n = 0;
 
 	for (uint32_t w = 0; w < DUET_DOORBELL_IDS / 32; w++) {
-		uint32_t bits = atomic_exchange(&bell->pending[w], 0);
+		uint32_t bits;
+
+		/* An empty word is not exchanged: a read-modify-write fewer
+		 * each, and a bit set after this look moved seq after the
+		 * waiter's `seen`, so its next wait returns at once. */
+		if (!atomic_load_explicit(&bell->pending[w], memory_order_relaxed))
+			continue;
+		bits = atomic_exchange(&bell->pending[w], 0);
 
 		for (uint32_t b = 0; bits; b++, bits >>= 1)
 			if (bits & 1u)
