@@ -720,9 +720,10 @@ static void *service(void *arg)
 }
 
 /*
- * The user loop polls: say so in this side's doorbell, so that the peer
- * stops ringing for vrings, and look at the rings (duet_rptun_poll). Both
- * sides polling exchange no doorbell line per message, only ring lines.
+ * A loop polls (the user's, or a spinning service thread): say so in this
+ * side's doorbell, so that the peer stops ringing for vrings, and look at
+ * the rings (duet_rptun_poll). Both sides polling exchange no doorbell
+ * line per message, only ring lines.
  */
 static unsigned int poll_rings(struct duet_link *l)
 {
@@ -740,9 +741,9 @@ static unsigned int poll_rings(struct duet_link *l)
 	return n;
 }
 
-/* The user loop stops polling (it is about to wait): the peer rings
- * again from now on, and what it published while it did not ring is
- * found by one more look at the rings. */
+/* The loop stops polling (it is about to sleep): the peer rings again
+ * from now on, and what it published while it did not ring is found by
+ * one more look at the rings. */
 static unsigned int leave_polling(struct duet_link *l)
 {
 	unsigned int n = 0;
