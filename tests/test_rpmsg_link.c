@@ -874,15 +874,18 @@ static int echo_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 }
 
 /*
- * The child of the polling tests: a proxy on a user loop that polls
- * ("poll-loop"), mixes polling bursts with waits without a timeout
- * ("mixed-loop"), or only waits, spinning spin_us first ("hybrid-loop");
- * it echoes on endpoint "polled".
+ * The child of the polling tests, echoing on endpoint "polled": a proxy on
+ * a user loop that polls ("poll-loop"), mixes polling bursts with waits
+ * without a timeout ("mixed-loop"), or only waits, spinning 20 us first
+ * ("hybrid-loop"); or served by its service thread, spinning 50 us
+ * ("service-spin").
  */
-static int child_poll_loop(const char *name, int poll, uint32_t spin_us)
+static int child_poll_loop(const char *name, const char *scenario)
 {
+	bool user = strcmp(scenario, "service-spin") != 0;
 	struct duet_link_config cfg = {
-		.name = name, .side = DUET_PROXY, .user_loop = true, .spin_us = spin_us,
+		.name = name, .side = DUET_PROXY, .user_loop = user,
+		.spin_us = !strcmp(scenario, "hybrid-loop") ? 20 : user ? 0 : 50,
 	};
 	static struct pump pm = { .forever = true };
 	static struct rpmsg_endpoint ept;
@@ -890,11 +893,11 @@ static int child_poll_loop(const char *name, int poll, uint32_t spin_us)
 	char err[256];
 	pthread_t t;
 
-	pm.poll = poll;
+	pm.poll = !strcmp(scenario, "poll-loop") ? -1 : !strcmp(scenario, "mixed-loop") ? 64 : 0;
 	CHECK(vhost_register_driver(&vhost_rpmsg_driver) == 0);
 	CHECK(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)) == 0);
 	echo_link = pm.link;
-	CHECK(pthread_create(&t, NULL, pump_main, &pm) == 0);
+	CHECK(!user || pthread_create(&t, NULL, pump_main, &pm) == 0);
 	rdev = wait_device();
 	CHECK(rdev != NULL);
 	CHECK(rpmsg_create_ept(&ept, rdev, "polled", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
@@ -902,37 +905,13 @@ static int child_poll_loop(const char *name, int poll, uint32_t spin_us)
 	say("up");
 	while (duet_link_peer_up(pm.link) && strcmp(hear(100), "quit"))
 		;
-	atomic_store(&pm.stop, true);
-	CHECK(duet_link_wake(pm.link) == 0);
-	pthread_join(t, NULL);
+	if (user) {
+		atomic_store(&pm.stop, true);
+		CHECK(duet_link_wake(pm.link) == 0);
+		pthread_join(t, NULL);
+	}
 	rpmsg_destroy_ept(&ept);
 	close_side(pm.link);
-	say("closed");
-	return 0;
-}
-
-/* The child of test_service_threads_spin_on_their_rings: a proxy whose
- * service thread spins 50 us on its rings before it blocks. */
-static int child_service_spin(const char *name)
-{
-	struct duet_link_config cfg = { .name = name, .side = DUET_PROXY, .spin_us = 50 };
-	static struct rpmsg_endpoint ept;
-	struct rpmsg_device *rdev;
-	struct duet_link *l;
-	char err[256];
-
-	CHECK(vhost_register_driver(&vhost_rpmsg_driver) == 0);
-	CHECK(duet_link_open(&l, &cfg, 5000, err, sizeof(err)) == 0);
-	echo_link = l;
-	rdev = wait_device();
-	CHECK(rdev != NULL);
-	CHECK(rpmsg_create_ept(&ept, rdev, "polled", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-			       echo_stats_cb, NULL) == 0);
-	say("up");
-	while (duet_link_peer_up(l) && strcmp(hear(100), "quit"))
-		;
-	rpmsg_destroy_ept(&ept);
-	close_side(l);
 	say("closed");
 	return 0;
 }
@@ -950,6 +929,20 @@ static bool ask(struct box *b, const char *msg)
 	b->mark = atomic_load(&b->count);
 	return rpmsg_send(&b->ept, msg, (int)strlen(msg) + 1) == (int)strlen(msg) + 1 &&
 	       until(got_more, b, 3000);
+}
+
+/* n questions "m0".. on b, each answered with itself; pause_ms before each. */
+static void echoes(struct box *b, int n, unsigned int pause_ms)
+{
+	for (int i = 0; i < n; i++) {
+		char msg[16];
+
+		snprintf(msg, sizeof(msg), "m%d", i);
+		if (pause_ms)
+			nap(pause_ms);
+		assert_true(ask(b, msg));
+		assert_string_equal(b->last, msg);
+	}
 }
 
 /* Start a proxy child in `scenario` and a server user loop pumped as `poll`
@@ -1011,13 +1004,7 @@ static void test_polling_loops_ring_no_doorbell(void **state)
 	duet_link_stats(pm.link, &rung0, &wakes);
 	assert_true(ask(&b, "rung?"));
 	assert_int_equal(sscanf(b.last, "rung %u", &peer0), 1);
-	for (int i = 0; i < 500; i++) {
-		char msg[16];
-
-		snprintf(msg, sizeof(msg), "m%d", i);
-		assert_true(ask(&b, msg));
-		assert_string_equal(b.last, msg);
-	}
+	echoes(&b, 500, 0);
 	assert_true(ask(&b, "rung?"));
 	assert_int_equal(sscanf(b.last, "rung %u", &peer1), 1);
 	duet_link_stats(pm.link, &rung1, &wakes);
@@ -1042,13 +1029,7 @@ static void test_loops_switching_between_poll_and_wait_lose_nothing(void **state
 
 	(void)state;
 	polled_pair(&pm, &t, &child, &b, "mixed-loop", 64);
-	for (int i = 0; i < 300; i++) {
-		char msg[16];
-
-		snprintf(msg, sizeof(msg), "m%d", i);
-		assert_true(ask(&b, msg));
-		assert_string_equal(b.last, msg);
-	}
+	echoes(&b, 300, 0);
 	polled_pair_end(&pm, t, &child, &b);
 }
 
@@ -1068,13 +1049,7 @@ static void test_hybrid_loop_spins_on_its_rings(void **state)
 
 	(void)state;
 	polled_pair(&pm, &t, &child, &b, "hybrid-loop", 64);
-	for (int i = 0; i < 300; i++) {
-		char msg[16];
-
-		snprintf(msg, sizeof(msg), "m%d", i);
-		assert_true(ask(&b, msg));
-		assert_string_equal(b.last, msg);
-	}
+	echoes(&b, 300, 0);
 	polled_pair_end(&pm, t, &child, &b);
 }
 
@@ -1111,14 +1086,7 @@ static void test_service_threads_spin_on_their_rings(void **state)
 	assert_int_equal(box_open(&b, rdev, "polled", RPMSG_ADDR_ANY), 0);
 	assert_true(until(ready, &b.ept, 5000));
 	duet_link_stats(l, &rung0, &wakes);
-	for (int i = 0; i < 300; i++) {
-		char msg[16];
-
-		snprintf(msg, sizeof(msg), "m%d", i);
-		nap(1); /* the proxy has stopped spinning and sleeps */
-		assert_true(ask(&b, msg));
-		assert_string_equal(b.last, msg);
-	}
+	echoes(&b, 300, 1); /* after each pause the proxy has stopped spinning */
 	duet_link_stats(l, &rung1, &wakes);
 	/* Some may still find it spinning on a busy machine. */
 	assert_true(rung1 - rung0 >= 150);
@@ -1310,12 +1278,10 @@ int main(int argc, char **argv)
 	if (rpmsg_ping_register() < 0)
 		return 1;
 	if (argc == 4 && !strcmp(argv[1], "--child"))
-		return !strcmp(argv[3], "user-loop")    ? child_user_loop(argv[2])
-		       : !strcmp(argv[3], "poll-loop")   ? child_poll_loop(argv[2], -1, 0)
-		       : !strcmp(argv[3], "mixed-loop")  ? child_poll_loop(argv[2], 64, 0)
-		       : !strcmp(argv[3], "hybrid-loop")  ? child_poll_loop(argv[2], 0, 20)
-		       : !strcmp(argv[3], "service-spin") ? child_service_spin(argv[2])
-							  : child_main(argv[2], argv[3]);
+		return !strcmp(argv[3], "user-loop") ? child_user_loop(argv[2])
+		       : strstr(argv[3], "-loop") || !strcmp(argv[3], "service-spin")
+			       ? child_poll_loop(argv[2], argv[3])
+			       : child_main(argv[2], argv[3]);
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
 	return cmocka_run_group_tests_name("rpmsg between two processes", tests, NULL, NULL);
 }

@@ -118,6 +118,7 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 	uint32_t start = (uint32_t)duet_clock_ms();
 	uint32_t spin_start = (uint32_t)duet_clock_ns();
 	uint32_t waited = 0;
+	bool counted = false;
 	uint8_t *buf;
 
 	do {
@@ -143,8 +144,10 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			*err = -ETIMEDOUT;
 			return NULL;
 		}
-		if (!waited)
+		if (!counted) {
 			rdev->stats.tx_waits++;
+			counted = true;
+		}
 		if (rdev->depth > 0) {
 			stash_rx(rdev);
 			if ((uint32_t)duet_clock_ns() - spin_start > NESTED_SPIN_NS)
@@ -156,9 +159,7 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			duet_mutex_lock(rdev->lock);
 			rdev->tx_sleepers--;
 		}
-		/* At least 1, so that the first wait is counted once. */
 		waited = (uint32_t)duet_clock_ms() - start;
-		waited += !waited;
 	} while (!(buf = rdev->role->take_tx(rdev, head, cap)));
 	return buf;
 }
@@ -824,10 +825,6 @@ static void stash_rx(struct rpmsg_device *rdev)
 	rpmsg_flush_rx(rdev);
 }
 
-/*
- * Offer new announcements to the listeners. Locks go global, then device,
- * everywhere: so this runs after a receive pass, not inside it.
- */
 /* The announcements of rdev nobody took, offered as offer_ns does. Under
  * the global lock. */
 static void offer_untaken(struct rpmsg_device *rdev, const struct listener *only)
@@ -847,6 +844,10 @@ static void offer_untaken(struct rpmsg_device *rdev, const struct listener *only
 	duet_mutex_unlock(rdev->lock);
 }
 
+/*
+ * Offer new announcements to the listeners. Locks go global, then device,
+ * everywhere: so this runs after a receive pass, not inside it.
+ */
 void rpmsg_offer_pending(struct rpmsg_device *rdev)
 {
 	if (duet_lazy_lock_take(&global_lock) < 0)

@@ -797,16 +797,6 @@ static void wait_for_bell(struct duet_link *l, uint32_t timeout_ms)
 	pthread_mutex_unlock(&l->lock);
 }
 
-/* Microseconds since t0. */
-static uint64_t us_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000000u +
-	       (uint64_t)((t.tv_nsec - t0->tv_nsec) / 1000);
-}
-
 /* The spin of a hybrid wait: poll the rings (the peer stops ringing for
  * them) for up to spin_us, until callbacks ran (how many is returned) or
  * the doorbell moved from `seen` (*rang: the link's events, for the
@@ -814,14 +804,13 @@ static uint64_t us_since(const struct timespec *t0)
 static unsigned int spin_rings(struct duet_link *l, struct duet_doorbell *bell, uint32_t seen,
 			       bool *rang)
 {
-	struct timespec t0;
+	uint64_t t0 = duet_clock_ns();
 	unsigned int n;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
 		n = poll_rings(l);
 		*rang = atomic_load_explicit(&bell->seq, memory_order_acquire) != seen;
-	} while (!n && !*rang && us_since(&t0) < l->cfg.spin_us);
+	} while (!n && !*rang && duet_clock_ns() - t0 < (uint64_t)l->cfg.spin_us * 1000u);
 	return n;
 }
 
