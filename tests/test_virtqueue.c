@@ -300,24 +300,103 @@ static void test_descriptor_rewritten_after_device_scribbles(void **state)
 	struct harness *h = *state;
 	struct virtqueue_buf b = { h->bufs, 8, false };
 	struct vring_desc *d = (struct vring_desc *)(void *)h->ring;
-	uint16_t head;
+	uint16_t head, first = 0;
 	uint32_t len;
 	int cookie;
 
-	for (int round = 0; round < 3; round++) {
+	/* The same buffer comes back through the same slot every num rounds
+	 * (the free list is first in, first out). */
+	for (int round = 0; round <= 2 * h->num; round++) {
 		assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
 		assert_ptr_equal(virtqueue_get_available_buffer(h->dev, &head, &len), h->bufs);
 		assert_int_equal(len, 8);
 		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
 		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
-		/* The same buffer goes back through the same slot next round. */
-		if (round == 0)
+		if (round == 0) {
+			first = head;
 			d[head].len = 4096;
-		if (round == 1)
+		}
+		if (round == h->num) {
+			assert_int_equal(head, first);
 			d[head].flags = VRING_DESC_F_WRITE;
+		}
 	}
+	assert_int_equal(head, first);
 	assert_int_equal(d[head].len, 8);
 	assert_int_equal(d[head].flags, 0);
+	assert_false(virtqueue_is_broken(h->dev));
+}
+
+/*
+ * Heads come back first in, first out: buffers used in the order they
+ * were added are added again at the same avail entries with the same
+ * heads, so the entries (and, for the same buffer, the descriptors) keep
+ * their values and the driver need not store them again, which would take
+ * the lines from the device's cache on every message. A stack of free
+ * heads would reverse the order each time it refilled.
+ */
+static void test_in_order_use_keeps_avail_entries(void **state)
+{
+	struct harness *h = *state;
+	struct vring_avail *avail = harness_avail(h);
+	uint16_t first[64];
+	int cookie[64];
+
+	assert_true(h->num <= 64);
+	for (int round = 0; round < 3; round++) {
+		for (uint16_t i = 0; i < h->num; i++) {
+			struct virtqueue_buf b = { h->bufs + 16u * i, 16, false };
+
+			assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie[i]), 0);
+		}
+		for (uint16_t i = 0; i < h->num; i++) {
+			uint16_t head;
+
+			assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+			assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+		}
+		for (uint16_t i = 0; i < h->num; i++) {
+			assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie[i]);
+			if (round == 0)
+				first[i] = avail->ring[i];
+			else
+				assert_int_equal(avail->ring[i], first[i]);
+		}
+	}
+	/* Used out of order, heads come back in the order they were used. */
+	for (uint16_t i = 0; i < 2; i++) {
+		struct virtqueue_buf b = { h->bufs + 16u * i, 16, false };
+
+		assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie[i]), 0);
+	}
+	{
+		uint16_t h0, h1;
+
+		assert_non_null(virtqueue_get_available_buffer(h->dev, &h0, NULL));
+		assert_non_null(virtqueue_get_available_buffer(h->dev, &h1, NULL));
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, h1, 0), 0);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, h0, 0), 0);
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie[1]);
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie[0]);
+		/* num - 2 heads were free before these two came back. */
+		for (uint16_t i = 0; i + 2 < h->num; i++) {
+			struct virtqueue_buf b = { h->bufs, 16, false };
+			uint16_t head;
+
+			assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie[2]), 0);
+			assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+			assert_true(head != h0 && head != h1);
+		}
+		{
+			struct virtqueue_buf b = { h->bufs, 16, false };
+			uint16_t head;
+
+			assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie[2]), 0);
+			assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+			assert_int_equal(head, h1);
+		}
+	}
+	assert_false(virtqueue_is_broken(h->drv));
 	assert_false(virtqueue_is_broken(h->dev));
 }
 
@@ -790,7 +869,7 @@ static void test_broken_queue_refuses_until_reset(void **state)
 		uint32_t len = 0;
 
 		assert_ptr_equal(virtqueue_get_available_buffer(h->dev, &head, &len), h->bufs);
-		assert_int_equal(head, 0); /* the slot just freed is reused first */
+		assert_int_equal(head, 1); /* the slot just freed queues behind the free ones */
 		assert_int_equal(len, 8);
 		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
 	}
@@ -1085,6 +1164,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptor_rewritten_after_device_scribbles, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_in_order_use_keeps_avail_entries, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_in_order_use_keeps_avail_entries, setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order_completion, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_empty_is_enomem, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_small_array_loses_nothing, setup_plain, teardown),

@@ -199,7 +199,8 @@ struct virtqueue {
 	uint16_t kicked_idx;  /* own index at the last kick */
 	uint16_t seen_idx;    /* the peer's index at the last look */
 	uint16_t own_flags;   /* shadow of the flags word this side owns */
-	uint16_t free_head;   /* driver */
+	uint16_t free_head;   /* driver: first free descriptor */
+	uint16_t free_tail;   /* driver: last free one, while any is free */
 	uint16_t num_free;    /* driver */
 	uint8_t fast_role;    /* role + 1 while on plain memory and not broken */
 	bool cb_enabled;

@@ -20,10 +20,19 @@
  * (dump) calls it first. */
 static void drv_reclaim_tx(struct rpmsg_device *rdev)
 {
+	uint16_t first = rdev->ntx_free;
 	void *buf;
 
 	while ((buf = virtqueue_get_buffer(rdev->svq, NULL, NULL)))
 		rdev->tx_free[rdev->ntx_free++] = buf;
+	/* The first used goes out first again, as the virtqueue reuses its
+	 * heads: each buffer keeps its descriptor, whose words then need no
+	 * store (vq_write_desc). */
+	for (uint16_t i = first, j = rdev->ntx_free; i + 1 < j; i++, j--) {
+		buf = rdev->tx_free[i];
+		rdev->tx_free[i] = rdev->tx_free[j - 1];
+		rdev->tx_free[j - 1] = buf;
+	}
 }
 
 static uint8_t *drv_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)

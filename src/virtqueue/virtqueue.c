@@ -129,6 +129,7 @@ static void vq_start(struct virtqueue *vq)
 	vq->fault = VIRTQUEUE_FAULT_NONE;
 	vq->error = 0;
 	vq->free_head = 0;
+	vq->free_tail = (uint16_t)(vq->num - 1u);
 	vq->num_free = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->num : 0;
 	for (i = 0; i < vq->num; i++) {
 		vq->slots[i].cookie = NULL;

@@ -231,8 +231,8 @@ static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
 {
 	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
 
-	vq_store32(io, &e->id, head);
-	vq_store32(io, &e->len, len);
+	vq_update32(io, &e->id, head);
+	vq_update32(io, &e->len, len);
 	vq->used_idx++;
 	vq_store_idx(io, &vq->used->idx, vq->used_idx);
 }
@@ -278,8 +278,8 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint3
 	used = vq->used;
 	e = &used->ring[uidx & vq->mask];
 	vq->used_idx = (uint16_t)(uidx + 1u);
-	vq_store32(VQ_IO_PLAIN, &e->id, head_idx);
-	vq_store32(VQ_IO_PLAIN, &e->len, len);
+	vq_update32(VQ_IO_PLAIN, &e->id, head_idx);
+	vq_update32(VQ_IO_PLAIN, &e->len, len);
 	vq_store_idx(VQ_IO_PLAIN, &used->idx, (uint16_t)(uidx + 1u));
 	return 0;
 }

@@ -103,7 +103,7 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
 	slot->ndesc = need;
 	slot->wlen = wlen;
 
-	vq_store16(io, &vq->avail->ring[vq->avail_idx & vq->mask], head);
+	vq_update16(io, &vq->avail->ring[vq->avail_idx & vq->mask], head);
 	vq->avail_idx++;
 	vq_store_idx(io, &vq->avail->idx, vq->avail_idx);
 	return 0;
@@ -141,7 +141,7 @@ static inline int add_one(struct virtqueue *vq, struct virtqueue_io io, void *bu
 	entry = &vq->avail->ring[aidx & vq->mask];
 	idx = &vq->avail->idx;
 	vq_write_desc(io, desc, da, len, writable ? VRING_DESC_F_WRITE : 0, 0);
-	vq_store16(io, entry, head);
+	vq_update16(io, entry, head);
 	vq_store_idx(io, idx, (uint16_t)(aidx + 1u));
 	return 0;
 }
@@ -204,6 +204,23 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
 	return add_one_checked(vq, buf, len, writable, cookie);
 }
 
+/*
+ * Append descriptors head..tail (linked) to the free list. First in, first
+ * out: a driver whose device uses buffers in order then adds each head
+ * back at the same avail entry it had a ring ago, so the entry holds its
+ * value and is not stored again (vq_update16); a stack would reverse the
+ * order every time the list refills.
+ */
+static inline void append_free(struct virtqueue *vq, uint16_t head, uint16_t tail, uint16_t n)
+{
+	if (vq->num_free)
+		vq->slots[vq->free_tail].next = head;
+	else
+		vq->free_head = head;
+	vq->free_tail = tail;
+	vq->num_free = (uint16_t)(vq->num_free + n);
+}
+
 /* Put the chain at `head` back on the local free list. Only the cookie
  * marks a driver head in flight; ndesc is left for the next add to set. */
 static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
@@ -214,9 +231,7 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 
 	for (k = 1; k < s->ndesc; k++)
 		tail = vq->slots[tail].next;
-	vq->slots[tail].next = vq->free_head;
-	vq->free_head = head;
-	vq->num_free = (uint16_t)(vq->num_free + s->ndesc);
+	append_free(vq, head, tail, s->ndesc);
 	s->cookie = NULL;
 }
 
@@ -304,9 +319,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	    ulen > s->wlen || s->ndesc != 1)
 		return take_used(vq, ready, id, ulen, len, idx);
 	s->cookie = NULL;
-	s->next = vq->free_head;
-	vq->free_head = (uint16_t)id;
-	vq->num_free++;
+	append_free(vq, (uint16_t)id, (uint16_t)id, 1);
 	vq->used_idx = (uint16_t)(uidx + 1u);
 	if (vq->track_event)
 		vq_move_event(VQ_IO_PLAIN, vq->used_event, (uint16_t)(uidx + 1u));

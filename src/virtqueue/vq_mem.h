@@ -88,6 +88,26 @@ static inline void vq_store32(struct virtqueue_io io, uint32_t *p, uint32_t v)
 		atomic_store_explicit((_Atomic uint32_t *)p, vq_le32(v), memory_order_relaxed);
 }
 
+/*
+ * Store a ring entry only when it changes. The peer reads the line each
+ * time it takes the entry; a store takes the line from the peer's cache
+ * and its next read must fetch it back, one more cache miss on every
+ * message. A recycled buffer usually lands in the same entry with the
+ * same head (and the same length), so the line can stay shared. Reading
+ * it is local: only this side writes it. Accessors get every store.
+ */
+static inline void vq_update16(struct virtqueue_io io, uint16_t *p, uint16_t v)
+{
+	if (io.ops || vq_load16(io, p) != v)
+		vq_store16(io, p, v);
+}
+
+static inline void vq_update32(struct virtqueue_io io, uint32_t *p, uint32_t v)
+{
+	if (io.ops || vq_load32(io, p) != v)
+		vq_store32(io, p, v);
+}
+
 /* Full barrier: our store is visible before our next load of a peer word. */
 static inline void vq_fence(struct virtqueue_io io)
 {
