@@ -285,8 +285,11 @@ static DUET_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *l
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
-	/* used.idx is the device's word: untrusted until take_used checks it. */
-	ready = (uint16_t)((vq->seen_idx = vq_load_idx(vq->io, &vq->used->idx)) - vq->used_idx);
+	/* used.idx is the device's word: untrusted until take_used checks it.
+	 * Read only when what the last look saw is taken (see take_short). */
+	if (vq->seen_idx == vq->used_idx)
+		vq->seen_idx = vq_load_idx(vq->io, &vq->used->idx);
+	ready = (uint16_t)(vq->seen_idx - vq->used_idx);
 	if (!ready)
 		return NULL;
 	e = &vq->used->ring[vq->used_idx & vq->mask];
@@ -299,7 +302,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	struct virtqueue_slot *s;
 	struct vring_used *used;
 	uint32_t id, ulen;
-	uint16_t uidx, ready;
+	uint16_t uidx, seen, ready;
 	void *cookie;
 
 	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
@@ -308,7 +311,10 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	 * not plainly accept, a chain or a fault, goes as read to take_used. */
 	uidx = vq->used_idx;
 	used = vq->used;
-	ready = (uint16_t)((vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &used->idx)) - uidx);
+	seen = vq->seen_idx;
+	if (seen == uidx)
+		seen = vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &used->idx);
+	ready = (uint16_t)(seen - uidx);
 	if (!ready)
 		return NULL;
 	id = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].id);
