@@ -88,16 +88,16 @@ static bool ept_ready(void *arg)
 	return rpmsg_is_ept_ready(arg);
 }
 
-static int setup(void **state)
+/* Both sides over a loopback of `num`-entry rings, served by a thread. */
+static int setup_ring(uint16_t num)
 {
 	static const struct rpmsg_virtio_config cfg = { 512, 256 }; /* sizes differ per way */
 	struct duet_loopback_config lc = {
 		.device_id = VIRTIO_ID_RPMSG, .features = 1u << VIRTIO_RPMSG_F_NS, .num_vrings = 2,
-		.vring_num = RING, .vring_align = 16, .config_len = sizeof(cfg), .config = &cfg,
-		.heap_size = 64 * 1024,
+		.vring_num = num, .vring_align = 16, .config_len = sizeof(cfg), .config = &cfg,
+		.heap_size = num * 1024u + 64 * 1024,
 	};
 
-	(void)state;
 	assert_int_equal(duet_loopback_create(&lb, &lc), 0);
 	assert_int_equal(rpmsg_ping_register(), 0);
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
@@ -113,6 +113,18 @@ static int setup(void **state)
 	assert_non_null(drv_dev);
 	assert_non_null(dev_dev);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return setup_ring(RING);
+}
+
+static int setup_64(void **state)
+{
+	(void)state;
+	return setup_ring(64);
 }
 
 static int teardown(void **state)
@@ -259,6 +271,99 @@ static void test_send_buffers_keep_their_descriptors(void **state)
 			entry[i] = tx->avail->ring[i];
 		}
 	}
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+/* Avail index the driver side has published on its receive ring. */
+static uint16_t rx_avail_idx(void)
+{
+	struct virtqueue_state st;
+
+	virtqueue_get_state(duet_loopback_driver(lb)->vrings_info[0].vq, &st);
+	return st.avail_idx;
+}
+
+/* With 64-entry rings the driver side gives receive buffers back eight at
+ * a time (an eighth of the ring): one index store and one kick for eight
+ * messages, not one each. */
+static void test_receive_buffers_go_back_in_batches(void **state)
+{
+	struct box a, b;
+	uint16_t prev;
+	int moves = 0;
+
+	(void)state;
+	box_open(&a, drv_dev, "batch");
+	box_open(&b, dev_dev, "batch");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	/* The announcements before may have left part of a batch. */
+	prev = rx_avail_idx();
+	for (int n = 1; n <= 24; n++) {
+		uint16_t now;
+
+		assert_int_equal(rpmsg_send(&b.ept, "up", 3), 3);
+		for (int i = 0; i < 2000 && atomic_load(&a.count) < n; i++)
+			sleep_ms(1);
+		assert_int_equal(atomic_load(&a.count), n);
+		sleep_ms(5); /* the pass gives the buffer back after the callback */
+		now = rx_avail_idx();
+		if (now != prev) {
+			assert_int_equal((uint16_t)(now - prev), 8);
+			moves++;
+		}
+		prev = now;
+	}
+	assert_int_equal(moves, 3);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+/* Batching never starves the device: with all but four receive buffers
+ * held by the driver side's user, those four go back one by one, and a
+ * stream of many rings' worth arrives whole and in order either way. */
+static void test_receive_batches_never_starve_the_device(void **state)
+{
+	void *held[60];
+	struct box a, b;
+
+	(void)state;
+	box_open(&a, drv_dev, "starve");
+	box_open(&b, dev_dev, "starve");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	rpmsg_set_send_timeout(dev_dev, 1000); /* a starved send fails fast */
+	a.hold = true;
+	for (int n = 1; n <= 60; n++) {
+		assert_int_equal(rpmsg_send(&b.ept, "hold", 5), 5);
+		for (int i = 0; i < 2000 && atomic_load(&a.count) < n; i++)
+			sleep_ms(1);
+		assert_int_equal(atomic_load(&a.count), n);
+		held[n - 1] = atomic_load(&a.held);
+	}
+	a.hold = false;
+	/* Four buffers left to the device, fewer than a batch: each goes back
+	 * at once (there are fewer than half in the ring), so back-to-back
+	 * sends keep flowing. */
+	for (int n = 0; n < 500; n++) {
+		char m[16];
+
+		snprintf(m, sizeof(m), "s%d", n);
+		assert_int_equal(rpmsg_send(&b.ept, m, (int)strlen(m) + 1), (int)strlen(m) + 1);
+	}
+	for (int i = 0; i < 5000 && atomic_load(&a.count) < 560; i++)
+		sleep_ms(1);
+	assert_int_equal(atomic_load(&a.count), 560);
+	assert_string_equal(a.last, "s499");
+	for (int i = 0; i < 60; i++)
+		rpmsg_release_rx_buffer(&a.ept, held[i]);
+	/* All back: full batches again, and another stream arrives whole. */
+	for (int n = 0; n < 500; n++)
+		assert_int_equal(rpmsg_send(&b.ept, "again", 6), 6);
+	for (int i = 0; i < 5000 && atomic_load(&a.count) < 1060; i++)
+		sleep_ms(1);
+	assert_int_equal(atomic_load(&a.count), 1060);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -1025,6 +1130,8 @@ int main(void)
 		T(test_name_service_binds_both_ways_and_data_flows),
 		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_send_buffers_keep_their_descriptors),
+		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),
+		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_device, setup_64, teardown),
 		T(test_exhaustion_trysend_timeout_recovery),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),

@@ -100,6 +100,9 @@ struct rpmsg_device {
 	uint16_t nrx, ntx;
 	void **tx_free;
 	uint16_t ntx_free;
+	void **rx_back;           /* receive buffers given back, not yet re-posted */
+	uint16_t nrx_back, rx_batch;
+	uint16_t rx_posted;       /* receive buffers in the ring */
 	/* zero copy: send buffers lent out, receive buffers held */
 	unsigned int nslots;
 	struct held *tx_out;

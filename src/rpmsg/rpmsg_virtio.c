@@ -905,6 +905,7 @@ static void free_rdev(struct rpmsg_device *rdev)
 		if (rdev->rx_held[i].buf && rdev->rx_held[i].stashed)
 			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
 	duet_port_free(rdev->tx_free);
+	duet_port_free(rdev->rx_back);
 	duet_port_free(rdev->tx_out);
 	duet_port_free(rdev->rx_held);
 	duet_event_destroy(rdev->tx_event);
