@@ -284,38 +284,56 @@ static uint16_t rx_avail_idx(void)
 	return atomic_load_explicit((_Atomic uint16_t *)&vq->avail->idx, memory_order_acquire);
 }
 
-/* With 64-entry rings the driver side gives receive buffers back eight at
- * a time (an eighth of the ring): one index store and one kick for eight
+/* Used index the device side has published on the driver's send ring. */
+static uint16_t tx_used_idx(void)
+{
+	struct virtqueue *vq = duet_loopback_driver(lb)->vrings_info[1].vq;
+
+	return atomic_load_explicit((_Atomic uint16_t *)&vq->used->idx, memory_order_acquire);
+}
+
+/* Send n messages from `from`, one at a time, each received by `to`
+ * (whose count starts at 0); count in steps of 8 how an index the receiver
+ * publishes moves. Returns the number of moves, or -1 for another step. */
+static int count_batches(struct box *from, struct box *to, int n, uint16_t (*idx)(void))
+{
+	uint16_t prev = idx();
+	int moves = 0;
+
+	for (int k = 1; k <= n; k++) {
+		uint16_t now;
+
+		assert_int_equal(rpmsg_send(&from->ept, "up", 3), 3);
+		for (int i = 0; i < 2000 && atomic_load(&to->count) < k; i++)
+			sleep_ms(1);
+		assert_int_equal(atomic_load(&to->count), k);
+		sleep_ms(5); /* the pass gives the buffer back after the callback */
+		now = idx();
+		if (now != prev && (uint16_t)(now - prev) != 8)
+			return -1;
+		moves += now != prev;
+		prev = now;
+	}
+	return moves;
+}
+
+/* With 64-entry rings each side gives receive buffers back eight at a time
+ * (an eighth of the ring): one index store and one kick for eight
  * messages, not one each. */
 static void test_receive_buffers_go_back_in_batches(void **state)
 {
 	struct box a, b;
-	uint16_t prev;
-	int moves = 0;
 
 	(void)state;
 	box_open(&a, drv_dev, "batch");
 	box_open(&b, dev_dev, "batch");
 	assert_true(wait_until(ept_ready, &a.ept, 2000));
 	assert_true(wait_until(ept_ready, &b.ept, 2000));
-	/* The announcements before may have left part of a batch. */
-	prev = rx_avail_idx();
-	for (int n = 1; n <= 24; n++) {
-		uint16_t now;
-
-		assert_int_equal(rpmsg_send(&b.ept, "up", 3), 3);
-		for (int i = 0; i < 2000 && atomic_load(&a.count) < n; i++)
-			sleep_ms(1);
-		assert_int_equal(atomic_load(&a.count), n);
-		sleep_ms(5); /* the pass gives the buffer back after the callback */
-		now = rx_avail_idx();
-		if (now != prev) {
-			assert_int_equal((uint16_t)(now - prev), 8);
-			moves++;
-		}
-		prev = now;
-	}
-	assert_int_equal(moves, 3);
+	/* The driver side re-posts (announcements before may have left part
+	 * of a batch, so 24 messages make three batches)... */
+	assert_int_equal(count_batches(&b, &a, 24, rx_avail_idx), 3);
+	/* ... and the device side returns the driver's send buffers. */
+	assert_int_equal(count_batches(&a, &b, 24, tx_used_idx), 3);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -364,6 +382,49 @@ static void test_receive_batches_never_starve_the_device(void **state)
 	for (int i = 0; i < 5000 && atomic_load(&a.count) < 1060; i++)
 		sleep_ms(1);
 	assert_int_equal(atomic_load(&a.count), 1060);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+/* The same the other way: the device side's user holds all but four of
+ * the driver's send buffers, and the four come back one by one. */
+static void test_receive_batches_never_starve_the_driver(void **state)
+{
+	void *held[60];
+	struct box a, b;
+
+	(void)state;
+	box_open(&a, drv_dev, "starve");
+	box_open(&b, dev_dev, "starve");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	rpmsg_set_send_timeout(drv_dev, 1000); /* a starved send fails fast */
+	b.hold = true;
+	for (int n = 1; n <= 60; n++) {
+		assert_int_equal(rpmsg_send(&a.ept, "hold", 5), 5);
+		for (int i = 0; i < 2000 && atomic_load(&b.count) < n; i++)
+			sleep_ms(1);
+		assert_int_equal(atomic_load(&b.count), n);
+		held[n - 1] = atomic_load(&b.held);
+	}
+	b.hold = false;
+	for (int n = 0; n < 500; n++) {
+		char m[16];
+
+		snprintf(m, sizeof(m), "s%d", n);
+		assert_int_equal(rpmsg_send(&a.ept, m, (int)strlen(m) + 1), (int)strlen(m) + 1);
+	}
+	for (int i = 0; i < 5000 && atomic_load(&b.count) < 560; i++)
+		sleep_ms(1);
+	assert_int_equal(atomic_load(&b.count), 560);
+	assert_string_equal(b.last, "s499");
+	for (int i = 0; i < 60; i++)
+		rpmsg_release_rx_buffer(&b.ept, held[i]);
+	for (int n = 0; n < 500; n++)
+		assert_int_equal(rpmsg_send(&a.ept, "again", 6), 6);
+	for (int i = 0; i < 5000 && atomic_load(&b.count) < 1060; i++)
+		sleep_ms(1);
+	assert_int_equal(atomic_load(&b.count), 1060);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -1132,6 +1193,7 @@ int main(void)
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_device, setup_64, teardown),
+		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_driver, setup_64, teardown),
 		T(test_exhaustion_trysend_timeout_recovery),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),

@@ -114,19 +114,34 @@ static uint8_t *dev_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *
 
 	if (h < 0)
 		return NULL;
+	rdev->rx_out++;
 	*len = vb.len;
 	*head = (uint16_t)h;
 	return vb.buf;
 }
 
-/* Return a received buffer to the driver. */
-static void dev_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+/* Return the received buffers given back to the driver, in order. */
+static DUET_OUT_OF_LINE void dev_post_rx(struct rpmsg_device *rdev)
 {
-	(void)buf;
-	if (virtqueue_add_consumed_buffer(rdev->rvq, head, 0) < 0)
-		rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not returned (ring broken)", 0, 0,
-			   0);
+	const struct rx_back *back = rdev->rx_back;
+	uint16_t n = rdev->nrx_back, returned = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		if (virtqueue_add_consumed_buffer(rdev->rvq, back[i].head, 0) == 0)
+			returned++;
+		else
+			rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not returned (ring broken)",
+				   0, 0, 0);
+	}
+	rdev->rx_out = (uint16_t)(rdev->rx_out - returned);
+	rdev->nrx_back = 0;
 	rdev->rx_kick = true;
+}
+
+static inline void dev_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+{
+	if (rpmsg_rx_back(rdev, buf, head))
+		dev_post_rx(rdev);
 }
 
 static int dev_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,

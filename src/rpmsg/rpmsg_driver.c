@@ -12,6 +12,7 @@
 #include <duet/port.h>
 #include <duet/rpmsg.h>
 
+#include "../core/compiler.h"
 #include "rpmsg_internal.h"
 #include "rpmsg_path.h"
 
@@ -68,40 +69,32 @@ static uint8_t *drv_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *
 
 	*head = 0;
 	if (buf)
-		rdev->rx_posted--;
+		rdev->rx_out++;
 	return buf;
 }
 
-/* Post the receive buffers given back, in the order they came. */
-static void drv_post_rx(struct rpmsg_device *rdev)
+/* Re-post the receive buffers given back, in the order they came: each
+ * then meets its descriptor and avail entry of a ring ago. */
+static DUET_OUT_OF_LINE void drv_post_rx(struct rpmsg_device *rdev)
 {
-	for (uint16_t i = 0; i < rdev->nrx_back; i++) {
-		if (virtqueue_add_one(rdev->rvq, rdev->rx_back[i], rdev->rx_size, true,
-				      rdev->rx_back[i]) < 0) {
+	const struct rx_back *back = rdev->rx_back;
+	uint16_t n = rdev->nrx_back, posted = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		if (virtqueue_add_one(rdev->rvq, back[i].buf, rdev->rx_size, true, back[i].buf) == 0)
+			posted++;
+		else
 			rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not re-posted (ring broken)",
 				   0, 0, 0);
-			continue;
-		}
-		rdev->rx_posted++;
 	}
+	rdev->rx_out = (uint16_t)(rdev->rx_out - posted);
 	rdev->nrx_back = 0;
 	rdev->rx_kick = true;
 }
 
-/*
- * Give a receive buffer back. Buffers are re-posted rx_batch at a time:
- * re-posting stores the avail index, whose line the device then reads in
- * its next kick, and the kick that follows fences and reads the device's
- * flags, one cache-line round trip per message on this side's path. The
- * device never runs short: with fewer than half the buffers in the ring
- * each one goes back at once (the device's sends that took them start the
- * pass that gives them back).
- */
-static void drv_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+static inline void drv_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
-	(void)head;
-	rdev->rx_back[rdev->nrx_back++] = buf;
-	if (rdev->nrx_back >= rdev->rx_batch || rdev->rx_posted < rdev->nrx / 2)
+	if (rpmsg_rx_back(rdev, buf, head))
 		drv_post_rx(rdev);
 }
 
@@ -114,20 +107,17 @@ static int drv_setup(struct rpmsg_device *rdev)
 	rdev->rx_pool = virtio_alloc_buf(rdev->vdev, (size_t)nrx * rdev->rx_size, 16);
 	rdev->tx_pool = virtio_alloc_buf(rdev->vdev, (size_t)ntx * rdev->tx_size, 16);
 	rdev->tx_free = duet_port_alloc(ntx * sizeof(void *));
-	/* An eighth of the ring, up to 32: a small ring re-posts each buffer. */
-	rdev->rx_batch = nrx / 8u > 32u ? 32u : nrx / 8u ? (uint16_t)(nrx / 8u) : 1u;
-	rdev->rx_back = duet_port_alloc(rdev->rx_batch * sizeof(void *));
-	if (!rdev->rx_pool || !rdev->tx_pool || !rdev->tx_free || !rdev->rx_back)
+	if (!rdev->rx_pool || !rdev->tx_pool || !rdev->tx_free)
 		return -ENOMEM;
 	for (uint16_t i = 0; i < ntx; i++)
 		rdev->tx_free[rdev->ntx_free++] = rdev->tx_pool + (size_t)i * rdev->tx_size;
 	rdev->nrx = nrx;
 	rdev->ntx = ntx;
-	for (uint16_t i = 0; i < nrx; i++) {
-		rdev->rx_back[rdev->nrx_back++] = rdev->rx_pool + (size_t)i * rdev->rx_size;
-		if (rdev->nrx_back == rdev->rx_batch || i + 1u == nrx)
-			drv_post_rx(rdev);
-	}
+	rdev->rx_out = nrx; /* none posted yet */
+	for (uint16_t i = 0; i < nrx; i++)
+		drv_recycle_rx(rdev, rdev->rx_pool + (size_t)i * rdev->rx_size, 0);
+	if (rdev->nrx_back)
+		drv_post_rx(rdev);
 	rpmsg_flush_rx(rdev);
 	return 0;
 }

@@ -111,7 +111,7 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 	put(&o, "  rpmsg buffer list:\n    RX buffer, total ");
 	put_u(&o, virtqueue_get_vring_size(rdev->rvq), 10);
 	put(&o, ", pending ");
-	put_u(&o, rdev->role->driver ? rdev->rx_posted : ring_held, 10);
+	put_u(&o, rdev->role->driver ? (unsigned int)(rdev->nrx - rdev->rx_out) : ring_held, 10);
 	put(&o, ", held ");
 	put_u(&o, rdev->nheld, 10);
 	put(&o, ", stashed ");

@@ -69,6 +69,12 @@ struct held {
 	bool stashed; /* a copy on the heap, not a ring buffer */
 };
 
+/* A receive buffer given back, until its batch returns to the ring. */
+struct rx_back {
+	uint8_t *buf;
+	uint16_t head;
+};
+
 /* A received message copied out of its ring buffer (see stash_rx). */
 struct stashed_rx {
 	struct duet_list node;
@@ -100,9 +106,6 @@ struct rpmsg_device {
 	uint16_t nrx, ntx;
 	void **tx_free;
 	uint16_t ntx_free;
-	void **rx_back;           /* receive buffers given back, not yet re-posted */
-	uint16_t nrx_back, rx_batch;
-	uint16_t rx_posted;       /* receive buffers in the ring */
 	/* zero copy: send buffers lent out, receive buffers held */
 	unsigned int nslots;
 	struct held *tx_out;
@@ -110,6 +113,12 @@ struct rpmsg_device {
 	unsigned int nheld;
 	struct held cur;  /* the buffer being delivered (buf NULL: none) */
 	bool cur_held;    /* ... and its receiver holds it */
+	/* Receive buffers given back, not yet returned to the ring: they go
+	 * rx_batch at a time (rpmsg_rx_back). */
+	struct rx_back *rx_back;
+	uint16_t nrx_back, rx_batch;
+	uint16_t rx_out;          /* taken from the ring and not returned */
+	uint16_t rx_half;         /* half the receive ring */
 	bool rx_kick;
 	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
@@ -152,6 +161,22 @@ static inline void rpmsg_flush_ns(struct rpmsg_device *rdev)
 {
 	if (!duet_list_empty(&rdev->ns_out))
 		rpmsg_flush_ns_now(rdev);
+}
+
+/*
+ * Record a receive buffer given back (the roles' recycle_rx); true when
+ * the batch is due. Returning a buffer to the ring publishes an index the
+ * peer reads in its next kick, and the kick after it fences and reads the
+ * peer's flags: a cache-line round trip per message. So buffers go back
+ * rx_batch at a time (an eighth of the ring, up to 32), unless this side
+ * has more than half the ring out (its user holds buffers): then each
+ * goes back at once and the peer is never left short.
+ */
+static inline bool rpmsg_rx_back(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+{
+	rdev->rx_back[rdev->nrx_back].buf = buf;
+	rdev->rx_back[rdev->nrx_back].head = head;
+	return ++rdev->nrx_back >= rdev->rx_batch || rdev->rx_out > rdev->rx_half;
 }
 
 /* Offer new announcements to the listeners, after a receive pass. */

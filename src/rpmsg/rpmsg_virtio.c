@@ -998,7 +998,12 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 		       rdev->stash_max;
 	rdev->tx_out = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	rdev->rx_held = duet_port_alloc(rdev->nslots * sizeof(struct held));
-	ret = rdev->tx_out && rdev->rx_held ? 0 : -ENOMEM;
+	/* An eighth of the ring, up to 32: a ring under 16 entries returns
+	 * each buffer at once. */
+	rdev->rx_half = virtqueue_get_vring_size(rdev->rvq) / 2u;
+	rdev->rx_batch = rdev->rx_half / 4u > 32u ? 32u : rdev->rx_half / 4u ? rdev->rx_half / 4u : 1u;
+	rdev->rx_back = duet_port_alloc(rdev->rx_batch * sizeof(struct rx_back));
+	ret = rdev->tx_out && rdev->rx_held && rdev->rx_back ? 0 : -ENOMEM;
 	if (ret == 0 && role->setup)
 		ret = role->setup(rdev);
 	if (ret == 0)
