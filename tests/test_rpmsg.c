@@ -455,6 +455,45 @@ static void test_announcement_binds_the_oldest_of_a_name(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* A send buffer lent out (zero copy) and given back unsent after the free
+ * queue was refilled and compacted (dump takes used buffers back first)
+ * goes back to the queue: every buffer is still there, once. */
+static void test_lent_send_buffer_returns_after_a_refill(void **state)
+{
+	char dump[2048];
+	struct box a, b;
+	uint32_t len;
+	void *lent;
+	int sent = 0, ret;
+
+	(void)state;
+	box_open(&a, drv_dev, "lend");
+	box_open(&b, dev_dev, "lend");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	lent = rpmsg_get_tx_payload_buffer(&a.ept, &len, 0);
+	assert_non_null(lent);
+	for (int n = 1; n <= 3; n++)
+		assert_int_equal(rpmsg_send(&a.ept, "m", 1), 1);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 3; i++)
+		sleep_ms(2);
+	assert_int_equal(atomic_load(&b.count), 3);
+	sleep_ms(10); /* the device side returns the three */
+	assert_true(rpmsg_dump(drv_dev, dump, sizeof(dump)) > 0);
+	assert_int_equal(rpmsg_release_tx_buffer(&a.ept, lent), 0);
+	stop_polling();
+	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	start_polling();
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 3 + RING; i++)
+		sleep_ms(2);
+	assert_int_equal(atomic_load(&b.count), 3 + RING);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 static void test_exhaustion_trysend_timeout_recovery(void **state)
 {
 	struct box a, b;
@@ -1195,6 +1234,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_device, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_driver, setup_64, teardown),
 		T(test_exhaustion_trysend_timeout_recovery),
+		T(test_lent_send_buffer_returns_after_a_refill),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),
 		T(test_send_more_notifies_once_per_batch),

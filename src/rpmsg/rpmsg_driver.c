@@ -2,9 +2,9 @@
  * rpmsg_driver.c - virtio-rpmsg, the driver side of rpmsg over virtio.
  *
  * This side owns every buffer, from its carveout heap. It receives on vq 0,
- * where it keeps writable buffers posted and re-posts each one as soon as
- * it is consumed; it sends on vq 1, from a free list of send buffers that
- * is refilled from the used ring only when it runs dry. Endpoints, the name
+ * where it keeps writable buffers posted and re-posts consumed ones in
+ * batches (rpmsg_rx_back); it sends on vq 1, from a queue of free send
+ * buffers that is refilled from the used ring only when it runs dry. Endpoints, the name
  * service and the rest are the shared core's (rpmsg_virtio.c).
  */
 #include <errno.h>
@@ -16,37 +16,40 @@
 #include "rpmsg_internal.h"
 #include "rpmsg_path.h"
 
-/* Take back the send buffers the device has used. Sending does it only
+/*
+ * Take back the send buffers the device has used. Sending does it only
  * when its free list is empty, so anything that counts buffers in flight
- * (dump) calls it first. */
+ * (dump) calls it first. The free list is a queue, tx_free[tx_first ..
+ * tx_end): buffers go out in the order they came back, as the virtqueue
+ * reuses its heads, so each keeps its descriptor and avail entry and
+ * neither is stored again (docs/virtqueue.md).
+ */
 static void drv_reclaim_tx(struct rpmsg_device *rdev)
 {
-	uint16_t first = rdev->ntx_free;
+	uint16_t n = (uint16_t)(rdev->tx_end - rdev->tx_first);
 	void *buf;
 
-	while ((buf = virtqueue_get_buffer(rdev->svq, NULL, NULL)))
-		rdev->tx_free[rdev->ntx_free++] = buf;
-	/* The first used goes out first again, as the virtqueue reuses its
-	 * heads: each buffer keeps its descriptor, whose words then need no
-	 * store (vq_write_desc). */
-	for (uint16_t i = first, j = rdev->ntx_free; i + 1 < j; i++, j--) {
-		buf = rdev->tx_free[i];
-		rdev->tx_free[i] = rdev->tx_free[j - 1];
-		rdev->tx_free[j - 1] = buf;
+	if (rdev->tx_first) { /* room at the end for every buffer out */
+		for (uint16_t i = 0; i < n; i++)
+			rdev->tx_free[i] = rdev->tx_free[rdev->tx_first + i];
+		rdev->tx_first = 0;
+		rdev->tx_end = n;
 	}
+	while ((buf = virtqueue_get_buffer(rdev->svq, NULL, NULL)))
+		rdev->tx_free[rdev->tx_end++] = buf;
 }
 
 static uint8_t *drv_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
 {
 	/* Used send buffers are taken back only when the free list runs dry,
 	 * a ring's worth at a time: not a look at the used ring per message. */
-	if (!rdev->ntx_free)
+	if (rdev->tx_first == rdev->tx_end)
 		drv_reclaim_tx(rdev);
-	if (!rdev->ntx_free)
+	if (rdev->tx_first == rdev->tx_end)
 		return NULL;
 	*head = 0;
 	*cap = rdev->tx_size;
-	return rdev->tx_free[--rdev->ntx_free];
+	return rdev->tx_free[rdev->tx_first++];
 }
 
 static int drv_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len)
@@ -55,10 +58,15 @@ static int drv_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head,
 	return virtqueue_add_one(rdev->svq, buf, len, false, buf);
 }
 
+/* A buffer taken and not sent goes back to the front when it can (the
+ * next send reuses it), else to the end: there is room for every buffer. */
 static void drv_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
 	(void)head;
-	rdev->tx_free[rdev->ntx_free++] = buf;
+	if (rdev->tx_first)
+		rdev->tx_free[--rdev->tx_first] = buf;
+	else
+		rdev->tx_free[rdev->tx_end++] = buf;
 }
 
 /* The used ring checks what the device reports: the buffer is one this
@@ -110,7 +118,7 @@ static int drv_setup(struct rpmsg_device *rdev)
 	if (!rdev->rx_pool || !rdev->tx_pool || !rdev->tx_free)
 		return -ENOMEM;
 	for (uint16_t i = 0; i < ntx; i++)
-		rdev->tx_free[rdev->ntx_free++] = rdev->tx_pool + (size_t)i * rdev->tx_size;
+		rdev->tx_free[rdev->tx_end++] = rdev->tx_pool + (size_t)i * rdev->tx_size;
 	rdev->nrx = nrx;
 	rdev->ntx = ntx;
 	rdev->rx_out = nrx; /* none posted yet */

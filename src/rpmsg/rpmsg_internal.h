@@ -104,8 +104,8 @@ struct rpmsg_device {
 	/* driver side: the buffer pools */
 	uint8_t *rx_pool, *tx_pool;
 	uint16_t nrx, ntx;
-	void **tx_free;
-	uint16_t ntx_free;
+	void **tx_free;           /* free send buffers: a queue, [tx_first, tx_end) */
+	uint16_t tx_first, tx_end;
 	/* zero copy: send buffers lent out, receive buffers held */
 	unsigned int nslots;
 	struct held *tx_out;
