@@ -22,6 +22,7 @@ void proc_start(struct proc *p, const char *const *argv);
 /* Wait for `needle` in the output after the cursor; move past it. */
 bool proc_expect(struct proc *p, const char *needle, uint32_t timeout_ms);
 
+/* Write `line` to the child's stdin; nothing if the child has ended. */
 void proc_send(struct proc *p, const char *line);
 
 /* Exit status, or -1 after killing it at the timeout. */

@@ -190,16 +190,22 @@ static bool got(void *arg)
 	return atomic_load(&b->count) > 0;
 }
 
+/* An endpoint of `name` on each side, bound to each other. */
+static void pair_open(struct box *drv_box, struct box *dev_box, const char *name)
+{
+	box_open(drv_box, drv_dev, name);
+	box_open(dev_box, dev_dev, name);
+	assert_true(wait_until(ept_ready, &drv_box->ept, 2000));
+	assert_true(wait_until(ept_ready, &dev_box->ept, 2000));
+}
+
 static void test_name_service_binds_both_ways_and_data_flows(void **state)
 {
 	struct box a, b;
 	char big[600];
 
 	(void)state;
-	box_open(&a, drv_dev, "echo-svc");
-	box_open(&b, dev_dev, "echo-svc");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "echo-svc");
 	assert_int_equal(a.ept.dest_addr, b.ept.addr);
 	assert_int_equal(b.ept.dest_addr, a.ept.addr);
 	assert_true(a.ept.addr >= RPMSG_RESERVED_ADDRESSES);
@@ -253,10 +259,7 @@ static void test_send_buffers_keep_their_descriptors(void **state)
 	struct box a, b;
 
 	(void)state;
-	box_open(&a, drv_dev, "steady");
-	box_open(&b, dev_dev, "steady");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "steady");
 	for (int n = 1; n <= 4 * RING; n++) {
 		assert_int_equal(rpmsg_send(&a.ept, "tick", 5), 5);
 		for (int i = 0; i < 2000 && atomic_load(&b.count) < n; i++)
@@ -325,10 +328,7 @@ static void test_receive_buffers_go_back_in_batches(void **state)
 	struct box a, b;
 
 	(void)state;
-	box_open(&a, drv_dev, "batch");
-	box_open(&b, dev_dev, "batch");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "batch");
 	/* The driver side re-posts (announcements before may have left part
 	 * of a batch, so 24 messages make three batches)... */
 	assert_int_equal(count_batches(&b, &a, 24, rx_avail_idx), 3);
@@ -338,95 +338,64 @@ static void test_receive_buffers_go_back_in_batches(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
-/* Batching never starves the device: with all but four receive buffers
- * held by the driver side's user, those four go back one by one, and a
- * stream of many rings' worth arrives whole and in order either way. */
-static void test_receive_batches_never_starve_the_device(void **state)
+/*
+ * Batching never starves the sender: the receiving side's user holds all
+ * but four of the receive buffers, those four come back one by one (more
+ * than half the ring is out), and a stream of many rings' worth arrives
+ * whole and in order; once the held ones are released, batches resume and
+ * another stream arrives whole. A starved send would time out.
+ */
+static void stream_past_held_buffers(struct rpmsg_device *from, struct rpmsg_device *to)
 {
 	void *held[60];
-	struct box a, b;
+	struct box s, r;
 
-	(void)state;
-	box_open(&a, drv_dev, "starve");
-	box_open(&b, dev_dev, "starve");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
-	rpmsg_set_send_timeout(dev_dev, 1000); /* a starved send fails fast */
-	a.hold = true;
+	box_open(&s, from, "starve");
+	box_open(&r, to, "starve");
+	assert_true(wait_until(ept_ready, &s.ept, 2000) && wait_until(ept_ready, &r.ept, 2000));
+	rpmsg_set_send_timeout(from, 1000); /* a starved send fails fast */
+	r.hold = true;
 	for (int n = 1; n <= 60; n++) {
-		assert_int_equal(rpmsg_send(&b.ept, "hold", 5), 5);
-		for (int i = 0; i < 2000 && atomic_load(&a.count) < n; i++)
+		assert_int_equal(rpmsg_send(&s.ept, "hold", 5), 5);
+		for (int i = 0; i < 2000 && atomic_load(&r.count) < n; i++)
 			sleep_ms(1);
-		assert_int_equal(atomic_load(&a.count), n);
-		held[n - 1] = atomic_load(&a.held);
+		assert_int_equal(atomic_load(&r.count), n);
+		held[n - 1] = atomic_load(&r.held);
 	}
-	a.hold = false;
-	/* Four buffers left to the device, fewer than a batch: each goes back
-	 * at once (there are fewer than half in the ring), so back-to-back
-	 * sends keep flowing. */
+	r.hold = false;
 	for (int n = 0; n < 500; n++) {
 		char m[16];
 
 		snprintf(m, sizeof(m), "s%d", n);
-		assert_int_equal(rpmsg_send(&b.ept, m, (int)strlen(m) + 1), (int)strlen(m) + 1);
+		assert_int_equal(rpmsg_send(&s.ept, m, (int)strlen(m) + 1), (int)strlen(m) + 1);
 	}
-	for (int i = 0; i < 5000 && atomic_load(&a.count) < 560; i++)
+	for (int i = 0; i < 5000 && atomic_load(&r.count) < 560; i++)
 		sleep_ms(1);
-	assert_int_equal(atomic_load(&a.count), 560);
-	assert_string_equal(a.last, "s499");
+	assert_int_equal(atomic_load(&r.count), 560);
+	assert_string_equal(r.last, "s499");
 	for (int i = 0; i < 60; i++)
-		rpmsg_release_rx_buffer(&a.ept, held[i]);
-	/* All back: full batches again, and another stream arrives whole. */
+		rpmsg_release_rx_buffer(&r.ept, held[i]);
 	for (int n = 0; n < 500; n++)
-		assert_int_equal(rpmsg_send(&b.ept, "again", 6), 6);
-	for (int i = 0; i < 5000 && atomic_load(&a.count) < 1060; i++)
+		assert_int_equal(rpmsg_send(&s.ept, "again", 6), 6);
+	for (int i = 0; i < 5000 && atomic_load(&r.count) < 1060; i++)
 		sleep_ms(1);
-	assert_int_equal(atomic_load(&a.count), 1060);
-	rpmsg_destroy_ept(&a.ept);
-	rpmsg_destroy_ept(&b.ept);
+	assert_int_equal(atomic_load(&r.count), 1060);
+	rpmsg_destroy_ept(&s.ept);
+	rpmsg_destroy_ept(&r.ept);
 }
 
-/* The same the other way: the device side's user holds all but four of
- * the driver's send buffers, and the four come back one by one. */
+/* The driver side holds its receive buffers; the device streams. */
+static void test_receive_batches_never_starve_the_device(void **state)
+{
+	(void)state;
+	stream_past_held_buffers(dev_dev, drv_dev);
+}
+
+/* The device side holds the driver's send buffers; the driver streams. */
 static void test_receive_batches_never_starve_the_driver(void **state)
 {
-	void *held[60];
-	struct box a, b;
-
 	(void)state;
-	box_open(&a, drv_dev, "starve");
-	box_open(&b, dev_dev, "starve");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
-	rpmsg_set_send_timeout(drv_dev, 1000); /* a starved send fails fast */
-	b.hold = true;
-	for (int n = 1; n <= 60; n++) {
-		assert_int_equal(rpmsg_send(&a.ept, "hold", 5), 5);
-		for (int i = 0; i < 2000 && atomic_load(&b.count) < n; i++)
-			sleep_ms(1);
-		assert_int_equal(atomic_load(&b.count), n);
-		held[n - 1] = atomic_load(&b.held);
-	}
-	b.hold = false;
-	for (int n = 0; n < 500; n++) {
-		char m[16];
-
-		snprintf(m, sizeof(m), "s%d", n);
-		assert_int_equal(rpmsg_send(&a.ept, m, (int)strlen(m) + 1), (int)strlen(m) + 1);
-	}
-	for (int i = 0; i < 5000 && atomic_load(&b.count) < 560; i++)
-		sleep_ms(1);
-	assert_int_equal(atomic_load(&b.count), 560);
-	assert_string_equal(b.last, "s499");
-	for (int i = 0; i < 60; i++)
-		rpmsg_release_rx_buffer(&b.ept, held[i]);
-	for (int n = 0; n < 500; n++)
-		assert_int_equal(rpmsg_send(&a.ept, "again", 6), 6);
-	for (int i = 0; i < 5000 && atomic_load(&b.count) < 1060; i++)
-		sleep_ms(1);
-	assert_int_equal(atomic_load(&b.count), 1060);
-	rpmsg_destroy_ept(&a.ept);
-	rpmsg_destroy_ept(&b.ept);
+	stream_past_held_buffers(drv_dev, dev_dev);
 }
 
 /* Two endpoints of one name wait for the peer: its announcement binds the
@@ -455,6 +424,26 @@ static void test_announcement_binds_the_oldest_of_a_name(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* With nobody serving the rings, send from `from` until the ring is full
+ * (exactly RING messages; `more`: with rpmsg_trysend_more, so a full ring
+ * must notify by itself); then serve again: `to`, which had `before`,
+ * gets every one. */
+static void fill_ring_then_serve(struct box *from, struct box *to, bool more, int before)
+{
+	int sent = 0, ret;
+
+	stop_polling();
+	while ((ret = more ? rpmsg_trysend_more(&from->ept, "f", 1)
+			   : rpmsg_trysend(&from->ept, "f", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	start_polling();
+	for (int i = 0; i < 1000 && atomic_load(&to->count) < before + RING; i++)
+		sleep_ms(2);
+	assert_int_equal(atomic_load(&to->count), before + RING);
+}
+
 /* A send buffer lent out (zero copy) and given back unsent after the free
  * queue was refilled and compacted (dump takes used buffers back first)
  * goes back to the queue: every buffer is still there, once. */
@@ -464,13 +453,9 @@ static void test_lent_send_buffer_returns_after_a_refill(void **state)
 	struct box a, b;
 	uint32_t len;
 	void *lent;
-	int sent = 0, ret;
 
 	(void)state;
-	box_open(&a, drv_dev, "lend");
-	box_open(&b, dev_dev, "lend");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "lend");
 	lent = rpmsg_get_tx_payload_buffer(&a.ept, &len, 0);
 	assert_non_null(lent);
 	for (int n = 1; n <= 3; n++)
@@ -481,15 +466,7 @@ static void test_lent_send_buffer_returns_after_a_refill(void **state)
 	sleep_ms(10); /* the device side returns the three */
 	assert_true(rpmsg_dump(drv_dev, dump, sizeof(dump)) > 0);
 	assert_int_equal(rpmsg_release_tx_buffer(&a.ept, lent), 0);
-	stop_polling();
-	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
-		sent++;
-	assert_int_equal(ret, -EAGAIN);
-	assert_int_equal(sent, RING);
-	start_polling();
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 3 + RING; i++)
-		sleep_ms(2);
-	assert_int_equal(atomic_load(&b.count), 3 + RING);
+	fill_ring_then_serve(&a, &b, false, 3);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -501,10 +478,7 @@ static void test_exhaustion_trysend_timeout_recovery(void **state)
 	uint64_t t0;
 
 	(void)state;
-	box_open(&a, drv_dev, "flow");
-	box_open(&b, dev_dev, "flow");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "flow");
 	/* The device side stops serving: the driver's send buffers run out. */
 	stop_polling();
 	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
@@ -537,13 +511,9 @@ static void test_exhaustion_trysend_timeout_recovery(void **state)
 static void test_send_more_notifies_once_per_batch(void **state)
 {
 	struct box a, b;
-	int ret, sent = 0;
 
 	(void)state;
-	box_open(&a, drv_dev, "batch");
-	box_open(&b, dev_dev, "batch");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "batch");
 	/* In the ring but not announced: the peer, woken only by
 	 * notifications, sees nothing. */
 	for (int i = 0; i < 5; i++)
@@ -564,15 +534,7 @@ static void test_send_more_notifies_once_per_batch(void **state)
 	assert_int_equal(b.count, 8);
 	assert_string_equal(b.last, "end");
 	/* A full ring never strands a batch: finding no buffer notifies. */
-	stop_polling();
-	while ((ret = rpmsg_trysend_more(&a.ept, "f", 1)) == 1)
-		sent++;
-	assert_int_equal(ret, -EAGAIN);
-	assert_int_equal(sent, RING);
-	start_polling();
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 8 + RING; i++)
-		sleep_ms(2);
-	assert_int_equal(b.count, 8 + RING);
+	fill_ring_then_serve(&a, &b, true, 8);
 	/* Blocking "more" sends past the ring's size all arrive. */
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(rpmsg_send_more(&a.ept, "g", 1), 1);
@@ -727,10 +689,7 @@ static void test_zero_copy(void **state)
 	char *p;
 
 	(void)state;
-	box_open(&a, drv_dev, "zc");
-	box_open(&b, dev_dev, "zc");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "zc");
 	p = rpmsg_get_tx_payload_buffer(&a.ept, &room, 1);
 	assert_non_null(p);
 	assert_int_equal(room, 496);
@@ -793,10 +752,7 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	int h;
 
 	(void)state;
-	box_open(&a, drv_dev, "victim");
-	box_open(&b, dev_dev, "victim");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "victim");
 	rpmsg_get_stats(drv_dev, &st0);
 	atomic_store(&ndrops, 0);
 	rpmsg_set_drop_cb(record_drop, NULL);
@@ -878,10 +834,7 @@ static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 	int c1, c2;
 
 	(void)state;
-	box_open(&a, drv_dev, "victim2");
-	box_open(&b, dev_dev, "victim2");
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	pair_open(&a, &b, "victim2");
 	rpmsg_get_stats(dev_dev, &st0);
 	atomic_store(&ndrops, 0);
 	rpmsg_set_drop_cb(record_drop, NULL);

@@ -120,23 +120,15 @@ static uint8_t *dev_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *
 	return vb.buf;
 }
 
-/* Return the received buffers given back to the driver, in order. */
-static DUET_OUT_OF_LINE void dev_post_rx(struct rpmsg_device *rdev)
+/* Return one received buffer given back to the driver, used
+ * (rpmsg_return_rx). */
+static int dev_return_one(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
-	const struct rx_back *back = rdev->rx_back;
-	uint16_t n = rdev->nrx_back, returned = 0;
-
-	for (uint16_t i = 0; i < n; i++) {
-		if (virtqueue_add_consumed_buffer(rdev->rvq, back[i].head, 0) == 0)
-			returned++;
-		else
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not returned (ring broken)",
-				   0, 0, 0);
-	}
-	rdev->rx_out = (uint16_t)(rdev->rx_out - returned);
-	rdev->nrx_back = 0;
-	rdev->rx_kick = true;
+	(void)buf;
+	return virtqueue_add_consumed_buffer(rdev->rvq, head, 0);
 }
+
+static void dev_post_rx(struct rpmsg_device *rdev);
 
 static inline void dev_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
@@ -155,6 +147,7 @@ static const struct rpmsg_role device_role = {
 	.untake_tx = dev_untake_tx,
 	.next_rx = dev_next_rx,
 	.recycle_rx = dev_recycle_rx,
+	.return_one = dev_return_one,
 	.send = dev_send,
 	.rx_notified = dev_rx_notified,
 };
@@ -168,6 +161,12 @@ static int dev_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const
 static void dev_rx_notified(struct virtqueue *vq)
 {
 	rpmsg_rx_pass(vq, &device_role);
+}
+
+/* Return the received buffers given back to the driver, in order. */
+static DUET_OUT_OF_LINE void dev_post_rx(struct rpmsg_device *rdev)
+{
+	rpmsg_return_rx(rdev, &device_role);
 }
 
 static int vhost_rpmsg_probe(struct vhost_device *hdev)

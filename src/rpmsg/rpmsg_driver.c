@@ -81,24 +81,14 @@ static uint8_t *drv_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *
 	return buf;
 }
 
-/* Re-post the receive buffers given back, in the order they came: each
- * then meets its descriptor and avail entry of a ring ago. */
-static DUET_OUT_OF_LINE void drv_post_rx(struct rpmsg_device *rdev)
+/* Re-post one receive buffer given back (rpmsg_return_rx). */
+static int drv_return_one(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
-	const struct rx_back *back = rdev->rx_back;
-	uint16_t n = rdev->nrx_back, posted = 0;
-
-	for (uint16_t i = 0; i < n; i++) {
-		if (virtqueue_add_one(rdev->rvq, back[i].buf, rdev->rx_size, true, back[i].buf) == 0)
-			posted++;
-		else
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not re-posted (ring broken)",
-				   0, 0, 0);
-	}
-	rdev->rx_out = (uint16_t)(rdev->rx_out - posted);
-	rdev->nrx_back = 0;
-	rdev->rx_kick = true;
+	(void)head;
+	return virtqueue_add_one(rdev->rvq, buf, rdev->rx_size, true, buf);
 }
+
+static void drv_post_rx(struct rpmsg_device *rdev);
 
 static inline void drv_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
@@ -141,6 +131,7 @@ static const struct rpmsg_role driver_role = {
 	.untake_tx = drv_untake_tx,
 	.next_rx = drv_next_rx,
 	.recycle_rx = drv_recycle_rx,
+	.return_one = drv_return_one,
 	.send = drv_send,
 	.rx_notified = drv_rx_notified,
 	.setup = drv_setup,
@@ -156,6 +147,13 @@ static int drv_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const
 static void drv_rx_notified(struct virtqueue *vq)
 {
 	rpmsg_rx_pass(vq, &driver_role);
+}
+
+/* Re-post the receive buffers given back, in the order they came: each
+ * then meets its descriptor and avail entry of a ring ago. */
+static DUET_OUT_OF_LINE void drv_post_rx(struct rpmsg_device *rdev)
+{
+	rpmsg_return_rx(rdev, &driver_role);
 }
 
 static int virtio_rpmsg_probe(struct virtio_device *vdev)

@@ -47,6 +47,8 @@ struct rpmsg_role {
 	uint8_t *(*next_rx)(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head);
 	/* Give a received buffer back (the peer is told by flush_rx). */
 	void (*recycle_rx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
+	/* Put one of them back in the ring (driver: re-post; device: used). */
+	int (*return_one)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
 	/* A copy send, the arguments checked: rpmsg_send_entry compiled with
 	 * this table. The lock is taken there, so the public call before it
 	 * needs no frame. */
