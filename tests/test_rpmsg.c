@@ -338,6 +338,32 @@ static void test_receive_buffers_go_back_in_batches(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* The device side leaving alone (its vhost device unregistered while the
+ * driver side stays) returns the send buffers it was batching: the
+ * driver's used ring accounts for every message. */
+static void test_device_leaving_returns_its_batch(void **state)
+{
+	struct box a, b;
+	uint16_t used0;
+
+	(void)state;
+	pair_open(&a, &b, "leave");
+	used0 = tx_used_idx();
+	for (int n = 1; n <= 3; n++) {
+		assert_int_equal(rpmsg_send(&a.ept, "bye", 4), 4);
+		for (int i = 0; i < 2000 && atomic_load(&b.count) < n; i++)
+			sleep_ms(1);
+		assert_int_equal(atomic_load(&b.count), n);
+	}
+	sleep_ms(5);
+	assert_true((uint16_t)(tx_used_idx() - used0) < 3); /* part of a batch */
+	stop_polling();
+	rpmsg_destroy_ept(&b.ept);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(lb)), 0);
+	assert_true((uint16_t)(tx_used_idx() - used0) >= 3);
+	rpmsg_destroy_ept(&a.ept);
+}
+
 /*
  * Batching never starves the sender: the receiving side's user holds all
  * but four of the receive buffers, those four come back one by one (more
@@ -1184,6 +1210,7 @@ int main(void)
 		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),
+		cmocka_unit_test_setup_teardown(test_device_leaving_returns_its_batch, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_device, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_driver, setup_64, teardown),
 		T(test_exhaustion_trysend_timeout_recovery),

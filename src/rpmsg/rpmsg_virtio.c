@@ -1042,6 +1042,13 @@ void rpmsg_remove(struct virtio_device *vdev)
 	}
 	while (!duet_list_empty(&rdev->pending))
 		forget_pending(rdev, duet_container_of(rdev->pending.next, struct pending_ns, node));
+	/* Received buffers still waiting for their batch go back: a peer
+	 * that keeps its rings (the device side leaving alone) gets every
+	 * one, as it would have before batches. */
+	if (rdev->nrx_back) {
+		rpmsg_return_rx(rdev, rdev->role);
+		rpmsg_flush_rx(rdev);
+	}
 	/* The peer stops using the buffers before they are freed. */
 	if (rdev->role->driver)
 		virtio_reset_device(vdev);
