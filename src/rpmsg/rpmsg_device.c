@@ -148,6 +148,7 @@ static const struct rpmsg_role device_role = {
 	.next_rx = dev_next_rx,
 	.recycle_rx = dev_recycle_rx,
 	.return_one = dev_return_one,
+	.return_rx = dev_post_rx,
 	.send = dev_send,
 	.rx_notified = dev_rx_notified,
 };

@@ -132,6 +132,7 @@ static const struct rpmsg_role driver_role = {
 	.next_rx = drv_next_rx,
 	.recycle_rx = drv_recycle_rx,
 	.return_one = drv_return_one,
+	.return_rx = drv_post_rx,
 	.send = drv_send,
 	.rx_notified = drv_rx_notified,
 	.setup = drv_setup,

@@ -49,6 +49,8 @@ struct rpmsg_role {
 	void (*recycle_rx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
 	/* Put one of them back in the ring (driver: re-post; device: used). */
 	int (*return_one)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
+	/* Put them all back now (rpmsg_return_rx with this table). */
+	void (*return_rx)(struct rpmsg_device *rdev);
 	/* A copy send, the arguments checked: rpmsg_send_entry compiled with
 	 * this table. The lock is taken there, so the public call before it
 	 * needs no frame. */

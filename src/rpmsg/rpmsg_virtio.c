@@ -1046,7 +1046,7 @@ void rpmsg_remove(struct virtio_device *vdev)
 	 * that keeps its rings (the device side leaving alone) gets every
 	 * one, as it would have before batches. */
 	if (rdev->nrx_back) {
-		rpmsg_return_rx(rdev, rdev->role);
+		rdev->role->return_rx(rdev);
 		rpmsg_flush_rx(rdev);
 	}
 	/* The peer stops using the buffers before they are freed. */
