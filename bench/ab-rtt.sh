@@ -23,9 +23,13 @@ while [ "$i" -lt "$n" ]; do
 done >"$out"
 echo "binary  spin  polling (x spin)  hybrid (x spin), us p50 per run"
 awk '{ printf "%s  %s  %s (%s)  %s (%s)\n", $1, $2, $3, $4, $5, $6 }' "$out"
+# The median of column $2 over the runs of binary $1.
+median() {
+	awk -v b="$1" -v c="$2" '$1 == b { print $c }' "$out" | sort -n |
+		awk '{ v[NR] = $1 }
+		     END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 for b in "$@"; do
-	for col in 3 4 5 6; do
-		awk -v b="$b" -v c="$col" '$1 == b { print $c }' "$out" | sort -n |
-			awk '{ v[NR] = $1 } END { printf "%s ", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-	done | awk -v b="$b" '{ printf "median %s: polling %s us (%sx spin), hybrid %s us (%sx spin)\n", b, $1, $2, $3, $4 }'
+	echo "median $b: polling $(median "$b" 3) us ($(median "$b" 4)x spin)," \
+		"hybrid $(median "$b" 5) us ($(median "$b" 6)x spin)"
 done

@@ -4,8 +4,9 @@
  * This side owns every buffer, from its carveout heap. It receives on vq 0,
  * where it keeps writable buffers posted and re-posts consumed ones in
  * batches (rpmsg_rx_back); it sends on vq 1, from a queue of free send
- * buffers that is refilled from the used ring only when it runs dry. Endpoints, the name
- * service and the rest are the shared core's (rpmsg_virtio.c).
+ * buffers that is refilled from the used ring only when it runs dry.
+ * Endpoints, the name service and the rest are the shared core's
+ * (rpmsg_virtio.c).
  */
 #include <errno.h>
 

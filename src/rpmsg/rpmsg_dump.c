@@ -129,7 +129,10 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 	put(&o, "    TX buffer, total ");
 	put_u(&o, virtqueue_get_vring_size(rdev->svq), 10);
 	put(&o, ", pending ");
-	put_u(&o, rdev->role->driver ? (unsigned int)(rdev->ntx - (rdev->tx_end - rdev->tx_first) - lent) : 0, 10);
+	put_u(&o,
+	      rdev->role->driver ? (unsigned int)(rdev->ntx - (rdev->tx_end - rdev->tx_first) - lent)
+				 : 0,
+	      10);
 	put(&o, ", lent ");
 	put_u(&o, lent, 10);
 	put(&o, "\n  dropped: length ");

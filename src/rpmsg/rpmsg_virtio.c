@@ -1001,7 +1001,11 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 	/* An eighth of the ring, up to 32: a ring under 16 entries returns
 	 * each buffer at once. */
 	rdev->rx_half = virtqueue_get_vring_size(rdev->rvq) / 2u;
-	rdev->rx_batch = rdev->rx_half / 4u > 32u ? 32u : rdev->rx_half / 4u ? rdev->rx_half / 4u : 1u;
+	rdev->rx_batch = rdev->rx_half / 4u;
+	if (rdev->rx_batch > 32u)
+		rdev->rx_batch = 32u;
+	if (!rdev->rx_batch)
+		rdev->rx_batch = 1u;
 	rdev->rx_back = duet_port_alloc(rdev->rx_batch * sizeof(struct rx_back));
 	ret = rdev->tx_out && rdev->rx_held && rdev->rx_back ? 0 : -ENOMEM;
 	if (ret == 0 && role->setup)
