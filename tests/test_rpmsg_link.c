@@ -873,6 +873,24 @@ static int echo_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 	return echo_cb(ept, data, len, src, priv);
 }
 
+/* The end of a pumped child: on "quit" or when the server is gone (hear()
+ * returns at once on a closed stdin: a parent that failed must not leave
+ * this child spinning), stop the pump thread `t` (NULL: none), close. */
+static int child_end(struct pump *pm, pthread_t *t, struct rpmsg_endpoint *ept)
+{
+	while (duet_link_peer_up(pm->link) && strcmp(hear(100), "quit"))
+		;
+	if (t) {
+		atomic_store(&pm->stop, true);
+		CHECK(duet_link_wake(pm->link) == 0);
+		pthread_join(*t, NULL);
+	}
+	rpmsg_destroy_ept(ept);
+	close_side(pm->link);
+	say("closed");
+	return 0;
+}
+
 /*
  * The child of the polling tests, echoing on endpoint "polled": a proxy on
  * a user loop that polls ("poll-loop"), mixes polling bursts with waits
@@ -903,17 +921,7 @@ static int child_poll_loop(const char *name, const char *scenario)
 	CHECK(rpmsg_create_ept(&ept, rdev, "polled", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 			       echo_stats_cb, NULL) == 0);
 	say("up");
-	while (duet_link_peer_up(pm.link) && strcmp(hear(100), "quit"))
-		;
-	if (user) {
-		atomic_store(&pm.stop, true);
-		CHECK(duet_link_wake(pm.link) == 0);
-		pthread_join(t, NULL);
-	}
-	rpmsg_destroy_ept(&ept);
-	close_side(pm.link);
-	say("closed");
-	return 0;
+	return child_end(&pm, user ? &t : NULL, &ept);
 }
 
 static bool got_more(void *arg)
@@ -1013,6 +1021,20 @@ static void test_polling_loops_ring_no_doorbell(void **state)
 	polled_pair_end(&pm, t, &child, &b);
 }
 
+/* 300 echoes from a proxy child in `scenario`; the server's loop polls in
+ * bursts of 0-63 looks between waits. */
+static void echoes_with(const char *scenario)
+{
+	struct pump pm;
+	struct proc child;
+	struct box b;
+	pthread_t t;
+
+	polled_pair(&pm, &t, &child, &b, scenario, 64);
+	echoes(&b, 300, 0);
+	polled_pair_end(&pm, t, &child, &b);
+}
+
 /*
  * Both user loops switch between polling bursts and waiting without a
  * timeout, at varying points. A loop that stops polling must hear of
@@ -1022,15 +1044,8 @@ static void test_polling_loops_ring_no_doorbell(void **state)
  */
 static void test_loops_switching_between_poll_and_wait_lose_nothing(void **state)
 {
-	struct pump pm;
-	struct proc child;
-	struct box b;
-	pthread_t t;
-
 	(void)state;
-	polled_pair(&pm, &t, &child, &b, "mixed-loop", 64);
-	echoes(&b, 300, 0);
-	polled_pair_end(&pm, t, &child, &b);
+	echoes_with("mixed-loop");
 }
 
 /*
@@ -1042,15 +1057,8 @@ static void test_loops_switching_between_poll_and_wait_lose_nothing(void **state
  */
 static void test_hybrid_loop_spins_on_its_rings(void **state)
 {
-	struct pump pm;
-	struct proc child;
-	struct box b;
-	pthread_t t;
-
 	(void)state;
-	polled_pair(&pm, &t, &child, &b, "hybrid-loop", 64);
-	echoes(&b, 300, 0);
-	polled_pair_end(&pm, t, &child, &b);
+	echoes_with("hybrid-loop");
 }
 
 /*
@@ -1127,17 +1135,7 @@ static int child_user_loop(const char *name)
 		rpmsg_destroy_ept(&ept);
 		CHECK(until_peer(pm.link, true, 10000));
 	}
-	/* hear() returns at once on a closed stdin: a parent that failed
-	 * must not leave this child spinning, so it also ends with the server. */
-	while (duet_link_peer_up(pm.link) && strcmp(hear(100), "quit"))
-		;
-	atomic_store(&pm.stop, true);
-	CHECK(duet_link_wake(pm.link) == 0);
-	pthread_join(t, NULL);
-	rpmsg_destroy_ept(&ept);
-	close_side(pm.link);
-	say("closed");
-	return 0;
+	return child_end(&pm, &t, &ept);
 }
 
 /*

@@ -225,7 +225,6 @@ DUET_OUT_OF_LINE void rpmsg_flush_ns_now(struct rpmsg_device *rdev)
 	}
 }
 
-
 /* Cancel a queued CREATE of this endpoint; true if there was one. */
 static bool cancel_create(struct rpmsg_device *rdev, const struct rpmsg_endpoint *ept)
 {

@@ -94,7 +94,8 @@ static inline void vq_store32(struct virtqueue_io io, uint32_t *p, uint32_t v)
  * and its next read must fetch it back, one more cache miss on every
  * message. A recycled buffer usually lands in the same entry with the
  * same head (and the same length), so the line can stay shared. Reading
- * it is local: only this side writes it. Accessors get every store.
+ * it is local: only this side should write it (a peer that scribbles on it
+ * gets the store again, as with descriptors). Accessors get every store.
  */
 static inline void vq_update16(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
