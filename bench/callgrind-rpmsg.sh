@@ -2,7 +2,9 @@
 # Instructions per 17-byte rpmsg round trip, both sides summed, counted by
 # callgrind over the loopback in one thread (no waiting): two runs that
 # differ only in the number of round trips, so set-up cost cancels out;
-# then the per-layer split of the longer run (self cost by source file).
+# then the per-layer split of the longer run (self cost by source file);
+# last, instructions per message of a one-way stream (rpmsg_trysend_more
+# in bursts of 64), sender and receiver apart.
 #   bench/callgrind-rpmsg.sh path/to/bench_rpmsg_ir
 set -eu
 bin=${1:?usage: $0 path/to/bench_rpmsg_ir}
@@ -48,3 +50,17 @@ byfunc "$tmp/cg.$big" | sort > "$tmp/fb"
 echo "by function, per round trip (the costliest; a function's calls are summed):"
 join -t "$(printf '\t')" "$tmp/fa" "$tmp/fb" | awk -F '\t' -v d=$((big - small)) \
 	'{ v = ($3 - $2) / d; if (v >= 5) printf "  %-36s %6.0f\n", $1, v }' | sort -k2 -n -r
+# A stream, per message and per side: the inclusive cost of the bench's
+# send_burst and reclaim_burst (the sender, driver; its loop included) and
+# receive_burst (the receiver, device; its counting callback included), the
+# difference of two runs as above.
+side() {
+	callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
+		awk -v f="$2" '$0 ~ ":" f " " && $0 !~ "=>" { gsub(",", "", $1); s += $1 } END { print s + 0 }'
+}
+valgrind --tool=callgrind --callgrind-out-file="$tmp/st.a" "$bin" 64000 stream >/dev/null 2>&1
+valgrind --tool=callgrind --callgrind-out-file="$tmp/st.b" "$bin" 640000 stream >/dev/null 2>&1
+sent=$(( $(side "$tmp/st.b" send_burst) + $(side "$tmp/st.b" reclaim_burst) -
+	$(side "$tmp/st.a" send_burst) - $(side "$tmp/st.a" reclaim_burst) ))
+got=$(( $(side "$tmp/st.b" receive_burst) - $(side "$tmp/st.a" receive_burst) ))
+echo "rpmsg 17 B stream under callgrind, per message: sender $((sent / 576000)), receiver $((got / 576000)) instructions (rpmsg_trysend_more in bursts of 64)"
