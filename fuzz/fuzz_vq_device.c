@@ -64,7 +64,15 @@ static void run_device(uint8_t *region, uint16_t num, uint64_t features, size_t 
 		;
 }
 
-static void run_driver(uint8_t *region, uint16_t num, const uint8_t *used, size_t n)
+/* A cookie the driver got back: one it added, with a length it allowed. */
+static void check_used(const int *c, uint32_t len, const int *cookies, int added)
+{
+	if (c < cookies || c >= cookies + added || len > 64)
+		abort();
+}
+
+static void run_driver(uint8_t *region, uint16_t num, const uint8_t *used, size_t n,
+		       uint16_t batch)
 {
 	_Alignas(void *) uint8_t mem[VIRTQUEUE_FOOTPRINT(64)];
 	struct virtqueue_config cfg = {
@@ -82,16 +90,34 @@ static void run_driver(uint8_t *region, uint16_t num, const uint8_t *used, size_
 	while (added < num && virtqueue_add_buffer(vq, &b, 0, 1, &cookies[added]) == 0)
 		added++;
 	memcpy(region + used_off, used, n < used_len ? n : used_len);
-	for (int i = 0; i < num + 2; i++) {
-		uint32_t len;
-		int *c = virtqueue_get_buffer(vq, &len, NULL);
+	/* batch 0: one at a time; else virtqueue_get_buffers, `batch` at most
+	 * per call. Either way no more than was added comes back. */
+	for (int i = 0, got = 0; i < num + 2; i++) {
+		uint32_t len, lens[64];
+		void *cs[64];
+		int k;
 
-		if (!c)
+		if (!batch) {
+			int *c = virtqueue_get_buffer(vq, &len, NULL);
+
+			if (!c)
+				break;
+			check_used(c, len, cookies, added);
+			continue;
+		}
+		k = virtqueue_get_buffers(vq, cs, lens, batch);
+		if (k <= 0)
 			break;
-		if (c < cookies || c >= cookies + added || len > 64)
+		got += k;
+		if (got > added)
 			abort();
+		for (int j = 0; j < k; j++)
+			check_used(cs[j], lens[j], cookies, added);
 	}
 }
+
+/* How many used entries the driver takes per call; 0: one at a time. */
+static const uint16_t batches[8] = { 0, 1, 2, 3, 5, 8, 16, 64 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -112,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(region, data + 2, size - 2 < REGION ? size - 2 : REGION);
 	run_device(region, num, features, data[1] % 9);
 	memset(region, 0, REGION);
-	run_driver(region, num, data + 2, size - 2);
+	run_driver(region, num, data + 2, size - 2, batches[data[1] / 9 % 8]);
 	free(region);
 	return 0;
 }

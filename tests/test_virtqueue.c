@@ -421,6 +421,90 @@ static void test_out_of_order_completion(void **state)
 	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[1]);
 }
 
+/* Take every available chain on the device side; heads in order. */
+static void take_all(struct harness *h, uint16_t *heads, int n)
+{
+	struct virtqueue_buf vb[4];
+	size_t cnt;
+
+	for (int i = 0; i < n; i++) {
+		int head = vhost_get_vq_buffers(h->dev, vb, 4, &cnt);
+
+		assert_true(head >= 0);
+		heads[i] = (uint16_t)head;
+	}
+}
+
+static void test_get_buffers_takes_a_batch_in_used_order(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf chain[2] = { { h->bufs + 256, 8, true }, { h->bufs + 264, 8, true } };
+	struct virtqueue_state st;
+	uint32_t lens[8];
+	uint16_t heads[6];
+	void *got[8];
+	int c[9];
+
+	/* Five lone buffers and, fourth, a chain of two: seven descriptors. */
+	for (int i = 0; i < 6; i++) {
+		if (i == 3)
+			assert_int_equal(virtqueue_add_buffer(h->drv, chain, 0, 2, &c[i]), 0);
+		else
+			assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 16 * i, 16, true, &c[i]), 0);
+	}
+	take_all(h, heads, 6);
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, lens, 8), 0); /* none used yet */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[1], 1), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 2), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[3], 16), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[2], 4), 0);
+
+	/* As many as asked for, in the order the device used them, the chain
+	 * among them; then the rest. */
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, lens, 3), 3);
+	assert_ptr_equal(got[0], &c[1]);
+	assert_ptr_equal(got[1], &c[0]);
+	assert_ptr_equal(got[2], &c[3]);
+	assert_int_equal(lens[0], 1);
+	assert_int_equal(lens[1], 2);
+	assert_int_equal(lens[2], 16);
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, lens, 8), 1);
+	assert_ptr_equal(got[0], &c[2]);
+	assert_int_equal(lens[0], 4);
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, lens, 8), 0);
+
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[4], 0), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[5], 0), 0);
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, NULL, 0), 0); /* room for none */
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, NULL, 8), 2);
+	assert_ptr_equal(got[0], &c[4]);
+	assert_ptr_equal(got[1], &c[5]);
+
+	/* Every descriptor came back: eight lone buffers fit, a ninth not. */
+	virtqueue_get_state(h->drv, &st);
+	assert_int_equal(st.free, 8);
+	assert_false(st.broken);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 16 * i, 16, true, &c[i]), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 8, false, &c[8]), -ENOSPC);
+	/* Under EVENT_IDX the driver still asks to hear of the next entry. */
+	if (h->features & EVENT_IDX)
+		assert_int_equal(raw_used_event(h), 6);
+}
+
+static void test_get_buffers_rejects_bad_arguments(void **state)
+{
+	struct harness *h = *state;
+	void *got[2];
+	int c;
+
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 16, false, &c), 0);
+	assert_int_equal(virtqueue_get_buffers(NULL, got, NULL, 2), -EINVAL);
+	assert_int_equal(virtqueue_get_buffers(h->dev, got, NULL, 2), -EINVAL);
+	assert_int_equal(virtqueue_get_buffers(h->drv, NULL, NULL, 2), -EINVAL);
+	assert_false(virtqueue_is_broken(h->drv));
+}
+
 /* ---- device role ---- */
 
 static void test_get_vq_buffers_empty_is_enomem(void **state)
@@ -1197,6 +1281,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_in_order_use_keeps_avail_entries, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_in_order_use_keeps_avail_entries, setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order_completion, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_get_buffers_takes_a_batch_in_used_order,
+						setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_get_buffers_takes_a_batch_in_used_order,
+						setup_event, teardown),
+		cmocka_unit_test_setup_teardown(test_get_buffers_rejects_bad_arguments, setup_plain,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_empty_is_enomem, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_small_array_loses_nothing, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_available_buffer_takes_whole_chain, setup_plain, teardown),

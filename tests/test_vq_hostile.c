@@ -456,6 +456,78 @@ static void test_used_index_jump(void **state)
 	expect_drv_fault(h, VIRTQUEUE_FAULT_USED_JUMP);
 }
 
+/* A batch ends at the first impossible entry: the good ones before it
+ * come back, the queue breaks, and the next batch finds it broken. */
+static void expect_batch_fault(struct harness *h, int good, enum virtqueue_fault fault)
+{
+	uint32_t lens[8];
+	void *got[8];
+
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, lens, 8), good ? good : -EIO);
+	for (int i = 0; i < good; i++) {
+		assert_ptr_equal(got[i], &cookies[i]);
+		assert_int_equal(lens[i], (uint32_t)i + 1);
+	}
+	assert_int_equal(virtqueue_get_fault(h->drv), fault);
+	assert_true(virtqueue_is_broken(h->drv));
+	assert_int_equal(h->faults, 1);
+	assert_int_equal(virtqueue_get_buffers(h->drv, got, lens, 8), -EIO);
+}
+
+static void test_batch_stops_at_an_id_not_in_flight(void **state)
+{
+	struct harness *h = *state;
+
+	add_n(h, 4, 8);
+	raw_used_push(h, 0, 1);
+	raw_used_push(h, 1, 2);
+	raw_used_push(h, 6, 0); /* never added */
+	raw_used_push(h, 2, 3);
+	expect_batch_fault(h, 2, VIRTQUEUE_FAULT_USED_ID);
+}
+
+static void test_batch_stops_at_an_id_out_of_range(void **state)
+{
+	struct harness *h = *state;
+
+	add_n(h, 3, 8);
+	raw_used_push(h, 0, 1);
+	raw_used_push(h, 0xffffu, 0);
+	expect_batch_fault(h, 1, VIRTQUEUE_FAULT_USED_ID);
+}
+
+static void test_batch_stops_at_a_length_too_long(void **state)
+{
+	struct harness *h = *state;
+
+	add_n(h, 3, 8);
+	raw_used_push(h, 0, 1);
+	raw_used_push(h, 1, 2);
+	raw_used_push(h, 2, 9);
+	expect_batch_fault(h, 2, VIRTQUEUE_FAULT_USED_LEN);
+}
+
+static void test_batch_stops_at_an_id_returned_twice(void **state)
+{
+	struct harness *h = *state;
+
+	add_n(h, 3, 8);
+	raw_used_push(h, 0, 1);
+	raw_used_push(h, 0, 1);
+	expect_batch_fault(h, 1, VIRTQUEUE_FAULT_USED_ID);
+}
+
+static void test_batch_refuses_an_index_jump(void **state)
+{
+	struct harness *h = *state;
+
+	add_n(h, 2, 8);
+	raw_used_push(h, 0, 1);
+	raw_used_push(h, 1, 2);
+	raw_used_set_idx(h, 3); /* three used, two in flight: nothing taken */
+	expect_batch_fault(h, 0, VIRTQUEUE_FAULT_USED_JUMP);
+}
+
 int main(void)
 {
 #define DEV(t) cmocka_unit_test_setup_teardown(t, setup_dev, teardown)
@@ -495,6 +567,11 @@ int main(void)
 		DRV(test_used_len_beyond_writable),
 		DRV(test_used_len_on_readable_only_chain),
 		DRV(test_used_index_jump),
+		DRV(test_batch_stops_at_an_id_not_in_flight),
+		DRV(test_batch_stops_at_an_id_out_of_range),
+		DRV(test_batch_stops_at_a_length_too_long),
+		DRV(test_batch_stops_at_an_id_returned_twice),
+		DRV(test_batch_refuses_an_index_jump),
 	};
 
 	return cmocka_run_group_tests_name("virtqueue hostile peer", tests, NULL, NULL);

@@ -217,20 +217,12 @@ static void op_complete(struct model *m)
 	}
 }
 
-static void op_get(struct model *m)
+/* A record the driver got back with `len` bytes written: used, once. */
+static void check_got(struct model *m, struct record *r, uint32_t len)
 {
-	struct record *r;
-	uint32_t len = 0, j, left;
-	uint16_t idx;
+	uint32_t j, left;
 	int k;
 
-	if (m->drv_sleeping)
-		return;
-	r = virtqueue_get_buffer(m->h.drv, &len, &idx);
-	if (!r) {
-		assert_false(virtqueue_is_broken(m->h.drv));
-		return;
-	}
 	assert_int_equal(r->state, USED); /* exactly once, and only once used */
 	assert_int_equal(len, r->used_len);
 	left = len;
@@ -244,6 +236,32 @@ static void op_get(struct model *m)
 	}
 	r->state = FREE;
 	m->returned++;
+}
+
+/* Take used buffers back: one, or a batch of up to four. */
+static void op_get(struct model *m)
+{
+	uint32_t lens[4], len = 0;
+	void *got[4];
+	struct record *r;
+	uint16_t idx;
+	int n;
+
+	if (m->drv_sleeping)
+		return;
+	if (rnd(m, 2)) {
+		n = virtqueue_get_buffers(m->h.drv, got, lens, (uint16_t)(1 + rnd(m, 4)));
+		assert_true(n >= 0);
+		for (int i = 0; i < n; i++)
+			check_got(m, got[i], lens[i]);
+		return;
+	}
+	r = virtqueue_get_buffer(m->h.drv, &len, &idx);
+	if (!r) {
+		assert_false(virtqueue_is_broken(m->h.drv));
+		return;
+	}
+	check_got(m, r, len);
 }
 
 static bool holds_taken(const struct model *m)

@@ -266,6 +266,18 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
  */
 void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
 
+/*
+ * Take up to `max` used chains at once: their cookies to cookies[0..n) and,
+ * when lens is not NULL, the bytes the device wrote to lens[0..n), in ring
+ * order. Each entry is checked as virtqueue_get_buffer checks it; an
+ * impossible one breaks the queue and ends the batch, the chains before it
+ * still returned. Returns n (0 when none is used), -EINVAL for bad
+ * arguments, -EIO when the queue is broken and nothing was taken. One
+ * call per batch: how a driver takes back many buffers (rpmsg's send
+ * buffers) without a call and its checks per buffer.
+ */
+int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[], uint16_t max);
+
 /* ---- device role ---- */
 
 /*

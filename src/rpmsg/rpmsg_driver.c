@@ -28,7 +28,7 @@
 static void drv_reclaim_tx(struct rpmsg_device *rdev)
 {
 	uint16_t n = (uint16_t)(rdev->tx_end - rdev->tx_first);
-	void *buf;
+	int got;
 
 	if (rdev->tx_first) { /* room at the end for every buffer out */
 		for (uint16_t i = 0; i < n; i++)
@@ -36,8 +36,11 @@ static void drv_reclaim_tx(struct rpmsg_device *rdev)
 		rdev->tx_first = 0;
 		rdev->tx_end = n;
 	}
-	while ((buf = virtqueue_get_buffer(rdev->svq, NULL, NULL)))
-		rdev->tx_free[rdev->tx_end++] = buf;
+	/* One call for all of them: a stream takes back a ring's worth. */
+	got = virtqueue_get_buffers(rdev->svq, rdev->tx_free + n, NULL,
+				    (uint16_t)(rdev->ntx - n));
+	if (got > 0)
+		rdev->tx_end = (uint16_t)(n + got);
 }
 
 static uint8_t *drv_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)

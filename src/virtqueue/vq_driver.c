@@ -335,3 +335,96 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 		*idx = (uint16_t)id;
 	return cookie;
 }
+
+/*
+ * The short path of virtqueue_get_buffers: plain memory, one-descriptor
+ * heads, up to `max` of the `ready` entries the caller saw (ready is at
+ * most what is in flight). The queue's state is copied into locals and
+ * written back once, so that the stores to slots and to the caller's
+ * arrays, which could alias *vq for the compiler, reload nothing. Stops
+ * at the first entry it does not plainly accept (a chain, or a fault) and
+ * leaves it to virtqueue_get_buffer. Returns how many it took.
+ */
+static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **cookies,
+				uint32_t *lens, uint16_t max)
+{
+	struct vring_used_elem *ring = vq->used->ring;
+	struct virtqueue_slot *slots = vq->slots;
+	uint16_t uidx = vq->used_idx, mask = vq->mask, num = vq->num;
+	uint16_t head = vq->free_head, tail = vq->free_tail, nfree = vq->num_free;
+	uint16_t n;
+
+	if (ready > max)
+		ready = max;
+	for (n = 0; n < ready; n++) {
+		struct vring_used_elem *e = &ring[(uint16_t)(uidx + n) & mask];
+		uint32_t id = vq_load32(VQ_IO_PLAIN, &e->id);
+		uint32_t ulen = vq_load32(VQ_IO_PLAIN, &e->len);
+		struct virtqueue_slot *s;
+
+		if (id >= num)
+			break;
+		s = &slots[id];
+		if (!s->cookie || ulen > s->wlen || s->ndesc != 1)
+			break;
+		cookies[n] = s->cookie;
+		s->cookie = NULL;
+		if (lens)
+			lens[n] = ulen;
+		/* append_free, on the locals */
+		if (nfree)
+			slots[tail].next = (uint16_t)id;
+		else
+			head = (uint16_t)id;
+		tail = (uint16_t)id;
+		nfree++;
+	}
+	vq->free_head = head;
+	vq->free_tail = tail;
+	vq->num_free = nfree;
+	vq->used_idx = (uint16_t)(uidx + n);
+	if (n && vq->track_event)
+		vq_move_event(VQ_IO_PLAIN, vq->used_event, vq->used_idx);
+	return n;
+}
+
+int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[], uint16_t max)
+{
+	uint16_t n = 0;
+
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !cookies)
+		return -EINVAL;
+	if (vq->broken)
+		return -EIO;
+	while (n < max) {
+		void *cookie;
+
+		if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER)) {
+			/* used.idx as virtqueue_get_buffer reads it: only when
+			 * what the last look saw is taken. */
+			uint16_t seen = vq->seen_idx, ready;
+
+			if (seen == vq->used_idx)
+				seen = vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &vq->used->idx);
+			ready = (uint16_t)(seen - vq->used_idx);
+			if (!ready)
+				break;
+			if (ready <= vq_inflight(vq)) {
+				uint16_t k = get_batch_short(vq, ready, cookies + n,
+							     lens ? lens + n : NULL,
+							     (uint16_t)(max - n));
+
+				n = (uint16_t)(n + k);
+				if (k)
+					continue;
+			}
+		}
+		/* A chain, a fault, or a queue the short path does not serve:
+		 * one entry the general way. */
+		cookie = virtqueue_get_buffer(vq, lens ? &lens[n] : NULL, NULL);
+		if (!cookie)
+			break;
+		cookies[n++] = cookie;
+	}
+	return n || !vq->broken ? n : -EIO;
+}
