@@ -505,6 +505,113 @@ static void test_get_buffers_rejects_bad_arguments(void **state)
 	assert_false(virtqueue_is_broken(h->drv));
 }
 
+static void test_add_bufs_adds_each_its_own_cookie(void **state)
+{
+	struct harness *h = *state;
+	void *bufs[10];
+	uint8_t local[8];
+	struct virtqueue_buf vb[2];
+	struct virtqueue_state st;
+	size_t cnt;
+
+	for (int i = 0; i < 10; i++)
+		bufs[i] = h->bufs + 32 * i;
+	assert_int_equal(virtqueue_add_bufs(h->drv, bufs, 0, 32, true), 0);
+	assert_int_equal(virtqueue_add_bufs(h->drv, bufs, 3, 32, true), 3);
+	assert_int_equal(raw_avail_idx(h), 3);
+	for (int i = 0; i < 3; i++) {
+		int head = vhost_get_vq_buffers(h->dev, vb, 2, &cnt);
+
+		assert_true(head >= 0);
+		assert_int_equal(cnt, 1);
+		assert_ptr_equal(vb[0].buf, bufs[i]);
+		assert_int_equal(vb[0].len, 32);
+		assert_true(vb[0].writable);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)head, 32), 0);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)head, 0), -EINVAL);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), bufs[i]);
+
+	/* A buffer that cannot go ends the batch; those before it went, it
+	 * and those after did not. */
+	bufs[1] = local;
+	assert_int_equal(virtqueue_add_bufs(h->drv, bufs, 3, 32, false), 1);
+	bufs[1] = NULL;
+	assert_int_equal(virtqueue_add_bufs(h->drv, bufs + 1, 2, 32, false), -EINVAL);
+	bufs[1] = h->bufs + 32;
+	assert_int_equal(virtqueue_add_bufs(h->drv, bufs, 1, (uint32_t)h->bufsize + 1, false),
+			 -EINVAL); /* runs past the window */
+	virtqueue_get_state(h->drv, &st);
+	assert_int_equal(st.free, 7);
+	assert_int_equal(st.avail_idx, 4);
+	assert_false(st.broken);
+	/* Seven free: seven of nine go, then none. */
+	assert_int_equal(virtqueue_add_bufs(h->drv, bufs + 1, 9, 32, false), 7);
+	assert_int_equal(virtqueue_add_bufs(h->drv, bufs, 1, 32, false), -ENOSPC);
+	assert_int_equal(raw_avail_idx(h), 11);
+	for (int i = 0; i < 8; i++) {
+		assert_non_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	}
+	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+
+	assert_int_equal(virtqueue_add_bufs(NULL, bufs, 1, 32, false), -EINVAL);
+	assert_int_equal(virtqueue_add_bufs(h->dev, bufs, 1, 32, false), -EINVAL);
+	assert_int_equal(virtqueue_add_bufs(h->drv, NULL, 1, 32, false), -EINVAL);
+	assert_int_equal(virtqueue_add_bufs(h->drv, NULL, 0, 32, false), 0);
+}
+
+static void test_add_consumed_buffers_returns_a_batch(void **state)
+{
+	struct harness *h = *state;
+	uint16_t heads[5], batch[3];
+	uint32_t lens[3] = { 5, 0, 16 }, len;
+	int c[5];
+
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 16 * i, 16, i != 1, &c[i]), 0);
+	take_all(h, heads, 5);
+
+	/* In the order given, each with its length. */
+	batch[0] = heads[2];
+	batch[1] = heads[1];
+	batch[2] = heads[0];
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, lens, 0), 0);
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, lens, 3), 3);
+	assert_int_equal(harness_used(h)->idx, 3);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &c[2]);
+	assert_int_equal(len, 5);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &c[1]);
+	assert_int_equal(len, 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &c[0]);
+	assert_int_equal(len, 16);
+
+	/* A head refused ends the batch: one returned twice, one never
+	 * taken, a length past the buffer. */
+	batch[0] = heads[3];
+	batch[1] = heads[3];
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, NULL, 2), 1);
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, NULL, 1), -EINVAL);
+	batch[0] = 7;
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, NULL, 1), -EINVAL);
+	batch[0] = 200;
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, NULL, 1), -EINVAL);
+	batch[0] = heads[4];
+	lens[0] = 17;
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, lens, 1), -EINVAL);
+	assert_int_equal(harness_used(h)->idx, 4);
+	assert_false(virtqueue_is_broken(h->dev));
+	lens[0] = 16;
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, lens, 1), 1);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &c[3]);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, &len, NULL), &c[4]);
+	assert_int_equal(len, 16);
+
+	assert_int_equal(virtqueue_add_consumed_buffers(NULL, batch, NULL, 1), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffers(h->drv, batch, NULL, 1), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, NULL, NULL, 1), -EINVAL);
+}
+
 /* ---- device role ---- */
 
 static void test_get_vq_buffers_empty_is_enomem(void **state)
@@ -928,6 +1035,11 @@ static void test_broken_queue_refuses_until_reset(void **state)
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EIO);
 	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
 	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), -EIO);
+	{
+		uint16_t heads[1] = { 0 };
+
+		assert_int_equal(virtqueue_add_consumed_buffers(h->dev, heads, NULL, 1), -EIO);
+	}
 	assert_int_equal(virtqueue_enable_cb(h->dev), -EIO);
 	assert_string_equal(virtqueue_fault_str(virtqueue_get_fault(h->dev)),
 			    "avail ring head out of range");
@@ -1287,6 +1399,12 @@ int main(void)
 						setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_get_buffers_rejects_bad_arguments, setup_plain,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_add_bufs_adds_each_its_own_cookie, setup_plain,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_add_consumed_buffers_returns_a_batch,
+						setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_add_consumed_buffers_returns_a_batch,
+						setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_empty_is_enomem, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_vq_buffers_small_array_loses_nothing, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_available_buffer_takes_whole_chain, setup_plain, teardown),

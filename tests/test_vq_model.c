@@ -198,9 +198,13 @@ static void drv_kick(struct model *m)
 		m->dev_sleeping = 0;
 }
 
+/* Return taken chains used: one, or a batch of up to three in one call. */
 static void op_complete(struct model *m)
 {
-	unsigned int start = rnd(m, m->nrec), i;
+	unsigned int start = rnd(m, m->nrec), i, want = rnd(m, 2) ? 1 + rnd(m, 3) : 0, n = 0;
+	struct record *batch[3];
+	uint16_t heads[3];
+	uint32_t lens[3];
 
 	if (m->dev_sleeping)
 		return;
@@ -209,12 +213,26 @@ static void op_complete(struct model *m)
 
 		if (r->state != TAKEN)
 			continue;
-		assert_int_equal(virtqueue_add_consumed_buffer(m->h.dev, r->head, r->used_len), 0);
-		r->state = USED;
-		if (rnd(m, 2))
-			dev_kick(m);
-		return;
+		if (!want) {
+			assert_int_equal(virtqueue_add_consumed_buffer(m->h.dev, r->head, r->used_len),
+					 0);
+			r->state = USED;
+			break;
+		}
+		batch[n] = r;
+		heads[n] = r->head;
+		lens[n] = r->used_len;
+		if (++n == want)
+			break;
 	}
+	if (n) {
+		assert_int_equal(virtqueue_add_consumed_buffers(m->h.dev, heads, lens, (uint16_t)n),
+				 (int)n);
+		for (i = 0; i < n; i++)
+			batch[i]->state = USED;
+	}
+	if (rnd(m, 2))
+		dev_kick(m);
 }
 
 /* A record the driver got back with `len` bytes written: used, once. */

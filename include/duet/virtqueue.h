@@ -260,6 +260,17 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
 		      void *cookie);
 
 /*
+ * virtqueue_add_one for bufs[0..n), each `len` bytes and its own cookie,
+ * in order, the avail index published once. Stops at the first that
+ * cannot go (no free descriptor, or a buffer outside the window): returns
+ * how many went, or that one's negative errno when it was the first (0
+ * for n == 0; -EIO on a broken queue). How a driver re-posts a batch of
+ * receive buffers in one call.
+ */
+int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
+		       bool writable);
+
+/*
  * Take the next used chain. Returns its cookie, the bytes the device wrote
  * in *len and the head in *idx (both optional), or NULL when none is used
  * or the device wrote an impossible entry (then the queue is broken).
@@ -310,6 +321,16 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
  */
 int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx,
 				  uint32_t len);
+
+/*
+ * virtqueue_add_consumed_buffer for heads[0..n), with lens[i] bytes
+ * written (lens NULL: none), in order, the used index published once.
+ * Stops at the first head it refuses: returns how many went back, or that
+ * one's negative errno when it was the first (0 for n == 0). How a device
+ * returns a batch of chains in one call.
+ */
+int virtqueue_add_consumed_buffers(struct virtqueue *vq, const uint16_t heads[],
+				   const uint32_t lens[], uint16_t n);
 
 /* ---- both roles ---- */
 

@@ -120,19 +120,20 @@ static uint8_t *dev_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *
 	return vb.buf;
 }
 
-/* Return one received buffer given back to the driver, used
- * (rpmsg_return_rx). */
-static int dev_return_one(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+/* Return the received buffers given back to the driver, used, nothing
+ * written (rpmsg_return_rx). */
+static int dev_return_batch(struct rpmsg_device *rdev, uint16_t n)
 {
-	(void)buf;
-	return virtqueue_add_consumed_buffer(rdev->rvq, head, 0);
+	return virtqueue_add_consumed_buffers(rdev->rvq, rdev->rx_heads, NULL, n);
 }
 
 static void dev_post_rx(struct rpmsg_device *rdev);
 
 static inline void dev_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
-	if (rpmsg_rx_back(rdev, buf, head))
+	(void)buf;
+	rdev->rx_heads[rdev->nrx_back] = head;
+	if (rpmsg_rx_back(rdev))
 		dev_post_rx(rdev);
 }
 
@@ -147,7 +148,7 @@ static const struct rpmsg_role device_role = {
 	.untake_tx = dev_untake_tx,
 	.next_rx = dev_next_rx,
 	.recycle_rx = dev_recycle_rx,
-	.return_one = dev_return_one,
+	.return_batch = dev_return_batch,
 	.return_rx = dev_post_rx,
 	.send = dev_send,
 	.rx_notified = dev_rx_notified,

@@ -85,18 +85,19 @@ static uint8_t *drv_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *
 	return buf;
 }
 
-/* Re-post one receive buffer given back (rpmsg_return_rx). */
-static int drv_return_one(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+/* Re-post the receive buffers given back (rpmsg_return_rx). */
+static int drv_return_batch(struct rpmsg_device *rdev, uint16_t n)
 {
-	(void)head;
-	return virtqueue_add_one(rdev->rvq, buf, rdev->rx_size, true, buf);
+	return virtqueue_add_bufs(rdev->rvq, rdev->rx_bufs, n, rdev->rx_size, true);
 }
 
 static void drv_post_rx(struct rpmsg_device *rdev);
 
 static inline void drv_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
-	if (rpmsg_rx_back(rdev, buf, head))
+	(void)head;
+	rdev->rx_bufs[rdev->nrx_back] = buf;
+	if (rpmsg_rx_back(rdev))
 		drv_post_rx(rdev);
 }
 
@@ -135,7 +136,7 @@ static const struct rpmsg_role driver_role = {
 	.untake_tx = drv_untake_tx,
 	.next_rx = drv_next_rx,
 	.recycle_rx = drv_recycle_rx,
-	.return_one = drv_return_one,
+	.return_batch = drv_return_batch,
 	.return_rx = drv_post_rx,
 	.send = drv_send,
 	.rx_notified = drv_rx_notified,

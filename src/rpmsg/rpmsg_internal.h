@@ -47,8 +47,10 @@ struct rpmsg_role {
 	uint8_t *(*next_rx)(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head);
 	/* Give a received buffer back (the peer is told by flush_rx). */
 	void (*recycle_rx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
-	/* Put one of them back in the ring (driver: re-post; device: used). */
-	int (*return_one)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
+	/* Put the first n given back in the ring in one call (driver:
+	 * re-post rx_bufs; device: return rx_heads used); how many went, or
+	 * a negative errno. */
+	int (*return_batch)(struct rpmsg_device *rdev, uint16_t n);
 	/* Put them all back now (rpmsg_return_rx with this table). */
 	void (*return_rx)(struct rpmsg_device *rdev);
 	/* A copy send, the arguments checked: rpmsg_send_entry compiled with
@@ -73,11 +75,6 @@ struct held {
 	bool stashed; /* a copy on the heap, not a ring buffer */
 };
 
-/* A receive buffer given back, until its batch returns to the ring. */
-struct rx_back {
-	uint8_t *buf;
-	uint16_t head;
-};
 
 /* A received message copied out of its ring buffer (see stash_rx). */
 struct stashed_rx {
@@ -118,8 +115,10 @@ struct rpmsg_device {
 	struct held cur;  /* the buffer being delivered (buf NULL: none) */
 	bool cur_held;    /* ... and its receiver holds it */
 	/* Receive buffers given back, not yet returned to the ring: they go
-	 * rx_batch at a time (rpmsg_rx_back). */
-	struct rx_back *rx_back;
+	 * rx_batch at a time (rpmsg_rx_back), each role keeping what its
+	 * ring call takes: the driver the buffers, the device the heads. */
+	void **rx_bufs;
+	uint16_t *rx_heads;
 	uint16_t nrx_back, rx_batch;
 	uint16_t rx_out;          /* taken from the ring and not returned */
 	uint16_t rx_half;         /* half the receive ring */
@@ -168,18 +167,16 @@ static inline void rpmsg_flush_ns(struct rpmsg_device *rdev)
 }
 
 /*
- * Record a receive buffer given back (the roles' recycle_rx); true when
- * the batch is due. Returning a buffer to the ring publishes an index the
+ * Count a receive buffer given back, which the role's recycle_rx stored
+ * at rx_bufs or rx_heads[nrx_back]; true when the batch is due. Returning a buffer to the ring publishes an index the
  * peer reads in its next kick, and the kick after it fences and reads the
  * peer's flags: a cache-line round trip per message. So buffers go back
  * rx_batch at a time (an eighth of the ring, up to 32), unless this side
  * has more than half the ring out (its user holds buffers): then each
  * goes back at once and the peer is never left short.
  */
-static inline bool rpmsg_rx_back(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
+static inline bool rpmsg_rx_back(struct rpmsg_device *rdev)
 {
-	rdev->rx_back[rdev->nrx_back].buf = buf;
-	rdev->rx_back[rdev->nrx_back].head = head;
 	return ++rdev->nrx_back >= rdev->rx_batch || rdev->rx_out > rdev->rx_half;
 }
 

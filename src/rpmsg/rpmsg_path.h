@@ -104,20 +104,20 @@ static DUET_ALWAYS_INLINE int rpmsg_send_entry(struct rpmsg_device *rdev,
 }
 
 /* Return the received buffers given back to the ring, in the order they
- * came (rpmsg_rx_back); the peer is told by rpmsg_flush_rx. */
+ * came (rpmsg_rx_back), in one ring call; the peer is told by
+ * rpmsg_flush_rx. */
 static DUET_ALWAYS_INLINE void rpmsg_return_rx(struct rpmsg_device *rdev,
 					       const struct rpmsg_role *role)
 {
-	const struct rx_back *back = rdev->rx_back;
-	uint16_t n = rdev->nrx_back, done = 0;
+	uint16_t n = rdev->nrx_back;
+	int done = role->return_batch(rdev, n);
 
-	for (uint16_t i = 0; i < n; i++) {
-		if (role->return_one(rdev, back[i].buf, back[i].head) == 0)
-			done++;
-		else
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not given back (ring broken)",
-				   0, 0, 0);
-	}
+	if (done < 0)
+		done = 0;
+	/* Only a broken ring refuses what this side took from it. */
+	for (int i = done; i < n; i++)
+		rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not given back (ring broken)", 0,
+			   0, 0);
 	rdev->rx_out = (uint16_t)(rdev->rx_out - done);
 	rdev->nrx_back = 0;
 	rdev->rx_kick = true;

@@ -904,7 +904,7 @@ static void free_rdev(struct rpmsg_device *rdev)
 		if (rdev->rx_held[i].buf && rdev->rx_held[i].stashed)
 			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
 	duet_port_free(rdev->tx_free);
-	duet_port_free(rdev->rx_back);
+	duet_port_free(rdev->rx_bufs);
 	duet_port_free(rdev->tx_out);
 	duet_port_free(rdev->rx_held);
 	duet_event_destroy(rdev->tx_event);
@@ -1005,8 +1005,11 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 		rdev->rx_batch = 32u;
 	if (!rdev->rx_batch)
 		rdev->rx_batch = 1u;
-	rdev->rx_back = duet_port_alloc(rdev->rx_batch * sizeof(struct rx_back));
-	ret = rdev->tx_out && rdev->rx_held && rdev->rx_back ? 0 : -ENOMEM;
+	/* The batch's buffers and heads in one block (a role uses one). */
+	rdev->rx_bufs = duet_port_alloc(rdev->rx_batch * (sizeof(void *) + sizeof(uint16_t)));
+	if (rdev->rx_bufs)
+		rdev->rx_heads = (uint16_t *)(void *)(rdev->rx_bufs + rdev->rx_batch);
+	ret = rdev->tx_out && rdev->rx_held && rdev->rx_bufs ? 0 : -ENOMEM;
 	if (ret == 0 && role->setup)
 		ret = role->setup(rdev);
 	if (ret == 0)

@@ -289,3 +289,58 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint3
 	vq_store_idx(VQ_IO_PLAIN, &used->idx, (uint16_t)(uidx + 1u));
 	return 0;
 }
+
+/*
+ * The short path of virtqueue_add_consumed_buffers, on a healthy plain
+ * queue: the single call's checks for each head, the entries stored as
+ * they change, the index once. The queue's state stays in locals across
+ * the slot and ring stores. Returns how many it put back before the first
+ * it refuses.
+ */
+static uint16_t put_used_batch(struct virtqueue *vq, const uint16_t *heads, const uint32_t *lens,
+			       uint16_t n)
+{
+	struct vring_used *used = vq->used;
+	struct virtqueue_slot *slots = vq->slots;
+	uint16_t uidx = vq->used_idx, mask = vq->mask, num = vq->num;
+	uint16_t k;
+
+	for (k = 0; k < n; k++) {
+		uint16_t head = heads[k];
+		uint32_t len = lens ? lens[k] : 0;
+		struct vring_used_elem *e;
+
+		if (head >= num || !slots[head].ndesc || len > slots[head].wlen)
+			break;
+		slots[head].ndesc = 0;
+		e = &used->ring[(uint16_t)(uidx + k) & mask];
+		vq_update32(VQ_IO_PLAIN, &e->id, head);
+		vq_update32(VQ_IO_PLAIN, &e->len, len);
+	}
+	if (k) {
+		vq->used_idx = (uint16_t)(uidx + k);
+		vq_store_idx(VQ_IO_PLAIN, &used->idx, (uint16_t)(uidx + k));
+	}
+	return k;
+}
+
+int virtqueue_add_consumed_buffers(struct virtqueue *vq, const uint16_t heads[],
+				   const uint32_t lens[], uint16_t n)
+{
+	uint16_t k = 0;
+	int ret = 0;
+
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || (!heads && n))
+		return -EINVAL;
+	if (vq->broken)
+		return -EIO;
+	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE)) {
+		k = put_used_batch(vq, heads, lens, n);
+		ret = -EINVAL; /* what stopped it, if anything did */
+	} else {
+		while (k < n && (ret = virtqueue_add_consumed_buffer(vq, heads[k],
+								     lens ? lens[k] : 0)) == 0)
+			k++;
+	}
+	return k == n || k ? k : ret;
+}

@@ -205,6 +205,70 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
 }
 
 /*
+ * The short path of virtqueue_add_bufs, on a healthy plain queue: add_one
+ * for each buffer, with the queue's state in locals across the slot, table
+ * and ring stores, and the index stored once. Returns how many it added
+ * before the first that cannot go.
+ */
+static uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n, uint32_t len,
+			  bool writable)
+{
+	struct virtqueue_slot *slots = vq->slots;
+	struct vring_desc *table = vq->desc;
+	struct vring_avail *avail = vq->avail;
+	const struct virtqueue_window win = vq->win;
+	uint16_t aidx = vq->avail_idx, head = vq->free_head, nfree = vq->num_free;
+	uint16_t mask = vq->mask, flags = writable ? VRING_DESC_F_WRITE : 0;
+	uint32_t wlen = writable ? len : 0;
+	uint16_t k;
+
+	for (k = 0; k < n && nfree; k++) {
+		uintptr_t off = (uintptr_t)bufs[k] - (uintptr_t)win.va;
+		struct virtqueue_slot *s = &slots[head];
+		uint16_t next = s->next;
+
+		/* to_device_addr, on the copy of the window */
+		if (!bufs[k] || off > win.size || len > win.size - off)
+			break;
+		s->cookie = bufs[k];
+		s->ndesc = 1;
+		s->wlen = wlen;
+		vq_write_desc(VQ_IO_PLAIN, &table[head], win.da + (uint64_t)off, len, flags, 0);
+		vq_update16(VQ_IO_PLAIN, &avail->ring[(uint16_t)(aidx + k) & mask], head);
+		head = next;
+		nfree--;
+	}
+	vq->free_head = head;
+	vq->num_free = nfree;
+	if (k) {
+		vq->avail_idx = (uint16_t)(aidx + k);
+		vq_store_idx(VQ_IO_PLAIN, &avail->idx, (uint16_t)(aidx + k));
+	}
+	return k;
+}
+
+int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
+		       bool writable)
+{
+	uint16_t k = 0;
+	int ret = 0;
+
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || (!bufs && n))
+		return -EINVAL;
+	if (vq->broken)
+		return -EIO;
+	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER)) {
+		k = add_batch(vq, bufs, n, len, writable);
+		/* what stopped it, if anything did */
+		ret = vq->num_free ? -EINVAL : -ENOSPC;
+	} else {
+		while (k < n && (ret = virtqueue_add_one(vq, bufs[k], len, writable, bufs[k])) == 0)
+			k++;
+	}
+	return k == n || k ? k : ret;
+}
+
+/*
  * Append descriptors head..tail (linked) to the free list. First in, first
  * out: a driver whose device uses buffers in order then adds each head
  * back at the same avail entry it had a ring ago, so the entry holds its
