@@ -3,12 +3,14 @@
  * arbitrary used ring for the driver role.
  *
  * Input: byte 0 picks the queue size (1..64) and features, byte 1 the
- * caller's array size; the rest is the ring and buffer region as the peer
+ * caller's array size, whether the device takes batches first and the
+ * driver's batch size; the rest is the ring and buffer region as the peer
  * wrote it. The region is a heap block of exactly its size, so AddressSanitizer
  * catches any access outside it. Every buffer handed out must lie inside it,
  * and the calls must end (bounded work) without crashing.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,8 @@ static void check_inside(const uint8_t *region, const struct virtqueue_buf *vb, 
 	}
 }
 
-static void run_device(uint8_t *region, uint16_t num, uint64_t features, size_t vbsize)
+static void run_device(uint8_t *region, uint16_t num, uint64_t features, size_t vbsize,
+		       bool batch)
 {
 	_Alignas(void *) uint8_t mem[VIRTQUEUE_FOOTPRINT(64)];
 	struct virtqueue_config cfg = {
@@ -49,7 +52,21 @@ static void run_device(uint8_t *region, uint16_t num, uint64_t features, size_t 
 	memcpy(region + used_off, saved_used, used_len);
 	for (int i = 0; i < 3 * num + 3; i++) {
 		size_t cnt = 0;
-		int head = vhost_get_vq_buffers(vq, vb, vbsize, &cnt);
+		uint16_t heads[8];
+		int head, k;
+
+		/* batch: lone buffers eight at a time first, each returned; the
+		 * entry that stops the batch is the single take's below. */
+		k = batch ? virtqueue_get_available_buffers(vq, vb, heads, 8) : 0;
+		if (k < 0)
+			break;
+		check_inside(region, vb, (size_t)k);
+		for (int j = 0; j < k; j++)
+			if (virtqueue_add_consumed_buffer(vq, heads[j], 0))
+				abort();
+		if (k)
+			continue;
+		head = vhost_get_vq_buffers(vq, vb, vbsize, &cnt);
 
 		if (head == -EINVAL && cnt > vbsize)
 			head = vhost_get_vq_buffers(vq, vb, 8, &cnt);
@@ -136,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!region)
 		return 0;
 	memcpy(region, data + 2, size - 2 < REGION ? size - 2 : REGION);
-	run_device(region, num, features, data[1] % 9);
+	run_device(region, num, features, data[1] % 9, data[1] / 72 % 2);
 	memset(region, 0, REGION);
 	run_driver(region, num, data + 2, size - 2, batches[data[1] / 9 % 8]);
 	free(region);

@@ -627,6 +627,54 @@ static void test_get_vq_buffers_empty_is_enomem(void **state)
 	assert_int_equal(vhost_get_vq_buffers(h->drv, vb, 2, &cnt), -EINVAL);
 }
 
+static void test_get_available_buffers_takes_lone_buffers(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf chain[2] = { { h->bufs + 256, 8, false }, { h->bufs + 264, 8, true } };
+	struct virtqueue_buf vb[8];
+	uint16_t heads[8], chain_head;
+	size_t cnt;
+	int c[5], head;
+
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 16 * i, 16, i == 1, &c[i]), 0);
+	assert_int_equal(virtqueue_add_buffer(h->drv, chain, 1, 1, &c[3]), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 48, 16, true, &c[4]), 0);
+
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads, 0), 0);
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_ptr_equal(vb[i].buf, h->bufs + 16 * i);
+		assert_int_equal(vb[i].len, 16);
+		assert_int_equal(vb[i].writable, i == 1);
+	}
+	/* The chain stops the batch and stays for the single take. */
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads + 3, 8), 0);
+	assert_false(virtqueue_is_broken(h->dev));
+	head = vhost_get_vq_buffers(h->dev, vb, 8, &cnt);
+	assert_true(head >= 0);
+	assert_int_equal(cnt, 2);
+	chain_head = (uint16_t)head;
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads + 3, 8), 1);
+	assert_ptr_equal(vb[0].buf, h->bufs + 48);
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads, 8), 0);
+
+	/* Taken means in flight: each goes back once, and the driver gets all. */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 0), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 0), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[1], 16), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[2], 0), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, chain_head, 8), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[3], 16), 0);
+	for (int i = 0; i < 5; i++)
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[i]);
+
+	assert_int_equal(virtqueue_get_available_buffers(NULL, vb, heads, 8), -EINVAL);
+	assert_int_equal(virtqueue_get_available_buffers(h->drv, vb, heads, 8), -EINVAL);
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, NULL, heads, 8), -EINVAL);
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, NULL, 8), -EINVAL);
+}
+
 static void test_get_vq_buffers_small_array_loses_nothing(void **state)
 {
 	struct harness *h = *state;
@@ -1401,6 +1449,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_add_bufs_adds_each_its_own_cookie, setup_plain,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_get_available_buffers_takes_lone_buffers,
+						setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_get_available_buffers_takes_lone_buffers,
+						setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_add_consumed_buffers_returns_a_batch,
 						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_consumed_buffers_returns_a_batch,

@@ -355,6 +355,69 @@ static void test_indirect_not_negotiated(void **state)
 	harness_fini(&h);
 }
 
+/* A batch take leaves a bad entry for the single take, which reports it:
+ * the good entries before it are taken, nothing is broken until then. */
+static void expect_batch_leaves(struct harness *h, int good, enum virtqueue_fault fault, int err)
+{
+	struct virtqueue_buf vb[8];
+	uint16_t heads[8];
+
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads, 8), good);
+	for (int i = 0; i < good; i++) {
+		assert_int_equal(heads[i], i);
+		assert_ptr_equal(vb[i].buf, h->bufs + 8 * i);
+	}
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads, 8), 0);
+	assert_false(virtqueue_is_broken(h->dev));
+	assert_int_equal(h->faults, 0);
+	expect_dev_fault(h, fault, err);
+	assert_int_equal(virtqueue_get_available_buffers(h->dev, vb, heads, 8), -EIO);
+}
+
+static void push_good(struct harness *h, int n)
+{
+	for (int i = 0; i < n; i++) {
+		raw_desc(h, (uint16_t)i, harness_da(h, h->bufs + 8 * i), 8, 0, 0);
+		raw_avail_push(h, (uint16_t)i);
+	}
+}
+
+static void test_batch_take_leaves_a_head_out_of_range(void **state)
+{
+	struct harness *h = *state;
+
+	push_good(h, 2);
+	raw_avail_push(h, 200);
+	expect_batch_leaves(h, 2, VIRTQUEUE_FAULT_HEAD_RANGE, -EINVAL);
+}
+
+static void test_batch_take_leaves_a_buffer_outside_the_window(void **state)
+{
+	struct harness *h = *state;
+
+	push_good(h, 3);
+	raw_desc(h, 3, HARNESS_DA_BASE - 1, 8, 0, 0);
+	raw_avail_push(h, 3);
+	expect_batch_leaves(h, 3, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT);
+}
+
+static void test_batch_take_leaves_a_head_in_flight(void **state)
+{
+	struct harness *h = *state;
+
+	push_good(h, 2);
+	raw_avail_push(h, 1); /* taken just before, not returned */
+	expect_batch_leaves(h, 2, VIRTQUEUE_FAULT_HEAD_INFLIGHT, -EBUSY);
+}
+
+static void test_batch_take_leaves_an_index_jump(void **state)
+{
+	struct harness *h = *state;
+
+	raw_avail_set_idx(h, 9); /* nine announced on an eight-entry ring */
+	expect_batch_leaves(h, 0, VIRTQUEUE_FAULT_AVAIL_JUMP, -EINVAL);
+}
+
 /* ---- the driver role against a hostile device ---- */
 
 static void expect_drv_fault(struct harness *h, enum virtqueue_fault fault)
@@ -560,6 +623,10 @@ int main(void)
 		DEV(test_indirect_next_out_of_range),
 		DEV(test_indirect_entry_outside_window),
 		cmocka_unit_test(test_indirect_not_negotiated),
+		DEV(test_batch_take_leaves_a_head_out_of_range),
+		DEV(test_batch_take_leaves_a_buffer_outside_the_window),
+		DEV(test_batch_take_leaves_a_head_in_flight),
+		DEV(test_batch_take_leaves_an_index_jump),
 		DRV(test_used_id_out_of_range),
 		DRV(test_used_id_not_in_flight),
 		DRV(test_used_id_returned_twice),

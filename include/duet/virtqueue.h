@@ -302,6 +302,20 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 				     uint32_t *len);
 
 /*
+ * Take up to `max` available chains that are each one buffer inside the
+ * window, the shape rpmsg posts: the buffer to vb[i] and the head to
+ * heads[i], in ring order, each checked as vhost_get_vq_buffers checks it.
+ * Stops before the first entry that is anything else, a chain or a bad
+ * entry alike, and leaves it available: vhost_get_vq_buffers then takes
+ * it or reports the fault. Returns how many were taken (0: none, or the
+ * next is not a lone buffer), -EINVAL for bad arguments, -EIO on a broken
+ * queue. One call per batch: how a device takes many buffers without a
+ * call and its checks per buffer.
+ */
+int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf vb[],
+				    uint16_t heads[], uint16_t max);
+
+/*
  * Walk the next available chain into vb[0..vbsize) and return its head
  * (>= 0), with the number of buffers in *vbcnt. Returns -ENOMEM when nothing
  * is available; -EINVAL when vbsize is too small: nothing is taken and

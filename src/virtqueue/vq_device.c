@@ -232,6 +232,31 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 	return get_available(vq, VQ_IO_PLAIN, avail_idx, len);
 }
 
+/* virtqueue_get_available_buffers past its argument checks, with `io`
+ * as for take_short. */
+static inline uint16_t take_batch(struct virtqueue *vq, struct virtqueue_io io,
+				  struct virtqueue_buf *vb, uint16_t *heads, uint16_t max)
+{
+	struct avail_entry e;
+	uint16_t n = 0;
+
+	while (n < max && take_short(vq, io, &vb[n], true, &e) == TAKE_DONE)
+		heads[n++] = e.head;
+	return n;
+}
+
+int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf vb[],
+				    uint16_t heads[], uint16_t max)
+{
+	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || ((!vb || !heads) && max))
+		return -EINVAL;
+	if (vq->broken)
+		return -EIO;
+	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
+		return take_batch(vq, VQ_IO_PLAIN, vb, heads, max);
+	return take_batch(vq, vq->io, vb, heads, max);
+}
+
 static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
 			    uint16_t head, uint32_t len)
 {
