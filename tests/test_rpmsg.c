@@ -908,6 +908,82 @@ static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/*
+ * A hostile driver on the device's send queue: a readable buffer, one too
+ * small for a header, and a chain, posted where rpmsg's receive buffers
+ * were. The device's send skips all three, returns each unused and counts
+ * it, and finds no buffer; with rpmsg's buffers posted again it sends.
+ */
+static void test_hostile_send_buffers_are_returned_and_counted(void **state)
+{
+	struct virtio_device *vdev = duet_loopback_driver(lb);
+	struct virtqueue *to_driver = vdev->vrings_info[0].vq;
+	void *stolen[RING];
+	struct rpmsg_stats st0, st;
+	struct box a, b;
+	uint8_t *mem;
+	uint32_t len;
+	int c[3], n = 0, k = 0, ret;
+
+	(void)state;
+	pair_open(&a, &b, "victim3");
+	atomic_store(&ndrops, 0);
+	rpmsg_set_drop_cb(record_drop, NULL);
+	/* Play the hostile driver: rpmsg stopped, every receive buffer it
+	 * posted used by device sends and taken off the used ring here. */
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
+	while ((ret = rpmsg_trysend(&b.ept, "lost", 5)) == 5)
+		n++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_true(n > 0);
+	while (k < RING && (stolen[k] = virtqueue_get_buffer(to_driver, NULL, NULL)))
+		k++;
+	assert_int_equal(k, n);
+	rpmsg_get_stats(dev_dev, &st0);
+	mem = virtio_alloc_buf(vdev, 128, 16);
+	assert_non_null(mem);
+	{
+		struct virtqueue_buf chain[2] = { { mem + 64, 32, true }, { mem + 96, 32, true } };
+
+		assert_int_equal(virtqueue_add_one(to_driver, mem, 64, false, &c[0]), 0);
+		assert_int_equal(virtqueue_add_one(to_driver, mem + 32, 16, true, &c[1]), 0);
+		assert_int_equal(virtqueue_add_buffer(to_driver, chain, 0, 2, &c[2]), 0);
+		virtqueue_kick(to_driver);
+	}
+	assert_int_equal(rpmsg_trysend(&b.ept, "no room", 8), -EAGAIN);
+	/* All three came back unused, in order, each counted once. */
+	for (int i = 0; i < 3; i++) {
+		len = 99;
+		assert_ptr_equal(virtqueue_get_buffer(to_driver, &len, NULL), &c[i]);
+		assert_int_equal(len, 0);
+	}
+	assert_null(virtqueue_get_buffer(to_driver, NULL, NULL));
+	rpmsg_get_stats(dev_dev, &st);
+	assert_int_equal(st.dropped_other - st0.dropped_other, 3);
+	assert_int_equal(ndrops, 3);
+	assert_string_equal(drops[0], "3 send buffer not writable");
+	assert_string_equal(drops[1], "3 send buffer too small");
+	assert_string_equal(drops[2], "3 send buffer is a chain, not one buffer");
+	/* rpmsg's own buffers back where they were: the channel goes on. */
+	for (int i = 0; i < k; i++)
+		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],
+						   (uint32_t)rpmsg_get_rx_buffer_size(&a.ept) +
+							   RPMSG_HDR_SIZE,
+						   true, stolen[i]),
+				 0);
+	virtqueue_kick(to_driver);
+	rpmsg_set_drop_cb(NULL, NULL);
+	start_polling();
+	assert_int_equal(rpmsg_send(&b.ept, "after", 6), 6);
+	assert_true(wait_until(got, &a, 2000));
+	assert_string_equal(a.last, "after");
+	virtio_free_buf(vdev, mem);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* ---- listeners ---- */
 
 static _Atomic int created, destroyed, bound;
@@ -1221,6 +1297,7 @@ int main(void)
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),
+		T(test_hostile_send_buffers_are_returned_and_counted),
 		T(test_late_listener_gets_the_announcement),
 		T(test_listener_sees_devices_go),
 		T(test_endpoint_churn),
