@@ -1,7 +1,9 @@
 /*
  * bench_rpmsg - rpmsg between two real processes over the shared-memory
- * link, in three waiting modes:
+ * link, in four waiting modes:
  *   polling  both sides run duet_link_poll() in a loop (no system calls)
+ *   backoff  the same with poll_backoff_us = --backoff (default 20): a side
+ *            that only receives waits that long after a look finds nothing
  *   hybrid   duet_link_wait() spinning up to --spin us (default 50), then blocking
  *   blocking duet_link_wait() blocking at once (futex)
  * The server (this process) runs the link's loop on its main thread
@@ -35,8 +37,8 @@
 #include <duet/port.h>
 #include <duet/rpmsg.h>
 
-enum mode { POLL, HYBRID, BLOCK };
-static const char *const mode_names[] = { "polling", "hybrid", "blocking" };
+enum mode { POLL, HYBRID, BLOCK, BACKOFF };
+static const char *const mode_names[] = { "polling", "hybrid", "blocking", "backoff" };
 
 static const uint8_t sizes[8] = { 0, 2, 0, 0, 0, 2, 0, 0 }; /* 512-byte buffers */
 static const struct duet_vdev_desc vdevs[] = {
@@ -46,6 +48,7 @@ static const struct duet_vdev_desc vdevs[] = {
 };
 
 static uint32_t spin_budget_us = 50;
+static uint32_t backoff_us = 20; /* the backoff mode's poll_backoff_us */
 static int runs = 7;
 /* The CPUs the server and the proxy (or the yardstick's child) run on, so
  * that every figure is cross-core, as on the hardware this stands in for:
@@ -128,6 +131,7 @@ static struct duet_link *open_link(enum duet_side who, const char *name, enum mo
 	struct duet_link_config cfg = {
 		.name = name, .side = who, .user_loop = true,
 		.spin_us = mode == HYBRID ? spin_budget_us : 0,
+		.poll_backoff_us = mode == BACKOFF ? backoff_us : 0,
 	};
 	struct duet_link *l;
 	char err[256];
@@ -148,7 +152,7 @@ static struct duet_link *open_link(enum duet_side who, const char *name, enum mo
  * condition after each turn. No timer is armed per sleep. */
 static void pump(struct side *s)
 {
-	if (s->mode == POLL)
+	if (s->mode == POLL || s->mode == BACKOFF)
 		duet_link_poll(s->link);
 	else
 		duet_link_wait(s->link, DUET_LINK_FOREVER);
@@ -190,8 +194,8 @@ static int proxy_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t
 		uint32_t rung, wakes;
 
 		duet_link_stats(s->link, &rung, &wakes);
-		snprintf(r, sizeof(r), "R %llu %llu %u %u", (unsigned long long)s->count,
-			 (unsigned long long)s->bad, rung, wakes);
+		snprintf(r, sizeof(r), "R %llu %llu %u %u %u", (unsigned long long)s->count,
+			 (unsigned long long)s->bad, rung, wakes, duet_link_backoffs(s->link));
 		s->count = s->bad = s->next_seq = 0;
 		rpmsg_send(ept, r, (int)strlen(r) + 1);
 	}
@@ -236,8 +240,13 @@ static pid_t spawn_proxy(const char *name, enum mode mode)
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		char spin[16], backoff[16];
+
+		/* The proxy waits as the server does. */
+		snprintf(spin, sizeof(spin), "%u", spin_budget_us);
+		snprintf(backoff, sizeof(backoff), "%u", backoff_us);
 		pin(cpu_of[1]);
-		execl("/proc/self/exe", "bench_rpmsg", "--proxy", name, mode_names[mode],
+		execl("/proc/self/exe", "bench_rpmsg", "--proxy", name, mode_names[mode], spin, backoff,
 		      (char *)NULL);
 		_exit(127);
 	}
@@ -279,19 +288,21 @@ static void server_close(struct side *s, pid_t child)
 }
 
 /* Doorbell rings and wake-up syscalls of both sides so far. */
-static void both_stats(struct side *s, uint32_t *rung, uint32_t *wakes)
+/* Both sides' doorbell counts and backoffs (duet_link_backoffs), summed. */
+static void both_stats(struct side *s, uint32_t *rung, uint32_t *wakes, uint32_t *backoffs)
 {
-	uint32_t before = atomic_load(&s->replies), pr = 0, pw = 0;
+	uint32_t before = atomic_load(&s->replies), pr = 0, pw = 0, pb = 0;
 	unsigned long long got, bad;
 
 	while (rpmsg_trysend(&s->ept, "Q", 2) == -EAGAIN)
 		pump(s);
 	while (atomic_load(&s->replies) == before)
 		pump(s);
-	sscanf(s->reply, "R %llu %llu %u %u", &got, &bad, &pr, &pw);
+	sscanf(s->reply, "R %llu %llu %u %u %u", &got, &bad, &pr, &pw, &pb);
 	duet_link_stats(s->link, rung, wakes);
 	*rung += pr;
 	*wakes += pw;
+	*backoffs = duet_link_backoffs(s->link) + pb;
 }
 
 /* One round trip of len bytes; its time in ns. */
@@ -402,15 +413,15 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 		char what[64], extra[160];
 		size_t k = 0;
 		uint64_t lo = UINT64_MAX, hi = 0;
-		uint32_t rung0, wakes0, rungq, wakesq, rung1, wakes1;
+		uint32_t rung0, wakes0, rungq, wakesq, rung1, wakes1, back0, backq, back1;
 		int used;
 
 		for (uint32_t i = 0; i < n / 10; i++) /* warm up */
 			round_trip(&s, msg, lens[l]);
 		/* Twice: what one query itself rings (none when both poll) is
 		 * taken off the count below. */
-		both_stats(&s, &rung0, &wakes0);
-		both_stats(&s, &rungq, &wakesq);
+		both_stats(&s, &rung0, &wakes0, &back0);
+		both_stats(&s, &rungq, &wakesq, &backq);
 		for (int r = 0; r < runs; r++) {
 			uint64_t *run = ns + k, m;
 
@@ -430,13 +441,14 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 		snprintf(what, sizeof(what), "rpmsg %u B round trip, %s", lens[l], mode_names[mode]);
 		/* The paired runs' warm-ups rang too: count per measured trip
 		 * only when there were none. */
-		both_stats(&s, &rung1, &wakes1);
+		both_stats(&s, &rung1, &wakes1, &back1);
 		used = snprintf(extra, sizeof(extra), "run medians %.2f-%.2f", lo / 1e3, hi / 1e3);
 		if (!paired)
 			snprintf(extra + used, sizeof(extra) - (size_t)used,
-				 "; per round trip %.2f rings, %.2f wake syscalls",
+				 "; per round trip %.2f rings, %.2f wake syscalls, %.2f backoffs",
 				 (double)((int64_t)rung1 - rungq - (rungq - rung0)) / (double)k,
-				 (double)((int64_t)wakes1 - wakesq - (wakesq - wakes0)) / (double)k);
+				 (double)((int64_t)wakes1 - wakesq - (wakesq - wakes0)) / (double)k,
+				 (double)((int64_t)back1 - backq - (backq - back0)) / (double)k);
 		if (paired) {
 			double lo_r = ratio[0], hi_r = ratio[0];
 
@@ -469,13 +481,16 @@ static int bench_rtt(void)
 	header("Round trips, server to proxy and back (two processes, one shared region)");
 	yardstick(false, 20000);
 	bench_rtt_mode(POLL, 20000);
+	bench_rtt_mode(BACKOFF, 20000);
 	bench_rtt_mode(HYBRID, 20000);
 	bench_rtt_mode(BLOCK, 2000);
 	printf("\nHow to read: p50 is the typical round trip; compare each mode with its\n"
 	       "yardstick from the same run (polling with spin, blocking with futex): the\n"
 	       "machine is shared and noisy, so ratios are what carry over. Hybrid spins\n"
-	       "up to %u us before blocking, so an immediate echo never sleeps.\n",
-	       spin_budget_us);
+	       "up to %u us before blocking, so an immediate echo never sleeps. Backoff\n"
+	       "polls with poll_backoff_us = %u: a ping-pong never waits, so it should\n"
+	       "match polling.\n",
+	       spin_budget_us, backoff_us);
 	return 0;
 }
 
@@ -536,7 +551,7 @@ static void stream_once(struct side *s, uint32_t len, enum send_kind kind, uint6
 		unsigned long long got, bad;
 		uint32_t pr, pw;
 
-		if (sscanf(s->reply, "R %llu %llu %u %u", &got, &bad, &pr, &pw) != 4)
+		if (sscanf(s->reply, "R %llu %llu %u %u %*u", &got, &bad, &pr, &pw) != 4)
 			got = bad = pr = pw = 0;
 		r->msgs = got;
 		r->bad = bad + (got != n);
@@ -604,11 +619,16 @@ static int bench_stream(void)
 	       "| mode | payload | send | MB/s p50 | M msg/s | MB/s min-max | notifications/msg | wake-up syscalls/msg | check |\n"
 	       "|---|---|---|---|---|---|---|---|---|\n", runs);
 	bench_stream_mode(POLL);
+	bench_stream_mode(BACKOFF);
 	bench_stream_mode(BLOCK);
 	printf("\nHow to read: notifications are doorbell rings (both directions) per message;\n"
 	       "wake-up syscalls are the futex wakes those rings cost (0 when the peer was\n"
 	       "polling). The proxy checks every sequence number. copy+more sends with\n"
-	       "rpmsg_trysend_more: the doorbell rings when the ring is full or the batch ends.\n");
+	       "rpmsg_trysend_more: the doorbell rings when the ring is full or the batch ends.\n"
+	       "Backoff polls with poll_backoff_us = %u: the receiver, which only receives,\n"
+	       "waits up to that long after a look that finds nothing, and the sender's\n"
+	       "lines stay its own meanwhile.\n",
+	       backoff_us);
 	return 0;
 }
 
@@ -704,9 +724,13 @@ static int bench_loop(uint32_t n)
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
-	if (argc >= 4 && !strcmp(argv[1], "--proxy"))
+	if (argc >= 6 && !strcmp(argv[1], "--proxy")) {
+		spin_budget_us = (uint32_t)atoi(argv[4]);
+		backoff_us = (uint32_t)atoi(argv[5]);
 		return proxy_main(argv[2], !strcmp(argv[3], "polling") ? POLL :
-					   !strcmp(argv[3], "hybrid") ? HYBRID : BLOCK);
+					   !strcmp(argv[3], "hybrid") ? HYBRID :
+					   !strcmp(argv[3], "backoff") ? BACKOFF : BLOCK);
+	}
 	if (argc >= 3 && !strcmp(argv[1], "--idle-proxy"))
 		return idle_proxy(argv[2]);
 	virtio_register_driver(&virtio_rpmsg_driver);
@@ -718,6 +742,8 @@ int main(int argc, char **argv)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--spin") && i + 1 < argc)
 			spin_budget_us = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--backoff") && i + 1 < argc)
+			backoff_us = (uint32_t)atoi(argv[++i]);
 	}
 	if (runs < 1)
 		runs = 1;
@@ -737,6 +763,7 @@ int main(int argc, char **argv)
 		return bench_idle();
 	if (argc >= 3 && !strcmp(argv[1], "loop"))
 		return bench_loop((uint32_t)atoi(argv[2]));
-	fprintf(stderr, "usage: bench_rpmsg rtt|stream|idle [--runs N] [--spin US] [--no-pin] | loop N\n");
+	fprintf(stderr, "usage: bench_rpmsg rtt|stream|idle [--runs N] [--spin US] [--backoff US] "
+			"[--no-pin] | loop N\n");
 	return 2;
 }

@@ -42,6 +42,14 @@ static const struct duet_vdev_desc vdevs[] = {
 	  .carveout_size = 64 * 1024 },
 };
 
+/* Rings of 64: received buffers go back in batches of eight, which lets a
+ * receiving side tell traffic that only comes in (poll_backoff_us). */
+static const struct duet_vdev_desc vdevs64[] = {
+	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1, .num_vrings = 2,
+	  .vring_num = 64, .vring_align = 16, .config_len = sizeof(sizes), .config = sizes,
+	  .carveout_size = 128 * 1024 },
+};
+
 static void nap(unsigned int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -873,6 +881,28 @@ static int echo_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 	return echo_cb(ept, data, len, src, priv);
 }
 
+/* Echo, but sink "s:" messages (a one-way stream: counted, no answer)
+ * and answer "backoffs?" with this side's duet_link_backoffs and sunk
+ * count. */
+static unsigned int sunk;
+
+static int sink_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
+			 void *priv)
+{
+	if (len >= 2 && !memcmp(data, "s:", 2)) {
+		sunk++;
+		return 0;
+	}
+	if (len == 10 && !memcmp(data, "backoffs?", 10)) {
+		char r[48];
+
+		snprintf(r, sizeof(r), "backoffs %u sunk %u", duet_link_backoffs(echo_link), sunk);
+		rpmsg_send(ept, r, (int)strlen(r) + 1);
+		return 0;
+	}
+	return echo_stats_cb(ept, data, len, src, priv);
+}
+
 /* The end of a pumped child: on "quit" or when the server is gone (hear()
  * returns at once on a closed stdin: a parent that failed must not leave
  * this child spinning), stop the pump thread `t` (NULL: none), close. */
@@ -896,14 +926,17 @@ static int child_end(struct pump *pm, pthread_t *t, struct rpmsg_endpoint *ept)
  * a user loop that polls ("poll-loop"), mixes polling bursts with waits
  * without a timeout ("mixed-loop"), or only waits, spinning 20 us first
  * ("hybrid-loop"); or served by its service thread, spinning 50 us
- * ("service-spin").
+ * ("service-spin"); or a user loop that polls with poll_backoff_us 200 and
+ * also sinks one-way messages ("backoff-loop").
  */
 static int child_poll_loop(const char *name, const char *scenario)
 {
 	bool user = strcmp(scenario, "service-spin") != 0;
+	bool backoff = !strcmp(scenario, "backoff-loop");
 	struct duet_link_config cfg = {
 		.name = name, .side = DUET_PROXY, .user_loop = user,
 		.spin_us = !strcmp(scenario, "hybrid-loop") ? 20 : user ? 0 : 50,
+		.poll_backoff_us = backoff ? 200 : 0,
 	};
 	static struct pump pm = { .forever = true };
 	static struct rpmsg_endpoint ept;
@@ -911,7 +944,9 @@ static int child_poll_loop(const char *name, const char *scenario)
 	char err[256];
 	pthread_t t;
 
-	pm.poll = !strcmp(scenario, "poll-loop") ? -1 : !strcmp(scenario, "mixed-loop") ? 64 : 0;
+	pm.poll = !strcmp(scenario, "poll-loop") || backoff ? -1
+		  : !strcmp(scenario, "mixed-loop")       ? 64
+							  : 0;
 	CHECK(vhost_register_driver(&vhost_rpmsg_driver) == 0);
 	CHECK(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)) == 0);
 	echo_link = pm.link;
@@ -919,7 +954,7 @@ static int child_poll_loop(const char *name, const char *scenario)
 	rdev = wait_device();
 	CHECK(rdev != NULL);
 	CHECK(rpmsg_create_ept(&ept, rdev, "polled", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-			       echo_stats_cb, NULL) == 0);
+			       backoff ? sink_stats_cb : echo_stats_cb, NULL) == 0);
 	say("up");
 	return child_end(&pm, user ? &t : NULL, &ept);
 }
@@ -967,6 +1002,8 @@ static void polled_pair(struct pump *pm, pthread_t *t, struct proc *child, struc
 
 	snprintf(name, sizeof(name), "trl-%d-%s", (int)getpid(), scenario);
 	cfg.name = name;
+	if (!strcmp(scenario, "backoff-loop"))
+		cfg.vdevs = vdevs64;
 	*pm = (struct pump){ .forever = true, .poll = poll };
 	assert_int_equal(duet_link_open(&pm->link, &cfg, 5000, err, sizeof(err)), 0);
 	assert_int_equal(pthread_create(t, NULL, pump_main, pm), 0);
@@ -1018,6 +1055,49 @@ static void test_polling_loops_ring_no_doorbell(void **state)
 	duet_link_stats(pm.link, &rung1, &wakes);
 	assert_int_equal(rung1 - rung0, 0);
 	assert_int_equal(peer1 - peer0, 0);
+	polled_pair_end(&pm, t, &child, &b);
+}
+
+/* The polled child's backoff count and the one-way messages it sank. */
+static void backoffs_of(struct box *b, unsigned int *backoffs, unsigned int *got)
+{
+	assert_true(ask(b, "backoffs?"));
+	assert_int_equal(sscanf(b->last, "backoffs %u sunk %u", backoffs, got), 2);
+}
+
+/*
+ * poll_backoff_us: a polling side waits after an empty look only while
+ * traffic just comes in. The child polls with a 200 us backoff. 300 echoes
+ * (it answers each in the look that received it) make it wait not once;
+ * one-way messages a millisecond apart (each taken by a look of its own,
+ * most of them with no buffer going back) make it wait, and every message
+ * still arrives.
+ */
+static void test_polling_backs_off_only_for_one_way_traffic(void **state)
+{
+	unsigned int back0, back1, back2, got0, got1, got2;
+	struct pump pm;
+	struct proc child;
+	struct box b;
+	pthread_t t;
+
+	(void)state;
+	polled_pair(&pm, &t, &child, &b, "backoff-loop", -1);
+	assert_true(ask(&b, "warm"));
+	backoffs_of(&b, &back0, &got0);
+	echoes(&b, 300, 0);
+	backoffs_of(&b, &back1, &got1);
+	assert_int_equal(back1, back0);
+	for (int i = 0; i < 200; i++) {
+		char msg[16];
+
+		snprintf(msg, sizeof(msg), "s:%d", i);
+		assert_int_equal(rpmsg_send(&b.ept, msg, (int)strlen(msg) + 1), (int)strlen(msg) + 1);
+		nap(1);
+	}
+	backoffs_of(&b, &back2, &got2);
+	assert_int_equal(got2 - got1, 200);
+	assert_true(back2 > back1);
 	polled_pair_end(&pm, t, &child, &b);
 }
 
@@ -1267,6 +1347,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
 		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
 		cmocka_unit_test(test_polling_loops_ring_no_doorbell),
+		cmocka_unit_test(test_polling_backs_off_only_for_one_way_traffic),
 		cmocka_unit_test(test_loops_switching_between_poll_and_wait_lose_nothing),
 		cmocka_unit_test(test_hybrid_loop_spins_on_its_rings),
 		cmocka_unit_test(test_service_threads_spin_on_their_rings),

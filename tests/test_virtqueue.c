@@ -612,6 +612,28 @@ static void test_add_consumed_buffers_returns_a_batch(void **state)
 	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, NULL, NULL, 1), -EINVAL);
 }
 
+/* The index each side publishes moves with each add or return, and only
+ * then: a take or a get publishes nothing. */
+static void test_published_idx_moves_with_what_each_side_gives(void **state)
+{
+	struct harness *h = *state;
+	uint16_t heads[2];
+	int c[2];
+
+	assert_int_equal(virtqueue_published_idx(h->drv), 0);
+	assert_int_equal(virtqueue_published_idx(h->dev), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 16, true, &c[0]), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 16, 16, true, &c[1]), 0);
+	assert_int_equal(virtqueue_published_idx(h->drv), 2);
+	take_all(h, heads, 2);
+	assert_int_equal(virtqueue_published_idx(h->dev), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 4), 0);
+	assert_int_equal(virtqueue_published_idx(h->dev), 1);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[0]);
+	assert_int_equal(virtqueue_published_idx(h->drv), 2);
+	assert_int_equal(virtqueue_published_idx(h->dev), 1);
+}
+
 /* ---- device role ---- */
 
 static void test_get_vq_buffers_empty_is_enomem(void **state)
@@ -1449,6 +1471,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_add_bufs_adds_each_its_own_cookie, setup_plain,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_published_idx_moves_with_what_each_side_gives,
+						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_available_buffers_takes_lone_buffers,
 						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_available_buffers_takes_lone_buffers,

@@ -44,6 +44,13 @@ struct duet_link_config {
 	const struct duet_vdev_desc *vdevs;
 	unsigned int num_vdevs;
 	uint32_t spin_us;       /* doorbell spin before blocking; 0: block at once */
+	/* Polling (duet_link_poll): when the traffic only comes in (this side
+	 * published nothing since its last two receives) and a look finds
+	 * nothing, wait up to this long before returning, so that a peer
+	 * streaming to this side is not slowed by every look taking the
+	 * lines it writes. Costs a one-way message arriving meanwhile up to
+	 * this much latency; a ping-pong never waits. 0: never (the default). */
+	uint32_t poll_backoff_us;
 	/* The user runs the loop (duet_link_poll / duet_link_wait, from one
 	 * thread); the link's own thread then only watches the peer. */
 	bool user_loop;
@@ -94,9 +101,14 @@ bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
  * at the rings itself, so it tells the peer, in its doorbell, not to ring
  * for them until it next calls duet_link_wait. Returns how many notify ids
  * and callbacks ran (0: nothing was pending), -EINVAL without user_loop.
- * Polling: call it in a loop.
+ * Polling: call it in a loop. With poll_backoff_us, a look that finds
+ * nothing while traffic only comes in waits before it returns.
  */
 int duet_link_poll(struct duet_link *link);
+
+/* How many times duet_link_poll waited for poll_backoff_us (or less: the
+ * doorbell ends a wait). */
+uint32_t duet_link_backoffs(struct duet_link *link);
 
 /* A duet_link_wait timeout that never ends. */
 #define DUET_LINK_FOREVER UINT32_MAX

@@ -135,6 +135,14 @@ int duet_rptun_check_peer(struct duet_rptun *rptun);
  */
 int duet_rptun_poll(struct duet_rptun *rptun);
 
+/*
+ * The sum of the indices this side has published on every live virtqueue
+ * (virtqueue_published_idx): it moves whenever this side sends or gives a
+ * buffer back. A loop compares it across looks to tell traffic that only
+ * comes in from traffic it answers. Safe from any thread.
+ */
+uint32_t duet_rptun_published(struct duet_rptun *rptun);
+
 /* The platform's pointer given in the config. */
 void *duet_rptun_priv(const struct duet_rptun *rptun);
 

@@ -378,6 +378,14 @@ static inline bool virtqueue_seen_more(const struct virtqueue *vq)
 /* Ask the peer not to notify this side (a hint: the peer may still). */
 void virtqueue_disable_cb(struct virtqueue *vq);
 
+/*
+ * The index this side last published (driver: avail.idx; device:
+ * used.idx), read from the ring: it moves whenever this side adds or
+ * returns a buffer. One atomic load of a word only this side writes, so
+ * any thread may ask, a loop included, while others send.
+ */
+uint16_t virtqueue_published_idx(const struct virtqueue *vq);
+
 /* Transport entry point for an incoming notification: runs the callback. */
 void virtqueue_notification(struct virtqueue *vq);
 

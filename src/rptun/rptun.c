@@ -231,6 +231,15 @@ int duet_rptun_poll(struct duet_rptun *rptun)
 	return (int)ran;
 }
 
+uint32_t duet_rptun_published(struct duet_rptun *rptun)
+{
+	uint32_t sum = 0;
+
+	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
+		sum += duet_rvdev_published(&rptun->rv[i]);
+	return sum;
+}
+
 int duet_rptun_check_peer(struct duet_rptun *rptun)
 {
 	int restarted = 0;

@@ -121,6 +121,19 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	return ran;
 }
 
+uint32_t duet_rvdev_published(struct duet_rvdev *rv)
+{
+	uint32_t sum = 0;
+
+	for (unsigned int i = 0; i < rv->desc.num_vrings && i < DUET_MAX_VRINGS; i++) {
+		struct virtqueue *vq = atomic_load_explicit(&rv->live[i], memory_order_acquire);
+
+		if (vq)
+			sum += virtqueue_published_idx(vq);
+	}
+	return sum;
+}
+
 /* ---- virtqueues ---- */
 
 static void rv_delete_virtqueues(struct virtio_device *vdev)

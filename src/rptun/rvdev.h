@@ -64,6 +64,9 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
 /* Look at every queue (virtqueue_poll); returns how many callbacks ran. */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
 
+/* The sum of virtqueue_published_idx over rv's live queues. */
+uint32_t duet_rvdev_published(struct duet_rvdev *rv);
+
 /* Bytes the driver side's vrings take at the start of the carveout. */
 size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc);
 

@@ -327,6 +327,14 @@ bool virtqueue_poll(struct virtqueue *vq)
 	return true;
 }
 
+uint16_t virtqueue_published_idx(const struct virtqueue *vq)
+{
+	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
+
+	return vq_load_idx(vq->io, vq->role == VIRTQUEUE_ROLE_DRIVER ? &v->avail->idx
+								  : &v->used->idx);
+}
+
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */

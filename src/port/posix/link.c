@@ -101,6 +101,13 @@ struct duet_link {
 	uint32_t wake_seq;   /* duet_link_wake calls, for a loop with no doorbell */
 	uint32_t loop_wake;  /* wake_seq at the loop's last dispatch */
 	duet_rptun_callback incoming; /* where the doorbell's ids go */
+	/* Polling loop (poll_backoff_us): what this side had published at the
+	 * end of its last look that ran callbacks, and whether that look and
+	 * the one before it took work in without this side publishing
+	 * anything in between (traffic that only comes in). */
+	uint32_t rx_published;
+	bool one_way;
+	_Atomic uint32_t backoffs;
 };
 
 static void say(struct duet_link *l, enum duet_link_event ev, const char *fmt, ...)
@@ -736,9 +743,47 @@ static unsigned int poll_rings(struct duet_link *l)
 		if (!atomic_load_explicit(&bell->polled, memory_order_relaxed))
 			atomic_store(&bell->polled, 1);
 		n = (unsigned int)duet_rptun_poll(l->rptun);
+		if (n) {
+			uint32_t now = duet_rptun_published(l->rptun);
+
+			l->one_way = now == l->rx_published;
+			l->rx_published = now;
+		}
 	}
 	pthread_mutex_unlock(&l->lock);
 	return n;
+}
+
+/*
+ * A polling loop that only receives (two looks in a row took work in and
+ * this side published nothing, not even a buffer given back, since) and
+ * found nothing now: the peer is streaming to it. Every look reads lines
+ * the peer is writing, and takes them from it, so each of the peer's next
+ * stores waits for its line to come back: a reader faster than the writer
+ * slows it down. So wait up to poll_backoff_us before the next look, while
+ * the peer fills the ring undisturbed. Not when this side sent since its
+ * last receive (a ping-pong: its answer is due), and it ends early on
+ * anything the doorbell brings. Under the loop's thread only.
+ */
+static void poll_backoff(struct duet_link *l)
+{
+	uint64_t t0, budget = (uint64_t)l->cfg.poll_backoff_us * 1000u;
+	uint32_t seq;
+	bool quiet;
+
+	if (!budget || !l->loop_bell)
+		return;
+	pthread_mutex_lock(&l->lock);
+	quiet = l->one_way && l->rptun && duet_rptun_published(l->rptun) == l->rx_published;
+	pthread_mutex_unlock(&l->lock);
+	if (!quiet)
+		return;
+	atomic_fetch_add_explicit(&l->backoffs, 1, memory_order_relaxed);
+	seq = l->loop_seen;
+	t0 = duet_clock_ns();
+	while (duet_clock_ns() - t0 < budget &&
+	       atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) == seq)
+		;
 }
 
 /* The loop stops polling (it is about to sleep): the peer rings again
@@ -773,7 +818,10 @@ int duet_link_poll(struct duet_link *l)
 		n = dispatch(l, ids, &seen);
 		l->loop_seen = seen;
 	}
-	return (int)(n + poll_rings(l));
+	n += poll_rings(l);
+	if (!n)
+		poll_backoff(l);
+	return (int)n;
 }
 
 /* No doorbell to wait on (a proxy between servers): wait for one to come,
@@ -1042,6 +1090,11 @@ struct duet_rptun *duet_link_rptun(struct duet_link *l)
 bool duet_link_stop_requested(struct duet_link *l)
 {
 	return atomic_load(&l->stop_requested);
+}
+
+uint32_t duet_link_backoffs(struct duet_link *l)
+{
+	return l ? atomic_load_explicit(&l->backoffs, memory_order_relaxed) : 0;
 }
 
 void duet_link_stats(struct duet_link *l, uint32_t *rung, uint32_t *wakes)
