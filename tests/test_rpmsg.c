@@ -843,6 +843,21 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* After a hostile peer's turn: the channel goes on, both ways; then the
+ * test's buffer and endpoints go. */
+static void channel_goes_on(struct box *a, struct box *b, struct virtio_device *vdev, void *mem)
+{
+	assert_int_equal(rpmsg_send(&a->ept, "still here", 11), 11);
+	assert_true(wait_until(got, b, 2000));
+	assert_string_equal(b->last, "still here");
+	assert_int_equal(rpmsg_send(&b->ept, "and back", 9), 9);
+	assert_true(wait_until(got, a, 2000));
+	assert_string_equal(a->last, "and back");
+	virtio_free_buf(vdev, mem);
+	rpmsg_destroy_ept(&a->ept);
+	rpmsg_destroy_ept(&b->ept);
+}
+
 /*
  * A hostile driver: on the device's receive queue, a lone writable buffer
  * and a chain of two, neither of which rpmsg sends. The device returns
@@ -896,16 +911,7 @@ static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 	assert_int_equal(ndrops, 2);
 	assert_string_equal(drops[0], "3 received a writable buffer");
 	assert_string_equal(drops[1], "3 received a chain, not one buffer");
-	/* The channel goes on, both ways. */
-	assert_int_equal(rpmsg_send(&a.ept, "still here", 11), 11);
-	assert_true(wait_until(got, &b, 2000));
-	assert_string_equal(b.last, "still here");
-	assert_int_equal(rpmsg_send(&b.ept, "and back", 9), 9);
-	assert_true(wait_until(got, &a, 2000));
-	assert_string_equal(a.last, "and back");
-	virtio_free_buf(vdev, mem);
-	rpmsg_destroy_ept(&a.ept);
-	rpmsg_destroy_ept(&b.ept);
+	channel_goes_on(&a, &b, vdev, mem);
 }
 
 /*
@@ -976,12 +982,7 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 	virtqueue_kick(to_driver);
 	rpmsg_set_drop_cb(NULL, NULL);
 	start_polling();
-	assert_int_equal(rpmsg_send(&b.ept, "after", 6), 6);
-	assert_true(wait_until(got, &a, 2000));
-	assert_string_equal(a.last, "after");
-	virtio_free_buf(vdev, mem);
-	rpmsg_destroy_ept(&a.ept);
-	rpmsg_destroy_ept(&b.ept);
+	channel_goes_on(&a, &b, vdev, mem);
 }
 
 /* ---- listeners ---- */

@@ -301,10 +301,10 @@ static uint16_t take_batch_short(struct virtqueue *vq, struct virtqueue_buf *vb,
 int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf vb[],
 				    uint16_t heads[], uint16_t max)
 {
-	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || ((!vb || !heads) && max))
-		return -EINVAL;
-	if (vq->broken)
-		return -EIO;
+	int ret = vq_batch_args(vq, VIRTQUEUE_ROLE_DEVICE, vb && heads ? vb : NULL, max);
+
+	if (ret < 0)
+		return ret;
 	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
 		return take_batch_short(vq, vb, heads, max);
 	return take_batch(vq, vq->io, vb, heads, max);
@@ -406,12 +406,10 @@ int virtqueue_add_consumed_buffers(struct virtqueue *vq, const uint16_t heads[],
 				   const uint32_t lens[], uint16_t n)
 {
 	uint16_t k = 0;
-	int ret = 0;
+	int ret = vq_batch_args(vq, VIRTQUEUE_ROLE_DEVICE, heads, n);
 
-	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || (!heads && n))
-		return -EINVAL;
-	if (vq->broken)
-		return -EIO;
+	if (ret < 0)
+		return ret;
 	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE)) {
 		k = put_used_batch(vq, heads, lens, n);
 		ret = -EINVAL; /* what stopped it, if anything did */

@@ -251,12 +251,10 @@ int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uin
 		       bool writable)
 {
 	uint16_t k = 0;
-	int ret = 0;
+	int ret = vq_batch_args(vq, VIRTQUEUE_ROLE_DRIVER, bufs, n);
 
-	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || (!bufs && n))
-		return -EINVAL;
-	if (vq->broken)
-		return -EIO;
+	if (ret < 0)
+		return ret;
 	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER)) {
 		k = add_batch(vq, bufs, n, len, writable);
 		/* what stopped it, if anything did */
@@ -455,11 +453,10 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[], uint16_t max)
 {
 	uint16_t n = 0;
+	int ret = vq_batch_args(vq, VIRTQUEUE_ROLE_DRIVER, cookies, max);
 
-	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !cookies)
-		return -EINVAL;
-	if (vq->broken)
-		return -EIO;
+	if (ret < 0)
+		return ret;
 	while (n < max) {
 		void *cookie;
 

@@ -33,6 +33,16 @@ static inline uint16_t vq_inflight(const struct virtqueue *vq)
 	return (uint16_t)(vq->avail_idx - vq->used_idx);
 }
 
+/* The checks a batch call makes first: a queue of `role`, its array
+ * (NULL allowed only for an empty batch), not broken. 0, -EINVAL or -EIO. */
+static inline int vq_batch_args(const struct virtqueue *vq, enum virtqueue_role role,
+				const void *array, uint16_t n)
+{
+	if (!vq || vq->role != role || (!array && n))
+		return -EINVAL;
+	return vq->broken ? -EIO : 0;
+}
+
 /* Accessors for plain shared memory, as a constant: a function called
  * with it has every `if (io.ops)` folded away. */
 #define VQ_IO_PLAIN ((struct virtqueue_io){ NULL, NULL })
