@@ -382,7 +382,8 @@ void virtqueue_disable_cb(struct virtqueue *vq);
  * The index this side last published (driver: avail.idx; device:
  * used.idx), read from the ring: it moves whenever this side adds or
  * returns a buffer. One atomic load of a word only this side writes, so
- * any thread may ask, a loop included, while others send.
+ * any thread may ask, a loop included, while others send (on a queue with
+ * accessors, as far as they allow it).
  */
 uint16_t virtqueue_published_idx(const struct virtqueue *vq);
 
