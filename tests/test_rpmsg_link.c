@@ -926,16 +926,18 @@ static int child_end(struct pump *pm, pthread_t *t, struct rpmsg_endpoint *ept)
  * a user loop that polls ("poll-loop"), mixes polling bursts with waits
  * without a timeout ("mixed-loop"), or only waits, spinning 20 us first
  * ("hybrid-loop"); or served by its service thread, spinning 50 us
- * ("service-spin"); or a user loop that polls with poll_backoff_us 200 and
- * also sinks one-way messages ("backoff-loop").
+ * ("service-spin"); or, with poll_backoff_us 200 and sinking one-way
+ * messages too, a user loop that polls ("backoff-loop") or waits spinning
+ * 5 ms first ("backoff-hybrid-loop").
  */
 static int child_poll_loop(const char *name, const char *scenario)
 {
 	bool user = strcmp(scenario, "service-spin") != 0;
-	bool backoff = !strcmp(scenario, "backoff-loop");
+	bool backoff = !strncmp(scenario, "backoff-", 8);
+	bool hybrid = !strcmp(scenario, "backoff-hybrid-loop");
 	struct duet_link_config cfg = {
 		.name = name, .side = DUET_PROXY, .user_loop = user,
-		.spin_us = !strcmp(scenario, "hybrid-loop") ? 20 : user ? 0 : 50,
+		.spin_us = !strcmp(scenario, "hybrid-loop") ? 20 : hybrid ? 5000 : user ? 0 : 50,
 		.poll_backoff_us = backoff ? 200 : 0,
 	};
 	static struct pump pm = { .forever = true };
@@ -944,7 +946,7 @@ static int child_poll_loop(const char *name, const char *scenario)
 	char err[256];
 	pthread_t t;
 
-	pm.poll = !strcmp(scenario, "poll-loop") || backoff ? -1
+	pm.poll = !strcmp(scenario, "poll-loop") || (backoff && !hybrid) ? -1
 		  : !strcmp(scenario, "mixed-loop")       ? 64
 							  : 0;
 	CHECK(vhost_register_driver(&vhost_rpmsg_driver) == 0);
@@ -1002,7 +1004,7 @@ static void polled_pair(struct pump *pm, pthread_t *t, struct proc *child, struc
 
 	snprintf(name, sizeof(name), "trl-%d-%s", (int)getpid(), scenario);
 	cfg.name = name;
-	if (!strcmp(scenario, "backoff-loop"))
+	if (!strncmp(scenario, "backoff-", 8))
 		cfg.vdevs = vdevs64;
 	*pm = (struct pump){ .forever = true, .poll = poll };
 	assert_int_equal(duet_link_open(&pm->link, &cfg, 5000, err, sizeof(err)), 0);
@@ -1067,13 +1069,13 @@ static void backoffs_of(struct box *b, unsigned int *backoffs, unsigned int *got
 
 /*
  * poll_backoff_us: a polling side waits after an empty look only while
- * traffic just comes in. The child polls with a 200 us backoff. 300 echoes
- * (it answers each in the look that received it) make it wait not once;
- * one-way messages a millisecond apart (each taken by a look of its own,
- * most of them with no buffer going back) make it wait, and every message
- * still arrives.
+ * traffic just comes in. The child in `scenario` polls with a 200 us
+ * backoff. 300 echoes (it answers each in the look that received it) make
+ * it wait not once; one-way messages a millisecond apart (each taken by a
+ * look of its own, most of them with no buffer going back) make it wait,
+ * and every message still arrives.
  */
-static void test_polling_backs_off_only_for_one_way_traffic(void **state)
+static void backs_off_only_for_one_way_traffic(const char *scenario)
 {
 	unsigned int back0, back1, back2, got0, got1, got2;
 	struct pump pm;
@@ -1081,8 +1083,7 @@ static void test_polling_backs_off_only_for_one_way_traffic(void **state)
 	struct box b;
 	pthread_t t;
 
-	(void)state;
-	polled_pair(&pm, &t, &child, &b, "backoff-loop", -1);
+	polled_pair(&pm, &t, &child, &b, scenario, -1);
 	assert_true(ask(&b, "warm"));
 	backoffs_of(&b, &back0, &got0);
 	echoes(&b, 300, 0);
@@ -1099,6 +1100,19 @@ static void test_polling_backs_off_only_for_one_way_traffic(void **state)
 	assert_int_equal(got2 - got1, 200);
 	assert_true(back2 > back1);
 	polled_pair_end(&pm, t, &child, &b);
+}
+
+static void test_polling_backs_off_only_for_one_way_traffic(void **state)
+{
+	(void)state;
+	backs_off_only_for_one_way_traffic("backoff-loop");
+}
+
+/* The same in the spin of a hybrid wait (duet_link_wait, 5 ms spin). */
+static void test_hybrid_spin_backs_off_only_for_one_way_traffic(void **state)
+{
+	(void)state;
+	backs_off_only_for_one_way_traffic("backoff-hybrid-loop");
 }
 
 /* 300 echoes from a proxy child in `scenario`; the server's loop polls in
@@ -1348,6 +1362,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
 		cmocka_unit_test(test_polling_loops_ring_no_doorbell),
 		cmocka_unit_test(test_polling_backs_off_only_for_one_way_traffic),
+		cmocka_unit_test(test_hybrid_spin_backs_off_only_for_one_way_traffic),
 		cmocka_unit_test(test_loops_switching_between_poll_and_wait_lose_nothing),
 		cmocka_unit_test(test_hybrid_loop_spins_on_its_rings),
 		cmocka_unit_test(test_service_threads_spin_on_their_rings),

@@ -44,9 +44,10 @@ struct duet_link_config {
 	const struct duet_vdev_desc *vdevs;
 	unsigned int num_vdevs;
 	uint32_t spin_us;       /* doorbell spin before blocking; 0: block at once */
-	/* Polling (duet_link_poll): when the traffic only comes in (this side
+	/* Polling (duet_link_poll, and the spin of duet_link_wait or of the
+	 * service thread): when the traffic only comes in (this side
 	 * published nothing since its last two receives) and a look finds
-	 * nothing, wait up to this long before returning, so that a peer
+	 * nothing, wait up to this long before the next look, so that a peer
 	 * streaming to this side is not slowed by every look taking the
 	 * lines it writes. Costs a one-way message arriving meanwhile up to
 	 * this much latency; a ping-pong never waits. 0: never (the default). */

@@ -106,7 +106,8 @@ struct duet_link {
 	 * the one before it took work in without this side publishing
 	 * anything in between (traffic that only comes in). */
 	uint32_t rx_published;
-	bool one_way;
+	_Atomic bool one_way; /* read first without the lock: a ping-pong's
+			       * empty looks then cost one load */
 	_Atomic uint32_t backoffs;
 };
 
@@ -746,7 +747,8 @@ static unsigned int poll_rings(struct duet_link *l)
 		if (n) {
 			uint32_t now = duet_rptun_published(l->rptun);
 
-			l->one_way = now == l->rx_published;
+			atomic_store_explicit(&l->one_way, now == l->rx_published,
+					      memory_order_relaxed);
 			l->rx_published = now;
 		}
 	}
@@ -755,34 +757,33 @@ static unsigned int poll_rings(struct duet_link *l)
 }
 
 /*
- * A polling loop that only receives (two looks in a row took work in and
+ * A polling side that only receives (two looks in a row took work in and
  * this side published nothing, not even a buffer given back, since) and
  * found nothing now: the peer is streaming to it. Every look reads lines
  * the peer is writing, and takes them from it, so each of the peer's next
  * stores waits for its line to come back: a reader faster than the writer
  * slows it down. So wait up to poll_backoff_us before the next look, while
  * the peer fills the ring undisturbed. Not when this side sent since its
- * last receive (a ping-pong: its answer is due), and it ends early on
- * anything the doorbell brings. Under the loop's thread only.
+ * last receive (a ping-pong: its answer is due), and it ends early when
+ * `bell` moves from `seen` (anything the doorbell brings). On the thread
+ * that polls: the user loop, or the service thread in its spin.
  */
-static void poll_backoff(struct duet_link *l)
+static void poll_backoff(struct duet_link *l, struct duet_doorbell *bell, uint32_t seen)
 {
 	uint64_t t0, budget = (uint64_t)l->cfg.poll_backoff_us * 1000u;
-	uint32_t seq;
 	bool quiet;
 
-	if (!budget || !l->loop_bell)
+	if (!budget || !bell || !atomic_load_explicit(&l->one_way, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&l->lock);
-	quiet = l->one_way && l->rptun && duet_rptun_published(l->rptun) == l->rx_published;
+	quiet = l->rptun && duet_rptun_published(l->rptun) == l->rx_published;
 	pthread_mutex_unlock(&l->lock);
 	if (!quiet)
 		return;
 	atomic_fetch_add_explicit(&l->backoffs, 1, memory_order_relaxed);
-	seq = l->loop_seen;
 	t0 = duet_clock_ns();
 	while (duet_clock_ns() - t0 < budget &&
-	       atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) == seq)
+	       atomic_load_explicit(&bell->seq, memory_order_acquire) == seen)
 		;
 }
 
@@ -820,7 +821,7 @@ int duet_link_poll(struct duet_link *l)
 	}
 	n += poll_rings(l);
 	if (!n)
-		poll_backoff(l);
+		poll_backoff(l, l->loop_bell, l->loop_seen);
 	return (int)n;
 }
 
@@ -858,6 +859,8 @@ static unsigned int spin_rings(struct duet_link *l, struct duet_doorbell *bell, 
 	do {
 		n = poll_rings(l);
 		*rang = atomic_load_explicit(&bell->seq, memory_order_acquire) != seen;
+		if (!n && !*rang)
+			poll_backoff(l, bell, seen);
 	} while (!n && !*rang && duet_clock_ns() - t0 < (uint64_t)l->cfg.spin_us * 1000u);
 	return n;
 }
