@@ -744,7 +744,7 @@ static unsigned int poll_rings(struct duet_link *l)
 		if (!atomic_load_explicit(&bell->polled, memory_order_relaxed))
 			atomic_store(&bell->polled, 1);
 		n = (unsigned int)duet_rptun_poll(l->rptun);
-		if (n) {
+		if (n && l->cfg.poll_backoff_us) {
 			uint32_t now = duet_rptun_published(l->rptun);
 
 			atomic_store_explicit(&l->one_way, now == l->rx_published,
