@@ -75,7 +75,6 @@ struct held {
 	bool stashed; /* a copy on the heap, not a ring buffer */
 };
 
-
 /* A received message copied out of its ring buffer (see stash_rx). */
 struct stashed_rx {
 	struct duet_list node;
@@ -168,9 +167,10 @@ static inline void rpmsg_flush_ns(struct rpmsg_device *rdev)
 
 /*
  * Count a receive buffer given back, which the role's recycle_rx stored
- * at rx_bufs or rx_heads[nrx_back]; true when the batch is due. Returning a buffer to the ring publishes an index the
- * peer reads in its next kick, and the kick after it fences and reads the
- * peer's flags: a cache-line round trip per message. So buffers go back
+ * at rx_bufs or rx_heads[nrx_back]; true when the batch is due. Returning
+ * a buffer to the ring publishes an index the peer reads in its next
+ * kick, and the kick after it fences and reads the peer's flags: a
+ * cache-line round trip per message. So buffers go back
  * rx_batch at a time (an eighth of the ring, up to 32), unless this side
  * has more than half the ring out (its user holds buffers): then each
  * goes back at once and the peer is never left short.

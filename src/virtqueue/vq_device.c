@@ -232,8 +232,9 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 	return get_available(vq, VQ_IO_PLAIN, avail_idx, len);
 }
 
-/* virtqueue_get_available_buffers past its argument checks, on any queue
- * (`io` as for take_short). */
+/* virtqueue_get_available_buffers past its argument checks: take_short
+ * while it takes, so each entry is read and checked by the one take there
+ * is (`io` as for take_short). */
 static inline uint16_t take_batch(struct virtqueue *vq, struct virtqueue_io io,
 				  struct virtqueue_buf *vb, uint16_t *heads, uint16_t max)
 {
@@ -245,59 +246,6 @@ static inline uint16_t take_batch(struct virtqueue *vq, struct virtqueue_io io,
 	return n;
 }
 
-/*
- * take_batch on a healthy plain queue: take_short's reads and checks for
- * each entry, with the queue's state in locals across the slot and vb
- * stores, and the index and event word moved once. Every word read is
- * the driver's and untrusted, and read once; an entry that fails a check
- * is left untaken for the single take to report.
- */
-static uint16_t take_batch_short(struct virtqueue *vq, struct virtqueue_buf *vb,
-				 uint16_t *heads, uint16_t max)
-{
-	struct vring_avail *avail = vq->avail;
-	struct vring_desc *table = vq->desc;
-	struct virtqueue_slot *slots = vq->slots;
-	const struct virtqueue_window win = vq->win;
-	uint16_t aidx = vq->avail_idx, seen = vq->seen_idx, num = vq->num, mask = vq->mask;
-	uint16_t ready, n;
-
-	if (seen == aidx)
-		seen = vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &avail->idx);
-	ready = (uint16_t)(seen - aidx);
-	if (ready > num)
-		return 0; /* a jump: head_fault's to report */
-	if (ready > max)
-		ready = max;
-	for (n = 0; n < ready; n++) {
-		uint16_t head = vq_load16(VQ_IO_PLAIN, &avail->ring[(uint16_t)(aidx + n) & mask]);
-		uint64_t addr, word, off;
-		uint32_t len, flags;
-
-		if (head >= num || slots[head].ndesc)
-			break;
-		vq_read_desc_words(VQ_IO_PLAIN, &table[head], &addr, &word);
-		off = addr - win.da;
-		len = (uint32_t)word;
-		flags = (uint32_t)(word >> 32);
-		if (off > win.size || len > win.size - off ||
-		    (flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)))
-			break;
-		slots[head].ndesc = 1;
-		slots[head].wlen = flags & VRING_DESC_F_WRITE ? len : 0;
-		vb[n].buf = (uint8_t *)win.va + off;
-		vb[n].len = len;
-		vb[n].writable = flags & VRING_DESC_F_WRITE;
-		heads[n] = head;
-	}
-	if (n) {
-		vq->avail_idx = (uint16_t)(aidx + n);
-		if (vq->track_event)
-			vq_move_event(VQ_IO_PLAIN, vq->avail_event, (uint16_t)(aidx + n));
-	}
-	return n;
-}
-
 int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf vb[],
 				    uint16_t heads[], uint16_t max)
 {
@@ -306,7 +254,7 @@ int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf v
 	if (ret < 0)
 		return ret;
 	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
-		return take_batch_short(vq, vb, heads, max);
+		return take_batch(vq, VQ_IO_PLAIN, vb, heads, max);
 	return take_batch(vq, vq->io, vb, heads, max);
 }
 
@@ -321,6 +269,19 @@ static inline void put_used(struct virtqueue *vq, struct virtqueue_io io,
 	vq_store_idx(io, &vq->used->idx, vq->used_idx);
 }
 
+/* The slot of `head` when it is one this side took and has not returned,
+ * with room for `len` written bytes, else NULL: what every return checks. */
+static inline struct virtqueue_slot *consumable(struct virtqueue *vq, uint16_t head,
+						uint32_t len)
+{
+	struct virtqueue_slot *s;
+
+	if (head >= vq->num)
+		return NULL;
+	s = &vq->slots[head];
+	return s->ndesc && len <= s->wlen ? s : NULL;
+}
+
 /* virtqueue_add_consumed_buffer on any queue but a healthy plain one. */
 static DUET_OUT_OF_LINE int add_consumed_checked(struct virtqueue *vq, uint16_t head,
 					       uint32_t len)
@@ -331,10 +292,8 @@ static DUET_OUT_OF_LINE int add_consumed_checked(struct virtqueue *vq, uint16_t 
 		return -EINVAL;
 	if (vq->broken)
 		return -EIO;
-	if (head >= vq->num || !vq->slots[head].ndesc)
-		return -EINVAL;
-	s = &vq->slots[head];
-	if (len > s->wlen)
+	s = consumable(vq, head, len);
+	if (!s)
 		return -EINVAL;
 	s->ndesc = 0;
 	put_used(vq, vq->io, head, len);
@@ -350,10 +309,8 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint3
 
 	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
 		return add_consumed_checked(vq, head_idx, len);
-	if (head_idx >= vq->num)
-		return -EINVAL;
-	s = &vq->slots[head_idx];
-	if (!s->ndesc || len > s->wlen)
+	s = consumable(vq, head_idx, len);
+	if (!s)
 		return -EINVAL;
 	/* Local state first: the stores below may alias *vq as far as the
 	 * compiler knows. */
@@ -379,18 +336,18 @@ static uint16_t put_used_batch(struct virtqueue *vq, const uint16_t *heads, cons
 			       uint16_t n)
 {
 	struct vring_used *used = vq->used;
-	struct virtqueue_slot *slots = vq->slots;
-	uint16_t uidx = vq->used_idx, mask = vq->mask, num = vq->num;
+	uint16_t uidx = vq->used_idx, mask = vq->mask;
 	uint16_t k;
 
 	for (k = 0; k < n; k++) {
 		uint16_t head = heads[k];
 		uint32_t len = lens ? lens[k] : 0;
+		struct virtqueue_slot *s = consumable(vq, head, len);
 		struct vring_used_elem *e;
 
-		if (head >= num || !slots[head].ndesc || len > slots[head].wlen)
+		if (!s)
 			break;
-		slots[head].ndesc = 0;
+		s->ndesc = 0;
 		e = &used->ring[(uint16_t)(uidx + k) & mask];
 		vq_update32(VQ_IO_PLAIN, &e->id, head);
 		vq_update32(VQ_IO_PLAIN, &e->len, len);

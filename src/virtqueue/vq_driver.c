@@ -13,15 +13,21 @@
 /* Device address of a local buffer; false when it is not wholly inside the
  * window (a caller error: such a buffer cannot be shared). A pointer below
  * the window wraps to a huge offset and fails the same test. */
+static inline bool window_da(const struct virtqueue_window *win, const void *p, uint32_t len,
+			     uint64_t *da)
+{
+	uintptr_t off = (uintptr_t)p - (uintptr_t)win->va;
+
+	if (off > win->size || len > win->size - off)
+		return false;
+	*da = win->da + (uint64_t)off;
+	return true;
+}
+
 static inline bool to_device_addr(const struct virtqueue *vq, const void *p,
 				  uint32_t len, uint64_t *da)
 {
-	uintptr_t off = (uintptr_t)p - (uintptr_t)vq->win.va;
-
-	if (off > vq->win.size || len > vq->win.size - off)
-		return false;
-	*da = vq->win.da + (uint64_t)off;
-	return true;
+	return window_da(&vq->win, p, len, da);
 }
 
 /*
@@ -223,17 +229,16 @@ static uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n, u
 	uint16_t k;
 
 	for (k = 0; k < n && nfree; k++) {
-		uintptr_t off = (uintptr_t)bufs[k] - (uintptr_t)win.va;
 		struct virtqueue_slot *s = &slots[head];
 		uint16_t next = s->next;
+		uint64_t da;
 
-		/* to_device_addr, on the copy of the window */
-		if (!bufs[k] || off > win.size || len > win.size - off)
+		if (!bufs[k] || !window_da(&win, bufs[k], len, &da))
 			break;
 		s->cookie = bufs[k];
 		s->ndesc = 1;
 		s->wlen = wlen;
-		vq_write_desc(VQ_IO_PLAIN, &table[head], win.da + (uint64_t)off, len, flags, 0);
+		vq_write_desc(VQ_IO_PLAIN, &table[head], da, len, flags, 0);
 		vq_update16(VQ_IO_PLAIN, &avail->ring[(uint16_t)(aidx + k) & mask], head);
 		head = next;
 		nfree--;
@@ -295,6 +300,14 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 		tail = vq->slots[tail].next;
 	append_free(vq, head, tail, s->ndesc);
 	s->cookie = NULL;
+}
+
+/* Whether a used entry naming slot s (its id in range), `ulen` bytes
+ * written, is a one-descriptor head in flight that the short paths take
+ * as it is; anything else goes to take_used. */
+static inline bool used_plain(const struct virtqueue_slot *s, uint32_t ulen)
+{
+	return s->cookie && ulen <= s->wlen && s->ndesc == 1;
 }
 
 /*
@@ -383,8 +396,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	ulen = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].len);
 	s = &vq->slots[id < vq->num ? id : 0];
 	cookie = s->cookie;
-	if (ready > (uint16_t)(vq->avail_idx - uidx) || id >= vq->num || !cookie ||
-	    ulen > s->wlen || s->ndesc != 1)
+	if (ready > (uint16_t)(vq->avail_idx - uidx) || id >= vq->num || !used_plain(s, ulen))
 		return take_used(vq, ready, id, ulen, len, idx);
 	s->cookie = NULL;
 	append_free(vq, (uint16_t)id, (uint16_t)id, 1);
@@ -399,13 +411,13 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 }
 
 /*
- * The short path of virtqueue_get_buffers: plain memory, one-descriptor
- * heads, up to `max` of the `ready` entries the caller saw (ready is at
- * most what is in flight). The queue's state is copied into locals and
- * written back once, so that the stores to slots and to the caller's
- * arrays, which could alias *vq for the compiler, reload nothing. Stops
- * at the first entry it does not plainly accept (a chain, or a fault) and
- * leaves it to virtqueue_get_buffer. Returns how many it took.
+ * The short path of virtqueue_get_buffers: plain memory, `ready` entries
+ * announced (the caller saw at least one), up to `max` taken. The queue's
+ * state is copied into locals and written back once, so that the stores
+ * to slots and to the caller's arrays, which could alias *vq for the
+ * compiler, reload nothing. An entry that is not a plain head (a chain, or
+ * a fault) goes, as read, to take_used: each entry is read once. Returns
+ * how many it took; 0 only when the first entry broke the queue.
  */
 static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **cookies,
 				uint32_t *lens, uint16_t max)
@@ -414,20 +426,21 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 	struct virtqueue_slot *slots = vq->slots;
 	uint16_t uidx = vq->used_idx, mask = vq->mask, num = vq->num;
 	uint16_t head = vq->free_head, tail = vq->free_tail, nfree = vq->num_free;
-	uint16_t n;
+	uint16_t want = ready < max ? ready : max, n;
+	uint32_t id = 0, ulen = 0;
+	void *cookie;
 
-	if (ready > max)
-		ready = max;
-	for (n = 0; n < ready; n++) {
+	if (ready > vq_inflight(vq)) {
+		vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq_inflight(vq));
+		return 0;
+	}
+	for (n = 0; n < want; n++) {
 		struct vring_used_elem *e = &ring[(uint16_t)(uidx + n) & mask];
-		uint32_t id = vq_load32(VQ_IO_PLAIN, &e->id);
-		uint32_t ulen = vq_load32(VQ_IO_PLAIN, &e->len);
 		struct virtqueue_slot *s;
 
-		if (id >= num)
-			break;
-		s = &slots[id];
-		if (!s->cookie || ulen > s->wlen || s->ndesc != 1)
+		id = vq_load32(VQ_IO_PLAIN, &e->id);
+		ulen = vq_load32(VQ_IO_PLAIN, &e->len);
+		if (id >= num || !used_plain(s = &slots[id], ulen))
 			break;
 		cookies[n] = s->cookie;
 		s->cookie = NULL;
@@ -447,6 +460,11 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 	vq->used_idx = (uint16_t)(uidx + n);
 	if (n && vq->track_event)
 		vq_move_event(VQ_IO_PLAIN, vq->used_event, vq->used_idx);
+	if (n == want)
+		return n;
+	cookie = take_used(vq, (uint16_t)(ready - n), id, ulen, lens ? &lens[n] : NULL, NULL);
+	if (cookie)
+		cookies[n++] = cookie;
 	return n;
 }
 
@@ -463,25 +481,21 @@ int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[]
 		if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER)) {
 			/* used.idx as virtqueue_get_buffer reads it: only when
 			 * what the last look saw is taken. */
-			uint16_t seen = vq->seen_idx, ready;
+			uint16_t seen = vq->seen_idx, ready, k;
 
 			if (seen == vq->used_idx)
 				seen = vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &vq->used->idx);
 			ready = (uint16_t)(seen - vq->used_idx);
 			if (!ready)
 				break;
-			if (ready <= vq_inflight(vq)) {
-				uint16_t k = get_batch_short(vq, ready, cookies + n,
-							     lens ? lens + n : NULL,
-							     (uint16_t)(max - n));
-
-				n = (uint16_t)(n + k);
-				if (k)
-					continue;
-			}
+			k = get_batch_short(vq, ready, cookies + n, lens ? lens + n : NULL,
+					    (uint16_t)(max - n));
+			if (!k)
+				break; /* the queue broke */
+			n = (uint16_t)(n + k);
+			continue;
 		}
-		/* A chain, a fault, or a queue the short path does not serve:
-		 * one entry the general way. */
+		/* A queue the short path does not serve: one entry at a time. */
 		cookie = virtqueue_get_buffer(vq, lens ? &lens[n] : NULL, NULL);
 		if (!cookie)
 			break;
