@@ -1,7 +1,8 @@
 /*
  * The port's recursive mutex: its holder may take it again, nobody else
  * gets in until the last unlock, and under contention (threads spinning
- * and sleeping on it) no update made under the lock is ever lost.
+ * and sleeping on it) no update made under the lock is ever lost. And the
+ * polling loop's backoff rule (backoff.h) on made-up timelines.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -16,6 +17,8 @@
 #include <cmocka.h>
 
 #include <duet/port.h>
+
+#include "../src/port/posix/backoff.h"
 
 struct shared {
 	struct duet_mutex *m;
@@ -98,11 +101,110 @@ static void test_contention_loses_no_update(void **state)
 	duet_mutex_destroy(s.m);
 }
 
+/* The made-up clock backoff_took reads, and how often it was read. */
+static uint64_t fake_ns;
+static unsigned int clock_reads;
+
+static uint64_t fake_clock(void)
+{
+	clock_reads++;
+	return fake_ns;
+}
+
+/* A look that took work in at `us`, with this side having published `pub`. */
+static void took(struct poll_backoff *b, uint32_t pub, uint64_t us)
+{
+	fake_ns = us * 1000u;
+	backoff_took(b, pub, fake_clock);
+}
+
+/* An empty look: whether it waits (backoff_maybe first, as the link asks). */
+static bool empty(struct poll_backoff *b, uint32_t pub)
+{
+	return backoff_maybe(b) && backoff_empty(b, pub);
+}
+
+/* A ping-pong publishes between its looks: it never waits, and never
+ * reads the clock. */
+static void test_backoff_never_in_a_ping_pong(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 };
+
+	(void)state;
+	clock_reads = 0;
+	for (uint32_t i = 1; i < 100; i++) {
+		took(&b, i, i);
+		assert_false(empty(&b, i));
+	}
+	assert_int_equal(clock_reads, 0);
+}
+
+/* A dense stream that only comes in waits once per empty spell from its
+ * third look on, goes on waiting while the stream does, and stops at the
+ * first empty look after a wait: the stream has ended. */
+static void test_backoff_in_a_dense_one_way_stream(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 };
+
+	(void)state;
+	took(&b, 7, 100);
+	assert_false(empty(&b, 7)); /* one look is not a stream */
+	took(&b, 7, 105);
+	assert_false(empty(&b, 7)); /* nor two: the first gave no time */
+	took(&b, 7, 110);
+	assert_true(empty(&b, 7));
+	/* After a whole wait and a look: still the stream. */
+	took(&b, 7, 139);
+	assert_true(empty(&b, 7));
+	assert_false(empty(&b, 7)); /* the wait found nothing: ended */
+	assert_false(empty(&b, 7));
+	took(&b, 7, 150); /* it comes back: dense again */
+	assert_true(empty(&b, 7));
+}
+
+/* One-way messages further apart than twice the wait never wait: a wait
+ * would only make the next one late. */
+static void test_backoff_never_for_sparse_messages(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 };
+	uint64_t t;
+
+	(void)state;
+	for (t = 1000; t < 100000; t += 41) {
+		took(&b, 3, t);
+		assert_false(empty(&b, 3));
+	}
+	took(&b, 3, t - 41 + 39); /* 39 us after the last: dense */
+	assert_true(empty(&b, 3));
+}
+
+/* This side publishing (a send, a buffer given back) ends the rule's
+ * grounds, between looks or in the look itself; and wait 0 never waits. */
+static void test_backoff_not_after_publishing(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 }, off = { 0 };
+
+	(void)state;
+	took(&b, 1, 10);
+	took(&b, 1, 11);
+	assert_false(empty(&b, 2)); /* sent since the last look */
+	took(&b, 2, 12);
+	took(&b, 3, 13); /* gave buffers back in this look */
+	assert_false(empty(&b, 3));
+	took(&off, 1, 10);
+	took(&off, 1, 11);
+	assert_false(empty(&off, 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_holder_may_lock_again_others_wait),
 		cmocka_unit_test(test_contention_loses_no_update),
+		cmocka_unit_test(test_backoff_never_in_a_ping_pong),
+		cmocka_unit_test(test_backoff_in_a_dense_one_way_stream),
+		cmocka_unit_test(test_backoff_never_for_sparse_messages),
+		cmocka_unit_test(test_backoff_not_after_publishing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,7 @@
 #include <duet/port.h>
 #include <duet/vhost.h>
 
+#include "backoff.h"
 #include "deadline.h"
 
 #define HDR_MAGIC 0x54455544u /* "DUET" */
@@ -101,13 +102,7 @@ struct duet_link {
 	uint32_t wake_seq;   /* duet_link_wake calls, for a loop with no doorbell */
 	uint32_t loop_wake;  /* wake_seq at the loop's last dispatch */
 	duet_rptun_callback incoming; /* where the doorbell's ids go */
-	/* Polling loop (poll_backoff_us): what this side had published at the
-	 * end of its last look that ran callbacks, and whether that look and
-	 * the one before it took work in without this side publishing
-	 * anything in between (traffic that only comes in). */
-	uint32_t rx_published;
-	_Atomic bool one_way; /* read first without the lock: a ping-pong's
-			       * empty looks then cost one load */
+	struct poll_backoff backoff; /* polling loop: when to wait (backoff.h) */
 	_Atomic uint32_t backoffs;
 };
 
@@ -744,45 +739,35 @@ static unsigned int poll_rings(struct duet_link *l)
 		if (!atomic_load_explicit(&bell->polled, memory_order_relaxed))
 			atomic_store(&bell->polled, 1);
 		n = (unsigned int)duet_rptun_poll(l->rptun);
-		if (n && l->cfg.poll_backoff_us) {
-			uint32_t now = duet_rptun_published(l->rptun);
-
-			atomic_store_explicit(&l->one_way, now == l->rx_published,
-					      memory_order_relaxed);
-			l->rx_published = now;
-		}
+		if (n && l->backoff.wait_ns)
+			backoff_took(&l->backoff, duet_rptun_published(l->rptun), duet_clock_ns);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return n;
 }
 
 /*
- * A polling side that only receives (two looks in a row took work in and
- * this side published nothing, not even a buffer given back, since) and
- * found nothing now: the peer is streaming to it. Every look reads lines
- * the peer is writing, and takes them from it, so each of the peer's next
- * stores waits for its line to come back: a reader faster than the writer
- * slows it down. So wait up to poll_backoff_us before the next look, while
- * the peer fills the ring undisturbed. Not when this side sent since its
- * last receive (a ping-pong: its answer is due), and it ends early when
- * `bell` moves from `seen` (anything the doorbell brings). On the thread
- * that polls: the user loop, or the service thread in its spin.
+ * A look found nothing: wait up to poll_backoff_us before the next one if
+ * a dense stream is only coming in (backoff.h), so that the peer fills the
+ * ring undisturbed. The wait ends early when `bell` moves from `seen`
+ * (anything the doorbell brings). On the thread that polls: the user loop,
+ * or the service thread in its spin.
  */
 static void poll_backoff(struct duet_link *l, struct duet_doorbell *bell, uint32_t seen)
 {
-	uint64_t t0, budget = (uint64_t)l->cfg.poll_backoff_us * 1000u;
-	bool quiet;
+	uint64_t t0;
+	bool wait;
 
-	if (!budget || !bell || !atomic_load_explicit(&l->one_way, memory_order_relaxed))
+	if (!bell || !backoff_maybe(&l->backoff))
 		return;
 	pthread_mutex_lock(&l->lock);
-	quiet = l->rptun && duet_rptun_published(l->rptun) == l->rx_published;
+	wait = l->rptun && backoff_empty(&l->backoff, duet_rptun_published(l->rptun));
 	pthread_mutex_unlock(&l->lock);
-	if (!quiet)
+	if (!wait)
 		return;
 	atomic_fetch_add_explicit(&l->backoffs, 1, memory_order_relaxed);
 	t0 = duet_clock_ns();
-	while (duet_clock_ns() - t0 < budget &&
+	while (duet_clock_ns() - t0 < l->backoff.wait_ns &&
 	       atomic_load_explicit(&bell->seq, memory_order_acquire) == seen)
 		;
 }
@@ -945,6 +930,7 @@ int duet_link_open(struct duet_link **linkp, const struct duet_link_config *cfg,
 	if (!l)
 		return fail(err, errlen, -ENOMEM, "out of memory");
 	l->cfg = *cfg;
+	l->backoff.wait_ns = (uint64_t)cfg->poll_backoff_us * 1000u;
 	l->fd = -1;
 	l->me = cfg->side;
 	l->peer = cfg->side == DUET_SERVER ? DUET_PROXY : DUET_SERVER;
