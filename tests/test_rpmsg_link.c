@@ -990,6 +990,36 @@ static void echoes(struct box *b, int n, unsigned int pause_ms)
 	}
 }
 
+/* The pair polled_pair started and polled_pair_end has not ended (their
+ * callers keep pm, child and b static, so they outlive a failed test): a
+ * test that fails in between leaves it to pair_teardown, or its pump
+ * thread and child would run on into the next test. */
+static struct {
+	struct pump *pm;
+	pthread_t t;
+	struct proc *child;
+	struct box *b; /* once its endpoint exists */
+} live_pair;
+
+static int pair_teardown(void **state)
+{
+	char err[256];
+
+	(void)state;
+	if (!live_pair.pm)
+		return 0;
+	if (live_pair.b)
+		rpmsg_destroy_ept(&live_pair.b->ept);
+	proc_kill9(live_pair.child);
+	proc_wait(live_pair.child, 5000);
+	atomic_store(&live_pair.pm->stop, true);
+	duet_link_wake(live_pair.pm->link);
+	pthread_join(live_pair.t, NULL);
+	duet_link_close(live_pair.pm->link, 1000, err, sizeof(err));
+	memset(&live_pair, 0, sizeof(live_pair));
+	return 0;
+}
+
 /* Start a proxy child in `scenario` and a server user loop pumped as `poll`
  * says, with a bound endpoint "polled" on b. */
 static void polled_pair(struct pump *pm, pthread_t *t, struct proc *child, struct box *b,
@@ -1010,10 +1040,14 @@ static void polled_pair(struct pump *pm, pthread_t *t, struct proc *child, struc
 	assert_int_equal(duet_link_open(&pm->link, &cfg, 5000, err, sizeof(err)), 0);
 	assert_int_equal(pthread_create(t, NULL, pump_main, pm), 0);
 	proc_start(child, (const char *const[]){ self, "--child", name, scenario, NULL });
+	live_pair.pm = pm;
+	live_pair.t = *t;
+	live_pair.child = child;
 	assert_true(proc_expect(child, "up", 8000));
 	rdev = wait_device();
 	assert_non_null(rdev);
 	assert_int_equal(box_open(b, rdev, "polled", RPMSG_ADDR_ANY), 0);
+	live_pair.b = b;
 	assert_true(until(ready, &b->ept, 5000));
 }
 
@@ -1022,11 +1056,13 @@ static void polled_pair_end(struct pump *pm, pthread_t t, struct proc *child, st
 	char err[256];
 
 	rpmsg_destroy_ept(&b->ept);
+	live_pair.b = NULL;
 	proc_send(child, "quit\n");
 	assert_true(proc_expect(child, "closed", 5000));
 	atomic_store(&pm->stop, true);
 	assert_int_equal(duet_link_wake(pm->link), 0);
 	pthread_join(t, NULL);
+	memset(&live_pair, 0, sizeof(live_pair));
 	duet_link_close(pm->link, 3000, err, sizeof(err));
 	assert_int_equal(proc_wait(child, 20000), 0);
 }
@@ -1038,9 +1074,9 @@ static void polled_pair_end(struct pump *pm, pthread_t t, struct proc *child, st
  */
 static void test_polling_loops_ring_no_doorbell(void **state)
 {
-	struct pump pm;
-	struct proc child;
-	struct box b;
+	static struct pump pm; /* static: see live_pair */
+	static struct proc child;
+	static struct box b;
 	uint32_t rung0, rung1, wakes;
 	unsigned int peer0, peer1;
 	pthread_t t;
@@ -1095,9 +1131,9 @@ static void one_way(struct box *b, int n, unsigned int gap_us)
 static void backs_off_only_for_one_way_traffic(const char *scenario)
 {
 	unsigned int back0, back1, back2, back3, got0, got1, got2, got3;
-	struct pump pm;
-	struct proc child;
-	struct box b;
+	static struct pump pm; /* static: see live_pair */
+	static struct proc child;
+	static struct box b;
 	pthread_t t;
 
 	polled_pair(&pm, &t, &child, &b, scenario, -1);
@@ -1144,9 +1180,9 @@ static void test_hybrid_spin_backs_off_only_for_one_way_traffic(void **state)
  * bursts of 0-63 looks between waits. */
 static void echoes_with(const char *scenario)
 {
-	struct pump pm;
-	struct proc child;
-	struct box b;
+	static struct pump pm; /* static: see live_pair */
+	static struct proc child;
+	static struct box b;
 	pthread_t t;
 
 	polled_pair(&pm, &t, &child, &b, scenario, 64);
@@ -1385,10 +1421,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
 		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
 		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
-		cmocka_unit_test(test_polling_loops_ring_no_doorbell),
-		cmocka_unit_test(test_polling_backs_off_only_for_one_way_traffic),
-		cmocka_unit_test(test_hybrid_spin_backs_off_only_for_one_way_traffic),
-		cmocka_unit_test(test_loops_switching_between_poll_and_wait_lose_nothing),
+		cmocka_unit_test_teardown(test_polling_loops_ring_no_doorbell, pair_teardown),
+		cmocka_unit_test_teardown(test_polling_backs_off_only_for_one_way_traffic, pair_teardown),
+		cmocka_unit_test_teardown(test_hybrid_spin_backs_off_only_for_one_way_traffic, pair_teardown),
+		cmocka_unit_test_teardown(test_loops_switching_between_poll_and_wait_lose_nothing, pair_teardown),
 		cmocka_unit_test(test_hybrid_loop_spins_on_its_rings),
 		cmocka_unit_test(test_service_threads_spin_on_their_rings),
 	};
