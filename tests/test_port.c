@@ -153,13 +153,19 @@ static void test_backoff_in_a_dense_one_way_stream(void **state)
 	assert_false(empty(&b, 7)); /* nor two: the first gave no time */
 	took(&b, 7, 110);
 	assert_true(empty(&b, 7));
-	/* After a whole wait and a look: still the stream. */
-	took(&b, 7, 139);
-	assert_true(empty(&b, 7));
-	assert_false(empty(&b, 7)); /* the wait found nothing: ended */
-	assert_false(empty(&b, 7));
-	took(&b, 7, 150); /* it comes back: dense again */
-	assert_true(empty(&b, 7));
+	/* A look that gives buffers back, then one after a whole wait:
+	 * still the stream, without a clock. */
+	clock_reads = 0;
+	took(&b, 8, 120);
+	took(&b, 8, 141);
+	assert_int_equal(clock_reads, 0);
+	assert_true(empty(&b, 8));
+	assert_false(empty(&b, 8)); /* the wait found nothing: ended */
+	assert_false(empty(&b, 8));
+	took(&b, 8, 150); /* it comes back: two close looks make it dense */
+	assert_false(empty(&b, 8));
+	took(&b, 8, 155);
+	assert_true(empty(&b, 8));
 }
 
 /* One-way messages further apart than twice the wait never wait: a wait

@@ -45,14 +45,14 @@ struct duet_link_config {
 	unsigned int num_vdevs;
 	uint32_t spin_us;       /* doorbell spin before blocking; 0: block at once */
 	/* Polling (duet_link_poll, and the spin of duet_link_wait or of the
-	 * service thread): when a dense stream only comes in (this side
-	 * published nothing across its last three receives, the last two
-	 * less than twice this apart) and a look finds nothing, wait up to
-	 * this long before the next look, once per empty spell, so that a
-	 * peer streaming to this side is not slowed by every look taking the
-	 * lines it writes. Costs a message of such a stream arriving during a
-	 * wait up to this much latency; a ping-pong, and one-way messages
-	 * further apart, never wait. 0: never (the default). */
+	 * service thread): in a dense stream that only comes in (looks that
+	 * took work less than twice this apart, this side publishing nothing
+	 * between them), wait up to this long after a look that finds
+	 * nothing, once per empty spell, so that the peer streaming to this
+	 * side is not slowed by every look taking the lines it writes. Costs
+	 * a message of such a stream arriving during a wait up to this much
+	 * latency; a ping-pong, and one-way messages further apart, never
+	 * wait. 0: never (the default). */
 	uint32_t poll_backoff_us;
 	/* The user runs the loop (duet_link_poll / duet_link_wait, from one
 	 * thread); the link's own thread then only watches the peer. */

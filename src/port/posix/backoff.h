@@ -1,21 +1,24 @@
 /*
  * backoff.h - when a polling loop waits between looks (poll_backoff_us):
  * the rule alone, fed the looks as they happen and the clock, so that it
- * is tested on made-up timelines (test_link) as well as between processes.
+ * is tested on made-up timelines (test_port) as well as between processes.
  *
  * A polling receiver faster than its sender finds the ring empty after
  * each message and looks again at once; every look reads lines the sender
  * is writing and takes them from it, so the sender's next stores wait for
  * them. Waiting after an empty look lets the sender fill the ring
  * undisturbed, but makes late whatever arrives during the wait. So a look
- * waits only when the traffic is a dense stream that only comes in: the
- * last three looks that took work did so without this side publishing
- * anything (no send, no buffer given back) in between, and the last two
- * came less than twice the wait apart (the clock is read only at a look
- * that follows one with nothing published in between).
+ * waits only in a dense stream that only comes in:
+ *  - a stream is found when two looks that took work, each with nothing
+ *    published by this side (no send, no buffer given back) since the
+ *    look before it, came less than twice the wait apart (the clock is
+ *    read only at such looks, and only until a stream is found);
+ *  - it goes on, through looks that give buffers back, until a wait is
+ *    followed by a look that finds nothing: once per empty spell;
+ *  - an empty look waits only if this side published nothing since the
+ *    last look that took work.
  * A ping-pong publishes its answer, sparse messages come too far apart,
- * a sender's own loop publishes: none of them waits. And once per empty
- * spell: an empty look right after a wait means the stream has ended.
+ * a sender's own loop publishes: none of them waits.
  *
  * Every call is made under the link's lock; one_way is also read without
  * it first, so that an empty look in a ping-pong costs one load.
@@ -32,26 +35,33 @@ struct poll_backoff {
 	uint32_t published; /* what this side had published at its last look that took work */
 	uint64_t quiet_ns;  /* when the last such look that published nothing ran */
 	bool waited;        /* an empty look waited since the last look that took work */
+	bool stream;        /* a dense stream was found and no wait has found it ended */
 	_Atomic bool one_way; /* the next empty look may wait */
 };
 
 /*
  * A look took work in. `published` is what this side has published now
  * (the sum of the ring indices it writes); `now` is read only when it
- * published nothing since the last such look, so a ping-pong never reads
- * the clock, and the time compared is that of the last look read so.
+ * published nothing since the last such look and no stream is known,
+ * so neither a ping-pong nor a stream under way reads the clock; the time
+ * compared is that of the last look that read it. A look that publishes
+ * (a stream's receiver gives buffers back) does not end a stream; it only
+ * keeps the next empty look from waiting.
  */
 static inline void backoff_took(struct poll_backoff *b, uint32_t published, uint64_t (*now)(void))
 {
 	bool one_way = false;
 
 	if (published == b->published) {
-		uint64_t t = now();
+		if (!b->stream) {
+			uint64_t t = now();
 
-		/* Twice the wait: a whole wait and the look after it still
-		 * come within it in a dense stream. */
-		one_way = t - b->quiet_ns < 2u * b->wait_ns;
-		b->quiet_ns = t;
+			/* Twice the wait: a whole wait and the look after it
+			 * still come within it in a dense stream. */
+			b->stream = t - b->quiet_ns < 2u * b->wait_ns;
+			b->quiet_ns = t;
+		}
+		one_way = b->stream;
 	}
 	b->published = published;
 	b->waited = false;
@@ -64,8 +74,10 @@ static inline bool backoff_empty(struct poll_backoff *b, uint32_t published)
 {
 	bool wait = published == b->published && !b->waited;
 
-	if (b->waited) /* a wait, then nothing: the stream has ended */
+	if (b->waited) { /* a wait, then nothing: the stream has ended */
+		b->stream = false;
 		atomic_store_explicit(&b->one_way, false, memory_order_relaxed);
+	}
 	b->waited = wait;
 	return wait;
 }
