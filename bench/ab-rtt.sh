@@ -6,21 +6,16 @@
 #   bench/ab-rtt.sh N old/bench_rpmsg new/bench_rpmsg [...]
 # Copy the binaries aside first: a rebuild between runs would change them.
 set -eu
-n=${1:?usage: $0 N binary...}
-shift
-[ $# -ge 1 ] || { echo "usage: $0 N binary..."; exit 1; }
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-i=0
-while [ "$i" -lt "$n" ]; do
-	for b in "$@"; do
-		"$b" rtt --runs 3 2>&1 | awk -v b="$b" -F'|' '
-			/spin ping/ { s = $3 } /17 B round trip, polling/ { p = $3 }
-			/17 B round trip, hybrid/ { h = $3 }
-			END { if (s > 0) printf "%s %.2f %.2f %.2f %.2f %.2f\n", b, s, p, p / s, h, h / s }'
-	done
-	i=$((i + 1))
-done >"$out"
+# One run of binary $1: its spin, polling and hybrid p50 and the ratios.
+each() {
+	"$1" rtt --runs 3 2>&1 | awk -v b="$1" -F'|' '
+		/spin ping/ { s = $3 } /17 B round trip, polling/ { p = $3 }
+		/17 B round trip, hybrid/ { h = $3 }
+		END { if (s > 0) printf "%s %.2f %.2f %.2f %.2f %.2f\n", b, s, p, p / s, h, h / s }'
+}
+. "$(dirname "$0")/ab-lib.sh"
+ab_rounds "$@"
+shift # the binaries are left
 echo "binary  spin  polling (x spin)  hybrid (x spin), us p50 per run"
 awk '{ printf "%s  %s  %s (%s)  %s (%s)\n", $1, $2, $3, $4, $5, $6 }' "$out"
 # The median of column $2 over the runs of binary $1.

@@ -7,24 +7,18 @@
 #   bench/ab-stream.sh N old/bench_rpmsg new/bench_rpmsg [...]
 # Copy the binaries aside first: a rebuild between runs would change them.
 set -eu
-n=${1:?usage: $0 N binary...}
-shift
-[ $# -ge 1 ] || { echo "usage: $0 N binary..."; exit 1; }
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-i=0
-while [ "$i" -lt "$n" ]; do
-	for b in "$@"; do
-		# Rows: | mode | payload | send | MB/s p50 | M msg/s | ...
-		"$b" stream --runs 3 2>&1 | awk -F'|' -v b="$b" -v r="$i" '
-			$2 ~ /polling|backoff|hybrid|blocking/ {
-				mode = $2; gsub(/ /, "", mode); send = $4; gsub(/^ +| +$/, "", send)
-				gsub(/ /, "_", send); size = $3; gsub(/ /, "", size)
-				v = size == "17B" ? $6 + 0 : $5 + 0
-				printf "%s %s %s-%s-%s %s\n", b, r, mode, size, send, v }'
-	done
-	i=$((i + 1))
-done >"$out"
+# One run of binary $1 in round $2: a line per row, mode-payload-send and
+# its figure. Rows: | mode | payload | send | MB/s p50 | M msg/s | ...
+each() {
+	"$1" stream --runs 3 2>&1 | awk -F'|' -v b="$1" -v r="$2" '
+		$2 ~ /polling|backoff|hybrid|blocking/ {
+			mode = $2; gsub(/ /, "", mode); send = $4; gsub(/^ +| +$/, "", send)
+			gsub(/ /, "_", send); size = $3; gsub(/ /, "", size)
+			v = size == "17B" ? $6 + 0 : $5 + 0
+			printf "%s %s %s-%s-%s %s\n", b, r, mode, size, send, v }'
+}
+. "$(dirname "$0")/ab-lib.sh"
+ab_rounds "$@"
 echo "17 B rows in M msg/s, the largest payload's in MB/s; per run, then the median"
 awk '{ k = $3; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k }
        v[$1, k] = v[$1, k] " " $4; bins[$1] = 1 }
