@@ -35,7 +35,11 @@ struct poll_backoff {
 	uint32_t published; /* what this side had published at its last look that took work */
 	uint64_t quiet_ns;  /* when the last such look that published nothing ran */
 	bool waited;        /* an empty look waited since the last look that took work */
-	bool stream;        /* a dense stream was found and no wait has found it ended */
+	/* A dense stream was found and no wait has found it ended. Looks
+	 * that publish leave it set (a ping-pong that follows a stream
+	 * never waits, so never clears it): one-way traffic after that
+	 * costs at most one wait before the rule looks at the clock again. */
+	bool stream;
 	_Atomic bool one_way; /* the next empty look may wait */
 };
 
