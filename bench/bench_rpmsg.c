@@ -124,7 +124,12 @@ struct side {
 	char reply[64];
 	/* proxy: the stream it received */
 	uint64_t count, next_seq, bad;
+	/* proxy: one-way latencies of 'L' messages, ns (see bench_oneway) */
+	uint64_t *lat;
+	uint32_t nlat;
 };
+
+#define ONEWAY_MAX 20000u /* latencies the proxy keeps per pattern */
 
 static struct duet_link *open_link(enum duet_side who, const char *name, enum mode mode)
 {
@@ -189,6 +194,24 @@ static int proxy_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t
 		s->bad += seq != (uint32_t)s->next_seq;
 		s->next_seq = seq + 1u;
 		s->count++;
+	} else if (len >= 16 && m[0] == 'L') { /* one-way latency: sent at m[8..16) */
+		uint64_t sent, now = now_ns();
+
+		memcpy(&sent, m + 8, sizeof(sent));
+		if (s->lat && s->nlat < ONEWAY_MAX)
+			s->lat[s->nlat++] = now - sent;
+	} else if (len && m[0] == 'P') { /* the latencies so far, then forget them */
+		char r[96];
+		uint32_t n = s->nlat;
+
+		if (n)
+			qsort(s->lat, n, sizeof(*s->lat), cmp_u64);
+		snprintf(r, sizeof(r), "P %u %llu %llu %llu %u", n,
+			 n ? (unsigned long long)s->lat[n / 2] : 0ull,
+			 n ? (unsigned long long)s->lat[n * 99 / 100] : 0ull,
+			 n ? (unsigned long long)s->lat[n - 1] : 0ull, duet_link_backoffs(s->link));
+		s->nlat = 0;
+		rpmsg_send(ept, r, (int)strlen(r) + 1);
 	} else if (len && m[0] == 'Q') { /* how many, and the doorbell counts */
 		char r[64];
 		uint32_t rung, wakes;
@@ -207,6 +230,7 @@ static int proxy_main(const char *name, enum mode mode)
 	static struct side s;
 
 	s.mode = mode;
+	s.lat = malloc(ONEWAY_MAX * sizeof(*s.lat));
 	vhost_register_driver(&vhost_rpmsg_driver);
 	s.link = open_link(DUET_PROXY, name, mode);
 	s.rdev = wait_device(&s);
@@ -632,6 +656,82 @@ static int bench_stream(void)
 	return 0;
 }
 
+/* ---- one-way latency ---- */
+
+/*
+ * n one-way 17 B messages, gap_ns apart (the server keeps its loop turning
+ * meanwhile), each carrying its send time; the proxy takes the time of
+ * delivery in its callback (CLOCK_MONOTONIC is one clock for both
+ * processes) and answers with p50, p99 and max. Prints a row.
+ */
+static void oneway_pattern(struct side *s, const char *what, uint32_t n, uint64_t gap_ns)
+{
+	char msg[17] = { 'L' };
+	unsigned int got = 0, back0 = 0, back1 = 0;
+	unsigned long long p50 = 0, p99 = 0, max = 0;
+	uint32_t before;
+	uint64_t next = now_ns();
+
+	for (int pass = 0; pass < 2; pass++) { /* the first only reads the backoffs */
+		before = atomic_load(&s->replies);
+		while (rpmsg_trysend(&s->ept, "P", 2) == -EAGAIN)
+			pump(s);
+		while (atomic_load(&s->replies) == before)
+			pump(s);
+		sscanf(s->reply, "P %u %llu %llu %llu %u", &got, &p50, &p99, &max,
+		       pass ? &back1 : &back0);
+		if (pass)
+			break;
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t t;
+
+			while ((t = now_ns()) < next)
+				if (s->mode != BLOCK && s->mode != HYBRID)
+					pump(s);
+			next = t + gap_ns;
+			memcpy(msg + 8, &t, sizeof(t));
+			while (rpmsg_trysend(&s->ept, msg, sizeof(msg)) == -EAGAIN)
+				pump(s);
+		}
+	}
+	printf("| %-8s | %-22s | %8.2f | %8.2f | %9.2f | %5u | %6.3f |\n", mode_names[s->mode],
+	       what, p50 / 1e3, p99 / 1e3, max / 1e3, got, (double)(back1 - back0) / n);
+	fflush(stdout);
+}
+
+static void bench_oneway_mode(enum mode mode)
+{
+	struct side s;
+	pid_t child;
+
+	server_open(&s, mode, &child);
+	for (int r = 0; r < runs && r < 3; r++) {
+		oneway_pattern(&s, "sparse, 200 us apart", 2000, 200000);
+		oneway_pattern(&s, "dense, 2 us apart", 20000, 2000);
+	}
+	server_close(&s, child);
+}
+
+static int bench_oneway(void)
+{
+	printf("\nOne-way latency, server to proxy: send to delivery in the proxy's callback, 17 B\n"
+	       "(%d runs of each pattern, up to 3)\n\n"
+	       "| mode | pattern | p50 us | p99 us | max us | msgs | backoffs/msg |\n"
+	       "|---|---|---|---|---|---|---|\n", runs);
+	bench_oneway_mode(POLL);
+	bench_oneway_mode(BACKOFF);
+	bench_oneway_mode(HYBRID);
+	bench_oneway_mode(BLOCK);
+	printf("\nHow to read: the cost of each waiting mode to a message that nobody answers.\n"
+	       "Backoff polls with poll_backoff_us = %u: the receiver waits after an empty look\n"
+	       "only in a dense stream (looks less than twice that apart), so sparse messages\n"
+	       "should arrive as fast as polling ones, and a dense stream's messages may each\n"
+	       "be late by up to the wait. Hybrid spins %u us before blocking: sparser messages\n"
+	       "find the receiver asleep, as blocking always does.\n",
+	       backoff_us, spin_budget_us);
+	return 0;
+}
+
 /* ---- idle ---- */
 
 static double cpu_secs(pid_t pid)
@@ -761,9 +861,11 @@ int main(int argc, char **argv)
 		return bench_stream();
 	if (argc >= 2 && !strcmp(argv[1], "idle"))
 		return bench_idle();
+	if (argc >= 2 && !strcmp(argv[1], "oneway"))
+		return bench_oneway();
 	if (argc >= 3 && !strcmp(argv[1], "loop"))
 		return bench_loop((uint32_t)atoi(argv[2]));
-	fprintf(stderr, "usage: bench_rpmsg rtt|stream|idle [--runs N] [--spin US] [--backoff US] "
+	fprintf(stderr, "usage: bench_rpmsg rtt|stream|oneway|idle [--runs N] [--spin US] [--backoff US] "
 			"[--no-pin] | loop N\n");
 	return 2;
 }
