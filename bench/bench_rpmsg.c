@@ -311,17 +311,25 @@ static void server_close(struct side *s, pid_t child)
 	waitpid(child, &st, 0);
 }
 
-/* Doorbell rings and wake-up syscalls of both sides so far. */
-/* Both sides' doorbell counts and backoffs (duet_link_backoffs), summed. */
-static void both_stats(struct side *s, uint32_t *rung, uint32_t *wakes, uint32_t *backoffs)
+/* Send the proxy a one-letter question and wait for its answer (in
+ * s->reply). It travels behind whatever was sent before it. */
+static void ask_proxy(struct side *s, const char *q)
 {
-	uint32_t before = atomic_load(&s->replies), pr = 0, pw = 0, pb = 0;
-	unsigned long long got, bad;
+	uint32_t before = atomic_load(&s->replies);
 
-	while (rpmsg_trysend(&s->ept, "Q", 2) == -EAGAIN)
+	while (rpmsg_trysend(&s->ept, q, 2) == -EAGAIN)
 		pump(s);
 	while (atomic_load(&s->replies) == before)
 		pump(s);
+}
+
+/* Both sides' doorbell counts and backoffs (duet_link_backoffs), summed. */
+static void both_stats(struct side *s, uint32_t *rung, uint32_t *wakes, uint32_t *backoffs)
+{
+	uint32_t pr = 0, pw = 0, pb = 0;
+	unsigned long long got, bad;
+
+	ask_proxy(s, "Q");
 	sscanf(s->reply, "R %llu %llu %u %u %u", &got, &bad, &pr, &pw, &pb);
 	duet_link_stats(s->link, rung, wakes);
 	*rung += pr;
@@ -533,7 +541,7 @@ static void stream_once(struct side *s, uint32_t len, enum send_kind kind, uint6
 			struct stream_result *r)
 {
 	char msg[4096] = { 'S' };
-	uint32_t rung0, wakes0, before;
+	uint32_t rung0, wakes0;
 	uint64_t t0;
 
 	duet_link_stats(s->link, &rung0, &wakes0);
@@ -562,11 +570,7 @@ static void stream_once(struct side *s, uint32_t len, enum send_kind kind, uint6
 		}
 	}
 	/* The query travels behind the stream: its answer means all arrived. */
-	before = atomic_load(&s->replies);
-	while (rpmsg_trysend(&s->ept, "Q", 2) == -EAGAIN)
-		pump(s);
-	while (atomic_load(&s->replies) == before)
-		pump(s);
+	ask_proxy(s, "Q");
 	r->secs = (double)(now_ns() - t0) / 1e9;
 	duet_link_stats(s->link, &r->rung, &r->wakes);
 	r->rung -= rung0;
@@ -669,31 +673,23 @@ static void oneway_pattern(struct side *s, const char *what, uint32_t n, uint64_
 	char msg[17] = { 'L' };
 	unsigned int got = 0, back0 = 0, back1 = 0;
 	unsigned long long p50 = 0, p99 = 0, max = 0;
-	uint32_t before;
 	uint64_t next = now_ns();
 
-	for (int pass = 0; pass < 2; pass++) { /* the first only reads the backoffs */
-		before = atomic_load(&s->replies);
-		while (rpmsg_trysend(&s->ept, "P", 2) == -EAGAIN)
-			pump(s);
-		while (atomic_load(&s->replies) == before)
-			pump(s);
-		sscanf(s->reply, "P %u %llu %llu %llu %u", &got, &p50, &p99, &max,
-		       pass ? &back1 : &back0);
-		if (pass)
-			break;
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t t;
+	ask_proxy(s, "P"); /* the proxy forgets older latencies */
+	sscanf(s->reply, "P %*u %*u %*u %*u %u", &back0);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t t;
 
-			while ((t = now_ns()) < next)
-				if (s->mode != BLOCK && s->mode != HYBRID)
-					pump(s);
-			next = t + gap_ns;
-			memcpy(msg + 8, &t, sizeof(t));
-			while (rpmsg_trysend(&s->ept, msg, sizeof(msg)) == -EAGAIN)
+		while ((t = now_ns()) < next)
+			if (s->mode != BLOCK && s->mode != HYBRID)
 				pump(s);
-		}
+		next = t + gap_ns;
+		memcpy(msg + 8, &t, sizeof(t));
+		while (rpmsg_trysend(&s->ept, msg, sizeof(msg)) == -EAGAIN)
+			pump(s);
 	}
+	ask_proxy(s, "P");
+	sscanf(s->reply, "P %u %llu %llu %llu %u", &got, &p50, &p99, &max, &back1);
 	printf("| %-8s | %-22s | %8.2f | %8.2f | %9.2f | %5u | %6.3f |\n", mode_names[s->mode],
 	       what, p50 / 1e3, p99 / 1e3, max / 1e3, got, (double)(back1 - back0) / n);
 	fflush(stdout);

@@ -1425,7 +1425,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_polling_backs_off_only_for_one_way_traffic, pair_teardown),
 		cmocka_unit_test_teardown(test_hybrid_spin_backs_off_only_for_one_way_traffic, pair_teardown),
 		cmocka_unit_test_teardown(test_loops_switching_between_poll_and_wait_lose_nothing, pair_teardown),
-		cmocka_unit_test(test_hybrid_loop_spins_on_its_rings),
+		cmocka_unit_test_teardown(test_hybrid_loop_spins_on_its_rings, pair_teardown),
 		cmocka_unit_test(test_service_threads_spin_on_their_rings),
 	};
 

@@ -94,16 +94,10 @@ static inline int take_short(struct virtqueue *vq, struct virtqueue_io io,
 	/* Read before the acquire load, which would force a second read. */
 	struct vring_avail *avail = vq->avail;
 	uint16_t aidx = vq->avail_idx;
-	uint16_t seen = vq->seen_idx;
 	uint64_t addr, word, off;
 	uint32_t len, flags;
 
-	/* Entries the last look saw are published and stay put until taken:
-	 * the driver's index, a line it writes on every add, is read again
-	 * only when they run out. */
-	if (seen == aidx)
-		seen = vq->seen_idx = vq_load_idx(io, &avail->idx);
-	e->ready = (uint16_t)(seen - aidx);
+	e->ready = vq_ready(vq, io, &avail->idx, aidx);
 	if (!e->ready)
 		return -ENOMEM;
 	e->head = vq_load16(io, &avail->ring[aidx & vq->mask]);

@@ -360,11 +360,8 @@ static DUET_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *l
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
-	/* used.idx is the device's word: untrusted until take_used checks it.
-	 * Read only when what the last look saw is taken (see take_short). */
-	if (vq->seen_idx == vq->used_idx)
-		vq->seen_idx = vq_load_idx(vq->io, &vq->used->idx);
-	ready = (uint16_t)(vq->seen_idx - vq->used_idx);
+	/* used.idx is the device's word: untrusted until take_used checks it. */
+	ready = vq_ready(vq, vq->io, &vq->used->idx, vq->used_idx);
 	if (!ready)
 		return NULL;
 	e = &vq->used->ring[vq->used_idx & vq->mask];
@@ -377,7 +374,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	struct virtqueue_slot *s;
 	struct vring_used *used;
 	uint32_t id, ulen;
-	uint16_t uidx, seen, ready;
+	uint16_t uidx, ready;
 	void *cookie;
 
 	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
@@ -386,10 +383,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 	 * not plainly accept, a chain or a fault, goes as read to take_used. */
 	uidx = vq->used_idx;
 	used = vq->used;
-	seen = vq->seen_idx;
-	if (seen == uidx)
-		seen = vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &used->idx);
-	ready = (uint16_t)(seen - uidx);
+	ready = vq_ready(vq, VQ_IO_PLAIN, &used->idx, uidx);
 	if (!ready)
 		return NULL;
 	id = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].id);
@@ -479,13 +473,8 @@ int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[]
 		void *cookie;
 
 		if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER)) {
-			/* used.idx as virtqueue_get_buffer reads it: only when
-			 * what the last look saw is taken. */
-			uint16_t seen = vq->seen_idx, ready, k;
+			uint16_t ready = vq_ready(vq, VQ_IO_PLAIN, &vq->used->idx, vq->used_idx), k;
 
-			if (seen == vq->used_idx)
-				seen = vq->seen_idx = vq_load_idx(VQ_IO_PLAIN, &vq->used->idx);
-			ready = (uint16_t)(seen - vq->used_idx);
 			if (!ready)
 				break;
 			k = get_batch_short(vq, ready, cookies + n, lens ? lens + n : NULL,

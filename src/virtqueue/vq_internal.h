@@ -33,6 +33,23 @@ static inline uint16_t vq_inflight(const struct virtqueue *vq)
 	return (uint16_t)(vq->avail_idx - vq->used_idx);
 }
 
+/*
+ * Entries the peer has published past `taken`, this side's own index:
+ * those the last look at the peer's index (seen_idx) saw, the index read
+ * again only once they run out. It is a line the peer writes on every add
+ * or return; reading it no more often than needed leaves it with the peer.
+ * The peer's word: the caller checks the count against what is in flight.
+ */
+static inline uint16_t vq_ready(struct virtqueue *vq, struct virtqueue_io io, uint16_t *peer_idx,
+				uint16_t taken)
+{
+	uint16_t seen = vq->seen_idx;
+
+	if (seen == taken)
+		seen = vq->seen_idx = vq_load_idx(io, peer_idx);
+	return (uint16_t)(seen - taken);
+}
+
 /* The checks a batch call makes first: a queue of `role`, its array
  * (NULL allowed only for an empty batch), not broken. 0, -EINVAL or -EIO. */
 static inline int vq_batch_args(const struct virtqueue *vq, enum virtqueue_role role,
