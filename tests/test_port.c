@@ -202,6 +202,89 @@ static void test_backoff_not_after_publishing(void **state)
 	assert_false(empty(&off, 1));
 }
 
+/* A wait that ended at `us`, having lasted the whole 20 us and the peer
+ * having published `got` entries during it. */
+static void waited(struct poll_backoff *b, uint32_t got, uint64_t us)
+{
+	backoff_waited(b, got, 20000, us * 1000u);
+}
+
+/* The three looks that find the dense stream, from `us` on. */
+static void dense(struct poll_backoff *b, uint64_t us)
+{
+	took(b, 5, us);
+	took(b, 5, us + 2);
+	took(b, 5, us + 4);
+}
+
+/* A wait that collects a message every microsecond or more pays: the
+ * stream goes on, with a wait in each empty spell. */
+static void test_backoff_goes_on_while_waits_pay(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 };
+
+	(void)state;
+	dense(&b, 1000);
+	for (uint64_t t = 1004; t < 2000; t += 21) {
+		assert_true(empty(&b, 5));
+		waited(&b, 20, t + 20);
+		took(&b, 5, t + 21);
+	}
+}
+
+/* A paced stream (a message every 2 us: 10 per 20 us wait) is dense by
+ * the look test, but its waits collect too little: each thin wait ends it
+ * and no stream is found for a hold of 8 waits, then 16, doubling up to
+ * 1024, so that it pays one wait per hold; a wait that pays again starts
+ * the hold over. */
+static void test_backoff_holds_off_a_paced_stream(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 };
+	uint64_t t = 1000, hold_us = 160;
+	unsigned int waits = 0;
+
+	(void)state;
+	dense(&b, t);
+	assert_true(empty(&b, 5));
+	waited(&b, 10, t + 24);
+	assert_false(empty(&b, 5)); /* ended */
+	for (t += 26; t < 1024 + hold_us; t += 2) {
+		took(&b, 5, t);
+		assert_false(empty(&b, 5)); /* held */
+	}
+	took(&b, 5, t);
+	assert_true(empty(&b, 5)); /* the hold is over: found at once */
+	waited(&b, 10, t + 20);
+	/* The next hold is twice as long, and so on up to the longest. */
+	for (int k = 0; k < 12; k++) {
+		uint64_t start = t + 20;
+
+		hold_us *= 2u;
+		if (hold_us > 1024u * 20u)
+			hold_us = 1024u * 20u;
+		for (t = start + 2; t < start + hold_us; t += 2) {
+			took(&b, 5, t);
+			waits += empty(&b, 5);
+		}
+		assert_int_equal(waits, 0);
+		took(&b, 5, t);
+		assert_true(empty(&b, 5));
+		waited(&b, 10, t + 20);
+	}
+	/* A wait that pays starts it over: the next thin wait holds 8 waits. */
+	dense(&b, t + 20 + 1024u * 20u);
+	assert_true(empty(&b, 5));
+	waited(&b, 100, t + 20 + 1024u * 20u + 24);
+	t += 20 + 1024u * 20u + 25;
+	took(&b, 5, t);
+	assert_true(empty(&b, 5));
+	waited(&b, 1, t + 20);
+	took(&b, 5, t + 20 + 158);
+	assert_false(empty(&b, 5));
+	took(&b, 5, t + 20 + 161);
+	assert_true(empty(&b, 5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +294,8 @@ int main(void)
 		cmocka_unit_test(test_backoff_in_a_dense_one_way_stream),
 		cmocka_unit_test(test_backoff_never_for_sparse_messages),
 		cmocka_unit_test(test_backoff_not_after_publishing),
+		cmocka_unit_test(test_backoff_goes_on_while_waits_pay),
+		cmocka_unit_test(test_backoff_holds_off_a_paced_stream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

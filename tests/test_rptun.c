@@ -287,6 +287,19 @@ static void test_rng_both_directions(void **state)
 		assert_int_equal(virtio_rng_read(p_rng, buf, n, 2000), (int)n);
 	}
 	assert_int_equal(virtio_rng_read(s_rng, buf, sizeof(buf), 2000), (int)sizeof(buf));
+	/* A request moves what the driver side publishes and what its peer,
+	 * reading the same rings, counts as published by the other. */
+	{
+		uint32_t mine = duet_rptun_published(sides[0].rptun);
+		uint32_t theirs = duet_rptun_peer_published(sides[1].rptun);
+
+		assert_int_equal(virtio_rng_read(s_rng, buf, 16, 2000), 16);
+		assert_true(duet_rptun_published(sides[0].rptun) - mine >= 1);
+		assert_true(duet_rptun_peer_published(sides[1].rptun) - theirs >= 1);
+		mine = duet_rptun_peer_published(sides[0].rptun);
+		assert_int_equal(virtio_rng_read(s_rng, buf, 16, 2000), 16);
+		assert_true(duet_rptun_peer_published(sides[0].rptun) - mine >= 1);
+	}
 	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
 	duet_rptun_notified(sides[0].rptun, 127);
 	duet_rptun_notified(sides[0].rptun, 100000);

@@ -634,6 +634,25 @@ static void test_published_idx_moves_with_what_each_side_gives(void **state)
 	assert_int_equal(virtqueue_published_idx(h->dev), 1);
 }
 
+/* Each side reads the other's index as the other publishes it. */
+static void test_peer_idx_is_what_the_other_side_published(void **state)
+{
+	struct harness *h = *state;
+	uint16_t heads[1];
+	int c;
+
+	assert_int_equal(virtqueue_peer_idx(h->drv), 0);
+	assert_int_equal(virtqueue_peer_idx(h->dev), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 16, true, &c), 0);
+	assert_int_equal(virtqueue_peer_idx(h->dev), 1);
+	assert_int_equal(virtqueue_peer_idx(h->drv), 0);
+	take_all(h, heads, 1);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 4), 0);
+	assert_int_equal(virtqueue_peer_idx(h->drv), 1);
+	assert_int_equal(virtqueue_peer_idx(h->drv), virtqueue_published_idx(h->dev));
+	assert_int_equal(virtqueue_peer_idx(h->dev), virtqueue_published_idx(h->drv));
+}
+
 /* ---- device role ---- */
 
 static void test_get_vq_buffers_empty_is_enomem(void **state)
@@ -1472,6 +1491,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_bufs_adds_each_its_own_cookie, setup_plain,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_published_idx_moves_with_what_each_side_gives,
+						setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_idx_is_what_the_other_side_published,
 						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_available_buffers_takes_lone_buffers,
 						setup_plain, teardown),

@@ -143,6 +143,13 @@ int duet_rptun_poll(struct duet_rptun *rptun);
  */
 uint32_t duet_rptun_published(struct duet_rptun *rptun);
 
+/*
+ * The same sum of the indices the peer publishes (virtqueue_peer_idx): it
+ * moves whenever the peer sends or gives a buffer back. The peer's words,
+ * unchecked: a measure of its activity, nothing more. Safe from any thread.
+ */
+uint32_t duet_rptun_peer_published(struct duet_rptun *rptun);
+
 /* The platform's pointer given in the config. */
 void *duet_rptun_priv(const struct duet_rptun *rptun);
 

@@ -387,6 +387,15 @@ void virtqueue_disable_cb(struct virtqueue *vq);
  */
 uint16_t virtqueue_published_idx(const struct virtqueue *vq);
 
+/*
+ * The index the peer last published (driver: used.idx; device:
+ * avail.idx), read from the ring as virtqueue_published_idx reads this
+ * side's: it moves whenever the peer sends or gives a buffer back. The
+ * peer's word, unchecked: fit for counting its activity (a polling loop's
+ * backoff), never for taking buffers.
+ */
+uint16_t virtqueue_peer_idx(const struct virtqueue *vq);
+
 /* Transport entry point for an incoming notification: runs the callback. */
 void virtqueue_notification(struct virtqueue *vq);
 

@@ -231,13 +231,23 @@ int duet_rptun_poll(struct duet_rptun *rptun)
 	return (int)ran;
 }
 
-uint32_t duet_rptun_published(struct duet_rptun *rptun)
+static uint32_t sum_idx(struct duet_rptun *rptun, uint16_t (*idx)(const struct virtqueue *))
 {
 	uint32_t sum = 0;
 
 	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
-		sum += duet_rvdev_published(&rptun->rv[i]);
+		sum += duet_rvdev_sum_idx(&rptun->rv[i], idx);
 	return sum;
+}
+
+uint32_t duet_rptun_published(struct duet_rptun *rptun)
+{
+	return sum_idx(rptun, virtqueue_published_idx);
+}
+
+uint32_t duet_rptun_peer_published(struct duet_rptun *rptun)
+{
+	return sum_idx(rptun, virtqueue_peer_idx);
 }
 
 int duet_rptun_check_peer(struct duet_rptun *rptun)

@@ -121,7 +121,7 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	return ran;
 }
 
-uint32_t duet_rvdev_published(struct duet_rvdev *rv)
+uint32_t duet_rvdev_sum_idx(struct duet_rvdev *rv, uint16_t (*idx)(const struct virtqueue *))
 {
 	uint32_t sum = 0;
 
@@ -129,7 +129,7 @@ uint32_t duet_rvdev_published(struct duet_rvdev *rv)
 		struct virtqueue *vq = atomic_load_explicit(&rv->live[i], memory_order_acquire);
 
 		if (vq)
-			sum += virtqueue_published_idx(vq);
+			sum += idx(vq);
 	}
 	return sum;
 }

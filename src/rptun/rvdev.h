@@ -64,8 +64,9 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
 /* Look at every queue (virtqueue_poll); returns how many callbacks ran. */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
 
-/* The sum of virtqueue_published_idx over rv's live queues. */
-uint32_t duet_rvdev_published(struct duet_rvdev *rv);
+/* The sum of idx(vq) over rv's live queues (virtqueue_published_idx,
+ * virtqueue_peer_idx). */
+uint32_t duet_rvdev_sum_idx(struct duet_rvdev *rv, uint16_t (*idx)(const struct virtqueue *));
 
 /* Bytes the driver side's vrings take at the start of the carveout. */
 size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc);

@@ -327,12 +327,22 @@ bool virtqueue_poll(struct virtqueue *vq)
 	return true;
 }
 
-uint16_t virtqueue_published_idx(const struct virtqueue *vq)
+/* The index the driver writes (avail) when `driver`, else the device's. */
+static uint16_t ring_idx(const struct virtqueue *vq, bool driver)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
 
-	return vq_load_idx(vq->io, vq->role == VIRTQUEUE_ROLE_DRIVER ? &v->avail->idx
-								  : &v->used->idx);
+	return vq_load_idx(vq->io, driver ? &v->avail->idx : &v->used->idx);
+}
+
+uint16_t virtqueue_published_idx(const struct virtqueue *vq)
+{
+	return ring_idx(vq, vq->role == VIRTQUEUE_ROLE_DRIVER);
+}
+
+uint16_t virtqueue_peer_idx(const struct virtqueue *vq)
+{
+	return ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
 }
 
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)

@@ -20,6 +20,19 @@
  * A ping-pong publishes its answer, sparse messages come too far apart,
  * a sender's own loop publishes: none of them waits.
  *
+ * A stream can be dense by that test and still paced: a sender with a
+ * message every few microseconds fills nothing while the receiver waits,
+ * and each message that comes during a wait is late by the rest of it.
+ * So each wait is judged by what the peer published during it
+ * (backoff_waited): under one entry per microsecond waited, the wait
+ * bought nothing; the stream counts as ended and none is found again for
+ * a hold, which starts at BACKOFF_HOLD_FIRST waits and doubles with each
+ * thin wait up to BACKOFF_HOLD_MAX (a paced stream then pays one wait per
+ * hold); a wait that pays starts the hold over. A sender that fills the
+ * ring while the receiver waits, the case the wait is for, publishes far
+ * more (several entries per microsecond on this class of machine): with
+ * a ring of fewer entries than poll_backoff_us, every wait looks thin.
+ *
  * Every call is made under the link's lock; one_way is also read without
  * it first, so that an empty look in a ping-pong costs one load.
  */
@@ -41,7 +54,13 @@ struct poll_backoff {
 	 * costs at most one wait before the rule looks at the clock again. */
 	bool stream;
 	_Atomic bool one_way; /* the next empty look may wait */
+	uint64_t hold_until; /* no stream is found before this time */
+	uint64_t hold_ns;    /* the next hold; 0: the first */
 };
+
+/* A hold after a thin wait, in waits: the first, and the longest. */
+#define BACKOFF_HOLD_FIRST 8u
+#define BACKOFF_HOLD_MAX 1024u
 
 /*
  * A look took work in. `published` is what this side has published now
@@ -62,7 +81,8 @@ static inline void backoff_took(struct poll_backoff *b, uint32_t published, uint
 
 			/* Twice the wait: a whole wait and the look after it
 			 * still come within it in a dense stream. */
-			b->stream = t - b->quiet_ns < 2u * b->wait_ns;
+			b->stream = t - b->quiet_ns < 2u * b->wait_ns &&
+				    (int64_t)(t - b->hold_until) >= 0;
 			b->quiet_ns = t;
 		}
 		one_way = b->stream;
@@ -84,6 +104,29 @@ static inline bool backoff_empty(struct poll_backoff *b, uint32_t published)
 	}
 	b->waited = wait;
 	return wait;
+}
+
+/*
+ * A wait that backoff_empty asked for ended after `waited_ns`, the peer
+ * having published `got` entries meanwhile (the difference of two sums of
+ * its indices: its word, so only ever a reason to wait less); `now` is the
+ * time. Under one entry per microsecond, the stream is taken as paced:
+ * it ends, and none is found for the hold (see above).
+ */
+static inline void backoff_waited(struct poll_backoff *b, uint32_t got, uint64_t waited_ns,
+				  uint64_t now)
+{
+	if ((uint64_t)got * 1000u >= waited_ns) {
+		b->hold_ns = 0; /* the wait paid: a later thin one holds briefly */
+		return;
+	}
+	if (!b->hold_ns)
+		b->hold_ns = BACKOFF_HOLD_FIRST * b->wait_ns;
+	b->hold_until = now + b->hold_ns;
+	if (b->hold_ns < BACKOFF_HOLD_MAX * b->wait_ns)
+		b->hold_ns *= 2u;
+	b->stream = false;
+	atomic_store_explicit(&b->one_way, false, memory_order_relaxed);
 }
 
 /* Whether an empty look should ask backoff_empty at all (no lock needed). */

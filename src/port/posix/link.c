@@ -755,21 +755,30 @@ static unsigned int poll_rings(struct duet_link *l)
  */
 static void poll_backoff(struct duet_link *l, struct duet_doorbell *bell, uint32_t seen)
 {
-	uint64_t t0;
+	uint64_t t0, t;
+	uint32_t peer = 0;
 	bool wait;
 
 	if (!bell || !backoff_maybe(&l->backoff))
 		return;
 	pthread_mutex_lock(&l->lock);
 	wait = l->rptun && backoff_empty(&l->backoff, duet_rptun_published(l->rptun));
+	if (wait)
+		peer = duet_rptun_peer_published(l->rptun);
 	pthread_mutex_unlock(&l->lock);
 	if (!wait)
 		return;
 	atomic_fetch_add_explicit(&l->backoffs, 1, memory_order_relaxed);
 	t0 = duet_clock_ns();
-	while (duet_clock_ns() - t0 < l->backoff.wait_ns &&
-	       atomic_load_explicit(&bell->seq, memory_order_acquire) == seen)
-		;
+	do
+		t = duet_clock_ns();
+	while (t - t0 < l->backoff.wait_ns &&
+	       atomic_load_explicit(&bell->seq, memory_order_acquire) == seen);
+	/* What the wait collected decides whether the next one is worth it. */
+	pthread_mutex_lock(&l->lock);
+	if (l->rptun)
+		backoff_waited(&l->backoff, duet_rptun_peer_published(l->rptun) - peer, t - t0, t);
+	pthread_mutex_unlock(&l->lock);
 }
 
 /* The loop stops polling (it is about to sleep): the peer rings again
