@@ -52,7 +52,11 @@ struct duet_link_config {
 	 * side is not slowed by every look taking the lines it writes. Costs
 	 * a message of such a stream arriving during a wait up to this much
 	 * latency; a ping-pong, and one-way messages further apart, never
-	 * wait. 0: never (the default). */
+	 * wait. A wait during which the peer published fewer entries than
+	 * microseconds waited (a paced stream, which gains nothing from it)
+	 * ends the stream and holds waiting off, 8 waits at first, doubling
+	 * to 1024. Keep it under the ring's entries in microseconds. 0: never
+	 * (the default). */
 	uint32_t poll_backoff_us;
 	/* The user runs the loop (duet_link_poll / duet_link_wait, from one
 	 * thread); the link's own thread then only watches the peer. */
