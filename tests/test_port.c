@@ -285,6 +285,22 @@ static void test_backoff_holds_off_a_paced_stream(void **state)
 	assert_true(empty(&b, 5));
 }
 
+/* Bursts: a wait that collects nothing is the end of one, not a paced
+ * stream. The empty look after it ends the stream, no hold: the next
+ * burst, 100 us later, waits from its third look as the first did. */
+static void test_backoff_does_not_hold_between_bursts(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 };
+
+	(void)state;
+	for (uint64_t t = 1000; t < 10000; t += 100) {
+		dense(&b, t);
+		assert_true(empty(&b, 5));
+		waited(&b, 0, t + 24);
+		assert_false(empty(&b, 5)); /* ended */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_not_after_publishing),
 		cmocka_unit_test(test_backoff_goes_on_while_waits_pay),
 		cmocka_unit_test(test_backoff_holds_off_a_paced_stream),
+		cmocka_unit_test(test_backoff_does_not_hold_between_bursts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,10 +28,12 @@
  * bought nothing; the stream counts as ended and none is found again for
  * a hold, which starts at BACKOFF_HOLD_FIRST waits and doubles with each
  * thin wait up to BACKOFF_HOLD_MAX (a paced stream then pays one wait per
- * hold); a wait that pays starts the hold over. A sender that fills the
- * ring while the receiver waits, the case the wait is for, publishes far
- * more (several entries per microsecond on this class of machine): with
- * a ring of fewer entries than poll_backoff_us, every wait looks thin.
+ * hold); a wait that pays starts the hold over, and one that collects
+ * nothing is left to the look after it (a burst that ended, as above).
+ * A sender that fills the ring while the receiver waits, the case the
+ * wait is for, publishes far more (several entries per microsecond on
+ * this class of machine): with a ring of fewer entries than
+ * poll_backoff_us, every wait looks thin.
  *
  * Every call is made under the link's lock; one_way is also read without
  * it first, so that an empty look in a ping-pong costs one load.
@@ -116,6 +118,10 @@ static inline bool backoff_empty(struct poll_backoff *b, uint32_t published)
 static inline void backoff_waited(struct poll_backoff *b, uint32_t got, uint64_t waited_ns,
 				  uint64_t now)
 {
+	/* Nothing at all is a burst that ended, not a paced stream: the empty
+	 * look after it ends the stream, and the next burst is found at once. */
+	if (!got)
+		return;
 	if ((uint64_t)got * 1000u >= waited_ns) {
 		b->hold_ns = 0; /* the wait paid: a later thin one holds briefly */
 		return;
