@@ -573,6 +573,155 @@ static void test_send_more_notifies_once_per_batch(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* ---- bursts ---- */
+
+/* An endpoint that records every payload it gets, in order. */
+struct seq_box {
+	struct rpmsg_endpoint ept;
+	char got[64][8];
+	_Atomic int count;
+};
+
+static int seq_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	struct seq_box *b = priv;
+	int i = atomic_load(&b->count);
+
+	(void)ept;
+	(void)src;
+	if (b && i < 64) {
+		memset(b->got[i], 0, sizeof(b->got[i]));
+		memcpy(b->got[i], data, len < sizeof(b->got[i]) ? len : sizeof(b->got[i]) - 1);
+	}
+	if (b)
+		atomic_fetch_add(&b->count, 1);
+	return 0;
+}
+
+static bool seq_count_is(struct seq_box *b, int n)
+{
+	for (int i = 0; i < 1000 && atomic_load(&b->count) < n; i++)
+		sleep_ms(2);
+	return atomic_load(&b->count) == n;
+}
+
+/*
+ * A burst from `from` to a recording endpoint on `to`: all its messages
+ * arrive, in order, the peer notified at the end (the loopback's server
+ * delivers only what it is notified of). With the peer not serving, a
+ * burst longer than the ring sends a ring's worth, the first ones, and
+ * the next finds no buffer; served again, the rest go.
+ */
+static void burst_arrives_in_order(struct rpmsg_device *from, struct rpmsg_device *to)
+{
+	static char text[24][8];
+	static struct rpmsg_endpoint a; /* static: a failed test leaves them */
+	static struct seq_box b;
+	const void *datas[24];
+	int lens[24];
+
+	memset(&b, 0, sizeof(b));
+	for (int i = 0; i < 24; i++) {
+		snprintf(text[i], sizeof(text[i]), "b%d", i);
+		datas[i] = text[i];
+		lens[i] = (int)strlen(text[i]) + 1;
+	}
+	b.ept.priv = &b;
+	assert_int_equal(rpmsg_create_ept(&b.ept, to, "burst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  seq_cb, NULL), 0);
+	a.priv = NULL;
+	assert_int_equal(rpmsg_create_ept(&a, from, "burst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  seq_cb, NULL), 0);
+	assert_true(wait_until(ept_ready, &a, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	assert_int_equal(rpmsg_trysend_burst(&a, datas, lens, 5), 5);
+	assert_true(seq_count_is(&b, 5));
+	stop_polling();
+	assert_int_equal(rpmsg_trysend_burst(&a, datas + 5, lens + 5, 19), RING);
+	assert_int_equal(rpmsg_trysend_burst(&a, datas + 5 + RING, lens + 5 + RING, 19 - RING),
+			 -EAGAIN);
+	start_polling();
+	assert_true(seq_count_is(&b, 5 + RING));
+	/* The rest, more than a ring's worth, in as many bursts as it takes. */
+	for (int sent = 5 + RING, i = 0; sent < 24 && i < 1000; i++) {
+		int ret = rpmsg_trysend_burst(&a, datas + sent, lens + sent, 24 - sent);
+
+		if (ret == -EAGAIN) {
+			sleep_ms(1);
+			continue;
+		}
+		assert_true(ret > 0 && ret <= RING);
+		sent += ret;
+	}
+	assert_true(seq_count_is(&b, 24));
+	for (int i = 0; i < 24; i++)
+		assert_string_equal(b.got[i], text[i]);
+	rpmsg_destroy_ept(&a);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+static void test_burst_from_the_driver_arrives_in_order(void **state)
+{
+	(void)state;
+	burst_arrives_in_order(drv_dev, dev_dev);
+}
+
+static void test_burst_from_the_device_arrives_in_order(void **state)
+{
+	(void)state;
+	burst_arrives_in_order(dev_dev, drv_dev);
+}
+
+/* A burst with one bad message sends none of it; bad arguments, an
+ * endpoint not bound and an empty burst send nothing either. */
+static void test_bad_burst_sends_nothing(void **state)
+{
+	static char big[600];
+	const void *datas[4] = { "a", "b", "c", "d" };
+	int lens[4] = { 2, 2, 2, 2 };
+	static struct rpmsg_endpoint lone; /* static: a failed test leaves them */
+	static struct box a, b;
+
+	(void)state;
+	pair_open(&a, &b, "badburst");
+	lens[2] = -1;
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, 4), -EINVAL);
+	lens[2] = 2;
+	datas[1] = NULL;
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, 4), -EINVAL);
+	datas[1] = big;
+	lens[1] = 512 - 16 + 1; /* one past the driver's send buffer */
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, 4), -EMSGSIZE);
+	lens[1] = 0;
+	datas[1] = NULL; /* no bytes need no data */
+	assert_int_equal(rpmsg_trysend_burst(NULL, datas, lens, 4), -EINVAL);
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, NULL, lens, 4), -EINVAL);
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, NULL, 4), -EINVAL);
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, -1), -EINVAL);
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, NULL, NULL, 0), 0);
+	lone.priv = NULL;
+	assert_int_equal(rpmsg_create_ept(&lone, drv_dev, NULL, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  seq_cb, NULL), 0);
+	assert_int_equal(rpmsg_trysend_burst(&lone, datas, lens, 4), -ENOTCONN);
+	rpmsg_destroy_ept(&lone);
+	sleep_ms(20);
+	assert_int_equal(atomic_load(&b.count), 0);
+	/* The same burst, made good, goes whole: an empty message included. */
+	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, 4), 4);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 4; i++)
+		sleep_ms(2);
+	assert_int_equal(atomic_load(&b.count), 4);
+	assert_string_equal(b.last, "d");
+	/* A lone empty message with no data, too. */
+	assert_int_equal(rpmsg_send(&a.ept, NULL, 0), 0);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 5; i++)
+		sleep_ms(2);
+	assert_int_equal(atomic_load(&b.count), 5);
+	assert_int_equal(atomic_load(&b.last_len), 0);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* ---- announcements without a send buffer ---- */
 
 static _Atomic int gone_offered;
@@ -1295,6 +1444,9 @@ int main(void)
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),
 		T(test_send_more_notifies_once_per_batch),
+		T(test_burst_from_the_driver_arrives_in_order),
+		T(test_burst_from_the_device_arrives_in_order),
+		T(test_bad_burst_sends_nothing),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),

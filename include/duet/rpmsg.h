@@ -135,6 +135,21 @@ int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len);
  * -ENODEV (the device went). */
 int rpmsg_flush(struct rpmsg_endpoint *ept);
 
+/*
+ * Send n messages to the bound peer, copied, in order, without waiting:
+ * message i is datas[i], lens[i] bytes. One call takes the device's lock
+ * once and notifies the peer once, after the last: what a stream of small
+ * messages spends per message on the lock and the call goes to the burst.
+ * Every message is checked before any is sent: a negative length, a NULL
+ * datas[i] with a length, or one too long for a send buffer sends none
+ * (-EINVAL, -EMSGSIZE). Returns how many were sent, the first ones: fewer
+ * than n when the send buffers ran out, the rest for a later call; 0 for
+ * n == 0; -EAGAIN when not one buffer was free; -EINVAL, -ENOTCONN (not
+ * bound) or -ENODEV (the device went).
+ */
+int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
+			int n);
+
 /* ---- zero copy ---- */
 
 /*

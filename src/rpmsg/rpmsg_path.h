@@ -72,7 +72,8 @@ static DUET_ALWAYS_INLINE int rpmsg_send_path(struct rpmsg_device *rdev,
 		return -EMSGSIZE;
 	}
 	memcpy(buf, &hdr, sizeof(hdr));
-	memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len);
+	if (len) /* an empty message may come with no data: memcpy wants a pointer */
+		memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len);
 	err = rpmsg_submit_tx(rdev, role, buf, head, RPMSG_HDR_SIZE + (uint32_t)len,
 			      !(how & SEND_MORE));
 	return err < 0 ? err : len;

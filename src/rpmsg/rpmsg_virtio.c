@@ -446,6 +446,53 @@ int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len)
 			   SEND_MORE);
 }
 
+/* Whether every message of a burst can go (see rpmsg_trysend_burst): 0 or
+ * the errno of the first that cannot. */
+static int check_burst(const struct rpmsg_device *rdev, const void *const datas[],
+		       const int lens[], int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (lens[i] < 0 || (!datas[i] && lens[i]))
+			return -EINVAL;
+		if ((uint32_t)lens[i] > rdev->tx_size - RPMSG_HDR_SIZE)
+			return -EMSGSIZE;
+	}
+	return 0;
+}
+
+int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
+			int n)
+{
+	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	int sent = 0, ret;
+	uint32_t dst;
+
+	if (!rdev || n < 0 || (n && (!datas || !lens)))
+		return -EINVAL;
+	ret = check_burst(rdev, datas, lens, n);
+	if (ret < 0 || n == 0)
+		return ret;
+	duet_mutex_lock(rdev->lock);
+	dst = ept->dest_addr; /* the name service moves it under the lock */
+	if (atomic_load(&rdev->gone) || dst == RPMSG_ADDR_ANY) {
+		duet_mutex_unlock(rdev->lock);
+		return atomic_load(&rdev->gone) ? -ENODEV : -ENOTCONN;
+	}
+	rpmsg_flush_ns(rdev); /* queued announcements go first */
+	/* Each message is in the ring at once; the peer hears of them at the
+	 * end, or when a take finds the ring full (rpmsg_take_tx_wait). */
+	for (; sent < n; sent++) {
+		ret = rpmsg_send_path(rdev, rdev->role, ept->addr, dst, datas[sent], lens[sent],
+				      SEND_MORE);
+		if (ret < 0)
+			break;
+	}
+	if (sent)
+		virtqueue_kick(rdev->svq);
+	duet_mutex_unlock(rdev->lock);
+	return sent ? sent : ret;
+}
+
 int rpmsg_flush(struct rpmsg_endpoint *ept)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
