@@ -9,6 +9,8 @@
  *                             device, sent with rpmsg_trysend_more in
  *                             bursts of 64 (send_burst) and received by
  *                             polling the device (receive_burst)
+ *   bench_rpmsg_ir N burst    the same, each 64 sent by two calls of
+ *                             rpmsg_trysend_burst (32 messages each)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -57,17 +59,37 @@ static int count_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t
 
 /* One burst of the stream, sender's side: separate functions so that
  * callgrind's inclusive cost splits the stream by side. */
+static bool bursts; /* send with rpmsg_trysend_burst, 32 a call */
+
 static __attribute__((noinline)) int send_burst(struct rpmsg_endpoint *ept, unsigned int *seq,
 						 unsigned int n)
 {
-	char msg[17] = { 0 };
+	static char msgs[64][17];
+	const void *datas[64];
+	int lens[64];
 
+	if (!bursts) {
+		char msg[17] = { 0 };
+
+		for (unsigned int i = 0; i < n; i++, (*seq)++) {
+			memcpy(msg, seq, sizeof(*seq));
+			if (rpmsg_trysend_more(ept, msg, sizeof(msg)) != sizeof(msg))
+				return -1;
+		}
+		return rpmsg_flush(ept);
+	}
 	for (unsigned int i = 0; i < n; i++, (*seq)++) {
-		memcpy(msg, seq, sizeof(*seq));
-		if (rpmsg_trysend_more(ept, msg, sizeof(msg)) != sizeof(msg))
+		memcpy(msgs[i], seq, sizeof(*seq));
+		datas[i] = msgs[i];
+		lens[i] = 17;
+	}
+	for (unsigned int i = 0; i < n; i += 32) {
+		int m = n - i < 32 ? (int)(n - i) : 32;
+
+		if (rpmsg_trysend_burst(ept, datas + i, lens + i, m) != m)
 			return -1;
 	}
-	return rpmsg_flush(ept);
+	return 0;
 }
 
 static __attribute__((noinline)) void receive_burst(struct duet_loopback *lb)
@@ -136,13 +158,14 @@ int main(int argc, char **argv)
 	dev = duet_loopback_device(lb)->priv;
 	if (!drv || !dev || rpmsg_create_ept(&a, drv, "ir", 2000, 2001, reply_cb, NULL) ||
 	    rpmsg_create_ept(&b, dev, "ir", 2001, 2000,
-			     argc > 2 && !strcmp(argv[2], "stream") ? count_cb : echo_cb, NULL)) {
+			     argc > 2 && strcmp(argv[2], "rtt") ? count_cb : echo_cb, NULL)) {
 		fprintf(stderr, "bench_rpmsg_ir: no rpmsg device pair\n");
 		return 1;
 	}
 	while (duet_loopback_poll(lb) > 0)
 		;
-	if (argc > 2 && !strcmp(argv[2], "stream"))
+	bursts = argc > 2 && !strcmp(argv[2], "burst");
+	if (argc > 2 && (!strcmp(argv[2], "stream") || bursts))
 		return stream(lb, &a, n);
 	for (long i = 0; i < n; i++) {
 		int before = replies;

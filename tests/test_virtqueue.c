@@ -612,6 +612,41 @@ static void test_add_consumed_buffers_returns_a_batch(void **state)
 	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, NULL, NULL, 1), -EINVAL);
 }
 
+/* A batch of sized buffers: each reaches the device with its own length,
+ * and the device may write no more than it; a length that leaves the
+ * window ends the batch there. */
+static void test_add_bufs_sized_gives_each_its_length(void **state)
+{
+	struct harness *h = *state;
+	void *bufs[4];
+	uint32_t lens[4] = { 17, 1, 100, 32 };
+	struct virtqueue_buf vb[1];
+	size_t cnt;
+
+	for (int i = 0; i < 4; i++)
+		bufs[i] = h->bufs + 128 * i;
+	assert_int_equal(virtqueue_add_bufs_sized(h->drv, bufs, NULL, 4, false), -EINVAL);
+	assert_int_equal(virtqueue_add_bufs_sized(h->drv, bufs, lens, 0, false), 0);
+	assert_int_equal(virtqueue_add_bufs_sized(h->drv, bufs, lens, 4, true), 4);
+	assert_int_equal(raw_avail_idx(h), 4);
+	for (int i = 0; i < 4; i++) {
+		int head = vhost_get_vq_buffers(h->dev, vb, 1, &cnt);
+
+		assert_true(head >= 0);
+		assert_ptr_equal(vb[0].buf, bufs[i]);
+		assert_int_equal(vb[0].len, lens[i]);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)head, lens[i] + 1),
+				 -EINVAL);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, (uint16_t)head, lens[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), bufs[i]);
+	lens[2] = UINT32_MAX; /* past the window */
+	assert_int_equal(virtqueue_add_bufs_sized(h->drv, bufs, lens, 4, false), 2);
+	assert_int_equal(virtqueue_add_bufs_sized(h->drv, bufs + 2, lens + 2, 2, false), -EINVAL);
+	assert_int_equal(raw_avail_idx(h), 6);
+}
+
 /* The index each side publishes moves with each add or return, and only
  * then: a take or a get publishes nothing. */
 static void test_published_idx_moves_with_what_each_side_gives(void **state)
@@ -1489,6 +1524,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_buffers_rejects_bad_arguments, setup_plain,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_add_bufs_adds_each_its_own_cookie, setup_plain,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_add_bufs_sized_gives_each_its_length, setup_plain,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_add_bufs_sized_gives_each_its_length, setup_event,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_published_idx_moves_with_what_each_side_gives,
 						setup_plain, teardown),

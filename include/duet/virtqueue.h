@@ -270,6 +270,11 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
 int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
 		       bool writable);
 
+/* virtqueue_add_bufs with a length per buffer, bufs[i] of lens[i] bytes:
+ * how a driver sends a burst of messages of different sizes. */
+int virtqueue_add_bufs_sized(struct virtqueue *vq, void *const bufs[], const uint32_t lens[],
+			     uint16_t n, bool writable);
+
 /*
  * Take the next used chain. Returns its cookie, the bytes the device wrote
  * in *len and the head in *idx (both optional), or NULL when none is used

@@ -217,7 +217,7 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
  * before the first that cannot go.
  */
 static uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n, uint32_t len,
-			  bool writable)
+			  const uint32_t *lens, bool writable)
 {
 	struct virtqueue_slot *slots = vq->slots;
 	struct vring_desc *table = vq->desc;
@@ -225,20 +225,20 @@ static uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n, u
 	const struct virtqueue_window win = vq->win;
 	uint16_t aidx = vq->avail_idx, head = vq->free_head, nfree = vq->num_free;
 	uint16_t mask = vq->mask, flags = writable ? VRING_DESC_F_WRITE : 0;
-	uint32_t wlen = writable ? len : 0;
 	uint16_t k;
 
 	for (k = 0; k < n && nfree; k++) {
 		struct virtqueue_slot *s = &slots[head];
 		uint16_t next = s->next;
+		uint32_t l = lens ? lens[k] : len;
 		uint64_t da;
 
-		if (!bufs[k] || !window_da(&win, bufs[k], len, &da))
+		if (!bufs[k] || !window_da(&win, bufs[k], l, &da))
 			break;
 		s->cookie = bufs[k];
 		s->ndesc = 1;
-		s->wlen = wlen;
-		vq_write_desc(VQ_IO_PLAIN, &table[head], da, len, flags, 0);
+		s->wlen = writable ? l : 0;
+		vq_write_desc(VQ_IO_PLAIN, &table[head], da, l, flags, 0);
 		vq_update16(VQ_IO_PLAIN, &avail->ring[(uint16_t)(aidx + k) & mask], head);
 		head = next;
 		nfree--;
@@ -252,8 +252,9 @@ static uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n, u
 	return k;
 }
 
-int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
-		       bool writable)
+/* virtqueue_add_bufs and its sized twin: lens NULL, every buffer len. */
+static int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
+		    const uint32_t *lens, bool writable)
 {
 	uint16_t k = 0;
 	int ret = vq_batch_args(vq, VIRTQUEUE_ROLE_DRIVER, bufs, n);
@@ -261,14 +262,29 @@ int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uin
 	if (ret < 0)
 		return ret;
 	if (DUET_FAST_PATHS && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER)) {
-		k = add_batch(vq, bufs, n, len, writable);
+		k = add_batch(vq, bufs, n, len, lens, writable);
 		/* what stopped it, if anything did */
 		ret = vq->num_free ? -EINVAL : -ENOSPC;
 	} else {
-		while (k < n && (ret = virtqueue_add_one(vq, bufs[k], len, writable, bufs[k])) == 0)
+		while (k < n && (ret = virtqueue_add_one(vq, bufs[k], lens ? lens[k] : len, writable,
+							 bufs[k])) == 0)
 			k++;
 	}
 	return k == n || k ? k : ret;
+}
+
+int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
+		       bool writable)
+{
+	return add_bufs(vq, bufs, n, len, NULL, writable);
+}
+
+int virtqueue_add_bufs_sized(struct virtqueue *vq, void *const bufs[], const uint32_t lens[],
+			     uint16_t n, bool writable)
+{
+	if (!lens && n)
+		return -EINVAL;
+	return add_bufs(vq, bufs, n, 0, lens, writable);
 }
 
 /*
