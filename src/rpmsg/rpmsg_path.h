@@ -72,11 +72,77 @@ static DUET_ALWAYS_INLINE int rpmsg_send_path(struct rpmsg_device *rdev,
 		return -EMSGSIZE;
 	}
 	memcpy(buf, &hdr, sizeof(hdr));
-	if (len) /* an empty message may come with no data: memcpy wants a pointer */
-		memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len);
+	memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len); /* data: never NULL (send_common) */
 	err = rpmsg_submit_tx(rdev, role, buf, head, RPMSG_HDR_SIZE + (uint32_t)len,
 			      !(how & SEND_MORE));
 	return err < 0 ? err : len;
+}
+
+/* Messages of a burst taken, filled and put in the ring per call. */
+#define RPMSG_BURST_CHUNK 32
+
+/* Take, fill and submit up to RPMSG_BURST_CHUNK messages of a burst, from
+ * datas[0], lens[0]; returns how many went, or a negative errno when none
+ * did (-EAGAIN: no buffer). */
+static DUET_ALWAYS_INLINE int rpmsg_burst_chunk(struct rpmsg_device *rdev,
+						const struct rpmsg_role *role, uint32_t src,
+						uint32_t dst, const void *const datas[],
+						const int lens[], int n)
+{
+	uint8_t *bufs[RPMSG_BURST_CHUNK];
+	uint16_t heads[RPMSG_BURST_CHUNK];
+	uint32_t sizes[RPMSG_BURST_CHUNK];
+	int k, done, err = 0;
+
+	for (k = 0; k < n && k < RPMSG_BURST_CHUNK; k++) {
+		struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)lens[k] };
+		uint32_t cap;
+		uint8_t *buf = rpmsg_take_tx(rdev, role, false, &heads[k], &cap, &err);
+
+		if (!buf)
+			break;
+		if ((uint32_t)lens[k] > cap - RPMSG_HDR_SIZE) {
+			role->untake_tx(rdev, buf, heads[k]); /* a smaller buffer than agreed */
+			err = -EMSGSIZE;
+			break;
+		}
+		memcpy(buf, &hdr, sizeof(hdr));
+		if (lens[k])
+			memcpy(buf + RPMSG_HDR_SIZE, datas[k], (size_t)lens[k]);
+		bufs[k] = buf;
+		sizes[k] = RPMSG_HDR_SIZE + (uint32_t)lens[k];
+	}
+	if (!k)
+		return err;
+	done = role->submit_batch(rdev, bufs, heads, sizes, (uint16_t)k);
+	if (done < 0)
+		done = 0;
+	/* Only a broken ring refuses: what it did not take goes back. */
+	for (int i = done; i < k; i++)
+		role->untake_tx(rdev, bufs[i], heads[i]);
+	rdev->stats.tx_msgs += (uint32_t)done;
+	return done ? done : -EIO;
+}
+
+/* A burst of copy sends (rpmsg_trysend_burst), under the lock, its
+ * arguments checked: in chunks until the buffers run out. Returns how
+ * many went, or a negative errno when none did. The caller notifies. */
+static DUET_ALWAYS_INLINE int rpmsg_burst_path(struct rpmsg_device *rdev,
+					       const struct rpmsg_role *role, uint32_t src,
+					       uint32_t dst, const void *const datas[],
+					       const int lens[], int n)
+{
+	int sent = 0, ret = 0;
+
+	while (sent < n) {
+		ret = rpmsg_burst_chunk(rdev, role, src, dst, datas + sent, lens + sent, n - sent);
+		if (ret <= 0)
+			break;
+		sent += ret;
+		if (ret < RPMSG_BURST_CHUNK)
+			break; /* the buffers ran out (or the ring broke) */
+	}
+	return sent ? sent : ret;
 }
 
 /* A copy send, its arguments checked (`how`: SEND_*): under the lock,

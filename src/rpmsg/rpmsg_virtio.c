@@ -393,8 +393,13 @@ static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
 
-	if (!rdev || len < 0 || (!data && len))
+	if (!rdev || len < 0)
 		return -EINVAL;
+	if (!data) { /* an empty message may come with none: memcpy wants one */
+		if (len)
+			return -EINVAL;
+		data = "";
+	}
 	if (dst == RPMSG_ADDR_ANY || src == RPMSG_ADDR_ANY)
 		return -ENOTCONN;
 	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE)
@@ -464,8 +469,8 @@ int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], c
 			int n)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
-	int sent = 0, ret;
 	uint32_t dst;
+	int ret;
 
 	if (!rdev || n < 0 || (n && (!datas || !lens)))
 		return -EINVAL;
@@ -479,18 +484,13 @@ int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], c
 		return atomic_load(&rdev->gone) ? -ENODEV : -ENOTCONN;
 	}
 	rpmsg_flush_ns(rdev); /* queued announcements go first */
-	/* Each message is in the ring at once; the peer hears of them at the
-	 * end, or when a take finds the ring full (rpmsg_take_tx_wait). */
-	for (; sent < n; sent++) {
-		ret = rpmsg_send_path(rdev, rdev->role, ept->addr, dst, datas[sent], lens[sent],
-				      SEND_MORE);
-		if (ret < 0)
-			break;
-	}
-	if (sent)
+	/* The peer hears of the burst at the end, or when a take finds the
+	 * ring full (rpmsg_take_tx_wait). */
+	ret = rdev->role->send_burst(rdev, ept->addr, dst, datas, lens, n);
+	if (ret > 0)
 		virtqueue_kick(rdev->svq);
 	duet_mutex_unlock(rdev->lock);
-	return sent ? sent : ret;
+	return ret;
 }
 
 int rpmsg_flush(struct rpmsg_endpoint *ept)

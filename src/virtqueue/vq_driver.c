@@ -216,8 +216,8 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
  * and ring stores, and the index stored once. Returns how many it added
  * before the first that cannot go.
  */
-static uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n, uint32_t len,
-			  const uint32_t *lens, bool writable)
+static inline uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n,
+				 uint32_t len, const uint32_t *lens, bool writable)
 {
 	struct virtqueue_slot *slots = vq->slots;
 	struct vring_desc *table = vq->desc;
@@ -252,8 +252,9 @@ static uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n, u
 	return k;
 }
 
-/* virtqueue_add_bufs and its sized twin: lens NULL, every buffer len. */
-static int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
+/* virtqueue_add_bufs and its sized twin: lens NULL, every buffer len.
+ * Inlined into each, so that the uniform one tests no lens. */
+static inline int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
 		    const uint32_t *lens, bool writable)
 {
 	uint16_t k = 0;
