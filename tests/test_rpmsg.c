@@ -1121,6 +1121,25 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 	assert_string_equal(drops[0], "3 send buffer not writable");
 	assert_string_equal(drops[1], "3 send buffer too small");
 	assert_string_equal(drops[2], "3 send buffer is a chain, not one buffer");
+	/* A burst into buffers smaller than agreed: what fits goes; the first
+	 * message that does not fit ends the burst, its buffer given back
+	 * unused; nothing is left taken. */
+	{
+		const void *datas[2] = { "burst", "too long for 16 B" };
+		int lens[2] = { 6, 18 };
+
+		assert_int_equal(virtqueue_add_one(to_driver, mem, 32, true, &c[0]), 0);
+		assert_int_equal(virtqueue_add_one(to_driver, mem + 32, 32, true, &c[1]), 0);
+		assert_int_equal(rpmsg_trysend_burst(&b.ept, datas, lens, 2), 1);
+		len = 99;
+		assert_ptr_equal(virtqueue_get_buffer(to_driver, &len, NULL), &c[0]);
+		assert_int_equal(len, RPMSG_HDR_SIZE + 6);
+		assert_memory_equal(mem + RPMSG_HDR_SIZE, "burst", 6);
+		assert_ptr_equal(virtqueue_get_buffer(to_driver, &len, NULL), &c[1]);
+		assert_int_equal(len, 0);
+		assert_null(virtqueue_get_buffer(to_driver, NULL, NULL));
+		assert_int_equal(rpmsg_trysend_burst(&b.ept, datas, lens, 2), -EAGAIN);
+	}
 	/* rpmsg's own buffers back where they were: the channel goes on. */
 	for (int i = 0; i < k; i++)
 		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],

@@ -89,38 +89,39 @@ static DUET_ALWAYS_INLINE int rpmsg_burst_chunk(struct rpmsg_device *rdev,
 						uint32_t dst, const void *const datas[],
 						const int lens[], int n)
 {
-	uint8_t *bufs[RPMSG_BURST_CHUNK];
-	uint16_t heads[RPMSG_BURST_CHUNK];
+	uint8_t *bufs[RPMSG_BURST_CHUNK + 1];
+	uint16_t heads[RPMSG_BURST_CHUNK + 1];
 	uint32_t sizes[RPMSG_BURST_CHUNK];
 	int k, done, err = 0;
+	bool misfit = false;
 
 	for (k = 0; k < n && k < RPMSG_BURST_CHUNK; k++) {
 		struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)lens[k] };
 		uint32_t cap;
-		uint8_t *buf = rpmsg_take_tx(rdev, role, false, &heads[k], &cap, &err);
 
-		if (!buf)
+		bufs[k] = rpmsg_take_tx(rdev, role, false, &heads[k], &cap, &err);
+		if (!bufs[k])
 			break;
 		if ((uint32_t)lens[k] > cap - RPMSG_HDR_SIZE) {
-			role->untake_tx(rdev, buf, heads[k]); /* a smaller buffer than agreed */
+			misfit = true; /* a smaller buffer than agreed: back after the rest */
 			err = -EMSGSIZE;
 			break;
 		}
-		memcpy(buf, &hdr, sizeof(hdr));
+		memcpy(bufs[k], &hdr, sizeof(hdr));
 		if (lens[k])
-			memcpy(buf + RPMSG_HDR_SIZE, datas[k], (size_t)lens[k]);
-		bufs[k] = buf;
+			memcpy(bufs[k] + RPMSG_HDR_SIZE, datas[k], (size_t)lens[k]);
 		sizes[k] = RPMSG_HDR_SIZE + (uint32_t)lens[k];
 	}
-	if (!k)
-		return err;
-	done = role->submit_batch(rdev, bufs, heads, sizes, (uint16_t)k);
+	done = k ? role->submit_batch(rdev, bufs, heads, sizes, (uint16_t)k) : 0;
 	if (done < 0)
 		done = 0;
-	/* Only a broken ring refuses: what it did not take goes back. */
-	for (int i = done; i < k; i++)
+	/* Only a broken ring refuses: what it did not take goes back, then
+	 * the misfit (the peer sees the messages first). */
+	for (int i = done; i < k + misfit; i++)
 		role->untake_tx(rdev, bufs[i], heads[i]);
 	rdev->stats.tx_msgs += (uint32_t)done;
+	if (!k)
+		return err;
 	return done ? done : -EIO;
 }
 
