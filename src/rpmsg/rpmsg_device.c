@@ -99,13 +99,6 @@ static int dev_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head,
 	return virtqueue_add_consumed_buffer(rdev->svq, head, len);
 }
 
-static int dev_submit_batch(struct rpmsg_device *rdev, uint8_t *const bufs[],
-			    const uint16_t heads[], const uint32_t sizes[], uint16_t n)
-{
-	(void)bufs;
-	return virtqueue_add_consumed_buffers(rdev->svq, heads, sizes, n);
-}
-
 /* Unused: returned with nothing written, and the driver told. */
 static void dev_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
 {
@@ -146,8 +139,6 @@ static inline void dev_recycle_rx(struct rpmsg_device *rdev, uint8_t *buf, uint1
 
 static int dev_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
 		    int len, unsigned int how);
-static int dev_send_burst(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-			  const void *const datas[], const int lens[], int n);
 static void dev_rx_notified(struct virtqueue *vq);
 
 static const struct rpmsg_role device_role = {
@@ -160,8 +151,6 @@ static const struct rpmsg_role device_role = {
 	.return_batch = dev_return_batch,
 	.return_rx = dev_post_rx,
 	.send = dev_send,
-	.submit_batch = dev_submit_batch,
-	.send_burst = dev_send_burst,
 	.rx_notified = dev_rx_notified,
 };
 
@@ -169,12 +158,6 @@ static int dev_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const
 		    int len, unsigned int how)
 {
 	return rpmsg_send_entry(rdev, &device_role, src, dst, data, len, how);
-}
-
-static int dev_send_burst(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-			  const void *const datas[], const int lens[], int n)
-{
-	return rpmsg_burst_path(rdev, &device_role, src, dst, datas, lens, n);
 }
 
 static void dev_rx_notified(struct virtqueue *vq)

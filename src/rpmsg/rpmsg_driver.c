@@ -62,13 +62,6 @@ static int drv_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head,
 	return virtqueue_add_one(rdev->svq, buf, len, false, buf);
 }
 
-static int drv_submit_batch(struct rpmsg_device *rdev, uint8_t *const bufs[],
-			    const uint16_t heads[], const uint32_t sizes[], uint16_t n)
-{
-	(void)heads;
-	return virtqueue_add_bufs_sized(rdev->svq, (void *const *)bufs, sizes, n, false);
-}
-
 /* A buffer taken and not sent goes back to the front when it can (the
  * next send reuses it), else to the end: there is room for every buffer. */
 static void drv_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head)
@@ -134,8 +127,6 @@ static int drv_setup(struct rpmsg_device *rdev)
 
 static int drv_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
 		    int len, unsigned int how);
-static int drv_send_burst(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-			  const void *const datas[], const int lens[], int n);
 static void drv_rx_notified(struct virtqueue *vq);
 
 static const struct rpmsg_role driver_role = {
@@ -148,8 +139,6 @@ static const struct rpmsg_role driver_role = {
 	.return_batch = drv_return_batch,
 	.return_rx = drv_post_rx,
 	.send = drv_send,
-	.submit_batch = drv_submit_batch,
-	.send_burst = drv_send_burst,
 	.rx_notified = drv_rx_notified,
 	.setup = drv_setup,
 	.reclaim_tx = drv_reclaim_tx,
@@ -159,12 +148,6 @@ static int drv_send(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const
 		    int len, unsigned int how)
 {
 	return rpmsg_send_entry(rdev, &driver_role, src, dst, data, len, how);
-}
-
-static int drv_send_burst(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-			  const void *const datas[], const int lens[], int n)
-{
-	return rpmsg_burst_path(rdev, &driver_role, src, dst, datas, lens, n);
 }
 
 static void drv_rx_notified(struct virtqueue *vq)

@@ -58,15 +58,6 @@ struct rpmsg_role {
 	 * needs no frame. */
 	int (*send)(struct rpmsg_device *rdev, uint32_t src, uint32_t dst, const void *data,
 		    int len, unsigned int how);
-	/* Put filled send buffers in the ring in one call, unannounced:
-	 * bufs[i] (driver) or heads[i] (device), sizes[i] bytes each. How
-	 * many went, in order, or a negative errno. */
-	int (*submit_batch)(struct rpmsg_device *rdev, uint8_t *const bufs[],
-			    const uint16_t heads[], const uint32_t sizes[], uint16_t n);
-	/* A burst of copy sends under the lock, the arguments checked:
-	 * rpmsg_burst_path compiled with this table. */
-	int (*send_burst)(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-			  const void *const datas[], const int lens[], int n);
 	/* The receive queue's callback: rpmsg_rx_pass compiled with this table. */
 	void (*rx_notified)(struct virtqueue *vq);
 	/* Driver side: the buffer pools, and taking back used send buffers

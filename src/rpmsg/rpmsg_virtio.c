@@ -451,6 +451,83 @@ int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len)
 			   SEND_MORE);
 }
 
+/* Put filled send buffers in the ring in one call, unannounced: the
+ * driver side adds bufs[i], the device side returns heads[i], sizes[i]
+ * bytes each. How many went, in order, or a negative errno. Here, not in
+ * the role table: a build that sends no burst links none of it. */
+static int submit_batch(struct rpmsg_device *rdev, uint8_t *const bufs[], const uint16_t heads[],
+			const uint32_t sizes[], uint16_t n)
+{
+	if (rdev->role->driver)
+		return virtqueue_add_bufs_sized(rdev->svq, (void *const *)bufs, sizes, n, false);
+	return virtqueue_add_consumed_buffers(rdev->svq, heads, sizes, n);
+}
+
+/* Messages of a burst taken, filled and put in the ring per call. */
+#define RPMSG_BURST_CHUNK 32
+
+/* Take, fill and submit up to RPMSG_BURST_CHUNK messages of a burst, from
+ * datas[0], lens[0]; returns how many went, or a negative errno when none
+ * did (-EAGAIN: no buffer). */
+static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
+		       const void *const datas[], const int lens[], int n)
+{
+	uint8_t *bufs[RPMSG_BURST_CHUNK + 1];
+	uint16_t heads[RPMSG_BURST_CHUNK + 1];
+	uint32_t sizes[RPMSG_BURST_CHUNK];
+	const struct rpmsg_role *role = rdev->role;
+	int k, done, err = 0;
+	bool misfit = false;
+
+	for (k = 0; k < n && k < RPMSG_BURST_CHUNK; k++) {
+		struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)lens[k] };
+		uint32_t cap;
+
+		bufs[k] = rpmsg_take_tx(rdev, role, false, &heads[k], &cap, &err);
+		if (!bufs[k])
+			break;
+		if ((uint32_t)lens[k] > cap - RPMSG_HDR_SIZE) {
+			misfit = true; /* a smaller buffer than agreed: back after the rest */
+			err = -EMSGSIZE;
+			break;
+		}
+		memcpy(bufs[k], &hdr, sizeof(hdr));
+		if (lens[k])
+			memcpy(bufs[k] + RPMSG_HDR_SIZE, datas[k], (size_t)lens[k]);
+		sizes[k] = RPMSG_HDR_SIZE + (uint32_t)lens[k];
+	}
+	done = k ? submit_batch(rdev, bufs, heads, sizes, (uint16_t)k) : 0;
+	if (done < 0)
+		done = 0;
+	/* Only a broken ring refuses: what it did not take goes back, then
+	 * the misfit (the peer sees the messages first). */
+	for (int i = done; i < k + misfit; i++)
+		role->untake_tx(rdev, bufs[i], heads[i]);
+	rdev->stats.tx_msgs += (uint32_t)done;
+	if (!k)
+		return err;
+	return done ? done : -EIO;
+}
+
+/* A burst of copy sends (rpmsg_trysend_burst), under the lock, its
+ * arguments checked: in chunks until the buffers run out. Returns how
+ * many went, or a negative errno when none did. The caller notifies. */
+static int burst_path(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
+		      const void *const datas[], const int lens[], int n)
+{
+	int sent = 0, ret = 0;
+
+	while (sent < n) {
+		ret = burst_chunk(rdev, src, dst, datas + sent, lens + sent, n - sent);
+		if (ret <= 0)
+			break;
+		sent += ret;
+		if (ret < RPMSG_BURST_CHUNK)
+			break; /* the buffers ran out (or the ring broke) */
+	}
+	return sent ? sent : ret;
+}
+
 /* Whether every message of a burst can go (see rpmsg_trysend_burst): 0 or
  * the errno of the first that cannot. */
 static int check_burst(const struct rpmsg_device *rdev, const void *const datas[],
@@ -486,7 +563,7 @@ int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], c
 	rpmsg_flush_ns(rdev); /* queued announcements go first */
 	/* The peer hears of the burst at the end, or when a take finds the
 	 * ring full (rpmsg_take_tx_wait). */
-	ret = rdev->role->send_burst(rdev, ept->addr, dst, datas, lens, n);
+	ret = burst_path(rdev, ept->addr, dst, datas, lens, n);
 	if (ret > 0)
 		virtqueue_kick(rdev->svq);
 	duet_mutex_unlock(rdev->lock);
