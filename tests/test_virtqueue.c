@@ -1068,8 +1068,10 @@ static void poll_cb(struct virtqueue *vq)
 }
 
 /* A side that polls its rings runs the callback exactly when a
- * notification would be due: callbacks on, work the peer published and
- * this side has not taken; never on a broken queue. */
+ * notification would be due: callbacks on and the peer's index moved since
+ * the callback last ran from here, once per move, as a doorbell rings once
+ * per kick; a move while callbacks were off is found once they are on;
+ * never on a broken queue. */
 static void test_poll_runs_the_callback_for_untaken_work(void **state)
 {
 	struct harness *h = *state;
@@ -1085,24 +1087,30 @@ static void test_poll_runs_the_callback_for_untaken_work(void **state)
 	assert_int_equal(poll_calls, 0);
 	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, false, &c), 0);
 	assert_true(virtqueue_poll(h->dev));
-	assert_true(virtqueue_poll(h->dev)); /* not taken yet: still due */
+	assert_false(virtqueue_poll(h->dev)); /* not taken, but rung for already */
+	assert_int_equal(poll_calls, 1);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 64, 64, false, &c), 0);
+	assert_true(virtqueue_poll(h->dev)); /* a new one: rung again */
 	assert_int_equal(poll_calls, 2);
 	assert_int_equal(vhost_get_vq_buffers(h->dev, &vb, 1, &cnt), 0);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, &vb, 1, &cnt), 1);
 	assert_false(virtqueue_poll(h->dev));
-	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), 0);
 	virtqueue_disable_cb(h->drv);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), 0);
 	assert_false(virtqueue_poll(h->drv)); /* callbacks off: the owner looks */
 	assert_int_equal(poll_calls, 2);
 	assert_int_equal(virtqueue_enable_cb(h->drv), 1);
-	assert_true(virtqueue_poll(h->drv));
+	assert_true(virtqueue_poll(h->drv)); /* the move it did not ring for */
 	assert_int_equal(poll_calls, 3);
 	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c);
 	assert_false(virtqueue_poll(h->drv));
-	/* A lying used index breaks the queue when taken; then never again. */
+	/* A lying used index breaks the queue when taken; then never again,
+	 * though the index moves again. */
 	raw_used_set_idx(h, 200);
 	assert_true(virtqueue_poll(h->drv));
 	assert_null(virtqueue_get_buffer(h->drv, NULL, NULL));
 	assert_true(virtqueue_is_broken(h->drv));
+	raw_used_set_idx(h, 201);
 	assert_false(virtqueue_poll(h->drv));
 	assert_int_equal(poll_calls, 4);
 	h->drv->callback = NULL;

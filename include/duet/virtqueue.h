@@ -19,6 +19,7 @@
 #ifndef DUET_VIRTQUEUE_H
 #define DUET_VIRTQUEUE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -198,12 +199,16 @@ struct virtqueue {
 	uint16_t used_idx;    /* device: next used.idx; driver: next to take */
 	uint16_t kicked_idx;  /* own index at the last kick */
 	uint16_t seen_idx;    /* the peer's index at the last look */
+	uint16_t poll_seen;   /* virtqueue_poll's alone: the peer's index when
+			       * it last ran the callback */
 	uint16_t own_flags;   /* shadow of the flags word this side owns */
 	uint16_t free_head;   /* driver: first free descriptor */
 	uint16_t free_tail;   /* driver: last free one, while any is free */
 	uint16_t num_free;    /* driver */
 	uint8_t fast_role;    /* role + 1 while on plain memory and not broken */
-	bool cb_enabled;
+	/* Callbacks wanted; false once broken. Written by the owner, read by
+	 * virtqueue_poll on the thread that polls, hence atomic. */
+	_Atomic bool cb_enabled;
 	bool track_event;     /* event_idx && cb_enabled: each take republishes
 			       * this side's event word */
 	bool broken;
@@ -407,11 +412,15 @@ void virtqueue_notification(struct virtqueue *vq);
 /*
  * A notification found by looking, for a side that polls its rings instead
  * of waiting for the peer's doorbell: when callbacks are on and the peer
- * has published work this side has not taken, run the callback (as
- * virtqueue_notification) and return true. One read of the peer's index,
+ * has published since the callback last ran from here, run it (as
+ * virtqueue_notification) and return true: once per move of the peer's
+ * index, as a doorbell rings once per kick. One read of the peer's index,
  * untrusted like every other: what it claims is checked when the callback
  * takes it. False on a broken queue, with callbacks off (the owner looks
- * for itself then, as a notification would not come), or with nothing new.
+ * for itself when it turns them on: virtqueue_enable_cb), or with nothing
+ * new. It reads no state the owner writes but the callbacks flag, so the
+ * thread that polls needs none of the owner's locks; the callback takes
+ * them.
  */
 bool virtqueue_poll(struct virtqueue *vq);
 

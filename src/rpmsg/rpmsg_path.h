@@ -18,7 +18,8 @@
  * waiting for one or an announcement is queued for one. */
 static inline void rpmsg_quiet_tx_cb(struct rpmsg_device *rdev)
 {
-	if (rdev->svq->cb_enabled && !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
+	if (atomic_load_explicit(&rdev->svq->cb_enabled, memory_order_relaxed) &&
+	    !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
 		virtqueue_disable_cb(rdev->svq);
 }
 

@@ -125,7 +125,7 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 		/* Messages sent with "more" must not wait behind a full ring:
 		 * the peer frees buffers only once it knows of them. */
 		virtqueue_kick(rdev->svq);
-		if (!rdev->svq->cb_enabled) {
+		if (!atomic_load_explicit(&rdev->svq->cb_enabled, memory_order_relaxed)) {
 			/* Buffers coming back are worth a notification only now
 			 * (also to a trysend caller who will wait for one); look
 			 * again after asking: one may have come already. */

@@ -35,6 +35,7 @@ int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 {
 	if (!vq->broken) {
 		vq->broken = true;
+		atomic_store_explicit(&vq->cb_enabled, false, memory_order_relaxed);
 		vq->fast_role = 0;
 		vq->fault = fault;
 		vq->error = err;
@@ -121,8 +122,9 @@ static void vq_start(struct virtqueue *vq)
 	vq->used_idx = 0;
 	vq->kicked_idx = 0;
 	vq->seen_idx = 0;
+	vq->poll_seen = 0;
 	vq->own_flags = 0;
-	vq->cb_enabled = true;
+	atomic_store_explicit(&vq->cb_enabled, true, memory_order_relaxed);
 	vq->track_event = vq->event_idx;
 	vq->broken = false;
 	vq->fast_role = vq->io.ops ? 0 : vq_fast_role(vq->role);
@@ -283,7 +285,7 @@ int virtqueue_enable_cb(struct virtqueue *vq)
 	const struct virtqueue_io io = vq->io;
 	if (vq->broken)
 		return -EIO;
-	vq->cb_enabled = true;
+	atomic_store_explicit(&vq->cb_enabled, true, memory_order_relaxed);
 	vq->track_event = vq->event_idx;
 	if (vq->event_idx) {
 		vq_store16(io, own_event_word(vq), own_taken_idx(vq));
@@ -303,7 +305,7 @@ int virtqueue_enable_cb(struct virtqueue *vq)
 void virtqueue_disable_cb(struct virtqueue *vq)
 {
 	const struct virtqueue_io io = vq->io;
-	vq->cb_enabled = false;
+	atomic_store_explicit(&vq->cb_enabled, false, memory_order_relaxed);
 	vq->track_event = false;
 	/* Under EVENT_IDX the stale event word already stops notifications
 	 * once the peer has passed it; the flag is only for the other mode. */
@@ -321,8 +323,19 @@ void virtqueue_notification(struct virtqueue *vq)
 
 bool virtqueue_poll(struct virtqueue *vq)
 {
-	if (!vq->cb_enabled || vq->broken || !vq->callback || !work_pending(vq))
+	uint16_t peer;
+
+	/* The flag before the index: work the owner missed when it turned
+	 * callbacks on (its own look then saw none) comes after, and is seen
+	 * here as new. The index moves only when the flag was seen on, so a
+	 * move seen with callbacks off is not lost. */
+	if (!vq->callback || !atomic_load_explicit(&vq->cb_enabled, memory_order_acquire))
 		return false;
+	peer = vq_load_idx(vq->io, vq->role == VIRTQUEUE_ROLE_DRIVER ? &vq->used->idx
+								    : &vq->avail->idx);
+	if (peer == vq->poll_seen)
+		return false;
+	vq->poll_seen = peer;
 	vq->callback(vq);
 	return true;
 }
