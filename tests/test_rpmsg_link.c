@@ -881,22 +881,33 @@ static int echo_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 	return echo_cb(ept, data, len, src, priv);
 }
 
-/* Echo, but sink "s:" messages (a one-way stream: counted, no answer)
- * and answer "backoffs?" with this side's duet_link_backoffs and sunk
- * count. */
-static unsigned int sunk;
+/* Echo, but sink "s:<i>" messages (a one-way stream: counted and their
+ * order checked, no answer) and answer "backoffs?" with this side's
+ * duet_link_backoffs, the sunk count and how many came out of order. */
+static unsigned int sunk, last_sunk, misordered;
 
 static int sink_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
 			 void *priv)
 {
-	if (len >= 2 && !memcmp(data, "s:", 2)) {
+	if (len >= 3 && len < 16 && !memcmp(data, "s:", 2)) {
+		char text[16];
+		unsigned long i;
+
+		memcpy(text, data, len);
+		text[len - 1] = '\0';
+		i = strtoul(text + 2, NULL, 10);
+		/* Each run numbers from 0: anything else must follow the last. */
+		if (i != 0 && i != (unsigned long)last_sunk + 1)
+			misordered++;
+		last_sunk = (unsigned int)i;
 		sunk++;
 		return 0;
 	}
 	if (len == 10 && !memcmp(data, "backoffs?", 10)) {
-		char r[48];
+		char r[64];
 
-		snprintf(r, sizeof(r), "backoffs %u sunk %u", duet_link_backoffs(echo_link), sunk);
+		snprintf(r, sizeof(r), "backoffs %u sunk %u misordered %u",
+			 duet_link_backoffs(echo_link), sunk, misordered);
 		rpmsg_send(ept, r, (int)strlen(r) + 1);
 		return 0;
 	}
@@ -1169,6 +1180,71 @@ static void backs_off_only_for_one_way_traffic(const char *scenario)
 	polled_pair_end(&pm, t, &child, &b);
 }
 
+/*
+ * Bursts (rpmsg_trysend_burst, 32 a call) between two processes: 3,000
+ * one-way messages, each burst retried from where the ring filled up, all
+ * arrive in order at a child that polls with backoff or, in the hybrid
+ * loop, sleeps after a 5 ms spin (the notification at the end of a burst
+ * wakes it).
+ */
+static void bursts_cross_the_link_in_order(const char *scenario)
+{
+	static char text[3000][12];
+	static struct pump pm; /* static: see live_pair */
+	static struct proc child;
+	static struct box b;
+	const void *datas[3000];
+	int lens[3000];
+	unsigned int back0, back1, got0, got1, bad;
+	pthread_t t;
+
+	for (int i = 0; i < 3000; i++) {
+		snprintf(text[i], sizeof(text[i]), "s:%d", i);
+		datas[i] = text[i];
+		lens[i] = (int)strlen(text[i]) + 1;
+	}
+	polled_pair(&pm, &t, &child, &b, scenario, -1);
+	assert_true(ask(&b, "warm"));
+	backoffs_of(&b, &back0, &got0);
+	for (int sent = 0, tries = 0; sent < 3000; tries++) {
+		int n = 3000 - sent < 32 ? 3000 - sent : 32;
+		int ret = rpmsg_trysend_burst(&b.ept, datas + sent, lens + sent, n);
+
+		assert_true(tries < 1000000);
+		if (ret == -EAGAIN) {
+			nap(0);
+			continue;
+		}
+		assert_true(ret > 0 && ret <= n);
+		sent += ret;
+	}
+	/* The question goes as a burst of its own once the hybrid child has
+	 * gone to sleep: only the burst's notification can wake it. */
+	nap(20);
+	b.mark = atomic_load(&b.count);
+	assert_int_equal(rpmsg_trysend_burst(&b.ept, (const void *const[]){ "backoffs?" },
+					     (const int[]){ 10 }, 1),
+			 1);
+	assert_true(until(got_more, &b, 3000));
+	assert_int_equal(sscanf(b.last, "backoffs %u sunk %u misordered %u", &back1, &got1, &bad),
+			 3);
+	assert_int_equal(got1 - got0, 3000);
+	assert_int_equal(bad, 0);
+	polled_pair_end(&pm, t, &child, &b);
+}
+
+static void test_bursts_cross_the_link_in_order(void **state)
+{
+	(void)state;
+	bursts_cross_the_link_in_order("backoff-loop");
+}
+
+static void test_bursts_wake_a_sleeping_receiver(void **state)
+{
+	(void)state;
+	bursts_cross_the_link_in_order("backoff-hybrid-loop");
+}
+
 static void test_polling_backs_off_only_for_one_way_traffic(void **state)
 {
 	(void)state;
@@ -1428,6 +1504,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
 		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
 		cmocka_unit_test_teardown(test_polling_loops_ring_no_doorbell, pair_teardown),
+		cmocka_unit_test_teardown(test_bursts_cross_the_link_in_order, pair_teardown),
+		cmocka_unit_test_teardown(test_bursts_wake_a_sleeping_receiver, pair_teardown),
 		cmocka_unit_test_teardown(test_polling_backs_off_only_for_one_way_traffic, pair_teardown),
 		cmocka_unit_test_teardown(test_hybrid_spin_backs_off_only_for_one_way_traffic, pair_teardown),
 		cmocka_unit_test_teardown(test_loops_switching_between_poll_and_wait_lose_nothing, pair_teardown),
