@@ -224,10 +224,11 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 
 int duet_rptun_poll(struct duet_rptun *rptun)
 {
-	unsigned int ran = 0;
+	unsigned int n = rptun->info.num_vdevs, ran = 0;
+	struct duet_rvdev *rv = rptun->rv;
 
-	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
-		ran += duet_rvdev_poll(&rptun->rv[i]);
+	for (unsigned int i = 0; i < n; i++)
+		ran += duet_rvdev_poll(&rv[i]);
 	return (int)ran;
 }
 

@@ -110,10 +110,15 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
 
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 {
+	/* In locals: the callbacks may store anywhere, as far as the
+	 * compiler knows, and a polling loop runs this on every look. */
+	unsigned int n = rv->desc.num_vrings < DUET_MAX_VRINGS ? rv->desc.num_vrings
+							       : DUET_MAX_VRINGS;
+	_Atomic(struct virtqueue *) *live = rv->live;
 	unsigned int ran = 0;
 
-	for (unsigned int i = 0; i < rv->desc.num_vrings && i < DUET_MAX_VRINGS; i++) {
-		struct virtqueue *vq = atomic_load_explicit(&rv->live[i], memory_order_acquire);
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
 
 		if (vq && virtqueue_poll(vq))
 			ran++;
