@@ -672,6 +672,78 @@ static void test_burst_from_the_device_arrives_in_order(void **state)
 	burst_arrives_in_order(dev_dev, drv_dev);
 }
 
+/* Starts polling again after 50 ms, from another thread. */
+static void *serve_later(void *arg)
+{
+	(void)arg;
+	sleep_ms(50);
+	start_polling();
+	return NULL;
+}
+
+/*
+ * rpmsg_send_burst waits for buffers: 24 messages from `from` while the
+ * peer is not served (8-entry rings) all go once it is served again, in
+ * order; with nobody serving, the wait times out after the ring's worth
+ * went, and a burst that gets no buffer at all says -ETIMEDOUT.
+ */
+static void send_burst_waits(struct rpmsg_device *from, struct rpmsg_device *to)
+{
+	static struct rpmsg_endpoint a; /* static: a failed test leaves them */
+	static struct seq_box b;
+	static char text[24][8];
+	const void *datas[24];
+	int lens[24];
+	pthread_t t;
+	uint64_t t0;
+
+	memset(&b, 0, sizeof(b));
+	for (int i = 0; i < 24; i++) {
+		snprintf(text[i], sizeof(text[i]), "w%d", i);
+		datas[i] = text[i];
+		lens[i] = (int)strlen(text[i]) + 1;
+	}
+	b.ept.priv = &b;
+	assert_int_equal(rpmsg_create_ept(&b.ept, to, "wburst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  seq_cb, NULL), 0);
+	a.priv = NULL;
+	assert_int_equal(rpmsg_create_ept(&a, from, "wburst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  seq_cb, NULL), 0);
+	assert_true(wait_until(ept_ready, &a, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	stop_polling();
+	assert_int_equal(pthread_create(&t, NULL, serve_later, NULL), 0);
+	assert_int_equal(rpmsg_send_burst(&a, datas, lens, 24), 24);
+	pthread_join(t, NULL);
+	assert_true(seq_count_is(&b, 24));
+	for (int i = 0; i < 24; i++)
+		assert_string_equal(b.got[i], text[i]);
+	/* Nobody serving: a ring's worth, then the timeout. */
+	stop_polling();
+	rpmsg_set_send_timeout(from, 100);
+	t0 = duet_clock_ms();
+	assert_int_equal(rpmsg_send_burst(&a, datas, lens, 12), RING);
+	assert_true(duet_clock_ms() - t0 >= 100);
+	assert_int_equal(rpmsg_send_burst(&a, datas, lens, 1), -ETIMEDOUT);
+	rpmsg_set_send_timeout(from, 5000);
+	start_polling();
+	assert_true(seq_count_is(&b, 24 + RING));
+	rpmsg_destroy_ept(&a);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+static void test_send_burst_from_the_driver_waits_for_buffers(void **state)
+{
+	(void)state;
+	send_burst_waits(drv_dev, dev_dev);
+}
+
+static void test_send_burst_from_the_device_waits_for_buffers(void **state)
+{
+	(void)state;
+	send_burst_waits(dev_dev, drv_dev);
+}
+
 /* A burst with one bad message sends none of it; bad arguments, an
  * endpoint not bound and an empty burst send nothing either. */
 static void test_bad_burst_sends_nothing(void **state)
@@ -1466,6 +1538,8 @@ int main(void)
 		T(test_burst_from_the_driver_arrives_in_order),
 		T(test_burst_from_the_device_arrives_in_order),
 		T(test_bad_burst_sends_nothing),
+		T(test_send_burst_from_the_driver_waits_for_buffers),
+		T(test_send_burst_from_the_device_waits_for_buffers),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),

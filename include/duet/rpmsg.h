@@ -150,6 +150,17 @@ int rpmsg_flush(struct rpmsg_endpoint *ept);
 int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
 			int n);
 
+/*
+ * rpmsg_trysend_burst that waits for send buffers as rpmsg_send does: what
+ * is filled goes into the ring and is announced before each wait, so the
+ * peer can return buffers meanwhile. Returns n; or, when a wait timed out
+ * (rpmsg_set_send_timeout) or the device went, how many went before, or
+ * -ETIMEDOUT / -ENODEV when none did; -EINVAL, -EMSGSIZE, -ENOTCONN as the
+ * try variant, nothing sent.
+ */
+int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
+		     int n);
+
 /* ---- zero copy ---- */
 
 /*

@@ -468,9 +468,10 @@ static int submit_batch(struct rpmsg_device *rdev, uint8_t *const bufs[], const 
 
 /* Take, fill and submit up to RPMSG_BURST_CHUNK messages of a burst, from
  * datas[0], lens[0]; returns how many went, or a negative errno when none
- * did (-EAGAIN: no buffer). */
+ * did (-EAGAIN: no buffer). With `wait`, only the first take may wait:
+ * everything earlier in the burst is in the ring by then. */
 static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-		       const void *const datas[], const int lens[], int n)
+		       const void *const datas[], const int lens[], int n, bool wait)
 {
 	uint8_t *bufs[RPMSG_BURST_CHUNK + 1];
 	uint16_t heads[RPMSG_BURST_CHUNK + 1];
@@ -483,7 +484,7 @@ static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 		struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)lens[k] };
 		uint32_t cap;
 
-		bufs[k] = rpmsg_take_tx(rdev, role, false, &heads[k], &cap, &err);
+		bufs[k] = rpmsg_take_tx(rdev, role, wait && k == 0, &heads[k], &cap, &err);
 		if (!bufs[k])
 			break;
 		if ((uint32_t)lens[k] > cap - RPMSG_HDR_SIZE) {
@@ -509,20 +510,20 @@ static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 	return done ? done : -EIO;
 }
 
-/* A burst of copy sends (rpmsg_trysend_burst), under the lock, its
- * arguments checked: in chunks until the buffers run out. Returns how
- * many went, or a negative errno when none did. The caller notifies. */
+/* A burst of copy sends, under the lock, its arguments checked: in chunks
+ * until all went, or, without `wait`, until the buffers run out. Returns
+ * how many went, or a negative errno when none did. The caller notifies. */
 static int burst_path(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
-		      const void *const datas[], const int lens[], int n)
+		      const void *const datas[], const int lens[], int n, bool wait)
 {
 	int sent = 0, ret = 0;
 
 	while (sent < n) {
-		ret = burst_chunk(rdev, src, dst, datas + sent, lens + sent, n - sent);
+		ret = burst_chunk(rdev, src, dst, datas + sent, lens + sent, n - sent, wait);
 		if (ret <= 0)
 			break;
 		sent += ret;
-		if (ret < RPMSG_BURST_CHUNK)
+		if (!wait && ret < RPMSG_BURST_CHUNK)
 			break; /* the buffers ran out (or the ring broke) */
 	}
 	return sent ? sent : ret;
@@ -542,8 +543,8 @@ static int check_burst(const struct rpmsg_device *rdev, const void *const datas[
 	return 0;
 }
 
-int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
-			int n)
+static int send_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
+		      int n, bool wait)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
 	uint32_t dst;
@@ -563,11 +564,23 @@ int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], c
 	rpmsg_flush_ns(rdev); /* queued announcements go first */
 	/* The peer hears of the burst at the end, or when a take finds the
 	 * ring full (rpmsg_take_tx_wait). */
-	ret = burst_path(rdev, ept->addr, dst, datas, lens, n);
+	ret = burst_path(rdev, ept->addr, dst, datas, lens, n, wait);
 	if (ret > 0)
 		virtqueue_kick(rdev->svq);
 	duet_mutex_unlock(rdev->lock);
 	return ret;
+}
+
+int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
+			int n)
+{
+	return send_burst(ept, datas, lens, n, false);
+}
+
+int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
+		     int n)
+{
+	return send_burst(ept, datas, lens, n, true);
 }
 
 int rpmsg_flush(struct rpmsg_endpoint *ept)
