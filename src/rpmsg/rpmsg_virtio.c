@@ -543,8 +543,8 @@ static int check_burst(const struct rpmsg_device *rdev, const void *const datas[
 	return 0;
 }
 
-static int send_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
-		      int n, bool wait)
+static int burst_entry(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
+		       int n, bool wait)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
 	uint32_t dst;
@@ -574,13 +574,13 @@ static int send_burst(struct rpmsg_endpoint *ept, const void *const datas[], con
 int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
 			int n)
 {
-	return send_burst(ept, datas, lens, n, false);
+	return burst_entry(ept, datas, lens, n, false);
 }
 
 int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
 		     int n)
 {
-	return send_burst(ept, datas, lens, n, true);
+	return burst_entry(ept, datas, lens, n, true);
 }
 
 int rpmsg_flush(struct rpmsg_endpoint *ept)
