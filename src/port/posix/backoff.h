@@ -111,9 +111,11 @@ static inline bool backoff_empty(struct poll_backoff *b, uint32_t published)
 /*
  * A wait that backoff_empty asked for ended after `waited_ns`, the peer
  * having published `got` entries meanwhile (the difference of two sums of
- * its indices: its word, so only ever a reason to wait less); `now` is the
- * time. Under one entry per microsecond, the stream is taken as paced:
- * it ends, and none is found for the hold (see above).
+ * its indices: the peer's word, unchecked here; an inflated one keeps the
+ * waits the rule allows without the hold, no more, and the take that
+ * follows checks the index); `now` is the time. Under one entry per
+ * microsecond, the stream is taken as paced: it ends, and none is found
+ * for the hold (see above).
  */
 static inline void backoff_waited(struct poll_backoff *b, uint32_t got, uint64_t waited_ns,
 				  uint64_t now)
