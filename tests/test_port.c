@@ -285,6 +285,33 @@ static void test_backoff_holds_off_a_paced_stream(void **state)
 	assert_true(empty(&b, 5));
 }
 
+/* A peer that inflates its indices makes every wait look paid: the waits
+ * are then exactly those of the rule without the hold (a twin fed the
+ * same looks and never told what a wait collected), one per empty spell. */
+static void test_backoff_inflated_counts_buy_no_more_waits(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 }, twin = { .wait_ns = 20000 };
+	unsigned int waits = 0;
+
+	(void)state;
+	for (uint64_t t = 1000; t < 5000; t += 7) {
+		bool w;
+
+		took(&b, 5, t);
+		took(&twin, 5, t);
+		w = empty(&b, 5);
+		assert_int_equal(w, empty(&twin, 5));
+		if (w) {
+			waits++;
+			waited(&b, UINT32_MAX, t + 3);
+		}
+		/* Every third spell has a second empty look. */
+		if (t % 3 == 0)
+			assert_int_equal(empty(&b, 5), empty(&twin, 5));
+	}
+	assert_true(waits > 0);
+}
+
 /* Bursts: a wait that collects nothing is the end of one, not a paced
  * stream. The empty look after it ends the stream, no hold: the next
  * burst, 100 us later, waits from its third look as the first did. */
@@ -313,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_goes_on_while_waits_pay),
 		cmocka_unit_test(test_backoff_holds_off_a_paced_stream),
 		cmocka_unit_test(test_backoff_does_not_hold_between_bursts),
+		cmocka_unit_test(test_backoff_inflated_counts_buy_no_more_waits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
