@@ -605,6 +605,31 @@ static bool seq_count_is(struct seq_box *b, int n)
 	return atomic_load(&b->count) == n;
 }
 
+/* 24 numbered messages ("<prefix><i>") in datas/lens, and a bound pair of
+ * endpoints `name`: a on `from`, the recording b on `to`. */
+#define BURST_MSGS 24
+static char burst_text[BURST_MSGS][8];
+
+static void burst_pair(struct rpmsg_device *from, struct rpmsg_device *to, const char *name,
+		       char prefix, struct rpmsg_endpoint *a, struct seq_box *b,
+		       const void *datas[BURST_MSGS], int lens[BURST_MSGS])
+{
+	memset(b, 0, sizeof(*b));
+	for (int i = 0; i < BURST_MSGS; i++) {
+		snprintf(burst_text[i], sizeof(burst_text[i]), "%c%d", prefix, i);
+		datas[i] = burst_text[i];
+		lens[i] = (int)strlen(burst_text[i]) + 1;
+	}
+	b->ept.priv = b;
+	assert_int_equal(rpmsg_create_ept(&b->ept, to, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  seq_cb, NULL), 0);
+	a->priv = NULL;
+	assert_int_equal(rpmsg_create_ept(a, from, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY, seq_cb,
+					  NULL), 0);
+	assert_true(wait_until(ept_ready, a, 2000));
+	assert_true(wait_until(ept_ready, &b->ept, 2000));
+}
+
 /*
  * A burst from `from` to a recording endpoint on `to`: all its messages
  * arrive, in order, the peer notified at the end (the loopback's server
@@ -614,26 +639,12 @@ static bool seq_count_is(struct seq_box *b, int n)
  */
 static void burst_arrives_in_order(struct rpmsg_device *from, struct rpmsg_device *to)
 {
-	static char text[24][8];
 	static struct rpmsg_endpoint a; /* static: a failed test leaves them */
 	static struct seq_box b;
-	const void *datas[24];
-	int lens[24];
+	const void *datas[BURST_MSGS];
+	int lens[BURST_MSGS];
 
-	memset(&b, 0, sizeof(b));
-	for (int i = 0; i < 24; i++) {
-		snprintf(text[i], sizeof(text[i]), "b%d", i);
-		datas[i] = text[i];
-		lens[i] = (int)strlen(text[i]) + 1;
-	}
-	b.ept.priv = &b;
-	assert_int_equal(rpmsg_create_ept(&b.ept, to, "burst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-					  seq_cb, NULL), 0);
-	a.priv = NULL;
-	assert_int_equal(rpmsg_create_ept(&a, from, "burst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-					  seq_cb, NULL), 0);
-	assert_true(wait_until(ept_ready, &a, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	burst_pair(from, to, "burst", 'b', &a, &b, datas, lens);
 	assert_int_equal(rpmsg_trysend_burst(&a, datas, lens, 5), 5);
 	assert_true(seq_count_is(&b, 5));
 	stop_polling();
@@ -655,7 +666,7 @@ static void burst_arrives_in_order(struct rpmsg_device *from, struct rpmsg_devic
 	}
 	assert_true(seq_count_is(&b, 24));
 	for (int i = 0; i < 24; i++)
-		assert_string_equal(b.got[i], text[i]);
+		assert_string_equal(b.got[i], burst_text[i]);
 	rpmsg_destroy_ept(&a);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -691,33 +702,19 @@ static void send_burst_waits(struct rpmsg_device *from, struct rpmsg_device *to)
 {
 	static struct rpmsg_endpoint a; /* static: a failed test leaves them */
 	static struct seq_box b;
-	static char text[24][8];
-	const void *datas[24];
-	int lens[24];
+	const void *datas[BURST_MSGS];
+	int lens[BURST_MSGS];
 	pthread_t t;
 	uint64_t t0;
 
-	memset(&b, 0, sizeof(b));
-	for (int i = 0; i < 24; i++) {
-		snprintf(text[i], sizeof(text[i]), "w%d", i);
-		datas[i] = text[i];
-		lens[i] = (int)strlen(text[i]) + 1;
-	}
-	b.ept.priv = &b;
-	assert_int_equal(rpmsg_create_ept(&b.ept, to, "wburst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-					  seq_cb, NULL), 0);
-	a.priv = NULL;
-	assert_int_equal(rpmsg_create_ept(&a, from, "wburst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-					  seq_cb, NULL), 0);
-	assert_true(wait_until(ept_ready, &a, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	burst_pair(from, to, "wburst", 'w', &a, &b, datas, lens);
 	stop_polling();
 	assert_int_equal(pthread_create(&t, NULL, serve_later, NULL), 0);
 	assert_int_equal(rpmsg_send_burst(&a, datas, lens, 24), 24);
 	pthread_join(t, NULL);
 	assert_true(seq_count_is(&b, 24));
 	for (int i = 0; i < 24; i++)
-		assert_string_equal(b.got[i], text[i]);
+		assert_string_equal(b.got[i], burst_text[i]);
 	/* Nobody serving: a ring's worth, then the timeout. */
 	stop_polling();
 	rpmsg_set_send_timeout(from, 100);
