@@ -388,22 +388,35 @@ bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
 
 /* ---- sending ---- */
 
+/* What is wrong with a message of len bytes at *data, for rdev's send
+ * buffers: -EINVAL, -EMSGSIZE, or 0. An empty one needs no data: *data
+ * then points at an empty string, as memcpy wants a pointer. Every copy
+ * send checks each message with it before anything goes. */
+static inline int msg_fault(const struct rpmsg_device *rdev, const void **data, int len)
+{
+	if (len < 0)
+		return -EINVAL;
+	if (!*data) {
+		if (len)
+			return -EINVAL;
+		*data = "";
+	}
+	return (uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE ? -EMSGSIZE : 0;
+}
+
 static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 		       const void *data, int len, unsigned int how)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
+	int ret;
 
-	if (!rdev || len < 0)
+	if (!rdev)
 		return -EINVAL;
-	if (!data) { /* an empty message may come with none: memcpy wants one */
-		if (len)
-			return -EINVAL;
-		data = "";
-	}
+	ret = msg_fault(rdev, &data, len);
+	if (ret < 0)
+		return ret;
 	if (dst == RPMSG_ADDR_ANY || src == RPMSG_ADDR_ANY)
 		return -ENOTCONN;
-	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE)
-		return -EMSGSIZE;
 	return rdev->role->send(rdev, src, dst, data, len, how);
 }
 
@@ -535,10 +548,11 @@ static int check_burst(const struct rpmsg_device *rdev, const void *const datas[
 		       const int lens[], int n)
 {
 	for (int i = 0; i < n; i++) {
-		if (lens[i] < 0 || (!datas[i] && lens[i]))
-			return -EINVAL;
-		if ((uint32_t)lens[i] > rdev->tx_size - RPMSG_HDR_SIZE)
-			return -EMSGSIZE;
+		const void *data = datas[i];
+		int ret = msg_fault(rdev, &data, lens[i]);
+
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }
@@ -557,9 +571,10 @@ static int burst_entry(struct rpmsg_endpoint *ept, const void *const datas[], co
 		return ret;
 	duet_mutex_lock(rdev->lock);
 	dst = ept->dest_addr; /* the name service moves it under the lock */
-	if (atomic_load(&rdev->gone) || dst == RPMSG_ADDR_ANY) {
+	ret = atomic_load(&rdev->gone) ? -ENODEV : dst == RPMSG_ADDR_ANY ? -ENOTCONN : 0;
+	if (ret < 0) {
 		duet_mutex_unlock(rdev->lock);
-		return atomic_load(&rdev->gone) ? -ENODEV : -ENOTCONN;
+		return ret;
 	}
 	rpmsg_flush_ns(rdev); /* queued announcements go first */
 	/* The peer hears of the burst at the end, or when a take finds the

@@ -268,10 +268,7 @@ static uint16_t *own_event_word(struct virtqueue *vq)
 /* The peer index that brings this side work, and how far we have taken it. */
 static bool work_pending(struct virtqueue *vq)
 {
-	const struct virtqueue_io io = vq->io;
-
-	vq->seen_idx = vq_load_idx(io, vq->role == VIRTQUEUE_ROLE_DRIVER ? &vq->used->idx
-									 : &vq->avail->idx);
+	vq->seen_idx = virtqueue_peer_idx(vq);
 	return virtqueue_seen_more(vq);
 }
 
@@ -331,8 +328,7 @@ bool virtqueue_poll(struct virtqueue *vq)
 	 * move seen with callbacks off is not lost. */
 	if (!vq->callback || !atomic_load_explicit(&vq->cb_enabled, memory_order_acquire))
 		return false;
-	peer = vq_load_idx(vq->io, vq->role == VIRTQUEUE_ROLE_DRIVER ? &vq->used->idx
-								    : &vq->avail->idx);
+	peer = virtqueue_peer_idx(vq);
 	if (peer == vq->poll_seen)
 		return false;
 	vq->poll_seen = peer;

@@ -255,7 +255,7 @@ static inline uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16
 /* virtqueue_add_bufs and its sized twin: lens NULL, every buffer len.
  * Inlined into each, so that the uniform one tests no lens. */
 static inline int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
-		    const uint32_t *lens, bool writable)
+			   const uint32_t *lens, bool writable)
 {
 	uint16_t k = 0;
 	int ret = vq_batch_args(vq, VIRTQUEUE_ROLE_DRIVER, bufs, n);
