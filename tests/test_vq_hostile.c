@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "vq_harness.h"
+#include "../src/virtqueue/vq_internal.h" /* vq_poll_guess */
 
 #define INDIRECT (1ull << VIRTIO_RING_F_INDIRECT_DESC)
 
@@ -591,6 +592,76 @@ static void test_batch_refuses_an_index_jump(void **state)
 	expect_batch_fault(h, 0, VIRTQUEUE_FAULT_USED_JUMP);
 }
 
+/* ---- the polling look's guess (vq_poll_guess) ---- */
+
+static void poll_cb(struct virtqueue *vq)
+{
+	(void)vq;
+}
+
+/* A look that finds nothing prefetches where the next buffer most likely
+ * is, read from words the driver wrote: a head outside the table or a
+ * buffer outside the window gives no guess (and reads nothing more), and
+ * polling over such words neither faults the queue nor runs a callback
+ * more than once per move. The guard pages catch a stray read. */
+static void test_poll_guess_is_checked_as_a_take(void **state)
+{
+	struct harness *h = *state;
+	uint8_t *last = h->region + h->size - 1;
+
+	raw_desc(h, 0, harness_da(h, h->bufs), 64, 0, 0);
+	raw_desc(h, 1, HARNESS_DA_BASE - 1, 64, 0, 0);          /* below */
+	raw_desc(h, 2, HARNESS_DA_BASE + h->size, 64, 0, 0);    /* the end */
+	raw_desc(h, 3, UINT64_MAX, 64, 0, 0);                   /* wraps */
+	raw_desc(h, 4, harness_da(h, last), 1, 0, 0);           /* last byte */
+	raw_avail_push(h, 0);
+	raw_avail_push(h, 8); /* num is 8 */
+	raw_avail_push(h, 0xffff);
+	raw_avail_push(h, 1);
+	raw_avail_push(h, 2);
+	raw_avail_push(h, 3);
+	raw_avail_push(h, 4);
+	assert_ptr_equal(vq_poll_guess(h->dev, 0), h->bufs);
+	assert_null(vq_poll_guess(h->dev, 1));
+	assert_null(vq_poll_guess(h->dev, 2));
+	assert_null(vq_poll_guess(h->dev, 3));
+	assert_null(vq_poll_guess(h->dev, 4));
+	assert_null(vq_poll_guess(h->dev, 5));
+	assert_ptr_equal(vq_poll_guess(h->dev, 6), last);
+	assert_ptr_equal(vq_poll_guess(h->dev, 8), h->bufs); /* a lap later */
+	/* Polling over each of them: one run of the callback per move, the
+	 * queue whole. */
+	h->dev->callback = poll_cb;
+	raw_avail_set_idx(h, 0);
+	for (uint16_t i = 0; i < 7; i++) {
+		assert_false(virtqueue_poll(h->dev)); /* the guess at i */
+		raw_avail_set_idx(h, (uint16_t)(i + 1));
+		assert_true(virtqueue_poll(h->dev));
+	}
+	assert_false(virtqueue_poll(h->dev));
+	assert_false(virtqueue_is_broken(h->dev));
+	assert_int_equal(h->faults, 0);
+	h->dev->callback = NULL;
+}
+
+/* A driver's guess is the buffer of its own avail entry (the device
+ * usually returns them in order), checked all the same: the device can
+ * scribble on the descriptor table. */
+static void test_poll_guess_on_the_driver_side(void **state)
+{
+	struct harness *h = *state;
+	int c;
+
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, true, &c), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 64, 64, true, &c), 0);
+	assert_ptr_equal(vq_poll_guess(h->drv, 0), h->bufs);
+	assert_ptr_equal(vq_poll_guess(h->drv, 1), h->bufs + 64);
+	raw_desc(h, harness_avail(h)->ring[1], HARNESS_DA_BASE + h->size + 4096, 64,
+		 VRING_DESC_F_WRITE, 0);
+	assert_null(vq_poll_guess(h->drv, 1));
+	assert_ptr_equal(vq_poll_guess(h->drv, 0), h->bufs);
+}
+
 int main(void)
 {
 #define DEV(t) cmocka_unit_test_setup_teardown(t, setup_dev, teardown)
@@ -636,6 +707,8 @@ int main(void)
 		DRV(test_used_index_jump),
 		DRV(test_batch_stops_at_an_id_not_in_flight),
 		DRV(test_batch_stops_at_an_id_out_of_range),
+		DEV(test_poll_guess_is_checked_as_a_take),
+		DRV(test_poll_guess_on_the_driver_side),
 		DRV(test_batch_stops_at_a_length_too_long),
 		DRV(test_batch_stops_at_an_id_returned_twice),
 		DRV(test_batch_refuses_an_index_jump),

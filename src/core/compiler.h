@@ -20,6 +20,11 @@
  *
  * The two hints serve speed; a build for size leaves them to the compiler.
  * Other compilers ignore them.
+ *
+ * DUET_PREFETCH(p) asks for the cache line at p ahead of its use, without
+ * waiting for it and without faulting: a hint, so it is no access for the
+ * program, and nothing where the compiler has no such builtin or the core
+ * no cache.
  */
 #ifndef DUET_FAST_PATHS
 #if defined(__OPTIMIZE_SIZE__)
@@ -35,6 +40,12 @@
 #else
 #define DUET_OUT_OF_LINE
 #define DUET_ALWAYS_INLINE inline
+#endif
+
+#if defined(__GNUC__)
+#define DUET_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define DUET_PREFETCH(p) ((void)(p))
 #endif
 
 #endif /* DUET_COMPILER_H */

@@ -100,4 +100,17 @@ int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
 		  struct virtqueue_buf *vb, size_t vbsize, size_t *count,
 		  uint32_t *wlen);
 
+/*
+ * Where the buffer the peer publishes next at ring position `pos` (its
+ * index, as virtqueue_poll last saw it) most likely lies: the head the
+ * avail ring holds there, through its descriptor. A device takes avail
+ * entries in order, rpmsg's driver gets its receive buffers back in the
+ * order it posted them, and a recycled buffer keeps its entry and its
+ * descriptor (docs/virtqueue.md), so last lap's words usually hold. Only a
+ * guess, read from words either side can write and checked as a take
+ * checks them (the head inside the table, the buffer inside the window):
+ * NULL when it fails. Plain memory; nothing but a prefetch may use it.
+ */
+const void *vq_poll_guess(const struct virtqueue *vq, uint16_t pos);
+
 #endif /* DUET_VQ_INTERNAL_H */
