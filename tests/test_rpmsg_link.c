@@ -906,8 +906,9 @@ static int sink_stats_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 	if (len == 10 && !memcmp(data, "backoffs?", 10)) {
 		char r[64];
 
-		snprintf(r, sizeof(r), "backoffs %u sunk %u misordered %u",
-			 duet_link_backoffs(echo_link), sunk, misordered);
+		snprintf(r, sizeof(r), "backoffs %u sunk %u misordered %u prefetches %u",
+			 duet_link_backoffs(echo_link), sunk, misordered,
+			 duet_rptun_prefetches(duet_link_rptun(echo_link)));
 		rpmsg_send(ept, r, (int)strlen(r) + 1);
 		return 0;
 	}
@@ -1258,6 +1259,51 @@ static void test_hybrid_spin_backs_off_only_for_one_way_traffic(void **state)
 	backs_off_only_for_one_way_traffic("backoff-hybrid-loop");
 }
 
+/* The polled child's prefetching spells (duet_rptun_prefetches). */
+static unsigned int prefetches_of(struct box *b)
+{
+	unsigned int back, got, bad, spells;
+
+	assert_true(ask(b, "backoffs?"));
+	assert_int_equal(sscanf(b->last, "backoffs %u sunk %u misordered %u prefetches %u", &back,
+				&got, &bad, &spells),
+			 4);
+	return spells;
+}
+
+/*
+ * A polling side prefetches the buffer its peer most likely fills next
+ * only while the peer waits for it: after this side answered. The child
+ * polls; each of 300 echoes, answered in the look that took it, starts a
+ * spell of prefetching looks, ended by the next question (nearly every
+ * one: a child descheduled right after answering may find the next
+ * question at its next look). 400 one-way messages 50 us apart, which it
+ * answers only with its returns of received buffers (in batches of eight
+ * here), start about one in eight: its prefetches would take from the
+ * sender the lines it writes. A build that prefetches after every look
+ * that took work counts about 400.
+ */
+static void test_polling_prefetches_only_after_answering(void **state)
+{
+	static struct pump pm; /* static: see live_pair */
+	static struct proc child;
+	static struct box b;
+	unsigned int p0, p1, p2;
+	pthread_t t;
+
+	(void)state;
+	polled_pair(&pm, &t, &child, &b, "backoff-loop", -1);
+	assert_true(ask(&b, "warm"));
+	p0 = prefetches_of(&b);
+	echoes(&b, 300, 0);
+	p1 = prefetches_of(&b);
+	assert_true(p1 - p0 >= 150);
+	one_way(&b, 400, 50);
+	p2 = prefetches_of(&b);
+	assert_true(p2 - p1 <= 100);
+	polled_pair_end(&pm, t, &child, &b);
+}
+
 /* 300 echoes from a proxy child in `scenario`; the server's loop polls in
  * bursts of 0-63 looks between waits. */
 static void echoes_with(const char *scenario)
@@ -1508,6 +1554,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_bursts_wake_a_sleeping_receiver, pair_teardown),
 		cmocka_unit_test_teardown(test_polling_backs_off_only_for_one_way_traffic, pair_teardown),
 		cmocka_unit_test_teardown(test_hybrid_spin_backs_off_only_for_one_way_traffic, pair_teardown),
+		cmocka_unit_test_teardown(test_polling_prefetches_only_after_answering, pair_teardown),
 		cmocka_unit_test_teardown(test_loops_switching_between_poll_and_wait_lose_nothing, pair_teardown),
 		cmocka_unit_test_teardown(test_hybrid_loop_spins_on_its_rings, pair_teardown),
 		cmocka_unit_test(test_service_threads_spin_on_their_rings),

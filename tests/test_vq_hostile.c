@@ -592,7 +592,7 @@ static void test_batch_refuses_an_index_jump(void **state)
 	expect_batch_fault(h, 0, VIRTQUEUE_FAULT_USED_JUMP);
 }
 
-/* ---- the polling look's guess (vq_poll_guess) ---- */
+/* ---- the polling look's guess (vq_poll_guess, virtqueue_prefetch_next) ---- */
 
 static void poll_cb(struct virtqueue *vq)
 {
@@ -629,12 +629,13 @@ static void test_poll_guess_is_checked_as_a_take(void **state)
 	assert_null(vq_poll_guess(h->dev, 5));
 	assert_ptr_equal(vq_poll_guess(h->dev, 6), last);
 	assert_ptr_equal(vq_poll_guess(h->dev, 8), h->bufs); /* a lap later */
-	/* Polling over each of them: one run of the callback per move, the
-	 * queue whole. */
+	/* Polling over each of them, prefetching each guess: one run of the
+	 * callback per move, the queue whole. */
 	h->dev->callback = poll_cb;
 	raw_avail_set_idx(h, 0);
 	for (uint16_t i = 0; i < 7; i++) {
-		assert_false(virtqueue_poll(h->dev)); /* the guess at i */
+		assert_false(virtqueue_poll(h->dev));
+		virtqueue_prefetch_next(h->dev); /* the guess at i */
 		raw_avail_set_idx(h, (uint16_t)(i + 1));
 		assert_true(virtqueue_poll(h->dev));
 	}

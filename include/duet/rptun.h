@@ -129,9 +129,11 @@ int duet_rptun_check_peer(struct duet_rptun *rptun);
 /*
  * Look at the rings of every vdev instead of waiting for the peer's
  * notifications: each virtqueue with callbacks on and work published runs
- * its callback (virtqueue_poll). For a platform whose loop polls; call it
- * where notifications are dispatched, never concurrently with them.
- * Returns how many callbacks ran.
+ * its callback (virtqueue_poll). A look at a vdev that finds nothing after
+ * this side answered on it prefetches what its peer most likely sends next
+ * (duet_rptun_prefetches). For a platform whose loop polls; call it where
+ * notifications are dispatched, never concurrently with them. Returns how
+ * many callbacks ran.
  */
 int duet_rptun_poll(struct duet_rptun *rptun);
 
@@ -156,6 +158,16 @@ void *duet_rptun_priv(const struct duet_rptun *rptun);
 /* Number of vdevs, and the device of vdev i (NULL past the end). */
 unsigned int duet_rptun_num_vdevs(const struct duet_rptun *rptun);
 struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i);
+
+/*
+ * Spells of polling looks (duet_rptun_poll) that prefetched: after this
+ * side answered (published since a look last found work), looks that find
+ * nothing fetch the buffers the peer most likely fills next
+ * (virtqueue_prefetch_next); a look that finds work ends the spell. About
+ * one per message of a ping-pong, one per batch of returned buffers in a
+ * one-way stream. Safe from any thread.
+ */
+uint32_t duet_rptun_prefetches(const struct duet_rptun *rptun);
 
 /* Notifications that named no vring of the table. */
 uint32_t duet_rptun_unknown_notifies(const struct duet_rptun *rptun);

@@ -424,6 +424,21 @@ void virtqueue_notification(struct virtqueue *vq);
  */
 bool virtqueue_poll(struct virtqueue *vq);
 
+/*
+ * For a side that polls, after virtqueue_poll found nothing: ask the cache
+ * for the buffer the peer most likely fills next (the head the avail ring
+ * holds at the peer's index, through its descriptor; a buffer recycled
+ * through the same entry and descriptor is found there again). When the
+ * peer then publishes, the look that sees its index move finds the buffer
+ * already on its way instead of fetching it only then, after the index.
+ * Worth it while the peer is waiting for this side (a request answered);
+ * not during a stream the peer keeps writing, whose lines it would take
+ * from the writer. Every word is checked as a take checks it; nothing is
+ * read on a queue with callbacks off or memory accessors (mem_ops). Call
+ * it from the thread that calls virtqueue_poll.
+ */
+void virtqueue_prefetch_next(struct virtqueue *vq);
+
 /* Fill *st with the queue's diagnostic state. */
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);
 

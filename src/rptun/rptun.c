@@ -384,6 +384,15 @@ struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i)
 	return i < rptun->info.num_vdevs ? &rptun->rv[i].vdev : NULL;
 }
 
+uint32_t duet_rptun_prefetches(const struct duet_rptun *rptun)
+{
+	uint32_t sum = 0;
+
+	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
+		sum += atomic_load_explicit(&rptun->rv[i].prefetch_spells, memory_order_relaxed);
+	return sum;
+}
+
 uint32_t duet_rptun_unknown_notifies(const struct duet_rptun *rptun)
 {
 	return atomic_load(&rptun->unknown);

@@ -116,14 +116,49 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 							       : DUET_MAX_VRINGS;
 	_Atomic(struct virtqueue *) *live = rv->live;
 	unsigned int ran = 0;
+	uint32_t mine = 0;
 
+	/* Every index before any callback: a callback may answer on
+	 * another queue. */
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
+
+		if (vq)
+			mine += virtqueue_published_idx(vq);
+	}
 	for (unsigned int i = 0; i < n; i++) {
 		struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
 
 		if (vq && virtqueue_poll(vq))
 			ran++;
 	}
-	return ran;
+	if (ran) {
+		rv->poll_mine = mine; /* as it was before the callbacks answered */
+		rv->prefetching = false;
+		return ran;
+	}
+	/* Nothing came. When this side has published since something last
+	 * came (it answered), the peer is most likely waiting for that
+	 * answer, and its next message will land where the queues guess:
+	 * fetch those lines ahead. During a one-way stream this side
+	 * publishes only its batched returns, and the peer writes those
+	 * lines now: taking them from it would slow the stream. */
+	if (mine != rv->poll_mine) {
+		for (unsigned int i = 0; i < n; i++) {
+			struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
+
+			if (vq)
+				virtqueue_prefetch_next(vq);
+		}
+		if (!rv->prefetching) {
+			rv->prefetching = true;
+			atomic_store_explicit(&rv->prefetch_spells,
+					      atomic_load_explicit(&rv->prefetch_spells,
+								   memory_order_relaxed) + 1u,
+					      memory_order_relaxed);
+		}
+	}
+	return 0;
 }
 
 uint32_t duet_rvdev_sum_idx(struct duet_rvdev *rv, uint16_t (*idx)(const struct virtqueue *))

@@ -41,6 +41,13 @@ struct duet_rvdev {
 	/* Queues a dispatcher may call: published after creation and
 	 * withdrawn before deletion. */
 	_Atomic(struct virtqueue *) live[DUET_MAX_VRINGS];
+	/* duet_rvdev_poll's alone: the sum of this side's published indices
+	 * when a look last found work; whether the looks since prefetch; how
+	 * many such spells there were (written by the poller only, read by
+	 * anyone: duet_rptun_prefetches). */
+	uint32_t poll_mine;
+	bool prefetching;
+	_Atomic uint32_t prefetch_spells;
 };
 
 /*
@@ -61,7 +68,9 @@ void duet_rvdev_deinit(struct duet_rvdev *rv);
 /* Run the callback of queue `index` if it exists. False when it does not. */
 bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
 
-/* Look at every queue (virtqueue_poll); returns how many callbacks ran. */
+/* Look at every queue (virtqueue_poll); returns how many callbacks ran.
+ * A look that finds nothing after this side answered prefetches what the
+ * queues guess comes next (virtqueue_prefetch_next). */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
 
 /* The sum of idx(vq) over rv's live queues (virtqueue_published_idx,

@@ -341,21 +341,26 @@ bool virtqueue_poll(struct virtqueue *vq)
 	if (!vq->callback || !atomic_load_explicit(&vq->cb_enabled, memory_order_acquire))
 		return false;
 	peer = virtqueue_peer_idx(vq);
-	if (peer == vq->poll_seen) {
-		/* Nothing new: ask for the line the next message most likely
-		 * lands in. The peer writes it just before the index, and a
-		 * look that sees the index move then finds it here instead of
-		 * waiting for a second transfer. Plain memory only: accessors
-		 * stand for memory that a prefetch may not reach coherently. */
-		const void *next = vq->io.ops ? NULL : vq_poll_guess(vq, peer);
-
-		if (next)
-			DUET_PREFETCH(next);
+	if (peer == vq->poll_seen)
 		return false;
-	}
 	vq->poll_seen = peer;
 	vq->callback(vq);
 	return true;
+}
+
+void virtqueue_prefetch_next(struct virtqueue *vq)
+{
+	const void *next;
+
+	/* Plain memory only: accessors stand for memory that a prefetch may
+	 * not reach coherently. poll_seen is the peer's index as the last
+	 * virtqueue_poll saw it, so this is the entry it publishes next. */
+	if (vq->io.ops || !vq->callback ||
+	    !atomic_load_explicit(&vq->cb_enabled, memory_order_relaxed))
+		return;
+	next = vq_poll_guess(vq, vq->poll_seen);
+	if (next)
+		DUET_PREFETCH(next);
 }
 
 /* The index the driver writes (avail) when `driver`, else the device's. */
