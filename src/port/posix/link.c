@@ -880,7 +880,14 @@ int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
 
 	if (!l || !l->cfg.user_loop)
 		return -EINVAL;
-	n = dispatch(l, ids, &seen);
+	/* The doorbell unmoved since the last dispatch: nothing to take (the
+	 * link's events, a retired region included, ring it), as in
+	 * duet_link_poll. A busy hybrid loop then pays no lock and no look
+	 * at the peer per message. */
+	seen = l->loop_seen;
+	n = !l->loop_bell || atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) != seen
+		    ? dispatch(l, ids, &seen)
+		    : 0;
 	/* A busy loop keeps saying it polls from one wait to the next: no
 	 * store to its doorbell per message. It says otherwise only before
 	 * it sleeps. */
