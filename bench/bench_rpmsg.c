@@ -217,8 +217,9 @@ static int proxy_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t
 		uint32_t rung, wakes;
 
 		duet_link_stats(s->link, &rung, &wakes);
-		snprintf(r, sizeof(r), "R %llu %llu %u %u %u", (unsigned long long)s->count,
-			 (unsigned long long)s->bad, rung, wakes, duet_link_backoffs(s->link));
+		snprintf(r, sizeof(r), "R %llu %llu %u %u %u %u", (unsigned long long)s->count,
+			 (unsigned long long)s->bad, rung, wakes, duet_link_backoffs(s->link),
+			 duet_rptun_prefetches(duet_link_rptun(s->link)));
 		s->count = s->bad = s->next_seq = 0;
 		rpmsg_send(ept, r, (int)strlen(r) + 1);
 	}
@@ -323,18 +324,21 @@ static void ask_proxy(struct side *s, const char *q)
 		pump(s);
 }
 
-/* Both sides' doorbell counts and backoffs (duet_link_backoffs), summed. */
-static void both_stats(struct side *s, uint32_t *rung, uint32_t *wakes, uint32_t *backoffs)
+/* Both sides' doorbell counts, backoffs (duet_link_backoffs) and
+ * prefetching spells (duet_rptun_prefetches), summed. */
+static void both_stats(struct side *s, uint32_t *rung, uint32_t *wakes, uint32_t *backoffs,
+		       uint32_t *spells)
 {
-	uint32_t pr = 0, pw = 0, pb = 0;
+	uint32_t pr = 0, pw = 0, pb = 0, ps = 0;
 	unsigned long long got, bad;
 
 	ask_proxy(s, "Q");
-	sscanf(s->reply, "R %llu %llu %u %u %u", &got, &bad, &pr, &pw, &pb);
+	sscanf(s->reply, "R %llu %llu %u %u %u %u", &got, &bad, &pr, &pw, &pb, &ps);
 	duet_link_stats(s->link, rung, wakes);
 	*rung += pr;
 	*wakes += pw;
 	*backoffs = duet_link_backoffs(s->link) + pb;
+	*spells = duet_rptun_prefetches(duet_link_rptun(s->link)) + ps;
 }
 
 /* One round trip of len bytes; its time in ns. */
@@ -446,14 +450,15 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 		size_t k = 0;
 		uint64_t lo = UINT64_MAX, hi = 0;
 		uint32_t rung0, wakes0, rungq, wakesq, rung1, wakes1, back0, backq, back1;
+		uint32_t spell0, spellq, spell1;
 		int used;
 
 		for (uint32_t i = 0; i < n / 10; i++) /* warm up */
 			round_trip(&s, msg, lens[l]);
 		/* Twice: what one query itself rings (none when both poll) is
 		 * taken off the count below. */
-		both_stats(&s, &rung0, &wakes0, &back0);
-		both_stats(&s, &rungq, &wakesq, &backq);
+		both_stats(&s, &rung0, &wakes0, &back0, &spell0);
+		both_stats(&s, &rungq, &wakesq, &backq, &spellq);
 		for (int r = 0; r < runs; r++) {
 			uint64_t *run = ns + k, m;
 
@@ -473,14 +478,16 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 		snprintf(what, sizeof(what), "rpmsg %u B round trip, %s", lens[l], mode_names[mode]);
 		/* The paired runs' warm-ups rang too: count per measured trip
 		 * only when there were none. */
-		both_stats(&s, &rung1, &wakes1, &back1);
+		both_stats(&s, &rung1, &wakes1, &back1, &spell1);
 		used = snprintf(extra, sizeof(extra), "run medians %.2f-%.2f", lo / 1e3, hi / 1e3);
 		if (!paired)
 			snprintf(extra + used, sizeof(extra) - (size_t)used,
-				 "; per round trip %.2f rings, %.2f wake syscalls, %.2f backoffs",
+				 "; per round trip %.2f rings, %.2f wake syscalls, %.2f backoffs,"
+				 " %.2f prefetch spells",
 				 (double)((int64_t)rung1 - rungq - (rungq - rung0)) / (double)k,
 				 (double)((int64_t)wakes1 - wakesq - (wakesq - wakes0)) / (double)k,
-				 (double)((int64_t)back1 - backq - (backq - back0)) / (double)k);
+				 (double)((int64_t)back1 - backq - (backq - back0)) / (double)k,
+				 (double)((int64_t)spell1 - spellq - (spellq - spell0)) / (double)k);
 		if (paired) {
 			double lo_r = ratio[0], hi_r = ratio[0];
 
@@ -521,7 +528,9 @@ static int bench_rtt(void)
 	       "machine is shared and noisy, so ratios are what carry over. Hybrid spins\n"
 	       "up to %u us before blocking, so an immediate echo never sleeps. Backoff\n"
 	       "polls with poll_backoff_us = %u: a ping-pong never waits, so it should\n"
-	       "match polling.\n",
+	       "match polling. Prefetch spells: after each answer a polling side's empty\n"
+	       "looks prefetch the buffer the next message most likely lands in, about\n"
+	       "one spell per side per round trip (2.00) when both poll.\n",
 	       spin_budget_us, backoff_us);
 	return 0;
 }
@@ -531,7 +540,7 @@ static int bench_rtt(void)
 struct stream_result {
 	double secs;
 	uint64_t msgs, bytes, bad;
-	uint32_t rung, peer_rung, wakes, peer_wakes;
+	uint32_t rung, peer_rung, wakes, peer_wakes, peer_spells;
 };
 
 enum send_kind { COPY, ZERO_COPY, MORE, BURST };
@@ -618,14 +627,15 @@ static void stream_once(struct side *s, uint32_t len, enum send_kind kind, uint6
 	r->wakes -= wakes0;
 	{
 		unsigned long long got, bad;
-		uint32_t pr, pw;
+		uint32_t pr, pw, ps;
 
-		if (sscanf(s->reply, "R %llu %llu %u %u %*u", &got, &bad, &pr, &pw) != 4)
-			got = bad = pr = pw = 0;
+		if (sscanf(s->reply, "R %llu %llu %u %u %*u %u", &got, &bad, &pr, &pw, &ps) != 5)
+			got = bad = pr = pw = ps = 0;
 		r->msgs = got;
 		r->bad = bad + (got != n);
 		r->peer_rung = pr;
 		r->peer_wakes = pw;
+		r->peer_spells = ps;
 	}
 	r->bytes = r->msgs * len;
 }
@@ -635,7 +645,7 @@ static void bench_stream_mode(enum mode mode)
 	struct side s;
 	pid_t child;
 	uint32_t max;
-	uint32_t prev_peer_rung = 0, prev_peer_wakes = 0;
+	uint32_t prev_peer_rung = 0, prev_peer_wakes = 0, prev_peer_spells = 0;
 
 	server_open(&s, mode, &child);
 	max = (uint32_t)rpmsg_get_tx_buffer_size(&s.ept);
@@ -643,7 +653,7 @@ static void bench_stream_mode(enum mode mode)
 		for (int zc = 0; zc < 4; zc++) {
 			uint32_t len = l ? max : 17;
 			uint64_t n = l ? 200000 : 1000000;
-			double mbs[16], mps[16], npm = 0, sys = 0;
+			double mbs[16], mps[16], npm = 0, sys = 0, spm = 0;
 			uint64_t bad = 0;
 
 			for (int r = 0; r < runs && r < 16; r++) {
@@ -655,6 +665,8 @@ static void bench_stream_mode(enum mode mode)
 				pw = res.peer_wakes - prev_peer_wakes;
 				prev_peer_rung = res.peer_rung;
 				prev_peer_wakes = res.peer_wakes;
+				spm += (double)(res.peer_spells - prev_peer_spells) / (double)n;
+				prev_peer_spells = res.peer_spells;
 				mbs[r] = (double)res.bytes / res.secs / 1e6;
 				mps[r] = (double)res.msgs / res.secs / 1e6;
 				npm += (double)(res.rung + pr) / (double)n;
@@ -671,9 +683,9 @@ static void bench_stream_mode(enum mode mode)
 							t = mbs[i], mbs[i] = mbs[j], mbs[j] = t;
 							t = mps[i], mps[i] = mps[j], mps[j] = t;
 						}
-				printf("| %-8s | %4u B | %-9s | %8.0f | %6.2f | %8.0f-%-8.0f | %7.4f | %7.4f | %s\n",
+				printf("| %-8s | %4u B | %-9s | %8.0f | %6.2f | %8.0f-%-8.0f | %7.4f | %7.4f | %7.4f | %s\n",
 				       mode_names[mode], len, send_names[zc], mbs[k / 2],
-				       mps[k / 2], mbs[0], mbs[k - 1], npm / k, sys / k,
+				       mps[k / 2], mbs[0], mbs[k - 1], npm / k, sys / k, spm / k,
 				       bad ? "LOST OR REORDERED" : "all in order");
 				fflush(stdout);
 			}
@@ -685,14 +697,16 @@ static void bench_stream_mode(enum mode mode)
 static int bench_stream(void)
 {
 	printf("\nOne-way streams, server to proxy (%d runs each; 1,000,000 x 17 B, 200,000 x the largest)\n\n"
-	       "| mode | payload | send | MB/s p50 | M msg/s | MB/s min-max | notifications/msg | wake-up syscalls/msg | check |\n"
-	       "|---|---|---|---|---|---|---|---|---|\n", runs);
+	       "| mode | payload | send | MB/s p50 | M msg/s | MB/s min-max | notifications/msg | wake-up syscalls/msg | receiver's prefetch spells/msg | check |\n"
+	       "|---|---|---|---|---|---|---|---|---|---|\n", runs);
 	bench_stream_mode(POLL);
 	bench_stream_mode(BACKOFF);
 	bench_stream_mode(BLOCK);
 	printf("\nHow to read: notifications are doorbell rings (both directions) per message;\n"
 	       "wake-up syscalls are the futex wakes those rings cost (0 when the peer was\n"
-	       "polling). The proxy checks every sequence number. copy+more sends with\n"
+	       "polling). A polling receiver prefetches the next buffer only after it\n"
+	       "answered (duet_rptun_prefetches): in a stream, once per batch of returned\n"
+	       "buffers at most, not per message. The proxy checks every sequence number. copy+more sends with\n"
 	       "rpmsg_trysend_more: the doorbell rings when the ring is full or the batch ends;\n"
 	       "burst 32 sends 32 messages a call (rpmsg_trysend_burst): one lock and one\n"
 	       "doorbell per call.\n"
