@@ -112,6 +112,7 @@ bench:
 	sh bench/callgrind-cycle.sh $(B)/bench-lto/bench/bench_vq_cycle
 	$(B)/bench/bench/bench_rpmsg rtt
 	$(B)/bench/bench/bench_rpmsg stream
+	$(B)/bench/bench/bench_rpmsg duplex
 	$(B)/bench/bench/bench_rpmsg oneway
 	sh bench/callgrind-rpmsg.sh $(B)/bench/bench/bench_rpmsg_ir
 	sh bench/callgrind-rpmsg.sh $(B)/bench-lto/bench/bench_rpmsg_ir
