@@ -130,8 +130,8 @@ int duet_rptun_check_peer(struct duet_rptun *rptun);
  * Look at the rings of every vdev instead of waiting for the peer's
  * notifications: each virtqueue with callbacks on and work published runs
  * its callback (virtqueue_poll). A look at a vdev that finds nothing after
- * this side answered on it prefetches what its peer most likely sends next
- * (duet_rptun_prefetches). For a platform whose loop polls; call it where
+ * this side answered on it, or after a quiet spell, prefetches what its
+ * peer most likely sends next (duet_rptun_prefetches). For a platform whose loop polls; call it where
  * notifications are dispatched, never concurrently with them. Returns how
  * many callbacks ran.
  */
@@ -161,11 +161,12 @@ struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i);
 
 /*
  * Spells of polling looks (duet_rptun_poll) that prefetched: after this
- * side answered (published since a look last found work), looks that find
- * nothing fetch the buffers the peer most likely fills next
+ * side answered (published since a look last found work), or once a few
+ * hundred looks in a row found nothing (the peer is quiet), looks that
+ * find nothing fetch the buffers the peer most likely fills next
  * (virtqueue_prefetch_next); a look that finds work ends the spell. About
- * one per message of a ping-pong, one per batch of returned buffers in a
- * one-way stream. Safe from any thread.
+ * one per message of a ping-pong or of sparse traffic, one per batch of
+ * returned buffers at most in a dense one-way stream. Safe from any thread.
  */
 uint32_t duet_rptun_prefetches(const struct duet_rptun *rptun);
 

@@ -135,15 +135,21 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	if (ran) {
 		rv->poll_mine = mine; /* as it was before the callbacks answered */
 		rv->prefetching = false;
+		rv->empty_looks = 0;
 		return ran;
 	}
 	/* Nothing came. When this side has published since something last
 	 * came (it answered), the peer is most likely waiting for that
-	 * answer, and its next message will land where the queues guess:
-	 * fetch those lines ahead. During a one-way stream this side
-	 * publishes only its batched returns, and the peer writes those
-	 * lines now: taking them from it would slow the stream. */
-	if (mine != rv->poll_mine) {
+	 * answer; when nothing has come for RVDEV_QUIET_LOOKS looks, the
+	 * peer is idle or sends sparsely. Either way its next message will
+	 * land where the queues guess, and is not being written yet: fetch
+	 * those lines ahead. During a dense one-way stream neither holds:
+	 * this side publishes only its batched returns, every few looks find
+	 * work, and the peer is writing the guessed lines now: taking them
+	 * from it would slow the stream. */
+	if (rv->empty_looks < RVDEV_QUIET_LOOKS)
+		rv->empty_looks++;
+	if (mine != rv->poll_mine || rv->empty_looks >= RVDEV_QUIET_LOOKS) {
 		for (unsigned int i = 0; i < n; i++) {
 			struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
 

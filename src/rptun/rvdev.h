@@ -21,6 +21,12 @@ struct duet_rvdev;
 
 typedef void (*duet_rvdev_notify)(struct duet_rvdev *rv, uint32_t notifyid);
 
+/* Looks in a row that find nothing after which duet_rvdev_poll counts the
+ * peer as quiet and prefetches: some 15-20 us of looks on a PC, longer
+ * than the gaps of a stream that prefetching would slow (a batch of 64
+ * written before its index is published takes about 6 us). */
+#define RVDEV_QUIET_LOOKS 256u
+
 struct duet_rvdev {
 	struct virtio_device vdev;
 	struct fw_rsc_vdev *rsc;   /* the entry, in shared memory */
@@ -42,10 +48,11 @@ struct duet_rvdev {
 	 * withdrawn before deletion. */
 	_Atomic(struct virtqueue *) live[DUET_MAX_VRINGS];
 	/* duet_rvdev_poll's alone: the sum of this side's published indices
-	 * when a look last found work; whether the looks since prefetch; how
-	 * many such spells there were (written by the poller only, read by
-	 * anyone: duet_rptun_prefetches). */
+	 * when a look last found work; the looks since that found nothing;
+	 * whether they prefetch; how many such spells there were (written by
+	 * the poller only, read by anyone: duet_rptun_prefetches). */
 	uint32_t poll_mine;
+	uint32_t empty_looks;
 	bool prefetching;
 	_Atomic uint32_t prefetch_spells;
 };
@@ -69,8 +76,9 @@ void duet_rvdev_deinit(struct duet_rvdev *rv);
 bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
 
 /* Look at every queue (virtqueue_poll); returns how many callbacks ran.
- * A look that finds nothing after this side answered prefetches what the
- * queues guess comes next (virtqueue_prefetch_next). */
+ * A look that finds nothing after this side answered, or once the peer
+ * has been quiet for RVDEV_QUIET_LOOKS looks, prefetches what the queues
+ * guess comes next (virtqueue_prefetch_next). */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
 
 /* The sum of idx(vq) over rv's live queues (virtqueue_published_idx,
