@@ -131,9 +131,9 @@ int duet_rptun_check_peer(struct duet_rptun *rptun);
  * notifications: each virtqueue with callbacks on and work published runs
  * its callback (virtqueue_poll). A look at a vdev that finds nothing after
  * this side answered on it, or after a quiet spell, prefetches what its
- * peer most likely sends next (duet_rptun_prefetches). For a platform whose loop polls; call it where
- * notifications are dispatched, never concurrently with them. Returns how
- * many callbacks ran.
+ * peer most likely sends next (duet_rptun_prefetches). For a platform
+ * whose loop polls; call it where notifications are dispatched, never
+ * concurrently with them. Returns how many callbacks ran.
  */
 int duet_rptun_poll(struct duet_rptun *rptun);
 

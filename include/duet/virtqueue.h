@@ -433,9 +433,9 @@ bool virtqueue_poll(struct virtqueue *vq);
  * already on its way instead of fetching it only then, after the index.
  * Worth it while the peer is waiting for this side (a request answered)
  * or idle; not during a stream the peer keeps writing, whose lines it
- * would take from the writer. Every word is checked as a take checks it; nothing is
- * read on a queue with callbacks off or memory accessors (mem_ops). Call
- * it from the thread that calls virtqueue_poll.
+ * would take from the writer. Every word is checked as a take checks it;
+ * nothing is read on a queue with callbacks off or memory accessors
+ * (mem_ops). Call it from the thread that calls virtqueue_poll.
  */
 void virtqueue_prefetch_next(struct virtqueue *vq);
 

@@ -486,8 +486,8 @@ static int submit_batch(struct rpmsg_device *rdev, uint8_t *const bufs[], const 
 static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 		       const void *const datas[], const int lens[], int n, bool wait)
 {
-	uint8_t *bufs[RPMSG_BURST_CHUNK + 1];
-	uint16_t heads[RPMSG_BURST_CHUNK + 1];
+	uint8_t *bufs[RPMSG_BURST_CHUNK];
+	uint16_t heads[RPMSG_BURST_CHUNK];
 	uint32_t sizes[RPMSG_BURST_CHUNK];
 	const struct rpmsg_role *role = rdev->role;
 	int k, done, err = 0;

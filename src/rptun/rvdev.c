@@ -116,16 +116,10 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 							       : DUET_MAX_VRINGS;
 	_Atomic(struct virtqueue *) *live = rv->live;
 	unsigned int ran = 0;
-	uint32_t mine = 0;
-
 	/* Every index before any callback: a callback may answer on
 	 * another queue. */
-	for (unsigned int i = 0; i < n; i++) {
-		struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
+	uint32_t mine = duet_rvdev_sum_idx(rv, virtqueue_published_idx);
 
-		if (vq)
-			mine += virtqueue_published_idx(vq);
-	}
 	for (unsigned int i = 0; i < n; i++) {
 		struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
 

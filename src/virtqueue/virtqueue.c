@@ -327,7 +327,7 @@ const void *vq_poll_guess(const struct virtqueue *vq, uint16_t pos)
 	if (head >= vq->num)
 		return NULL;
 	off = vq_load64(&v->desc[head].addr) - vq->win.da;
-	return off < vq->win.size ? (const uint8_t *)vq->win.va + off : NULL;
+	return vq_outside_window(vq, off, 1) ? NULL : (const uint8_t *)vq->win.va + off;
 }
 
 bool virtqueue_poll(struct virtqueue *vq)
