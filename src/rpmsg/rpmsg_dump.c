@@ -80,7 +80,7 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 		return 0;
 	duet_mutex_lock(rdev->lock);
 	/* Used send buffers not yet taken back are not pending any more. */
-	if (rdev->role->reclaim_tx && !atomic_load(&rdev->gone))
+	if (rdev->role->reclaim_tx && !rpmsg_gone(rdev))
 		rdev->role->reclaim_tx(rdev);
 	put(&o, "Dump rpmsg info between cpu (master: ");
 	put(&o, rdev->role->driver ? "yes" : "no");

@@ -92,7 +92,7 @@ struct rpmsg_device {
 	uint32_t timeout_ms;
 	struct duet_mutex *lock; /* recursive: everything below and the rings */
 	struct duet_event *tx_event;
-	_Atomic bool gone;
+	_Atomic bool gone;       /* removed: see rpmsg_gone */
 	struct duet_list epts;
 	struct duet_list pending; /* the peer's announced services */
 	unsigned int npending;
@@ -130,6 +130,19 @@ struct rpmsg_device {
 	struct rpmsg_ping_state *ping; /* with rpmsg_ping_register: the service */
 	struct duet_list node;
 };
+
+/*
+ * Whether rpmsg_remove has begun. It sets the flag before it takes the
+ * lock, so that a sender asleep without the lock and a receive pass
+ * running under it stop early; the flag publishes no data (what remove
+ * tears down, it tears down under the lock), so a relaxed load serves
+ * everywhere: on a weakly ordered core a sequentially consistent one
+ * costs two barriers per send and per received message.
+ */
+static inline bool rpmsg_gone(struct rpmsg_device *rdev)
+{
+	return atomic_load_explicit(&rdev->gone, memory_order_relaxed);
+}
 
 /* ---- the core's side of the roles (rpmsg_virtio.c) ---- */
 

@@ -15,11 +15,12 @@
 #include "rpmsg_internal.h"
 
 /* Returned send buffers need no notification unless a sender sleeps
- * waiting for one or an announcement is queued for one. */
+ * waiting for one or an announcement is queued for one. Under the lock,
+ * which every change of nns_out holds: a relaxed load serves. */
 static inline void rpmsg_quiet_tx_cb(struct rpmsg_device *rdev)
 {
 	if (atomic_load_explicit(&rdev->svq->cb_enabled, memory_order_relaxed) &&
-	    !rdev->tx_sleepers && !atomic_load(&rdev->nns_out))
+	    !rdev->tx_sleepers && !atomic_load_explicit(&rdev->nns_out, memory_order_relaxed))
 		virtqueue_disable_cb(rdev->svq);
 }
 
@@ -92,7 +93,7 @@ static DUET_ALWAYS_INLINE int rpmsg_send_entry(struct rpmsg_device *rdev,
 
 	if (lock) {
 		duet_mutex_lock(rdev->lock);
-		if (atomic_load(&rdev->gone)) {
+		if (rpmsg_gone(rdev)) {
 			duet_mutex_unlock(rdev->lock);
 			return -ENODEV;
 		}
@@ -144,7 +145,7 @@ static DUET_ALWAYS_INLINE unsigned int rpmsg_drain_rx(struct rpmsg_device *rdev,
 {
 	unsigned int taken = 0;
 
-	for (; taken < budget && !atomic_load(&rdev->gone); taken++) {
+	for (; taken < budget && !rpmsg_gone(rdev); taken++) {
 		uint32_t len;
 		uint16_t head;
 		uint8_t *buf;
@@ -184,7 +185,7 @@ static DUET_ALWAYS_INLINE void rpmsg_rx_pass(struct virtqueue *vq, const struct 
 		do {
 			virtqueue_disable_cb(vq);
 			rpmsg_drain_rx(rdev, role, virtqueue_get_vring_size(vq));
-		} while (!atomic_load(&rdev->gone) &&
+		} while (!rpmsg_gone(rdev) &&
 			 (!duet_list_empty(&rdev->stash) || virtqueue_enable_cb(vq) > 0));
 	}
 	offer = rdev->offer && rdev->depth == 0;

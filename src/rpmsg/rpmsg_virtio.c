@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <duet/port.h>
@@ -68,22 +69,27 @@ static _Atomic(void *) drop_priv;
 
 void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv)
 {
-	atomic_store(&drop_priv, priv);
-	atomic_store(&drop_cb, cb);
+	/* priv first, published by the callback's release store. */
+	atomic_store_explicit(&drop_priv, priv, memory_order_relaxed);
+	atomic_store_explicit(&drop_cb, cb, memory_order_release);
 }
 
 void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const char *why,
 		uint32_t src, uint32_t dst, uint32_t len)
 {
-	uint32_t *counter[] = { &rdev->stats.dropped_len, &rdev->stats.dropped_dst,
-				&rdev->stats.dropped_ns, &rdev->stats.dropped_other };
-	rpmsg_drop_cb cb = atomic_load(&drop_cb);
+	/* Each reason's counter, as an offset: a table of pointers would be
+	 * built on the stack at every call. */
+	static const uint8_t counter[] = { offsetof(struct rpmsg_stats, dropped_len),
+					   offsetof(struct rpmsg_stats, dropped_dst),
+					   offsetof(struct rpmsg_stats, dropped_ns),
+					   offsetof(struct rpmsg_stats, dropped_other) };
+	rpmsg_drop_cb cb = atomic_load_explicit(&drop_cb, memory_order_acquire);
 
-	(*counter[reason])++;
+	(*(uint32_t *)(void *)((char *)&rdev->stats + counter[reason]))++;
 	if (cb) {
 		struct rpmsg_drop d = { reason, why, src, dst, len };
 
-		cb(rdev, &d, atomic_load(&drop_priv));
+		cb(rdev, &d, atomic_load_explicit(&drop_priv, memory_order_relaxed));
 	}
 }
 
@@ -136,7 +142,7 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			*err = -EAGAIN;
 			return NULL;
 		}
-		if (atomic_load(&rdev->gone) || virtqueue_is_broken(rdev->svq)) {
+		if (rpmsg_gone(rdev) || virtqueue_is_broken(rdev->svq)) {
 			*err = -ENODEV;
 			return NULL;
 		}
@@ -254,7 +260,7 @@ static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, u
 	struct rpmsg_ns_msg msg = { .addr = ept->addr, .flags = flags };
 	struct ns_out *o;
 
-	if (!rdev->ns || !ept->name[0] || atomic_load(&rdev->gone))
+	if (!rdev->ns || !ept->name[0] || rpmsg_gone(rdev))
 		return;
 	if (flags == RPMSG_NS_DESTROY && cancel_create(rdev, ept))
 		return; /* the peer never heard of it */
@@ -324,7 +330,7 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 	if (!ept || !rdev || !cb || (name && name_len(name) == RPMSG_NAME_SIZE))
 		return -EINVAL;
 	duet_mutex_lock(rdev->lock);
-	if (atomic_load(&rdev->gone)) {
+	if (rpmsg_gone(rdev)) {
 		duet_mutex_unlock(rdev->lock);
 		return -ENODEV;
 	}
@@ -571,7 +577,7 @@ static int burst_entry(struct rpmsg_endpoint *ept, const void *const datas[], co
 		return ret;
 	duet_mutex_lock(rdev->lock);
 	dst = ept->dest_addr; /* the name service moves it under the lock */
-	ret = atomic_load(&rdev->gone) ? -ENODEV : dst == RPMSG_ADDR_ANY ? -ENOTCONN : 0;
+	ret = rpmsg_gone(rdev) ? -ENODEV : dst == RPMSG_ADDR_ANY ? -ENOTCONN : 0;
 	if (ret < 0) {
 		duet_mutex_unlock(rdev->lock);
 		return ret;
@@ -606,7 +612,7 @@ int rpmsg_flush(struct rpmsg_endpoint *ept)
 	if (!rdev)
 		return -EINVAL;
 	duet_mutex_lock(rdev->lock);
-	ret = atomic_load(&rdev->gone) ? -ENODEV : 0;
+	ret = rpmsg_gone(rdev) ? -ENODEV : 0;
 	if (ret == 0)
 		virtqueue_kick(rdev->svq);
 	duet_mutex_unlock(rdev->lock);
@@ -640,7 +646,7 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 	for (unsigned int i = 0; i < rdev->nslots && !slot; i++)
 		if (!rdev->tx_out[i].buf)
 			slot = &rdev->tx_out[i];
-	if (slot && !atomic_load(&rdev->gone))
+	if (slot && !rpmsg_gone(rdev))
 		buf = rpmsg_take_tx(rdev, rdev->role, wait != 0, &head, &cap, &err);
 	if (buf) {
 		slot->buf = buf;
@@ -947,7 +953,7 @@ void rpmsg_serve_stash(struct rpmsg_device *rdev)
  */
 static void stash_rx(struct rpmsg_device *rdev)
 {
-	while (rdev->nstash < rdev->stash_max && !atomic_load(&rdev->gone)) {
+	while (rdev->nstash < rdev->stash_max && !rpmsg_gone(rdev)) {
 		struct stashed_rx *s = duet_port_alloc(sizeof(*s) + rdev->rx_size);
 		struct rpmsg_hdr hdr;
 		uint32_t len;
@@ -1056,9 +1062,7 @@ static void free_rdev(struct rpmsg_device *rdev)
 		if (rdev->rx_held[i].buf && rdev->rx_held[i].stashed)
 			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
 	duet_port_free(rdev->tx_free);
-	duet_port_free(rdev->rx_bufs);
-	duet_port_free(rdev->tx_out);
-	duet_port_free(rdev->rx_held);
+	duet_port_free(rdev->tx_out); /* and rx_held, rx_bufs, rx_heads */
 	duet_event_destroy(rdev->tx_event);
 	duet_mutex_destroy(rdev->lock);
 	duet_port_free(rdev);
@@ -1147,8 +1151,6 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 	/* Every buffer that can be lent out at once has a slot. */
 	rdev->nslots = virtqueue_get_vring_size(rdev->rvq) + virtqueue_get_vring_size(rdev->svq) +
 		       rdev->stash_max;
-	rdev->tx_out = duet_port_alloc(rdev->nslots * sizeof(struct held));
-	rdev->rx_held = duet_port_alloc(rdev->nslots * sizeof(struct held));
 	/* An eighth of the ring, up to 32: a ring under 16 entries returns
 	 * each buffer at once. */
 	rdev->rx_half = virtqueue_get_vring_size(rdev->rvq) / 2u;
@@ -1157,11 +1159,16 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 		rdev->rx_batch = 32u;
 	if (!rdev->rx_batch)
 		rdev->rx_batch = 1u;
-	/* The batch's buffers and heads in one block (a role uses one). */
-	rdev->rx_bufs = duet_port_alloc(rdev->rx_batch * (sizeof(void *) + sizeof(uint16_t)));
-	if (rdev->rx_bufs)
+	/* One block: the lent and held slots, then the batch's buffers and
+	 * heads (a role uses one of the two). */
+	rdev->tx_out = duet_port_alloc(2u * rdev->nslots * sizeof(struct held) +
+				       rdev->rx_batch * (sizeof(void *) + sizeof(uint16_t)));
+	ret = rdev->tx_out ? 0 : -ENOMEM;
+	if (ret == 0) {
+		rdev->rx_held = rdev->tx_out + rdev->nslots;
+		rdev->rx_bufs = (void **)(void *)(rdev->rx_held + rdev->nslots);
 		rdev->rx_heads = (uint16_t *)(void *)(rdev->rx_bufs + rdev->rx_batch);
-	ret = rdev->tx_out && rdev->rx_held && rdev->rx_bufs ? 0 : -ENOMEM;
+	}
 	if (ret == 0 && role->setup)
 		ret = role->setup(rdev);
 	if (ret == 0)
