@@ -925,6 +925,55 @@ static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **st
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* A send asleep for a buffer when its device goes returns -ENODEV, and
+ * removal waits for it to leave before the device's lock and event are
+ * freed (under AddressSanitizer, a removal that did not wait is a use after
+ * free). `driver`: the sender is on the driver side, else the device side. */
+static void sender_leaves_when_the_device_goes(bool driver)
+{
+	struct rpmsg_device *from = driver ? drv_dev : dev_dev, *to = driver ? dev_dev : drv_dev;
+	struct sleeper sl = { 0 };
+	struct box a, b;
+	pthread_t t;
+	int sent = 0, ret;
+
+	box_open(&a, from, "bye");
+	box_open(&b, to, "bye");
+	b.hold = true; /* the receiver keeps every buffer: the sender runs dry */
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	sl.ept = &a.ept;
+	assert_int_equal(pthread_create(&t, NULL, sleep_in_send, &sl), 0);
+	sleep_ms(50);
+	stop_polling();
+	if (driver)
+		virtio_unregister_device(duet_loopback_driver(lb));
+	else
+		vhost_unregister_device(duet_loopback_device(lb));
+	pthread_join(t, NULL);
+	assert_int_equal(sl.ret, -ENODEV);
+	assert_true(sl.ms < 3000); /* told at once, not at the 5 s timeout */
+	assert_null(a.ept.rdev);
+	assert_int_equal(rpmsg_send(&a.ept, "m", 1), -EINVAL);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+static void test_sleeping_sender_returns_when_the_driver_goes(void **state)
+{
+	(void)state;
+	sender_leaves_when_the_device_goes(true);
+}
+
+static void test_sleeping_sender_returns_when_the_device_goes(void **state)
+{
+	(void)state;
+	sender_leaves_when_the_device_goes(false);
+}
+
 static void test_zero_copy(void **state)
 {
 	struct box a, b;
@@ -1537,6 +1586,8 @@ int main(void)
 		T(test_bad_burst_sends_nothing),
 		T(test_send_burst_from_the_driver_waits_for_buffers),
 		T(test_send_burst_from_the_device_waits_for_buffers),
+		T(test_sleeping_sender_returns_when_the_driver_goes),
+		T(test_sleeping_sender_returns_when_the_device_goes),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),

@@ -164,6 +164,14 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			duet_event_wait(rdev->tx_event, rdev->timeout_ms - waited);
 			duet_mutex_lock(rdev->lock);
 			rdev->tx_sleepers--;
+			/* Woken by rpmsg_remove, which waits for every sleeper to
+			 * leave before the rings go: leave, waking the next. */
+			if (rpmsg_gone(rdev)) {
+				if (rdev->tx_sleepers)
+					duet_event_post(rdev->tx_event);
+				*err = -ENODEV;
+				return NULL;
+			}
 		}
 		waited = (uint32_t)duet_clock_ms() - start;
 	} while (!(buf = rdev->role->take_tx(rdev, head, cap)));
@@ -1188,6 +1196,32 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 	return 0;
 }
 
+/*
+ * Senders asleep for a buffer (rpmsg_take_tx_wait) leave before the device
+ * goes: woken, each sees `gone`, wakes the next and returns -ENODEV. Until
+ * the last has left, the lock is let go between 1 ms naps. Under the lock,
+ * which nobody else holds: no new sender sleeps once `gone` is set.
+ */
+static void wait_senders_out(struct rpmsg_device *rdev)
+{
+	struct duet_event *nap = NULL;
+
+	if (!rdev->tx_sleepers)
+		return;
+	/* A private event, never posted, to nap on; without one (no memory)
+	 * the naps take tx_event's posts and the sleepers leave at their
+	 * timeouts instead. */
+	if (duet_event_create(&nap) < 0)
+		nap = NULL;
+	while (rdev->tx_sleepers) {
+		duet_event_post(rdev->tx_event);
+		duet_mutex_unlock(rdev->lock);
+		duet_event_wait(nap ? nap : rdev->tx_event, 1);
+		duet_mutex_lock(rdev->lock);
+	}
+	duet_event_destroy(nap);
+}
+
 void rpmsg_remove(struct virtio_device *vdev)
 {
 	struct rpmsg_device *rdev = vdev->priv;
@@ -1196,6 +1230,7 @@ void rpmsg_remove(struct virtio_device *vdev)
 	atomic_store(&rdev->gone, true);
 	duet_event_post(rdev->tx_event);
 	duet_mutex_lock(rdev->lock);
+	wait_senders_out(rdev);
 	/* The endpoints lose their device; their owners are told. */
 	while (!duet_list_empty(&rdev->epts)) {
 		struct rpmsg_endpoint *e = duet_container_of(rdev->epts.next, struct rpmsg_endpoint, node);
