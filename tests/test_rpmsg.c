@@ -885,24 +885,33 @@ static void *sleep_in_send(void *arg)
 	return NULL;
 }
 
+/* A pair of `name`, a on `from` and b on `to`, bound; b keeps every
+ * buffer it receives, and a sends until its buffers run out (RING). */
+static void run_dry(struct box *a, struct rpmsg_device *from, struct box *b,
+		    struct rpmsg_device *to, const char *name)
+{
+	int sent = 0, ret;
+
+	box_open(a, from, name);
+	box_open(b, to, name);
+	b->hold = true;
+	assert_true(wait_until(ept_ready, &a->ept, 2000));
+	assert_true(wait_until(ept_ready, &b->ept, 2000));
+	while ((ret = rpmsg_trysend(&a->ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+}
+
 static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **state)
 {
 	struct virtqueue *tx = duet_loopback_driver(lb)->vrings_info[1].vq;
 	struct sleeper sl = { 0 };
 	struct box a, b;
 	pthread_t t;
-	int sent = 0, ret;
 
 	(void)state;
-	box_open(&a, drv_dev, "nap");
-	box_open(&b, dev_dev, "nap");
-	b.hold = true;
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
-	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
-		sent++;
-	assert_int_equal(ret, -EAGAIN);
-	assert_int_equal(sent, RING);
+	run_dry(&a, drv_dev, &b, dev_dev, "nap");
 	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING; i++)
 		sleep_ms(2);
 	/* One sender sleeps for a buffer; another takes the one that comes
@@ -935,17 +944,8 @@ static void sender_leaves_when_the_device_goes(bool driver)
 	struct sleeper sl = { 0 };
 	struct box a, b;
 	pthread_t t;
-	int sent = 0, ret;
 
-	box_open(&a, from, "bye");
-	box_open(&b, to, "bye");
-	b.hold = true; /* the receiver keeps every buffer: the sender runs dry */
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &b.ept, 2000));
-	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
-		sent++;
-	assert_int_equal(ret, -EAGAIN);
-	assert_int_equal(sent, RING);
+	run_dry(&a, from, &b, to, "bye");
 	sl.ept = &a.ept;
 	assert_int_equal(pthread_create(&t, NULL, sleep_in_send, &sl), 0);
 	sleep_ms(50);
