@@ -97,7 +97,14 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 		     uint32_t src, uint32_t dest, rpmsg_ept_cb cb,
 		     rpmsg_ns_unbind_cb ns_unbind_cb);
 
-/* Destroy it (the peer is told: NS DESTROY). Safe on an unregistered one. */
+/*
+ * Destroy it (the peer is told: NS DESTROY). Safe on an unregistered one,
+ * and twice. An endpoint outlives its device: when the device goes, its
+ * ns_unbind_cb is called and every call on it returns -ENODEV (or does
+ * nothing) until it is destroyed, and what is left of the device (its
+ * lock, a few hundred bytes) is freed with the last such endpoint: destroy
+ * every endpoint you create, also after its device went.
+ */
 void rpmsg_destroy_ept(struct rpmsg_endpoint *ept);
 
 /* True once the endpoint knows its peer address. */

@@ -93,6 +93,8 @@ struct rpmsg_device {
 	struct duet_mutex *lock; /* recursive: everything below and the rings */
 	struct duet_event *tx_event;
 	_Atomic bool gone;       /* removed: see rpmsg_gone */
+	bool removed;            /* rpmsg_remove is done with it */
+	unsigned int orphans;    /* endpoints that outlived it: the last one frees it */
 	struct duet_list epts;
 	struct duet_list pending; /* the peer's announced services */
 	unsigned int npending;

@@ -105,6 +105,7 @@ static void finish_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, bo
 }
 
 static void stash_rx(struct rpmsg_device *rdev);
+static void free_rdev(struct rpmsg_device *rdev);
 
 /*
  * rpmsg_take_tx once no send buffer was free: wait for one up to the
@@ -374,16 +375,24 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 {
 	struct rpmsg_device *rdev;
+	bool last = false;
 
+	/* ept->rdev changes only here: its owner's thread reads it safely. */
 	if (!ept || !(rdev = ept->rdev))
 		return;
 	duet_mutex_lock(rdev->lock);
-	if (ept->rdev) {
+	if (duet_list_empty(&ept->node)) {
+		/* It outlived its device (rpmsg_remove): the last such frees it. */
+		rdev->orphans--;
+		last = rdev->removed && !rdev->orphans;
+	} else {
 		ns_announce(rdev, ept, RPMSG_NS_DESTROY);
 		duet_list_del(&ept->node);
-		ept->rdev = NULL;
 	}
+	ept->rdev = NULL;
 	duet_mutex_unlock(rdev->lock);
+	if (last)
+		free_rdev(rdev);
 }
 
 bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
@@ -395,7 +404,7 @@ bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
 		return false;
 	/* dest_addr changes under the lock when the peer announces. */
 	duet_mutex_lock(rdev->lock);
-	ready = ept->rdev && ept->dest_addr != RPMSG_ADDR_ANY;
+	ready = !rpmsg_gone(rdev) && ept->dest_addr != RPMSG_ADDR_ANY;
 	duet_mutex_unlock(rdev->lock);
 	return ready;
 }
@@ -678,10 +687,11 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 	if (dst == RPMSG_ADDR_ANY)
 		return -ENOTCONN;
 	duet_mutex_lock(rdev->lock);
-	slot = find_tx_out(rdev, data);
+	slot = find_tx_out(rdev, data); /* none once the device went */
 	if (!slot) {
 		duet_mutex_unlock(rdev->lock);
-		return -EINVAL; /* not a buffer we handed out */
+		/* not a buffer we handed out, or the device went */
+		return rpmsg_gone(rdev) ? -ENODEV : -EINVAL;
 	}
 	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE) {
 		duet_mutex_unlock(rdev->lock);
@@ -714,13 +724,13 @@ int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf)
 	if (!rdev)
 		return -EINVAL;
 	duet_mutex_lock(rdev->lock);
-	slot = find_tx_out(rdev, txbuf);
+	slot = find_tx_out(rdev, txbuf); /* none once the device went */
 	if (slot) {
 		rdev->role->untake_tx(rdev, slot->buf, slot->head);
 		slot->buf = NULL;
 	}
 	duet_mutex_unlock(rdev->lock);
-	return slot ? 0 : -EINVAL;
+	return slot ? 0 : rpmsg_gone(rdev) ? -ENODEV : -EINVAL;
 }
 
 void rpmsg_hold_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf)
@@ -1050,7 +1060,9 @@ static int read_sizes(struct rpmsg_device *rdev)
 	return 0;
 }
 
-static void free_rdev(struct rpmsg_device *rdev)
+/* What the device holds besides its struct, lock and event: the pools
+ * (the transport's), the stash, queued announcements, the slots. Once. */
+static void release_rdev(struct rpmsg_device *rdev)
 {
 	struct virtio_device *vdev = rdev->vdev;
 
@@ -1071,6 +1083,12 @@ static void free_rdev(struct rpmsg_device *rdev)
 			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
 	duet_port_free(rdev->tx_free);
 	duet_port_free(rdev->tx_out); /* and rx_held, rx_bufs, rx_heads */
+}
+
+static void free_rdev(struct rpmsg_device *rdev)
+{
+	if (!rdev->removed)
+		release_rdev(rdev); /* rpmsg_remove released it already */
 	duet_event_destroy(rdev->tx_event);
 	duet_mutex_destroy(rdev->lock);
 	duet_port_free(rdev);
@@ -1197,10 +1215,10 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 }
 
 /*
- * Senders asleep for a buffer (rpmsg_take_tx_wait) leave before the device
- * goes: woken, each sees `gone`, wakes the next and returns -ENODEV. Until
- * the last has left, the lock is let go between 1 ms naps. Under the lock,
- * which nobody else holds: no new sender sleeps once `gone` is set.
+ * Senders asleep for a buffer (rpmsg_take_tx_wait) leave before the rings
+ * go: woken, each sees `gone`, wakes the next and returns -ENODEV. Until
+ * the last has left, the lock is let go between 1 ms naps. Under the lock;
+ * no new sender sleeps once `gone` is set.
  */
 static void wait_senders_out(struct rpmsg_device *rdev)
 {
@@ -1222,22 +1240,35 @@ static void wait_senders_out(struct rpmsg_device *rdev)
 	duet_event_destroy(nap);
 }
 
+/*
+ * The device goes: its transport unbinds it (or the peer went). What came
+ * from the transport (rings, pools) goes now. Endpoints still open keep
+ * their rdev, which answers -ENODEV (or nothing) from now on, and its
+ * struct, lock and event stay until the last of them is destroyed: a
+ * thread sending on one, even one that read ept->rdev just before, or one
+ * asleep for a buffer, never meets freed memory.
+ */
 void rpmsg_remove(struct virtio_device *vdev)
 {
 	struct rpmsg_device *rdev = vdev->priv;
+	bool last;
 
 	list_device(rdev, false);
 	atomic_store(&rdev->gone, true);
-	duet_event_post(rdev->tx_event);
 	duet_mutex_lock(rdev->lock);
 	wait_senders_out(rdev);
-	/* The endpoints lose their device; their owners are told. */
+	/* The endpoints lose their device and their owners are told. Each
+	 * leaves the list first: an unbind callback may destroy any of them. */
 	while (!duet_list_empty(&rdev->epts)) {
 		struct rpmsg_endpoint *e = duet_container_of(rdev->epts.next, struct rpmsg_endpoint, node);
 
 		duet_list_del(&e->node);
-		e->rdev = NULL;
-		if (e != &rdev->ns_ept && e->ns_unbind_cb)
+		if (e == &rdev->ns_ept) {
+			e->rdev = NULL;
+			continue;
+		}
+		rdev->orphans++;
+		if (e->ns_unbind_cb)
 			e->ns_unbind_cb(e);
 	}
 	while (!duet_list_empty(&rdev->pending))
@@ -1253,9 +1284,16 @@ void rpmsg_remove(struct virtio_device *vdev)
 	if (rdev->role->driver)
 		virtio_reset_device(vdev);
 	virtio_delete_virtqueues(vdev);
+	release_rdev(rdev);
+	rdev->rvq = rdev->svq = NULL;
+	rdev->nslots = 0;
+	rdev->vdev = NULL; /* the transport's: it may go before the endpoints */
+	rdev->removed = true;
+	last = !rdev->orphans;
 	duet_mutex_unlock(rdev->lock);
 	vdev->priv = NULL;
-	free_rdev(rdev);
+	if (last)
+		free_rdev(rdev);
 }
 
 /* ---- listeners and lookup ---- */
@@ -1322,7 +1360,7 @@ struct rpmsg_device *rpmsg_get_device(unsigned int index)
 
 const char *rpmsg_get_cpuname(struct rpmsg_device *rdev)
 {
-	return rdev && rdev->vdev->peer_cpuname ? rdev->vdev->peer_cpuname : "";
+	return rdev && rdev->vdev && rdev->vdev->peer_cpuname ? rdev->vdev->peer_cpuname : "";
 }
 
 void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms)
