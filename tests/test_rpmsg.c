@@ -965,9 +965,60 @@ static void sender_leaves_when_the_device_goes(bool driver)
 	assert_int_equal(rpmsg_trysend(&a.ept, "m", 1), -ENODEV);
 	assert_false(rpmsg_is_ept_ready(&a.ept));
 	assert_int_equal(atomic_load(&a.unbound), 1);
+	{
+		char dump[128];
+
+		assert_true(rpmsg_dump(a.ept.rdev, dump, sizeof(dump)) > 0);
+		assert_non_null(strstr(dump, "device gone"));
+	}
 	rpmsg_destroy_ept(&a.ept);
 	assert_null(a.ept.rdev);
 	rpmsg_destroy_ept(&a.ept); /* twice: nothing */
+	rpmsg_destroy_ept(&b.ept);
+}
+
+/* Sends racing the removal: each thread sends until its endpoint says the
+ * device went. Under AddressSanitizer and ThreadSanitizer no call may meet
+ * freed memory or race, also a call that read ept->rdev just before. */
+struct racer {
+	struct rpmsg_endpoint *ept;
+	_Atomic unsigned long calls;
+	int last;
+};
+
+static void *send_until_gone(void *arg)
+{
+	struct racer *r = arg;
+
+	do {
+		r->last = rpmsg_trysend(r->ept, "r", 1);
+		atomic_fetch_add(&r->calls, 1);
+	} while (r->last != -ENODEV && r->last != -EINVAL); /* EINVAL: no device */
+	return NULL;
+}
+
+static void test_senders_racing_the_removal_meet_no_freed_memory(void **state)
+{
+	struct racer r[2] = { { 0 }, { 0 } };
+	pthread_t t[2];
+	struct box a, b;
+
+	(void)state;
+	pair_open(&a, &b, "race");
+	for (int i = 0; i < 2; i++) {
+		r[i].ept = &a.ept;
+		assert_int_equal(pthread_create(&t[i], NULL, send_until_gone, &r[i]), 0);
+	}
+	while (atomic_load(&r[0].calls) < 100 || atomic_load(&r[1].calls) < 100)
+		sleep_ms(1);
+	stop_polling();
+	virtio_unregister_device(duet_loopback_driver(lb));
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].last, -ENODEV);
+	}
+	assert_true(atomic_load(&b.count) > 0);
+	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
 
@@ -1596,6 +1647,7 @@ int main(void)
 		T(test_send_burst_from_the_driver_waits_for_buffers),
 		T(test_send_burst_from_the_device_waits_for_buffers),
 		T(test_sleeping_sender_returns_when_the_driver_goes),
+		T(test_senders_racing_the_removal_meet_no_freed_memory),
 		T(test_sleeping_sender_returns_when_the_device_goes),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),

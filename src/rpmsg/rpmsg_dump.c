@@ -79,8 +79,13 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 	if (!rdev)
 		return 0;
 	duet_mutex_lock(rdev->lock);
+	if (rpmsg_gone(rdev)) { /* an endpoint's rdev after removal: no rings */
+		put(&o, "Dump rpmsg info: device gone\n");
+		duet_mutex_unlock(rdev->lock);
+		return (int)(o.n < len ? o.n : (len ? len - 1 : 0));
+	}
 	/* Used send buffers not yet taken back are not pending any more. */
-	if (rdev->role->reclaim_tx && !rpmsg_gone(rdev))
+	if (rdev->role->reclaim_tx)
 		rdev->role->reclaim_tx(rdev);
 	put(&o, "Dump rpmsg info between cpu (master: ");
 	put(&o, rdev->role->driver ? "yes" : "no");

@@ -165,8 +165,9 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			duet_event_wait(rdev->tx_event, rdev->timeout_ms - waited);
 			duet_mutex_lock(rdev->lock);
 			rdev->tx_sleepers--;
-			/* Woken by rpmsg_remove, which waits for every sleeper to
-			 * leave before the rings go: leave, waking the next. */
+			/* Woken by rpmsg_remove: the rings may be gone already
+			 * (the endpoint keeps the lock and event). Leave, waking
+			 * the next sleeper. */
 			if (rpmsg_gone(rdev)) {
 				if (rdev->tx_sleepers)
 					duet_event_post(rdev->tx_event);
@@ -381,12 +382,15 @@ void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 	if (!ept || !(rdev = ept->rdev))
 		return;
 	duet_mutex_lock(rdev->lock);
+	/* The announcement may wait for a buffer, and the device go meanwhile:
+	 * whether the endpoint outlived it is known only after. */
+	if (!duet_list_empty(&ept->node))
+		ns_announce(rdev, ept, RPMSG_NS_DESTROY);
 	if (duet_list_empty(&ept->node)) {
 		/* It outlived its device (rpmsg_remove): the last such frees it. */
 		rdev->orphans--;
 		last = rdev->removed && !rdev->orphans;
 	} else {
-		ns_announce(rdev, ept, RPMSG_NS_DESTROY);
 		duet_list_del(&ept->node);
 	}
 	ept->rdev = NULL;
@@ -1215,32 +1219,6 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 }
 
 /*
- * Senders asleep for a buffer (rpmsg_take_tx_wait) leave before the rings
- * go: woken, each sees `gone`, wakes the next and returns -ENODEV. Until
- * the last has left, the lock is let go between 1 ms naps. Under the lock;
- * no new sender sleeps once `gone` is set.
- */
-static void wait_senders_out(struct rpmsg_device *rdev)
-{
-	struct duet_event *nap = NULL;
-
-	if (!rdev->tx_sleepers)
-		return;
-	/* A private event, never posted, to nap on; without one (no memory)
-	 * the naps take tx_event's posts and the sleepers leave at their
-	 * timeouts instead. */
-	if (duet_event_create(&nap) < 0)
-		nap = NULL;
-	while (rdev->tx_sleepers) {
-		duet_event_post(rdev->tx_event);
-		duet_mutex_unlock(rdev->lock);
-		duet_event_wait(nap ? nap : rdev->tx_event, 1);
-		duet_mutex_lock(rdev->lock);
-	}
-	duet_event_destroy(nap);
-}
-
-/*
  * The device goes: its transport unbinds it (or the peer went). What came
  * from the transport (rings, pools) goes now. Endpoints still open keep
  * their rdev, which answers -ENODEV (or nothing) from now on, and its
@@ -1256,7 +1234,9 @@ void rpmsg_remove(struct virtio_device *vdev)
 	list_device(rdev, false);
 	atomic_store(&rdev->gone, true);
 	duet_mutex_lock(rdev->lock);
-	wait_senders_out(rdev);
+	/* Senders asleep for a buffer wake one by one, each seeing `gone`
+	 * (rpmsg_take_tx_wait): their endpoints keep the lock and event. */
+	duet_event_post(rdev->tx_event);
 	/* The endpoints lose their device and their owners are told. Each
 	 * leaves the list first: an unbind callback may destroy any of them. */
 	while (!duet_list_empty(&rdev->epts)) {
