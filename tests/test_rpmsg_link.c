@@ -642,6 +642,55 @@ static void test_tx_exhaustion_both_ways(void **state)
 	pair_stop(&p);
 }
 
+/* A send of the server's, asleep for a buffer (the proxy holds them all),
+ * when the proxy is killed: the link's watch notices and removes the
+ * device, and the send returns -ENODEV then, not at its 5 s timeout, with
+ * no access to the freed rings (ASan). The endpoint outlives the device
+ * and its destroy frees the rest. */
+struct blocked_send {
+	struct rpmsg_endpoint *ept;
+	int ret;
+	uint64_t ms;
+};
+
+static void *send_blocked(void *arg)
+{
+	struct blocked_send *bs = arg;
+	uint64_t t0 = duet_clock_ms();
+
+	bs->ret = rpmsg_send(bs->ept, "never", 6);
+	bs->ms = duet_clock_ms() - t0;
+	return NULL;
+}
+
+static void test_send_asleep_when_the_peer_dies(void **state)
+{
+	struct blocked_send bs = { 0 };
+	struct box sink;
+	struct pair p;
+	pthread_t t;
+
+	(void)state;
+	pair_start(&p, "exhaust", true);
+	assert_int_equal(box_open(&sink, p.rdev, "sink", RPMSG_ADDR_ANY), 0);
+	assert_true(proc_expect(&p.child, "holding", 5000));
+	assert_true(until(ready, &sink.ept, 5000));
+	assert_int_equal(fill_up(&sink.ept), RING);
+	bs.ept = &sink.ept;
+	assert_int_equal(pthread_create(&t, NULL, send_blocked, &bs), 0);
+	nap(200);
+	proc_kill9(&p.child);
+	pthread_join(t, NULL);
+	print_message("send asleep when the proxy died: %d after %u ms\n", bs.ret,
+		      (unsigned int)bs.ms);
+	assert_int_equal(bs.ret, -ENODEV);
+	assert_true(bs.ms < 3000);
+	assert_int_equal(rpmsg_send(&sink.ept, "x", 2), -ENODEV);
+	rpmsg_destroy_ept(&sink.ept);
+	close_side(p.link);
+	proc_wait(&p.child, 20000);
+}
+
 static void test_hostile_device_input(void **state)
 {
 	struct rpmsg_stats st0, st;
@@ -1548,6 +1597,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_name_service_both_ways),
 		cmocka_unit_test(test_endpoint_churn_both_ways),
 		cmocka_unit_test(test_tx_exhaustion_both_ways),
+		cmocka_unit_test(test_send_asleep_when_the_peer_dies),
 		cmocka_unit_test(test_hostile_device_input),
 		cmocka_unit_test(test_hostile_driver_input),
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
