@@ -168,7 +168,12 @@ int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], c
 int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
 		     int n);
 
-/* ---- zero copy ---- */
+/* ---- zero copy ----
+ *
+ * Lent and held buffers are the device's: when it goes (the endpoint's
+ * ns_unbind_cb runs), they go with its rings, and the calls that would
+ * give them back return -ENODEV or do nothing. Stop using them then.
+ */
 
 /*
  * A send buffer's payload area, *len bytes; wait as rpmsg_send does when
@@ -179,7 +184,8 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len);
 int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
 /* Give back an unused payload buffer. -EINVAL for a pointer that is not
- * one the library handed out (nothing changes then). */
+ * one the library handed out (nothing changes then), -ENODEV once the
+ * device went. */
 int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf);
 
 /* From a receive callback: keep `rxbuf` (the data pointer) after the
