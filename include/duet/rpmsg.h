@@ -211,7 +211,9 @@ int rpmsg_register_callback(void *priv, rpmsg_dev_cb device_created,
 			    rpmsg_ns_bind_cb ns_bind);
 void rpmsg_unregister_callback(void *priv);
 
-/* The index-th rpmsg device (in probe order), or NULL. */
+/* The index-th rpmsg device (in probe order), or NULL. The pointer holds
+ * no reference: it is good until the device goes, which a listener's
+ * device_destroyed tells (endpoints created on it keep what they need). */
 struct rpmsg_device *rpmsg_get_device(unsigned int index);
 
 /* The peer's cpu name ("" when the transport did not say). */
