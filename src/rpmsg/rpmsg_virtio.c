@@ -1130,6 +1130,30 @@ static void list_device(struct rpmsg_device *rdev, bool created)
 	duet_lazy_lock_give(&global_lock);
 }
 
+/* Size and allocate the bookkeeping of rdev's queues, in one block: the
+ * lent and held slots, then the receive batch's buffers and heads (a
+ * role uses one of the two). */
+static int alloc_slots(struct rpmsg_device *rdev)
+{
+	unsigned int nrx = virtqueue_get_vring_size(rdev->rvq);
+
+	rdev->stash_max = 2u * nrx;
+	/* Every buffer that can be lent out at once has a slot. */
+	rdev->nslots = nrx + virtqueue_get_vring_size(rdev->svq) + rdev->stash_max;
+	/* An eighth of the ring, up to 32: a ring under 16 entries returns
+	 * each buffer at once. */
+	rdev->rx_half = (uint16_t)(nrx / 2u);
+	rdev->rx_batch = (uint16_t)(nrx / 8u > 32u ? 32u : nrx / 8u ? nrx / 8u : 1u);
+	rdev->tx_out = duet_port_alloc((size_t)2 * rdev->nslots * sizeof(struct held) +
+				       rdev->rx_batch * (sizeof(void *) + sizeof(uint16_t)));
+	if (!rdev->tx_out)
+		return -ENOMEM;
+	rdev->rx_held = rdev->tx_out + rdev->nslots;
+	rdev->rx_bufs = (void **)(void *)(rdev->rx_held + rdev->nslots);
+	rdev->rx_heads = (uint16_t *)(void *)(rdev->rx_bufs + rdev->rx_batch);
+	return 0;
+}
+
 int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 {
 	bool driver = role->driver;
@@ -1177,28 +1201,7 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 	 * waits for one (rpmsg_take_tx_wait asks then): half the wake-ups of a round
 	 * trip, and nearly all of a stream's. */
 	virtqueue_disable_cb(rdev->svq);
-	rdev->stash_max = 2u * virtqueue_get_vring_size(rdev->rvq);
-	/* Every buffer that can be lent out at once has a slot. */
-	rdev->nslots = virtqueue_get_vring_size(rdev->rvq) + virtqueue_get_vring_size(rdev->svq) +
-		       rdev->stash_max;
-	/* An eighth of the ring, up to 32: a ring under 16 entries returns
-	 * each buffer at once. */
-	rdev->rx_half = virtqueue_get_vring_size(rdev->rvq) / 2u;
-	rdev->rx_batch = rdev->rx_half / 4u;
-	if (rdev->rx_batch > 32u)
-		rdev->rx_batch = 32u;
-	if (!rdev->rx_batch)
-		rdev->rx_batch = 1u;
-	/* One block: the lent and held slots, then the batch's buffers and
-	 * heads (a role uses one of the two). */
-	rdev->tx_out = duet_port_alloc(2u * rdev->nslots * sizeof(struct held) +
-				       rdev->rx_batch * (sizeof(void *) + sizeof(uint16_t)));
-	ret = rdev->tx_out ? 0 : -ENOMEM;
-	if (ret == 0) {
-		rdev->rx_held = rdev->tx_out + rdev->nslots;
-		rdev->rx_bufs = (void **)(void *)(rdev->rx_held + rdev->nslots);
-		rdev->rx_heads = (uint16_t *)(void *)(rdev->rx_bufs + rdev->rx_batch);
-	}
+	ret = alloc_slots(rdev);
 	if (ret == 0 && role->setup)
 		ret = role->setup(rdev);
 	if (ret == 0)
