@@ -601,6 +601,17 @@ static void test_endpoint_churn_both_ways(void **state)
 	pair_stop(&p);
 }
 
+/* A proxy ("exhaust") that holds whatever we send, and our "sink"
+ * endpoint to it with every send buffer sent: RING of them, then -EAGAIN. */
+static void fill_the_holder(struct pair *p, struct box *sink)
+{
+	pair_start(p, "exhaust", true);
+	assert_int_equal(box_open(sink, p->rdev, "sink", RPMSG_ADDR_ANY), 0);
+	assert_true(proc_expect(&p->child, "holding", 5000));
+	assert_true(until(ready, &sink->ept, 5000));
+	assert_int_equal(fill_up(&sink->ept), RING);
+}
+
 static void test_tx_exhaustion_both_ways(void **state)
 {
 	struct box sink;
@@ -608,12 +619,7 @@ static void test_tx_exhaustion_both_ways(void **state)
 	uint64_t t0, dt;
 
 	(void)state;
-	pair_start(&p, "exhaust", true);
-	assert_int_equal(box_open(&sink, p.rdev, "sink", RPMSG_ADDR_ANY), 0);
-	assert_true(proc_expect(&p.child, "holding", 5000));
-	assert_true(until(ready, &sink.ept, 5000));
-	/* The proxy holds every buffer we send: RING of them, then -EAGAIN. */
-	assert_int_equal(fill_up(&sink.ept), RING);
+	fill_the_holder(&p, &sink);
 	rpmsg_set_send_timeout(p.rdev, 300);
 	t0 = duet_clock_ms();
 	assert_int_equal(rpmsg_send(&sink.ept, "late", 5), -ETIMEDOUT);
@@ -671,11 +677,7 @@ static void test_send_asleep_when_the_peer_dies(void **state)
 	pthread_t t;
 
 	(void)state;
-	pair_start(&p, "exhaust", true);
-	assert_int_equal(box_open(&sink, p.rdev, "sink", RPMSG_ADDR_ANY), 0);
-	assert_true(proc_expect(&p.child, "holding", 5000));
-	assert_true(until(ready, &sink.ept, 5000));
-	assert_int_equal(fill_up(&sink.ept), RING);
+	fill_the_holder(&p, &sink);
 	bs.ept = &sink.ept;
 	assert_int_equal(pthread_create(&t, NULL, send_blocked, &bs), 0);
 	nap(200);
