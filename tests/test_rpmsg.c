@@ -323,6 +323,55 @@ static int count_batches(struct box *from, struct box *to, int n, uint16_t (*idx
 /* With 64-entry rings each side gives receive buffers back eight at a time
  * (an eighth of the ring): one index store and one kick for eight
  * messages, not one each. */
+/*
+ * The rule for prefetching while polling (duet_rvdev_poll, docs/link.md),
+ * driven look by look from one thread: a look that finds nothing prefetches
+ * after this side published (it answered, or gave buffers back) and after
+ * RVDEV_QUIET_LOOKS empty looks, and not otherwise: not during a dense
+ * one-way stream, whose next buffer the sender is writing. Spells of
+ * prefetching looks are counted (duet_loopback_prefetches). Ring of 64:
+ * the receiver gives buffers back 8 at a time.
+ */
+static void test_polling_prefetches_by_the_rule(void **state)
+{
+	const unsigned int dev = VIRTIO_DEV_DEVICE;
+	unsigned int s0, s1, s2;
+	struct box a, b;
+
+	(void)state;
+	pair_open(&a, &b, "rule");
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
+	/* A dense stream: each message taken by a look, one empty look after
+	 * it. Spells start only after the batched returns: 640 / 8. (A build
+	 * that prefetched after every look that took work: 640; one without
+	 * the answer rule: 0.) */
+	s0 = duet_loopback_prefetches(lb, dev);
+	for (int i = 0; i < 640; i++) {
+		assert_int_equal(rpmsg_trysend(&a.ept, "d", 2), 2);
+		assert_int_equal(duet_loopback_poll_rings(lb, dev), 1);
+		assert_int_equal(duet_loopback_poll_rings(lb, dev), 0);
+	}
+	s1 = duet_loopback_prefetches(lb, dev);
+	assert_int_equal(atomic_load(&b.count), 640);
+	assert_in_range(s1 - s0, 78, 82);
+	/* Sparse messages, 300 empty looks after each: the quiet before each
+	 * next one starts a spell, one per message. (Without the quiet rule:
+	 * 2, at the batched returns.) */
+	for (int i = 0; i < 16; i++) {
+		assert_int_equal(rpmsg_trysend(&a.ept, "s", 2), 2);
+		assert_int_equal(duet_loopback_poll_rings(lb, dev), 1);
+		for (int k = 0; k < 300; k++)
+			assert_int_equal(duet_loopback_poll_rings(lb, dev), 0);
+	}
+	s2 = duet_loopback_prefetches(lb, dev);
+	assert_int_equal(s2 - s1, 16);
+	assert_int_equal(duet_loopback_poll_rings(lb, 7), -EINVAL);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 static void test_receive_buffers_go_back_in_batches(void **state)
 {
 	struct box a, b;
@@ -1635,6 +1684,7 @@ int main(void)
 		T(test_name_service_binds_both_ways_and_data_flows),
 		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_send_buffers_keep_their_descriptors),
+		cmocka_unit_test_setup_teardown(test_polling_prefetches_by_the_rule, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_device_leaving_returns_its_batch, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_device, setup_64, teardown),

@@ -62,6 +62,19 @@ int duet_loopback_poll(struct duet_loopback *lb);
  */
 int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role);
 
+/*
+ * One side polling its rings instead of its notifications, as a polling
+ * loop over rptun does (duet_rptun_poll): every queue with callbacks on
+ * whose peer index moved runs its callback, and looks that find nothing
+ * prefetch what comes next by the same rule (docs/link.md). Returns how
+ * many callbacks ran, or -EINVAL. Queued notifications stay queued.
+ */
+int duet_loopback_poll_rings(struct duet_loopback *lb, unsigned int role);
+
+/* Spells of prefetching looks one side's duet_loopback_poll_rings has
+ * started (duet_rptun_prefetches for the loopback). */
+unsigned int duet_loopback_prefetches(struct duet_loopback *lb, unsigned int role);
+
 /* The vdev entry in the block, for tests that play a hostile peer. */
 struct fw_rsc_vdev *duet_loopback_rsc(struct duet_loopback *lb);
 

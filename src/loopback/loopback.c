@@ -54,6 +54,20 @@ int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role)
 	return ran;
 }
 
+int duet_loopback_poll_rings(struct duet_loopback *lb, unsigned int role)
+{
+	if (!lb || (role != VIRTIO_DEV_DRIVER && role != VIRTIO_DEV_DEVICE))
+		return -EINVAL;
+	return (int)duet_rvdev_poll(&lb->side[role].rv);
+}
+
+unsigned int duet_loopback_prefetches(struct duet_loopback *lb, unsigned int role)
+{
+	if (!lb || (role != VIRTIO_DEV_DRIVER && role != VIRTIO_DEV_DEVICE))
+		return 0;
+	return atomic_load_explicit(&lb->side[role].rv.prefetch_spells, memory_order_relaxed);
+}
+
 int duet_loopback_poll(struct duet_loopback *lb)
 {
 	if (!lb)
