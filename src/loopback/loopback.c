@@ -40,32 +40,40 @@ static void lb_notify(struct duet_rvdev *rv, uint32_t notifyid)
 	atomic_fetch_or(&peer->pending, 1u << notifyid);
 }
 
+/* The side of `role`, or NULL for a bad argument. */
+static struct duet_loopback_side *side_of(struct duet_loopback *lb, unsigned int role)
+{
+	return lb && (role == VIRTIO_DEV_DRIVER || role == VIRTIO_DEV_DEVICE) ? &lb->side[role]
+									     : NULL;
+}
+
 int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role)
 {
+	struct duet_loopback_side *side = side_of(lb, role);
 	uint32_t bits;
 	int ran = 0;
 
-	if (!lb || (role != VIRTIO_DEV_DRIVER && role != VIRTIO_DEV_DEVICE))
+	if (!side)
 		return -EINVAL;
-	bits = atomic_exchange(&lb->side[role].pending, 0);
+	bits = atomic_exchange(&side->pending, 0);
 	for (unsigned int i = 0; bits; i++, bits >>= 1)
-		if ((bits & 1u) && duet_rvdev_dispatch(&lb->side[role].rv, i))
+		if ((bits & 1u) && duet_rvdev_dispatch(&side->rv, i))
 			ran++;
 	return ran;
 }
 
 int duet_loopback_poll_rings(struct duet_loopback *lb, unsigned int role)
 {
-	if (!lb || (role != VIRTIO_DEV_DRIVER && role != VIRTIO_DEV_DEVICE))
-		return -EINVAL;
-	return (int)duet_rvdev_poll(&lb->side[role].rv);
+	struct duet_loopback_side *side = side_of(lb, role);
+
+	return side ? (int)duet_rvdev_poll(&side->rv) : -EINVAL;
 }
 
 unsigned int duet_loopback_prefetches(struct duet_loopback *lb, unsigned int role)
 {
-	if (!lb || (role != VIRTIO_DEV_DRIVER && role != VIRTIO_DEV_DEVICE))
-		return 0;
-	return atomic_load_explicit(&lb->side[role].rv.prefetch_spells, memory_order_relaxed);
+	struct duet_loopback_side *side = side_of(lb, role);
+
+	return side ? atomic_load_explicit(&side->rv.prefetch_spells, memory_order_relaxed) : 0;
 }
 
 int duet_loopback_poll(struct duet_loopback *lb)

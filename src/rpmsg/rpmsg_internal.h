@@ -82,7 +82,7 @@ struct stashed_rx {
 };
 
 struct rpmsg_device {
-	struct virtio_device *vdev;
+	struct virtio_device *vdev; /* NULL once rpmsg_remove let go of it */
 	const struct rpmsg_role *role; /* role->driver: this side is virtio-rpmsg */
 	bool ns;                 /* VIRTIO_RPMSG_F_NS negotiated */
 	struct virtqueue *rvq;   /* where this side receives */
@@ -93,7 +93,6 @@ struct rpmsg_device {
 	struct duet_mutex *lock; /* recursive: everything below and the rings */
 	struct duet_event *tx_event;
 	_Atomic bool gone;       /* removed: see rpmsg_gone */
-	bool removed;            /* rpmsg_remove is done with it */
 	unsigned int orphans;    /* endpoints that outlived it: the last one frees it */
 	struct duet_list epts;
 	struct duet_list pending; /* the peer's announced services */

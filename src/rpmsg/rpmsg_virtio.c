@@ -389,7 +389,7 @@ void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 	if (duet_list_empty(&ept->node)) {
 		/* It outlived its device (rpmsg_remove): the last such frees it. */
 		rdev->orphans--;
-		last = rdev->removed && !rdev->orphans;
+		last = !rdev->vdev && !rdev->orphans; /* rpmsg_remove is done */
 	} else {
 		duet_list_del(&ept->node);
 	}
@@ -1064,8 +1064,9 @@ static int read_sizes(struct rpmsg_device *rdev)
 	return 0;
 }
 
-/* What the device holds besides its struct, lock and event: the pools
- * (the transport's), the stash, queued announcements, the slots. Once. */
+/* Let go of what the device holds besides its struct, lock and event:
+ * the pools (the transport's), the stash, queued announcements, the
+ * slots; then of the transport itself (vdev NULL: released). */
 static void release_rdev(struct rpmsg_device *rdev)
 {
 	struct virtio_device *vdev = rdev->vdev;
@@ -1087,12 +1088,15 @@ static void release_rdev(struct rpmsg_device *rdev)
 			finish_rx(rdev, rdev->rx_held[i].buf, 0, true);
 	duet_port_free(rdev->tx_free);
 	duet_port_free(rdev->tx_out); /* and rx_held, rx_bufs, rx_heads */
+	rdev->tx_out = rdev->rx_held = NULL;
+	rdev->nslots = 0;
+	rdev->vdev = NULL;
 }
 
 static void free_rdev(struct rpmsg_device *rdev)
 {
-	if (!rdev->removed)
-		release_rdev(rdev); /* rpmsg_remove released it already */
+	if (rdev->vdev)
+		release_rdev(rdev); /* unless rpmsg_remove did */
 	duet_event_destroy(rdev->tx_event);
 	duet_mutex_destroy(rdev->lock);
 	duet_port_free(rdev);
@@ -1267,11 +1271,9 @@ void rpmsg_remove(struct virtio_device *vdev)
 	if (rdev->role->driver)
 		virtio_reset_device(vdev);
 	virtio_delete_virtqueues(vdev);
-	release_rdev(rdev);
 	rdev->rvq = rdev->svq = NULL;
-	rdev->nslots = 0;
-	rdev->vdev = NULL; /* the transport's: it may go before the endpoints */
-	rdev->removed = true;
+	/* The transport may go before the endpoints: nothing of it is kept. */
+	release_rdev(rdev);
 	last = !rdev->orphans;
 	duet_mutex_unlock(rdev->lock);
 	vdev->priv = NULL;
