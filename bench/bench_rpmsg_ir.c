@@ -5,6 +5,9 @@
  * instruction is work one of the two sides does.
  * bench/callgrind-rpmsg.sh runs it.
  *   bench_rpmsg_ir N          N round trips of 17 bytes
+ *   bench_rpmsg_ir N rtt E    the same with E more endpoints on each side,
+ *                             created after the measured pair (so newer:
+ *                             a lookup that walks a list meets them first)
  *   bench_rpmsg_ir N stream   N messages of 17 bytes one way, driver to
  *                             device, sent with rpmsg_trysend_more in
  *                             bursts of 64 (send_burst) and received by
@@ -135,7 +138,7 @@ int main(int argc, char **argv)
 		.vring_num = 256, .vring_align = 64, .config_len = sizeof(cfg), .config = &cfg,
 		.heap_size = 512 * 1024,
 	};
-	struct rpmsg_endpoint a, b;
+	struct rpmsg_endpoint a, b, *more = NULL;
 	struct rpmsg_device *drv, *dev;
 	struct duet_loopback *lb;
 	long n = argc > 1 ? atol(argv[1]) : 1000;
@@ -161,6 +164,21 @@ int main(int argc, char **argv)
 			     argc > 2 && strcmp(argv[2], "rtt") ? count_cb : echo_cb, NULL)) {
 		fprintf(stderr, "bench_rpmsg_ir: no rpmsg device pair\n");
 		return 1;
+	}
+	if (argc > 3) {
+		int extra = atoi(argv[3]);
+
+		more = calloc((size_t)(extra > 0 ? extra : 1) * 2, sizeof(*more));
+		for (int i = 0; more && i < extra; i++)
+			if (rpmsg_create_ept(&more[2 * i], drv, "more", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					     reply_cb, NULL) ||
+			    rpmsg_create_ept(&more[2 * i + 1], dev, "more", RPMSG_ADDR_ANY,
+					     RPMSG_ADDR_ANY, reply_cb, NULL))
+				more = NULL;
+		if (!more) {
+			fprintf(stderr, "bench_rpmsg_ir: cannot create %d more endpoints\n", extra);
+			return 1;
+		}
 	}
 	while (duet_loopback_poll(lb) > 0)
 		;

@@ -12,7 +12,8 @@ command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ir() {
-	valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$1" "$bin" "$1" 2>&1 >/dev/null |
+	# shellcheck disable=SC2086 # $1 is the arguments
+	valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$(echo "$1" | tr " " _)" "$bin" $1 2>&1 >/dev/null |
 		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 small=2000
@@ -21,6 +22,11 @@ a=$(ir $small)
 b=$(ir $big)
 per=$(( (b - a) / (big - small) ))
 echo "rpmsg 17 B round trip under callgrind: $per instructions (both sides: send, notify, receive, echo, reply; $bin)"
+# The same with 32 more endpoints on each side, newer than the measured
+# pair: what finding the destination costs when a device serves many.
+a32=$(ir "$small rtt 32")
+b32=$(ir "$big rtt 32")
+echo "  with 32 more endpoints on each side: $(( (b32 - a32) / (big - small) )) instructions"
 # Per layer: self cost of each file in the big run minus the small run.
 split() {
 	callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |

@@ -1483,6 +1483,109 @@ static void test_endpoint_churn(void **state)
 	rpmsg_destroy_ept(&peer.ept);
 }
 
+/* ---- many endpoints on one device ---- */
+
+#define MANY 48
+
+static struct box many[MANY];
+static int many_want[MANY]; /* messages each box should have by now */
+
+static bool many_got_all(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < MANY; i++)
+		if (atomic_load(&many[i].count) < many_want[i])
+			return false;
+	return true;
+}
+
+/* Send "to <address>" from `from` to each open box, every one expecting it. */
+static void send_to_each(struct rpmsg_endpoint *from, const bool open[])
+{
+	for (int i = 0; i < MANY; i++) {
+		char msg[32];
+		int len = snprintf(msg, sizeof(msg), "to %u", (unsigned int)many[i].ept.addr);
+
+		assert_int_equal(rpmsg_sendto(from, msg, len + 1, many[i].ept.addr), len + 1);
+		many_want[i] += open[i];
+	}
+	assert_true(wait_until(many_got_all, NULL, 3000));
+}
+
+/* Each box got exactly what it was sent, the last being to its address. */
+static void check_each(void)
+{
+	for (int i = 0; i < MANY; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "to %u", (unsigned int)many[i].ept.addr);
+		assert_int_equal(atomic_load(&many[i].count), many_want[i]);
+		if (many_want[i])
+			assert_string_equal(many[i].last, want);
+	}
+}
+
+static void many_open(int i)
+{
+	/* Half at free addresses (given out in order), half at addresses 16
+	 * apart: both must spread over the lookup's chains, and neither may
+	 * reach another endpoint's messages. */
+	uint32_t addr = i % 2 ? 5000u + 16u * (uint32_t)i : RPMSG_ADDR_ANY;
+
+	memset(&many[i], 0, sizeof(many[i]));
+	many[i].ept.priv = &many[i];
+	assert_int_equal(rpmsg_create_ept(&many[i].ept, dev_dev, NULL, addr, RPMSG_ADDR_ANY,
+					  box_cb, NULL), 0);
+	many_want[i] = 0;
+}
+
+static void test_many_endpoints_each_get_their_own_messages(void **state)
+{
+	struct rpmsg_stats st0, st;
+	struct rpmsg_endpoint dup;
+	struct box src;
+	bool open[MANY];
+
+	(void)state;
+	box_open(&src, drv_dev, NULL);
+	for (int i = 0; i < MANY; i++) {
+		many_open(i);
+		open[i] = true;
+	}
+	send_to_each(&src.ept, open);
+	check_each();
+	/* An address in use stays its owner's. */
+	dup.priv = NULL;
+	assert_int_equal(rpmsg_create_ept(&dup, dev_dev, NULL, many[7].ept.addr, RPMSG_ADDR_ANY,
+					  box_cb, NULL), -EBUSY);
+	/* Close every third, from the middle of the chains as well as their
+	 * ends: what they are sent is dropped, the rest still arrives. */
+	for (int i = 0; i < MANY; i += 3) {
+		rpmsg_destroy_ept(&many[i].ept);
+		open[i] = false;
+	}
+	rpmsg_get_stats(dev_dev, &st0);
+	send_to_each(&src.ept, open);
+	sleep_ms(50); /* a message to a closed one would arrive by now */
+	rpmsg_get_stats(dev_dev, &st);
+	assert_int_equal(st.dropped_dst - st0.dropped_dst, (MANY + 2) / 3);
+	check_each();
+	/* Their addresses are free again: opened anew, each gets its own. */
+	for (int i = 0; i < MANY; i += 3) {
+		uint32_t addr = many[i].ept.addr;
+
+		many_open(i);
+		if (i % 2)
+			assert_int_equal(many[i].ept.addr, addr);
+		open[i] = true;
+	}
+	send_to_each(&src.ept, open);
+	check_each();
+	for (int i = 0; i < MANY; i++)
+		rpmsg_destroy_ept(&many[i].ept);
+	rpmsg_destroy_ept(&src.ept);
+}
+
 static void test_ping_both_ways(void **state)
 {
 	struct rpmsg_ping_result r;
@@ -1709,6 +1812,7 @@ int main(void)
 		T(test_late_listener_gets_the_announcement),
 		T(test_listener_sees_devices_go),
 		T(test_endpoint_churn),
+		T(test_many_endpoints_each_get_their_own_messages),
 		T(test_ping_both_ways),
 		T(test_both_sides_send_from_callbacks),
 	};

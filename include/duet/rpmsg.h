@@ -78,7 +78,9 @@ struct rpmsg_endpoint {
 	rpmsg_ept_cb cb;
 	rpmsg_ns_unbind_cb ns_unbind_cb;
 	void *priv;
+	/* the library's: the device's list, and its chain of endpoints by address */
 	struct duet_list node;
+	struct rpmsg_endpoint *addr_next;
 };
 
 /* ---- endpoints ---- */

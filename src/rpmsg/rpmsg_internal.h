@@ -29,6 +29,11 @@ _Static_assert(sizeof(struct rpmsg_hdr) == RPMSG_HDR_SIZE, "rpmsg header is 16 b
 #define SEND_MORE 2u /* hold the doorbell: more follows (rpmsg_send_more) */
 #define SEND_HELD 4u /* the caller holds the lock (an announcement): no queue flush */
 
+/* Chains of the endpoint table by address (a power of two): a device with
+ * up to about this many endpoints finds a destination in one or two looks. */
+#define RPMSG_ADDR_BITS 4
+#define RPMSG_ADDR_BUCKETS (1u << RPMSG_ADDR_BITS)
+
 /*
  * What differs between the roles: where buffers come from and where they
  * go. One constant table per role, in its own file, so a build with one
@@ -94,7 +99,7 @@ struct rpmsg_device {
 	struct duet_event *tx_event;
 	_Atomic bool gone;       /* removed: see rpmsg_gone */
 	unsigned int orphans;    /* endpoints that outlived it: the last one frees it */
-	struct duet_list epts;
+	struct duet_list epts;    /* newest first */
 	struct duet_list pending; /* the peer's announced services */
 	unsigned int npending;
 	struct duet_list ns_out;  /* our announcements not sent yet, oldest first */
@@ -130,6 +135,10 @@ struct rpmsg_device {
 	struct rpmsg_stats stats;
 	struct rpmsg_ping_state *ping; /* with rpmsg_ping_register: the service */
 	struct duet_list node;
+	/* The endpoints by address, for each delivery's lookup: chains through
+	 * ept->addr_next (see addr_chain). Last: the fields above keep the
+	 * short offsets a Cortex-M's 16-bit loads reach. */
+	struct rpmsg_endpoint *by_addr[RPMSG_ADDR_BUCKETS];
 };
 
 /*

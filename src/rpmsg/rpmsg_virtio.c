@@ -182,17 +182,49 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 
 /* ---- endpoints ---- */
 
+/*
+ * The chain of the endpoints whose address hashes as addr's. Every
+ * delivery looks its destination up, so a device serving many endpoints
+ * must not walk them all. Multiplicative (Fibonacci) hashing spreads the
+ * free addresses, given out in order, and addresses a stride apart alike.
+ * The peer chooses the address looked up, but a chain holds only our own
+ * endpoints, so it bounds nothing the peer controls.
+ */
+static struct rpmsg_endpoint **addr_chain(struct rpmsg_device *rdev, uint32_t addr)
+{
+	return &rdev->by_addr[(uint32_t)(addr * 0x9e3779b1u) >> (32 - RPMSG_ADDR_BITS)];
+}
+
 static struct rpmsg_endpoint *find_ept(struct rpmsg_device *rdev, uint32_t addr)
 {
-	struct duet_list *l;
+	struct rpmsg_endpoint *e = *addr_chain(rdev, addr);
 
-	for (l = rdev->epts.next; l != &rdev->epts; l = l->next) {
-		struct rpmsg_endpoint *e = duet_container_of(l, struct rpmsg_endpoint, node);
+	while (e && e->addr != addr)
+		e = e->addr_next;
+	return e;
+}
 
-		if (e->addr == addr)
-			return e;
-	}
-	return NULL;
+/* An endpoint joins the device: newest first in the list, and its chain. */
+static void link_ept(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept)
+{
+	struct rpmsg_endpoint **chain = addr_chain(rdev, ept->addr);
+
+	duet_list_add(&rdev->epts, &ept->node);
+	ept->addr_next = *chain;
+	*chain = ept;
+}
+
+/* ... and leaves both: then its node is empty (see rpmsg_destroy_ept).
+ * Its chain may be gone already (rpmsg_remove empties them all first). */
+static void unlink_ept(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept)
+{
+	struct rpmsg_endpoint **p = addr_chain(rdev, ept->addr);
+
+	while (*p && *p != ept)
+		p = &(*p)->addr_next;
+	if (*p)
+		*p = ept->addr_next;
+	duet_list_del(&ept->node);
 }
 
 static struct rpmsg_endpoint *find_ept_by_name(struct rpmsg_device *rdev, const char *name,
@@ -364,9 +396,7 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 		ept->dest_addr = p->addr;
 		p->taken = true;
 	}
-	/* Newest first: the name-service endpoint, created with the device,
-	 * is passed by every delivery's lookup otherwise. */
-	duet_list_add(&rdev->epts, &ept->node);
+	link_ept(rdev, ept);
 	if (src != RPMSG_NS_EPT_ADDR)
 		ns_announce(rdev, ept, RPMSG_NS_CREATE);
 	duet_mutex_unlock(rdev->lock);
@@ -391,7 +421,7 @@ void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 		rdev->orphans--;
 		last = !rdev->vdev && !rdev->orphans; /* rpmsg_remove is done */
 	} else {
-		duet_list_del(&ept->node);
+		unlink_ept(rdev, ept);
 	}
 	ept->rdev = NULL;
 	duet_mutex_unlock(rdev->lock);
@@ -1245,7 +1275,9 @@ void rpmsg_remove(struct virtio_device *vdev)
 	 * (rpmsg_take_tx_wait): their endpoints keep the lock and event. */
 	duet_event_post(rdev->tx_event);
 	/* The endpoints lose their device and their owners are told. Each
-	 * leaves the list first: an unbind callback may destroy any of them. */
+	 * leaves the list first: an unbind callback may destroy any of them.
+	 * Nothing is delivered any more: no lookup needs the chains. */
+	memset(rdev->by_addr, 0, sizeof(rdev->by_addr));
 	while (!duet_list_empty(&rdev->epts)) {
 		struct rpmsg_endpoint *e = duet_container_of(rdev->epts.next, struct rpmsg_endpoint, node);
 
