@@ -260,6 +260,11 @@ static int server_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_
 	return 0;
 }
 
+/* This program's path, resolved once: under valgrind, /proc/self/exe
+ * itself would name valgrind, and the proxy must run natively while the
+ * server is counted (bench_rpmsg loop N under callgrind). */
+static char self_path[4096] = "/proc/self/exe";
+
 static pid_t spawn_proxy(const char *name, enum mode mode)
 {
 	pid_t pid = fork();
@@ -271,7 +276,7 @@ static pid_t spawn_proxy(const char *name, enum mode mode)
 		snprintf(spin, sizeof(spin), "%u", spin_budget_us);
 		snprintf(backoff, sizeof(backoff), "%u", backoff_us);
 		pin(cpu_of[1]);
-		execl("/proc/self/exe", "bench_rpmsg", "--proxy", name, mode_names[mode], spin, backoff,
+		execl(self_path, "bench_rpmsg", "--proxy", name, mode_names[mode], spin, backoff,
 		      (char *)NULL);
 		_exit(127);
 	}
@@ -900,7 +905,7 @@ static int bench_idle(void)
 	child = fork();
 	if (child == 0) {
 		pin(cpu_of[1]);
-		execl("/proc/self/exe", "bench_rpmsg", "--idle-proxy", name, (char *)NULL);
+		execl(self_path, "bench_rpmsg", "--idle-proxy", name, (char *)NULL);
 		_exit(127);
 	}
 	duet_link_wait_peer(l, 5000);
@@ -950,6 +955,12 @@ static int bench_loop(uint32_t n)
 
 int main(int argc, char **argv)
 {
+	ssize_t len = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+
+	if (len > 0)
+		self_path[len] = '\0';
+	else
+		strcpy(self_path, "/proc/self/exe");
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 6 && !strcmp(argv[1], "--proxy")) {
 		spin_budget_us = (uint32_t)atoi(argv[4]);

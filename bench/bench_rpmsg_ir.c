@@ -5,6 +5,10 @@
  * instruction is work one of the two sides does.
  * bench/callgrind-rpmsg.sh runs it.
  *   bench_rpmsg_ir N          N round trips of 17 bytes
+ *   bench_rpmsg_ir N rings    the same, each side finding its message by
+ *                             polling its rings as the link's polling loop
+ *                             does (duet_loopback_poll_rings), not through
+ *                             the loopback's doorbell bits
  *   bench_rpmsg_ir N rtt E    the same with E more endpoints on each side,
  *                             created after the measured pair (so newer:
  *                             a lookup that walks a list meets them first)
@@ -63,6 +67,7 @@ static int count_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t
 /* One burst of the stream, sender's side: separate functions so that
  * callgrind's inclusive cost splits the stream by side. */
 static bool bursts; /* send with rpmsg_trysend_burst, 32 a call */
+static bool rings;  /* round trips found by polling the rings */
 
 static __attribute__((noinline)) int send_burst(struct rpmsg_endpoint *ept, unsigned int *seq,
 						 unsigned int n)
@@ -161,7 +166,7 @@ int main(int argc, char **argv)
 	dev = duet_loopback_device(lb)->priv;
 	if (!drv || !dev || rpmsg_create_ept(&a, drv, "ir", 2000, 2001, reply_cb, NULL) ||
 	    rpmsg_create_ept(&b, dev, "ir", 2001, 2000,
-			     argc > 2 && strcmp(argv[2], "rtt") ? count_cb : echo_cb, NULL)) {
+			     argc > 2 && strcmp(argv[2], "rtt") && strcmp(argv[2], "rings") ? count_cb : echo_cb, NULL)) {
 		fprintf(stderr, "bench_rpmsg_ir: no rpmsg device pair\n");
 		return 1;
 	}
@@ -183,6 +188,7 @@ int main(int argc, char **argv)
 	while (duet_loopback_poll(lb) > 0)
 		;
 	bursts = argc > 2 && !strcmp(argv[2], "burst");
+	rings = argc > 2 && !strcmp(argv[2], "rings");
 	if (argc > 2 && (!strcmp(argv[2], "stream") || bursts))
 		return stream(lb, &a, n);
 	for (long i = 0; i < n; i++) {
@@ -194,8 +200,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_rpmsg_ir: send: %d\n", ret);
 			return 1;
 		}
-		duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE); /* the echo */
-		duet_loopback_poll_side(lb, VIRTIO_DEV_DRIVER); /* the reply */
+		if (rings) {
+			duet_loopback_poll_rings(lb, VIRTIO_DEV_DEVICE);
+			duet_loopback_poll_rings(lb, VIRTIO_DEV_DRIVER);
+		} else {
+			duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE); /* the echo */
+			duet_loopback_poll_side(lb, VIRTIO_DEV_DRIVER); /* the reply */
+		}
 		if (replies != before + 1) {
 			fprintf(stderr, "bench_rpmsg_ir: no reply\n");
 			return 1;
