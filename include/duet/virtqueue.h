@@ -439,6 +439,25 @@ bool virtqueue_poll(struct virtqueue *vq);
  */
 void virtqueue_prefetch_next(struct virtqueue *vq);
 
+/*
+ * A polling loop's look at the queues of one device, vqs[0..n): a table
+ * the transport fills as it creates queues and empties (NULL) before it
+ * deletes them. Each entry is loaded afresh (acquire) before its use,
+ * never kept across a callback. First *published gets the sum of this
+ * side's published indices (virtqueue_published_idx) over the table, read
+ * before any callback runs; then each queue runs as virtqueue_poll runs
+ * it. Returns how many callbacks ran. The same work as those calls, in
+ * one call: a loop looks many times per message, and the calls were most
+ * of a look's cost (bench/callgrind-rpmsg.sh, "polling the rings").
+ * Compare *published on a later look to tell whether this side published
+ * (answered) since.
+ */
+unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int n,
+				 uint32_t *published);
+
+/* virtqueue_prefetch_next for each queue of such a table. */
+void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n);
+
 /* Fill *st with the queue's diagnostic state. */
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);
 

@@ -110,22 +110,11 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
 
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 {
-	/* In locals: the callbacks may store anywhere, as far as the
-	 * compiler knows, and a polling loop runs this on every look. */
 	unsigned int n = rv->desc.num_vrings < DUET_MAX_VRINGS ? rv->desc.num_vrings
 							       : DUET_MAX_VRINGS;
-	_Atomic(struct virtqueue *) *live = rv->live;
-	unsigned int ran = 0;
-	/* Every index before any callback: a callback may answer on
-	 * another queue. */
-	uint32_t mine = duet_rvdev_sum_idx(rv, virtqueue_published_idx);
+	uint32_t mine;
+	unsigned int ran = virtqueue_poll_many(rv->live, n, &mine);
 
-	for (unsigned int i = 0; i < n; i++) {
-		struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
-
-		if (vq && virtqueue_poll(vq))
-			ran++;
-	}
 	if (ran) {
 		rv->poll_mine = mine; /* as it was before the callbacks answered */
 		rv->prefetching = false;
@@ -144,12 +133,7 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	if (rv->empty_looks < RVDEV_QUIET_LOOKS)
 		rv->empty_looks++;
 	if (mine != rv->poll_mine || rv->empty_looks >= RVDEV_QUIET_LOOKS) {
-		for (unsigned int i = 0; i < n; i++) {
-			struct virtqueue *vq = atomic_load_explicit(&live[i], memory_order_acquire);
-
-			if (vq)
-				virtqueue_prefetch_next(vq);
-		}
+		virtqueue_prefetch_many(rv->live, n);
 		if (!rv->prefetching) {
 			rv->prefetching = true;
 			atomic_store_explicit(&rv->prefetch_spells,

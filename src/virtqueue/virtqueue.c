@@ -330,7 +330,16 @@ const void *vq_poll_guess(const struct virtqueue *vq, uint16_t pos)
 	return vq_outside_window(vq, off, 1) ? NULL : (const uint8_t *)vq->win.va + off;
 }
 
-bool virtqueue_poll(struct virtqueue *vq)
+/* The index the driver writes (avail) when `driver`, else the device's. */
+static inline uint16_t ring_idx(const struct virtqueue *vq, bool driver)
+{
+	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
+
+	return vq_load_idx(vq->io, driver ? &v->avail->idx : &v->used->idx);
+}
+
+/* virtqueue_poll's body, compiled into virtqueue_poll_many as well. */
+static inline bool poll_one(struct virtqueue *vq)
 {
 	uint16_t peer;
 
@@ -340,7 +349,9 @@ bool virtqueue_poll(struct virtqueue *vq)
 	 * move seen with callbacks off is not lost. */
 	if (!vq->callback || !atomic_load_explicit(&vq->cb_enabled, memory_order_acquire))
 		return false;
-	peer = virtqueue_peer_idx(vq);
+	/* Not virtqueue_peer_idx: a call the compiler may not inline (it is
+	 * exported), on every look of a polling loop. */
+	peer = ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
 	if (peer == vq->poll_seen)
 		return false;
 	vq->poll_seen = peer;
@@ -348,7 +359,13 @@ bool virtqueue_poll(struct virtqueue *vq)
 	return true;
 }
 
-void virtqueue_prefetch_next(struct virtqueue *vq)
+bool virtqueue_poll(struct virtqueue *vq)
+{
+	return poll_one(vq);
+}
+
+/* virtqueue_prefetch_next's body, compiled into virtqueue_prefetch_many too. */
+static inline void prefetch_one(struct virtqueue *vq)
 {
 	const void *next;
 
@@ -363,12 +380,53 @@ void virtqueue_prefetch_next(struct virtqueue *vq)
 		DUET_PREFETCH(next);
 }
 
-/* The index the driver writes (avail) when `driver`, else the device's. */
-static uint16_t ring_idx(const struct virtqueue *vq, bool driver)
+void virtqueue_prefetch_next(struct virtqueue *vq)
 {
-	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
+	prefetch_one(vq);
+}
 
-	return vq_load_idx(vq->io, driver ? &v->avail->idx : &v->used->idx);
+/*
+ * One look at a table that a transport fills and empties while others
+ * read it. Each entry is loaded afresh before its use, never kept across
+ * a callback: a callback may withdraw any queue of the table.
+ */
+static inline struct virtqueue *table_at(_Atomic(struct virtqueue *) *vqs, unsigned int i)
+{
+	return atomic_load_explicit(&vqs[i], memory_order_acquire);
+}
+
+unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int n,
+				 uint32_t *published)
+{
+	uint32_t sum = 0;
+	unsigned int ran = 0;
+
+	/* Every index before any callback: a callback may answer on another
+	 * queue of the table. */
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtqueue *vq = table_at(vqs, i);
+
+		if (vq)
+			sum += ring_idx(vq, vq->role == VIRTQUEUE_ROLE_DRIVER);
+	}
+	*published = sum;
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtqueue *vq = table_at(vqs, i);
+
+		if (vq && poll_one(vq))
+			ran++;
+	}
+	return ran;
+}
+
+void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtqueue *vq = table_at(vqs, i);
+
+		if (vq)
+			prefetch_one(vq);
+	}
 }
 
 uint16_t virtqueue_published_idx(const struct virtqueue *vq)
