@@ -16,6 +16,10 @@
  *                       copy and zero copy: MB/s, messages/s, notifications
  *   bench_rpmsg idle    CPU used by both sides of an idle link over 10 s
  *   bench_rpmsg loop N  N round trips, polling (for callgrind)
+ *   bench_rpmsg looks N N looks at an idle polled link (for callgrind:
+ *                       bench/callgrind-link.sh)
+ * --rng adds the demo's two rng devices, idle: what a look pays for devices
+ * that carry nothing while rpmsg does.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +39,7 @@
 
 #include <duet/link.h>
 #include <duet/port.h>
+#include <duet/rng.h>
 #include <duet/rpmsg.h>
 
 enum mode { POLL, HYBRID, BLOCK, BACKOFF };
@@ -45,7 +50,14 @@ static const struct duet_vdev_desc vdevs[] = {
 	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1, .num_vrings = 2,
 	  .vring_num = 256, .vring_align = 64, .config_len = sizeof(sizes), .config = sizes,
 	  .carveout_size = 512 * 1024 },
+	/* With --rng: the demo's two rng devices besides, idle, as a product
+	 * has devices that are not in use while rpmsg is. */
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 64 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_PROXY, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 64 * 1024 },
 };
+static unsigned int num_vdevs = 1; /* 3 with --rng */
 
 static uint32_t spin_budget_us = 50;
 static uint32_t backoff_us = 20; /* the backoff mode's poll_backoff_us */
@@ -143,7 +155,7 @@ static struct duet_link *open_link(enum duet_side who, const char *name, enum mo
 
 	if (who == DUET_SERVER) {
 		cfg.vdevs = vdevs;
-		cfg.num_vdevs = 1;
+		cfg.num_vdevs = num_vdevs;
 	}
 	if (duet_link_open(&l, &cfg, 5000, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_rpmsg: %s\n", err);
@@ -233,6 +245,8 @@ static int proxy_main(const char *name, enum mode mode)
 	s.mode = mode;
 	s.lat = malloc(ONEWAY_MAX * sizeof(*s.lat));
 	vhost_register_driver(&vhost_rpmsg_driver);
+	virtio_register_driver(&virtio_rng_driver);
+	vhost_register_driver(&vhost_rng_driver);
 	s.link = open_link(DUET_PROXY, name, mode);
 	s.rdev = wait_device(&s);
 	s.ept.priv = &s;
@@ -953,6 +967,20 @@ static int bench_loop(uint32_t n)
 	return 0;
 }
 
+/* n looks at an idle link, polling (both sides up, nothing sent): for
+ * callgrind, what a look costs (bench/callgrind-link.sh). */
+static int bench_looks(uint32_t n)
+{
+	struct side s;
+	pid_t child;
+
+	server_open(&s, POLL, &child);
+	for (uint32_t i = 0; i < n; i++)
+		duet_link_poll(s.link);
+	server_close(&s, child);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	ssize_t len = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
@@ -972,10 +1000,14 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "--idle-proxy"))
 		return idle_proxy(argv[2]);
 	virtio_register_driver(&virtio_rpmsg_driver);
+	virtio_register_driver(&virtio_rng_driver);
+	vhost_register_driver(&vhost_rng_driver);
 	pick_cpus();
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-pin"))
 			cpu_of[0] = cpu_of[1] = -1;
+		else if (!strcmp(argv[i], "--rng"))
+			num_vdevs = 3;
 		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--spin") && i + 1 < argc)
@@ -986,7 +1018,7 @@ int main(int argc, char **argv)
 	if (runs < 1)
 		runs = 1;
 	pin(cpu_of[0]);
-	if (argc >= 2 && strcmp(argv[1], "loop")) {
+	if (argc >= 2 && strcmp(argv[1], "loop") && strcmp(argv[1], "looks")) {
 		if (cpu_of[0] >= 0)
 			printf("server on CPU %d, proxy on CPU %d (--no-pin: let the scheduler place them)\n",
 			       cpu_of[0], cpu_of[1]);
@@ -1005,7 +1037,9 @@ int main(int argc, char **argv)
 		return bench_oneway();
 	if (argc >= 3 && !strcmp(argv[1], "loop"))
 		return bench_loop((uint32_t)atoi(argv[2]));
+	if (argc >= 3 && !strcmp(argv[1], "looks"))
+		return bench_looks((uint32_t)atoi(argv[2]));
 	fprintf(stderr, "usage: bench_rpmsg rtt|stream|duplex|oneway|idle [--runs N] [--spin US] [--backoff US] "
-			"[--no-pin] | loop N\n");
+			"[--no-pin] [--rng] | loop N [--rng] | looks N [--rng]\n");
 	return 2;
 }

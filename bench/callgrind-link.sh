@@ -1,0 +1,28 @@
+#!/bin/sh
+# Instructions per look of a polling loop on the real two-process link
+# (duet_link_poll finding nothing), counted by callgrind on the server
+# (bench_rpmsg looks N) while its proxy runs natively: two runs that differ
+# only in N, so set-up cost cancels out. With rpmsg alone, then with the
+# demo's two rng devices besides, idle (--rng): every look pays for every
+# device, whether it carries anything or not. A look that finds a message
+# pays the same before the message's own work.
+#   bench/callgrind-link.sh path/to/bench_rpmsg
+set -eu
+bin=${1:?usage: $0 path/to/bench_rpmsg}
+command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt-get install valgrind)"; exit 0; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ir() {
+	# shellcheck disable=SC2086 # $1 is the arguments
+	valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" "$bin" looks $1 2>&1 >/dev/null |
+		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+small=20000
+big=220000
+for extra in "" "--rng"; do
+	a=$(ir "$small $extra")
+	b=$(ir "$big $extra")
+	what="rpmsg alone"
+	[ -n "$extra" ] && what="rpmsg and two idle rng devices"
+	echo "link, polling, instructions per empty look under callgrind: $(( (b - a) / (big - small) )) ($what; $bin)"
+done
