@@ -328,7 +328,8 @@ static int count_batches(struct box *from, struct box *to, int n, uint16_t (*idx
  * driven look by look from one thread: a look that finds nothing prefetches
  * after this side published (it answered, or gave buffers back) and after
  * RVDEV_QUIET_LOOKS empty looks, and not otherwise: not during a dense
- * one-way stream, whose next buffer the sender is writing. Spells of
+ * one-way stream, whose next buffer the sender is writing, nor once the
+ * peer has been idle for RVDEV_IDLE_LOOKS. Spells of
  * prefetching looks are counted (duet_loopback_prefetches). Ring of 64:
  * the receiver gives buffers back 8 at a time.
  */
@@ -367,6 +368,26 @@ static void test_polling_prefetches_by_the_rule(void **state)
 	}
 	s2 = duet_loopback_prefetches(lb, dev);
 	assert_int_equal(s2 - s1, 16);
+	/* An idle peer: the looks prefetch until RVDEV_IDLE_LOOKS (65,536)
+	 * found nothing, and no more (a device nobody uses would otherwise
+	 * cost every look a prefetch, forever); the next message starts it
+	 * over. (A build without the idle stop still prefetches at 70,000.) */
+	assert_true(duet_loopback_prefetching(lb, dev));
+	for (int k = 300; k < 65530; k++)
+		assert_int_equal(duet_loopback_poll_rings(lb, dev), 0);
+	assert_true(duet_loopback_prefetching(lb, dev));
+	for (int k = 65530; k < 70000; k++)
+		assert_int_equal(duet_loopback_poll_rings(lb, dev), 0);
+	assert_false(duet_loopback_prefetching(lb, dev));
+	assert_int_equal(duet_loopback_prefetches(lb, dev), s2);
+	assert_int_equal(rpmsg_trysend(&a.ept, "s", 2), 2);
+	assert_int_equal(duet_loopback_poll_rings(lb, dev), 1);
+	assert_false(duet_loopback_prefetching(lb, dev));
+	for (int k = 0; k < 300; k++)
+		assert_int_equal(duet_loopback_poll_rings(lb, dev), 0);
+	assert_true(duet_loopback_prefetching(lb, dev));
+	assert_int_equal(duet_loopback_prefetches(lb, dev), s2 + 1);
+	assert_false(duet_loopback_prefetching(lb, 7));
 	assert_int_equal(duet_loopback_poll_rings(lb, 7), -EINVAL);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);

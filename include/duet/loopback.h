@@ -75,6 +75,11 @@ int duet_loopback_poll_rings(struct duet_loopback *lb, unsigned int role);
  * started (duet_rptun_prefetches for the loopback). */
 unsigned int duet_loopback_prefetches(struct duet_loopback *lb, unsigned int role);
 
+/* Whether one side's last duet_loopback_poll_rings look prefetched: false
+ * after a look that found work, and once the peer has been idle for
+ * RVDEV_IDLE_LOOKS (65,536) looks. */
+bool duet_loopback_prefetching(struct duet_loopback *lb, unsigned int role);
+
 /* The vdev entry in the block, for tests that play a hostile peer. */
 struct fw_rsc_vdev *duet_loopback_rsc(struct duet_loopback *lb);
 

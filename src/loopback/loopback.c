@@ -76,6 +76,13 @@ unsigned int duet_loopback_prefetches(struct duet_loopback *lb, unsigned int rol
 	return side ? atomic_load_explicit(&side->rv.prefetch_spells, memory_order_relaxed) : 0;
 }
 
+bool duet_loopback_prefetching(struct duet_loopback *lb, unsigned int role)
+{
+	struct duet_loopback_side *side = side_of(lb, role);
+
+	return side && atomic_load_explicit(&side->rv.prefetching, memory_order_relaxed);
+}
+
 int duet_loopback_poll(struct duet_loopback *lb)
 {
 	if (!lb)

@@ -117,7 +117,7 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 
 	if (ran) {
 		rv->poll_mine = mine; /* as it was before the callbacks answered */
-		rv->prefetching = false;
+		atomic_store_explicit(&rv->prefetching, false, memory_order_relaxed);
 		rv->empty_looks = 0;
 		return ran;
 	}
@@ -130,12 +130,16 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	 * this side publishes only its batched returns, every few looks find
 	 * work, and the peer is writing the guessed lines now: taking them
 	 * from it would slow the stream. */
-	if (rv->empty_looks < RVDEV_QUIET_LOOKS)
-		rv->empty_looks++;
+	if (rv->empty_looks >= RVDEV_IDLE_LOOKS) {
+		/* Idle: no more prefetching, whatever the rule says. */
+		atomic_store_explicit(&rv->prefetching, false, memory_order_relaxed);
+		return 0;
+	}
+	rv->empty_looks++;
 	if (mine != rv->poll_mine || rv->empty_looks >= RVDEV_QUIET_LOOKS) {
 		virtqueue_prefetch_many(rv->live, n);
-		if (!rv->prefetching) {
-			rv->prefetching = true;
+		if (!atomic_load_explicit(&rv->prefetching, memory_order_relaxed)) {
+			atomic_store_explicit(&rv->prefetching, true, memory_order_relaxed);
 			atomic_store_explicit(&rv->prefetch_spells,
 					      atomic_load_explicit(&rv->prefetch_spells,
 								   memory_order_relaxed) + 1u,

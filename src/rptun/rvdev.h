@@ -27,6 +27,13 @@ typedef void (*duet_rvdev_notify)(struct duet_rvdev *rv, uint32_t notifyid);
  * written before its index is published takes about 6 us). */
 #define RVDEV_QUIET_LOOKS 256u
 
+/* Looks in a row that find nothing after which the peer counts as idle
+ * and the looks stop prefetching, whatever the rule said: some 5 ms here.
+ * A device nobody uses (an rng while rpmsg works) would otherwise
+ * prefetch at every look of every loop, forever; traffic sparser than
+ * this loses the prefetch, one line's transfer per message. */
+#define RVDEV_IDLE_LOOKS 65536u
+
 struct duet_rvdev {
 	struct virtio_device vdev;
 	struct fw_rsc_vdev *rsc;   /* the entry, in shared memory */
@@ -49,11 +56,12 @@ struct duet_rvdev {
 	_Atomic(struct virtqueue *) live[DUET_MAX_VRINGS];
 	/* duet_rvdev_poll's alone: the sum of this side's published indices
 	 * when a look last found work; the looks since that found nothing;
-	 * whether they prefetch; how many such spells there were (written by
-	 * the poller only, read by anyone: duet_rptun_prefetches). */
+	 * whether the last one prefetched; how many spells of such looks
+	 * there were (written by the poller only, read by anyone:
+	 * duet_rptun_prefetches, duet_loopback_prefetching). */
 	uint32_t poll_mine;
 	uint32_t empty_looks;
-	bool prefetching;
+	_Atomic bool prefetching;
 	_Atomic uint32_t prefetch_spells;
 };
 
@@ -78,7 +86,7 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
 /* Look at every queue (virtqueue_poll); returns how many callbacks ran.
  * A look that finds nothing after this side answered, or once the peer
  * has been quiet for RVDEV_QUIET_LOOKS looks, prefetches what the queues
- * guess comes next (virtqueue_prefetch_next). */
+ * guess comes next (virtqueue_prefetch_next), until RVDEV_IDLE_LOOKS. */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
 
 /* The sum of idx(vq) over rv's live queues (virtqueue_published_idx,
