@@ -116,6 +116,7 @@ bench:
 	$(B)/bench/bench/bench_rpmsg oneway
 	sh bench/callgrind-rpmsg.sh $(B)/bench/bench/bench_rpmsg_ir
 	sh bench/callgrind-rpmsg.sh $(B)/bench-lto/bench/bench_rpmsg_ir
+	sh bench/callgrind-link.sh $(B)/bench/bench/bench_rpmsg
 	$(B)/bench/bench/bench_rpmsg idle
 	sh bench/size.sh $(B)/size
 
