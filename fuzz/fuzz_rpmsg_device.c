@@ -25,67 +25,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <duet/loopback.h>
-#include <duet/rpmsg.h>
+#include "rpmsg_pair.h"
 
-#define AGREED 512u           /* the driver's send buffers: the device receives in them */
-#define SCRATCH (2u * AGREED) /* the largest buffer a record posts */
+#define SCRATCH (2u * PAIR_TXBUF) /* the largest buffer a record posts */
 
-struct target {
-	struct duet_loopback *lb;
-	struct rpmsg_device *drv;
-	struct rpmsg_endpoint a, b; /* a on the driver side, b on the device side */
-	uint8_t *mem;               /* the fuzzer's buffers, in the shared heap */
-	unsigned int got;
-	char last[8];
-	volatile uint8_t sink;
-};
-
-static struct target t;
-
-/* What the device's receiver relies on: the message lies in its buffer
- * (every byte read, for AddressSanitizer) and within the agreed size. */
-static int b_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
-{
-	uint8_t sum = 0;
-
-	(void)ept;
-	(void)src;
-	(void)priv;
-	if (len > AGREED - 16u)
-		abort();
-	for (size_t i = 0; i < len; i++)
-		sum += ((const uint8_t *)data)[i];
-	t.sink += sum;
-	memcpy(t.last, data, len < sizeof(t.last) ? len : sizeof(t.last));
-	t.got++;
-	return 0;
-}
-
-static int a_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
-{
-	(void)ept;
-	(void)data;
-	(void)len;
-	(void)src;
-	(void)priv;
-	return 0;
-}
-
-static void quiet_drop(struct rpmsg_device *rdev, const struct rpmsg_drop *drop, void *priv)
-{
-	(void)rdev;
-	(void)drop;
-	(void)priv;
-}
-
-static void poll_all(void)
-{
-	while (duet_loopback_poll(t.lb) > 0)
-		;
-}
+static struct rpmsg_pair pair;
+/* The device's endpoint: the driver's send buffers less the header. */
+static struct pair_inbox inbox = { .max = PAIR_TXBUF - 16u };
+static uint8_t *mem; /* the fuzzer's buffers, in the shared heap */
 
 /* The driver's rpmsg takes back its used send buffers (the dump does),
  * so that what the device returns next is the fuzzer's. */
@@ -93,65 +41,15 @@ static void drain_driver(void)
 {
 	static char dump[2048];
 
-	poll_all();
-	rpmsg_dump(t.drv, dump, sizeof(dump));
-}
-
-static void setup(void)
-{
-	static const struct rpmsg_virtio_config cfg = { AGREED, 256 };
-	struct duet_loopback_config lc = {
-		.device_id = VIRTIO_ID_RPMSG, .features = 1u << VIRTIO_RPMSG_F_NS, .num_vrings = 2,
-		.vring_num = 8, .vring_align = 16, .config_len = sizeof(cfg), .config = &cfg,
-		.heap_size = 64 * 1024,
-	};
-	struct rpmsg_device *dev;
-
-	vhost_set_probe_period(1);
-	if (duet_loopback_create(&t.lb, &lc) || virtio_register_driver(&virtio_rpmsg_driver) ||
-	    vhost_register_driver(&vhost_rpmsg_driver) ||
-	    virtio_register_device(duet_loopback_driver(t.lb)) ||
-	    vhost_register_device(duet_loopback_device(t.lb)))
-		abort();
-	for (int i = 0; i < 5000 && !duet_loopback_device(t.lb)->priv; i++) {
-		struct timespec ts = { 0, 1000000 };
-
-		duet_loopback_poll(t.lb);
-		nanosleep(&ts, NULL);
-	}
-	t.drv = duet_loopback_driver(t.lb)->priv;
-	dev = duet_loopback_device(t.lb)->priv;
-	t.mem = virtio_alloc_buf(duet_loopback_driver(t.lb), SCRATCH, 16);
-	if (!t.drv || !dev || !t.mem ||
-	    rpmsg_create_ept(&t.a, t.drv, "fuzz", 2000, RPMSG_ADDR_ANY, a_cb, NULL) ||
-	    rpmsg_create_ept(&t.b, dev, "fuzz", 2001, RPMSG_ADDR_ANY, b_cb, NULL))
-		abort();
-	poll_all();
-	rpmsg_set_drop_cb(quiet_drop, NULL);
-}
-
-/* Steer the header in buf (len bytes) as kind & 3 says (see the top). */
-static void steer(uint8_t *buf, uint32_t len, uint8_t kind)
-{
-	uint32_t dst = (kind & 3) == 1 ? t.b.addr : RPMSG_NS_EPT_ADDR;
-
-	if (!(kind & 3) || len < 56)
-		return;
-	memcpy(buf + 4, &dst, sizeof(dst));
-	if ((kind & 3) >= 2) {
-		uint16_t n = 40; /* name[32], addr, flags */
-
-		memcpy(buf + 12, &n, sizeof(n));
-	}
-	if ((kind & 3) == 3)
-		memcpy(buf + 16, "fuzz", 5);
+	pair_poll(&pair);
+	rpmsg_dump(pair.drv, dump, sizeof(dump));
 }
 
 /* One record posted to the device's receive queue; false when the input
  * ran out. */
 static bool play_record(const uint8_t **p, size_t *left)
 {
-	struct virtqueue *to_device = duet_loopback_driver(t.lb)->vrings_info[1].vq;
+	struct virtqueue *to_device = duet_loopback_driver(pair.lb)->vrings_info[1].vq;
 	bool writable, chain;
 	uint32_t len, count, used = 1;
 	uint8_t kind;
@@ -171,24 +69,24 @@ static bool play_record(const uint8_t **p, size_t *left)
 		count = len;
 	writable = kind & 4;
 	chain = (kind & 8) && len >= 2;
-	memset(t.mem, 0, len); /* nothing left from an earlier record */
-	memcpy(t.mem, *p, count);
+	memset(mem, 0, len); /* nothing left from an earlier record */
+	memcpy(mem, *p, count);
 	*p += count;
 	*left -= count;
-	steer(t.mem, len, kind);
+	pair_steer(mem, len, kind, pair.b.addr);
 	if (chain) {
-		struct virtqueue_buf two[2] = { { t.mem, len / 2, writable },
-						{ t.mem + len / 2, len - len / 2, writable } };
+		struct virtqueue_buf two[2] = { { mem, len / 2, writable },
+						{ mem + len / 2, len - len / 2, writable } };
 
 		ret = virtqueue_add_buffer(to_device, two, writable ? 0 : 2, writable ? 2 : 0,
 					   &cookie);
 	} else {
-		ret = virtqueue_add_one(to_device, t.mem, len, writable, &cookie);
+		ret = virtqueue_add_one(to_device, mem, len, writable, &cookie);
 	}
 	if (ret)
 		abort(); /* the fuzzer takes each back: there is always room */
 	virtqueue_kick(to_device);
-	while (duet_loopback_poll_side(t.lb, VIRTIO_DEV_DEVICE) > 0)
+	while (duet_loopback_poll_side(pair.lb, VIRTIO_DEV_DEVICE) > 0)
 		;
 	/* It came back, whatever it held, with nothing written into it. */
 	if (virtqueue_get_buffer(to_device, &used, NULL) != &cookie || used != 0 ||
@@ -199,20 +97,15 @@ static bool play_record(const uint8_t **p, size_t *left)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	unsigned int before;
-
-	if (!t.lb)
-		setup();
+	if (!pair.lb) {
+		rpmsg_pair_open(&pair, NULL, &inbox);
+		mem = virtio_alloc_buf(duet_loopback_driver(pair.lb), SCRATCH, 16);
+		if (!mem)
+			abort();
+	}
 	drain_driver();
 	while (play_record(&data, &size))
 		;
-	/* Whatever came before, a good message still arrives. */
-	before = t.got;
-	memset(t.last, 0, sizeof(t.last));
-	if (rpmsg_sendto(&t.a, "alive", 6, t.b.addr) != 6)
-		abort();
-	poll_all();
-	if (t.got != before + 1 || memcmp(t.last, "alive", 6))
-		abort();
+	pair_check_alive(&pair, &pair.a, &pair.b, &inbox);
 	return 0;
 }
