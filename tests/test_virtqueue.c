@@ -1143,7 +1143,9 @@ static void answering_cb(struct virtqueue *vq)
  * entries NULL skipped, each loaded afresh (a queue withdrawn by an
  * earlier callback of the same look is not run), and this side's
  * published indices summed before any callback, so that an answer given
- * in a callback shows on the next look, not in this one's sum. */
+ * in a callback shows on the next look, not in this one's sum.
+ * virtqueue_poll_pending says whether such a look would run anything,
+ * and changes nothing. */
 static void test_poll_many_looks_at_a_table(void **state)
 {
 	struct harness *h = *state;
@@ -1159,10 +1161,17 @@ static void test_poll_many_looks_at_a_table(void **state)
 	atomic_store(&poll_table[2], h->drv);
 	assert_int_equal(virtqueue_poll_many(poll_table, 3, &published), 0);
 	assert_int_equal(published, 0);
+	assert_false(virtqueue_poll_pending(poll_table, 3));
 	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, false, &c), 0);
 	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 64, 64, false, &c), 0);
-	/* The device's queue has news; the driver's has none. */
+	/* The device's queue has news; the driver's has none. Asking whether
+	 * a look would run anything changes nothing: twice yes, then the look
+	 * runs it, then no. */
+	assert_true(virtqueue_poll_pending(poll_table, 3));
+	assert_true(virtqueue_poll_pending(poll_table, 3));
+	assert_int_equal(poll_calls, 0);
 	assert_int_equal(virtqueue_poll_many(poll_table, 3, &published), 1);
+	assert_false(virtqueue_poll_pending(poll_table, 3));
 	assert_int_equal(poll_calls, 1);
 	assert_int_equal(published, virtqueue_published_idx(h->drv) + virtqueue_published_idx(h->dev));
 	assert_int_equal(published, 2);
@@ -1178,9 +1187,14 @@ static void test_poll_many_looks_at_a_table(void **state)
 	assert_int_equal(poll_calls, 2);
 	assert_int_equal(published, 3);
 	assert_int_equal(virtqueue_published_idx(h->dev), 1);
-	/* Back in the table, the driver's queue finds the answer. */
+	/* Back in the table, the driver's queue finds the answer; with its
+	 * callbacks off, nothing is pending for it. */
 	answer_and_withdraw = false;
 	atomic_store(&poll_table[2], h->drv);
+	virtqueue_disable_cb(h->drv);
+	assert_false(virtqueue_poll_pending(poll_table, 3));
+	assert_int_equal(virtqueue_enable_cb(h->drv), 1);
+	assert_true(virtqueue_poll_pending(poll_table, 3));
 	assert_int_equal(virtqueue_poll_many(poll_table, 3, &published), 1);
 	assert_int_equal(poll_calls, 3);
 	assert_int_equal(published, 4);

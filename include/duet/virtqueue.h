@@ -455,6 +455,15 @@ void virtqueue_prefetch_next(struct virtqueue *vq);
 unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int n,
 				 uint32_t *published);
 
+/*
+ * Whether virtqueue_poll_many on the same table would run a callback now:
+ * a queue with callbacks on whose peer published since its callback last
+ * ran from a look. Reads the peer's indices and changes nothing: a loop
+ * can look at a device that has long been idle this cheaply, and take the
+ * full look only when it says so.
+ */
+bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n);
+
 /* virtqueue_prefetch_next for each queue of such a table. */
 void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n);
 

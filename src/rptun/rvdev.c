@@ -113,7 +113,13 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	unsigned int n = rv->desc.num_vrings < DUET_MAX_VRINGS ? rv->desc.num_vrings
 							       : DUET_MAX_VRINGS;
 	uint32_t mine;
-	unsigned int ran = virtqueue_poll_many(rv->live, n, &mine);
+	unsigned int ran;
+
+	/* Idle (see below): nothing to prefetch, so nothing to sum; the
+	 * full look only once something came. */
+	if (rv->empty_looks >= RVDEV_IDLE_LOOKS && !virtqueue_poll_pending(rv->live, n))
+		return 0;
+	ran = virtqueue_poll_many(rv->live, n, &mine);
 
 	if (ran) {
 		rv->poll_mine = mine; /* as it was before the callbacks answered */
@@ -130,12 +136,13 @@ unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	 * this side publishes only its batched returns, every few looks find
 	 * work, and the peer is writing the guessed lines now: taking them
 	 * from it would slow the stream. */
+	if (rv->empty_looks < RVDEV_IDLE_LOOKS)
+		rv->empty_looks++;
 	if (rv->empty_looks >= RVDEV_IDLE_LOOKS) {
 		/* Idle: no more prefetching, whatever the rule says. */
 		atomic_store_explicit(&rv->prefetching, false, memory_order_relaxed);
 		return 0;
 	}
-	rv->empty_looks++;
 	if (mine != rv->poll_mine || rv->empty_looks >= RVDEV_QUIET_LOOKS) {
 		virtqueue_prefetch_many(rv->live, n);
 		if (!atomic_load_explicit(&rv->prefetching, memory_order_relaxed)) {

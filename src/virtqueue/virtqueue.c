@@ -338,11 +338,10 @@ static inline uint16_t ring_idx(const struct virtqueue *vq, bool driver)
 	return vq_load_idx(vq->io, driver ? &v->avail->idx : &v->used->idx);
 }
 
-/* virtqueue_poll's body, compiled into virtqueue_poll_many as well. */
-static inline bool poll_one(struct virtqueue *vq)
+/* Whether a look would run vq's callback: callbacks on, and the peer's
+ * index (in *peer) moved since the callback last ran from a look. */
+static inline bool poll_news(const struct virtqueue *vq, uint16_t *peer)
 {
-	uint16_t peer;
-
 	/* The flag before the index: work the owner missed when it turned
 	 * callbacks on (its own look then saw none) comes after, and is seen
 	 * here as new. The index moves only when the flag was seen on, so a
@@ -351,8 +350,16 @@ static inline bool poll_one(struct virtqueue *vq)
 		return false;
 	/* Not virtqueue_peer_idx: a call the compiler may not inline (it is
 	 * exported), on every look of a polling loop. */
-	peer = ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
-	if (peer == vq->poll_seen)
+	*peer = ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
+	return *peer != vq->poll_seen;
+}
+
+/* virtqueue_poll's body, compiled into virtqueue_poll_many as well. */
+static inline bool poll_one(struct virtqueue *vq)
+{
+	uint16_t peer;
+
+	if (!poll_news(vq, &peer))
 		return false;
 	vq->poll_seen = peer;
 	vq->callback(vq);
@@ -417,6 +424,18 @@ unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int 
 			ran++;
 	}
 	return ran;
+}
+
+bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtqueue *vq = table_at(vqs, i);
+		uint16_t peer;
+
+		if (vq && poll_news(vq, &peer))
+			return true;
+	}
+	return false;
 }
 
 void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
