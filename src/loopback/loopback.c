@@ -122,8 +122,9 @@ int duet_loopback_create(struct duet_loopback **lbp, const struct duet_loopback_
 	}
 	lb->mem = (uint8_t *)(((uintptr_t)lb->alloc + 4095u) & ~(uintptr_t)4095u);
 	ret = duet_rsc_build(lb->mem, TABLE_SPACE, &desc, 1, TABLE_SPACE);
-	if (ret > 0)
-		ret = duet_rsc_parse(lb->mem, TABLE_SPACE, lb->size, &info, NULL);
+	/* The table's size, or an error: nothing is known of it otherwise. */
+	if (ret >= 0)
+		ret = ret ? duet_rsc_parse(lb->mem, TABLE_SPACE, lb->size, &info, NULL) : -EINVAL;
 	if (ret == 0 && cfg->heap_size)
 		ret = duet_heap_create(&lb->bufs, lb->mem + info.vdev[0].carveout_da + vrings,
 				       info.vdev[0].carveout_len - vrings, 64);
