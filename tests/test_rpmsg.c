@@ -28,6 +28,8 @@
 #include <duet/rpmsg.h>
 #include <duet/rpmsg_ping.h>
 
+#include "timed_send.h"
+
 #define RING 8
 
 static struct duet_loopback *lb;
@@ -939,22 +941,6 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
-struct sleeper {
-	struct rpmsg_endpoint *ept;
-	int ret;
-	uint64_t ms;
-};
-
-static void *sleep_in_send(void *arg)
-{
-	struct sleeper *sl = arg;
-	uint64_t t0 = duet_clock_ms();
-
-	sl->ret = rpmsg_send(sl->ept, "t", 2);
-	sl->ms = duet_clock_ms() - t0;
-	return NULL;
-}
-
 /* A pair of `name`, a on `from` and b on `to`, bound; b keeps every
  * buffer it receives, and a sends until its buffers run out (RING). */
 static void run_dry(struct box *a, struct rpmsg_device *from, struct box *b,
@@ -976,7 +962,7 @@ static void run_dry(struct box *a, struct rpmsg_device *from, struct box *b,
 static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **state)
 {
 	struct virtqueue *tx = duet_loopback_driver(lb)->vrings_info[1].vq;
-	struct sleeper sl = { 0 };
+	struct timed_send sl = { 0 };
 	struct box a, b;
 	pthread_t t;
 
@@ -988,7 +974,7 @@ static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **st
 	 * back first. The sleeper must still be told about the next. */
 	rpmsg_set_send_timeout(drv_dev, 3000);
 	sl.ept = &a.ept;
-	assert_int_equal(pthread_create(&t, NULL, sleep_in_send, &sl), 0);
+	assert_int_equal(pthread_create(&t, NULL, timed_send, &sl), 0);
 	sleep_ms(50);
 	stop_polling();
 	rpmsg_release_rx_buffer(&b.ept, atomic_load(&b.held));
@@ -1011,13 +997,13 @@ static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **st
 static void sender_leaves_when_the_device_goes(bool driver)
 {
 	struct rpmsg_device *from = driver ? drv_dev : dev_dev, *to = driver ? dev_dev : drv_dev;
-	struct sleeper sl = { 0 };
+	struct timed_send sl = { 0 };
 	struct box a, b;
 	pthread_t t;
 
 	run_dry(&a, from, &b, to, "bye");
 	sl.ept = &a.ept;
-	assert_int_equal(pthread_create(&t, NULL, sleep_in_send, &sl), 0);
+	assert_int_equal(pthread_create(&t, NULL, timed_send, &sl), 0);
 	sleep_ms(50);
 	stop_polling();
 	if (driver)

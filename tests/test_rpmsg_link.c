@@ -31,6 +31,7 @@
 #include <duet/rpmsg_ping.h>
 
 #include "proc.h"
+#include "timed_send.h"
 
 #define RING 8
 
@@ -653,25 +654,9 @@ static void test_tx_exhaustion_both_ways(void **state)
  * device, and the send returns -ENODEV then, not at its 5 s timeout, with
  * no access to the freed rings (ASan). The endpoint outlives the device
  * and its destroy frees the rest. */
-struct blocked_send {
-	struct rpmsg_endpoint *ept;
-	int ret;
-	uint64_t ms;
-};
-
-static void *send_blocked(void *arg)
-{
-	struct blocked_send *bs = arg;
-	uint64_t t0 = duet_clock_ms();
-
-	bs->ret = rpmsg_send(bs->ept, "never", 6);
-	bs->ms = duet_clock_ms() - t0;
-	return NULL;
-}
-
 static void test_send_asleep_when_the_peer_dies(void **state)
 {
-	struct blocked_send bs = { 0 };
+	struct timed_send bs = { 0 };
 	struct box sink;
 	struct pair p;
 	pthread_t t;
@@ -679,7 +664,7 @@ static void test_send_asleep_when_the_peer_dies(void **state)
 	(void)state;
 	fill_the_holder(&p, &sink);
 	bs.ept = &sink.ept;
-	assert_int_equal(pthread_create(&t, NULL, send_blocked, &bs), 0);
+	assert_int_equal(pthread_create(&t, NULL, timed_send, &bs), 0);
 	nap(200);
 	proc_kill9(&p.child);
 	pthread_join(t, NULL);

@@ -215,15 +215,14 @@ static void link_ept(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept)
 }
 
 /* ... and leaves both: then its node is empty (see rpmsg_destroy_ept).
- * Its chain may be gone already (rpmsg_remove empties them all first). */
+ * An endpoint on the list is in its chain: the walk ends at it. */
 static void unlink_ept(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept)
 {
 	struct rpmsg_endpoint **p = addr_chain(rdev, ept->addr);
 
-	while (*p && *p != ept)
+	while (*p != ept)
 		p = &(*p)->addr_next;
-	if (*p)
-		*p = ept->addr_next;
+	*p = ept->addr_next;
 	duet_list_del(&ept->node);
 }
 
@@ -1275,13 +1274,12 @@ void rpmsg_remove(struct virtio_device *vdev)
 	 * (rpmsg_take_tx_wait): their endpoints keep the lock and event. */
 	duet_event_post(rdev->tx_event);
 	/* The endpoints lose their device and their owners are told. Each
-	 * leaves the list first: an unbind callback may destroy any of them.
-	 * Nothing is delivered any more: no lookup needs the chains. */
-	memset(rdev->by_addr, 0, sizeof(rdev->by_addr));
+	 * leaves the list and its chain first: an unbind callback may destroy
+	 * any of the others. */
 	while (!duet_list_empty(&rdev->epts)) {
 		struct rpmsg_endpoint *e = duet_container_of(rdev->epts.next, struct rpmsg_endpoint, node);
 
-		duet_list_del(&e->node);
+		unlink_ept(rdev, e);
 		if (e == &rdev->ns_ept) {
 			e->rdev = NULL;
 			continue;

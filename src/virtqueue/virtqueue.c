@@ -338,6 +338,19 @@ static inline uint16_t ring_idx(const struct virtqueue *vq, bool driver)
 	return vq_load_idx(vq->io, driver ? &v->avail->idx : &v->used->idx);
 }
 
+/* The bodies of virtqueue_published_idx and virtqueue_peer_idx, inline:
+ * exported functions the compiler may not inline, and a polling look
+ * reads these indices at every look. */
+static inline uint16_t own_idx(const struct virtqueue *vq)
+{
+	return ring_idx(vq, vq->role == VIRTQUEUE_ROLE_DRIVER);
+}
+
+static inline uint16_t peer_idx(const struct virtqueue *vq)
+{
+	return ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
+}
+
 /* Whether a look would run vq's callback: callbacks on, and the peer's
  * index (in *peer) moved since the callback last ran from a look. */
 static inline bool poll_news(const struct virtqueue *vq, uint16_t *peer)
@@ -348,9 +361,7 @@ static inline bool poll_news(const struct virtqueue *vq, uint16_t *peer)
 	 * move seen with callbacks off is not lost. */
 	if (!vq->callback || !atomic_load_explicit(&vq->cb_enabled, memory_order_acquire))
 		return false;
-	/* Not virtqueue_peer_idx: a call the compiler may not inline (it is
-	 * exported), on every look of a polling loop. */
-	*peer = ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
+	*peer = peer_idx(vq);
 	return *peer != vq->poll_seen;
 }
 
@@ -414,7 +425,7 @@ unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int 
 		struct virtqueue *vq = table_at(vqs, i);
 
 		if (vq)
-			sum += ring_idx(vq, vq->role == VIRTQUEUE_ROLE_DRIVER);
+			sum += own_idx(vq);
 	}
 	*published = sum;
 	for (unsigned int i = 0; i < n; i++) {
@@ -450,12 +461,12 @@ void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 
 uint16_t virtqueue_published_idx(const struct virtqueue *vq)
 {
-	return ring_idx(vq, vq->role == VIRTQUEUE_ROLE_DRIVER);
+	return own_idx(vq);
 }
 
 uint16_t virtqueue_peer_idx(const struct virtqueue *vq)
 {
-	return ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
+	return peer_idx(vq);
 }
 
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
