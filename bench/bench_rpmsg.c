@@ -15,7 +15,8 @@
  *   bench_rpmsg stream  one-way streams, 17 bytes and the largest payload,
  *                       copy and zero copy: MB/s, messages/s, notifications
  *   bench_rpmsg idle    CPU used by both sides of an idle link over 10 s
- *   bench_rpmsg loop N  N round trips, polling (for callgrind)
+ *   bench_rpmsg loop N  N round trips, polling (for callgrind); with
+ *                       --blocking, both sides blocking at once
  *   bench_rpmsg looks N N looks at an idle polled link (for callgrind:
  *                       bench/callgrind-link.sh)
  * --rng adds the demo's two rng devices, idle: what a look pays for devices
@@ -58,6 +59,7 @@ static const struct duet_vdev_desc vdevs[] = {
 	  .vring_align = 16, .carveout_size = 64 * 1024 },
 };
 static unsigned int num_vdevs = 1; /* 3 with --rng */
+static bool loop_blocking; /* loop N --blocking */
 
 static uint32_t spin_budget_us = 50;
 static uint32_t backoff_us = 20; /* the backoff mode's poll_backoff_us */
@@ -960,7 +962,7 @@ static int bench_loop(uint32_t n)
 	char msg[64] = { 0 };
 	pid_t child;
 
-	server_open(&s, POLL, &child);
+	server_open(&s, loop_blocking ? BLOCK : POLL, &child);
 	for (uint32_t i = 0; i < n; i++)
 		round_trip(&s, msg, 17);
 	server_close(&s, child);
@@ -1008,6 +1010,8 @@ int main(int argc, char **argv)
 			cpu_of[0] = cpu_of[1] = -1;
 		else if (!strcmp(argv[i], "--rng"))
 			num_vdevs = 3;
+		else if (!strcmp(argv[i], "--blocking"))
+			loop_blocking = true;
 		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--spin") && i + 1 < argc)
@@ -1040,6 +1044,6 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "looks"))
 		return bench_looks((uint32_t)atoi(argv[2]));
 	fprintf(stderr, "usage: bench_rpmsg rtt|stream|duplex|oneway|idle [--runs N] [--spin US] [--backoff US] "
-			"[--no-pin] [--rng] | loop N [--rng] | looks N [--rng]\n");
+			"[--no-pin] [--rng] | loop N [--rng] [--blocking] | looks N [--rng]\n");
 	return 2;
 }

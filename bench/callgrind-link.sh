@@ -5,7 +5,10 @@
 # only in N, so set-up cost cancels out. With rpmsg alone, then with the
 # demo's two rng devices besides, idle (--rng): every look pays for every
 # device, whether it carries anything or not. A look that finds a message
-# pays the same before the message's own work.
+# pays the same before the message's own work. Last, a 17-byte round trip
+# with both sides blocking at once (bench_rpmsg loop N --blocking): the
+# server's user-space instructions per round trip, the link's wait, wake
+# and dispatch included (the kernel's side of the futex is not counted).
 #   bench/callgrind-link.sh path/to/bench_rpmsg
 set -eu
 bin=${1:?usage: $0 path/to/bench_rpmsg}
@@ -24,3 +27,11 @@ for extra in "" "--rng"; do
 	[ -n "$extra" ] && what="rpmsg and two idle rng devices"
 	echo "link, polling, instructions per empty look under callgrind: $(( (b - a) / (big - small) )) ($what; $bin)"
 done
+ab() {
+	# shellcheck disable=SC2086 # $1 is the arguments
+	valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" loop $1 2>&1 >/dev/null |
+		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+a=$(ab "2000 --blocking")
+b=$(ab "12000 --blocking")
+echo "link, blocking, server's user-space instructions per 17 B round trip under callgrind: $(( (b - a) / 10000 )) (send, wait, wake, dispatch, receive; $bin)"
