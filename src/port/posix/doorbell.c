@@ -63,10 +63,9 @@ unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids)
 		if (!atomic_load_explicit(&bell->pending[w], memory_order_relaxed))
 			continue;
 		bits = atomic_exchange(&bell->pending[w], 0);
-
-		for (uint32_t b = 0; bits; b++, bits >>= 1)
-			if (bits & 1u)
-				ids[n++] = w * 32 + b;
+		/* Lowest set bit first: one step per id, not per bit. */
+		for (; bits; bits &= bits - 1u)
+			ids[n++] = w * 32 + (uint32_t)__builtin_ctz(bits);
 	}
 	return n;
 }

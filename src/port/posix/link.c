@@ -104,6 +104,10 @@ struct duet_link {
 	duet_rptun_callback incoming; /* where the doorbell's ids go */
 	struct poll_backoff backoff; /* polling loop: when to wait (backoff.h) */
 	_Atomic uint32_t backoffs;
+	/* The polling loop set `polled` since it last cleared it. Only that
+	 * loop's thread sets it, so the thread that is about to sleep knows
+	 * without the lock whether there is anything to undo. */
+	_Atomic bool said_polled;
 };
 
 static void say(struct duet_link *l, enum duet_link_event ev, const char *fmt, ...)
@@ -736,8 +740,10 @@ static unsigned int poll_rings(struct duet_link *l)
 	if (l->bell && l->rptun) {
 		struct duet_doorbell *bell = &l->bell[l->me];
 
-		if (!atomic_load_explicit(&bell->polled, memory_order_relaxed))
+		if (!atomic_load_explicit(&bell->polled, memory_order_relaxed)) {
 			atomic_store(&bell->polled, 1);
+			atomic_store_explicit(&l->said_polled, true, memory_order_relaxed);
+		}
 		n = (unsigned int)duet_rptun_poll(l->rptun);
 		if (n && l->backoff.wait_ns)
 			backoff_took(&l->backoff, duet_rptun_published(l->rptun), duet_clock_ns);
@@ -788,6 +794,10 @@ static unsigned int leave_polling(struct duet_link *l)
 {
 	unsigned int n = 0;
 
+	/* A loop that blocks at once never said it polls: no lock per wait. */
+	if (!atomic_load_explicit(&l->said_polled, memory_order_relaxed))
+		return 0;
+	atomic_store_explicit(&l->said_polled, false, memory_order_relaxed);
 	pthread_mutex_lock(&l->lock);
 	if (l->bell && atomic_load_explicit(&l->bell[l->me].polled, memory_order_relaxed)) {
 		atomic_store(&l->bell[l->me].polled, 0);
