@@ -13,25 +13,23 @@
 set -eu
 bin=${1:?usage: $0 path/to/bench_rpmsg}
 command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt-get install valgrind)"; exit 0; }
+# The instructions callgrind collected in the server running bench_rpmsg $1.
 ir() {
 	# shellcheck disable=SC2086 # $1 is the arguments
-	valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" looks $1 2>&1 >/dev/null |
+	valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" $1 2>&1 >/dev/null |
 		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 small=20000
 big=220000
 for extra in "" "--rng"; do
-	a=$(ir "$small $extra")
-	b=$(ir "$big $extra")
+	a=$(ir "looks $small $extra")
+	b=$(ir "looks $big $extra")
 	what="rpmsg alone"
 	[ -n "$extra" ] && what="rpmsg and two idle rng devices"
 	echo "link, polling, instructions per empty look under callgrind: $(( (b - a) / (big - small) )) ($what; $bin)"
 done
-ab() {
-	# shellcheck disable=SC2086 # $1 is the arguments
-	valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" loop $1 2>&1 >/dev/null |
-		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
-}
-a=$(ab "2000 --blocking")
-b=$(ab "12000 --blocking")
-echo "link, blocking, server's user-space instructions per 17 B round trip under callgrind: $(( (b - a) / 10000 )) (send, wait, wake, dispatch, receive; $bin)"
+small=2000
+big=12000
+a=$(ir "loop $small --blocking")
+b=$(ir "loop $big --blocking")
+echo "link, blocking, server's user-space instructions per 17 B round trip under callgrind: $(( (b - a) / (big - small) )) (send, wait, wake, dispatch, receive; $bin)"
