@@ -338,6 +338,14 @@ static inline uint16_t ring_idx(const struct virtqueue *vq, bool driver)
 	return vq_load_idx(vq->io, driver ? &v->avail->idx : &v->used->idx);
 }
 
+/* ring_idx on a queue in plain memory. */
+static inline uint16_t ring_idx_plain(const struct virtqueue *vq, bool driver)
+{
+	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
+
+	return vq_load_idx(VQ_IO_PLAIN, driver ? &v->avail->idx : &v->used->idx);
+}
+
 /* The bodies of virtqueue_published_idx and virtqueue_peer_idx, inline:
  * exported functions the compiler may not inline, and a polling look
  * reads these indices at every look. */
@@ -437,9 +445,11 @@ unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int 
 	return ran;
 }
 
-bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n)
+/* virtqueue_poll_pending from entry i on, for any queue. */
+static DUET_OUT_OF_LINE bool poll_pending_from(_Atomic(struct virtqueue *) *vqs, unsigned int i,
+					       unsigned int n)
 {
-	for (unsigned int i = 0; i < n; i++) {
+	for (; i < n; i++) {
 		struct virtqueue *vq = table_at(vqs, i);
 		uint16_t peer;
 
@@ -447,6 +457,25 @@ bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 			return true;
 	}
 	return false;
+}
+
+bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n)
+{
+	/* Plain memory: the test inline, no call, so no frame: a loop asks
+	 * this of every idle device at every look. The first queue with
+	 * accessors hands the rest to the general loop. */
+	for (unsigned int i = 0; DUET_FAST_PATHS && i < n; i++) {
+		struct virtqueue *vq = table_at(vqs, i);
+
+		if (!vq)
+			continue;
+		if (vq->io.ops)
+			return poll_pending_from(vqs, i, n);
+		if (vq->callback && atomic_load_explicit(&vq->cb_enabled, memory_order_acquire) &&
+		    ring_idx_plain(vq, vq->role != VIRTQUEUE_ROLE_DRIVER) != vq->poll_seen)
+			return true;
+	}
+	return !DUET_FAST_PATHS && poll_pending_from(vqs, 0, n);
 }
 
 void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
