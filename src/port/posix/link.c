@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +33,6 @@
 #include <duet/vhost.h>
 
 #include "backoff.h"
-#include "deadline.h"
 
 #define HDR_MAGIC 0x54455544u /* "DUET" */
 #define HDR_VERSION 1u
@@ -80,8 +82,14 @@ struct duet_link {
 	struct link_hdr *hdr;
 	struct duet_doorbell *bell; /* [side]: rung to wake that side */
 	struct duet_rptun *rptun;
-	pthread_mutex_t lock; /* rptun and the mapping, against the service thread */
-	pthread_cond_t cond;
+	/* rptun and the mapping, against the service thread. The port's
+	 * futex mutex, not pthread's: a polling loop takes it at every look
+	 * and a blocking one at every wake-up, and it costs a third. */
+	struct duet_mutex *lock;
+	/* The lock's condition (link_broadcast, cond_wait_ms): a count that
+	 * every broadcast moves under the lock, and a futex on it. */
+	_Atomic uint32_t cond_seq;
+	unsigned int cond_waiters; /* under the lock */
 	pthread_t thread;
 	bool thread_started;
 	_Atomic bool quit;
@@ -328,13 +336,32 @@ static void release_stale(struct duet_link *l)
 	l->stale = NULL;
 }
 
-/* Wait on l->cond, under l->lock, for at most ms (a wake-up may come
- * sooner, or spuriously: callers test their condition again). */
+/* Wake every cond_wait_ms, under l->lock. */
+static void link_broadcast(struct duet_link *l)
+{
+	atomic_fetch_add_explicit(&l->cond_seq, 1, memory_order_relaxed);
+	if (l->cond_waiters)
+		syscall(SYS_futex, (uint32_t *)&l->cond_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
+			0);
+}
+
+/* Wait for a link_broadcast, under l->lock, for at most ms (LINK_FOREVER:
+ * no limit). A wake-up may come sooner, or spuriously: callers test their
+ * condition again. The count is read under the lock, so a broadcast
+ * between the unlock and the futex wait changes it, and the wait returns
+ * at once. */
+#define LINK_FOREVER UINT64_MAX
 static void cond_wait_ms(struct duet_link *l, uint64_t ms)
 {
-	struct timespec ts = deadline_after_ms(CLOCK_REALTIME, ms);
+	uint32_t seq = atomic_load_explicit(&l->cond_seq, memory_order_relaxed);
+	struct timespec ts = { (time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L };
 
-	pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+	l->cond_waiters++;
+	duet_mutex_unlock(l->lock);
+	syscall(SYS_futex, (uint32_t *)&l->cond_seq, FUTEX_WAIT_PRIVATE, seq,
+		ms == LINK_FOREVER ? NULL : &ts, NULL, 0);
+	duet_mutex_lock(l->lock);
+	l->cond_waiters--;
 }
 
 static int map(struct duet_link *l, size_t size)
@@ -442,7 +469,7 @@ static void server_peer_down(struct duet_link *l, const char *why)
 
 	snprintf(msg, sizeof(msg), "proxy (pid %d) %s: its devices are removed; waiting for it to "
 		 "come back", atomic_load(&l->peer_pid), why);
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	atomic_store(&l->peer_up, false);
 	atomic_store(&l->peer_pid, 0);
 	stop_rptun(l);
@@ -452,8 +479,8 @@ static void server_peer_down(struct duet_link *l, const char *why)
 	atomic_fetch_add(&l->hdr->generation, 1);
 	if (start_rptun(l, NULL, 0) < 0)
 		say(l, DUET_LINK_ERROR, "cannot bring the devices back");
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->lock);
+	link_broadcast(l);
+	duet_mutex_unlock(l->lock);
 	say(l, DUET_LINK_PEER_DOWN, "%s", msg);
 }
 
@@ -473,11 +500,11 @@ static void server_watch(struct duet_link *l)
 		return;
 	}
 	if (!atomic_load(&l->peer_up) && state == ST_READY && pid_alive(pid)) {
-		pthread_mutex_lock(&l->lock);
+		duet_mutex_lock(l->lock);
 		atomic_store(&l->peer_pid, (int)pid);
 		atomic_store(&l->peer_up, true);
-		pthread_cond_broadcast(&l->cond);
-		pthread_mutex_unlock(&l->lock);
+		link_broadcast(l);
+		duet_mutex_unlock(l->lock);
 		say(l, DUET_LINK_PEER_UP, "proxy '%s' attached (pid %u)", l->remote, pid);
 		return;
 	}
@@ -573,7 +600,7 @@ static void proxy_peer_down(struct duet_link *l, const char *why)
 	struct link_hdr hdr;
 	int fd;
 
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	atomic_store(&l->peer_up, false);
 	stop_rptun(l);
 	retire(l);
@@ -586,8 +613,8 @@ static void proxy_peer_down(struct duet_link *l, const char *why)
 			shm_unlink(l->path);
 		close(fd);
 	}
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->lock);
+	link_broadcast(l);
+	duet_mutex_unlock(l->lock);
 	say(l, DUET_LINK_PEER_DOWN, "server (pid %d) %s: devices removed; waiting for a new server",
 	    pid, why);
 }
@@ -600,13 +627,13 @@ static void proxy_watch(struct duet_link *l)
 		char err[200];
 		int ret;
 
-		pthread_mutex_lock(&l->lock);
+		duet_mutex_lock(l->lock);
 		/* Not while the user loop may still wait on the old mapping:
 		 * retire rang it, and its next turn lets go. */
 		ret = l->stale ? -EAGAIN : proxy_try_attach(l, err, sizeof(err));
 		if (ret == 0)
-			pthread_cond_broadcast(&l->cond);
-		pthread_mutex_unlock(&l->lock);
+			link_broadcast(l);
+		duet_mutex_unlock(l->lock);
 		if (ret == 0)
 			say(l, DUET_LINK_PEER_UP, "attached to server '%s' (pid %d)", l->remote,
 			    atomic_load(&l->peer_pid));
@@ -639,11 +666,11 @@ static void proxy_watch(struct duet_link *l)
 			break;
 		case DUET_LINK_CMD_RESET:
 			say(l, DUET_LINK_ERROR, "reset requested by the server: restarting this side's devices");
-			pthread_mutex_lock(&l->lock);
+			duet_mutex_lock(l->lock);
 			stop_rptun(l);
 			if (start_rptun(l, NULL, 0) < 0)
 				say(l, DUET_LINK_ERROR, "cannot bring the devices back");
-			pthread_mutex_unlock(&l->lock);
+			duet_mutex_unlock(l->lock);
 			atomic_store(&h->cmd_ack, l->cmd_seen);
 			break;
 		case DUET_LINK_CMD_PANIC:
@@ -670,7 +697,7 @@ static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen)
 	struct duet_doorbell *bell;
 	unsigned int n;
 
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	release_stale(l);
 	bell = l->bell ? &l->bell[l->me] : NULL;
 	l->loop_bell = bell;
@@ -682,7 +709,7 @@ static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen)
 			l->incoming(l->rptun, ids[i] == LINK_ALL ? DUET_RPTUN_NOTIFY_ALL : ids[i]);
 	if (l->rptun)
 		duet_rptun_check_peer(l->rptun);
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 	return n;
 }
 
@@ -705,10 +732,10 @@ static void *service(void *arg)
 		if (!user) {
 			n = dispatch(l, ids, &seen);
 		} else {
-			pthread_mutex_lock(&l->lock);
+			duet_mutex_lock(l->lock);
 			if (l->rptun)
 				duet_rptun_check_peer(l->rptun);
-			pthread_mutex_unlock(&l->lock);
+			duet_mutex_unlock(l->lock);
 		}
 		now = duet_clock_ms();
 		if (now >= next_watch || (n && ids[n - 1] == LINK_ID)) {
@@ -736,7 +763,7 @@ static unsigned int poll_rings(struct duet_link *l)
 {
 	unsigned int n = 0;
 
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	if (l->bell && l->rptun) {
 		struct duet_doorbell *bell = &l->bell[l->me];
 
@@ -748,7 +775,7 @@ static unsigned int poll_rings(struct duet_link *l)
 		if (n && l->backoff.wait_ns)
 			backoff_took(&l->backoff, duet_rptun_published(l->rptun), duet_clock_ns);
 	}
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 	return n;
 }
 
@@ -767,11 +794,11 @@ static void poll_backoff(struct duet_link *l, struct duet_doorbell *bell, uint32
 
 	if (!bell || !backoff_maybe(&l->backoff))
 		return;
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	wait = l->rptun && backoff_empty(&l->backoff, duet_rptun_published(l->rptun));
 	if (wait)
 		peer = duet_rptun_peer_published(l->rptun);
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 	if (!wait)
 		return;
 	atomic_fetch_add_explicit(&l->backoffs, 1, memory_order_relaxed);
@@ -781,10 +808,10 @@ static void poll_backoff(struct duet_link *l, struct duet_doorbell *bell, uint32
 	while (t - t0 < l->backoff.wait_ns &&
 	       atomic_load_explicit(&bell->seq, memory_order_acquire) == seen);
 	/* What the wait collected decides whether the next one is worth it. */
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	if (l->rptun)
 		backoff_waited(&l->backoff, duet_rptun_peer_published(l->rptun) - peer, t - t0, t);
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 }
 
 /* The loop stops polling (it is about to sleep): the peer rings again
@@ -798,14 +825,14 @@ static unsigned int leave_polling(struct duet_link *l)
 	if (!atomic_load_explicit(&l->said_polled, memory_order_relaxed))
 		return 0;
 	atomic_store_explicit(&l->said_polled, false, memory_order_relaxed);
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	if (l->bell && atomic_load_explicit(&l->bell[l->me].polled, memory_order_relaxed)) {
 		atomic_store(&l->bell[l->me].polled, 0);
 		atomic_thread_fence(memory_order_seq_cst);
 		if (l->rptun)
 			n = (unsigned int)duet_rptun_poll(l->rptun);
 	}
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 	return n;
 }
 
@@ -835,19 +862,19 @@ static void wait_for_bell(struct duet_link *l, uint32_t timeout_ms)
 {
 	uint64_t end = duet_clock_ms() + timeout_ms;
 
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	while (!l->bell && l->wake_seq == l->loop_wake && !atomic_load(&l->quit)) {
 		uint64_t now = duet_clock_ms();
 
 		if (timeout_ms == DUET_LINK_FOREVER) {
-			pthread_cond_wait(&l->cond, &l->lock);
+			cond_wait_ms(l, LINK_FOREVER);
 			continue;
 		}
 		if (now >= end)
 			break;
 		cond_wait_ms(l, end - now);
 	}
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 }
 
 /* The spin of a hybrid wait: poll the rings (the peer stops ringing for
@@ -927,12 +954,12 @@ int duet_link_wake(struct duet_link *l)
 {
 	if (!l || !l->cfg.user_loop)
 		return -EINVAL;
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	l->wake_seq++;
 	if (l->bell)
 		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->lock);
+	link_broadcast(l);
+	duet_mutex_unlock(l->lock);
 	return 0;
 }
 
@@ -963,8 +990,10 @@ int duet_link_open(struct duet_link **linkp, const struct duet_link_config *cfg,
 	snprintf(l->path, sizeof(l->path), "/duet-%s", cfg->name);
 	write_name(l->local, cfg->local_cpu ? cfg->local_cpu : (l->me == DUET_SERVER ? "server" : "proxy"));
 	write_name(l->remote, cfg->remote_cpu ? cfg->remote_cpu : (l->me == DUET_SERVER ? "proxy" : "server"));
-	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
+	if (duet_mutex_create(&l->lock) < 0) {
+		free(l);
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	}
 
 	if (l->me == DUET_SERVER) {
 		ret = server_open(l, err, errlen);
@@ -987,6 +1016,7 @@ int duet_link_open(struct duet_link **linkp, const struct duet_link_config *cfg,
 	if (ret < 0) {
 		stop_rptun(l);
 		unmap(l);
+		duet_mutex_destroy(l->lock);
 		free(l);
 		return ret;
 	}
@@ -999,10 +1029,10 @@ static void stop_thread(struct duet_link *l)
 	if (!l->thread_started)
 		return;
 	atomic_store(&l->quit, true);
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	if (l->bell)
 		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 	pthread_join(l->thread, NULL);
 	l->thread_started = false;
 }
@@ -1066,8 +1096,7 @@ int duet_link_close(struct duet_link *l, uint32_t timeout_ms, char *err, size_t 
 	unmap(l);
 	if (l->me == DUET_SERVER)
 		shm_unlink(l->path);
-	pthread_mutex_destroy(&l->lock);
-	pthread_cond_destroy(&l->cond);
+	duet_mutex_destroy(l->lock);
 	free(l);
 	return ret;
 }
@@ -1077,13 +1106,13 @@ bool duet_link_wait_peer(struct duet_link *l, uint32_t timeout_ms)
 	uint64_t end = duet_clock_ms() + timeout_ms;
 	bool up;
 
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	while (!(up = atomic_load(&l->peer_up))) {
 		if (duet_clock_ms() >= end)
 			break;
 		cond_wait_ms(l, 10);
 	}
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 	return up;
 }
 
@@ -1145,9 +1174,9 @@ bool duet_link_ready(struct duet_link *l)
 {
 	bool ready;
 
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	ready = atomic_load(&l->peer_up) && l->rptun && duet_rptun_ready(l->rptun);
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 	return ready;
 }
 
@@ -1157,7 +1186,7 @@ int duet_link_describe(struct duet_link *l, char *buf, size_t len)
 
 #define PUT(...) \
 	(n += (size_t)snprintf(buf + (n < len ? n : len), n < len ? len - n : 0, __VA_ARGS__))
-	pthread_mutex_lock(&l->lock);
+	duet_mutex_lock(l->lock);
 	PUT("link '%s': %s '%s' <-> %s '%s': %s", l->cfg.name, l->me == DUET_SERVER ? "server" : "proxy",
 	    l->local, l->me == DUET_SERVER ? "proxy" : "server", l->remote,
 	    atomic_load(&l->peer_up) ? "up" : "down");
@@ -1175,7 +1204,7 @@ int duet_link_describe(struct duet_link *l, char *buf, size_t len)
 		    drv ? "bound to " : (has_driver(vdev) ? "waiting" : "no driver in this build"),
 		    drv ? (drv->name ? drv->name : "a driver") : "");
 	}
-	pthread_mutex_unlock(&l->lock);
+	duet_mutex_unlock(l->lock);
 #undef PUT
 	return (int)(n < len ? n : (len ? len - 1 : 0));
 }
