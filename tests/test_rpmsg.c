@@ -1020,6 +1020,14 @@ static void sender_leaves_when_the_device_goes(bool driver)
 	assert_int_equal(rpmsg_send(&a.ept, "m", 1), -ENODEV);
 	assert_int_equal(rpmsg_trysend(&a.ept, "m", 1), -ENODEV);
 	assert_false(rpmsg_is_ept_ready(&a.ept));
+	/* No new endpoint on a device that went. */
+	{
+		struct rpmsg_endpoint late;
+
+		assert_int_equal(rpmsg_create_ept(&late, a.ept.rdev, "late", RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, box_cb, NULL),
+				 -ENODEV);
+	}
 	assert_int_equal(atomic_load(&a.unbound), 1);
 	{
 		char dump[128];
@@ -1093,6 +1101,80 @@ static void test_sleeping_sender_returns_when_the_device_goes(void **state)
 	sender_leaves_when_the_device_goes(false);
 }
 
+/* Probe rpmsg's driver role over a loopback whose config space gives
+ * these buffer sizes; whether it bound. */
+static bool probe_with_sizes(uint32_t txbuf, uint32_t rxbuf)
+{
+	struct rpmsg_virtio_config cfg = { txbuf, rxbuf };
+	struct duet_loopback_config lc = {
+		.device_id = VIRTIO_ID_RPMSG, .features = 1u << VIRTIO_RPMSG_F_NS, .num_vrings = 2,
+		.vring_num = 4, .vring_align = 16, .config_len = sizeof(cfg), .config = &cfg,
+		.heap_size = 2u * 4u * RPMSG_MAX_BUF_SIZE + 64u * 1024u,
+	};
+	struct duet_loopback *l;
+	struct virtio_device *vdev;
+	bool bound;
+
+	assert_int_equal(duet_loopback_create(&l, &lc), 0);
+	vdev = duet_loopback_driver(l);
+	assert_int_equal(virtio_register_device(vdev), 0);
+	bound = atomic_load(&vdev->bus_driver) != NULL;
+	virtio_unregister_device(vdev);
+	duet_loopback_destroy(l);
+	return bound;
+}
+
+/* The buffer sizes in the config space are the device side's word: each
+ * must exceed a header and stay within RPMSG_MAX_BUF_SIZE, or the probe
+ * fails before anything is allocated from them. */
+static void test_peer_buffer_sizes_are_checked(void **state)
+{
+	(void)state;
+	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
+	assert_true(probe_with_sizes(512, 256));
+	assert_true(probe_with_sizes(RPMSG_HDR_SIZE + 1, RPMSG_MAX_BUF_SIZE));
+	assert_true(probe_with_sizes(RPMSG_MAX_BUF_SIZE, RPMSG_HDR_SIZE + 1));
+	assert_false(probe_with_sizes(RPMSG_HDR_SIZE, 256));
+	assert_false(probe_with_sizes(512, RPMSG_HDR_SIZE));
+	assert_false(probe_with_sizes(RPMSG_MAX_BUF_SIZE + 1, 256));
+	assert_false(probe_with_sizes(512, RPMSG_MAX_BUF_SIZE + 1));
+	assert_false(probe_with_sizes(0xffffffffu, 0));
+	assert_int_equal(virtio_unregister_driver(&virtio_rpmsg_driver), 0);
+}
+
+/* What a user passes is checked before anything happens: an endpoint
+ * needs a device, a callback and a name that fits with its terminator;
+ * a send needs an endpoint. */
+static void test_bad_endpoint_arguments_are_refused(void **state)
+{
+	struct rpmsg_endpoint e;
+	char name[RPMSG_NAME_SIZE + 1];
+
+	(void)state;
+	memset(name, 'n', RPMSG_NAME_SIZE);
+	name[RPMSG_NAME_SIZE] = '\0';
+	assert_int_equal(rpmsg_create_ept(NULL, drv_dev, "x", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  box_cb, NULL),
+			 -EINVAL);
+	assert_int_equal(rpmsg_create_ept(&e, NULL, "x", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY, box_cb,
+					  NULL),
+			 -EINVAL);
+	assert_int_equal(rpmsg_create_ept(&e, drv_dev, "x", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY, NULL,
+					  NULL),
+			 -EINVAL);
+	assert_int_equal(rpmsg_create_ept(&e, drv_dev, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  box_cb, NULL),
+			 -EINVAL); /* 32 characters: no room for the terminator */
+	name[RPMSG_NAME_SIZE - 1] = '\0'; /* 31: the longest that fits */
+	assert_int_equal(rpmsg_create_ept(&e, drv_dev, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  box_cb, NULL),
+			 0);
+	assert_string_equal(e.name, name);
+	rpmsg_destroy_ept(&e);
+	assert_int_equal(rpmsg_send(NULL, "m", 1), -EINVAL);
+	assert_int_equal(rpmsg_trysend(NULL, "m", 1), -EINVAL);
+}
+
 static void test_zero_copy(void **state)
 {
 	struct box a, b;
@@ -1119,6 +1201,22 @@ static void test_zero_copy(void **state)
 	assert_int_equal(room, 240);
 	assert_int_equal(rpmsg_release_tx_buffer(&b.ept, p), 0);
 	assert_int_equal(rpmsg_release_tx_buffer(&b.ept, p), -EINVAL);
+	assert_int_equal(rpmsg_release_tx_buffer(NULL, p), -EINVAL);
+	/* A refused zero-copy send leaves the buffer lent: a length past the
+	 * room or below zero, or no endpoint, sends nothing, and the buffer
+	 * can still go. */
+	p = rpmsg_get_tx_payload_buffer(&a.ept, &room, 1);
+	assert_non_null(p);
+	atomic_store(&b.count, 0);
+	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, (int)room + 1), -EMSGSIZE);
+	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, -1), -EINVAL);
+	assert_int_equal(rpmsg_send_nocopy(NULL, p, 4), -EINVAL);
+	strcpy(p, "room");
+	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, (int)room), (int)room);
+	assert_true(wait_until(got, &b, 2000));
+	assert_int_equal(atomic_load(&b.count), 1);
+	assert_int_equal(atomic_load(&b.last_len), room);
+	assert_string_equal(b.last, "room");
 
 	/* A held receive buffer stays out of the ring until released. */
 	b.hold = true;
@@ -1812,6 +1910,8 @@ int main(void)
 		T(test_sleeping_sender_returns_when_the_driver_goes),
 		T(test_senders_racing_the_removal_meet_no_freed_memory),
 		T(test_sleeping_sender_returns_when_the_device_goes),
+		T(test_bad_endpoint_arguments_are_refused),
+		cmocka_unit_test(test_peer_buffer_sizes_are_checked),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),

@@ -441,6 +441,48 @@ static void test_check_peer_sees_each_change(void **state)
 	assert_int_equal(duet_rptun_check_peer(sides[0].rptun), 0);
 }
 
+/*
+ * A driver's calls on a vdev are checked against the table's description:
+ * queues only within its vring count and only once, the 32 feature bits
+ * the entry holds, config reads inside the config space. The rng vdev
+ * (vdev 1) is unbound and reset here, so that features may still change.
+ */
+static void test_vdev_calls_out_of_bounds_are_refused(void **state)
+{
+	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
+	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 1);
+	struct virtio_device *s_rpmsg = duet_rptun_vdev(sides[0].rptun, 0);
+	const char *names[2] = { "a", "b" };
+	vq_callback cbs[2] = { NULL, NULL };
+	void *args[2] = { NULL, NULL };
+	uint8_t cfg[16];
+
+	(void)state;
+	if (!s_rng || !host || !s_rpmsg) {
+		fail();
+		return;
+	}
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	wait_bound(s_rng);
+	/* Bound: its one queue exists already. */
+	assert_int_equal(virtio_create_virtqueues(s_rng, 0, 1, names, cbs, args), -EINVAL);
+	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
+	assert_int_equal(virtio_unregister_driver(&virtio_rng_driver), 0);
+	assert_int_equal(virtio_create_virtqueues(s_rng, 0, 0, names, cbs, args), -EINVAL);
+	assert_int_equal(virtio_create_virtqueues(s_rng, 0, 2, names, cbs, args), -EINVAL);
+	assert_int_equal(virtio_set_features(s_rng, 1ull << 32), -EINVAL);
+	assert_int_equal(virtio_set_features(host, 1ull << 32), -EINVAL);
+	/* rpmsg's config space is 8 bytes: reads end inside it. */
+	assert_int_equal(virtio_read_config(s_rpmsg, 0, cfg, 8), 0);
+	assert_int_equal(virtio_read_config(s_rpmsg, 8, cfg, 0), 0);
+	assert_int_equal(virtio_read_config(s_rpmsg, 0, cfg, 9), -EINVAL);
+	assert_int_equal(virtio_read_config(s_rpmsg, 9, cfg, 0), -EINVAL);
+	assert_int_equal(virtio_read_config(s_rpmsg, 4, cfg, -1), -EINVAL);
+	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
+	assert_int_equal(virtio_register_driver(&virtio_rng_driver), 0);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -453,6 +495,8 @@ int main(void)
 		T(test_device_side_notices_driver_reset),
 		T(test_vring_outside_carveout_refused),
 		cmocka_unit_test_setup_teardown(test_check_peer_sees_each_change, setup_still,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_vdev_calls_out_of_bounds_are_refused, setup_still,
 						teardown),
 	};
 

@@ -152,7 +152,81 @@ static void test_build_rejects_bad_descriptions(void **state)
 	assert_int_equal(duet_rsc_build(table, sizeof(table), demo, 3, CARVE_DA + 1), -EINVAL);
 }
 
+/* Each limit of a description is accepted at the limit and refused one
+ * past it; so is the total of notify ids (DUET_MAX_NOTIFYID). */
+static void test_build_limits(void **state)
+{
+	static uint8_t big[8192];
+	struct duet_vdev_desc d = { .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER,
+				    .num_vrings = DUET_MAX_VRINGS, .vring_num = 32768,
+				    .vring_align = 65536, .config_len = 4096 };
+	struct duet_vdev_desc many[DUET_MAX_VDEVS + 1];
+
+	(void)state;
+	d.carveout_size = DUET_MAX_VRINGS * vring_size(32768, 65536); /* exactly its vrings */
+	assert_true(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA) > 0);
+	d.carveout_size--;
+	assert_int_equal(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA), -EINVAL);
+	d.carveout_size++;
+	d.config_len = 4097;
+	assert_int_equal(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA), -EINVAL);
+	d.config_len = 0;
+	d.num_vrings = DUET_MAX_VRINGS + 1;
+	assert_int_equal(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA), -EINVAL);
+	d = demo[1];
+	d.vring_align = 4;
+	assert_true(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA) > 0);
+	d.vring_align = 2;
+	assert_int_equal(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA), -EINVAL);
+	d.vring_align = 131072;
+	assert_int_equal(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA), -EINVAL);
+	/* 15 vdevs of 8 vrings use notify ids 0..119, all there are; 16
+	 * would need 128. */
+	d = demo[1];
+	d.num_vrings = DUET_MAX_VRINGS;
+	d.carveout_size = 16 * 1024;
+	for (int i = 0; i <= DUET_MAX_VDEVS; i++)
+		many[i] = d;
+	assert_true(duet_rsc_build(big, sizeof(big), many, 15, CARVE_DA) > 0);
+	assert_int_equal(duet_rsc_build(big, sizeof(big), many, 16, CARVE_DA), -EINVAL);
+	/* DUET_MAX_VDEVS vdevs, and not one more. */
+	for (int i = 0; i <= DUET_MAX_VDEVS; i++)
+		many[i].num_vrings = 1;
+	assert_true(duet_rsc_build(big, sizeof(big), many, DUET_MAX_VDEVS, CARVE_DA) > 0);
+	assert_int_equal(duet_rsc_build(big, sizeof(big), many, DUET_MAX_VDEVS + 1, CARVE_DA),
+			 -EINVAL);
+}
+
 /* ---- hostile tables, one rule each ---- */
+
+static void test_parse_needs_a_table_and_a_result(void **state)
+{
+	struct duet_rsc_info info;
+
+	(void)state;
+	assert_int_equal(duet_rsc_parse(NULL, (size_t)table_len, REGION, &info, NULL), -EINVAL);
+	assert_int_equal(duet_rsc_parse(table, (size_t)table_len, REGION, NULL, NULL), -EINVAL);
+}
+
+/* DUET_MAX_VDEVS vdevs parse; an entry offset that names a vdev entry a
+ * second time makes a 17th, refused before it is stored. */
+static void test_vdev_count_limit(void **state)
+{
+	struct duet_vdev_desc many[DUET_MAX_VDEVS];
+	struct duet_rsc_info info;
+	struct duet_rsc_error err = { 0 };
+
+	(void)state;
+	for (int i = 0; i < DUET_MAX_VDEVS; i++)
+		many[i] = demo[1];
+	table_len = duet_rsc_build(table, sizeof(table), many, DUET_MAX_VDEVS, CARVE_DA);
+	assert_true(table_len > 0);
+	assert_int_equal(parse_copy(table, (size_t)table_len, &info, &err), 0);
+	assert_int_equal(info.num_vdevs, DUET_MAX_VDEVS);
+	/* The last carveout's offset now names the first vdev entry. */
+	((struct resource_table *)(void *)table)->offset[2 * DUET_MAX_VDEVS] = entry_off(1);
+	expect_refused(2 * DUET_MAX_VDEVS, "too many vdevs");
+}
 
 static void test_short_table(void **state)
 {
@@ -320,6 +394,47 @@ static void test_notifyid_too_large(void **state)
 	expect_refused(5, "notify id too large");
 }
 
+/* The ids run 0..DUET_MAX_NOTIFYID - 1: the last is fine, the limit is not. */
+static void test_notifyid_at_the_limit(void **state)
+{
+	struct duet_rsc_info info;
+
+	(void)state;
+	vdev_entry(2)->vring[0].notifyid = DUET_MAX_NOTIFYID - 1;
+	assert_int_equal(parse_copy(table, (size_t)table_len, &info, NULL), 0);
+	assert_int_equal(info.vdev[2].vring[0].notifyid, DUET_MAX_NOTIFYID - 1);
+	vdev_entry(2)->vring[0].notifyid = DUET_MAX_NOTIFYID;
+	expect_refused(5, "notify id too large");
+}
+
+/* A carveout may end exactly at the region's end, not a byte past. */
+static void test_carveout_at_the_region_end(void **state)
+{
+	struct duet_rsc_info info;
+
+	(void)state;
+	carveout_entry(2)->da = REGION - carveout_entry(2)->len;
+	assert_int_equal(parse_copy(table, (size_t)table_len, &info, NULL), 0);
+	assert_int_equal(info.vdev[2].carveout_da + info.vdev[2].carveout_len, REGION);
+	carveout_entry(2)->da++;
+	expect_refused(6, "carveout outside the region");
+}
+
+/* The largest vring and the extreme alignments parse. */
+static void test_vring_limits_accepted(void **state)
+{
+	struct duet_rsc_info info;
+
+	(void)state;
+	vdev_entry(0)->vring[0].num = 32768;
+	vdev_entry(1)->vring[0].align = 4;
+	vdev_entry(2)->vring[0].align = 65536;
+	assert_int_equal(parse_copy(table, (size_t)table_len, &info, NULL), 0);
+	assert_int_equal(info.vdev[0].vring[0].num, 32768);
+	vdev_entry(2)->vring[0].align = 131072;
+	expect_refused(5, "vring alignment not a power of two in 4..65536");
+}
+
 static void test_carveout_outside(void **state)
 {
 	(void)state;
@@ -434,6 +549,9 @@ int main(void)
 #define T(t) cmocka_unit_test_setup(t, build)
 	const struct CMUnitTest tests[] = {
 		T(test_round_trip), T(test_upstream_view), T(test_build_rejects_bad_descriptions),
+		T(test_build_limits), T(test_parse_needs_a_table_and_a_result),
+		T(test_vdev_count_limit), T(test_notifyid_at_the_limit),
+		T(test_carveout_at_the_region_end), T(test_vring_limits_accepted),
 		T(test_short_table), T(test_truncated_table), T(test_bad_version),
 		T(test_header_reserved), T(test_too_many_entries), T(test_offsets_past_table),
 		T(test_offset_outside), T(test_offset_into_header), T(test_offset_misaligned),
