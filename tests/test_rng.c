@@ -234,6 +234,91 @@ static void test_short_fills_are_completed(void **state)
 	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
 }
 
+/* ---- a lying device: returns a buffer the driver never gave ---- */
+
+static void liar_serve(struct virtqueue *vq)
+{
+	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
+
+	/* Straight into the used ring, as a broken or hostile device would. */
+	atomic_store((_Atomic uint32_t *)&e->id, 0xffffu);
+	atomic_store((_Atomic uint32_t *)&e->len, 4);
+	vq->used_idx++;
+	atomic_store((_Atomic uint16_t *)&vq->used->idx, vq->used_idx);
+	virtqueue_kick(vq);
+}
+
+static int liar_probe(struct vhost_device *hdev)
+{
+	vq_callback cbs[] = { liar_serve };
+
+	return vhost_create_virtqueues(hdev, 0, 1, NULL, cbs, NULL);
+}
+
+static struct vhost_driver liar = { .device = VIRTIO_ID_ENTROPY, .probe = liar_probe,
+				    .remove = stingy_remove };
+
+/* A read waiting on a device that breaks the ring ends with -EIO at once,
+ * not at its timeout, and so does every read after it. */
+static void test_read_ends_when_the_device_breaks_the_ring(void **state)
+{
+	struct rig *r = *state;
+	uint8_t a[16];
+	uint64_t t0;
+
+	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
+	assert_int_equal(vhost_register_driver(&liar), 0);
+	bring_up(r);
+	t0 = duet_clock_ms();
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 5000), -EIO);
+	assert_true(duet_clock_ms() - t0 < 2500);
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 5000), -EIO);
+	stop_polling(r);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
+	assert_int_equal(vhost_unregister_driver(&liar), 0);
+	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
+}
+
+/* A read waiting when its device goes returns -ENODEV at once. */
+struct pending_read {
+	_Atomic int ret;
+	uint64_t ms;
+};
+
+static void *read_long(void *arg)
+{
+	struct pending_read *p = arg;
+	uint8_t a[16];
+	uint64_t t0 = duet_clock_ms();
+
+	atomic_store(&p->ret, virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 5000));
+	p->ms = duet_clock_ms() - t0;
+	return NULL;
+}
+
+static void test_read_ends_when_the_device_goes(void **state)
+{
+	struct rig *r = *state;
+	struct pending_read p = { 1, 0 };
+	pthread_t t;
+
+	/* No device side: the request waits. */
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
+	start_polling(r);
+	assert_int_equal(pthread_create(&t, NULL, read_long, &p), 0);
+	{
+		struct timespec ts = { 0, 50000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	stop_polling(r);
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(r->lb)), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&p.ret), -ENODEV);
+	assert_true(p.ms < 2500);
+	assert_int_equal(virtio_rng_read(NULL, &p, sizeof(p), 10), -EINVAL);
+}
+
 /* ---- the device side against a hand-made driver ---- */
 
 static void test_vhost_rng_writes_only_writable_and_reports_exactly(void **state)
@@ -309,6 +394,8 @@ int main(void)
 		T(test_timeout_then_late_device_leaks_nothing),
 		T(test_timeout_then_removal_leaks_nothing),
 		T(test_short_fills_are_completed),
+		T(test_read_ends_when_the_device_breaks_the_ring),
+		T(test_read_ends_when_the_device_goes),
 		T(test_vhost_rng_writes_only_writable_and_reports_exactly),
 	};
 

@@ -1165,6 +1165,18 @@ static void test_bad_endpoint_arguments_are_refused(void **state)
 	assert_int_equal(rpmsg_create_ept(&e, drv_dev, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 					  box_cb, NULL),
 			 -EINVAL); /* 32 characters: no room for the terminator */
+	/* Not terminated within RPMSG_NAME_SIZE: refused without a read past
+	 * it (the heap block ends there, for AddressSanitizer). */
+	{
+		char *unterminated = malloc(RPMSG_NAME_SIZE);
+
+		assert_non_null(unterminated);
+		memset(unterminated, 'u', RPMSG_NAME_SIZE);
+		assert_int_equal(rpmsg_create_ept(&e, drv_dev, unterminated, RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, box_cb, NULL),
+				 -EINVAL);
+		free(unterminated);
+	}
 	name[RPMSG_NAME_SIZE - 1] = '\0'; /* 31: the longest that fits */
 	assert_int_equal(rpmsg_create_ept(&e, drv_dev, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 					  box_cb, NULL),

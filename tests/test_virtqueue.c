@@ -1260,6 +1260,9 @@ static void test_broken_queue_refuses_until_reset(void **state)
 	assert_int_equal(virtqueue_enable_cb(h->dev), -EIO);
 	assert_string_equal(virtqueue_fault_str(virtqueue_get_fault(h->dev)),
 			    "avail ring head out of range");
+	/* A value past the table (a caller's bad cast) gets a string too. */
+	assert_string_equal(virtqueue_fault_str(VIRTQUEUE_FAULT_COUNT), "unknown fault");
+	assert_string_equal(virtqueue_fault_str((enum virtqueue_fault)-1), "unknown fault");
 
 	/* Reset both sides: the queue works again, the fault count stays. */
 	virtqueue_reset(h->drv);

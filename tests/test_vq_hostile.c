@@ -560,6 +560,17 @@ static void test_batch_stops_at_an_id_out_of_range(void **state)
 	expect_batch_fault(h, 1, VIRTQUEUE_FAULT_USED_ID);
 }
 
+/* The first id past the table, the off-by-one a bound check can miss. */
+static void test_batch_stops_at_the_id_equal_to_num(void **state)
+{
+	struct harness *h = *state;
+
+	add_n(h, 3, 8);
+	raw_used_push(h, 0, 1);
+	raw_used_push(h, 8, 0); /* num is 8 */
+	expect_batch_fault(h, 1, VIRTQUEUE_FAULT_USED_ID);
+}
+
 static void test_batch_stops_at_a_length_too_long(void **state)
 {
 	struct harness *h = *state;
@@ -708,6 +719,7 @@ int main(void)
 		DRV(test_used_index_jump),
 		DRV(test_batch_stops_at_an_id_not_in_flight),
 		DRV(test_batch_stops_at_an_id_out_of_range),
+		DRV(test_batch_stops_at_the_id_equal_to_num),
 		DEV(test_poll_guess_is_checked_as_a_take),
 		DRV(test_poll_guess_on_the_driver_side),
 		DRV(test_batch_stops_at_a_length_too_long),
