@@ -165,6 +165,17 @@ static void test_build_limits(void **state)
 	(void)state;
 	d.carveout_size = DUET_MAX_VRINGS * vring_size(32768, 65536); /* exactly its vrings */
 	assert_true(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA) > 0);
+	/* ... and parses back, in a region that holds the carveout. */
+	{
+		struct duet_rsc_info info;
+
+		assert_int_equal(duet_rsc_parse(big, sizeof(big), CARVE_DA + 2 * (size_t)d.carveout_size,
+						&info, NULL),
+				 0);
+		assert_int_equal(info.vdev[0].num_vrings, DUET_MAX_VRINGS);
+		assert_int_equal(info.vdev[0].config_len, 4096);
+		assert_int_equal(info.vdev[0].vring[DUET_MAX_VRINGS - 1].num, 32768);
+	}
 	d.carveout_size--;
 	assert_int_equal(duet_rsc_build(big, sizeof(big), &d, 1, CARVE_DA), -EINVAL);
 	d.carveout_size++;
