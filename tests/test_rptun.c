@@ -483,6 +483,110 @@ static void test_vdev_calls_out_of_bounds_are_refused(void **state)
 	assert_int_equal(virtio_register_driver(&virtio_rng_driver), 0);
 }
 
+/* ---- what duet_rptun_create refuses ---- */
+
+static size_t odd_table_size;
+static uint8_t *odd_table;
+
+static void *odd_table_of(struct duet_rptun *rptun, size_t *size)
+{
+	(void)rptun;
+	*size = odd_table_size;
+	return odd_table;
+}
+
+static const struct duet_rptun_ops odd_ops = { .get_resource = odd_table_of, .notify = ring };
+
+static int create_with(uint8_t *t, size_t size, struct duet_rsc_error *err)
+{
+	struct duet_rptun_config cfg = {
+		.side = DUET_SERVER, .region = region, .region_size = region_size, .ops = &odd_ops,
+		.priv = &sides[0],
+	};
+	struct duet_rptun *r = NULL;
+	int ret;
+
+	odd_table = t;
+	odd_table_size = size;
+	ret = duet_rptun_create(&r, &cfg, err);
+	if (ret == 0)
+		duet_rptun_destroy(r);
+	return ret;
+}
+
+/*
+ * The configuration is checked before anything is made; the table must lie
+ * in the region, and each carveout must hold its vrings. A notify id at
+ * the table's limit is unknown, not an index, and stop on nothing is an
+ * error.
+ */
+static void test_create_refuses_bad_configurations(void **state)
+{
+	struct duet_rptun_config cfg;
+	struct duet_rptun_ops no_notify = { .get_resource = table_of };
+	struct duet_rptun_ops no_table = { .notify = ring };
+	struct duet_rsc_error err = { 0 };
+	struct duet_rptun *r;
+	struct fw_rsc_carveout *c;
+
+	(void)state;
+	region_size = CARVE_DA + duet_rsc_carveouts_size(demo, 3);
+	region = aligned_alloc(4096, region_size);
+	memset(region, 0, region_size);
+	assert_true(duet_rsc_build(region, TABLE_SIZE, demo, 3, CARVE_DA) > 0);
+	cfg = (struct duet_rptun_config){ .side = DUET_SERVER, .region = region,
+					  .region_size = region_size, .ops = &ops };
+	assert_int_equal(duet_rptun_create(NULL, &cfg, NULL), -EINVAL);
+	assert_int_equal(duet_rptun_create(&r, NULL, NULL), -EINVAL);
+	cfg.region = NULL;
+	assert_int_equal(duet_rptun_create(&r, &cfg, NULL), -EINVAL);
+	cfg.region = region + 32; /* not 64-byte aligned */
+	assert_int_equal(duet_rptun_create(&r, &cfg, NULL), -EINVAL);
+	cfg.region = region;
+	cfg.ops = NULL;
+	assert_int_equal(duet_rptun_create(&r, &cfg, NULL), -EINVAL);
+	cfg.ops = &no_notify;
+	assert_int_equal(duet_rptun_create(&r, &cfg, NULL), -EINVAL);
+	cfg.ops = &no_table;
+	assert_int_equal(duet_rptun_create(&r, &cfg, NULL), -EINVAL);
+	cfg.ops = &ops;
+	cfg.side = (enum duet_side)7;
+	assert_int_equal(duet_rptun_create(&r, &cfg, NULL), -EINVAL);
+
+	/* The table where the platform says, checked against the region. */
+	assert_int_equal(create_with(region, TABLE_SIZE, &err), 0);
+	assert_int_equal(create_with(NULL, TABLE_SIZE, &err), -EINVAL);
+	assert_string_equal(err.reason, "table outside the region");
+	assert_int_equal(create_with(region, 0, &err), -EINVAL);
+	assert_int_equal(create_with(region, region_size + 1, &err), -EINVAL);
+	assert_string_equal(err.reason, "table outside the region");
+	assert_int_equal(create_with(region + region_size - 8, 64, &err), -EINVAL);
+	assert_string_equal(err.reason, "table outside the region");
+
+	/* A carveout one byte short of its vrings. */
+	c = (struct fw_rsc_carveout *)(void *)(region +
+		((struct resource_table *)(void *)region)->offset[4]);
+	c->len = (uint32_t)(vring_size(demo[1].vring_num, demo[1].vring_align) - 1);
+	err.reason = NULL;
+	assert_int_equal(create_with(region, TABLE_SIZE, &err), -EINVAL);
+	assert_string_equal(err.reason, "carveout too small for its vrings");
+	assert_int_equal(err.entry, 1);
+
+	assert_int_equal(duet_rptun_stop(NULL), -EINVAL);
+	free(region);
+}
+
+/* The last notify id there is, and the first past it, on a running link. */
+static void test_notify_id_limit_is_unknown(void **state)
+{
+	(void)state;
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
+	duet_rptun_notified(sides[0].rptun, DUET_MAX_NOTIFYID - 1); /* in range, unrouted */
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 1);
+	duet_rptun_notified(sides[0].rptun, DUET_MAX_NOTIFYID);
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 2);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -498,6 +602,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_vdev_calls_out_of_bounds_are_refused, setup_still,
 						teardown),
+		cmocka_unit_test(test_create_refuses_bad_configurations),
+		T(test_notify_id_limit_is_unknown),
 	};
 
 	return cmocka_run_group_tests_name("rptun in one process", tests, NULL, NULL);
