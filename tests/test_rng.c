@@ -21,6 +21,7 @@
 
 #include <duet/heap.h>
 #include <duet/loopback.h>
+#include <duet/rsc.h>
 #include <duet/port.h>
 #include <duet/rng.h>
 
@@ -319,6 +320,57 @@ static void test_read_ends_when_the_device_goes(void **state)
 	assert_int_equal(virtio_rng_read(NULL, &p, sizeof(p), 10), -EINVAL);
 }
 
+/* ---- the loopback transport's configuration ---- */
+
+static int try_loopback(struct duet_loopback_config cfg)
+{
+	struct duet_loopback *lb = NULL;
+	int ret = duet_loopback_create(&lb, &cfg);
+
+	if (ret == 0)
+		duet_loopback_destroy(lb);
+	return ret;
+}
+
+/* Each limit of a loopback's configuration at its boundary, and a side
+ * that does not exist. */
+static void test_loopback_refuses_bad_configurations(void **state)
+{
+	const struct duet_loopback_config good = {
+		.device_id = VIRTIO_ID_ENTROPY, .num_vrings = 1, .vring_num = 16,
+		.vring_align = 16, .heap_size = 4096,
+	};
+	struct duet_loopback_config c = good;
+	struct duet_loopback *lb;
+
+	(void)state;
+	assert_int_equal(try_loopback(good), 0);
+	assert_int_equal(duet_loopback_create(NULL, &good), -EINVAL);
+	assert_int_equal(duet_loopback_create(&lb, NULL), -EINVAL);
+	c.num_vrings = 0;
+	assert_int_equal(try_loopback(c), -EINVAL);
+	c.num_vrings = DUET_MAX_VRINGS;
+	assert_int_equal(try_loopback(c), 0);
+	c.num_vrings = DUET_MAX_VRINGS + 1;
+	assert_int_equal(try_loopback(c), -EINVAL);
+	c = good;
+	c.vring_num = 0;
+	assert_int_equal(try_loopback(c), -EINVAL);
+	c.vring_num = 12; /* not a power of two: the table refuses it */
+	assert_int_equal(try_loopback(c), -EINVAL);
+	c = good;
+	c.heap_size = (1u << 30) + 1;
+	assert_int_equal(try_loopback(c), -EINVAL);
+
+	assert_int_equal(duet_loopback_create(&lb, &good), 0);
+	assert_int_equal(duet_loopback_poll(NULL), -EINVAL);
+	assert_int_equal(duet_loopback_poll_side(lb, 2), -EINVAL);
+	assert_int_equal(duet_loopback_poll_side(NULL, VIRTIO_DEV_DRIVER), -EINVAL);
+	assert_int_equal(duet_loopback_poll_rings(lb, 2), -EINVAL);
+	assert_int_equal(duet_loopback_poll(lb), 0); /* nothing registered, nothing pending */
+	duet_loopback_destroy(lb);
+}
+
 /* ---- the device side against a hand-made driver ---- */
 
 static void test_vhost_rng_writes_only_writable_and_reports_exactly(void **state)
@@ -396,6 +448,7 @@ int main(void)
 		T(test_short_fills_are_completed),
 		T(test_read_ends_when_the_device_breaks_the_ring),
 		T(test_read_ends_when_the_device_goes),
+		cmocka_unit_test(test_loopback_refuses_bad_configurations),
 		T(test_vhost_rng_writes_only_writable_and_reports_exactly),
 	};
 
