@@ -70,7 +70,7 @@ static void *table_of(struct duet_rptun *rptun, size_t *size)
 
 static const struct duet_rptun_ops ops = { .get_resource = table_of, .notify = ring };
 
-static void *serve(void *arg)
+static void *serve_side(void *arg)
 {
 	struct side *s = arg;
 
@@ -104,11 +104,11 @@ static _Atomic uint32_t epochs[DUET_MAX_VDEVS];
  * peer; without them the test thread calls duet_rptun_check_peer alone. */
 static bool serving;
 
-static int setup(void **state)
+/* Both sides over a fresh region; `serve`: with their threads. */
+static int setup_sides(bool serve)
 {
 	struct duet_rsc_error err;
 
-	(void)state;
 	memset(epochs, 0, sizeof(epochs));
 	region_size = CARVE_DA + duet_rsc_carveouts_size(demo, 3);
 	region = aligned_alloc(4096, region_size);
@@ -128,20 +128,22 @@ static int setup(void **state)
 	vhost_register_drivers();
 	vhost_set_probe_period(5);
 	atomic_store(&stop_threads, false);
-	serving = true;
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(pthread_create(&sides[i].thread, NULL, serve, &sides[i]), 0);
+	serving = serve;
+	for (int i = 0; serve && i < 2; i++)
+		assert_int_equal(pthread_create(&sides[i].thread, NULL, serve_side, &sides[i]), 0);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return setup_sides(true);
 }
 
 static int setup_still(void **state)
 {
-	setup(state);
-	atomic_store(&stop_threads, true);
-	for (int i = 0; i < 2; i++)
-		pthread_join(sides[i].thread, NULL);
-	serving = false;
-	return 0;
+	(void)state;
+	return setup_sides(false);
 }
 
 static int teardown(void **state)

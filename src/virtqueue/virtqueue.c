@@ -330,20 +330,18 @@ const void *vq_poll_guess(const struct virtqueue *vq, uint16_t pos)
 	return vq_outside_window(vq, off, 1) ? NULL : (const uint8_t *)vq->win.va + off;
 }
 
-/* The index the driver writes (avail) when `driver`, else the device's. */
-static inline uint16_t ring_idx(const struct virtqueue *vq, bool driver)
+/* The index the driver writes (avail) when `driver`, else the device's,
+ * read through `io` (vq->io, or VQ_IO_PLAIN where the caller knows). */
+static inline uint16_t ring_idx_io(const struct virtqueue *vq, struct virtqueue_io io, bool driver)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
 
-	return vq_load_idx(vq->io, driver ? &v->avail->idx : &v->used->idx);
+	return vq_load_idx(io, driver ? &v->avail->idx : &v->used->idx);
 }
 
-/* ring_idx on a queue in plain memory. */
-static inline uint16_t ring_idx_plain(const struct virtqueue *vq, bool driver)
+static inline uint16_t ring_idx(const struct virtqueue *vq, bool driver)
 {
-	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
-
-	return vq_load_idx(VQ_IO_PLAIN, driver ? &v->avail->idx : &v->used->idx);
+	return ring_idx_io(vq, vq->io, driver);
 }
 
 /* The bodies of virtqueue_published_idx and virtqueue_peer_idx, inline:
@@ -360,8 +358,10 @@ static inline uint16_t peer_idx(const struct virtqueue *vq)
 }
 
 /* Whether a look would run vq's callback: callbacks on, and the peer's
- * index (in *peer) moved since the callback last ran from a look. */
-static inline bool poll_news(const struct virtqueue *vq, uint16_t *peer)
+ * index (in *peer, read through `io`) moved since the callback last ran
+ * from a look. */
+static inline bool poll_news_io(const struct virtqueue *vq, struct virtqueue_io io,
+				uint16_t *peer)
 {
 	/* The flag before the index: work the owner missed when it turned
 	 * callbacks on (its own look then saw none) comes after, and is seen
@@ -369,8 +369,13 @@ static inline bool poll_news(const struct virtqueue *vq, uint16_t *peer)
 	 * move seen with callbacks off is not lost. */
 	if (!vq->callback || !atomic_load_explicit(&vq->cb_enabled, memory_order_acquire))
 		return false;
-	*peer = peer_idx(vq);
+	*peer = ring_idx_io(vq, io, vq->role != VIRTQUEUE_ROLE_DRIVER);
 	return *peer != vq->poll_seen;
+}
+
+static inline bool poll_news(const struct virtqueue *vq, uint16_t *peer)
+{
+	return poll_news_io(vq, vq->io, peer);
 }
 
 /* virtqueue_poll's body, compiled into virtqueue_poll_many as well. */
@@ -461,21 +466,23 @@ static DUET_OUT_OF_LINE bool poll_pending_from(_Atomic(struct virtqueue *) *vqs,
 
 bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 {
+	if (!DUET_FAST_PATHS)
+		return poll_pending_from(vqs, 0, n);
 	/* Plain memory: the test inline, no call, so no frame: a loop asks
 	 * this of every idle device at every look. The first queue with
 	 * accessors hands the rest to the general loop. */
-	for (unsigned int i = 0; DUET_FAST_PATHS && i < n; i++) {
+	for (unsigned int i = 0; i < n; i++) {
 		struct virtqueue *vq = table_at(vqs, i);
+		uint16_t peer;
 
 		if (!vq)
 			continue;
 		if (vq->io.ops)
 			return poll_pending_from(vqs, i, n);
-		if (vq->callback && atomic_load_explicit(&vq->cb_enabled, memory_order_acquire) &&
-		    ring_idx_plain(vq, vq->role != VIRTQUEUE_ROLE_DRIVER) != vq->poll_seen)
+		if (poll_news_io(vq, VQ_IO_PLAIN, &peer))
 			return true;
 	}
-	return !DUET_FAST_PATHS && poll_pending_from(vqs, 0, n);
+	return false;
 }
 
 void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
