@@ -86,7 +86,8 @@ int duet_rptun_stop(struct duet_rptun *rptun);
 bool duet_rptun_running(struct duet_rptun *rptun);
 
 /* True when every vdev that has a driver for its id on this side's bus is
- * bound and its status healthy (DRIVER_OK, no NEEDS_RESET or FAILED). */
+ * bound with its queues made and its status healthy (DRIVER_OK, no
+ * NEEDS_RESET or FAILED). */
 bool duet_rptun_ready(struct duet_rptun *rptun);
 
 /* Stop, then free. */

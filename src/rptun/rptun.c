@@ -362,8 +362,10 @@ bool duet_rptun_ready(struct duet_rptun *rptun)
 		if (!(driver ? virtio_has_driver(rv->vdev.id.device)
 			     : vhost_has_driver(rv->vdev.id.device)))
 			continue;
+		/* Bound is not enough: its probe may still be making the queues. */
 		ready = rptun->registered[i] && atomic_load(&rv->vdev.bus_driver) &&
-			duet_rvdev_healthy(rv) && !(!driver && duet_rvdev_reset_since(rv));
+			duet_rvdev_has_queues(rv) && duet_rvdev_healthy(rv) &&
+			!(!driver && duet_rvdev_reset_since(rv));
 	}
 	duet_mutex_unlock(rptun->lock);
 	return ready;

@@ -38,9 +38,18 @@ uint8_t duet_rvdev_status(const struct duet_rvdev *rv)
 	return atomic_load((_Atomic uint8_t *)&rv->rsc->status);
 }
 
+bool duet_rvdev_has_queues(const struct duet_rvdev *rv)
+{
+	return atomic_load_explicit(&rv->live[0], memory_order_acquire) != NULL;
+}
+
 bool duet_rvdev_reset_since(const struct duet_rvdev *rv)
 {
-	return rv->epoch && atomic_load(rv->epoch) != rv->epoch_seen;
+	/* A device bound but still in its probe, queues not yet made, has
+	 * read nothing a reset could make stale, and its mark is not set:
+	 * no reset to see yet (the mark is stored before the queues go live). */
+	return rv->epoch && duet_rvdev_has_queues(rv) &&
+	       atomic_load(rv->epoch) != atomic_load(&rv->epoch_seen);
 }
 
 bool duet_rvdev_healthy(const struct duet_rvdev *rv)
@@ -225,6 +234,8 @@ static int rv_create_virtqueues(struct virtio_device *vdev, unsigned int flags,
 				void *callback_args[])
 {
 	struct duet_rvdev *rv = rv_of(vdev);
+	/* Read before the rings are: a reset after this moment is seen. */
+	uint32_t epoch = rv->epoch ? atomic_load(rv->epoch) : 0;
 	int ret = 0;
 
 	(void)flags;
@@ -265,8 +276,8 @@ static int rv_create_virtqueues(struct virtio_device *vdev, unsigned int flags,
 		return ret;
 	}
 	vdev->vrings_num = nvqs;
-	if (rv->epoch && vdev->role == VIRTIO_DEV_DEVICE)
-		rv->epoch_seen = atomic_load(rv->epoch);
+	if (vdev->role == VIRTIO_DEV_DEVICE)
+		atomic_store(&rv->epoch_seen, epoch);
 	for (unsigned int i = 0; i < nvqs; i++)
 		atomic_store_explicit(&rv->live[i], rv->vrings[i].vq, memory_order_release);
 	return 0;

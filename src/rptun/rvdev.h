@@ -99,8 +99,12 @@ size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc);
 /* The peer's status byte (the driver's). */
 uint8_t duet_rvdev_status(const struct duet_rvdev *rv);
 
+/* True once the queues exist (published) and until they are deleted. */
+bool duet_rvdev_has_queues(const struct duet_rvdev *rv);
+
 /* Device side: true when the driver reset the device since this side
- * created its queues. */
+ * began creating its queues; false while it has none (a probe in
+ * progress has nothing stale to start over from). */
 bool duet_rvdev_reset_since(const struct duet_rvdev *rv);
 
 /* True when the status says the device is in use and healthy. */
