@@ -667,14 +667,18 @@ static void test_create_refuses_bad_configurations(void **state)
 	assert_int_equal(create_with(NULL, TABLE_SIZE, &err), -EINVAL);
 	assert_string_equal(err.reason, "table outside the region");
 	assert_int_equal(create_with(region, 0, &err), -EINVAL);
+	assert_int_equal(create_with(region, region_size, &err), 0); /* ends at the end */
 	assert_int_equal(create_with(region, region_size + 1, &err), -EINVAL);
 	assert_string_equal(err.reason, "table outside the region");
 	assert_int_equal(create_with(region + region_size - 8, 64, &err), -EINVAL);
 	assert_string_equal(err.reason, "table outside the region");
 
-	/* A carveout one byte short of its vrings. */
+	/* A carveout exactly its vrings (placed at 64-byte steps): taken,
+	 * with no room for buffers; one byte short of the ring: refused. */
 	c = (struct fw_rsc_carveout *)(void *)(region +
 		((struct resource_table *)(void *)region)->offset[4]);
+	c->len = (uint32_t)((vring_size(demo[1].vring_num, demo[1].vring_align) + 63u) & ~63u);
+	assert_int_equal(create_with(region, TABLE_SIZE, &err), 0);
 	c->len = (uint32_t)(vring_size(demo[1].vring_num, demo[1].vring_align) - 1);
 	err.reason = NULL;
 	assert_int_equal(create_with(region, TABLE_SIZE, &err), -EINVAL);
@@ -688,7 +692,15 @@ static void test_create_refuses_bad_configurations(void **state)
 /* The last notify id there is, and the first past it, on a running link. */
 static void test_notify_id_limit_is_unknown(void **state)
 {
+	struct duet_rsc_info info;
+
 	(void)state;
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
+	/* Every vring of the table is known, the first (route 0) too. */
+	assert_int_equal(duet_rsc_parse(region, TABLE_SIZE, region_size, &info, NULL), 0);
+	for (unsigned int i = 0; i < info.num_vdevs; i++)
+		for (unsigned int k = 0; k < info.vdev[i].num_vrings; k++)
+			duet_rptun_notified(sides[0].rptun, info.vdev[i].vring[k].notifyid);
 	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
 	duet_rptun_notified(sides[0].rptun, DUET_MAX_NOTIFYID - 1); /* in range, unrouted */
 	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 1);
