@@ -872,12 +872,22 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 		return;
 	}
 	if (msg.flags == RPMSG_NS_CREATE) {
+		/* An endpoint waiting for the service binds first: that needs
+		 * no memory, so a failure to remember the announcement below
+		 * cannot cost it its peer. */
+		ept = find_ept_by_name(rdev, msg.name, RPMSG_ADDR_ANY);
+		if (ept)
+			ept->dest_addr = msg.addr;
 		p = find_pending(rdev, msg.name);
 		if (!p) {
-			p = rdev->npending < MAX_ANNOUNCED ? duet_port_alloc(sizeof(*p)) : NULL;
+			bool room = rdev->npending < MAX_ANNOUNCED;
+
+			p = room ? duet_port_alloc(sizeof(*p)) : NULL;
 			if (!p) {
-				rpmsg_drop(rdev, RPMSG_DROP_NS, "too many announcements", msg.addr,
-				     RPMSG_NS_EPT_ADDR, len);
+				rpmsg_drop(rdev, RPMSG_DROP_NS,
+					   room ? "no memory to remember an announcement"
+						: "too many announcements",
+					   msg.addr, RPMSG_NS_EPT_ADDR, len);
 				return;
 			}
 			memcpy(p->name, msg.name, sizeof(p->name));
@@ -887,9 +897,6 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 			p->taken = false; /* the service moved: a new one */
 		}
 		p->addr = msg.addr;
-		ept = find_ept_by_name(rdev, msg.name, RPMSG_ADDR_ANY);
-		if (ept)
-			ept->dest_addr = msg.addr;
 		if (ept || find_ept_by_name(rdev, msg.name, msg.addr))
 			p->taken = true;
 		if (!p->taken)

@@ -22,10 +22,51 @@
 
 #include "../../core/compiler.h"
 #include "deadline.h"
+#include "port_posix.h"
+
+/* Allocation failures on demand, for tests (port_posix.h): allocations
+ * to let through first, then allocations to fail. Both 0 almost always:
+ * one relaxed load on the way to calloc. */
+static _Atomic uint32_t fail_skip, fail_count;
+
+void duet_port_fail_allocs(uint32_t skip, uint32_t count)
+{
+	atomic_store(&fail_count, 0);
+	atomic_store(&fail_skip, skip);
+	atomic_store(&fail_count, count);
+}
+
+uint32_t duet_port_allocs_left_to_fail(void)
+{
+	return atomic_load(&fail_count);
+}
+
+/* Whether this allocation is one to fail; takes one from the right count. */
+static bool fail_now(void)
+{
+	uint32_t n = atomic_load(&fail_skip);
+
+	while (n)
+		if (atomic_compare_exchange_weak(&fail_skip, &n, n - 1))
+			return false;
+	n = atomic_load(&fail_count);
+	while (n)
+		if (atomic_compare_exchange_weak(&fail_count, &n, n - 1))
+			return true;
+	return false;
+}
+
+/* Every allocation of the port goes through here. */
+static void *port_calloc(size_t size)
+{
+	if (atomic_load_explicit(&fail_count, memory_order_relaxed) && fail_now())
+		return NULL;
+	return calloc(1, size ? size : 1);
+}
 
 void *duet_port_alloc(size_t size)
 {
-	return calloc(1, size ? size : 1);
+	return port_calloc(size);
 }
 
 void duet_port_free(void *p)
@@ -54,7 +95,7 @@ struct duet_mutex {
 
 int duet_mutex_create(struct duet_mutex **mp)
 {
-	struct duet_mutex *m = calloc(1, sizeof(*m));
+	struct duet_mutex *m = port_calloc(sizeof(*m));
 
 	if (!m)
 		return -ENOMEM;
@@ -269,7 +310,7 @@ struct duet_event {
 
 int duet_event_create(struct duet_event **evp)
 {
-	struct duet_event *ev = calloc(1, sizeof(*ev));
+	struct duet_event *ev = port_calloc(sizeof(*ev));
 	pthread_condattr_t a;
 
 	if (!ev)
