@@ -1,7 +1,7 @@
 /*
  * Allocation failures, each in turn: a whole life of an rpmsg channel, over
- * the loopback and over rptun (create, bind both sides, an endpoint each,
- * messages both ways, teardown), is run again and again with the port failing its k-th
+ * the loopback and over rptun beside an rng (create, bind both
+ * sides, an endpoint each, messages both ways, teardown), is run again and again with the port failing its k-th
  * allocation, for every k until a life makes no allocation k, and then
  * with every allocation from the k-th on failing. Each step must meet a
  * failure with a clean error (-ENOMEM, or a device left unbound), a
@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <duet/loopback.h>
+#include <duet/rng.h>
 #include <duet/rpmsg.h>
 #include <duet/rptun.h>
 
@@ -161,10 +162,17 @@ static enum stage loopback_life(void)
 #define TABLE_SIZE 4096u
 #define ALL_ID 127u /* this test's doorbell bit for "every vring" */
 
-static const struct duet_vdev_desc one_rpmsg[1] = {
+/*
+ * rpmsg, and an rng: its probes and removals meet the failures too (it is
+ * not read: that needs a second thread). Both driven by the server, which
+ * starts first, so that every probe runs in this thread, in one order.
+ */
+static const struct duet_vdev_desc vdevs[2] = {
 	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1u << VIRTIO_RPMSG_F_NS,
 	  .num_vrings = 2, .vring_num = 8, .vring_align = 16, .config_len = sizeof(sizes),
 	  .config = &sizes, .carveout_size = 32 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1, .vring_num = 8,
+	  .vring_align = 16, .carveout_size = 8 * 1024 },
 };
 
 /* One side of the region: the notify ids its peer rang, served by
@@ -240,7 +248,7 @@ static bool make_side(struct side *side, enum duet_side which, size_t region_siz
  */
 static enum stage rptun_life(void)
 {
-	size_t region_size = TABLE_SIZE + duet_rsc_carveouts_size(one_rpmsg, 1);
+	size_t region_size = TABLE_SIZE + duet_rsc_carveouts_size(vdevs, 2);
 	uint8_t *region = aligned_alloc(4096, region_size);
 	struct side side[2] = { { .region = region }, { .region = region } };
 	struct rpmsg_device *drv = NULL, *dev = NULL;
@@ -249,7 +257,7 @@ static enum stage rptun_life(void)
 
 	assert_non_null(region);
 	memset(region, 0, region_size);
-	assert_true(duet_rsc_build(region, TABLE_SIZE, one_rpmsg, 1, TABLE_SIZE) > 0);
+	assert_true(duet_rsc_build(region, TABLE_SIZE, vdevs, 2, TABLE_SIZE) > 0);
 	side[0].peer = &side[1];
 	side[1].peer = &side[0];
 	if (make_side(&side[0], DUET_SERVER, region_size) &&
@@ -280,8 +288,8 @@ typedef enum stage (*life_fn)(void);
 static int setup(void **state)
 {
 	(void)state;
-	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
-	assert_int_equal(vhost_register_driver(&vhost_rpmsg_driver), 0);
+	virtio_register_drivers(); /* rpmsg and rng, both roles */
+	vhost_register_drivers();
 	rpmsg_set_drop_cb(NULL, NULL);
 	/* The first lives make the buses' locks, which stay: the lives
 	 * counted below allocate the same things in the same order. */
@@ -296,6 +304,8 @@ static int teardown(void **state)
 	duet_port_fail_allocs(0, 0);
 	virtio_unregister_driver(&virtio_rpmsg_driver);
 	vhost_unregister_driver(&vhost_rpmsg_driver);
+	virtio_unregister_driver(&virtio_rng_driver);
+	vhost_unregister_driver(&vhost_rng_driver);
 	return 0;
 }
 
