@@ -13,10 +13,14 @@
 set -eu
 bin=${1:?usage: $0 path/to/bench_rpmsg}
 command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt-get install valgrind)"; exit 0; }
-# The instructions callgrind collected in the server running bench_rpmsg $1.
+. "$(dirname "$0")/callgrind-lib.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# The instructions callgrind collected in the server running bench_rpmsg $1;
+# its profile goes to $2 if given.
 ir() {
 	# shellcheck disable=SC2086 # $1 is the arguments
-	valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" $1 2>&1 >/dev/null |
+	valgrind --tool=callgrind --callgrind-out-file="${2:-/dev/null}" "$bin" $1 2>&1 >/dev/null |
 		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 # Two kinds of empty look, each counted between two N on the same side of
@@ -29,15 +33,19 @@ ir() {
 for extra in "" "--rng"; do
 	what="rpmsg alone"
 	[ -n "$extra" ] && what="rpmsg and two idle rng devices"
-	a=$(ir "looks 1000 $extra")
-	b=$(ir "looks 61000 $extra")
+	a=$(ir "looks 1000 $extra" "$tmp/q1$extra")
+	b=$(ir "looks 61000 $extra" "$tmp/q2$extra")
 	q=$(( (b - a) / 60000 ))
 	a=$(ir "looks 70000 $extra")
 	b=$(ir "looks 270000 $extra")
 	echo "link, polling, instructions per empty look under callgrind: quiet $q, idle $(( (b - a) / 200000 )) ($what; $bin)"
 done
+echo "by function, per quiet look (rpmsg alone; the costliest, a function's calls summed):"
+byfunc_per "$tmp/q1" "$tmp/q2" 60000
 small=2000
 big=12000
-a=$(ir "loop $small --blocking")
-b=$(ir "loop $big --blocking")
+a=$(ir "loop $small --blocking" "$tmp/b1")
+b=$(ir "loop $big --blocking" "$tmp/b2")
 echo "link, blocking, server's user-space instructions per 17 B round trip under callgrind: $(( (b - a) / (big - small) )) (send, wait, wake, dispatch, receive; $bin)"
+echo "by function, per blocking round trip (the server; the costliest, a function's calls summed):"
+byfunc_per "$tmp/b1" "$tmp/b2" $((big - small))

@@ -9,6 +9,7 @@
 set -eu
 bin=${1:?usage: $0 path/to/bench_rpmsg_ir}
 command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt-get install valgrind)"; exit 0; }
+. "$(dirname "$0")/callgrind-lib.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ir() {
@@ -48,19 +49,9 @@ split "$tmp/cg.$small" | sort > "$tmp/a"
 split "$tmp/cg.$big" | sort > "$tmp/b"
 join -t "$(printf '\t')" "$tmp/a" "$tmp/b" | awk -F '\t' -v d=$((big - small)) \
 	'{ printf "  %-36s %6.0f\n", $1, ($3 - $2) / d }' | sort -k1
-# Per function (self cost, code inlined into it included, whichever file it
-# came from), the costliest first: where the round trip goes.
-byfunc() {
-	callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
-		awk '/PROGRAM TOTALS/ { next } /^ *[0-9,]+ .*:/ { gsub(",", "", $1); n = $1;
-			f = $0; sub(/ \[.*/, "", f); sub(/.*:/, "", f); s[f] += n }
-			END { for (f in s) print f "\t" s[f] }'
-}
-byfunc "$tmp/cg.$small" | sort > "$tmp/fa"
-byfunc "$tmp/cg.$big" | sort > "$tmp/fb"
+# Per function, the costliest first: where the round trip goes.
 echo "by function, per round trip (the costliest; a function's calls are summed):"
-join -t "$(printf '\t')" "$tmp/fa" "$tmp/fb" | awk -F '\t' -v d=$((big - small)) \
-	'{ v = ($3 - $2) / d; if (v >= 5) printf "  %-36s %6.0f\n", $1, v }' | sort -k2 -n -r
+byfunc_per "$tmp/cg.$small" "$tmp/cg.$big" $((big - small))
 # A stream, per message and per side: the inclusive cost of the bench's
 # send_burst and reclaim_burst (the sender, driver; its loop included) and
 # receive_burst (the receiver, device; its counting callback included), the
