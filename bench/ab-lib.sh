@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # ab-lib.sh - sourced by the ab-*.sh scripts: run the caller's `each BINARY
 # ROUND` for every binary in turn, N rounds, so that all of them see the
 # same moments of this noisy machine; the lines it prints go to $out (a

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # callgrind-lib.sh - sourced by the callgrind-*.sh scripts.
 #   byfunc_per A B UNITS [LABEL]
 # Self cost per function (code inlined into it included, whichever file it
