@@ -1,13 +1,17 @@
 /* proc.c - a child process driven through its stdin and stdout (tests). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,3 +144,27 @@ void proc_kill9(struct proc *p)
 	close(p->out);
 }
 
+void proc_sweep_regions(const char *prefix)
+{
+	char lead[64], path[300];
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	size_t n;
+
+	if (!d)
+		return;
+	n = (size_t)snprintf(lead, sizeof(lead), "duet-%s-", prefix);
+	while ((e = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, lead, n))
+			continue;
+		pid = strtol(e->d_name + n, &end, 10);
+		if (pid <= 0 || *end != '-' || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "/%s", e->d_name);
+		shm_unlink(path);
+	}
+	closedir(d);
+}

@@ -30,4 +30,8 @@ int proc_wait(struct proc *p, uint32_t timeout_ms);
 
 void proc_kill9(struct proc *p);
 
+/* Remove the regions /dev/shm/duet-<prefix>-<pid>-... that runs of a test
+ * killed before they could clean up left: those whose pid has no process. */
+void proc_sweep_regions(const char *prefix);
+
 #endif

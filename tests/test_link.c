@@ -32,8 +32,9 @@
 #endif
 
 /*
- * The link name a test uses: its base name and this run's pid, so that two
- * runs of this suite at once (two build trees) never meet in /dev/shm.
+ * The link name a test uses: "tl-", this run's pid and its base name, so
+ * that two runs of this suite at once (two build trees) never meet in
+ * /dev/shm, and main() can sweep what killed runs left.
  * Each base gets one buffer, kept for the life of the process.
  */
 static const char *N(const char *base)
@@ -49,7 +50,7 @@ static const char *N(const char *base)
 			return names[i].full;
 	assert_true(i < 32);
 	names[i].base = base;
-	snprintf(names[i].full, sizeof(names[i].full), "%s-%d", base, (int)getpid());
+	snprintf(names[i].full, sizeof(names[i].full), "tl-%d-%s", (int)getpid(), base);
 	return names[i].full;
 }
 
@@ -87,8 +88,8 @@ static void test_boot_and_stop(void **state)
 	struct proc s;
 
 	(void)state;
-	unlink_region(N("tl-boot"));
-	proc_start(&s, ARGS("server", "--name", N("tl-boot"), "-c",
+	unlink_region(N("boot"));
+	proc_start(&s, ARGS("server", "--name", N("boot"), "-c",
 			    "wait 5000; status; rng 0 64; quit"));
 	assert_int_equal(proc_wait(&s, 20000), 0);
 	assert_true(proc_expect(&s, "proxy 'proxy' attached", 0));
@@ -99,7 +100,7 @@ static void test_boot_and_stop(void **state)
 	assert_true(proc_expect(&s, "rng 0: 64 bytes", 0));
 	assert_true(proc_expect(&s, "the server asked this proxy to stop", 0));
 	assert_true(proc_expect(&s, "closed, region removed", 0));
-	assert_false(region_exists(N("tl-boot")));
+	assert_false(region_exists(N("boot")));
 }
 
 static void test_both_sides_probed(void **state)
@@ -107,10 +108,10 @@ static void test_both_sides_probed(void **state)
 	struct proc s, p;
 
 	(void)state;
-	unlink_region(N("tl-sides"));
-	proc_start(&s, ARGS("server", "--name", N("tl-sides"), "--no-spawn"));
-	assert_true(proc_expect(&s, F("link '%s' created", N("tl-sides")), 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-sides"), "-c", "wait 5000; status; rng 0 64"));
+	unlink_region(N("sides"));
+	proc_start(&s, ARGS("server", "--name", N("sides"), "--no-spawn"));
+	assert_true(proc_expect(&s, F("link '%s' created", N("sides")), 5000));
+	proc_start(&p, ARGS("proxy", "--name", N("sides"), "-c", "wait 5000; status; rng 0 64"));
 	assert_int_equal(proc_wait(&p, 20000), 0);
 	assert_true(proc_expect(&p, "vdev 0 rpmsg: vhost (device) side", 0));
 	assert_true(proc_expect(&p, "vdev 1 rng: vhost (device) side, status 0x0f, bound to vhost-rng", 0));
@@ -120,7 +121,7 @@ static void test_both_sides_probed(void **state)
 	assert_true(proc_expect(&s, "left: its devices are removed", 3000));
 	proc_send(&s, "quit\n");
 	assert_int_equal(proc_wait(&s, 10000), 0);
-	assert_false(region_exists(N("tl-sides")));
+	assert_false(region_exists(N("sides")));
 }
 
 static void test_cpu_name_mismatch(void **state)
@@ -128,14 +129,14 @@ static void test_cpu_name_mismatch(void **state)
 	struct proc s, p;
 
 	(void)state;
-	unlink_region(N("tl-names"));
-	proc_start(&s, ARGS("server", "--name", N("tl-names"), "--no-spawn", "--cpu", "ap"));
+	unlink_region(N("names"));
+	proc_start(&s, ARGS("server", "--name", N("names"), "--no-spawn", "--cpu", "ap"));
 	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-names"), "--cpu", "imposter", "--peer", "ap"));
+	proc_start(&p, ARGS("proxy", "--name", N("names"), "--cpu", "imposter", "--peer", "ap"));
 	assert_int_equal(proc_wait(&p, 10000), 1);
 	assert_true(proc_expect(&p, F("cpu names do not match: this proxy is 'imposter' and "
 				      "expects server 'ap', but link '%s' is for proxy 'proxy' of "
-				      "server 'ap'", N("tl-names")), 0));
+				      "server 'ap'", N("names")), 0));
 	assert_true(proc_expect(&s, "refused a proxy named 'imposter'", 3000));
 	assert_true(proc_expect(&s, "this link is for proxy 'proxy' of server 'ap'", 0));
 	proc_send(&s, "quit\n");
@@ -154,10 +155,10 @@ static void test_kill_proxy_and_recover(void **state)
 	uint64_t t0, dt;
 
 	(void)state;
-	unlink_region(N("tl-kp"));
-	proc_start(&s, ARGS("server", "--name", N("tl-kp"), "--no-spawn"));
+	unlink_region(N("kp"));
+	proc_start(&s, ARGS("server", "--name", N("kp"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&a, ARGS("proxy", "--name", N("tl-kp"), "--serve"));
+	proc_start(&a, ARGS("proxy", "--name", N("kp"), "--serve"));
 	proc_send(&s, "wait 5000\n");
 	assert_true(proc_expect(&s, "ready", 6000));
 	t0 = now_ms();
@@ -170,14 +171,14 @@ static void test_kill_proxy_and_recover(void **state)
 	/* The survivor runs on; a new proxy brings the devices back. */
 	proc_send(&s, "status\n");
 	assert_true(proc_expect(&s, ": down", 3000));
-	proc_start(&b, ARGS("proxy", "--name", N("tl-kp"), "--serve"));
+	proc_start(&b, ARGS("proxy", "--name", N("kp"), "--serve"));
 	proc_send(&s, "wait 5000\nrng 0 32\n");
 	assert_true(proc_expect(&s, "ready", 6000));
 	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
 	proc_send(&s, "quit\n");
 	assert_int_equal(proc_wait(&s, 10000), 0);
 	assert_int_equal(proc_wait(&b, 10000), 0);
-	assert_false(region_exists(N("tl-kp")));
+	assert_false(region_exists(N("kp")));
 }
 
 static void test_kill_server_and_recover(void **state)
@@ -187,10 +188,10 @@ static void test_kill_server_and_recover(void **state)
 	uint64_t t0, dt;
 
 	(void)state;
-	unlink_region(N("tl-ks"));
-	proc_start(&s1, ARGS("server", "--name", N("tl-ks"), "--no-spawn"));
+	unlink_region(N("ks"));
+	proc_start(&s1, ARGS("server", "--name", N("ks"), "--no-spawn"));
 	assert_true(proc_expect(&s1, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-ks")));
+	proc_start(&p, ARGS("proxy", "--name", N("ks")));
 	proc_send(&p, "wait 5000\n");
 	assert_true(proc_expect(&p, "ready", 6000));
 	t0 = now_ms();
@@ -201,8 +202,8 @@ static void test_kill_server_and_recover(void **state)
 	print_message("proxy noticed the server's death after %llu ms\n", (unsigned long long)dt);
 	assert_true(dt <= 1000);
 	/* The dead server's region was cleaned up by the survivor. */
-	assert_false(region_exists(N("tl-ks")));
-	proc_start(&s2, ARGS("server", "--name", N("tl-ks"), "--no-spawn"));
+	assert_false(region_exists(N("ks")));
+	proc_start(&s2, ARGS("server", "--name", N("ks"), "--no-spawn"));
 	assert_true(proc_expect(&p, "attached to server 'server'", 5000));
 	proc_send(&s2, "wait 5000\nrng 0 32\n");
 	assert_true(proc_expect(&s2, "rng 0: 32 bytes", 6000));
@@ -221,10 +222,10 @@ static void test_reset_and_panic_commands(void **state)
 	char line[128];
 
 	(void)state;
-	unlink_region(N("tl-cmd"));
-	proc_start(&s, ARGS("server", "--name", N("tl-cmd"), "--no-spawn"));
+	unlink_region(N("cmd"));
+	proc_start(&s, ARGS("server", "--name", N("cmd"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-cmd")));
+	proc_start(&p, ARGS("proxy", "--name", N("cmd")));
 	proc_send(&s, "wait 5000\nreset\n");
 	assert_true(proc_expect(&s, "reset: acknowledged by the proxy", 6000));
 	assert_true(proc_expect(&p, "reset requested by the server", 3000));
@@ -251,26 +252,26 @@ static void test_stale_and_foreign_regions(void **state)
 	int fd;
 
 	(void)state;
-	unlink_region(N("tl-stale"));
-	proc_start(&s, ARGS("server", "--name", N("tl-stale"), "--no-spawn"));
+	unlink_region(N("stale"));
+	proc_start(&s, ARGS("server", "--name", N("stale"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
 	proc_kill9(&s); /* leaves its region behind */
-	assert_true(region_exists(N("tl-stale")));
-	proc_start(&s, ARGS("server", "--name", N("tl-stale"), "-c", "wait 5000; rng 0 16; quit"));
+	assert_true(region_exists(N("stale")));
+	proc_start(&s, ARGS("server", "--name", N("stale"), "-c", "wait 5000; rng 0 16; quit"));
 	assert_int_equal(proc_wait(&s, 20000), 0);
 	assert_true(proc_expect(&s, "rng 0: 16 bytes", 0));
-	assert_false(region_exists(N("tl-stale")));
+	assert_false(region_exists(N("stale")));
 
 	/* Something else under our name is not touched. */
-	fd = shm_open(F("/duet-%s", N("tl-junk")), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	fd = shm_open(F("/duet-%s", N("junk")), O_RDWR | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "not a duet region, just bytes......................", 52), 52);
 	close(fd);
-	proc_start(&s, ARGS("server", "--name", N("tl-junk"), "-c", "quit"));
+	proc_start(&s, ARGS("server", "--name", N("junk"), "-c", "quit"));
 	assert_int_equal(proc_wait(&s, 10000), 1);
-	assert_true(proc_expect(&s, F("/dev/shm/duet-%s exists and is not a duet link", N("tl-junk")), 0));
-	assert_true(region_exists(N("tl-junk")));
-	unlink_region(N("tl-junk"));
+	assert_true(proc_expect(&s, F("/dev/shm/duet-%s exists and is not a duet link", N("junk")), 0));
+	assert_true(region_exists(N("junk")));
+	unlink_region(N("junk"));
 }
 
 static void test_server_in_use_is_refused(void **state)
@@ -278,12 +279,12 @@ static void test_server_in_use_is_refused(void **state)
 	struct proc s1, s2;
 
 	(void)state;
-	unlink_region(N("tl-busy"));
-	proc_start(&s1, ARGS("server", "--name", N("tl-busy"), "--no-spawn"));
+	unlink_region(N("busy"));
+	proc_start(&s1, ARGS("server", "--name", N("busy"), "--no-spawn"));
 	assert_true(proc_expect(&s1, "created", 5000));
-	proc_start(&s2, ARGS("server", "--name", N("tl-busy"), "--no-spawn", "-c", "quit"));
+	proc_start(&s2, ARGS("server", "--name", N("busy"), "--no-spawn", "-c", "quit"));
 	assert_int_equal(proc_wait(&s2, 10000), 1);
-	assert_true(proc_expect(&s2, F("link '%s' is in use by a server", N("tl-busy")), 0));
+	assert_true(proc_expect(&s2, F("link '%s' is in use by a server", N("busy")), 0));
 	proc_send(&s1, "quit\n");
 	assert_int_equal(proc_wait(&s1, 10000), 0);
 }
@@ -293,10 +294,10 @@ static void test_two_links_side_by_side(void **state)
 	struct proc a, b;
 
 	(void)state;
-	unlink_region(N("tl-one"));
-	unlink_region(N("tl-two"));
-	proc_start(&a, ARGS("server", "--name", N("tl-one"), "-c", "wait 5000; rng 0 4096; quit"));
-	proc_start(&b, ARGS("server", "--name", N("tl-two"), "-c", "wait 5000; rng 0 4096; quit"));
+	unlink_region(N("one"));
+	unlink_region(N("two"));
+	proc_start(&a, ARGS("server", "--name", N("one"), "-c", "wait 5000; rng 0 4096; quit"));
+	proc_start(&b, ARGS("server", "--name", N("two"), "-c", "wait 5000; rng 0 4096; quit"));
 	assert_int_equal(proc_wait(&a, 20000), 0);
 	assert_int_equal(proc_wait(&b, 20000), 0);
 	assert_true(proc_expect(&a, "rng 0: 4096 bytes", 0));
@@ -310,8 +311,8 @@ static void test_long_notification_stream(void **state)
 	(void)state;
 	/* 4 MiB in 4 KiB requests: 1,024 round trips, each a doorbell both
 	 * ways with the other side asleep; one lost wake-up would stall it. */
-	unlink_region(N("tl-stream"));
-	proc_start(&s, ARGS("server", "--name", N("tl-stream"), "-c", "wait 5000; rng 0 4194304; quit"));
+	unlink_region(N("stream"));
+	proc_start(&s, ARGS("server", "--name", N("stream"), "-c", "wait 5000; rng 0 4194304; quit"));
 	assert_int_equal(proc_wait(&s, 30000), 0);
 	assert_true(proc_expect(&s, "rng 0: 4194304 bytes", 0));
 }
@@ -340,10 +341,10 @@ static void test_idle_link_uses_no_cpu(void **state)
 	long s0, p0, ds, dp;
 
 	(void)state;
-	unlink_region(N("tl-idle"));
-	proc_start(&s, ARGS("server", "--name", N("tl-idle"), "--no-spawn"));
+	unlink_region(N("idle"));
+	proc_start(&s, ARGS("server", "--name", N("idle"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-idle"), "--serve"));
+	proc_start(&p, ARGS("proxy", "--name", N("idle"), "--serve"));
 	proc_send(&s, "wait 5000\n");
 	assert_true(proc_expect(&s, "ready", 6000));
 	s0 = cpu_ticks(s.pid);
@@ -388,9 +389,9 @@ static void test_rpmsg_ping_random_lengths(void **state)
 	struct proc s;
 
 	(void)state;
-	unlink_region(N("tl-ping"));
+	unlink_region(N("ping"));
 	/* cmd 7: wait for the echo, check data both ways, random lengths */
-	proc_start(&s, ARGS("server", "--name", N("tl-ping"), "-c",
+	proc_start(&s, ARGS("server", "--name", N("ping"), "-c",
 			    "wait 5000; rpmsg ping proxy 10000 max 7 0; quit"));
 	assert_int_equal(proc_wait(&s, 60000), 0);
 	assert_true(proc_expect(&s, "ping times: 10000", 0));
@@ -404,10 +405,10 @@ static void test_rpmsg_flood_arrives_in_order(void **state)
 	bool done = false;
 
 	(void)state;
-	unlink_region(N("tl-flood"));
-	proc_start(&s, ARGS("server", "--name", N("tl-flood"), "--no-spawn"));
+	unlink_region(N("flood"));
+	proc_start(&s, ARGS("server", "--name", N("flood"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-flood")));
+	proc_start(&p, ARGS("proxy", "--name", N("flood")));
 	proc_send(&s, "wait 5000\nrpmsg ping proxy 1000000 max 2 0\n");
 	assert_true(proc_expect(&s, "ping times: 1000000", 120000));
 	/* No echo, no sleep: a million largest payloads, each counted by the
@@ -428,10 +429,10 @@ static void test_rpmsg_both_sides_send_from_callbacks(void **state)
 	struct proc s, p;
 
 	(void)state;
-	unlink_region(N("tl-both"));
-	proc_start(&s, ARGS("server", "--name", N("tl-both"), "--no-spawn"));
+	unlink_region(N("both"));
+	proc_start(&s, ARGS("server", "--name", N("both"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-both")));
+	proc_start(&p, ARGS("proxy", "--name", N("both")));
 	proc_send(&s, "wait 5000\n");
 	assert_true(proc_expect(&s, "ready", 6000));
 	proc_send(&p, "wait 5000\n");
@@ -471,10 +472,10 @@ static void test_rng_sizes_both_devices(void **state)
 	char cmd[64], want[64];
 
 	(void)state;
-	unlink_region(N("tl-rng"));
-	proc_start(&s, ARGS("server", "--name", N("tl-rng"), "--no-spawn"));
+	unlink_region(N("rng"));
+	proc_start(&s, ARGS("server", "--name", N("rng"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-rng")));
+	proc_start(&p, ARGS("proxy", "--name", N("rng")));
 	proc_send(&s, "wait 5000\n");
 	assert_true(proc_expect(&s, "ready", 6000));
 	proc_send(&p, "wait 5000\n");
@@ -504,9 +505,9 @@ static void test_usage_errors(void **state)
 	proc_start(&p, ARGS("server", "--name", "bad/name", "-c", "quit"));
 	assert_int_equal(proc_wait(&p, 5000), 1);
 	assert_true(proc_expect(&p, "a link name is 1-40 letters", 0));
-	proc_start(&p, ARGS("proxy", "--name", N("tl-nobody"), "--timeout", "200"));
+	proc_start(&p, ARGS("proxy", "--name", N("nobody"), "--timeout", "200"));
 	assert_int_equal(proc_wait(&p, 5000), 1);
-	assert_true(proc_expect(&p, F("no server for link '%s' within 200 ms", N("tl-nobody")), 0));
+	assert_true(proc_expect(&p, F("no server for link '%s' within 200 ms", N("nobody")), 0));
 	proc_start(&p, ARGS("--help"));
 	assert_int_equal(proc_wait(&p, 5000), 0);
 	assert_true(proc_expect(&p, "usage: duet server", 0));
@@ -535,5 +536,6 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	proc_sweep_regions("tl");
 	return cmocka_run_group_tests_name("two processes", tests, NULL, NULL);
 }

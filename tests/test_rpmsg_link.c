@@ -1610,5 +1610,6 @@ int main(int argc, char **argv)
 			       ? child_poll_loop(argv[2], argv[3])
 			       : child_main(argv[2], argv[3]);
 	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
+	proc_sweep_regions("trl");
 	return cmocka_run_group_tests_name("rpmsg between two processes", tests, NULL, NULL);
 }
