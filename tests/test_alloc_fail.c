@@ -330,6 +330,7 @@ static void each_failing_alone(life_fn life)
 	uint32_t k, n = allocations_of(life);
 	unsigned int reached[DELIVERED + 1] = { 0 };
 
+	print_message("%u allocations a life\n", (unsigned int)n);
 	/* Every step of a life allocates: each kind of failure was met. */
 	assert_true(n >= 8 && n < 10000);
 	for (k = 0; k < n; k++) {

@@ -352,9 +352,16 @@ static inline uint16_t own_idx(const struct virtqueue *vq)
 	return ring_idx(vq, vq->role == VIRTQUEUE_ROLE_DRIVER);
 }
 
+/* The peer's index read through `io` (vq->io, or VQ_IO_PLAIN where the
+ * caller knows the memory is plain). */
+static inline uint16_t peer_idx_io(const struct virtqueue *vq, struct virtqueue_io io)
+{
+	return ring_idx_io(vq, io, vq->role != VIRTQUEUE_ROLE_DRIVER);
+}
+
 static inline uint16_t peer_idx(const struct virtqueue *vq)
 {
-	return ring_idx(vq, vq->role != VIRTQUEUE_ROLE_DRIVER);
+	return peer_idx_io(vq, vq->io);
 }
 
 /* Whether a look would run vq's callback: callbacks on, and the peer's
@@ -369,7 +376,7 @@ static inline bool poll_news_io(const struct virtqueue *vq, struct virtqueue_io 
 	 * move seen with callbacks off is not lost. */
 	if (!vq->callback || !atomic_load_explicit(&vq->cb_enabled, memory_order_acquire))
 		return false;
-	*peer = ring_idx_io(vq, io, vq->role != VIRTQUEUE_ROLE_DRIVER);
+	*peer = peer_idx_io(vq, io);
 	return *peer != vq->poll_seen;
 }
 
