@@ -1277,12 +1277,21 @@ static void test_zero_copy(void **state)
 	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, (int)room + 1), -EMSGSIZE);
 	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, -1), -EINVAL);
 	assert_int_equal(rpmsg_send_nocopy(NULL, p, 4), -EINVAL);
+	assert_int_equal(rpmsg_sendto_nocopy(&a.ept, p, 4, RPMSG_ADDR_ANY), -ENOTCONN);
 	strcpy(p, "room");
 	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, (int)room), (int)room);
 	assert_true(wait_until(got, &b, 2000));
 	assert_int_equal(atomic_load(&b.count), 1);
 	assert_int_equal(atomic_load(&b.last_len), room);
 	assert_string_equal(b.last, "room");
+	/* An empty message goes without a copy too. */
+	p = rpmsg_get_tx_payload_buffer(&a.ept, &room, 1);
+	assert_non_null(p);
+	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, 0), 0);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < 2; i++)
+		sleep_ms(2);
+	assert_int_equal(atomic_load(&b.count), 2);
+	assert_int_equal(atomic_load(&b.last_len), 0);
 
 	/* A held receive buffer stays out of the ring until released. */
 	b.hold = true;
