@@ -1314,6 +1314,100 @@ static void test_zero_copy(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* ---- the peer's services remembered, at most 256 ---- */
+
+/* With the fixture's own service, rpmsg-ping, one past what a device
+ * remembers. */
+#define SERVICES 256
+static struct rpmsg_endpoint services[SERVICES];
+static char service_names[SERVICES][RPMSG_NAME_SIZE];
+
+static int quiet_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	(void)ept;
+	(void)data;
+	(void)len;
+	(void)src;
+	(void)priv;
+	return 0;
+}
+
+static bool ns_dropped(void *arg)
+{
+	struct rpmsg_stats st;
+
+	rpmsg_get_stats(drv_dev, &st);
+	return st.dropped_ns >= *(uint32_t *)arg;
+}
+
+/* Announce service i (again) from the device side. */
+static void announce_service(int i)
+{
+	assert_int_equal(rpmsg_create_ept(&services[i], dev_dev, service_names[i], RPMSG_ADDR_ANY,
+					  RPMSG_ADDR_ANY, quiet_cb, NULL),
+			 0);
+}
+
+/*
+ * The driver side remembers 256 of the device's announced services: the
+ * 257th (rpmsg-ping and 256 more) is dropped and counted, so an endpoint created for it later waits,
+ * where one for the 256th binds at once. Announced again while waited for,
+ * it binds all the same (a waiting endpoint needs no record). Services
+ * withdrawn make room again. Announcements are handled in order, so a
+ * later one arriving means the earlier ones did.
+ */
+static void test_at_most_256_services_are_remembered(void **state)
+{
+	static struct box remembered, forgotten, marker;
+	struct rpmsg_stats st;
+	uint32_t want;
+
+	(void)state;
+	rpmsg_get_stats(drv_dev, &st);
+	want = st.dropped_ns + 1;
+	for (int i = 0; i < SERVICES; i++) {
+		snprintf(service_names[i], sizeof(service_names[i]), "svc-%d", i);
+		announce_service(i);
+	}
+	assert_true(wait_until(ns_dropped, &want, 5000)); /* the last one */
+	box_open(&remembered, drv_dev, service_names[SERVICES - 2]);
+	assert_true(rpmsg_is_ept_ready(&remembered.ept)); /* at once: remembered */
+	assert_int_equal(remembered.ept.dest_addr, services[SERVICES - 2].addr);
+	box_open(&forgotten, drv_dev, service_names[SERVICES - 1]);
+	sleep_ms(50);
+	assert_false(rpmsg_is_ept_ready(&forgotten.ept));
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.dropped_ns, want); /* that one alone */
+	/* Announced again while waited for: bound, though not remembered. */
+	rpmsg_destroy_ept(&services[SERVICES - 1]);
+	announce_service(SERVICES - 1);
+	assert_true(wait_until(ept_ready, &forgotten.ept, 2000));
+	assert_int_equal(forgotten.ept.dest_addr, services[SERVICES - 1].addr);
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.dropped_ns, ++want); /* the record, counted as lost */
+	rpmsg_destroy_ept(&forgotten.ept);
+	/* Two withdrawn: room for two, the 257th announced again and a marker
+	 * after it that a waiting endpoint sees arrive. */
+	rpmsg_destroy_ept(&services[0]);
+	rpmsg_destroy_ept(&services[1]);
+	rpmsg_destroy_ept(&services[SERVICES - 1]);
+	box_open(&marker, drv_dev, "svc-marker");
+	announce_service(SERVICES - 1);
+	snprintf(service_names[0], sizeof(service_names[0]), "svc-marker");
+	announce_service(0);
+	assert_true(wait_until(ept_ready, &marker.ept, 2000));
+	box_open(&forgotten, drv_dev, service_names[SERVICES - 1]);
+	assert_true(rpmsg_is_ept_ready(&forgotten.ept)); /* remembered this time */
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.dropped_ns, want); /* the marker fitted too */
+	rpmsg_destroy_ept(&forgotten.ept);
+	rpmsg_destroy_ept(&remembered.ept);
+	rpmsg_destroy_ept(&marker.ept);
+	rpmsg_destroy_ept(&services[0]);
+	for (int i = 2; i < SERVICES; i++)
+		rpmsg_destroy_ept(&services[i]);
+}
+
 static char drops[8][64];
 static _Atomic int ndrops;
 
@@ -1966,6 +2060,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_name_service_binds_both_ways_and_data_flows),
 		T(test_announcement_binds_the_oldest_of_a_name),
+		T(test_at_most_256_services_are_remembered),
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_polling_prefetches_by_the_rule, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),
