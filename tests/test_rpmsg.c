@@ -9,7 +9,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1408,6 +1407,103 @@ static void test_at_most_256_services_are_remembered(void **state)
 		rpmsg_destroy_ept(&services[i]);
 }
 
+/* ---- the stash, bounded ---- */
+
+#define STASH_MSGS 40
+static struct box stash_a;         /* the driver's end: sends STASH_MSGS */
+static struct rpmsg_endpoint stash_b; /* the device's end: answers the first */
+static _Atomic int stash_got, stash_bad, stash_answered, stash_answer_err;
+
+static int stash_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
+		    void *priv)
+{
+	int n = atomic_fetch_add(&stash_got, 1);
+	int ret = 0;
+
+	(void)src;
+	(void)priv;
+	if (len != sizeof(int) || memcmp(data, &n, sizeof(n)))
+		atomic_fetch_add(&stash_bad, 1); /* out of order, or mangled */
+	if (n != 0)
+		return 0;
+	/* The driver side is not served: its receive ring fills, then this
+	 * send waits, stashing what the driver keeps sending, until the
+	 * device's timeout. */
+	while ((ret = rpmsg_send(ept, "answer", 7)) == 7)
+		atomic_fetch_add(&stash_answered, 1);
+	atomic_store(&stash_answer_err, ret);
+	return 0;
+}
+
+/* The driver's sender: trysend, which takes its used buffers back from the
+ * ring itself, where a waiting send would sleep until a notification that
+ * only the driver side's poll delivers. */
+static void *stash_sender(void *arg)
+{
+	uint64_t end = duet_clock_ms() + 20000;
+	struct timespec pause = { 0, 50000 };
+
+	(void)arg;
+	for (int i = 0; i < STASH_MSGS;) {
+		int ret = rpmsg_trysend(&stash_a.ept, &i, sizeof(i));
+
+		if (ret == sizeof(i))
+			i++;
+		else if (ret != -EAGAIN || duet_clock_ms() > end)
+			return (void *)1;
+		else
+			nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * A send from a receive callback that waits copies what arrives meanwhile
+ * out of the ring (the stash), at most twice the receive ring (16 here),
+ * then just waits. Everything stashed is delivered afterwards, in order,
+ * before anything newer.
+ */
+static void test_stash_is_bounded(void **state)
+{
+	struct rpmsg_stats st;
+	pthread_t t;
+	void *sender_ret;
+
+	(void)state;
+	atomic_store(&stash_got, 0);
+	atomic_store(&stash_bad, 0);
+	atomic_store(&stash_answered, 0);
+	box_open(&stash_a, drv_dev, "stash");
+	assert_int_equal(rpmsg_create_ept(&stash_b, dev_dev, "stash", RPMSG_ADDR_ANY,
+					  RPMSG_ADDR_ANY, stash_cb, NULL),
+			 0);
+	assert_true(wait_until(ept_ready, &stash_a.ept, 2000));
+	assert_true(wait_until(ept_ready, &stash_b, 2000));
+	stop_polling();
+	rpmsg_set_send_timeout(dev_dev, 300);
+	assert_int_equal(pthread_create(&t, NULL, stash_sender, NULL), 0);
+	/* The device side on this thread: the first message's callback runs
+	 * here, and returns after its send timed out. */
+	while (atomic_load(&stash_got) == 0)
+		duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
+	assert_int_equal(atomic_load(&stash_answer_err), -ETIMEDOUT);
+	assert_int_equal(atomic_load(&stash_answered), RING);
+	rpmsg_get_stats(dev_dev, &st);
+	assert_int_equal(st.rx_stashed, 2 * RING);
+	start_polling();
+	assert_int_equal(pthread_join(t, &sender_ret), 0);
+	assert_null(sender_ret);
+	for (int i = 0; i < 2000 && atomic_load(&stash_got) < STASH_MSGS; i++)
+		sleep_ms(1);
+	assert_int_equal(atomic_load(&stash_got), STASH_MSGS);
+	assert_int_equal(atomic_load(&stash_bad), 0);
+	rpmsg_get_stats(dev_dev, &st);
+	assert_int_equal(st.rx_stashed, 2 * RING); /* none since: nobody waited */
+	assert_true(wait_until(got, &stash_a, 2000)); /* the answers came */
+	rpmsg_destroy_ept(&stash_a.ept);
+	rpmsg_destroy_ept(&stash_b);
+}
+
 static char drops[8][64];
 static _Atomic int ndrops;
 
@@ -2061,6 +2157,7 @@ int main(void)
 		T(test_name_service_binds_both_ways_and_data_flows),
 		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_at_most_256_services_are_remembered),
+		T(test_stash_is_bounded),
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_polling_prefetches_by_the_rule, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),
