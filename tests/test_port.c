@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -99,6 +102,60 @@ static void test_contention_loses_no_update(void **state)
 		pthread_join(t[i], NULL);
 	assert_int_equal(s.counter, (unsigned long)THREADS * ROUNDS);
 	duet_mutex_destroy(s.m);
+}
+
+/* How a child running `body` on a new mutex ended: its wait status. */
+static int child_status(void (*body)(struct duet_mutex *m))
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct duet_mutex *m;
+
+		if (duet_mutex_create(&m) != 0)
+			_exit(2);
+		body(m);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static void unlock_twice(struct duet_mutex *m)
+{
+	duet_mutex_lock(m);
+	duet_mutex_lock(m);
+	duet_mutex_unlock(m);
+	duet_mutex_unlock(m);
+	duet_mutex_unlock(m); /* one more than taken */
+}
+
+static void unlock_untaken(struct duet_mutex *m)
+{
+	duet_mutex_unlock(m);
+}
+
+static void lock_and_let_go(struct duet_mutex *m)
+{
+	duet_mutex_lock(m);
+	duet_mutex_unlock(m);
+}
+
+/* A mutex let go more often than it was taken stops the program, where
+ * the count of takes would otherwise wrap and leave it unheld. */
+static void test_unlock_not_held_stops(void **state)
+{
+	int status;
+
+	(void)state;
+	status = child_status(unlock_twice);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+	status = child_status(unlock_untaken);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+	status = child_status(lock_and_let_go);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 /* The made-up clock backoff_took reads, and how often it was read. */
@@ -333,6 +390,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_holder_may_lock_again_others_wait),
 		cmocka_unit_test(test_contention_loses_no_update),
+		cmocka_unit_test(test_unlock_not_held_stops),
 		cmocka_unit_test(test_backoff_never_in_a_ping_pong),
 		cmocka_unit_test(test_backoff_in_a_dense_one_way_stream),
 		cmocka_unit_test(test_backoff_never_for_sparse_messages),

@@ -167,8 +167,21 @@ void duet_mutex_lock(struct duet_mutex *m)
 	mutex_own(m, me);
 }
 
+/* A lock let go more often than it was taken is duet's own bug, not a
+ * peer's: stop at once, where a silent wrap of the depth would leave the
+ * lock unheld under code that relies on it. */
+static DUET_OUT_OF_LINE void mutex_not_held(void)
+{
+	static const char msg[] = "duet: mutex unlocked while not held\n";
+
+	(void)!write(2, msg, sizeof(msg) - 1);
+	abort();
+}
+
 void duet_mutex_unlock(struct duet_mutex *m)
 {
+	if (m->depth == 0)
+		mutex_not_held();
 	if (--m->depth)
 		return;
 	atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
