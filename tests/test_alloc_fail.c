@@ -383,6 +383,44 @@ static void test_rptun_every_allocation_failing_from_some_point(void **state)
 	all_failing_from_some_point(rptun_life);
 }
 
+static void count_created(struct rpmsg_device *rdev, void *priv)
+{
+	(void)rdev;
+	(*(unsigned int *)priv)++;
+}
+
+/*
+ * A listener whose registration meets a failed allocation: -ENOMEM, and
+ * nothing registered (a device appearing later is not told to it). Once
+ * its allocations succeed, it is told of both devices of a life.
+ */
+static void test_listener_registration_failing(void **state)
+{
+	(void)state;
+	for (uint32_t k = 0; k < 100; k++) {
+		unsigned int created = 0;
+		bool failed;
+		int ret;
+
+		duet_port_fail_allocs(k, 1);
+		ret = rpmsg_register_callback(&created, count_created, NULL, NULL, NULL);
+		failed = duet_port_allocs_left_to_fail() == 0;
+		duet_port_fail_allocs(0, 0);
+		assert_int_equal(loopback_life(), DELIVERED);
+		if (failed) {
+			assert_int_equal(ret, -ENOMEM);
+			assert_int_equal(created, 0);
+			continue;
+		}
+		assert_int_equal(ret, 0);
+		assert_int_equal(created, 2); /* the driver side and the device side */
+		rpmsg_unregister_callback(&created);
+		print_message("registering a listener: %u allocations\n", k);
+		return;
+	}
+	fail_msg("registering a listener never stopped allocating");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_loopback_every_allocation_failing_from_some_point),
 		cmocka_unit_test(test_rptun_each_allocation_failing_alone),
 		cmocka_unit_test(test_rptun_every_allocation_failing_from_some_point),
+		cmocka_unit_test(test_listener_registration_failing),
 	};
 
 	return cmocka_run_group_tests_name("allocation failures", tests, setup, teardown);
