@@ -1185,6 +1185,54 @@ static void test_peer_buffer_sizes_are_checked(void **state)
 	assert_int_equal(virtio_unregister_driver(&virtio_rpmsg_driver), 0);
 }
 
+/* The device side reads the same sizes: bound with a driver side bound on
+ * good sizes, then the sizes changed under it (a driver rewriting its
+ * config space). Whether the device side's probe took it. */
+static bool device_probes_with_sizes(uint32_t txbuf, uint32_t rxbuf)
+{
+	static const struct rpmsg_virtio_config good = { 512, 256 };
+	struct rpmsg_virtio_config bad = { txbuf, rxbuf };
+	struct duet_loopback_config lc = {
+		.device_id = VIRTIO_ID_RPMSG, .features = 1u << VIRTIO_RPMSG_F_NS, .num_vrings = 2,
+		.vring_num = 4, .vring_align = 16, .config_len = sizeof(good), .config = &good,
+		.heap_size = 64u * 1024u,
+	};
+	struct duet_loopback *l;
+	struct fw_rsc_vdev *rsc;
+	struct virtio_device *vdev, *hdev;
+	bool bound;
+
+	assert_int_equal(duet_loopback_create(&l, &lc), 0);
+	vdev = duet_loopback_driver(l);
+	hdev = duet_loopback_device(l);
+	assert_int_equal(virtio_register_device(vdev), 0);
+	assert_non_null(atomic_load(&vdev->bus_driver));
+	rsc = duet_loopback_rsc(l);
+	memcpy(&rsc->vring[rsc->num_of_vrings], &bad, sizeof(bad));
+	assert_int_equal(vhost_register_device(hdev), 0); /* the driver side is ready: at once */
+	bound = atomic_load(&hdev->bus_driver) != NULL;
+	vhost_unregister_device(hdev);
+	virtio_unregister_device(vdev);
+	duet_loopback_destroy(l);
+	return bound;
+}
+
+static void test_device_side_checks_the_buffer_sizes(void **state)
+{
+	(void)state;
+	assert_int_equal(virtio_register_driver(&virtio_rpmsg_driver), 0);
+	assert_int_equal(vhost_register_driver(&vhost_rpmsg_driver), 0);
+	assert_true(device_probes_with_sizes(512, 256));
+	assert_true(device_probes_with_sizes(RPMSG_HDR_SIZE + 1, RPMSG_MAX_BUF_SIZE));
+	assert_false(device_probes_with_sizes(RPMSG_HDR_SIZE, 256));
+	assert_false(device_probes_with_sizes(512, RPMSG_HDR_SIZE));
+	assert_false(device_probes_with_sizes(RPMSG_MAX_BUF_SIZE + 1, 256));
+	assert_false(device_probes_with_sizes(512, RPMSG_MAX_BUF_SIZE + 1));
+	assert_false(device_probes_with_sizes(0, 0));
+	assert_int_equal(vhost_unregister_driver(&vhost_rpmsg_driver), 0);
+	assert_int_equal(virtio_unregister_driver(&virtio_rpmsg_driver), 0);
+}
+
 /* What a user passes is checked before anything happens: an endpoint
  * needs a device, a callback and a name that fits with its terminator;
  * a send needs an endpoint. */
@@ -2181,6 +2229,7 @@ int main(void)
 		T(test_sleeping_sender_returns_when_the_device_goes),
 		T(test_bad_endpoint_arguments_are_refused),
 		cmocka_unit_test(test_peer_buffer_sizes_are_checked),
+		cmocka_unit_test(test_device_side_checks_the_buffer_sizes),
 		T(test_zero_copy),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),
