@@ -10,6 +10,7 @@
 #include <duet/port.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -170,7 +171,7 @@ void duet_mutex_lock(struct duet_mutex *m)
 /* A lock let go more often than it was taken is duet's own bug, not a
  * peer's: stop at once, where a silent wrap of the depth would leave the
  * lock unheld under code that relies on it. */
-static DUET_OUT_OF_LINE void mutex_not_held(void)
+static DUET_OUT_OF_LINE _Noreturn void mutex_not_held(void)
 {
 	static const char msg[] = "duet: mutex unlocked while not held\n";
 
@@ -178,15 +179,25 @@ static DUET_OUT_OF_LINE void mutex_not_held(void)
 	abort();
 }
 
+/* Wake one thread asleep on the lock. Apart, like mutex_lock_held: the
+ * common unlock then calls nothing and needs no stack frame. */
+static DUET_OUT_OF_LINE void mutex_wake(struct duet_mutex *m)
+{
+	syscall(SYS_futex, (uint32_t *)&m->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 void duet_mutex_unlock(struct duet_mutex *m)
 {
-	if (m->depth == 0)
-		mutex_not_held();
-	if (--m->depth)
+	if (--m->depth) {
+		/* Still held, unless the count wrapped: tested on this rarer
+		 * path only, so the last unlock pays nothing for it. */
+		if (m->depth == UINT_MAX)
+			mutex_not_held();
 		return;
+	}
 	atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
 	if (atomic_exchange_explicit(&m->word, 0, memory_order_release) == 2)
-		syscall(SYS_futex, (uint32_t *)&m->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		mutex_wake(m);
 }
 
 uint64_t duet_clock_ms(void)
