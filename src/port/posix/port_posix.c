@@ -190,7 +190,7 @@ void duet_mutex_unlock(struct duet_mutex *m)
 {
 	if (--m->depth) {
 		/* Still held, unless the count wrapped: tested on this rarer
-		 * path only, so the last unlock pays nothing for it. */
+		 * path only, so the last unlock makes no extra test. */
 		if (m->depth == UINT_MAX)
 			mutex_not_held();
 		return;
