@@ -1788,6 +1788,19 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 		assert_null(virtqueue_get_buffer(to_driver, NULL, NULL));
 		assert_int_equal(rpmsg_trysend_burst(&b.ept, datas, lens, 2), -EAGAIN);
 	}
+	/* A lone send the same: refused, the buffer given back unused, and
+	 * the next buffer still used by a message that fits it exactly. */
+	assert_int_equal(virtqueue_add_one(to_driver, mem, 32, true, &c[0]), 0);
+	assert_int_equal(rpmsg_trysend(&b.ept, "too long for 16 B", 18), -EMSGSIZE);
+	len = 99;
+	assert_ptr_equal(virtqueue_get_buffer(to_driver, &len, NULL), &c[0]);
+	assert_int_equal(len, 0);
+	assert_int_equal(virtqueue_add_one(to_driver, mem + 32, 32, true, &c[1]), 0);
+	assert_int_equal(rpmsg_trysend(&b.ept, "0123456789abcdef", 16), 16);
+	assert_ptr_equal(virtqueue_get_buffer(to_driver, &len, NULL), &c[1]);
+	assert_int_equal(len, RPMSG_HDR_SIZE + 16);
+	assert_memory_equal(mem + 32 + RPMSG_HDR_SIZE, "0123456789abcdef", 16);
+	assert_null(virtqueue_get_buffer(to_driver, NULL, NULL));
 	/* rpmsg's own buffers back where they were: the channel goes on. */
 	for (int i = 0; i < k; i++)
 		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],
