@@ -215,9 +215,12 @@ static void test_add_rejects_bad_arguments_and_loses_nothing(void **state)
 	assert_int_equal(st.free, 8);
 	assert_int_equal(st.avail_idx, 0);
 	assert_false(st.broken);
-	/* And the queue still works. */
+	/* And the queue still works, up to the window's last byte. */
 	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, 1, 0, &cookie), 0);
 	assert_int_equal(raw_avail_idx(h), 1);
+	outside[1].buf = h->bufs + h->bufsize - 8;
+	assert_int_equal(virtqueue_add_buffer(h->drv, outside, 2, 0, &cookie), 0);
+	assert_int_equal(raw_avail_idx(h), 2);
 }
 
 /* virtqueue_add_one: both directions, the writable length bound, every bad
@@ -844,6 +847,13 @@ static void test_indirect_chain_round_trip(void **state)
 	assert_int_equal(len, 25);
 	virtqueue_get_state(h.drv, &st);
 	assert_int_equal(st.free, 4);
+	/* A buffer outside the window refuses the whole indirect chain, and
+	 * nothing is taken or published. */
+	b[3].buf = h.bufs + h.bufsize - 4;
+	assert_int_equal(virtqueue_add_buffer(h.drv, b, 2, 2, &cookie), -EINVAL);
+	virtqueue_get_state(h.drv, &st);
+	assert_int_equal(st.free, 4);
+	assert_int_equal(st.avail_idx, 1);
 	harness_fini(&h);
 }
 
