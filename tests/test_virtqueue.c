@@ -88,6 +88,63 @@ static void test_init_rejects_bad_config(void **state)
 	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
 }
 
+/* Whether virtqueue_init takes c (memory for its state allocated here). */
+static int init_with(const struct virtqueue_config *c)
+{
+	size_t size = virtqueue_footprint(c->num);
+	void *mem = aligned_alloc(64, (size + 63u) & ~(size_t)63u);
+	struct virtqueue *vq;
+	int ret;
+
+	assert_non_null(mem);
+	ret = virtqueue_init(mem, size, c, &vq);
+	free(mem);
+	return ret;
+}
+
+/* Each limit of the configuration is itself accepted: the largest queue,
+ * the smallest and largest alignment, a ring ending at the window's last
+ * byte, a window ending at the last device address, the fewest and most
+ * indirect descriptors. One past each is refused (above, and here). */
+static void test_init_accepts_each_limit(void **state)
+{
+	const size_t big = vring_size(VIRTQUEUE_MAX_SIZE, 64) + 8u * VIRTQUEUE_MAX_SIZE * 16u;
+	uint8_t *region = aligned_alloc(65536, big + 2u * 65536u);
+	struct virtqueue_config good = {
+		.role = VIRTQUEUE_ROLE_DRIVER, .num = 8, .ring = region, .align = 64,
+		.window = { .va = region, .da = 0, .size = big + 2u * 65536u },
+	};
+	struct virtqueue_config c;
+	_Alignas(void *) uint8_t mem[VIRTQUEUE_FOOTPRINT(8)];
+	size_t ringsize = vring_size(8, 64);
+
+	(void)state;
+	assert_non_null(region);
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &good, NULL), -EINVAL);
+	c = good; c.num = VIRTQUEUE_MAX_SIZE;
+	assert_int_equal(init_with(&c), 0);
+	c = good; c.align = 4;
+	assert_int_equal(init_with(&c), 0);
+	c = good; c.align = 65536;
+	assert_int_equal(init_with(&c), 0);
+	c = good; c.align = 131072;
+	assert_int_equal(init_with(&c), -EINVAL);
+	c = good; c.ring = region + 65536;
+	c.window.size = 65536 + ringsize; /* the ring's last byte is the window's */
+	assert_int_equal(init_with(&c), 0);
+	c.window.size--;
+	assert_int_equal(init_with(&c), -EINVAL);
+	c = good; c.window.da = UINT64_MAX - (good.window.size - 1u); /* ends at the last address */
+	assert_int_equal(init_with(&c), 0);
+	c.window.da++;
+	assert_int_equal(init_with(&c), -EINVAL);
+	c = good; c.indirect = region + 65536; c.indirect_num = 2;
+	assert_int_equal(init_with(&c), 0);
+	c.indirect_num = VIRTQUEUE_MAX_SIZE;
+	assert_int_equal(init_with(&c), 0);
+	free(region);
+}
+
 static void test_footprint_macro_matches_function(void **state)
 {
 	(void)state;
@@ -1623,6 +1680,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_init_rejects_bad_config, setup_plain, teardown),
+		cmocka_unit_test(test_init_accepts_each_limit),
 		cmocka_unit_test(test_footprint_macro_matches_function),
 		cmocka_unit_test(test_ring_layout_is_the_wire_format),
 		cmocka_unit_test_setup_teardown(test_add_and_get_one_buffer, setup_plain, teardown),
