@@ -1476,6 +1476,9 @@ static void test_mem_ops_carry_every_ring_access(void **state)
 	assert_true(dm.calls >= before + 3);
 	assert_ptr_equal(virtqueue_get_available_buffer(dev, &head, &len), h->bufs + 8);
 	assert_int_equal(len, 16);
+	/* The accessor path checks what it returns as the plain one does. */
+	assert_int_equal(virtqueue_add_consumed_buffer(dev, head, 17), -EINVAL); /* past it */
+	assert_int_equal(virtqueue_add_consumed_buffer(dev, (uint16_t)(head + 1u), 0), -EINVAL);
 	assert_int_equal(virtqueue_add_consumed_buffer(dev, head, 16), 0);
 	assert_ptr_equal(virtqueue_get_buffer(drv, &len, NULL), &cookie);
 	assert_int_equal(len, 16);

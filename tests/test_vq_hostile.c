@@ -142,6 +142,18 @@ static void test_avail_index_jump(void **state)
 	expect_dev_fault(h, VIRTQUEUE_FAULT_AVAIL_JUMP, -EINVAL);
 }
 
+/* A full ring (num entries announced) is legal: a bad head in it is a
+ * head fault, not an index jump. */
+static void test_full_ring_with_a_bad_head_is_a_head_fault(void **state)
+{
+	struct harness *h = *state;
+
+	raw_avail_push(h, 8);
+	for (uint16_t i = 1; i < 8; i++)
+		raw_avail_push(h, i);
+	expect_dev_fault(h, VIRTQUEUE_FAULT_HEAD_RANGE, -EINVAL);
+}
+
 static void test_avail_index_backwards(void **state)
 {
 	struct harness *h = *state;
@@ -686,6 +698,7 @@ int main(void)
 		DEV(test_self_loop),
 		DEV(test_longest_legal_chain_is_accepted),
 		DEV(test_avail_index_jump),
+		DEV(test_full_ring_with_a_bad_head_is_a_head_fault),
 		DEV(test_avail_index_backwards),
 		DEV(test_head_in_flight_twice),
 		DEV(test_head_reuse_after_return_is_fine),
