@@ -246,10 +246,18 @@ static void test_register_errors(void **state)
 	assert_int_equal(virtio_register_driver(NULL), -EINVAL);
 	assert_int_equal(virtio_register_driver(&noprobe), -EINVAL);
 	assert_int_equal(virtio_register_device(NULL), -EINVAL);
+	assert_int_equal(virtio_unregister_driver(NULL), -EINVAL);
+	assert_int_equal(virtio_unregister_device(NULL), -EINVAL);
+	assert_int_equal(vhost_unregister_driver(NULL), -EINVAL);
+	assert_int_equal(vhost_unregister_device(NULL), -EINVAL);
 	/* Each side goes on its own bus only. */
 	assert_int_equal(virtio_register_device(duet_loopback_device(d->lb)), -EINVAL);
 	assert_int_equal(vhost_register_device(vdev), -EINVAL);
+	assert_false(virtio_has_driver(TEST_ID));
 	assert_int_equal(virtio_register_driver(&drv_a), 0);
+	assert_true(virtio_has_driver(TEST_ID)); /* its bus only, its id only */
+	assert_false(virtio_has_driver(TEST_ID + 1));
+	assert_false(vhost_has_driver(TEST_ID));
 	assert_int_equal(virtio_register_driver(&drv_a), -EEXIST);
 	assert_int_equal(virtio_register_device(vdev), 0);
 	assert_int_equal(virtio_register_device(vdev), -EEXIST);
@@ -257,6 +265,7 @@ static void test_register_errors(void **state)
 	assert_int_equal(virtio_unregister_device(vdev), 0);
 	assert_int_equal(virtio_unregister_device(vdev), -ENOENT);
 	assert_int_equal(virtio_unregister_driver(&drv_a), 0);
+	assert_false(virtio_has_driver(TEST_ID));
 	lbdev_free(d);
 }
 
@@ -405,6 +414,8 @@ static void test_vhost_ready_peer_probes_at_once(void **state)
 	(void)state;
 	driver_ready(d);
 	assert_int_equal(vhost_register_driver(&vdrv), 0);
+	assert_true(vhost_has_driver(TEST_ID));
+	assert_false(virtio_has_driver(TEST_ID));
 	assert_int_equal(vhost_register_device(hdev), 0);
 	assert_int_equal(vhost_probes, 1); /* synchronously */
 	assert_int_equal(vhost_unregister_device(hdev), 0);
