@@ -2043,6 +2043,12 @@ static void test_ping_both_ways(void **state)
 	assert_int_equal(c.bad_data, 0);
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 8, 0, 0, &r), -EINVAL);  /* shorter than a header */
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 497, 0, 0, &r), -EINVAL); /* longer than a buffer */
+	assert_int_equal(rpmsg_ping(drv_dev, 3, 16, RPMSG_PING_ACK | RPMSG_PING_CHECK, 0, &r), 0);
+	assert_int_equal(r.times, 3); /* a bare header is a ping */
+	assert_int_equal(r.failed, 0);
+	assert_int_equal(rpmsg_ping(NULL, 1, 16, 0, 0, &r), -EINVAL);
+	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, 0, 0, NULL), -EINVAL);
+	assert_int_equal(rpmsg_ping(drv_dev, 0, 16, 0, 0, &r), -EINVAL);
 }
 
 /* ---- both sides sending from their callbacks ---- */
