@@ -586,6 +586,16 @@ static void test_exhaustion_trysend_timeout_recovery(void **state)
 	t0 = duet_clock_ms();
 	assert_int_equal(rpmsg_send(&a.ept, "m", 1), -ETIMEDOUT);
 	assert_true(duet_clock_ms() - t0 >= 100);
+	/* A timeout of 0: no wait at all, so none counted. */
+	{
+		struct rpmsg_stats st0, st;
+
+		rpmsg_set_send_timeout(drv_dev, 0);
+		rpmsg_get_stats(drv_dev, &st0);
+		assert_int_equal(rpmsg_send(&a.ept, "m", 1), -ETIMEDOUT);
+		rpmsg_get_stats(drv_dev, &st);
+		assert_int_equal(st.tx_waits, st0.tx_waits);
+	}
 	/* Serving again frees buffers; a blocking send gets one. */
 	rpmsg_set_send_timeout(drv_dev, 5000);
 	start_polling();

@@ -221,7 +221,8 @@ struct rpmsg_device *rpmsg_get_device(unsigned int index);
 /* The peer's cpu name ("" when the transport did not say). */
 const char *rpmsg_get_cpuname(struct rpmsg_device *rdev);
 
-/* How long a blocking send waits for a buffer (default 5000 ms). */
+/* How long a blocking send waits for a buffer (default 5000 ms; 0: it
+ * fails with -ETIMEDOUT at once when none is free). */
 void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms);
 
 struct rpmsg_stats {
