@@ -249,6 +249,17 @@ static void test_address_plus_length_overflows(void **state)
 	expect_dev_fault(h, VIRTQUEUE_FAULT_ADDR_OVERFLOW, -EOVERFLOW);
 }
 
+/* Ending at the last device address, addr + len does not wrap: outside the
+ * window, but not an overflow. */
+static void test_address_ending_at_the_top_is_a_range_fault(void **state)
+{
+	struct harness *h = *state;
+
+	raw_desc(h, 0, UINT64_MAX - 16, 16, 0, 0);
+	raw_avail_push(h, 0);
+	expect_dev_fault(h, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT);
+}
+
 /* An indirect table in the buffer area, `n` entries, pointed to by desc 0. */
 static struct vring_desc *indirect_table(struct harness *h, uint16_t n, uint16_t flags)
 {
@@ -708,6 +719,7 @@ int main(void)
 		DEV(test_address_far_outside),
 		DEV(test_buffer_ending_at_window_end_is_fine),
 		DEV(test_address_plus_length_overflows),
+		DEV(test_address_ending_at_the_top_is_a_range_fault),
 		DEV(test_indirect_accepted_when_well_formed),
 		DEV(test_indirect_len_not_multiple_of_desc),
 		DEV(test_indirect_empty),
