@@ -666,16 +666,18 @@ struct seq_box {
 static int seq_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
 {
 	struct seq_box *b = priv;
-	int i = atomic_load(&b->count);
+	int i;
 
 	(void)ept;
 	(void)src;
-	if (b && i < 64) {
+	if (!b)
+		return 0; /* a sending end: nothing is recorded */
+	i = atomic_load(&b->count);
+	if (i < 64) {
 		memset(b->got[i], 0, sizeof(b->got[i]));
 		memcpy(b->got[i], data, len < sizeof(b->got[i]) ? len : sizeof(b->got[i]) - 1);
 	}
-	if (b)
-		atomic_fetch_add(&b->count, 1);
+	atomic_fetch_add(&b->count, 1);
 	return 0;
 }
 
