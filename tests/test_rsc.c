@@ -110,6 +110,16 @@ static void test_round_trip(void **state)
 	assert_memory_equal(&table[info.vdev[0].config_offset], demo[0].config, 8);
 	assert_int_equal(info.vdev[0].dfeatures, 1);
 	assert_int_equal(duet_rsc_carveouts_size(demo, 3), (64 + 16 + 16) * 1024);
+	/* The table fits exactly the room it reports, and not a byte less. */
+	{
+		static uint8_t exact[4096];
+
+		assert_int_equal(duet_rsc_build(exact, (size_t)table_len, demo, 3, CARVE_DA),
+				 table_len);
+		assert_memory_equal(exact, table, (size_t)table_len);
+		assert_int_equal(duet_rsc_build(exact, (size_t)table_len - 1, demo, 3, CARVE_DA),
+				 -ENOSPC);
+	}
 }
 
 static void test_upstream_view(void **state)
@@ -254,6 +264,41 @@ static void test_truncated_table(void **state)
 	(void)state;
 	table_len = (int)entry_off(6) + 8; /* the last carveout cut short */
 	expect_refused(6, "carveout runs past the table");
+}
+
+/*
+ * Each part that ends exactly at the table's end is whole: the parser goes
+ * on to the next rule, whose reason it gives. The table's header alone,
+ * the offsets alone, an entry's type word alone, a vdev's header alone, a
+ * vdev with its vrings and config, the link entry.
+ */
+static void test_parts_ending_at_the_table_end(void **state)
+{
+	struct duet_rsc_info info;
+	struct duet_rsc_error err = { 0 };
+	static const uint32_t header_only[4] = { 1, 0, 0, 0 };
+	uint8_t saved[4096];
+
+	(void)state;
+	memcpy(saved, table, sizeof(saved));
+	assert_int_equal(parse_copy(header_only, sizeof(header_only), &info, &err), -EINVAL);
+	assert_string_equal(err.reason, "no duet link entry");
+	table_len = 16 + 4 * 7; /* the offsets, nothing after them */
+	expect_refused(0, "entry offset outside the table or misaligned");
+	table_len = (int)entry_off(6) + 4; /* the last carveout's type word */
+	expect_refused(6, "carveout runs past the table");
+	*u32_at(4) = 6; /* the last carveout gone: vdev 2 is the table's end */
+	table_len = (int)entry_off(5) + (int)sizeof(struct fw_rsc_vdev);
+	expect_refused(5, "vdev vrings or config run past the table");
+	table_len = (int)entry_off(6);
+	expect_refused(2, "vdev without a carveout");
+	*u32_at(4) = 1; /* the link entry alone */
+	table_len = (int)entry_off(0) + (int)sizeof(struct duet_rsc_link);
+	expect_refused(-1, "duet link entry and vdev count differ");
+	memcpy(table, saved, sizeof(saved));
+	*u32_at(4) = DUET_RSC_MAX_ENTRIES; /* as many as allowed: now entry 0 */
+	table_len = (int)sizeof(table);     /* lies among the offsets */
+	expect_refused(0, "entry offset outside the table or misaligned");
 }
 
 static void test_bad_version(void **state)
@@ -564,6 +609,7 @@ int main(void)
 		T(test_vdev_count_limit), T(test_notifyid_at_the_limit),
 		T(test_carveout_at_the_region_end), T(test_vring_limits_accepted),
 		T(test_short_table), T(test_truncated_table), T(test_bad_version),
+		T(test_parts_ending_at_the_table_end),
 		T(test_header_reserved), T(test_too_many_entries), T(test_offsets_past_table),
 		T(test_offset_outside), T(test_offset_into_header), T(test_offset_misaligned),
 		T(test_vdev_header_past_end), T(test_vdev_reserved), T(test_vdev_no_vrings),
