@@ -1564,6 +1564,29 @@ static void test_stash_is_bounded(void **state)
 	rpmsg_destroy_ept(&stash_b);
 }
 
+/* The dump fills what room it is given, NUL-terminated, and returns what
+ * it wrote: the whole text's length when it fits, one less than the room
+ * when it does not (snprintf's room, strlcpy's return). */
+static void test_dump_truncates_to_its_buffer(void **state)
+{
+	static char whole[8192], part[8192];
+	int n;
+
+	(void)state;
+	n = rpmsg_dump(drv_dev, whole, sizeof(whole));
+	assert_true(n > 100 && (size_t)n < sizeof(whole) - 1);
+	assert_int_equal(strlen(whole), n);
+	memset(part, 'x', sizeof(part));
+	assert_int_equal(rpmsg_dump(drv_dev, part, (size_t)n + 1), n); /* just fits */
+	assert_string_equal(part, whole);
+	memset(part, 'x', sizeof(part));
+	assert_int_equal(rpmsg_dump(drv_dev, part, (size_t)n), n - 1); /* one short */
+	assert_int_equal(strlen(part), n - 1);
+	assert_memory_equal(part, whole, (size_t)n - 1);
+	assert_int_equal(part[n], 'x'); /* nothing past the room */
+	assert_int_equal(rpmsg_dump(drv_dev, part, 0), 0);
+}
+
 static char drops[8][64];
 static _Atomic int ndrops;
 
@@ -2236,6 +2259,7 @@ int main(void)
 		T(test_name_service_binds_both_ways_and_data_flows),
 		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_at_most_256_services_are_remembered),
+		T(test_dump_truncates_to_its_buffer),
 		T(test_stash_is_bounded),
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_polling_prefetches_by_the_rule, setup_64, teardown),

@@ -263,7 +263,8 @@ void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv);
  * master flag, one line per vq (size, free, queued, desc_head_idx,
  * available_idx, avail.idx, used_cons_idx, used.idx, avail.flags,
  * used.flags), the endpoints with their addresses, the buffers (total,
- * pending, held). Returns the length.
+ * pending, held). The text is cut to fit len with its NUL. Returns the
+ * length written: the whole text's, or len - 1 when it was cut.
  */
 int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len);
 
