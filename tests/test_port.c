@@ -5,6 +5,7 @@
  * polling loop's backoff rule (backoff.h) on made-up timelines.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -156,6 +157,63 @@ static void test_unlock_not_held_stops(void **state)
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 	status = child_status(lock_and_let_go);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* ---- deferred work ---- */
+
+struct timed_work {
+	struct duet_work w;
+	_Atomic int runs;
+	_Atomic uint64_t ran_at_ms;
+};
+
+static void note_run(struct duet_work *w)
+{
+	struct timed_work *t = (struct timed_work *)(void *)w; /* w is its first member */
+
+	atomic_store(&t->ran_at_ms, duet_clock_ms());
+	atomic_fetch_add(&t->runs, 1);
+}
+
+static void wait_runs(struct timed_work *t, int n)
+{
+	for (int i = 0; i < 2000 && atomic_load(&t->runs) < n; i++)
+		nap_us(1000);
+}
+
+/*
+ * Work runs once, after at least its delay; queueing it again while it is
+ * pending moves its deadline (it still runs once); cancelled, it does not
+ * run. Work without a function, or none, is refused.
+ */
+static void test_work_runs_once_after_its_delay(void **state)
+{
+	static struct timed_work a = { .w = { .fn = note_run } }, b = { .w = { .fn = note_run } };
+	struct duet_work nofn = { 0 };
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(duet_work_queue(NULL, 0), -EINVAL);
+	assert_int_equal(duet_work_queue(&nofn, 0), -EINVAL);
+	t0 = duet_clock_ms();
+	assert_int_equal(duet_work_queue(&a.w, 30), 0);
+	wait_runs(&a, 1);
+	assert_int_equal(atomic_load(&a.runs), 1);
+	assert_true(atomic_load(&a.ran_at_ms) >= t0 + 30);
+	/* Queued again while pending: the later deadline, one run. */
+	t0 = duet_clock_ms();
+	assert_int_equal(duet_work_queue(&a.w, 10), 0);
+	assert_int_equal(duet_work_queue(&a.w, 60), 0);
+	wait_runs(&a, 2);
+	assert_int_equal(atomic_load(&a.runs), 2);
+	assert_true(atomic_load(&a.ran_at_ms) >= t0 + 60);
+	nap_us(100000);
+	assert_int_equal(atomic_load(&a.runs), 2);
+	/* Cancelled before its time: never runs. */
+	assert_int_equal(duet_work_queue(&b.w, 50), 0);
+	duet_work_cancel(&b.w);
+	nap_us(150000);
+	assert_int_equal(atomic_load(&b.runs), 0);
 }
 
 /* The made-up clock backoff_took reads, and how often it was read. */
@@ -391,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_holder_may_lock_again_others_wait),
 		cmocka_unit_test(test_contention_loses_no_update),
 		cmocka_unit_test(test_unlock_not_held_stops),
+		cmocka_unit_test(test_work_runs_once_after_its_delay),
 		cmocka_unit_test(test_backoff_never_in_a_ping_pong),
 		cmocka_unit_test(test_backoff_in_a_dense_one_way_stream),
 		cmocka_unit_test(test_backoff_never_for_sparse_messages),
