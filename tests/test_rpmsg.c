@@ -1573,6 +1573,11 @@ static void test_dump_truncates_to_its_buffer(void **state)
 	int n;
 
 	(void)state;
+	/* Nothing moving, so that every dump is the same text: the setup's
+	 * announcements served to the end, then nobody serving. */
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
 	n = rpmsg_dump(drv_dev, whole, sizeof(whole));
 	assert_true(n > 100 && (size_t)n < sizeof(whole) - 1);
 	assert_int_equal(strlen(whole), n);
@@ -1585,6 +1590,7 @@ static void test_dump_truncates_to_its_buffer(void **state)
 	assert_memory_equal(part, whole, (size_t)n - 1);
 	assert_int_equal(part[n], 'x'); /* nothing past the room */
 	assert_int_equal(rpmsg_dump(drv_dev, part, 0), 0);
+	start_polling();
 }
 
 static char drops[8][64];
