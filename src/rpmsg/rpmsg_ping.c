@@ -13,6 +13,7 @@
 #include <duet/port.h>
 #include <duet/rpmsg_ping.h>
 
+#include "../core/sort_u64.h"
 #include "rpmsg_internal.h"
 
 #define REPLY 0x80000000u
@@ -176,39 +177,6 @@ void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *
 	duet_mutex_unlock(st->lock);
 }
 
-/* In-place heapsort: no libc qsort in a freestanding build. */
-static void sift(uint64_t *a, size_t i, size_t n)
-{
-	for (;;) {
-		size_t c = 2 * i + 1;
-		uint64_t t;
-
-		if (c >= n)
-			return;
-		if (c + 1 < n && a[c + 1] > a[c])
-			c++;
-		if (a[i] >= a[c])
-			return;
-		t = a[i];
-		a[i] = a[c];
-		a[c] = t;
-		i = c;
-	}
-}
-
-static void sort_u64(uint64_t *a, size_t n)
-{
-	for (size_t i = n / 2; i-- > 0;)
-		sift(a, i, n);
-	for (size_t end = n; end-- > 1;) {
-		uint64_t t = a[0];
-
-		a[0] = a[end];
-		a[end] = t;
-		sift(a, 0, end);
-	}
-}
-
 /* Wait for the echo of `seq`; true when it came back right. */
 static bool wait_echo(struct rpmsg_ping_state *st, uint32_t seq)
 {
@@ -331,7 +299,7 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 			duet_event_wait(st->nap, sleep_ms);
 	}
 	if (res->times) {
-		sort_u64(ns, res->times);
+		duet_sort_u64(ns, res->times);
 		res->min_ns = ns[0];
 		res->max_ns = ns[res->times - 1];
 		res->p50_ns = ns[res->times / 2];
