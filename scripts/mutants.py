@@ -14,10 +14,11 @@ Running the survivors again against the sanitizer build (--only FILE
 --build build/asan) separates the reads past an array that only
 AddressSanitizer sees.
 
-  python3 scripts/mutants.py [--build build/clang] [--only OUT] src/x.c ...
+  python3 scripts/mutants.py [--build build/clang] [--only OUT] [--tests ARGS] src/x.c ...
 
 --only OUT: only the mutants listed as SURVIVED in OUT (an earlier run's
-output). Needs the build directory configured (make test makes
+output). --tests ARGS: ctest's selection instead of the fast suites, e.g.
+'-R "^test_link$"' for a file only the two-process suites reach. Needs the build directory configured (make test makes
 build/clang and build/asan); a mutant takes a few seconds.
 """
 import argparse
@@ -66,6 +67,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--build', default='build/clang')
     ap.add_argument('--only')
+    ap.add_argument('--tests', default='-E "link|threads"')
     ap.add_argument('files', nargs='+')
     a = ap.parse_args()
     only = None
@@ -76,7 +78,7 @@ def main():
             if m:
                 only.add((m.group(1), int(m.group(2)), m.group(3), m.group(4).strip()))
     build = f'cmake --build {a.build} -j2'
-    tests = f'cd {a.build} && ctest -j2 -E "link|threads" --timeout 120'
+    tests = f'cd {a.build} && ctest -j2 {a.tests} --timeout 300'
     for f in a.files:
         path = os.path.join(ROOT, f)
         orig = open(path).read()
