@@ -83,6 +83,33 @@ static void unlink_region(const char *name)
 
 #define ARGS(...) ((const char *const[]){ DUET_BIN, __VA_ARGS__, NULL })
 
+/* After `after` in out: the hexdump of n bytes, ceil(n / 16) lines of 77
+ * characters ("%08x ", 16 columns of " xx" or blanks, "  |", 16 ascii,
+ * "|"), the last with n % 16 bytes when that is not 0, and no line more. */
+static void check_hexdump(const char *out, const char *after, size_t n)
+{
+	const char *line = strstr(out, after);
+	char off[16];
+
+	assert_non_null(line);
+	line = strchr(line, '\n') + 1;
+	for (size_t at = 0; at < n; at += 16) {
+		const char *end = strchr(line, '\n');
+		size_t bytes = n - at < 16 ? n - at : 16;
+
+		snprintf(off, sizeof(off), "%08zx ", at);
+		assert_non_null(end);
+		assert_int_equal(end - line, 77);
+		assert_memory_equal(line, off, 9);
+		assert_int_equal(line[76], '|');
+		for (size_t k = 0; k < 16; k++)
+			assert_int_equal(line[9 + 3 * k + 1] != ' ', k < bytes);
+		line = end + 1;
+	}
+	snprintf(off, sizeof(off), "%08zx ", (n + 15) / 16 * 16);
+	assert_true(strncmp(line, off, 9) != 0);
+}
+
 static void test_boot_and_stop(void **state)
 {
 	struct proc s;
@@ -98,6 +125,7 @@ static void test_boot_and_stop(void **state)
 	assert_true(proc_expect(&s, "vdev 1 rng: virtio (driver) side, status 0x0f, bound to virtio-rng", 0));
 	assert_true(proc_expect(&s, "vdev 2 rng: vhost (device) side, status 0x0f, bound to vhost-rng", 0));
 	assert_true(proc_expect(&s, "rng 0: 64 bytes", 0));
+	check_hexdump(s.buf, "rng 0: 64 bytes", 64); /* four full lines, no empty fifth */
 	assert_true(proc_expect(&s, "the server asked this proxy to stop", 0));
 	assert_true(proc_expect(&s, "closed, region removed", 0));
 	assert_false(region_exists(N("boot")));
@@ -488,6 +516,10 @@ static void test_rng_sizes_both_devices(void **state)
 		proc_send(&p, cmd);
 		assert_true(proc_expect(&p, want, 6000));
 	}
+	/* The two under 256 bytes came as hexdumps. */
+	check_hexdump(s.buf, "rng 0: 1 bytes", 1);
+	check_hexdump(s.buf, "rng 0: 17 bytes", 17);
+	check_hexdump(p.buf, "rng 0: 17 bytes", 17);
 	proc_send(&s, "quit\n");
 	assert_int_equal(proc_wait(&s, 10000), 0);
 	proc_send(&p, "quit\n");
