@@ -126,6 +126,7 @@ static void test_boot_and_stop(void **state)
 	assert_true(proc_expect(&s, "vdev 2 rng: vhost (device) side, status 0x0f, bound to vhost-rng", 0));
 	assert_true(proc_expect(&s, "rng 0: 64 bytes", 0));
 	check_hexdump(s.buf, "rng 0: 64 bytes", 64); /* four full lines, no empty fifth */
+	assert_null(strstr(s.buf, "no ping service")); /* registered, so no complaint */
 	assert_true(proc_expect(&s, "the server asked this proxy to stop", 0));
 	assert_true(proc_expect(&s, "closed, region removed", 0));
 	assert_false(region_exists(N("boot")));
@@ -526,6 +527,41 @@ static void test_rng_sizes_both_devices(void **state)
 	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
+/* A command that fails (bad numbers, out of range, no such device, not
+ * ready in time) says why and makes the run exit 1; a number as large as
+ * 32 bits allow is still a number. */
+static void test_failing_commands_fail_the_run(void **state)
+{
+	static const struct {
+		const char *link, *commands, *says;
+		bool spawn;
+	} runs[] = {
+		{ "fail-zero", "wait 5000; rng 0 0", "rng: read 1 to 16777216 bytes", true },
+		{ "fail-max", "wait 5000; rng 0 4294967295", "rng: read 1 to 16777216 bytes", true },
+		{ "fail-nan", "rng 0 4294967296", "usage: rng DEV N", true },
+		{ "fail-dev", "wait 5000; rng 9 16", "rng: no virtio-rng device 9 on this side", true },
+		{ "fail-wait", "wait 100", "wait: not ready within 100 ms (peer not attached)", false },
+		{ "fail-ms", "wait soon", "wait: MS must be a number", false },
+		{ "fail-cmd", "status; bogus", "unknown command 'bogus' (try 'help')", false },
+	};
+	struct proc s;
+
+	(void)state;
+	for (unsigned int i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		const char *name = N(runs[i].link);
+
+		unlink_region(name);
+		if (runs[i].spawn)
+			proc_start(&s, ARGS("server", "--name", name, "-c", runs[i].commands));
+		else
+			proc_start(&s, ARGS("server", "--name", name, "--no-spawn", "-c",
+					    runs[i].commands));
+		assert_int_equal(proc_wait(&s, 20000), 1);
+		assert_true(proc_expect(&s, runs[i].says, 0));
+		assert_false(region_exists(name));
+	}
+}
+
 static void test_usage_errors(void **state)
 {
 	struct proc p;
@@ -564,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_rpmsg_flood_arrives_in_order),
 		cmocka_unit_test(test_rpmsg_both_sides_send_from_callbacks),
 		cmocka_unit_test(test_rng_sizes_both_devices),
+		cmocka_unit_test(test_failing_commands_fail_the_run),
 		cmocka_unit_test(test_usage_errors),
 	};
 
