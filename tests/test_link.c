@@ -89,7 +89,7 @@ static void unlink_region(const char *name)
 static void check_hexdump(const char *out, const char *after, size_t n)
 {
 	const char *line = strstr(out, after);
-	char off[16];
+	char off[24]; /* "%08zx " of any size_t */
 
 	assert_non_null(line);
 	line = strchr(line, '\n') + 1;
