@@ -505,14 +505,6 @@ static int run_side(const struct opts *o)
 	if (child > 0) {
 		for (int i = 0; i < 300 && watched_status < 0; i++)
 			usleep(10000);
-		if (watched_status < 0) {
-			/* It missed the stop (it was still attaching when this side
-			 * closed) and would wait for a server forever: ours to end. */
-			out("[%s] the proxy did not stop with the link: ending it\n", tag);
-			kill(child, SIGTERM);
-			for (int i = 0; i < 300 && watched_status < 0; i++)
-				usleep(10000);
-		}
 		if (o->proxy_commands && watched_status != 0) {
 			out("[%s] the proxy's part failed (exit status %d)\n", tag, (int)watched_status);
 			ret = ret ? ret : -EIO;

@@ -45,7 +45,9 @@
 _Static_assert(LINK_ALL >= DUET_MAX_NOTIFYID, "link ids overlap vring ids");
 #define NAME_LEN 32
 
-enum { ST_ABSENT = 0, ST_READY, ST_STOPPED, ST_REFUSED };
+/* ST_CLOSING: a server past its close's point of no return, which no new
+ * proxy attaches to, though an attached one still takes its stop. */
+enum { ST_ABSENT = 0, ST_READY, ST_STOPPED, ST_REFUSED, ST_CLOSING };
 enum { CMD_NONE = 0 }; /* then enum duet_link_cmd */
 
 struct link_side {
@@ -588,6 +590,17 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	write_name(h->side[DUET_PROXY].name, l->local);
 	atomic_store(&h->side[DUET_PROXY].pid, (uint32_t)getpid());
 	atomic_store(&h->side[DUET_PROXY].state, ST_READY);
+	/* The server may have begun to close since it was seen ready. Its
+	 * close marks itself closing, then looks for this proxy; this side
+	 * marked itself ready, now looks at the server: both sequentially
+	 * consistent, so one of the two sees the other. A closing server
+	 * not seen here has seen this proxy and sends it a stop. */
+	if (atomic_load(&h->side[DUET_SERVER].state) != ST_READY) {
+		atomic_store(&h->side[DUET_PROXY].state, ST_STOPPED);
+		stop_rptun(l);
+		unmap(l);
+		return -EAGAIN;
+	}
 	atomic_store(&l->peer_pid, (int)atomic_load(&h->side[DUET_SERVER].pid));
 	atomic_store(&l->peer_up, true);
 	ring_link(l, LINK_ID);
@@ -1042,23 +1055,34 @@ static const char *cmd_name(enum duet_link_cmd cmd)
 	return cmd == DUET_LINK_CMD_STOP ? "stop" : cmd == DUET_LINK_CMD_RESET ? "reset" : "panic";
 }
 
-/* The attached proxy is alive and has not stopped. */
+/* A proxy is attached, alive, and has not stopped: read from the header,
+ * so one that attached since the watch last looked counts too. */
 static bool proxy_there(struct duet_link *l)
 {
 	return atomic_load(&l->hdr->side[DUET_PROXY].state) == ST_READY &&
-	       pid_alive((uint32_t)atomic_load(&l->peer_pid));
+	       pid_alive(atomic_load(&l->hdr->side[DUET_PROXY].pid));
 }
+
+static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
+			char *err, size_t errlen);
 
 int duet_link_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
 		      char *err, size_t errlen)
 {
-	uint64_t end = duet_clock_ms() + timeout_ms;
-	uint32_t seq;
-
 	if (!l || l->me != DUET_SERVER || cmd < DUET_LINK_CMD_STOP || cmd > DUET_LINK_CMD_PANIC)
 		return fail(err, errlen, -EINVAL, "only a server sends commands");
 	if (!atomic_load(&l->peer_up) || !l->hdr)
 		return fail(err, errlen, -ENOTCONN, "no proxy attached");
+	return send_command(l, cmd, timeout_ms, err, errlen);
+}
+
+/* duet_link_command past its checks, for a proxy that is there. */
+static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
+			char *err, size_t errlen)
+{
+	uint64_t end = duet_clock_ms() + timeout_ms;
+	uint32_t seq;
+
 	/* cmd before seq: the proxy reads seq, then cmd. */
 	seq = atomic_load(&l->hdr->cmd_seq) + 1;
 	atomic_store(&l->hdr->cmd, (uint32_t)cmd);
@@ -1074,7 +1098,7 @@ int duet_link_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t time
 	if (atomic_load(&l->hdr->cmd_ack) != seq)
 		return fail(err, errlen, -ETIMEDOUT,
 			    "proxy (pid %d) did not acknowledge %s within %u ms",
-			    atomic_load(&l->peer_pid), cmd_name(cmd), timeout_ms);
+			    (int)atomic_load(&l->hdr->side[DUET_PROXY].pid), cmd_name(cmd), timeout_ms);
 	return 0;
 }
 
@@ -1084,8 +1108,13 @@ int duet_link_close(struct duet_link *l, uint32_t timeout_ms, char *err, size_t 
 
 	if (!l)
 		return -EINVAL;
-	if (l->me == DUET_SERVER && atomic_load(&l->peer_up) && l->hdr)
-		ret = duet_link_command(l, DUET_LINK_CMD_STOP, timeout_ms, err, errlen);
+	/* Closing first, then the look for a proxy: no proxy attaches after
+	 * the look unseen (see the attach), so none misses the stop. */
+	if (l->me == DUET_SERVER && l->hdr) {
+		atomic_store(&l->hdr->side[DUET_SERVER].state, ST_CLOSING);
+		if (proxy_there(l))
+			ret = send_command(l, DUET_LINK_CMD_STOP, timeout_ms, err, errlen);
+	}
 	stop_thread(l);
 	stop_rptun(l);
 	release_stale(l);
