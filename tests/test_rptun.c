@@ -104,16 +104,20 @@ static _Atomic uint32_t epochs[DUET_MAX_VDEVS];
  * peer; without them the test thread calls duet_rptun_check_peer alone. */
 static bool serving;
 
+/* The devices setup_sides builds the table of: demo, unless a setup says. */
+static const struct duet_vdev_desc *table_vdevs = demo;
+static unsigned int table_num = 3;
+
 /* Both sides over a fresh region; `serve`: with their threads. */
 static int setup_sides(bool serve)
 {
 	struct duet_rsc_error err;
 
 	memset(epochs, 0, sizeof(epochs));
-	region_size = CARVE_DA + duet_rsc_carveouts_size(demo, 3);
+	region_size = CARVE_DA + duet_rsc_carveouts_size(table_vdevs, table_num);
 	region = aligned_alloc(4096, region_size);
 	memset(region, 0, region_size);
-	assert_true(duet_rsc_build(region, TABLE_SIZE, demo, 3, CARVE_DA) > 0);
+	assert_true(duet_rsc_build(region, TABLE_SIZE, table_vdevs, table_num, CARVE_DA) > 0);
 	sides[0].peer = &sides[1];
 	sides[1].peer = &sides[0];
 	for (int i = 0; i < 2; i++) {
@@ -146,9 +150,28 @@ static int setup_still(void **state)
 	return setup_sides(false);
 }
 
+/* DUET_MAX_VDEVS rng devices, their drivers on alternate sides. */
+static struct duet_vdev_desc many_rngs[DUET_MAX_VDEVS];
+
+static int setup_max(void **state)
+{
+	(void)state;
+	for (unsigned int i = 0; i < DUET_MAX_VDEVS; i++)
+		many_rngs[i] = (struct duet_vdev_desc){
+			.id = VIRTIO_ID_ENTROPY, .driver = i % 2 ? DUET_PROXY : DUET_SERVER,
+			.num_vrings = 1, .vring_num = 8, .vring_align = 16,
+			.carveout_size = 16 * 1024,
+		};
+	table_vdevs = many_rngs;
+	table_num = DUET_MAX_VDEVS;
+	return setup_sides(true);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
+	table_vdevs = demo;
+	table_num = 3;
 	atomic_store(&stop_threads, true);
 	for (int i = 0; serving && i < 2; i++)
 		pthread_join(sides[i].thread, NULL);
@@ -325,6 +348,44 @@ static void test_rng_both_directions(void **state)
 	duet_rptun_notified(sides[0].rptun, 127);
 	duet_rptun_notified(sides[0].rptun, 100000);
 	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 2);
+}
+
+/* A table of DUET_MAX_VDEVS devices, the most rptun takes: each is
+ * created on the right bus, binds, carries data, and goes at stop. */
+static void test_most_vdevs(void **state)
+{
+	uint8_t buf[64];
+
+	(void)state;
+	for (int s = 0; s < 2; s++) {
+		assert_int_equal(duet_rptun_num_vdevs(sides[s].rptun), DUET_MAX_VDEVS);
+		assert_null(duet_rptun_vdev(sides[s].rptun, DUET_MAX_VDEVS));
+	}
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	for (unsigned int i = 0; i < DUET_MAX_VDEVS; i++) {
+		struct virtio_device *drv = duet_rptun_vdev(sides[i % 2].rptun, i);
+		struct virtio_device *dev = duet_rptun_vdev(sides[1 - i % 2].rptun, i);
+
+		assert_int_equal(drv->role, VIRTIO_DEV_DRIVER);
+		assert_int_equal(dev->role, VIRTIO_DEV_DEVICE);
+		wait_bound(drv);
+		wait_bound(dev);
+		assert_int_equal(virtio_rng_read(drv, buf, sizeof(buf), 2000), (int)sizeof(buf));
+	}
+	/* "Every vring" reaches each of the most vdevs, and only them. */
+	duet_rptun_notified(sides[0].rptun, DUET_RPTUN_NOTIFY_ALL);
+	duet_rptun_notified(sides[1].rptun, DUET_RPTUN_NOTIFY_ALL);
+	assert_int_equal(virtio_rng_read(duet_rptun_vdev(sides[1].rptun, DUET_MAX_VDEVS - 1), buf,
+					 sizeof(buf), 2000),
+			 (int)sizeof(buf));
+	for (int s = 0; s < 2; s++) {
+		assert_int_equal(duet_rptun_stop(sides[s].rptun), 0);
+		for (unsigned int i = 0; i < DUET_MAX_VDEVS; i++)
+			assert_null(duet_rptun_vdev(sides[s].rptun, i)->bus_driver);
+	}
+	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
+	assert_int_equal(duet_rptun_unknown_notifies(sides[1].rptun), 0);
 }
 
 static void test_device_side_notices_driver_reset(void **state)
@@ -598,6 +659,48 @@ static void test_vdev_calls_out_of_bounds_are_refused(void **state)
 	assert_int_equal(virtio_register_driver(&virtio_rng_driver), 0);
 }
 
+/* The driver side's heap is the carveout past its vrings, placed at
+ * 64-byte steps: 64 bytes left over make a heap of one 64-byte buffer,
+ * fewer make none (the vdev then has no shared buffers to give). */
+static void test_heap_from_the_carveout_rest(void **state)
+{
+	size_t vrings = (vring_size(8, 16) + 63) / 64 * 64;
+
+	(void)state;
+	for (size_t rest = 63; rest <= 64; rest++) {
+		struct duet_vdev_desc d = {
+			.id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1,
+			.vring_num = 8, .vring_align = 16, .carveout_size = (uint32_t)(vrings + rest),
+		};
+		struct duet_rptun_config cfg = {
+			.side = DUET_SERVER, .ops = &ops, .priv = &sides[0],
+		};
+		struct duet_rsc_error err;
+		struct duet_rptun *rptun;
+		void *buf;
+
+		region_size = CARVE_DA + duet_rsc_carveouts_size(&d, 1);
+		region = aligned_alloc(4096, (region_size + 4095) / 4096 * 4096);
+		memset(region, 0, region_size);
+		assert_true(duet_rsc_build(region, TABLE_SIZE, &d, 1, CARVE_DA) > 0);
+		cfg.region = region;
+		cfg.region_size = region_size;
+		assert_int_equal(duet_rptun_create(&rptun, &cfg, &err), 0);
+		buf = virtio_alloc_buf(duet_rptun_vdev(rptun, 0), 64, 0);
+		if (rest < 64) {
+			assert_null(buf);
+		} else {
+			assert_non_null(buf);
+			assert_true((uint8_t *)buf >= region + CARVE_DA + vrings);
+			assert_true((uint8_t *)buf + 64 <= region + region_size);
+			assert_null(virtio_alloc_buf(duet_rptun_vdev(rptun, 0), 1, 0));
+			virtio_free_buf(duet_rptun_vdev(rptun, 0), buf);
+		}
+		duet_rptun_destroy(rptun);
+		free(region);
+	}
+}
+
 /* ---- what duet_rptun_create refuses ---- */
 
 static size_t odd_table_size;
@@ -732,6 +835,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vdev_calls_out_of_bounds_are_refused, setup_still,
 						teardown),
 		cmocka_unit_test(test_create_refuses_bad_configurations),
+		cmocka_unit_test_setup_teardown(test_most_vdevs, setup_max, teardown),
+		cmocka_unit_test(test_heap_from_the_carveout_rest),
 		T(test_notify_id_limit_is_unknown),
 	};
 
