@@ -1578,9 +1578,82 @@ static void test_user_loop_wakes_on_peer_death(void **state)
 	duet_link_close(pm.link, 3000, err, sizeof(err));
 }
 
+/* Whether a server opens on link `name` (and closes again); the
+ * refusal's message goes to err. */
+static int open_server(const char *name, const struct duet_vdev_desc *vd, unsigned int n,
+		       enum duet_side side, char *err, size_t errlen)
+{
+	struct duet_link_config cfg = { .name = name, .side = side, .vdevs = vd, .num_vdevs = n };
+	struct duet_link *l = NULL;
+	int ret = duet_link_open(&l, &cfg, 1000, err, errlen);
+
+	if (ret == 0)
+		close_side(l);
+	return ret;
+}
+
+/*
+ * What duet_link_open refuses up front, each with -EINVAL and a message
+ * that says the rule: a name is 1-40 letters, digits, '-' and '_' (it
+ * names a file under /dev/shm); the side is server or proxy; a server
+ * has at most DUET_MAX_VDEVS vdevs, and an array when it has any.
+ */
+static void test_open_refuses_bad_configurations(void **state)
+{
+	static const char *const good[] = { "AZaz09-_", "Z", "a", "9", "_", "-" };
+	static const char *const bad[] = { "", "a/b", "a.b", "a b", "a\tb", "@", "[", "`", "{", "/", ":" };
+	struct duet_link_config cfg = { .name = "x", .side = DUET_SERVER };
+	struct duet_vdev_desc many[DUET_MAX_VDEVS + 1];
+	char name[64], err[256];
+	struct duet_link *l;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(name, sizeof(name), "%s%d", good[i], (int)getpid() % 1000);
+		assert_int_equal(open_server(name, NULL, 0, DUET_SERVER, err, sizeof(err)), 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		assert_int_equal(open_server(bad[i], NULL, 0, DUET_SERVER, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "1-40 letters"));
+	}
+	/* 40 characters are the most. */
+	memset(name, 'n', 40);
+	snprintf(name + 34, 7, "%06d", (int)getpid() % 1000000);
+	assert_int_equal(strlen(name), 40);
+	assert_int_equal(open_server(name, NULL, 0, DUET_SERVER, err, sizeof(err)), 0);
+	name[40] = 'n';
+	name[41] = 0;
+	assert_int_equal(open_server(name, NULL, 0, DUET_SERVER, err, sizeof(err)), -EINVAL);
+	assert_int_equal(duet_link_open(&l, NULL, 0, err, sizeof(err)), -EINVAL);
+	cfg.name = NULL;
+	assert_int_equal(duet_link_open(&l, &cfg, 0, err, sizeof(err)), -EINVAL);
+	cfg.name = "x";
+	assert_int_equal(duet_link_open(NULL, &cfg, 0, err, sizeof(err)), -EINVAL);
+	/* The side. */
+	snprintf(name, sizeof(name), "trl-%d-badcfg", (int)getpid());
+	assert_int_equal(open_server(name, NULL, 0, (enum duet_side)2, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "server or proxy"));
+	/* The vdevs: DUET_MAX_VDEVS go, one more does not; none needs no array. */
+	for (int i = 0; i <= DUET_MAX_VDEVS; i++)
+		many[i] = (struct duet_vdev_desc){
+			.id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1,
+			.vring_num = 8, .vring_align = 16, .carveout_size = 16 * 1024,
+		};
+	assert_int_equal(open_server(name, many, DUET_MAX_VDEVS + 1, DUET_SERVER, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "at most 16 vdevs"));
+	assert_int_equal(open_server(name, NULL, 1, DUET_SERVER, err, sizeof(err)), -EINVAL);
+	assert_int_equal(open_server(name, many, DUET_MAX_VDEVS, DUET_SERVER, err, sizeof(err)), 0);
+	/* Closed, each server removed its region. */
+	snprintf(err, sizeof(err), "/dev/shm/duet-%s", name);
+	assert_int_equal(access(err, F_OK), -1);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_refuses_bad_configurations),
 		cmocka_unit_test(test_name_service_both_ways),
 		cmocka_unit_test(test_endpoint_churn_both_ways),
 		cmocka_unit_test(test_tx_exhaustion_both_ways),
