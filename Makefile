@@ -89,8 +89,11 @@ fuzz: $(B)/fuzz/.built
 		$(B)/fuzz/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) fuzz-corpus/$$f $$(ls -d fuzz/corpus/$$f 2>/dev/null) || exit 1; \
 	done
 
+# The core for Cortex-M4 and RV32 (built, sized), then run on a Cortex-M4
+# (QEMU's mps2-an386) with the bare-metal port.
 test-cross:
 	@sh scripts/cross-size.sh $(B)/cross
+	@sh tests/cortex-m/run.sh $(B)/cortex-m
 
 test-install: test-gcc
 	rm -rf $(B)/stage $(B)/consumer
