@@ -8,9 +8,9 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/build/cortex-m}
 cc=arm-none-eabi-gcc
-qemu=qemu-system-arm
+qemu="qemu-system-arm"
 for t in $cc $qemu; do
-	command -v $t >/dev/null 2>&1 || {
+	command -v "$t" >/dev/null 2>&1 || {
 		echo "cortex-m: $t not found, NOT RUN (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"
 		exit 0
 	}
