@@ -17,6 +17,8 @@
 
 #include <duet/heap.h>
 
+#include "../src/port/posix/port_posix.h"
+
 #define GRAN 64u
 #define NGRAN 64u
 #define SIZE (GRAN * NGRAN)
@@ -42,6 +44,26 @@ static void test_create_checks_each_argument(void **state)
 	assert_null(duet_heap_alloc(h, 1, 0));
 	duet_heap_destroy(h);
 	duet_heap_destroy(NULL);
+}
+
+/* Each of create's four allocations (the heap, its two bitmaps, its
+ * lock) failing gives -ENOMEM and keeps nothing (LeakSanitizer sees the
+ * rest); then it works. */
+static void test_create_without_memory(void **state)
+{
+	struct duet_heap *h = NULL;
+
+	(void)state;
+	for (uint32_t k = 0; k < 4; k++) {
+		duet_port_fail_allocs(k, 1);
+		assert_int_equal(duet_heap_create(&h, region, SIZE, GRAN), -ENOMEM);
+		assert_null(h);
+		assert_int_equal(duet_port_allocs_left_to_fail(), 0);
+	}
+	duet_port_fail_allocs(0, 0);
+	assert_int_equal(duet_heap_create(&h, region, SIZE, GRAN), 0);
+	assert_int_equal(duet_heap_available(h), SIZE);
+	duet_heap_destroy(h);
 }
 
 static void test_alloc_fits_exactly_and_no_more(void **state)
@@ -188,6 +210,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_checks_each_argument),
+		cmocka_unit_test(test_create_without_memory),
 		cmocka_unit_test(test_alloc_fits_exactly_and_no_more),
 		cmocka_unit_test(test_free_refuses_what_it_did_not_hand_out),
 		cmocka_unit_test(test_contains_is_exact),
