@@ -150,6 +150,35 @@ static void test_reads_of_every_size(void **state)
 	assert_int_equal(virtio_rng_read(duet_loopback_device(r->lb), a, 4, 10), -ENODEV);
 }
 
+/* With the driver side's shared memory all taken, a read fails at once
+ * with -ENOMEM (it has nowhere to ask into), and works once memory is
+ * back. */
+static void test_read_without_shared_memory(void **state)
+{
+	struct rig *r = *state;
+	struct virtio_device *vdev;
+	void *held[64];
+	uint8_t a[64];
+	uint64_t t0;
+	int n = 0;
+
+	bring_up(r);
+	vdev = virtio_rng_get(0);
+	while (n < 64 && (held[n] = virtio_alloc_buf(vdev, 4096, 16)))
+		n++;
+	assert_true(n > 0 && n < 64);
+	while (n < 64 && (held[n] = virtio_alloc_buf(vdev, 16, 16)))
+		n++;
+	assert_true(n < 64);
+	assert_int_equal(duet_loopback_heap_available(r->lb), 0);
+	t0 = duet_clock_ms();
+	assert_int_equal(virtio_rng_read(vdev, a, sizeof(a), 5000), -ENOMEM);
+	assert_true(duet_clock_ms() - t0 < 2500);
+	while (n > 0)
+		assert_int_equal(virtio_free_buf(vdev, held[--n]), 0);
+	assert_int_equal(virtio_rng_read(vdev, a, sizeof(a), 2000), (int)sizeof(a));
+}
+
 static void test_timeout_then_late_device_leaks_nothing(void **state)
 {
 	struct rig *r = *state;
@@ -445,6 +474,7 @@ int main(void)
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_reads_of_every_size),
+		T(test_read_without_shared_memory),
 		T(test_timeout_then_late_device_leaks_nothing),
 		T(test_timeout_then_removal_leaks_nothing),
 		T(test_short_fills_are_completed),
