@@ -1,12 +1,16 @@
 #!/bin/sh
 # Build the core with the bare-metal port for a Cortex-M4 (arm-none-eabi-gcc,
-# newlib with semihosting) and run tests/cortex-m/main.c on QEMU's
-# mps2-an386. Its exit status is the test's. Without the cross compiler or
-# QEMU it says so in one line and runs nothing.
-#   tests/cortex-m/run.sh [outdir]
+# newlib with semihosting) and run a program on the rig (rig.h) on QEMU's
+# mps2-an386: tests/cortex-m/main.c, or the one given (a path from the top),
+# with QEMU's extra arguments after it. Its exit status is the program's.
+# Without the cross compiler, newlib or QEMU it says so in one line and runs
+# nothing.
+#   tests/cortex-m/run.sh [outdir [program.c [qemu args...]]]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/build/cortex-m}
+prog=${2:-tests/cortex-m/main.c}
+if [ $# -gt 2 ]; then shift 2; else set --; fi
 cc=arm-none-eabi-gcc
 qemu="qemu-system-arm"
 for t in $cc $qemu; do
@@ -25,9 +29,10 @@ srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SO
 	src/rpmsg/rpmsg_device.c src/port/bare/port_bare.c"
 flags="-std=c11 -Os -g -mcpu=cortex-m4 -mthumb -mfloat-abi=soft
 	-ffunction-sections -fdata-sections -Wall -Wextra -Werror -I$top/include"
+rm -rf "$out"
 mkdir -p "$out"
 # shellcheck disable=SC2086
-for s in $srcs tests/cortex-m/main.c tests/cortex-m/board.c; do
+for s in $srcs $prog tests/cortex-m/rig.c tests/cortex-m/board.c; do
 	$cc $flags -c "$top/$s" -o "$out/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')"
 done
 # shellcheck disable=SC2086
@@ -35,4 +40,4 @@ $cc $flags --specs=rdimon.specs -nostartfiles -T "$top/tests/cortex-m/mps2.ld" \
 	-Wl,--gc-sections "$out"/*.o -o "$out/duet-cortex-m.elf"
 echo "cortex-m: image $(arm-none-eabi-size "$out/duet-cortex-m.elf" | awk 'NR == 2 { print $1 " B text, " $2 + $3 " B data+bss" }') (core, port, test, newlib)"
 timeout 300 $qemu -M mps2-an386 -nographic -monitor none -serial none \
-	-semihosting-config enable=on,target=native -kernel "$out/duet-cortex-m.elf"
+	-semihosting-config enable=on,target=native "$@" -kernel "$out/duet-cortex-m.elf"

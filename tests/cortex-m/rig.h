@@ -1,0 +1,36 @@
+/*
+ * rig.h - both rptun sides of a link in one Cortex-M image, over one
+ * region, served by one main loop through the bare-metal port: what the
+ * test (main.c) and the benchmark (bench/bench_cortex_m.c) run on.
+ * Vdev 0 is rpmsg (the server drives it, 256-byte buffers, 16 per ring),
+ * vdev 1 rng driven by the server, vdev 2 rng driven by the proxy.
+ */
+#ifndef RIG_H
+#define RIG_H
+
+#include <stdint.h>
+
+#include <duet/rptun.h>
+
+/* Start the port, write the table, create and start both sides with the
+ * rpmsg and rng drivers registered. 0, or the first negative errno. */
+int rig_start(void);
+
+/* Side 0 (the server) or 1 (the proxy). */
+struct duet_rptun *rig_side(int i);
+
+/* One turn of the main loop: each side's rung notify ids, the port's due
+ * work, and each side's peer check once a millisecond. Returns how many
+ * ids and work items ran. */
+int rig_turn(void);
+
+/* Turn until cond(arg) or `ms` pass; returns cond(arg). */
+int rig_until(int (*cond)(void *), void *arg, uint32_t ms);
+
+/* Turns run by waits (the port's idle hook) since start. */
+extern unsigned int rig_idles;
+
+/* Stop and destroy both sides. 0, or the first negative errno. */
+int rig_stop(void);
+
+#endif
