@@ -122,6 +122,7 @@ bench:
 	sh bench/callgrind-link.sh $(B)/bench/bench/bench_rpmsg
 	$(B)/bench/bench/bench_rpmsg idle
 	sh bench/size.sh $(B)/size
+	sh bench/cortex-m.sh $(B)/bench-cortex-m
 
 clean:
 	rm -rf $(B)

@@ -75,3 +75,8 @@ uint64_t board_clock_ns(void)
 	} while (ms != ms_ticks);
 	return (uint64_t)ms * 1000000u + (uint64_t)(TICKS_PER_MS - 1 - left) * (1000000000u / SYSCLK_HZ);
 }
+
+uint64_t board_clock_ms(void)
+{
+	return ms_ticks;
+}

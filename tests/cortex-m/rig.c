@@ -134,7 +134,7 @@ struct duet_rptun *rig_side(int i)
 int rig_start(void)
 {
 	static const struct duet_bare_board board = {
-		.clock_ns = board_clock_ns, .random = board_random, .idle = idle, .fatal = fatal,
+		.clock_ns = board_clock_ns, .clock_ms = board_clock_ms, .random = board_random, .idle = idle, .fatal = fatal,
 	};
 	struct duet_rsc_error err;
 	int ret;

@@ -5,7 +5,8 @@
 # with QEMU's extra arguments after it. Its exit status is the program's.
 # Without the cross compiler, newlib or QEMU it says so in one line and runs
 # nothing.
-#   tests/cortex-m/run.sh [outdir [program.c [qemu args...]]]
+#   [OPT=-O2] tests/cortex-m/run.sh [outdir [program.c [qemu args...]]]
+# OPT: the optimisation flag (default -Os).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/build/cortex-m}
@@ -27,7 +28,7 @@ list() { sed -n "/^set($1/,/^)/s|^ *\(src/[a-z_/]*\.c\)\$|\1|p" "$top/CMakeLists
 srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES)
 	src/rng/virtio_rng.c src/rng/vhost_rng.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_driver.c
 	src/rpmsg/rpmsg_device.c src/port/bare/port_bare.c"
-flags="-std=c11 -Os -g -mcpu=cortex-m4 -mthumb -mfloat-abi=soft
+flags="-std=c11 ${OPT:--Os} -g -mcpu=cortex-m4 -mthumb -mfloat-abi=soft
 	-ffunction-sections -fdata-sections -Wall -Wextra -Werror -I$top/include"
 rm -rf "$out"
 mkdir -p "$out"

@@ -49,7 +49,7 @@ uint64_t duet_clock_ns(void)
 
 uint64_t duet_clock_ms(void)
 {
-	return board.clock_ns() / 1000000u;
+	return board.clock_ms ? board.clock_ms() : board.clock_ns() / 1000000u;
 }
 
 int duet_port_random(void *buf, size_t len)
@@ -169,6 +169,8 @@ int duet_bare_run_work(void)
 	int ran = 0;
 	bool again = true;
 
+	if (!queued)
+		return 0; /* most turns of a loop: not even a look at the clock */
 	/* An item may queue or cancel others: look from the start after each. */
 	running_work = true;
 	while (again) {

@@ -27,6 +27,10 @@ extern "C" {
 struct duet_bare_board {
 	/* Monotonic nanoseconds (a free-running timer, scaled). Required. */
 	uint64_t (*clock_ns)(void);
+	/* Monotonic milliseconds (a tick count), or NULL: clock_ns / 10^6,
+	 * which on a 32-bit core is a 64-bit division, a library call of some
+	 * hundred instructions, at every look at the work queue. */
+	uint64_t (*clock_ms)(void);
 	/* Entropy for duet_port_random (vhost-rng only); NULL: -ENOSYS. */
 	int (*random)(void *buf, size_t len);
 	/* One turn of the main loop, for a wait; NULL: a wait only watches
