@@ -1619,7 +1619,7 @@ static void test_open_refuses_bad_configurations(void **state)
 	}
 	/* 40 characters are the most. */
 	memset(name, 'n', 40);
-	snprintf(name + 34, 7, "%06d", (int)getpid() % 1000000);
+	snprintf(name + 34, 7, "%06u", (unsigned int)getpid() % 1000000u);
 	assert_int_equal(strlen(name), 40);
 	assert_int_equal(open_server(name, NULL, 0, DUET_SERVER, err, sizeof(err)), 0);
 	name[40] = 'n';
