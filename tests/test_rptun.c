@@ -373,6 +373,15 @@ static void test_most_vdevs(void **state)
 		wait_bound(dev);
 		assert_int_equal(virtio_rng_read(drv, buf, sizeof(buf), 2000), (int)sizeof(buf));
 	}
+	/* Ready, and counted over all of them, and only them. (Not polled:
+	 * the serving threads dispatch, and a poll must not run beside.) */
+	for (int s = 0; s < 2; s++) {
+		uint32_t mine = duet_rptun_published(sides[s].rptun);
+
+		assert_true(duet_rptun_ready(sides[s].rptun));
+		assert_true(mine >= DUET_MAX_VDEVS / 2); /* a read each driver made */
+		assert_int_equal(duet_rptun_peer_published(sides[1 - s].rptun), mine);
+	}
 	/* "Every vring" reaches each of the most vdevs, and only them. */
 	duet_rptun_notified(sides[0].rptun, DUET_RPTUN_NOTIFY_ALL);
 	duet_rptun_notified(sides[1].rptun, DUET_RPTUN_NOTIFY_ALL);
