@@ -300,6 +300,19 @@ static void test_stale_and_foreign_regions(void **state)
 	assert_int_equal(proc_wait(&s, 10000), 1);
 	assert_true(proc_expect(&s, F("/dev/shm/duet-%s exists and is not a duet link", N("junk")), 0));
 	assert_true(region_exists(N("junk")));
+	/* A proxy takes such a region, too short to be a link, for one
+	 * being created: it waits, and says so at its timeout. */
+	proc_start(&s, ARGS("proxy", "--name", N("junk"), "--timeout", "300", "-c", "status"));
+	assert_int_equal(proc_wait(&s, 10000), 1);
+	assert_true(proc_expect(&s, F("no server for link '%s' within 300 ms", N("junk")), 0));
+	unlink_region(N("junk"));
+	/* And so is an empty one, as a server leaves it for a moment. */
+	fd = shm_open(F("/duet-%s", N("junk")), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	proc_start(&s, ARGS("proxy", "--name", N("junk"), "--timeout", "300", "-c", "status"));
+	assert_int_equal(proc_wait(&s, 10000), 1);
+	assert_true(proc_expect(&s, F("no server for link '%s' within 300 ms", N("junk")), 0));
 	unlink_region(N("junk"));
 }
 
