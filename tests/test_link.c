@@ -286,6 +286,11 @@ static void test_stale_and_foreign_regions(void **state)
 	assert_true(proc_expect(&s, "created", 5000));
 	proc_kill9(&s); /* leaves its region behind */
 	assert_true(region_exists(N("stale")));
+	/* A proxy does not attach to a dead server's region: it waits. */
+	proc_start(&s, ARGS("proxy", "--name", N("stale"), "--timeout", "300", "-c", "status"));
+	assert_int_equal(proc_wait(&s, 10000), 1);
+	assert_true(proc_expect(&s, F("no server for link '%s' within 300 ms", N("stale")), 0));
+	assert_true(region_exists(N("stale")));
 	proc_start(&s, ARGS("server", "--name", N("stale"), "-c", "wait 5000; rng 0 16; quit"));
 	assert_int_equal(proc_wait(&s, 20000), 0);
 	assert_true(proc_expect(&s, "rng 0: 16 bytes", 0));
