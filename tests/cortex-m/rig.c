@@ -25,10 +25,10 @@
 
 static const struct rpmsg_virtio_config rpmsg_cfg = { 256, 256 };
 
-static const struct duet_vdev_desc vdevs[3] = {
+static struct duet_vdev_desc vdevs[3] = {
 	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1u << VIRTIO_RPMSG_F_NS,
-	  .num_vrings = 2, .vring_num = 16, .vring_align = 16, .config_len = sizeof(rpmsg_cfg),
-	  .config = &rpmsg_cfg, .carveout_size = 24 * 1024 },
+	  .num_vrings = 2, .vring_align = 16, .config_len = sizeof(rpmsg_cfg),
+	  .config = &rpmsg_cfg },
 	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1, .vring_num = 8,
 	  .vring_align = 16, .carveout_size = 8 * 1024 },
 	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_PROXY, .num_vrings = 1, .vring_num = 8,
@@ -36,7 +36,7 @@ static const struct duet_vdev_desc vdevs[3] = {
 };
 
 /* The shared region: both sides map it (here, at the same address). */
-static uint8_t region[64 * 1024] __attribute__((aligned(4096)));
+static uint8_t region[192 * 1024] __attribute__((aligned(4096)));
 static _Atomic uint32_t epochs[DUET_MAX_VDEVS];
 
 struct side {
@@ -131,7 +131,7 @@ struct duet_rptun *rig_side(int i)
 	return sides[i].rptun;
 }
 
-int rig_start(void)
+int rig_start(uint16_t rpmsg_ring)
 {
 	static const struct duet_bare_board board = {
 		.clock_ns = board_clock_ns, .clock_ms = board_clock_ms, .random = board_random, .idle = idle, .fatal = fatal,
@@ -142,6 +142,9 @@ int rig_start(void)
 	ret = duet_bare_init(&board);
 	if (ret < 0)
 		return ret;
+	/* Both rings' buffers, 256 B each, and the rings, rounded up. */
+	vdevs[0].vring_num = rpmsg_ring;
+	vdevs[0].carveout_size = (uint32_t)rpmsg_ring * 2 * (256 + 32) + 8192;
 	if (CARVE_DA + duet_rsc_carveouts_size(vdevs, 3) > sizeof(region))
 		return -ENOSPC;
 	ret = duet_rsc_build(region, TABLE_SIZE, vdevs, 3, CARVE_DA);

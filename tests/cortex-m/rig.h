@@ -2,8 +2,8 @@
  * rig.h - both rptun sides of a link in one Cortex-M image, over one
  * region, served by one main loop through the bare-metal port: what the
  * test (main.c) and the benchmark (bench/bench_cortex_m.c) run on.
- * Vdev 0 is rpmsg (the server drives it, 256-byte buffers, 16 per ring),
- * vdev 1 rng driven by the server, vdev 2 rng driven by the proxy.
+ * Vdev 0 is rpmsg (the server drives it, 256-byte buffers), vdev 1 rng
+ * driven by the server, vdev 2 rng driven by the proxy.
  */
 #ifndef RIG_H
 #define RIG_H
@@ -12,9 +12,10 @@
 
 #include <duet/rptun.h>
 
-/* Start the port, write the table, create and start both sides with the
- * rpmsg and rng drivers registered. 0, or the first negative errno. */
-int rig_start(void);
+/* Start the port, write the table (rpmsg's rings of `rpmsg_ring`
+ * entries, a power of two up to 256), create and start both sides with
+ * the rpmsg and rng drivers registered. 0, or the first negative errno. */
+int rig_start(uint16_t rpmsg_ring);
 
 /* Side 0 (the server) or 1 (the proxy). */
 struct duet_rptun *rig_side(int i);
