@@ -9,7 +9,7 @@ bench) need="$need valgrind" ;;
 esac
 # The cross compilers are optional: make test reports their absence.
 # With the Cortex-M one, its C library and QEMU run the core on a Cortex-M4.
-if [ "${1:-test}" = test ] && command -v arm-none-eabi-gcc >/dev/null 2>&1; then
+if command -v arm-none-eabi-gcc >/dev/null 2>&1; then
 	need="$need libnewlib-arm-none-eabi qemu-system-arm"
 fi
 missing=""
