@@ -1650,10 +1650,54 @@ static void test_open_refuses_bad_configurations(void **state)
 	assert_int_equal(access(err, F_OK), -1);
 }
 
+/*
+ * The user loop's calls need a link opened with user_loop (the service
+ * thread owns the doorbell otherwise), and only a server sends commands,
+ * and only known ones, and only to an attached proxy: each refusal is
+ * -EINVAL (-ENOTCONN for no proxy), with the message saying why.
+ */
+static void test_loop_and_command_calls_refuse_misuse(void **state)
+{
+	struct duet_link_config cfg = { .side = DUET_SERVER };
+	struct duet_link *l;
+	char name[64], err[256];
+
+	(void)state;
+	snprintf(name, sizeof(name), "trl-%d-misuse", (int)getpid());
+	cfg.name = name;
+	assert_int_equal(duet_link_open(&l, &cfg, 1000, err, sizeof(err)), 0);
+	assert_int_equal(duet_link_poll(l), -EINVAL);
+	assert_int_equal(duet_link_wait(l, 0), -EINVAL);
+	assert_int_equal(duet_link_wake(l), -EINVAL);
+	assert_int_equal(duet_link_poll(NULL), -EINVAL);
+	assert_int_equal(duet_link_wait(NULL, 0), -EINVAL);
+	assert_int_equal(duet_link_wake(NULL), -EINVAL);
+	err[0] = 0;
+	assert_int_equal(duet_link_command(l, DUET_LINK_CMD_STOP, 100, err, sizeof(err)), -ENOTCONN);
+	assert_non_null(strstr(err, "no proxy attached"));
+	assert_int_equal(duet_link_command(l, (enum duet_link_cmd)0, 100, err, sizeof(err)), -EINVAL);
+	assert_int_equal(duet_link_command(l, (enum duet_link_cmd)(DUET_LINK_CMD_PANIC + 1), 100, err,
+					   sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "only a server sends commands"));
+	assert_int_equal(duet_link_command(NULL, DUET_LINK_CMD_STOP, 100, err, sizeof(err)), -EINVAL);
+	assert_int_equal(duet_link_close(NULL, 100, err, sizeof(err)), -EINVAL);
+	assert_int_equal(duet_link_close(l, 1000, err, sizeof(err)), 0);
+	/* With a user loop, the same calls work on an idle link. */
+	cfg.user_loop = true;
+	assert_int_equal(duet_link_open(&l, &cfg, 1000, err, sizeof(err)), 0);
+	assert_true(duet_link_poll(l) >= 0);
+	assert_true(duet_link_wait(l, 0) >= 0);
+	assert_int_equal(duet_link_wake(l), 0);
+	assert_true(duet_link_wait(l, 1000) >= 1); /* the wake rang its doorbell */
+	assert_int_equal(duet_link_close(l, 1000, err, sizeof(err)), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_refuses_bad_configurations),
+		cmocka_unit_test(test_loop_and_command_calls_refuse_misuse),
 		cmocka_unit_test(test_name_service_both_ways),
 		cmocka_unit_test(test_endpoint_churn_both_ways),
 		cmocka_unit_test(test_tx_exhaustion_both_ways),
