@@ -1693,11 +1693,45 @@ static void test_loop_and_command_calls_refuse_misuse(void **state)
 	assert_int_equal(duet_link_close(l, 1000, err, sizeof(err)), 0);
 }
 
+/* duet_link_describe: a line for the link, one per vdev, and into a
+ * short buffer as much as fits with the length of that (len - 1). */
+static void test_describe_truncates_to_the_buffer(void **state)
+{
+	struct duet_link_config cfg = { .side = DUET_SERVER, .vdevs = vdevs, .num_vdevs = 1 };
+	char name[64], err[256], full[1024], part[1024];
+	struct duet_link *l;
+	int n;
+
+	(void)state;
+	snprintf(name, sizeof(name), "trl-%d-describe", (int)getpid());
+	cfg.name = name;
+	assert_int_equal(duet_link_open(&l, &cfg, 1000, err, sizeof(err)), 0);
+	n = duet_link_describe(l, full, sizeof(full));
+	assert_int_equal(n, (int)strlen(full));
+	assert_non_null(strstr(full, name));
+	assert_non_null(strstr(full, "vdev 0 rpmsg"));
+	assert_int_equal(full[n - 1], '\n');
+	/* Room for all of it and its NUL: all of it. */
+	assert_int_equal(duet_link_describe(l, part, (size_t)n + 1), n);
+	assert_string_equal(part, full);
+	/* One byte short: the last character goes. */
+	assert_int_equal(duet_link_describe(l, part, (size_t)n), n - 1);
+	assert_int_equal(strlen(part), (size_t)n - 1);
+	assert_memory_equal(part, full, (size_t)n - 1);
+	assert_int_equal(duet_link_describe(l, part, 1), 0);
+	assert_string_equal(part, "");
+	part[0] = 'x';
+	assert_int_equal(duet_link_describe(l, part, 0), 0);
+	assert_int_equal(part[0], 'x'); /* nothing written */
+	assert_int_equal(duet_link_close(l, 1000, err, sizeof(err)), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_refuses_bad_configurations),
 		cmocka_unit_test(test_loop_and_command_calls_refuse_misuse),
+		cmocka_unit_test(test_describe_truncates_to_the_buffer),
 		cmocka_unit_test(test_name_service_both_ways),
 		cmocka_unit_test(test_endpoint_churn_both_ways),
 		cmocka_unit_test(test_tx_exhaustion_both_ways),
