@@ -164,6 +164,32 @@ static void test_work_queued_from_its_run_waits_for_the_next_call(void **state)
 	assert_int_equal(b.runs, 1);
 }
 
+/* An item that waits turns the loop (the idle hook), and the loop's turn
+ * calls run_work again: inside an item that runs nothing. */
+static int nested_ran;
+
+static void nested_run(struct duet_work *w)
+{
+	(void)w;
+	nested_ran = duet_bare_run_work();
+}
+
+static void test_work_does_not_run_inside_work(void **state)
+{
+	struct duet_work outer = { .fn = nested_run };
+	struct counted other = { .w.fn = count_run, .requeue_ms = -1 };
+
+	(void)state;
+	nested_ran = -1;
+	assert_int_equal(duet_work_queue(&other.w, 0), 0);
+	assert_int_equal(duet_work_queue(&outer, 0), 0);
+	/* outer, queued last, runs first, other still queued: other runs
+	 * after it, not inside it. */
+	assert_int_equal(duet_bare_run_work(), 2);
+	assert_int_equal(nested_ran, 0);
+	assert_int_equal(other.runs, 1);
+}
+
 static void test_event_wait_turns_the_loop(void **state)
 {
 	struct duet_event *ev;
@@ -228,6 +254,7 @@ int main(void)
 		cmocka_unit_test_setup(test_work_runs_once_when_due, setup),
 		cmocka_unit_test_setup(test_cancel_drops_pending_work, setup),
 		cmocka_unit_test_setup(test_work_queued_from_its_run_waits_for_the_next_call, setup),
+		cmocka_unit_test_setup(test_work_does_not_run_inside_work, setup),
 		cmocka_unit_test_setup(test_event_wait_turns_the_loop, setup),
 		cmocka_unit_test_setup(test_mutex_counts_its_depth, setup),
 		cmocka_unit_test_setup(test_alloc_is_zeroed, setup),

@@ -169,7 +169,9 @@ int duet_bare_run_work(void)
 	int ran = 0;
 	bool again = true;
 
-	if (!queued)
+	/* Not inside an item (one that waits turns the loop through the
+	 * idle hook): the items run one at a time. */
+	if (!queued || running_work)
 		return 0; /* most turns of a loop: not even a look at the clock */
 	/* An item may queue or cancel others: look from the start after each. */
 	running_work = true;
