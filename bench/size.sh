@@ -3,6 +3,8 @@
 #  - rpmsg only, one role (the driver side: virtio-rpmsg): virtqueue, the
 #    virtio bus (and its lock), rpmsg over virtio; a partial link (ld -r --gc-sections)
 #    rooted at what an rpmsg user calls, so only reachable code counts;
+#  - a firmware's share: the same over rptun with the bare-metal port,
+#    rooted at what its main loop calls too;
 #  - the full core: every object of the core, frameworks, transports and
 #    drivers, no garbage collection.
 # The port (OS calls) and libc are not counted.
@@ -53,6 +55,21 @@ srcs=$(for s in $rpmsg_srcs; do printf '%s ' "$top/$s"; done)
 $cc $flags -flto -nostdlib -nostartfiles -Wl,--gc-sections -Wl,-e,rpmsg_send $lroots \
 	-Wl,--unresolved-symbols=ignore-all $srcs -o "$out/rpmsg-one-role-lto.elf"
 echo "Cortex-M4 -Os -flto, rpmsg only, driver role (the same, linked with LTO): $(size_of "$out/rpmsg-one-role-lto.elf")"
+# What a firmware running the driver side of rpmsg over rptun links of duet:
+# the above plus the transport (resource table, rptun, its devices, the
+# carveout heap, the vhost bus rptun registers device sides on) and the
+# bare-metal port, rooted at what its main loop calls.
+fw_srcs="$rpmsg_srcs $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES) src/port/bare/port_bare.c"
+# shellcheck disable=SC2086,SC2046 # lists of words
+o=$(objs $(printf '%s\n' $fw_srcs | sort -u))
+fw_roots="$roots"
+for s in duet_rptun_create duet_rptun_start duet_rptun_stop duet_rptun_destroy duet_rptun_notified \
+	duet_rptun_check_peer duet_bare_init duet_bare_run_work; do
+	fw_roots="$fw_roots -u $s"
+done
+# shellcheck disable=SC2086
+arm-none-eabi-ld -r --gc-sections -e rpmsg_send $fw_roots -o "$out/rpmsg-firmware.o" $o
+echo "Cortex-M4 -Os, a firmware's share: the same over rptun with the bare-metal port (gc'd): $(size_of "$out/rpmsg-firmware.o")"
 all_srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES) src/rng/virtio_rng.c src/rng/vhost_rng.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_driver.c src/rpmsg/rpmsg_device.c src/rpmsg/rpmsg_ping.c src/rpmsg/rpmsg_dump.c"
 # shellcheck disable=SC2086
 o=$(objs $all_srcs)

@@ -54,7 +54,7 @@ uint64_t duet_clock_ms(void)
 
 int duet_port_random(void *buf, size_t len)
 {
-	return board.random ? board.random(buf, len) : -ENOSYS;
+	return board.random ? board.random(buf, len) : -ENOTSUP;
 }
 
 /* ---- mutex: one thread, so only the depth ---- */

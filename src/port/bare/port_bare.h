@@ -31,7 +31,7 @@ struct duet_bare_board {
 	 * which on a 32-bit core is a 64-bit division, a library call of some
 	 * hundred instructions, at every look at the work queue. */
 	uint64_t (*clock_ms)(void);
-	/* Entropy for duet_port_random (vhost-rng only); NULL: -ENOSYS. */
+	/* Entropy for duet_port_random (vhost-rng only); NULL: -ENOTSUP. */
 	int (*random)(void *buf, size_t len);
 	/* One turn of the main loop, for a wait; NULL: a wait only watches
 	 * the clock (an interrupt may still post). */
