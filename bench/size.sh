@@ -7,7 +7,7 @@
 #    rooted at what its main loop calls too;
 #  - the full core: every object of the core, frameworks, transports and
 #    drivers, no garbage collection.
-# The port (OS calls) and libc are not counted.
+# Libc is not counted, nor the port (OS calls) but in the firmware's share.
 #   bench/size.sh [outdir]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
