@@ -33,6 +33,7 @@
 #include <duet/vhost.h>
 
 #include "backoff.h"
+#include "pid_alive.h"
 
 #define HDR_MAGIC 0x54455544u /* "DUET" */
 #define HDR_VERSION 1u
@@ -147,11 +148,6 @@ static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 		va_end(ap);
 	}
 	return ret;
-}
-
-static bool pid_alive(uint32_t pid)
-{
-	return pid && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
 }
 
 /* A peer-written name, copied and terminated. */
@@ -411,7 +407,7 @@ static int reclaim(struct duet_link *l, char *err, size_t errlen)
 		return fail(err, errlen, -EEXIST,
 			    "/dev/shm%s exists and is not a duet link: remove it or choose another name",
 			    l->path);
-	if (pid_alive(hdr.side[DUET_SERVER].pid))
+	if (duet_pid_alive(hdr.side[DUET_SERVER].pid))
 		return fail(err, errlen, -EBUSY, "link '%s' is in use by a server (pid %u)",
 			    l->cfg.name, (unsigned int)hdr.side[DUET_SERVER].pid);
 	shm_unlink(l->path); /* left by a crashed run */
@@ -501,7 +497,7 @@ static void server_watch(struct duet_link *l)
 		atomic_store(&p->state, ST_ABSENT);
 		return;
 	}
-	if (!atomic_load(&l->peer_up) && state == ST_READY && pid_alive(pid)) {
+	if (!atomic_load(&l->peer_up) && state == ST_READY && duet_pid_alive(pid)) {
 		duet_mutex_lock(l->lock);
 		atomic_store(&l->peer_pid, (int)pid);
 		atomic_store(&l->peer_up, true);
@@ -514,7 +510,7 @@ static void server_watch(struct duet_link *l)
 		/* State first: a proxy that stopped and then exited left. */
 		if (state == ST_STOPPED)
 			server_peer_down(l, "left");
-		else if (!pid_alive((uint32_t)atomic_load(&l->peer_pid)))
+		else if (!duet_pid_alive((uint32_t)atomic_load(&l->peer_pid)))
 			server_peer_down(l, "died");
 		else if (state != ST_READY)
 			server_peer_down(l, "left");
@@ -548,7 +544,7 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	h = l->hdr;
 	if (atomic_load(&h->magic) != HDR_MAGIC || h->region_size != (uint32_t)st.st_size ||
 	    atomic_load(&h->side[DUET_SERVER].state) != ST_READY ||
-	    !pid_alive(atomic_load(&h->side[DUET_SERVER].pid))) {
+	    !duet_pid_alive(atomic_load(&h->side[DUET_SERVER].pid))) {
 		unmap(l);
 		return -EAGAIN; /* not ready, closing, or left by a dead server */
 	}
@@ -572,7 +568,7 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 			    l->local, l->remote, l->cfg.name, pname, sname);
 	}
 	if (atomic_load(&h->side[DUET_PROXY].state) == ST_READY &&
-	    pid_alive(atomic_load(&h->side[DUET_PROXY].pid))) {
+	    duet_pid_alive(atomic_load(&h->side[DUET_PROXY].pid))) {
 		unmap(l);
 		return fail(err, errlen, -EBUSY, "link '%s' already has a proxy (pid %u)",
 			    l->cfg.name, (unsigned int)atomic_load(&h->side[DUET_PROXY].pid));
@@ -622,7 +618,7 @@ static void proxy_peer_down(struct duet_link *l, const char *why)
 	fd = shm_open(l->path, O_RDONLY, 0);
 	if (fd >= 0) {
 		if (pread(fd, &hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
-		    hdr.side[DUET_SERVER].pid == (uint32_t)pid && !pid_alive((uint32_t)pid))
+		    hdr.side[DUET_SERVER].pid == (uint32_t)pid && !duet_pid_alive((uint32_t)pid))
 			shm_unlink(l->path);
 		close(fd);
 	}
@@ -654,7 +650,7 @@ static void proxy_watch(struct duet_link *l)
 			say(l, DUET_LINK_ERROR, "%s", err);
 		return;
 	}
-	if (!pid_alive((uint32_t)atomic_load(&l->peer_pid))) {
+	if (!duet_pid_alive((uint32_t)atomic_load(&l->peer_pid))) {
 		proxy_peer_down(l, "died");
 		return;
 	}
@@ -1060,7 +1056,7 @@ static const char *cmd_name(enum duet_link_cmd cmd)
 static bool proxy_there(struct duet_link *l)
 {
 	return atomic_load(&l->hdr->side[DUET_PROXY].state) == ST_READY &&
-	       pid_alive(atomic_load(&l->hdr->side[DUET_PROXY].pid));
+	       duet_pid_alive(atomic_load(&l->hdr->side[DUET_PROXY].pid));
 }
 
 static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
