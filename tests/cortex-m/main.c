@@ -11,17 +11,14 @@
  * failed check prints its line and exits 1 (QEMU's status: the test's).
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <duet/port.h>
 #include <duet/rng.h>
 #include <duet/rpmsg.h>
 #include <duet/rptun.h>
-#include <duet/vhost.h>
 #include <duet/virtio.h>
 
 #include "rig.h"

@@ -1059,19 +1059,6 @@ static bool proxy_there(struct duet_link *l)
 	       duet_pid_alive(atomic_load(&l->hdr->side[DUET_PROXY].pid));
 }
 
-static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
-			char *err, size_t errlen);
-
-int duet_link_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
-		      char *err, size_t errlen)
-{
-	if (!l || l->me != DUET_SERVER || cmd < DUET_LINK_CMD_STOP || cmd > DUET_LINK_CMD_PANIC)
-		return fail(err, errlen, -EINVAL, "only a server sends commands");
-	if (!atomic_load(&l->peer_up) || !l->hdr)
-		return fail(err, errlen, -ENOTCONN, "no proxy attached");
-	return send_command(l, cmd, timeout_ms, err, errlen);
-}
-
 /* duet_link_command past its checks, for a proxy that is there. */
 static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
 			char *err, size_t errlen)
@@ -1096,6 +1083,16 @@ static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t ti
 			    "proxy (pid %d) did not acknowledge %s within %u ms",
 			    (int)atomic_load(&l->hdr->side[DUET_PROXY].pid), cmd_name(cmd), timeout_ms);
 	return 0;
+}
+
+int duet_link_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t timeout_ms,
+		      char *err, size_t errlen)
+{
+	if (!l || l->me != DUET_SERVER || cmd < DUET_LINK_CMD_STOP || cmd > DUET_LINK_CMD_PANIC)
+		return fail(err, errlen, -EINVAL, "only a server sends commands");
+	if (!atomic_load(&l->peer_up) || !l->hdr)
+		return fail(err, errlen, -ENOTCONN, "no proxy attached");
+	return send_command(l, cmd, timeout_ms, err, errlen);
 }
 
 int duet_link_close(struct duet_link *l, uint32_t timeout_ms, char *err, size_t errlen)
