@@ -221,33 +221,35 @@ static inline uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16
 {
 	struct virtqueue_slot *slots = vq->slots;
 	struct vring_desc *table = vq->desc;
-	struct vring_avail *avail = vq->avail;
-	const struct virtqueue_window win = vq->win;
-	uint16_t aidx = vq->avail_idx, head = vq->free_head, nfree = vq->num_free;
-	uint16_t mask = vq->mask, flags = writable ? VRING_DESC_F_WRITE : 0;
+	uint16_t *ring = vq->avail->ring;
+	uintptr_t va = (uintptr_t)vq->win.va;
+	uint64_t size = vq->win.size, da = vq->win.da;
+	uint16_t aidx = vq->avail_idx, head = vq->free_head, mask = vq->mask;
+	uint16_t m = n < vq->num_free ? n : vq->num_free;
+	uint16_t flags = writable ? VRING_DESC_F_WRITE : 0;
 	uint16_t k;
 
-	for (k = 0; k < n && nfree; k++) {
+	for (k = 0; k < m; k++) {
 		struct virtqueue_slot *s = &slots[head];
 		uint16_t next = s->next;
 		uint32_t l = lens ? lens[k] : len;
-		uint64_t da;
+		uintptr_t off = (uintptr_t)bufs[k] - va;
 
-		if (!bufs[k] || !window_da(&win, bufs[k], l, &da))
+		/* window_da, on the locals */
+		if (!bufs[k] || off > size || l > size - off)
 			break;
 		s->cookie = bufs[k];
 		s->ndesc = 1;
 		s->wlen = writable ? l : 0;
-		vq_write_desc(VQ_IO_PLAIN, &table[head], da, l, flags, 0);
-		vq_update16(VQ_IO_PLAIN, &avail->ring[(uint16_t)(aidx + k) & mask], head);
+		vq_write_desc(VQ_IO_PLAIN, &table[head], da + off, l, flags, 0);
+		vq_update16(VQ_IO_PLAIN, &ring[(uint16_t)(aidx + k) & mask], head);
 		head = next;
-		nfree--;
 	}
 	vq->free_head = head;
-	vq->num_free = nfree;
+	vq->num_free = (uint16_t)(vq->num_free - k);
 	if (k) {
 		vq->avail_idx = (uint16_t)(aidx + k);
-		vq_store_idx(VQ_IO_PLAIN, &avail->idx, (uint16_t)(aidx + k));
+		vq_store_idx(VQ_IO_PLAIN, &vq->avail->idx, (uint16_t)(aidx + k));
 	}
 	return k;
 }
