@@ -21,6 +21,11 @@
  * The two hints serve speed; a build for size leaves them to the compiler.
  * Other compilers ignore them.
  *
+ * DUET_ACCESSOR marks what touches ring memory (vq_mem.h): a load or a
+ * store and a test of the queue's accessors. Out of line, as -Os leaves
+ * them, the call and its arguments take more code than the body and cost
+ * instructions on every ring access: inlined in every build.
+ *
  * DUET_PREFETCH(p) asks for the cache line at p ahead of its use, without
  * waiting for it and without faulting: a hint, so it is no access for the
  * program, and nothing where the compiler has no such builtin or the core
@@ -40,6 +45,12 @@
 #else
 #define DUET_OUT_OF_LINE
 #define DUET_ALWAYS_INLINE inline
+#endif
+
+#if defined(__GNUC__)
+#define DUET_ACCESSOR inline __attribute__((always_inline))
+#else
+#define DUET_ACCESSOR inline
 #endif
 
 #if defined(__GNUC__)
