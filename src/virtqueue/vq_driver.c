@@ -121,7 +121,7 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
  * updated before the first store to the ring, which the compiler must
  * assume could alias *vq; that keeps few values live and none reloaded.
  */
-static inline int add_one(struct virtqueue *vq, struct virtqueue_io io, void *buf, uint32_t len,
+static DUET_ALWAYS_INLINE int add_one(struct virtqueue *vq, struct virtqueue_io io, void *buf, uint32_t len,
 			  unsigned int writable, void *cookie)
 {
 	struct virtqueue_slot *slot;
