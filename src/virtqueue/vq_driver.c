@@ -216,7 +216,7 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
  * and ring stores, and the index stored once. Returns how many it added
  * before the first that cannot go.
  */
-static inline uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n,
+static DUET_ALWAYS_INLINE uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n,
 				 uint32_t len, const uint32_t *lens, bool writable)
 {
 	struct virtqueue_slot *slots = vq->slots;
@@ -256,7 +256,7 @@ static inline uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16
 
 /* virtqueue_add_bufs and its sized twin: lens NULL, every buffer len.
  * Inlined into each, so that the uniform one tests no lens. */
-static inline int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
+static DUET_ALWAYS_INLINE int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
 			   const uint32_t *lens, bool writable)
 {
 	uint16_t k = 0;
