@@ -125,6 +125,8 @@ bench:
 	$(B)/bench/bench/bench_rpmsg idle
 	sh bench/size.sh $(B)/size
 	sh bench/cortex-m.sh $(B)/bench-cortex-m
+	sh bench/cortex-m-profile.sh $(B)/bench-cortex-m-profile
+	OPT=-Os sh bench/cortex-m-profile.sh $(B)/bench-cortex-m-profile
 
 clean:
 	rm -rf $(B)
