@@ -46,6 +46,16 @@ done
 # shellcheck disable=SC2086
 arm-none-eabi-ld -r --gc-sections -e rpmsg_send $basic -o "$out/rpmsg-basic.o" $o
 echo "  of it, endpoints and copy sends only (no zero copy, no listeners): $(size_of "$out/rpmsg-basic.o")"
+# The other role, the device side (vhost-rpmsg), rooted the same way: the
+# vhost bus with its deferred probe, and the checks of chains a driver may
+# post, which the driver side never reads.
+dev_srcs="$(list DUET_CORE_SOURCES) src/core/lazy_lock.c src/vhost/vhost.c src/virtio/bus.c src/virtio/virtio.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_device.c"
+# shellcheck disable=SC2086
+od=$(objs $dev_srcs)
+# shellcheck disable=SC2086,SC2046 # lists of words
+arm-none-eabi-ld -r --gc-sections -e rpmsg_send $(printf '%s\n' $roots | sed 's/^virtio_\(rpmsg_driver\|register_driver\|register_device\|unregister_device\)$/vhost_\1/') \
+	-o "$out/rpmsg-device-role.o" $od
+echo "  the device role instead (vhost-rpmsg, vhost bus, gc'd the same way): $(size_of "$out/rpmsg-device-role.o")"
 # The same with link-time optimisation (-flto, as firmware is often linked):
 # a final link rooted the same way; the port and libc stay unresolved.
 # shellcheck disable=SC2086
