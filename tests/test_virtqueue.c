@@ -141,6 +141,12 @@ static void test_init_accepts_each_limit(void **state)
 	assert_int_equal(init_with(&c), 0);
 	c.window.da++;
 	assert_int_equal(init_with(&c), -EINVAL);
+	/* Locally too: a window may end at the last address, not past it
+	 * (then any pointer would look inside it). */
+	c = good; c.window.size = (uint64_t)(UINTPTR_MAX - (uintptr_t)region) + 1u;
+	assert_int_equal(init_with(&c), 0);
+	c.window.size++;
+	assert_int_equal(init_with(&c), -EINVAL);
 	c = good; c.indirect = region + 65536; c.indirect_num = 2;
 	assert_int_equal(init_with(&c), 0);
 	c.indirect_num = VIRTQUEUE_MAX_SIZE;

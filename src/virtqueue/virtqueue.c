@@ -89,8 +89,12 @@ static int check_config(void *mem, size_t memsize, const struct virtqueue_config
 	if (!is_pow2(cfg->align) || cfg->align < 4 || cfg->align > 65536 || !cfg->ring ||
 	    ((uintptr_t)cfg->ring % 16))
 		return -EINVAL;
+	/* The window is local memory at va and device addresses at da: each
+	 * range must end before its address space does. A local one that ran
+	 * past would hold every pointer, to the driver's checks (window_da). */
 	if (!cfg->window.va || !cfg->window.size ||
-	    cfg->window.da > UINT64_MAX - (cfg->window.size - 1))
+	    cfg->window.da > UINT64_MAX - (cfg->window.size - 1) ||
+	    cfg->window.size - 1 > UINTPTR_MAX - (uintptr_t)cfg->window.va)
 		return -EINVAL;
 	ringsize = vring_size(cfg->num, cfg->align);
 	if (!in_window(&cfg->window, cfg->ring, ringsize))
