@@ -210,7 +210,7 @@ void virtqueue_reset(struct virtqueue *vq)
 /* Whether the peer wants a notification for our index moving from
  * kicked_idx to `now`, as its word says. */
 static DUET_ALWAYS_INLINE bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
-				   uint16_t now)
+					       uint16_t now)
 {
 	uint16_t wish;
 
@@ -336,7 +336,8 @@ const void *vq_poll_guess(const struct virtqueue *vq, uint16_t pos)
 
 /* The index the driver writes (avail) when `driver`, else the device's,
  * read through `io` (vq->io, or VQ_IO_PLAIN where the caller knows). */
-static DUET_ALWAYS_INLINE uint16_t ring_idx_io(const struct virtqueue *vq, struct virtqueue_io io, bool driver)
+static DUET_ALWAYS_INLINE uint16_t ring_idx_io(const struct virtqueue *vq, struct virtqueue_io io,
+					       bool driver)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
 
@@ -372,7 +373,7 @@ static inline uint16_t peer_idx(const struct virtqueue *vq)
  * index (in *peer, read through `io`) moved since the callback last ran
  * from a look. */
 static DUET_ALWAYS_INLINE bool poll_news_io(const struct virtqueue *vq, struct virtqueue_io io,
-				uint16_t *peer)
+					    uint16_t *peer)
 {
 	/* The flag before the index: work the owner missed when it turned
 	 * callbacks on (its own look then saw none) comes after, and is seen

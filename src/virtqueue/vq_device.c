@@ -13,7 +13,7 @@
 /* Record a taken chain at `head` as in flight on this side; `next` is the
  * next avail entry to take, as the caller already knows it. */
 static DUET_ALWAYS_INLINE void mark_taken(struct virtqueue *vq, struct virtqueue_io io,
-			      uint16_t head, size_t count, uint32_t wlen, uint16_t next)
+					  uint16_t head, size_t count, uint32_t wlen, uint16_t next)
 {
 	/* The index first: the slot stores could alias it for the compiler. */
 	vq->avail_idx = next;
@@ -89,7 +89,7 @@ enum { TAKE_DONE, TAKE_CHAIN, TAKE_FAULT };
  * short path needs no stack frame.
  */
 static DUET_ALWAYS_INLINE int take_short(struct virtqueue *vq, struct virtqueue_io io,
-			     struct virtqueue_buf *vb, bool fits, struct avail_entry *e)
+					 struct virtqueue_buf *vb, bool fits, struct avail_entry *e)
 {
 	/* Read before the acquire load, which would force a second read. */
 	struct vring_avail *avail = vq->avail;
@@ -121,8 +121,8 @@ static DUET_ALWAYS_INLINE int take_short(struct virtqueue *vq, struct virtqueue_
 }
 
 /* The next available chain into vb[0..vbsize) (see take_chain). */
-static DUET_ALWAYS_INLINE int take(struct virtqueue *vq, struct virtqueue_io io, struct virtqueue_buf *vb,
-		       size_t vbsize, size_t *count)
+static DUET_ALWAYS_INLINE int take(struct virtqueue *vq, struct virtqueue_io io,
+				   struct virtqueue_buf *vb, size_t vbsize, size_t *count)
 {
 	struct avail_entry e;
 	int ret = take_short(vq, io, vb, vbsize != 0, &e);
@@ -189,7 +189,7 @@ static DUET_OUT_OF_LINE void *get_available_fault(struct virtqueue *vq, uint16_t
 
 /* The buffer of the next available chain, whole. */
 static DUET_ALWAYS_INLINE void *get_available(struct virtqueue *vq, struct virtqueue_io io,
-				  uint16_t *avail_idx, uint32_t *len)
+					      uint16_t *avail_idx, uint32_t *len)
 {
 	struct virtqueue_buf first;
 	struct avail_entry e;
@@ -230,7 +230,8 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
  * while it takes, so each entry is read and checked by the one take there
  * is (`io` as for take_short). */
 static DUET_ALWAYS_INLINE uint16_t take_batch(struct virtqueue *vq, struct virtqueue_io io,
-				  struct virtqueue_buf *vb, uint16_t *heads, uint16_t max)
+					      struct virtqueue_buf *vb, uint16_t *heads,
+					      uint16_t max)
 {
 	struct avail_entry e;
 	uint16_t n = 0;
@@ -252,8 +253,8 @@ int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf v
 	return take_batch(vq, vq->io, vb, heads, max);
 }
 
-static DUET_ALWAYS_INLINE void put_used(struct virtqueue *vq, struct virtqueue_io io,
-			    uint16_t head, uint32_t len)
+static DUET_ALWAYS_INLINE void put_used(struct virtqueue *vq, struct virtqueue_io io, uint16_t head,
+					uint32_t len)
 {
 	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
 
