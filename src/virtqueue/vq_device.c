@@ -153,11 +153,24 @@ static DUET_OUT_OF_LINE int get_vq_buffers_checked(struct virtqueue *vq, struct 
 int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 			 size_t vbsize, size_t *vbcnt)
 {
-	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE) && vb &&
-	    vbsize && vbcnt) {
-		*vbcnt = 0;
-		return take(vq, VQ_IO_PLAIN, vb, vbsize, vbcnt);
+	struct avail_entry e;
+	int ret;
+
+	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE) ||
+	    !vb || !vbsize || !vbcnt)
+		return get_vq_buffers_checked(vq, vb, vbsize, vbcnt);
+	*vbcnt = 0;
+	ret = take_short(vq, VQ_IO_PLAIN, vb, true, &e);
+	if (ret == TAKE_DONE) {
+		*vbcnt = 1;
+		return e.head;
 	}
+	if (ret == -ENOMEM)
+		return ret;
+	/* A chain or a fault: nothing was taken, so the checked path starts
+	 * over and reads the entry again, validating its own copy. Called
+	 * with this call's own arguments, it is a jump: the lone buffer
+	 * needs no stack frame. */
 	return get_vq_buffers_checked(vq, vb, vbsize, vbcnt);
 }
 
