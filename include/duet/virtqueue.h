@@ -183,6 +183,9 @@ struct virtqueue {
 	uint16_t *avail_event; /* used->ring[num] */
 	uint16_t *peer_wish;   /* what a kick reads: the peer's event word
 				* under EVENT_IDX, else its flags */
+	uint16_t *own_idx;     /* the index this side publishes (avail.idx
+				* for a driver, used.idx for a device) */
+	uint16_t *peer_idx;    /* the index the peer publishes */
 	struct virtqueue_window win;
 	struct vring_desc *indirect;
 	uint16_t indirect_num;
