@@ -214,7 +214,7 @@ void virtqueue_reset(struct virtqueue *vq)
 
 /* Whether the peer wants a notification for our index moving from
  * kicked_idx to `now`, as its word says. */
-static DUET_ALWAYS_INLINE bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
+static DUET_INLINE bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
 					       uint16_t now)
 {
 	uint16_t wish;
@@ -351,7 +351,7 @@ static inline uint16_t own_idx(const struct virtqueue *vq)
 
 /* The peer's index read through `io` (vq->io, or VQ_IO_PLAIN where the
  * caller knows the memory is plain). */
-static DUET_ALWAYS_INLINE uint16_t peer_idx_io(const struct virtqueue *vq, struct virtqueue_io io)
+static DUET_INLINE uint16_t peer_idx_io(const struct virtqueue *vq, struct virtqueue_io io)
 {
 	return vq_load_idx(io, vq->peer_idx);
 }
@@ -364,7 +364,7 @@ static inline uint16_t peer_idx(const struct virtqueue *vq)
 /* Whether a look would run vq's callback: callbacks on, and the peer's
  * index (in *peer, read through `io`) moved since the callback last ran
  * from a look. */
-static DUET_ALWAYS_INLINE bool poll_news_io(const struct virtqueue *vq, struct virtqueue_io io,
+static DUET_INLINE bool poll_news_io(const struct virtqueue *vq, struct virtqueue_io io,
 					    uint16_t *peer)
 {
 	/* The flag before the index: work the owner missed when it turned

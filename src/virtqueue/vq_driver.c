@@ -121,7 +121,7 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
  * updated before the first store to the ring, which the compiler must
  * assume could alias *vq; that keeps few values live and none reloaded.
  */
-static DUET_ALWAYS_INLINE int add_one(struct virtqueue *vq, struct virtqueue_io io, void *buf,
+static DUET_INLINE int add_one(struct virtqueue *vq, struct virtqueue_io io, void *buf,
 				      uint32_t len, unsigned int writable, void *cookie)
 {
 	struct virtqueue_slot *slot;
@@ -216,7 +216,7 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
  * and ring stores, and the index stored once. Returns how many it added
  * before the first that cannot go.
  */
-static DUET_ALWAYS_INLINE uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n,
+static DUET_INLINE uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n,
 					     uint32_t len, const uint32_t *lens, bool writable)
 {
 	struct virtqueue_slot *slots = vq->slots;
@@ -258,7 +258,7 @@ static DUET_ALWAYS_INLINE uint16_t add_batch(struct virtqueue *vq, void *const *
 
 /* virtqueue_add_bufs and its sized twin: lens NULL, every buffer len.
  * Inlined into each, so that the uniform one tests no lens. */
-static DUET_ALWAYS_INLINE int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n,
+static DUET_INLINE int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n,
 				       uint32_t len, const uint32_t *lens, bool writable)
 {
 	uint16_t k = 0;
