@@ -2,6 +2,8 @@
 #ifndef DUET_COMPILER_H
 #define DUET_COMPILER_H
 
+#include <stdint.h>
+
 /*
  * DUET_FAST_PATHS: whether the short paths are compiled. The virtqueue's
  * busiest calls (one buffer on a healthy queue in plain memory) have a
@@ -69,5 +71,21 @@
 #else
 #define DUET_PREFETCH(p) ((void)(p))
 #endif
+
+/* The index of the lowest set bit of x, which is not 0. */
+static inline unsigned int duet_lowest_bit(uint32_t x)
+{
+#if defined(__GNUC__)
+	return (unsigned int)__builtin_ctz(x);
+#else
+	unsigned int i = 0;
+
+	while (!(x & 1u)) {
+		x >>= 1;
+		i++;
+	}
+	return i;
+#endif
+}
 
 #endif /* DUET_COMPILER_H */

@@ -14,6 +14,7 @@
 #include <duet/loopback.h>
 #include <duet/port.h>
 
+#include "../core/compiler.h"
 #include "../rptun/rvdev.h"
 
 #define TABLE_SPACE 8192u /* table room; the carveout starts after it */
@@ -56,9 +57,9 @@ int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role)
 	if (!side)
 		return -EINVAL;
 	bits = atomic_exchange(&side->pending, 0);
-	for (unsigned int i = 0; bits; i++, bits >>= 1)
-		if ((bits & 1u) && duet_rvdev_dispatch(&side->rv, i))
-			ran++;
+	/* One step per notified queue, not per bit. */
+	for (; bits; bits &= bits - 1u)
+		ran += duet_rvdev_dispatch(&side->rv, duet_lowest_bit(bits));
 	return ran;
 }
 
