@@ -675,6 +675,9 @@ static void test_add_consumed_buffers_returns_a_batch(void **state)
 	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, NULL, 1), -EINVAL);
 	batch[0] = 200;
 	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, NULL, 1), -EINVAL);
+	batch[0] = 8; /* num: one past the table */
+	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, NULL, 1), -EINVAL);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 8, 0), -EINVAL);
 	batch[0] = heads[4];
 	lens[0] = 17;
 	assert_int_equal(virtqueue_add_consumed_buffers(h->dev, batch, lens, 1), -EINVAL);
@@ -1559,6 +1562,27 @@ static void test_mem_ops_carry_every_ring_access(void **state)
 		before = dm.calls;
 		assert_null(virtqueue_get_buffer(drv, NULL, NULL));
 		assert_int_equal(dm.calls - before, 1);
+	}
+	/* A batch returned through the accessors: each head checked as the
+	 * single call checks it, the array read no further than n (exactly
+	 * n here, so that a read past it is one AddressSanitizer sees). */
+	{
+		uint16_t *got = malloc(2 * sizeof(*got));
+		uint32_t lens2[2] = { 0, 8 };
+		int c2;
+
+		assert_non_null(got);
+		assert_int_equal(virtqueue_add_one(drv, h->bufs, 8, true, &cookie), 0);
+		assert_int_equal(virtqueue_add_one(drv, h->bufs + 8, 8, true, &c2), 0);
+		assert_non_null(virtqueue_get_available_buffer(dev, &got[0], NULL));
+		assert_non_null(virtqueue_get_available_buffer(dev, &got[1], NULL));
+		assert_int_equal(virtqueue_add_consumed_buffer(dev, 8, 0), -EINVAL);
+		assert_int_equal(virtqueue_add_consumed_buffers(dev, got, lens2, 2), 2);
+		assert_ptr_equal(virtqueue_get_buffer(drv, &len, NULL), &cookie);
+		assert_int_equal(len, 0);
+		assert_ptr_equal(virtqueue_get_buffer(drv, &len, NULL), &c2);
+		assert_int_equal(len, 8);
+		free(got);
 	}
 	/* A look's pending test reads the index through the accessors too,
 	 * after a plain queue earlier in the table (one it skips: no
