@@ -81,7 +81,8 @@ static inline int take_single(struct rpmsg_device *rdev, struct virtqueue *vq, b
 	return take_single_slow(rdev, vq, tx, vb, h, n);
 }
 
-static DUET_ALWAYS_INLINE uint8_t *dev_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
+static DUET_ALWAYS_INLINE uint8_t *dev_take_tx(struct rpmsg_device *rdev, uint16_t *head,
+					       uint32_t *cap)
 {
 	struct virtqueue_buf vb;
 	int h = take_single(rdev, rdev->svq, true, &vb);
@@ -107,7 +108,8 @@ static void dev_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head
 		virtqueue_kick(rdev->svq);
 }
 
-static DUET_ALWAYS_INLINE uint8_t *dev_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
+static DUET_ALWAYS_INLINE uint8_t *dev_next_rx(struct rpmsg_device *rdev, uint32_t *len,
+					       uint16_t *head)
 {
 	struct virtqueue_buf vb;
 	int h = take_single(rdev, rdev->rvq, false, &vb);

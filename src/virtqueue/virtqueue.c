@@ -215,7 +215,7 @@ void virtqueue_reset(struct virtqueue *vq)
 /* Whether the peer wants a notification for our index moving from
  * kicked_idx to `now`, as its word says. */
 static DUET_INLINE bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
-					       uint16_t now)
+					uint16_t now)
 {
 	uint16_t wish;
 
@@ -365,7 +365,7 @@ static inline uint16_t peer_idx(const struct virtqueue *vq)
  * index (in *peer, read through `io`) moved since the callback last ran
  * from a look. */
 static DUET_INLINE bool poll_news_io(const struct virtqueue *vq, struct virtqueue_io io,
-					    uint16_t *peer)
+				     uint16_t *peer)
 {
 	/* The flag before the index: work the owner missed when it turned
 	 * callbacks on (its own look then saw none) comes after, and is seen

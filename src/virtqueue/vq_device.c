@@ -169,8 +169,9 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 		return ret;
 	/* A chain or a fault: nothing was taken, so the checked path starts
 	 * over and reads the entry again, validating its own copy. Called
-	 * with this call's own arguments, it is a jump: the lone buffer
-	 * needs no stack frame. */
+	 * with this call's own arguments it is a jump, where handing over
+	 * what was read took eight arguments, two on the stack, and a frame
+	 * the lone buffer's path set up too. */
 	return get_vq_buffers_checked(vq, vb, vbsize, vbcnt);
 }
 

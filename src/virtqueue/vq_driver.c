@@ -122,7 +122,7 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
  * assume could alias *vq; that keeps few values live and none reloaded.
  */
 static DUET_INLINE int add_one(struct virtqueue *vq, struct virtqueue_io io, void *buf,
-				      uint32_t len, unsigned int writable, void *cookie)
+			       uint32_t len, unsigned int writable, void *cookie)
 {
 	struct virtqueue_slot *slot;
 	struct vring_desc *desc;
@@ -217,7 +217,7 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
  * before the first that cannot go.
  */
 static DUET_INLINE uint16_t add_batch(struct virtqueue *vq, void *const *bufs, uint16_t n,
-					     uint32_t len, const uint32_t *lens, bool writable)
+				      uint32_t len, const uint32_t *lens, bool writable)
 {
 	struct virtqueue_slot *slots = vq->slots;
 	struct vring_desc *table = vq->desc;
@@ -259,7 +259,7 @@ static DUET_INLINE uint16_t add_batch(struct virtqueue *vq, void *const *bufs, u
 /* virtqueue_add_bufs and its sized twin: lens NULL, every buffer len.
  * Inlined into each, so that the uniform one tests no lens. */
 static DUET_INLINE int add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n,
-				       uint32_t len, const uint32_t *lens, bool writable)
+				uint32_t len, const uint32_t *lens, bool writable)
 {
 	uint16_t k = 0;
 	int ret = vq_batch_args(vq, VIRTQUEUE_ROLE_DRIVER, bufs, n);
