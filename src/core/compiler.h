@@ -23,19 +23,18 @@
  * The two hints serve speed; a build for size leaves them to the compiler.
  * Other compilers ignore them.
  *
- * DUET_ACCESSOR marks what touches ring memory (vq_mem.h): a load or a
- * store and a test of the queue's accessors. Out of line, as -Os leaves
- * them, the call and its arguments take more code than the body and cost
- * instructions on every ring access: inlined in every build.
- *
- * DUET_INLINE marks a short-path body that is inlined in every build, a
- * build for size too, because -Os chose worse there: the driver's adds
- * and the kick's and the look's index reads (vq_driver.c, virtqueue.c).
- * Out of line beside the checked body that is their one caller at -Os,
- * they took 98 B more of the rpmsg driver role's text and 8 more
- * instructions a Cortex-M4 round trip (bench/size.sh, bench/cortex-m.sh).
- * The device's take is not one of them: it has several callers, and
- * inlined in each it grew the device role by 256 B.
+ * DUET_INLINE marks a body inlined in every build, a build for size too,
+ * because -Os chose worse there, in code and in instructions:
+ * - what touches ring memory (vq_mem.h): a load or a store and a test of
+ *   the queue's accessors. Out of line, the call and its arguments took
+ *   more code than the body and cost instructions on every ring access;
+ * - the driver's adds and the kick's and the look's index reads
+ *   (vq_driver.c, virtqueue.c). Out of line beside the checked body that
+ *   is their one caller at -Os, they took 98 B more of the rpmsg driver
+ *   role's text and 8 more instructions a Cortex-M4 round trip
+ *   (bench/size.sh, bench/cortex-m.sh). The device's take is not one of
+ *   them: it has several callers, and inlined in each it grew the device
+ *   role by 256 B.
  *
  * DUET_PREFETCH(p) asks for the cache line at p ahead of its use, without
  * waiting for it and without faulting: a hint, so it is no access for the
@@ -59,10 +58,8 @@
 #endif
 
 #if defined(__GNUC__)
-#define DUET_ACCESSOR inline __attribute__((always_inline))
 #define DUET_INLINE inline __attribute__((always_inline))
 #else
-#define DUET_ACCESSOR inline
 #define DUET_INLINE inline
 #endif
 

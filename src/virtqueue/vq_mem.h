@@ -25,26 +25,26 @@
 #include "../core/compiler.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-static DUET_ACCESSOR uint16_t vq_le16(uint16_t v)
+static DUET_INLINE uint16_t vq_le16(uint16_t v)
 {
 	return (uint16_t)((v >> 8) | (v << 8));
 }
-static DUET_ACCESSOR uint32_t vq_le32(uint32_t v)
+static DUET_INLINE uint32_t vq_le32(uint32_t v)
 {
 	return ((uint32_t)vq_le16((uint16_t)v) << 16) | vq_le16((uint16_t)(v >> 16));
 }
-static DUET_ACCESSOR uint64_t vq_le64(uint64_t v)
+static DUET_INLINE uint64_t vq_le64(uint64_t v)
 {
 	return ((uint64_t)vq_le32((uint32_t)v) << 32) | vq_le32((uint32_t)(v >> 32));
 }
 #else
-static DUET_ACCESSOR uint16_t vq_le16(uint16_t v) { return v; }
-static DUET_ACCESSOR uint32_t vq_le32(uint32_t v) { return v; }
-static DUET_ACCESSOR uint64_t vq_le64(uint64_t v) { return v; }
+static DUET_INLINE uint16_t vq_le16(uint16_t v) { return v; }
+static DUET_INLINE uint32_t vq_le32(uint32_t v) { return v; }
+static DUET_INLINE uint64_t vq_le64(uint64_t v) { return v; }
 #endif
 
 /* Read an index the peer publishes. */
-static DUET_ACCESSOR uint16_t vq_load_idx(struct virtqueue_io io, uint16_t *p)
+static DUET_INLINE uint16_t vq_load_idx(struct virtqueue_io io, uint16_t *p)
 {
 	if (io.ops)
 		return vq_le16(io.ops->read16(io.ctx, p));
@@ -52,7 +52,7 @@ static DUET_ACCESSOR uint16_t vq_load_idx(struct virtqueue_io io, uint16_t *p)
 }
 
 /* Publish an index after what it covers. */
-static DUET_ACCESSOR void vq_store_idx(struct virtqueue_io io, uint16_t *p, uint16_t v)
+static DUET_INLINE void vq_store_idx(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
 	if (io.ops)
 		io.ops->write16(io.ctx, p, vq_le16(v));
@@ -60,14 +60,14 @@ static DUET_ACCESSOR void vq_store_idx(struct virtqueue_io io, uint16_t *p, uint
 		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_release);
 }
 
-static DUET_ACCESSOR uint16_t vq_load16(struct virtqueue_io io, uint16_t *p)
+static DUET_INLINE uint16_t vq_load16(struct virtqueue_io io, uint16_t *p)
 {
 	if (io.ops)
 		return vq_le16(io.ops->read16(io.ctx, p));
 	return vq_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_relaxed));
 }
 
-static DUET_ACCESSOR void vq_store16(struct virtqueue_io io, uint16_t *p, uint16_t v)
+static DUET_INLINE void vq_store16(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
 	if (io.ops)
 		io.ops->write16(io.ctx, p, vq_le16(v));
@@ -75,14 +75,14 @@ static DUET_ACCESSOR void vq_store16(struct virtqueue_io io, uint16_t *p, uint16
 		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_relaxed);
 }
 
-static DUET_ACCESSOR uint32_t vq_load32(struct virtqueue_io io, uint32_t *p)
+static DUET_INLINE uint32_t vq_load32(struct virtqueue_io io, uint32_t *p)
 {
 	if (io.ops)
 		return vq_le32(io.ops->read32(io.ctx, p));
 	return vq_le32(atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed));
 }
 
-static DUET_ACCESSOR void vq_store32(struct virtqueue_io io, uint32_t *p, uint32_t v)
+static DUET_INLINE void vq_store32(struct virtqueue_io io, uint32_t *p, uint32_t v)
 {
 	if (io.ops)
 		io.ops->write32(io.ctx, p, vq_le32(v));
@@ -99,20 +99,20 @@ static DUET_ACCESSOR void vq_store32(struct virtqueue_io io, uint32_t *p, uint32
  * it is local: only this side should write it (a peer that scribbles on it
  * gets the store again, as with descriptors). Accessors get every store.
  */
-static DUET_ACCESSOR void vq_update16(struct virtqueue_io io, uint16_t *p, uint16_t v)
+static DUET_INLINE void vq_update16(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
 	if (io.ops || vq_load16(io, p) != v)
 		vq_store16(io, p, v);
 }
 
-static DUET_ACCESSOR void vq_update32(struct virtqueue_io io, uint32_t *p, uint32_t v)
+static DUET_INLINE void vq_update32(struct virtqueue_io io, uint32_t *p, uint32_t v)
 {
 	if (io.ops || vq_load32(io, p) != v)
 		vq_store32(io, p, v);
 }
 
 /* Full barrier: our store is visible before our next load of a peer word. */
-static DUET_ACCESSOR void vq_fence(struct virtqueue_io io)
+static DUET_INLINE void vq_fence(struct virtqueue_io io)
 {
 	if (io.ops)
 		io.ops->fence(io.ctx);
@@ -128,7 +128,7 @@ static DUET_ACCESSOR void vq_fence(struct virtqueue_io io)
  * store still sits in a store buffer, the peer read the old word, and the
  * next entry waits for a notification that never comes.
  */
-static DUET_ACCESSOR void vq_move_event(struct virtqueue_io io, uint16_t *event, uint16_t next)
+static DUET_INLINE void vq_move_event(struct virtqueue_io io, uint16_t *event, uint16_t next)
 {
 	vq_store16(io, event, next);
 	vq_fence(io);
@@ -143,7 +143,7 @@ static DUET_ACCESSOR void vq_move_event(struct virtqueue_io io, uint16_t *event,
  * only the copy is used. Descriptor tables are 16-byte aligned (checked at
  * init, and for each indirect table the peer names).
  */
-static DUET_ACCESSOR uint64_t vq_load64(uint64_t *p)
+static DUET_INLINE uint64_t vq_load64(uint64_t *p)
 {
 #if ATOMIC_LLONG_LOCK_FREE == 2
 	return vq_le64(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed));
@@ -157,7 +157,7 @@ static DUET_ACCESSOR uint64_t vq_load64(uint64_t *p)
 #endif
 }
 
-static DUET_ACCESSOR void vq_store64(uint64_t *p, uint64_t v)
+static DUET_INLINE void vq_store64(uint64_t *p, uint64_t v)
 {
 #if ATOMIC_LLONG_LOCK_FREE == 2
 	atomic_store_explicit((_Atomic uint64_t *)p, vq_le64(v), memory_order_relaxed);
@@ -172,18 +172,18 @@ static DUET_ACCESSOR void vq_store64(uint64_t *p, uint64_t v)
 }
 
 /* The second word of a descriptor (see vq_load64). */
-static DUET_ACCESSOR uint64_t *vq_desc_word_ptr(struct vring_desc *d)
+static DUET_INLINE uint64_t *vq_desc_word_ptr(struct vring_desc *d)
 {
 	return (uint64_t *)(void *)&d->len;
 }
 
 /* A descriptor's second word from its fields. */
-static DUET_ACCESSOR uint64_t vq_desc_word(uint32_t len, uint16_t flags, uint16_t next)
+static DUET_INLINE uint64_t vq_desc_word(uint32_t len, uint16_t flags, uint16_t next)
 {
 	return len | (uint64_t)flags << 32 | (uint64_t)next << 48;
 }
 
-static DUET_ACCESSOR struct vring_desc vq_desc_from(uint64_t addr, uint64_t word)
+static DUET_INLINE struct vring_desc vq_desc_from(uint64_t addr, uint64_t word)
 {
 	return (struct vring_desc){ addr, (uint32_t)word, (uint16_t)(word >> 32),
 				    (uint16_t)(word >> 48) };
@@ -191,8 +191,8 @@ static DUET_ACCESSOR struct vring_desc vq_desc_from(uint64_t addr, uint64_t word
 
 /* Copy one descriptor out of shared memory, once, as its two words; callers
  * use only the copy. */
-static DUET_ACCESSOR void vq_read_desc_words(struct virtqueue_io io, struct vring_desc *src,
-				      uint64_t *addr, uint64_t *word)
+static DUET_INLINE void vq_read_desc_words(struct virtqueue_io io, struct vring_desc *src,
+					   uint64_t *addr, uint64_t *word)
 {
 	if (io.ops) {
 		struct vring_desc raw;
@@ -207,8 +207,8 @@ static DUET_ACCESSOR void vq_read_desc_words(struct virtqueue_io io, struct vrin
 }
 
 /* Copy one descriptor out of shared memory, once; callers use only *dst. */
-static DUET_ACCESSOR void vq_read_desc(struct virtqueue_io io, struct vring_desc *dst,
-				struct vring_desc *src)
+static DUET_INLINE void vq_read_desc(struct virtqueue_io io, struct vring_desc *dst,
+				     struct vring_desc *src)
 {
 	uint64_t addr, word;
 
@@ -216,9 +216,9 @@ static DUET_ACCESSOR void vq_read_desc(struct virtqueue_io io, struct vring_desc
 	*dst = vq_desc_from(addr, word);
 }
 
-static DUET_ACCESSOR void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
-				 uint64_t addr, uint32_t len, uint16_t flags,
-				 uint16_t next)
+static DUET_INLINE void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
+				      uint64_t addr, uint32_t len, uint16_t flags,
+				      uint16_t next)
 {
 	uint64_t word = vq_desc_word(len, flags, next);
 
