@@ -16,6 +16,8 @@
 #define SYST_CSR (*(volatile uint32_t *)0xe000e010u)
 #define SYST_RVR (*(volatile uint32_t *)0xe000e014u)
 #define SYST_CVR (*(volatile uint32_t *)0xe000e018u)
+#define SCB_ICSR (*(volatile uint32_t *)0xe000ed04u)
+#define ICSR_PENDSTSET (1u << 26) /* SysTick's interrupt pending */
 
 extern uint32_t __bss_start__[], __bss_end__[], __stack_top[];
 extern void initialise_monitor_handles(void);
@@ -67,12 +69,20 @@ void reset_handler(void)
 
 uint64_t board_clock_ns(void)
 {
-	uint32_t ms, left;
+	uint32_t ms, left, pending;
 
+	/* The counter may have wrapped with its interrupt not yet taken (QEMU
+	 * takes it between blocks; a core, a few cycles later): ms_ticks is
+	 * then a millisecond behind `left`, and a round trip timed across it
+	 * read 1 ms long. The pending bit tells: set, with the counter just
+	 * reloaded (high), the wrap came before the read. */
 	do {
 		ms = ms_ticks;
 		left = SYST_CVR;
+		pending = SCB_ICSR & ICSR_PENDSTSET;
 	} while (ms != ms_ticks);
+	if (pending && left > TICKS_PER_MS / 2)
+		ms++;
 	return (uint64_t)ms * 1000000u + (uint64_t)(TICKS_PER_MS - 1 - left) * (1000000000u / SYSCLK_HZ);
 }
 
