@@ -5,12 +5,14 @@
 # every mode and send of the 17 B stream and MB/s of the largest, then the
 # median per binary and row over the rounds.
 #   bench/ab-stream.sh N old/bench_rpmsg new/bench_rpmsg [...]
+# AB_MODE=blocking (or polling, backoff) runs that mode's rows only.
 # Copy the binaries aside first: a rebuild between runs would change them.
 set -eu
 # One run of binary $1 in round $2: a line per row, mode-payload-send and
 # its figure. Rows: | mode | payload | send | MB/s p50 | M msg/s | ...
 each() {
-	"$1" stream --runs 3 2>&1 | awk -F'|' -v b="$1" -v r="$2" '
+	# shellcheck disable=SC2086 # the option and its value, or nothing
+	"$1" stream --runs 3 ${AB_MODE:+--mode "$AB_MODE"} 2>&1 | awk -F'|' -v b="$1" -v r="$2" '
 		$2 ~ /polling|backoff|hybrid|blocking/ {
 			mode = $2; gsub(/ /, "", mode); send = $4; gsub(/^ +| +$/, "", send)
 			gsub(/ /, "_", send); size = $3; gsub(/ /, "", size)

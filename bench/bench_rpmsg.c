@@ -20,7 +20,8 @@
  *   bench_rpmsg looks N N looks at an idle polled link (for callgrind:
  *                       bench/callgrind-link.sh)
  * --rng adds the demo's two rng devices, idle: what a look pays for devices
- * that carry nothing while rpmsg does.
+ * that carry nothing while rpmsg does. --mode NAME runs rtt and stream in
+ * that waiting mode only (for A/B runs of one row: bench/ab-stream.sh).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,6 +65,7 @@ static bool loop_blocking; /* loop N --blocking */
 static uint32_t spin_budget_us = 50;
 static uint32_t backoff_us = 20; /* the backoff mode's poll_backoff_us */
 static int runs = 7;
+static const char *only_mode; /* --mode: rtt and stream in that mode only */
 /* The CPUs the server and the proxy (or the yardstick's child) run on, so
  * that every figure is cross-core, as on the hardware this stands in for:
  * unpinned, a futex wake-up is ~5 us when both land on one CPU and ~11 us
@@ -536,14 +538,21 @@ static void header(const char *title)
 	       title, "figure", "p50 us", "p99 us", "min us", "max us");
 }
 
+/* Whether --mode lets `mode` run. */
+static bool mode_wanted(enum mode mode)
+{
+	return !only_mode || !strcmp(only_mode, mode_names[mode]);
+}
+
 static int bench_rtt(void)
 {
+	static const enum mode order[] = { POLL, BACKOFF, HYBRID, BLOCK };
+
 	header("Round trips, server to proxy and back (two processes, one shared region)");
 	yardstick(false, 20000);
-	bench_rtt_mode(POLL, 20000);
-	bench_rtt_mode(BACKOFF, 20000);
-	bench_rtt_mode(HYBRID, 20000);
-	bench_rtt_mode(BLOCK, 2000);
+	for (int i = 0; i < 4; i++)
+		if (mode_wanted(order[i]))
+			bench_rtt_mode(order[i], order[i] == BLOCK ? 2000 : 20000);
 	printf("\nHow to read: p50 is the typical round trip; compare each mode with its\n"
 	       "yardstick from the same run (polling with spin, blocking with futex): the\n"
 	       "machine is shared and noisy, so ratios are what carry over. Hybrid spins\n"
@@ -789,12 +798,14 @@ static void bench_stream_mode(enum mode mode)
 
 static int bench_stream(void)
 {
+	static const enum mode order[] = { POLL, BACKOFF, BLOCK };
+
 	printf("\nOne-way streams, server to proxy (%d runs each; 1,000,000 x 17 B, 200,000 x the largest)\n\n"
 	       "| mode | payload | send | MB/s p50 | M msg/s | MB/s min-max | notifications/msg | wake-up syscalls/msg | receiver's prefetch spells/msg | check |\n"
 	       "|---|---|---|---|---|---|---|---|---|---|\n", runs);
-	bench_stream_mode(POLL);
-	bench_stream_mode(BACKOFF);
-	bench_stream_mode(BLOCK);
+	for (int i = 0; i < 3; i++)
+		if (mode_wanted(order[i]))
+			bench_stream_mode(order[i]);
 	printf("\nHow to read: notifications are doorbell rings (both directions) per message;\n"
 	       "wake-up syscalls are the futex wakes those rings cost (0 when the peer was\n"
 	       "polling). A polling receiver prefetches the next buffer only after it\n"
@@ -1018,6 +1029,8 @@ int main(int argc, char **argv)
 			spin_budget_us = (uint32_t)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--backoff") && i + 1 < argc)
 			backoff_us = (uint32_t)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--mode") && i + 1 < argc)
+			only_mode = argv[++i];
 	}
 	if (runs < 1)
 		runs = 1;
@@ -1044,6 +1057,6 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "looks"))
 		return bench_looks((uint32_t)atoi(argv[2]));
 	fprintf(stderr, "usage: bench_rpmsg rtt|stream|duplex|oneway|idle [--runs N] [--spin US] [--backoff US] "
-			"[--no-pin] [--rng] | loop N [--rng] [--blocking] | looks N [--rng]\n");
+			"[--mode M] [--no-pin] [--rng] | loop N [--rng] [--blocking] | looks N [--rng]\n");
 	return 2;
 }
