@@ -409,6 +409,100 @@ static void test_receive_buffers_go_back_in_batches(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* A receiver that, at its 17th message (past two batches of eight given
+ * back), waits up to two seconds for a blocked sender's send to return. */
+struct early_box {
+	struct rpmsg_endpoint ept;
+	_Atomic int count;
+	_Atomic bool sent;       /* the blocked send returned */
+	_Atomic bool sent_early; /* ... while the receive pass still ran */
+};
+
+static int early_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	struct early_box *b = priv;
+
+	(void)ept, (void)data, (void)len, (void)src;
+	if (atomic_fetch_add(&b->count, 1) + 1 == 17) {
+		for (int i = 0; i < 2000 && !atomic_load(&b->sent); i++)
+			sleep_ms(1);
+		atomic_store(&b->sent_early, atomic_load(&b->sent));
+	}
+	return 0;
+}
+
+struct blocked_send {
+	struct rpmsg_endpoint *ept;
+	struct early_box *to;
+	int ret;
+};
+
+static void *send_blocked(void *arg)
+{
+	struct blocked_send *bs = arg;
+
+	bs->ret = rpmsg_send(bs->ept, "late", 5);
+	atomic_store(&bs->to->sent, true);
+	return NULL;
+}
+
+static void *poll_one_side(void *arg)
+{
+	unsigned int role = *(unsigned int *)arg;
+
+	while (!atomic_load(&stop))
+		if (duet_loopback_poll_side(lb, role) == 0)
+			sleep_ms(1);
+	return NULL;
+}
+
+/*
+ * A sender asleep for a send buffer is woken as soon as the receiving
+ * side gives back a batch, not once its whole pass is done: each side
+ * served by its own thread, the receiver stalls at its 17th message of a
+ * full ring until the blocked send returns, which it does.
+ */
+static void test_sleeping_sender_wakes_within_a_receive_pass(void **state)
+{
+	static unsigned int roles[2] = { VIRTIO_DEV_DRIVER, VIRTIO_DEV_DEVICE };
+	struct early_box b = { 0 };
+	struct blocked_send bs;
+	pthread_t sender, side[2];
+	struct box a;
+	int sent = 0;
+
+	(void)state;
+	box_open(&a, drv_dev, "early");
+	b.ept.priv = &b;
+	assert_int_equal(rpmsg_create_ept(&b.ept, dev_dev, "early", RPMSG_ADDR_ANY,
+					  RPMSG_ADDR_ANY, early_cb, NULL), 0);
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	stop_polling();
+	/* A full ring: the announcements' buffers may still be out. */
+	while (rpmsg_trysend(&a.ept, "f", 1) == 1)
+		sent++;
+	assert_true(sent >= 48);
+	bs = (struct blocked_send){ .ept = &a.ept, .to = &b };
+	assert_int_equal(pthread_create(&sender, NULL, send_blocked, &bs), 0);
+	sleep_ms(20); /* asleep on its event by now, or soon: either way */
+	atomic_store(&stop, false);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&side[i], NULL, poll_one_side, &roles[i]), 0);
+	for (int i = 0; i < 3000 && atomic_load(&b.count) < sent + 1; i++)
+		sleep_ms(1);
+	assert_int_equal(pthread_join(sender, NULL), 0);
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(side[i], NULL);
+	assert_int_equal(bs.ret, 5);
+	assert_int_equal(atomic_load(&b.count), sent + 1);
+	assert_true(atomic_load(&b.sent_early));
+	start_polling();
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* The device side leaving alone (its vhost device unregistered while the
  * driver side stays) returns the send buffers it was batching: the
  * driver's used ring accounts for every message. */
@@ -622,34 +716,58 @@ static void test_send_more_notifies_once_per_batch(void **state)
 	(void)state;
 	pair_open(&a, &b, "batch");
 	/* In the ring but not announced: the peer, woken only by
-	 * notifications, sees nothing. */
-	for (int i = 0; i < 5; i++)
+	 * notifications, sees nothing while less than half the ring waits. */
+	for (int i = 0; i < RING / 2 - 1; i++)
 		assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
 	sleep_ms(50);
 	assert_int_equal(atomic_load(&b.count), 0);
-	/* One flush: all five. */
+	/* One flush: all of them. */
 	assert_int_equal(rpmsg_flush(&a.ept), 0);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 5; i++)
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 - 1; i++)
 		sleep_ms(2);
-	assert_int_equal(b.count, 5);
+	assert_int_equal(b.count, RING / 2 - 1);
 	/* A plain send announces the batch before it. */
 	assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
 	assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
 	assert_int_equal(rpmsg_send(&a.ept, "end", 4), 4);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 8; i++)
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 + 2; i++)
 		sleep_ms(2);
-	assert_int_equal(b.count, 8);
+	assert_int_equal(b.count, RING / 2 + 2);
 	assert_string_equal(b.last, "end");
 	/* A full ring never strands a batch: finding no buffer notifies. */
-	fill_ring_then_serve(&a, &b, true, 8);
+	fill_ring_then_serve(&a, &b, true, RING / 2 + 2);
 	/* Blocking "more" sends past the ring's size all arrive. */
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(rpmsg_send_more(&a.ept, "g", 1), 1);
 	assert_int_equal(rpmsg_flush(&a.ept), 0);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 108 + RING; i++)
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 + 102 + RING; i++)
 		sleep_ms(2);
-	assert_int_equal(b.count, 108 + RING);
+	assert_int_equal(b.count, RING / 2 + 102 + RING);
 	assert_int_equal(rpmsg_flush(NULL), -EINVAL);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
+/* Half the send ring held back by "more" rings the doorbell by itself:
+ * a sleeping peer starts on a long batch before the sender ends it, and
+ * the count starts again after each ring. */
+static void test_send_more_rings_every_half_ring(void **state)
+{
+	struct box a, b;
+
+	(void)state;
+	pair_open(&a, &b, "half");
+	for (int round = 1; round <= 3; round++) {
+		for (int i = 0; i < RING / 2 - 1; i++)
+			assert_int_equal(rpmsg_send_more(&a.ept, "h", 1), 1);
+		sleep_ms(30);
+		assert_int_equal(atomic_load(&b.count), (round - 1) * (RING / 2));
+		/* The half: announced with no flush. */
+		assert_int_equal(rpmsg_send_more(&a.ept, "h", 1), 1);
+		for (int i = 0; i < 1000 && atomic_load(&b.count) < round * (RING / 2); i++)
+			sleep_ms(2);
+		assert_int_equal(b.count, round * (RING / 2));
+	}
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -2273,6 +2391,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_burst_from_the_driver_spans_chunks, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_burst_from_the_device_spans_chunks, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_device_leaving_returns_its_batch, setup_64, teardown),
+		cmocka_unit_test_setup_teardown(test_sleeping_sender_wakes_within_a_receive_pass, setup_64,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_device, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_driver, setup_64, teardown),
 		T(test_exhaustion_trysend_timeout_recovery),
@@ -2280,6 +2400,7 @@ int main(void)
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),
 		T(test_send_more_notifies_once_per_batch),
+		T(test_send_more_rings_every_half_ring),
 		T(test_burst_from_the_driver_arrives_in_order),
 		T(test_burst_from_the_device_arrives_in_order),
 		T(test_bad_burst_sends_nothing),

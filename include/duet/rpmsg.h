@@ -134,8 +134,11 @@ int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t 
  * doorbell back because more follows: a stream then costs the peer one
  * notification per batch instead of one per message. The message is in the
  * ring at once (a polling peer sees it); the peer is notified by the next
- * send without "more", by rpmsg_flush, or when a send finds no free buffer.
- * End every batch with one of those, or its tail waits for the next one.
+ * send without "more", by rpmsg_flush, or when a send finds no free buffer,
+ * and by every send that leaves half the send ring held back since the
+ * last of those: a peer asleep on its notification then works on the
+ * first half while the second is filled. End every batch with one of
+ * those, or its tail waits for the next one.
  */
 int rpmsg_send_more(struct rpmsg_endpoint *ept, const void *data, int len);
 int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len);

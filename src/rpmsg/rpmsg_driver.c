@@ -137,7 +137,6 @@ static int drv_setup(struct rpmsg_device *rdev)
 		drv_recycle_rx(rdev, rdev->rx_pool + (size_t)i * rdev->rx_size, 0);
 	if (rdev->nrx_back)
 		drv_post_rx(rdev);
-	rpmsg_flush_rx(rdev);
 	return 0;
 }
 

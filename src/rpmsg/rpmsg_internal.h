@@ -50,7 +50,7 @@ struct rpmsg_role {
 	void (*untake_tx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
 	/* The next buffer the peer filled for us, or NULL. */
 	uint8_t *(*next_rx)(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head);
-	/* Give a received buffer back (the peer is told by flush_rx). */
+	/* Give a received buffer back (returned to the ring by its batch). */
 	void (*recycle_rx)(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head);
 	/* Put the first n given back in the ring in one call (driver:
 	 * re-post rx_bufs; device: return rx_heads used); how many went, or
@@ -127,7 +127,9 @@ struct rpmsg_device {
 	uint16_t nrx_back, rx_batch;
 	uint16_t rx_out;          /* taken from the ring and not returned */
 	uint16_t rx_half;         /* half the receive ring */
-	bool rx_kick;
+	/* Sends whose doorbell "more" held back since the last one it rang,
+	 * and how many it holds at most: half the send ring. */
+	uint16_t tx_held, tx_hold_max;
 	bool offer;       /* announcements to offer to the listeners */
 	int depth;        /* deliveries in progress on this thread */
 	int tx_sleepers;  /* senders asleep on tx_event (they need its notification,

@@ -47,8 +47,17 @@ static DUET_ALWAYS_INLINE int rpmsg_submit_tx(struct rpmsg_device *rdev,
 
 	if (ret == 0) {
 		rdev->stats.tx_msgs++;
-		if (kick)
+		/* Held back ("more"), the doorbell still rings every half
+		 * ring: a sleeping peer then starts on the batch while this
+		 * side fills the rest, rather than after it blocked. (A plain
+		 * send's kick leaves the count alone, so that path stores
+		 * nothing more; an early ring costs a look at the peer's wish.) */
+		if (kick) {
 			virtqueue_kick(rdev->svq);
+		} else if (++rdev->tx_held >= rdev->tx_hold_max) {
+			rdev->tx_held = 0;
+			virtqueue_kick(rdev->svq);
+		}
 	}
 	return ret;
 }
@@ -106,8 +115,10 @@ static DUET_ALWAYS_INLINE int rpmsg_send_entry(struct rpmsg_device *rdev,
 }
 
 /* Return the received buffers given back to the ring, in the order they
- * came (rpmsg_rx_back), in one ring call; the peer is told by
- * rpmsg_flush_rx. */
+ * came (rpmsg_rx_back), in one ring call, and tell the peer at once: a
+ * sender asleep for buffers wakes while the rest of a long pass is still
+ * delivered, instead of after it (the blocking streams' overlap). The
+ * kick costs a look at the peer's wish per batch, not per message. */
 static DUET_ALWAYS_INLINE void rpmsg_return_rx(struct rpmsg_device *rdev,
 					       const struct rpmsg_role *role)
 {
@@ -122,16 +133,7 @@ static DUET_ALWAYS_INLINE void rpmsg_return_rx(struct rpmsg_device *rdev,
 			   0, 0);
 	rdev->rx_out = (uint16_t)(rdev->rx_out - done);
 	rdev->nrx_back = 0;
-	rdev->rx_kick = true;
-}
-
-/* Tell the peer about receive buffers given back. */
-static inline void rpmsg_flush_rx(struct rpmsg_device *rdev)
-{
-	if (rdev->rx_kick) {
-		rdev->rx_kick = false;
-		virtqueue_kick(rdev->rvq);
-	}
+	virtqueue_kick(rdev->rvq);
 }
 
 /* Serve the stash, then the receive queue, up to `budget` buffers; returns
@@ -164,7 +166,6 @@ static DUET_ALWAYS_INLINE unsigned int rpmsg_drain_rx(struct rpmsg_device *rdev,
 			break;
 		}
 	}
-	rpmsg_flush_rx(rdev);
 	return taken;
 }
 

@@ -131,6 +131,7 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 	do {
 		/* Messages sent with "more" must not wait behind a full ring:
 		 * the peer frees buffers only once it knows of them. */
+		rdev->tx_held = 0;
 		virtqueue_kick(rdev->svq);
 		if (!atomic_load_explicit(&rdev->svq->cb_enabled, memory_order_relaxed)) {
 			/* Buffers coming back are worth a notification only now
@@ -663,8 +664,10 @@ int rpmsg_flush(struct rpmsg_endpoint *ept)
 		return -EINVAL;
 	duet_mutex_lock(rdev->lock);
 	ret = rpmsg_gone(rdev) ? -ENODEV : 0;
-	if (ret == 0)
+	if (ret == 0) {
+		rdev->tx_held = 0;
 		virtqueue_kick(rdev->svq);
+	}
 	duet_mutex_unlock(rdev->lock);
 	return ret;
 }
@@ -793,7 +796,6 @@ void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf)
 			finish_rx(rdev, h->buf, h->head, h->stashed);
 			h->buf = NULL;
 			rdev->nheld--;
-			rpmsg_flush_rx(rdev);
 			break;
 		}
 	}
@@ -1037,7 +1039,6 @@ static void stash_rx(struct rpmsg_device *rdev)
 		rdev->nstash++;
 		rdev->stats.rx_stashed++;
 	}
-	rpmsg_flush_rx(rdev);
 }
 
 /* The announcements of rdev nobody took, offered as offer_ns does. Under
@@ -1183,6 +1184,8 @@ static int alloc_slots(struct rpmsg_device *rdev)
 	/* An eighth of the ring, up to 32: a ring under 16 entries returns
 	 * each buffer at once. */
 	rdev->rx_half = (uint16_t)(nrx / 2u);
+	rdev->tx_hold_max = (uint16_t)(virtqueue_get_vring_size(rdev->svq) / 2u ?
+				       virtqueue_get_vring_size(rdev->svq) / 2u : 1u);
 	rdev->rx_batch = (uint16_t)(nrx / 8u > 32u ? 32u : nrx / 8u ? nrx / 8u : 1u);
 	rdev->tx_out = duet_port_alloc((size_t)2 * rdev->nslots * sizeof(struct held) +
 				       rdev->rx_batch * (sizeof(void *) + sizeof(uint16_t)));
@@ -1300,10 +1303,8 @@ void rpmsg_remove(struct virtio_device *vdev)
 	/* Received buffers still waiting for their batch go back: a peer
 	 * that keeps its rings (the device side leaving alone) gets every
 	 * one, as it would have before batches. */
-	if (rdev->nrx_back) {
+	if (rdev->nrx_back)
 		rdev->role->return_rx(rdev);
-		rpmsg_flush_rx(rdev);
-	}
 	/* The peer stops using the buffers before they are freed. */
 	if (rdev->role->driver)
 		virtio_reset_device(vdev);
