@@ -645,8 +645,9 @@ struct stream_result {
 	uint32_t rung, peer_rung, wakes, peer_wakes, peer_spells;
 };
 
-enum send_kind { COPY, ZERO_COPY, MORE, BURST };
-static const char *const send_names[] = { "copy", "zero copy", "copy+more", "burst 32" };
+enum send_kind { COPY, ZERO_COPY, MORE, BURST, ZERO_COPY_MORE, NKINDS };
+static const char *const send_names[] = { "copy", "zero copy", "copy+more", "burst 32",
+					  "zc+more" };
 
 #define BURST_N 32
 
@@ -701,7 +702,7 @@ static void stream_once(struct side *s, uint32_t len, enum send_kind kind, uint6
 	for (uint64_t i = 0; kind != BURST && i < n; i++) {
 		uint32_t seq = (uint32_t)i;
 
-		if (kind == ZERO_COPY) {
+		if (kind == ZERO_COPY || kind == ZERO_COPY_MORE) {
 			uint32_t room;
 			uint8_t *buf;
 
@@ -709,7 +710,10 @@ static void stream_once(struct side *s, uint32_t len, enum send_kind kind, uint6
 				pump(s);
 			buf[0] = 'S';
 			memcpy(buf + 4, &seq, sizeof(seq));
-			rpmsg_send_nocopy(&s->ept, buf, (int)len);
+			if (kind == ZERO_COPY)
+				rpmsg_send_nocopy(&s->ept, buf, (int)len);
+			else /* one doorbell per batch, as copy+more */
+				rpmsg_send_nocopy_more(&s->ept, buf, (int)len);
 		} else if (kind == MORE) {
 			/* One doorbell per batch: the query below ends it. */
 			memcpy(msg + 4, &seq, sizeof(seq));
@@ -752,7 +756,7 @@ static void bench_stream_mode(enum mode mode)
 	server_open(&s, mode, &child);
 	max = (uint32_t)rpmsg_get_tx_buffer_size(&s.ept);
 	for (int l = 0; l < 2; l++) {
-		for (int zc = 0; zc < 4; zc++) {
+		for (int zc = 0; zc < NKINDS; zc++) {
 			uint32_t len = l ? max : 17;
 			uint64_t n = l ? 200000 : 1000000;
 			double mbs[16], mps[16], npm = 0, sys = 0, spm = 0;
@@ -814,7 +818,8 @@ static int bench_stream(void)
 	       "rpmsg_trysend_more: the doorbell rings when the ring is full, half of it is held\n"
 	       "back, or the batch ends;\n"
 	       "burst 32 sends 32 messages a call (rpmsg_trysend_burst): one lock and one\n"
-	       "doorbell per call.\n"
+	       "doorbell per call. zc+more sends zero copy with rpmsg_send_nocopy_more, whose\n"
+	       "doorbell rings as copy+more's does.\n"
 	       "Backoff polls with poll_backoff_us = %u: the receiver, which only receives,\n"
 	       "waits up to that long after a look that finds nothing, and the sender's\n"
 	       "lines stay its own meanwhile.\n",

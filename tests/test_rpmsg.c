@@ -748,6 +748,37 @@ static void test_send_more_notifies_once_per_batch(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* Zero copy in batches: rpmsg_send_nocopy_more holds the doorbell as
+ * rpmsg_send_more does, and a flush announces the batch. */
+static void test_send_nocopy_more_holds_the_doorbell(void **state)
+{
+	struct box a, b;
+	char not_lent[8];
+
+	(void)state;
+	pair_open(&a, &b, "zc-batch");
+	for (int i = 0; i < RING / 2 - 1; i++) {
+		uint32_t room;
+		char *p = rpmsg_get_tx_payload_buffer(&a.ept, &room, 1);
+
+		assert_non_null(p);
+		p[0] = (char)('0' + i);
+		assert_int_equal(rpmsg_send_nocopy_more(&a.ept, p, 1), 1);
+	}
+	sleep_ms(50);
+	assert_int_equal(atomic_load(&b.count), 0);
+	assert_int_equal(rpmsg_flush(&a.ept), 0);
+	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 - 1; i++)
+		sleep_ms(2);
+	assert_int_equal(b.count, RING / 2 - 1);
+	assert_int_equal(b.last[0], '0' + RING / 2 - 2);
+	/* Its checks are rpmsg_send_nocopy's. */
+	assert_int_equal(rpmsg_send_nocopy_more(&a.ept, not_lent, 1), -EINVAL);
+	assert_int_equal(rpmsg_send_nocopy_more(NULL, not_lent, 1), -EINVAL);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* Half the send ring held back by "more" rings the doorbell by itself:
  * a sleeping peer starts on a long batch before the sender ends it, and
  * the count starts again after each ring. */
@@ -2401,6 +2432,7 @@ int main(void)
 		T(test_announcements_wait_for_buffers_without_blocking),
 		T(test_send_more_notifies_once_per_batch),
 		T(test_send_more_rings_every_half_ring),
+		T(test_send_nocopy_more_holds_the_doorbell),
 		T(test_burst_from_the_driver_arrives_in_order),
 		T(test_burst_from_the_device_arrives_in_order),
 		T(test_bad_burst_sends_nothing),

@@ -188,6 +188,10 @@ int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], cons
 void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int wait);
 int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len);
 int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
+/* rpmsg_send_nocopy holding the doorbell back as rpmsg_send_more does:
+ * a zero-copy stream costs the peer one notification per batch. End the
+ * batch with a plain send or rpmsg_flush. */
+int rpmsg_send_nocopy_more(struct rpmsg_endpoint *ept, const void *data, int len);
 /* Give back an unused payload buffer. -EINVAL for a pointer that is not
  * one the library handed out (nothing changes then), -ENODEV once the
  * device went. */

@@ -711,7 +711,7 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 	return buf ? buf + RPMSG_HDR_SIZE : NULL;
 }
 
-static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, int len)
+static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, int len, bool more)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
 	struct rpmsg_hdr hdr;
@@ -736,7 +736,7 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 	hdr = (struct rpmsg_hdr){ .src = ept->addr, .dst = dst, .len = (uint16_t)len };
 	memcpy(slot->buf, &hdr, sizeof(hdr));
 	ret = rpmsg_submit_tx(rdev, rdev->role, slot->buf, slot->head,
-			      RPMSG_HDR_SIZE + (uint32_t)len, true);
+			      RPMSG_HDR_SIZE + (uint32_t)len, !more);
 	slot->buf = NULL;
 	duet_mutex_unlock(rdev->lock);
 	return ret < 0 ? ret : len;
@@ -744,12 +744,17 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 
 int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return nocopy(ept, ept ? ept->dest_addr : 0, data, len);
+	return nocopy(ept, ept ? ept->dest_addr : 0, data, len, false);
 }
 
 int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
 {
-	return nocopy(ept, dst, data, len);
+	return nocopy(ept, dst, data, len, false);
+}
+
+int rpmsg_send_nocopy_more(struct rpmsg_endpoint *ept, const void *data, int len)
+{
+	return nocopy(ept, ept ? ept->dest_addr : 0, data, len, true);
 }
 
 int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf)
