@@ -89,6 +89,14 @@ static bool ept_ready(void *arg)
 	return rpmsg_is_ept_ready(arg);
 }
 
+/* Wait up to 5 s for *count to reach n (the callbacks run on the poll
+ * thread); the caller asserts the count it expects. */
+static void wait_count(_Atomic int *count, int n)
+{
+	for (int i = 0; i < 2500 && atomic_load(count) < n; i++)
+		sleep_ms(2);
+}
+
 /* Both sides over a loopback of `num`-entry rings, served by a thread. */
 static int setup_ring(uint16_t num)
 {
@@ -263,8 +271,7 @@ static void test_send_buffers_keep_their_descriptors(void **state)
 	pair_open(&a, &b, "steady");
 	for (int n = 1; n <= 4 * RING; n++) {
 		assert_int_equal(rpmsg_send(&a.ept, "tick", 5), 5);
-		for (int i = 0; i < 2000 && atomic_load(&b.count) < n; i++)
-			sleep_ms(1);
+		wait_count(&b.count, n);
 		assert_int_equal(atomic_load(&b.count), n);
 		for (int i = 0; n > 2 * RING && i < RING; i++) {
 			assert_int_equal(tx->desc[i].addr, addr[i]);
@@ -308,8 +315,7 @@ static int count_batches(struct box *from, struct box *to, int n, uint16_t (*idx
 		uint16_t now;
 
 		assert_int_equal(rpmsg_send(&from->ept, "up", 3), 3);
-		for (int i = 0; i < 2000 && atomic_load(&to->count) < k; i++)
-			sleep_ms(1);
+		wait_count(&to->count, k);
 		assert_int_equal(atomic_load(&to->count), k);
 		sleep_ms(5); /* the pass gives the buffer back after the callback */
 		now = idx();
@@ -446,13 +452,17 @@ static void *send_blocked(void *arg)
 	return NULL;
 }
 
-static void *poll_one_side(void *arg)
-{
-	unsigned int role = *(unsigned int *)arg;
+static _Atomic bool side_stop;
 
-	while (!atomic_load(&stop))
+/* One side of the loopback served alone (arg: its role), on its own
+ * thread, until side_stop. */
+static void *poll_side(void *arg)
+{
+	unsigned int role = (unsigned int)(uintptr_t)arg;
+
+	while (!atomic_load(&side_stop))
 		if (duet_loopback_poll_side(lb, role) == 0)
-			sleep_ms(1);
+			sched_yield();
 	return NULL;
 }
 
@@ -464,7 +474,6 @@ static void *poll_one_side(void *arg)
  */
 static void test_sleeping_sender_wakes_within_a_receive_pass(void **state)
 {
-	static unsigned int roles[2] = { VIRTIO_DEV_DRIVER, VIRTIO_DEV_DEVICE };
 	struct early_box b = { 0 };
 	struct blocked_send bs;
 	pthread_t sender, side[2];
@@ -486,13 +495,12 @@ static void test_sleeping_sender_wakes_within_a_receive_pass(void **state)
 	bs = (struct blocked_send){ .ept = &a.ept, .to = &b };
 	assert_int_equal(pthread_create(&sender, NULL, send_blocked, &bs), 0);
 	sleep_ms(20); /* asleep on its event by now, or soon: either way */
-	atomic_store(&stop, false);
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(pthread_create(&side[i], NULL, poll_one_side, &roles[i]), 0);
-	for (int i = 0; i < 3000 && atomic_load(&b.count) < sent + 1; i++)
-		sleep_ms(1);
+	atomic_store(&side_stop, false);
+	for (uintptr_t i = 0; i < 2; i++) /* the driver's side, the device's */
+		assert_int_equal(pthread_create(&side[i], NULL, poll_side, (void *)i), 0);
+	wait_count(&b.count, sent + 1);
 	assert_int_equal(pthread_join(sender, NULL), 0);
-	atomic_store(&stop, true);
+	atomic_store(&side_stop, true);
 	for (int i = 0; i < 2; i++)
 		pthread_join(side[i], NULL);
 	assert_int_equal(bs.ret, 5);
@@ -516,8 +524,7 @@ static void test_device_leaving_returns_its_batch(void **state)
 	used0 = tx_used_idx();
 	for (int n = 1; n <= 3; n++) {
 		assert_int_equal(rpmsg_send(&a.ept, "bye", 4), 4);
-		for (int i = 0; i < 2000 && atomic_load(&b.count) < n; i++)
-			sleep_ms(1);
+		wait_count(&b.count, n);
 		assert_int_equal(atomic_load(&b.count), n);
 	}
 	sleep_ms(5);
@@ -548,8 +555,7 @@ static void stream_past_held_buffers(struct rpmsg_device *from, struct rpmsg_dev
 	r.hold = true;
 	for (int n = 1; n <= 60; n++) {
 		assert_int_equal(rpmsg_send(&s.ept, "hold", 5), 5);
-		for (int i = 0; i < 2000 && atomic_load(&r.count) < n; i++)
-			sleep_ms(1);
+		wait_count(&r.count, n);
 		assert_int_equal(atomic_load(&r.count), n);
 		held[n - 1] = atomic_load(&r.held);
 	}
@@ -560,16 +566,14 @@ static void stream_past_held_buffers(struct rpmsg_device *from, struct rpmsg_dev
 		snprintf(m, sizeof(m), "s%d", n);
 		assert_int_equal(rpmsg_send(&s.ept, m, (int)strlen(m) + 1), (int)strlen(m) + 1);
 	}
-	for (int i = 0; i < 5000 && atomic_load(&r.count) < 560; i++)
-		sleep_ms(1);
+	wait_count(&r.count, 560);
 	assert_int_equal(atomic_load(&r.count), 560);
 	assert_string_equal(r.last, "s499");
 	for (int i = 0; i < 60; i++)
 		rpmsg_release_rx_buffer(&r.ept, held[i]);
 	for (int n = 0; n < 500; n++)
 		assert_int_equal(rpmsg_send(&s.ept, "again", 6), 6);
-	for (int i = 0; i < 5000 && atomic_load(&r.count) < 1060; i++)
-		sleep_ms(1);
+	wait_count(&r.count, 1060);
 	assert_int_equal(atomic_load(&r.count), 1060);
 	rpmsg_destroy_ept(&s.ept);
 	rpmsg_destroy_ept(&r.ept);
@@ -630,8 +634,7 @@ static void fill_ring_then_serve(struct box *from, struct box *to, bool more, in
 	assert_int_equal(ret, -EAGAIN);
 	assert_int_equal(sent, RING);
 	start_polling();
-	for (int i = 0; i < 1000 && atomic_load(&to->count) < before + RING; i++)
-		sleep_ms(2);
+	wait_count(&to->count, before + RING);
 	assert_int_equal(atomic_load(&to->count), before + RING);
 }
 
@@ -651,8 +654,7 @@ static void test_lent_send_buffer_returns_after_a_refill(void **state)
 	assert_non_null(lent);
 	for (int n = 1; n <= 3; n++)
 		assert_int_equal(rpmsg_send(&a.ept, "m", 1), 1);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 3; i++)
-		sleep_ms(2);
+	wait_count(&b.count, 3);
 	assert_int_equal(atomic_load(&b.count), 3);
 	sleep_ms(10); /* the device side returns the three */
 	assert_true(rpmsg_dump(drv_dev, dump, sizeof(dump)) > 0);
@@ -694,14 +696,12 @@ static void test_exhaustion_trysend_timeout_recovery(void **state)
 	rpmsg_set_send_timeout(drv_dev, 5000);
 	start_polling();
 	assert_int_equal(rpmsg_send(&a.ept, "m", 1), 1);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING + 1; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING + 1);
 	assert_int_equal(b.count, RING + 1);
 	/* Many more than the ring holds, blocking: all arrive. */
 	for (int i = 0; i < 200; i++)
 		assert_int_equal(rpmsg_send(&a.ept, "n", 1), 1);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING + 201; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING + 201);
 	assert_int_equal(b.count, RING + 201);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
@@ -723,15 +723,13 @@ static void test_send_more_notifies_once_per_batch(void **state)
 	assert_int_equal(atomic_load(&b.count), 0);
 	/* One flush: all of them. */
 	assert_int_equal(rpmsg_flush(&a.ept), 0);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 - 1; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING / 2 - 1);
 	assert_int_equal(b.count, RING / 2 - 1);
 	/* A plain send announces the batch before it. */
 	assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
 	assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), 1);
 	assert_int_equal(rpmsg_send(&a.ept, "end", 4), 4);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 + 2; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING / 2 + 2);
 	assert_int_equal(b.count, RING / 2 + 2);
 	assert_string_equal(b.last, "end");
 	/* A full ring never strands a batch: finding no buffer notifies. */
@@ -740,8 +738,7 @@ static void test_send_more_notifies_once_per_batch(void **state)
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(rpmsg_send_more(&a.ept, "g", 1), 1);
 	assert_int_equal(rpmsg_flush(&a.ept), 0);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 + 102 + RING; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING / 2 + 102 + RING);
 	assert_int_equal(b.count, RING / 2 + 102 + RING);
 	assert_int_equal(rpmsg_flush(NULL), -EINVAL);
 	rpmsg_destroy_ept(&a.ept);
@@ -768,8 +765,7 @@ static void test_send_nocopy_more_holds_the_doorbell(void **state)
 	sleep_ms(50);
 	assert_int_equal(atomic_load(&b.count), 0);
 	assert_int_equal(rpmsg_flush(&a.ept), 0);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING / 2 - 1; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING / 2 - 1);
 	assert_int_equal(b.count, RING / 2 - 1);
 	assert_int_equal(b.last[0], '0' + RING / 2 - 2);
 	/* Its checks are rpmsg_send_nocopy's. */
@@ -795,8 +791,7 @@ static void test_send_more_rings_every_half_ring(void **state)
 		assert_int_equal(atomic_load(&b.count), (round - 1) * (RING / 2));
 		/* The half: announced with no flush. */
 		assert_int_equal(rpmsg_send_more(&a.ept, "h", 1), 1);
-		for (int i = 0; i < 1000 && atomic_load(&b.count) < round * (RING / 2); i++)
-			sleep_ms(2);
+		wait_count(&b.count, round * (RING / 2));
 		assert_int_equal(b.count, round * (RING / 2));
 	}
 	rpmsg_destroy_ept(&a.ept);
@@ -832,8 +827,7 @@ static int seq_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t s
 
 static bool seq_count_is(struct seq_box *b, int n)
 {
-	for (int i = 0; i < 1000 && atomic_load(&b->count) < n; i++)
-		sleep_ms(2);
+	wait_count(&b->count, n);
 	return atomic_load(&b->count) == n;
 }
 
@@ -1045,22 +1039,19 @@ static void test_bad_burst_sends_nothing(void **state)
 	assert_int_equal(atomic_load(&b.count), 0);
 	/* The same burst, made good, goes whole: an empty message included. */
 	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, 4), 4);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 4; i++)
-		sleep_ms(2);
+	wait_count(&b.count, 4);
 	assert_int_equal(atomic_load(&b.count), 4);
 	assert_string_equal(b.last, "d");
 	/* A lone empty message with no data, too. */
 	assert_int_equal(rpmsg_send(&a.ept, NULL, 0), 0);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 5; i++)
-		sleep_ms(2);
+	wait_count(&b.count, 5);
 	assert_int_equal(atomic_load(&b.count), 5);
 	assert_int_equal(atomic_load(&b.last_len), 0);
 	/* The largest payload goes in a burst as in a lone send. */
 	datas[0] = big;
 	lens[0] = 512 - 16;
 	assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, 1), 1);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 6; i++)
-		sleep_ms(2);
+	wait_count(&b.count, 6);
 	assert_int_equal(atomic_load(&b.count), 6);
 	assert_int_equal(atomic_load(&b.last_len), 512 - 16);
 	rpmsg_destroy_ept(&a.ept);
@@ -1130,8 +1121,7 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 	assert_int_equal(peer[0].ept.dest_addr, mine[0].ept.addr);
 	assert_int_equal(peer[2].ept.dest_addr, mine[3].ept.addr);
 	assert_true(wait_until(got, &b, 2000));
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING);
 	assert_int_equal(b.count, RING);
 	/* q-last was announced after q-gone would have been: q-gone never was. */
 	assert_int_equal(gone_offered, 0);
@@ -1172,8 +1162,7 @@ static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **st
 
 	(void)state;
 	run_dry(&a, drv_dev, &b, dev_dev, "nap");
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < RING; i++)
-		sleep_ms(2);
+	wait_count(&b.count, RING);
 	/* One sender sleeps for a buffer; another takes the one that comes
 	 * back first. The sleeper must still be told about the next. */
 	rpmsg_set_send_timeout(drv_dev, 3000);
@@ -1496,8 +1485,7 @@ static void test_zero_copy(void **state)
 	p = rpmsg_get_tx_payload_buffer(&a.ept, &room, 1);
 	assert_non_null(p);
 	assert_int_equal(rpmsg_send_nocopy(&a.ept, p, 0), 0);
-	for (int i = 0; i < 1000 && atomic_load(&b.count) < 2; i++)
-		sleep_ms(2);
+	wait_count(&b.count, 2);
 	assert_int_equal(atomic_load(&b.count), 2);
 	assert_int_equal(atomic_load(&b.last_len), 0);
 
@@ -1819,8 +1807,7 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	for (int i = 0; i < 10000; i++)
 		assert_int_equal(rpmsg_sendto(&b.ept, "x", 1, 4000), 1);
 	assert_int_equal(rpmsg_send(&b.ept, "after", 6), 6);
-	for (int i = 0; i < 1000 && atomic_load(&a.count) < 2; i++)
-		sleep_ms(2);
+	wait_count(&a.count, 2);
 	assert_int_equal(a.count, 2);
 	assert_string_equal(a.last, "after");
 	rpmsg_get_stats(drv_dev, &st0);
@@ -2315,19 +2302,6 @@ static void *flood(void *arg)
 	return NULL;
 }
 
-static struct duet_loopback *side_lb;
-static _Atomic bool side_stop;
-
-static void *poll_side(void *arg)
-{
-	unsigned int role = (unsigned int)(uintptr_t)arg;
-
-	while (!atomic_load(&side_stop))
-		if (duet_loopback_poll_side(side_lb, role) == 0)
-			sched_yield();
-	return NULL;
-}
-
 static bool relays_done(void *arg)
 {
 	struct relay *r = arg;
@@ -2349,7 +2323,6 @@ static void test_both_sides_send_from_callbacks(void **state)
 	(void)state;
 	/* One poll thread per side, as two cores would run. */
 	stop_polling();
-	side_lb = lb;
 	atomic_store(&side_stop, false);
 	for (unsigned int i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&pollers[i], NULL, poll_side, (void *)(uintptr_t)i), 0);
