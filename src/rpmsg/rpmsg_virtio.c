@@ -1182,15 +1182,17 @@ static void list_device(struct rpmsg_device *rdev, bool created)
 static int alloc_slots(struct rpmsg_device *rdev)
 {
 	unsigned int nrx = virtqueue_get_vring_size(rdev->rvq);
+	unsigned int ntx = virtqueue_get_vring_size(rdev->svq);
 
 	rdev->stash_max = 2u * nrx;
 	/* Every buffer that can be lent out at once has a slot. */
-	rdev->nslots = nrx + virtqueue_get_vring_size(rdev->svq) + rdev->stash_max;
+	rdev->nslots = nrx + ntx + rdev->stash_max;
+	rdev->rx_half = (uint16_t)(nrx / 2u);
+	/* "more" holds the doorbell for half the send ring at most (a
+	 * one-entry ring: not at all). */
+	rdev->tx_hold_max = (uint16_t)(ntx / 2u ? ntx / 2u : 1u);
 	/* An eighth of the ring, up to 32: a ring under 16 entries returns
 	 * each buffer at once. */
-	rdev->rx_half = (uint16_t)(nrx / 2u);
-	rdev->tx_hold_max = (uint16_t)(virtqueue_get_vring_size(rdev->svq) / 2u ?
-				       virtqueue_get_vring_size(rdev->svq) / 2u : 1u);
 	rdev->rx_batch = (uint16_t)(nrx / 8u > 32u ? 32u : nrx / 8u ? nrx / 8u : 1u);
 	rdev->tx_out = duet_port_alloc((size_t)2 * rdev->nslots * sizeof(struct held) +
 				       rdev->rx_batch * (sizeof(void *) + sizeof(uint16_t)));
