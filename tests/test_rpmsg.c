@@ -475,6 +475,7 @@ static void *poll_side(void *arg)
 static void test_sleeping_sender_wakes_within_a_receive_pass(void **state)
 {
 	struct early_box b = { 0 };
+	struct rpmsg_stats st0, st;
 	struct blocked_send bs;
 	pthread_t sender, side[2];
 	struct box a;
@@ -493,8 +494,16 @@ static void test_sleeping_sender_wakes_within_a_receive_pass(void **state)
 		sent++;
 	assert_true(sent >= 48);
 	bs = (struct blocked_send){ .ept = &a.ept, .to = &b };
+	rpmsg_get_stats(drv_dev, &st0);
 	assert_int_equal(pthread_create(&sender, NULL, send_blocked, &bs), 0);
-	sleep_ms(20); /* asleep on its event by now, or soon: either way */
+	/* Only once it waits: a send that found a buffer already given back
+	 * would pass whenever the receiver announced it. */
+	for (int i = 0; i < 2000; i++, sleep_ms(1)) {
+		rpmsg_get_stats(drv_dev, &st);
+		if (st.tx_waits > st0.tx_waits)
+			break;
+	}
+	assert_true(st.tx_waits > st0.tx_waits);
 	atomic_store(&side_stop, false);
 	for (uintptr_t i = 0; i < 2; i++) /* the driver's side, the device's */
 		assert_int_equal(pthread_create(&side[i], NULL, poll_side, (void *)i), 0);
