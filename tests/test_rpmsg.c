@@ -1546,6 +1546,19 @@ static int quiet_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t
 	return 0;
 }
 
+static char drops[16][64];
+static _Atomic int ndrops;
+
+static void record_drop(struct rpmsg_device *rdev, const struct rpmsg_drop *d, void *priv)
+{
+	int i = atomic_fetch_add(&ndrops, 1);
+
+	(void)rdev;
+	(void)priv;
+	if (i < 16)
+		snprintf(drops[i], sizeof(drops[i]), "%d %s", (int)d->reason, d->why);
+}
+
 static bool ns_dropped(void *arg)
 {
 	struct rpmsg_stats st;
@@ -1579,11 +1592,16 @@ static void test_at_most_256_services_are_remembered(void **state)
 	(void)state;
 	rpmsg_get_stats(drv_dev, &st);
 	want = st.dropped_ns + 1;
+	atomic_store(&ndrops, 0);
+	rpmsg_set_drop_cb(record_drop, NULL);
 	for (int i = 0; i < SERVICES; i++) {
 		snprintf(service_names[i], sizeof(service_names[i]), "svc-%d", i);
 		announce_service(i);
 	}
 	assert_true(wait_until(ns_dropped, &want, 5000)); /* the last one */
+	rpmsg_set_drop_cb(NULL, NULL);
+	assert_int_equal(ndrops, 1);
+	assert_string_equal(drops[0], "2 too many announcements");
 	box_open(&remembered, drv_dev, service_names[SERVICES - 2]);
 	assert_true(rpmsg_is_ept_ready(&remembered.ept)); /* at once: remembered */
 	assert_int_equal(remembered.ept.dest_addr, services[SERVICES - 2].addr);
@@ -1748,19 +1766,6 @@ static void test_dump_truncates_to_its_buffer(void **state)
 	start_polling();
 }
 
-static char drops[8][64];
-static _Atomic int ndrops;
-
-static void record_drop(struct rpmsg_device *rdev, const struct rpmsg_drop *d, void *priv)
-{
-	int i = atomic_fetch_add(&ndrops, 1);
-
-	(void)rdev;
-	(void)priv;
-	if (i < 8)
-		snprintf(drops[i], sizeof(drops[i]), "%d %s", (int)d->reason, d->why);
-}
-
 static void test_hostile_messages_are_dropped_and_counted(void **state)
 {
 	struct virtqueue *to_driver = duet_loopback_device(lb)->vrings_info[0].vq;
@@ -1802,6 +1807,24 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 		/* 4: a used length shorter than a header */
 		h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
 		assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, 3), 0);
+		/* 5-8: name-service messages one byte short, with an empty
+		 * name, with unknown flags, from a reserved address */
+		for (int k = 0; k < 4; k++) {
+			struct { char name[32]; uint32_t addr, flags; } m = { "svc", 1024, 0 };
+			uint16_t len = k == 0 ? sizeof(m) - 1 : sizeof(m);
+
+			m.name[0] = k == 1 ? '\0' : m.name[0];
+			m.flags = k == 2 ? 2 : m.flags;
+			m.addr = k == 3 ? 5 : m.addr;
+			h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+			assert_true(h >= 0);
+			hdr = (struct raw_hdr){ 1024, RPMSG_NS_EPT_ADDR, 0, len, 0 };
+			memcpy(vb.buf, &hdr, sizeof(hdr));
+			memcpy((char *)vb.buf + 16, &m, sizeof(m));
+			assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h,
+								       16u + len),
+					 0);
+		}
 		virtqueue_kick(to_driver);
 	}
 	start_polling();
@@ -1813,13 +1836,17 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	rpmsg_get_stats(drv_dev, &st);
 	assert_int_equal(st.dropped_len - st0.dropped_len, 2);
 	assert_int_equal(st.dropped_dst - st0.dropped_dst, 1);
-	assert_int_equal(st.dropped_ns - st0.dropped_ns, 1);
+	assert_int_equal(st.dropped_ns - st0.dropped_ns, 5);
 	/* Each was reported, in order, with what was wrong. */
-	assert_int_equal(ndrops, 4);
+	assert_int_equal(ndrops, 8);
 	assert_string_equal(drops[0], "0 header length past its buffer");
 	assert_string_equal(drops[1], "1 no endpoint at the destination");
 	assert_string_equal(drops[2], "2 name-service name without NUL");
 	assert_string_equal(drops[3], "0 buffer shorter than a header");
+	assert_string_equal(drops[4], "2 name-service message of the wrong size");
+	assert_string_equal(drops[5], "2 name-service name empty");
+	assert_string_equal(drops[6], "2 name-service flags unknown");
+	assert_string_equal(drops[7], "2 name-service address reserved");
 	/* A flood to nowhere: every one dropped, the channel still works. */
 	rpmsg_set_drop_cb(NULL, NULL);
 	for (int i = 0; i < 10000; i++)
@@ -1830,7 +1857,7 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	assert_string_equal(a.last, "after");
 	rpmsg_get_stats(drv_dev, &st0);
 	assert_int_equal(st0.dropped_dst - st.dropped_dst, 10000);
-	assert_int_equal(ndrops, 4);
+	assert_int_equal(ndrops, 8); /* none more: the callback was cleared */
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }

@@ -26,11 +26,11 @@ static inline bool fits(const struct virtqueue_buf *vb, bool tx)
 }
 
 /* Why a buffer that does not fit is refused. */
-static const char *misfit(const struct virtqueue_buf *vb, bool tx)
+static enum rpmsg_drop_why misfit(const struct virtqueue_buf *vb, bool tx)
 {
 	if (!tx)
-		return "received a writable buffer";
-	return vb->writable ? "send buffer too small" : "send buffer not writable";
+		return DROP_RX_WRITABLE;
+	return vb->writable ? DROP_TX_SMALL : DROP_TX_READONLY;
 }
 
 /*
@@ -50,14 +50,11 @@ static DUET_OUT_OF_LINE int take_single_slow(struct rpmsg_device *rdev, struct v
 			if (fits(vb, tx))
 				return h;
 			virtqueue_add_consumed_buffer(vq, (uint16_t)h, 0);
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER, misfit(vb, tx), 0, 0, vb->len);
+			rpmsg_drop(rdev, misfit(vb, tx), 0, 0, vb->len);
 		} else if (h == -EINVAL && n > 1) {
 			if (virtqueue_get_available_buffer(vq, &hh, NULL))
 				virtqueue_add_consumed_buffer(vq, hh, 0);
-			rpmsg_drop(rdev, RPMSG_DROP_OTHER,
-				   tx ? "send buffer is a chain, not one buffer"
-				      : "received a chain, not one buffer",
-				   0, 0, (uint32_t)n);
+			rpmsg_drop(rdev, tx ? DROP_TX_CHAIN : DROP_RX_CHAIN, 0, 0, (uint32_t)n);
 		} else {
 			return -1; /* none available, or the ring is broken */
 		}

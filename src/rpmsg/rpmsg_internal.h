@@ -162,9 +162,40 @@ static inline bool rpmsg_gone(struct rpmsg_device *rdev)
 int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role);
 void rpmsg_remove(struct virtio_device *vdev);
 
+/*
+ * Why a message (or ring entry) was dropped, as a code: its text, which the
+ * drop callback gets, is linked only with rpmsg_set_drop_cb (a firmware
+ * that never asks does not carry the sentences), and the code orders the
+ * reasons: each code up to the next reason's first belongs to one
+ * rpmsg_stats counter (rpmsg_drop_reason_of). Keep drop_texts in order.
+ */
+enum rpmsg_drop_why {
+	/* RPMSG_DROP_LEN */
+	DROP_SHORT,          /* buffer shorter than a header */
+	DROP_HDR_LEN,        /* header length past its buffer */
+	/* RPMSG_DROP_DST */
+	DROP_NO_EPT,         /* no endpoint at the destination */
+	/* RPMSG_DROP_NS */
+	DROP_NS_SIZE,        /* name-service message of the wrong size */
+	DROP_NS_NUL,         /* name-service name without NUL */
+	DROP_NS_EMPTY,       /* name-service name empty */
+	DROP_NS_FLAGS,       /* name-service flags unknown */
+	DROP_NS_ADDR,        /* name-service address reserved */
+	DROP_NS_NOMEM,       /* no memory to remember an announcement */
+	DROP_NS_FULL,        /* too many announcements */
+	/* RPMSG_DROP_OTHER */
+	DROP_RX_NOT_BACK,    /* receive buffer not given back (ring broken) */
+	DROP_RX_WRITABLE,    /* received a writable buffer */
+	DROP_TX_SMALL,       /* send buffer too small */
+	DROP_TX_READONLY,    /* send buffer not writable */
+	DROP_TX_CHAIN,       /* send buffer is a chain, not one buffer */
+	DROP_RX_CHAIN,       /* received a chain, not one buffer */
+	DROP_NONE            /* not a drop: what a check returns for a good input */
+};
+
 /* Count a dropped message (or ring entry) and tell the drop callback. */
-void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const char *why,
-		uint32_t src, uint32_t dst, uint32_t len);
+void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why why, uint32_t src, uint32_t dst,
+		uint32_t len);
 
 /* No send buffer was free: wait for one (see the definition). NULL with
  * *err set when none came. */

@@ -129,8 +129,7 @@ static DUET_ALWAYS_INLINE void rpmsg_return_rx(struct rpmsg_device *rdev,
 		done = 0;
 	/* Only a broken ring refuses what this side took from it. */
 	for (int i = done; i < n; i++)
-		rpmsg_drop(rdev, RPMSG_DROP_OTHER, "receive buffer not given back (ring broken)", 0,
-			   0, 0);
+		rpmsg_drop(rdev, DROP_RX_NOT_BACK, 0, 0, 0);
 	rdev->rx_out = (uint16_t)(rdev->rx_out - done);
 	rdev->nrx_back = 0;
 	virtqueue_kick(rdev->rvq);

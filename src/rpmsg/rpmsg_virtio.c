@@ -66,28 +66,69 @@ static duet_lazy_lock global_lock;
 
 static _Atomic(rpmsg_drop_cb) drop_cb;
 static _Atomic(void *) drop_priv;
+static const char *(*_Atomic drop_text)(enum rpmsg_drop_why why);
+
+/* The sentence of each rpmsg_drop_why, in its order. */
+static const char drop_texts[] =
+	"buffer shorter than a header\0"
+	"header length past its buffer\0"
+	"no endpoint at the destination\0"
+	"name-service message of the wrong size\0"
+	"name-service name without NUL\0"
+	"name-service name empty\0"
+	"name-service flags unknown\0"
+	"name-service address reserved\0"
+	"no memory to remember an announcement\0"
+	"too many announcements\0"
+	"receive buffer not given back (ring broken)\0"
+	"received a writable buffer\0"
+	"send buffer too small\0"
+	"send buffer not writable\0"
+	"send buffer is a chain, not one buffer\0"
+	"received a chain, not one buffer";
+
+/* One string rather than a table of pointers: 4 bytes less a sentence,
+ * and a drop is no hot path. */
+static const char *drop_text_of(enum rpmsg_drop_why why)
+{
+	const char *s = drop_texts;
+
+	for (unsigned int i = 0; i < (unsigned int)why; i++)
+		s += strlen(s) + 1;
+	return s;
+}
 
 void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv)
 {
-	/* priv first, published by the callback's release store. */
+	/* The texts are reached only from here: a firmware that never sets
+	 * a callback links none of them. priv and the texts first, published
+	 * by the callback's release store. */
+	atomic_store_explicit(&drop_text, drop_text_of, memory_order_relaxed);
 	atomic_store_explicit(&drop_priv, priv, memory_order_relaxed);
 	atomic_store_explicit(&drop_cb, cb, memory_order_release);
 }
 
-void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_reason reason, const char *why,
-		uint32_t src, uint32_t dst, uint32_t len)
+/* The counter a drop goes to, by the order of the codes. */
+static enum rpmsg_drop_reason drop_reason_of(enum rpmsg_drop_why why)
 {
-	/* Each reason's counter, as an offset: a table of pointers would be
-	 * built on the stack at every call. */
-	static const uint8_t counter[] = { offsetof(struct rpmsg_stats, dropped_len),
-					   offsetof(struct rpmsg_stats, dropped_dst),
-					   offsetof(struct rpmsg_stats, dropped_ns),
-					   offsetof(struct rpmsg_stats, dropped_other) };
+	if (why <= DROP_HDR_LEN)
+		return RPMSG_DROP_LEN;
+	if (why == DROP_NO_EPT)
+		return RPMSG_DROP_DST;
+	return why <= DROP_NS_FULL ? RPMSG_DROP_NS : RPMSG_DROP_OTHER;
+}
+
+void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why why, uint32_t src, uint32_t dst,
+		uint32_t len)
+{
+	enum rpmsg_drop_reason reason = drop_reason_of(why);
 	rpmsg_drop_cb cb = atomic_load_explicit(&drop_cb, memory_order_acquire);
 
-	(*(uint32_t *)(void *)((char *)&rdev->stats + counter[reason]))++;
+	/* The four counters are consecutive in rpmsg_stats. */
+	(&rdev->stats.dropped_len)[reason]++;
 	if (cb) {
-		struct rpmsg_drop d = { reason, why, src, dst, len };
+		struct rpmsg_drop d = { reason, atomic_load_explicit(&drop_text, memory_order_relaxed)(why),
+					src, dst, len };
 
 		cb(rdev, &d, atomic_load_explicit(&drop_priv, memory_order_relaxed));
 	}
@@ -843,18 +884,18 @@ static bool offer_ns(struct rpmsg_device *rdev, struct pending_ns *p, const stru
 	return false;
 }
 
-/* What is wrong with a name-service message (a local copy), or NULL. */
-static const char *ns_fault(const struct rpmsg_ns_msg *msg)
+/* What is wrong with a name-service message (a local copy), or DROP_NONE. */
+static enum rpmsg_drop_why ns_fault(const struct rpmsg_ns_msg *msg)
 {
 	if (!memchr(msg->name, '\0', sizeof(msg->name)))
-		return "name-service name without NUL";
+		return DROP_NS_NUL;
 	if (!msg->name[0])
-		return "name-service name empty";
+		return DROP_NS_EMPTY;
 	if (msg->flags > RPMSG_NS_DESTROY)
-		return "name-service flags unknown";
+		return DROP_NS_FLAGS;
 	if (msg->addr < RPMSG_RESERVED_ADDRESSES || msg->addr == RPMSG_ADDR_ANY)
-		return "name-service address reserved";
-	return NULL;
+		return DROP_NS_ADDR;
+	return DROP_NONE;
 }
 
 /* A name-service message. Out of line: inlined, it made every delivery
@@ -863,19 +904,18 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 				       uint16_t len)
 {
 	struct rpmsg_ns_msg msg;
-	const char *why;
+	enum rpmsg_drop_why why;
 	struct rpmsg_endpoint *ept;
 	struct pending_ns *p;
 
 	if (len != sizeof(msg)) {
-		rpmsg_drop(rdev, RPMSG_DROP_NS, "name-service message of the wrong size", 0,
-		     RPMSG_NS_EPT_ADDR, len);
+		rpmsg_drop(rdev, DROP_NS_SIZE, 0, RPMSG_NS_EPT_ADDR, len);
 		return;
 	}
 	memcpy(&msg, payload, sizeof(msg)); /* once: the peer may rewrite it */
 	why = ns_fault(&msg);
-	if (why) {
-		rpmsg_drop(rdev, RPMSG_DROP_NS, why, msg.addr, RPMSG_NS_EPT_ADDR, len);
+	if (why != DROP_NONE) {
+		rpmsg_drop(rdev, why, msg.addr, RPMSG_NS_EPT_ADDR, len);
 		return;
 	}
 	if (msg.flags == RPMSG_NS_CREATE) {
@@ -891,10 +931,8 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 
 			p = room ? duet_port_alloc(sizeof(*p)) : NULL;
 			if (!p) {
-				rpmsg_drop(rdev, RPMSG_DROP_NS,
-					   room ? "no memory to remember an announcement"
-						: "too many announcements",
-					   msg.addr, RPMSG_NS_EPT_ADDR, len);
+				rpmsg_drop(rdev, room ? DROP_NS_NOMEM : DROP_NS_FULL, msg.addr,
+					   RPMSG_NS_EPT_ADDR, len);
 				return;
 			}
 			memcpy(p->name, msg.name, sizeof(p->name));
@@ -929,13 +967,12 @@ static bool check_rx(struct rpmsg_device *rdev, const uint8_t *buf, uint32_t len
 		     struct rpmsg_hdr *hdr)
 {
 	if (len < RPMSG_HDR_SIZE) {
-		rpmsg_drop(rdev, RPMSG_DROP_LEN, "buffer shorter than a header", 0, 0, len);
+		rpmsg_drop(rdev, DROP_SHORT, 0, 0, len);
 		return false;
 	}
 	memcpy(hdr, buf, sizeof(*hdr)); /* once: the peer may rewrite it */
 	if (hdr->len > len - RPMSG_HDR_SIZE || hdr->len > rdev->rx_size - RPMSG_HDR_SIZE) {
-		rpmsg_drop(rdev, RPMSG_DROP_LEN, "header length past its buffer", hdr->src, hdr->dst,
-			   hdr->len);
+		rpmsg_drop(rdev, DROP_HDR_LEN, hdr->src, hdr->dst, hdr->len);
 		return false;
 	}
 	return true;
@@ -972,8 +1009,7 @@ static bool deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpm
 	}
 	ept = find_ept(rdev, hdr->dst);
 	if (!ept) {
-		rpmsg_drop(rdev, RPMSG_DROP_DST, "no endpoint at the destination", hdr->src, hdr->dst,
-			   hdr->len);
+		rpmsg_drop(rdev, DROP_NO_EPT, hdr->src, hdr->dst, hdr->len);
 		return true;
 	}
 	rdev->stats.rx_msgs++;
