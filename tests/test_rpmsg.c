@@ -1519,6 +1519,11 @@ static void test_zero_copy(void **state)
 		assert_non_null(strstr(dump, "held 1"));
 		assert_non_null(strstr(dump, "held by zc"));
 		assert_string_equal((char *)atomic_load(&b.held), "keep me");
+		/* A received buffer is no send buffer: refused, still held. */
+		assert_int_equal(rpmsg_release_tx_buffer(&b.ept, atomic_load(&b.held)), -EINVAL);
+		assert_int_equal(rpmsg_send_nocopy(&b.ept, atomic_load(&b.held), 4), -EINVAL);
+		rpmsg_dump(dev_dev, dump, sizeof(dump));
+		assert_non_null(strstr(dump, "held 1"));
 		rpmsg_release_rx_buffer(&b.ept, local); /* not held: ignored */
 		rpmsg_release_rx_buffer(&b.ept, atomic_load(&b.held));
 		rpmsg_dump(dev_dev, dump, sizeof(dump));
