@@ -14,7 +14,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct duet_rsc_info info;
-	struct duet_rsc_error err;
+	struct duet_rsc_error err = { 0 };
 	uint8_t *copy = malloc(size ? size : 1);
 
 	if (!copy)
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    (uint64_t)v->config_offset + v->config_len > size || !v->num_vrings)
 				abort();
 		}
-	} else if (!err.reason) {
+	} else if (err.fault == DUET_RSC_OK || !strcmp(duet_rsc_reason(err.fault), "unknown fault")) {
 		abort();
 	}
 	free(copy);

@@ -789,13 +789,13 @@ static void test_create_refuses_bad_configurations(void **state)
 	/* The table where the platform says, checked against the region. */
 	assert_int_equal(create_with(region, TABLE_SIZE, &err), 0);
 	assert_int_equal(create_with(NULL, TABLE_SIZE, &err), -EINVAL);
-	assert_string_equal(err.reason, "table outside the region");
+	assert_string_equal(duet_rsc_reason(err.fault), "table outside the region");
 	assert_int_equal(create_with(region, 0, &err), -EINVAL);
 	assert_int_equal(create_with(region, region_size, &err), 0); /* ends at the end */
 	assert_int_equal(create_with(region, region_size + 1, &err), -EINVAL);
-	assert_string_equal(err.reason, "table outside the region");
+	assert_string_equal(duet_rsc_reason(err.fault), "table outside the region");
 	assert_int_equal(create_with(region + region_size - 8, 64, &err), -EINVAL);
-	assert_string_equal(err.reason, "table outside the region");
+	assert_string_equal(duet_rsc_reason(err.fault), "table outside the region");
 
 	/* A carveout exactly its vrings (placed at 64-byte steps): taken,
 	 * with no room for buffers; one byte short of the ring: refused. */
@@ -804,9 +804,9 @@ static void test_create_refuses_bad_configurations(void **state)
 	c->len = (uint32_t)((vring_size(demo[1].vring_num, demo[1].vring_align) + 63u) & ~63u);
 	assert_int_equal(create_with(region, TABLE_SIZE, &err), 0);
 	c->len = (uint32_t)(vring_size(demo[1].vring_num, demo[1].vring_align) - 1);
-	err.reason = NULL;
+	err.fault = DUET_RSC_OK;
 	assert_int_equal(create_with(region, TABLE_SIZE, &err), -EINVAL);
-	assert_string_equal(err.reason, "carveout too small for its vrings");
+	assert_string_equal(duet_rsc_reason(err.fault), "carveout too small for its vrings");
 	assert_int_equal(err.entry, 1);
 
 	assert_int_equal(duet_rptun_stop(NULL), -EINVAL);

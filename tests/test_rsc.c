@@ -60,7 +60,7 @@ static void expect_refused(int entry, const char *reason)
 	struct duet_rsc_error err = { 0 };
 
 	assert_int_equal(parse_copy(table, (size_t)table_len, &info, &err), -EINVAL);
-	assert_string_equal(err.reason, reason);
+	assert_string_equal(duet_rsc_reason(err.fault), reason);
 	assert_int_equal(err.entry, entry);
 }
 
@@ -256,7 +256,7 @@ static void test_short_table(void **state)
 
 	(void)state;
 	assert_int_equal(parse_copy(table, 12, &info, &err), -EINVAL);
-	assert_string_equal(err.reason, "table smaller than its header");
+	assert_string_equal(duet_rsc_reason(err.fault), "table smaller than its header");
 }
 
 static void test_truncated_table(void **state)
@@ -282,7 +282,7 @@ static void test_parts_ending_at_the_table_end(void **state)
 	(void)state;
 	memcpy(saved, table, sizeof(saved));
 	assert_int_equal(parse_copy(header_only, sizeof(header_only), &info, &err), -EINVAL);
-	assert_string_equal(err.reason, "no duet link entry");
+	assert_string_equal(duet_rsc_reason(err.fault), "no duet link entry");
 	table_len = 16 + 4 * 7; /* the offsets, nothing after them */
 	expect_refused(0, "entry offset outside the table or misaligned");
 	table_len = (int)entry_off(6) + 4; /* the last carveout's type word */
@@ -552,6 +552,48 @@ static void test_link_bad_side(void **state)
 	expect_refused(0, "driver side neither server nor proxy");
 }
 
+static void test_link_reserved(void **state)
+{
+	(void)state;
+	*u32_at(entry_off(0) + 12) = 1;
+	expect_refused(0, "duet link entry reserved field not zero");
+}
+
+/* The link entry alone, four bytes short. */
+static void test_link_cut_short(void **state)
+{
+	(void)state;
+	*u32_at(4) = 1;
+	table_len = (int)entry_off(0) + (int)sizeof(struct duet_rsc_link) - 4;
+	expect_refused(0, "duet link entry runs past the table");
+}
+
+/* Entry 3, vdev 1, replaced by the carveout after it: vdev 0 gets two. */
+static void test_vdev_two_carveouts(void **state)
+{
+	(void)state;
+	*u32_at(16 + 4 * 3) = entry_off(4);
+	expect_refused(3, "vdev with two carveouts");
+}
+
+/* Every fault has its own sentence; a value past the list has none. */
+static void test_reasons(void **state)
+{
+	(void)state;
+	assert_string_equal(duet_rsc_reason(DUET_RSC_OK), "table accepted");
+	for (int f = DUET_RSC_TABLE_SHORT; f <= DUET_RSC_CARVEOUT_SMALL; f++) {
+		const char *r = duet_rsc_reason((enum duet_rsc_fault)f);
+
+		assert_true(strlen(r) > 8);
+		assert_string_not_equal(r, "unknown fault");
+		for (int g = DUET_RSC_OK; g < f; g++)
+			assert_string_not_equal(r, duet_rsc_reason((enum duet_rsc_fault)g));
+	}
+	assert_string_equal(duet_rsc_reason((enum duet_rsc_fault)(DUET_RSC_CARVEOUT_SMALL + 1)),
+			    "unknown fault");
+	assert_string_equal(duet_rsc_reason((enum duet_rsc_fault)-1), "unknown fault");
+}
+
 static void test_link_version(void **state)
 {
 	(void)state;
@@ -620,6 +662,7 @@ int main(void)
 		T(test_carveout_wraps), T(test_carveout_reserved), T(test_carveout_first),
 		T(test_link_entry_twice), T(test_link_missing), T(test_link_count_differs),
 		T(test_link_bad_side), T(test_link_version), T(test_link_too_many),
+		T(test_link_reserved), T(test_link_cut_short), T(test_vdev_two_carveouts), T(test_reasons),
 		T(test_vdev_lost_its_carveout), T(test_random_corruption_never_crashes),
 	};
 

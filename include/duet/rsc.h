@@ -93,12 +93,62 @@ struct duet_rsc_info {
 	struct duet_rsc_vdev vdev[DUET_MAX_VDEVS];
 };
 
+/*
+ * Why a table was refused: duet_rsc_reason() gives each its sentence.
+ * The last two come from duet_rptun_create, not from the parser.
+ */
+enum duet_rsc_fault {
+	DUET_RSC_OK,
+	DUET_RSC_TABLE_SHORT,          /* table smaller than its header */
+	DUET_RSC_TABLE_VERSION,        /* unsupported table version */
+	DUET_RSC_TABLE_RESERVED,       /* table reserved field not zero */
+	DUET_RSC_TOO_MANY_ENTRIES,     /* too many entries */
+	DUET_RSC_OFFSETS_PAST_TABLE,   /* entry offsets run past the table */
+	DUET_RSC_OFFSET_BAD,           /* entry offset outside the table or misaligned */
+	DUET_RSC_NO_LINK,              /* no duet link entry */
+	DUET_RSC_LINK_COUNT,           /* duet link entry and vdev count differ */
+	DUET_RSC_VDEV_NO_CARVEOUT,     /* vdev without a carveout */
+	DUET_RSC_NOTIFYID_RANGE,       /* notify id too large */
+	DUET_RSC_NOTIFYID_TWICE,       /* notify id used twice */
+	DUET_RSC_VDEV_PAST_TABLE,      /* vdev header runs past the table */
+	DUET_RSC_TOO_MANY_VDEVS,       /* too many vdevs */
+	DUET_RSC_VDEV_RESERVED,        /* vdev reserved field not zero */
+	DUET_RSC_VDEV_VRING_COUNT,     /* vdev vring count not 1..8 */
+	DUET_RSC_VDEV_CONFIG_LEN,      /* vdev config longer than 4096 */
+	DUET_RSC_VDEV_BODY_PAST_TABLE, /* vdev vrings or config run past the table */
+	DUET_RSC_VRING_NUM,            /* vring size not a power of two up to 32768 */
+	DUET_RSC_VRING_ALIGN,          /* vring alignment not a power of two in 4..65536 */
+	DUET_RSC_VRING_OUTSIDE,        /* vring outside the region or misaligned */
+	DUET_RSC_VRING_PA,             /* vring pa not zero */
+	DUET_RSC_CARVEOUT_PAST_TABLE,  /* carveout runs past the table */
+	DUET_RSC_CARVEOUT_RESERVED,    /* carveout reserved field not zero */
+	DUET_RSC_CARVEOUT_OUTSIDE,     /* carveout outside the region */
+	DUET_RSC_CARVEOUT_BEFORE_VDEV, /* carveout before any vdev */
+	DUET_RSC_VDEV_TWO_CARVEOUTS,   /* vdev with two carveouts */
+	DUET_RSC_LINK_TWICE,           /* second duet link entry */
+	DUET_RSC_LINK_PAST_TABLE,      /* duet link entry runs past the table */
+	DUET_RSC_LINK_VERSION,         /* unsupported duet link entry version */
+	DUET_RSC_LINK_RESERVED,        /* duet link entry reserved field not zero */
+	DUET_RSC_LINK_TOO_MANY_VDEVS,  /* duet link entry names too many vdevs */
+	DUET_RSC_LINK_BAD_SIDE,        /* driver side neither server nor proxy */
+	DUET_RSC_TABLE_OUTSIDE,        /* table outside the region */
+	DUET_RSC_CARVEOUT_SMALL,       /* carveout too small for its vrings */
+};
+
 /* Where and why a table was refused. */
 struct duet_rsc_error {
-	int entry;          /* index of the entry, -1 for the header */
-	const char *reason; /* a fixed English phrase */
-	uint64_t value;     /* the offending value */
+	int entry;                 /* index of the entry, -1 for the header */
+	enum duet_rsc_fault fault; /* why */
+	uint64_t value;            /* the offending value */
 };
+
+/*
+ * The sentence of `fault`, a fixed English phrase ("unknown fault" for a
+ * value not in the list). The sentences, about 1 KB, are linked only with
+ * this function: a firmware that reports a refused table by its number
+ * leaves them out.
+ */
+const char *duet_rsc_reason(enum duet_rsc_fault fault);
 
 /*
  * Check the table copy `table` (`size` bytes) against a region of

@@ -40,11 +40,11 @@ static void rptun_notify(struct duet_rvdev *rv, uint32_t notifyid)
 	rptun->cfg.ops->notify(rptun, notifyid);
 }
 
-static int refuse(struct duet_rsc_error *err, int vdev, const char *reason, uint64_t value)
+static int refuse(struct duet_rsc_error *err, int vdev, enum duet_rsc_fault fault, uint64_t value)
 {
 	if (err) {
 		err->entry = vdev;
-		err->reason = reason;
+		err->fault = fault;
 		err->value = value;
 	}
 	return -EINVAL;
@@ -61,7 +61,7 @@ static int read_table(struct duet_rptun *rptun, struct duet_rsc_error *err)
 	int ret;
 
 	if (!t || off > cfg->region_size || size > cfg->region_size - off || !size)
-		return refuse(err, -1, "table outside the region", off);
+		return refuse(err, -1, DUET_RSC_TABLE_OUTSIDE, off);
 	rptun->table = t;
 	rptun->table_size = size;
 	copy = duet_port_alloc(size);
@@ -81,7 +81,7 @@ static int setup_vdev(struct duet_rptun *rptun, unsigned int i, struct duet_rsc_
 	size_t vrings = duet_rvdev_vrings_size(d);
 
 	if (vrings > d->carveout_len)
-		return refuse(err, (int)i, "carveout too small for its vrings", d->carveout_len);
+		return refuse(err, (int)i, DUET_RSC_CARVEOUT_SMALL, d->carveout_len);
 	for (unsigned int k = 0; k < d->num_vrings; k++)
 		rptun->route[d->vring[k].notifyid] = (int16_t)(i * DUET_MAX_VRINGS + k);
 	/* The driver side's buffers: the carveout after the vrings. */

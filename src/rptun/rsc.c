@@ -138,11 +138,63 @@ struct parse {
 	uint32_t notify_used[(MAX_NOTIFYID + 31) / 32];
 };
 
-static int refuse(struct parse *p, const char *reason, uint64_t value)
+/* The sentences of enum duet_rsc_fault, in its order, from DUET_RSC_OK. */
+static const char reasons[] =
+	"table accepted\0"
+	"table smaller than its header\0"
+	"unsupported table version\0"
+	"table reserved field not zero\0"
+	"too many entries\0"
+	"entry offsets run past the table\0"
+	"entry offset outside the table or misaligned\0"
+	"no duet link entry\0"
+	"duet link entry and vdev count differ\0"
+	"vdev without a carveout\0"
+	"notify id too large\0"
+	"notify id used twice\0"
+	"vdev header runs past the table\0"
+	"too many vdevs\0"
+	"vdev reserved field not zero\0"
+	"vdev vring count not 1..8\0"
+	"vdev config longer than 4096\0"
+	"vdev vrings or config run past the table\0"
+	"vring size not a power of two up to 32768\0"
+	"vring alignment not a power of two in 4..65536\0"
+	"vring outside the region or misaligned\0"
+	"vring pa not zero\0"
+	"carveout runs past the table\0"
+	"carveout reserved field not zero\0"
+	"carveout outside the region\0"
+	"carveout before any vdev\0"
+	"vdev with two carveouts\0"
+	"second duet link entry\0"
+	"duet link entry runs past the table\0"
+	"unsupported duet link entry version\0"
+	"duet link entry reserved field not zero\0"
+	"duet link entry names too many vdevs\0"
+	"driver side neither server nor proxy\0"
+	"table outside the region\0"
+	"carveout too small for its vrings\0"
+	"unknown fault";
+
+/* One string rather than a table of pointers: 4 bytes less a sentence,
+ * and a refused table is no hot path. */
+const char *duet_rsc_reason(enum duet_rsc_fault fault)
+{
+	const char *s = reasons;
+	unsigned int n = (unsigned int)fault <= DUET_RSC_CARVEOUT_SMALL ? (unsigned int)fault
+								      : DUET_RSC_CARVEOUT_SMALL + 1u;
+
+	while (n--)
+		s += strlen(s) + 1;
+	return s;
+}
+
+static int refuse(struct parse *p, enum duet_rsc_fault fault, uint64_t value)
 {
 	if (p->err) {
 		p->err->entry = p->entry;
-		p->err->reason = reason;
+		p->err->fault = fault;
 		p->err->value = value;
 	}
 	return -EINVAL;
@@ -165,9 +217,9 @@ static bool in_region(const struct parse *p, uint64_t da, uint64_t len)
 static int take_notifyid(struct parse *p, uint32_t id)
 {
 	if (id >= MAX_NOTIFYID)
-		return refuse(p, "notify id too large", id);
+		return refuse(p, DUET_RSC_NOTIFYID_RANGE, id);
 	if (p->notify_used[id / 32] & (1u << (id % 32)))
-		return refuse(p, "notify id used twice", id);
+		return refuse(p, DUET_RSC_NOTIFYID_TWICE, id);
 	p->notify_used[id / 32] |= 1u << (id % 32);
 	return 0;
 }
@@ -179,21 +231,21 @@ static int parse_vdev(struct parse *p, uint32_t off)
 	int ret;
 
 	if (p->size - off < VDEV_SIZE)
-		return refuse(p, "vdev header runs past the table", off);
+		return refuse(p, DUET_RSC_VDEV_PAST_TABLE, off);
 	if (p->info->num_vdevs >= DUET_MAX_VDEVS)
-		return refuse(p, "too many vdevs", p->info->num_vdevs + 1u);
+		return refuse(p, DUET_RSC_TOO_MANY_VDEVS, p->info->num_vdevs + 1u);
 	nvr = p->t[off + offsetof(struct fw_rsc_vdev, num_of_vrings)];
 	cfg = rd32(p, off + offsetof(struct fw_rsc_vdev, config_len));
 	if (p->t[off + offsetof(struct fw_rsc_vdev, reserved)] ||
 	    p->t[off + offsetof(struct fw_rsc_vdev, reserved) + 1])
-		return refuse(p, "vdev reserved field not zero", 0);
+		return refuse(p, DUET_RSC_VDEV_RESERVED, 0);
 	if (nvr < 1 || nvr > DUET_MAX_VRINGS)
-		return refuse(p, "vdev vring count not 1..8", nvr);
+		return refuse(p, DUET_RSC_VDEV_VRING_COUNT, nvr);
 	if (cfg > 4096)
-		return refuse(p, "vdev config longer than 4096", cfg);
+		return refuse(p, DUET_RSC_VDEV_CONFIG_LEN, cfg);
 	need = VDEV_SIZE + nvr * VRING_SIZE + cfg;
 	if (p->size - off < need)
-		return refuse(p, "vdev vrings or config run past the table", need);
+		return refuse(p, DUET_RSC_VDEV_BODY_PAST_TABLE, need);
 
 	v = &p->info->vdev[p->info->num_vdevs];
 	memset(v, 0, sizeof(*v));
@@ -209,13 +261,13 @@ static int parse_vdev(struct parse *p, uint32_t off)
 		uint32_t da = rd32(p, r), align = rd32(p, r + 4), num = rd32(p, r + 8);
 
 		if (!is_pow2(num) || num > VIRTQUEUE_MAX_SIZE)
-			return refuse(p, "vring size not a power of two up to 32768", num);
+			return refuse(p, DUET_RSC_VRING_NUM, num);
 		if (!is_pow2(align) || align < 4 || align > 65536)
-			return refuse(p, "vring alignment not a power of two in 4..65536", align);
+			return refuse(p, DUET_RSC_VRING_ALIGN, align);
 		if (da != FW_RSC_ADDR_ANY && (da % 16 || !in_region(p, da, vring_size(num, align))))
-			return refuse(p, "vring outside the region or misaligned", da);
+			return refuse(p, DUET_RSC_VRING_OUTSIDE, da);
 		if (rd32(p, r + 16))
-			return refuse(p, "vring pa not zero", rd32(p, r + 16));
+			return refuse(p, DUET_RSC_VRING_PA, rd32(p, r + 16));
 		v->vring[k].da = da;
 		v->vring[k].align = align;
 		v->vring[k].num = num;
@@ -234,18 +286,18 @@ static int parse_carveout(struct parse *p, uint32_t off)
 	uint32_t da, len;
 
 	if (p->size - off < CARVEOUT_SIZE)
-		return refuse(p, "carveout runs past the table", off);
+		return refuse(p, DUET_RSC_CARVEOUT_PAST_TABLE, off);
 	da = rd32(p, off + offsetof(struct fw_rsc_carveout, da));
 	len = rd32(p, off + offsetof(struct fw_rsc_carveout, len));
 	if (rd32(p, off + offsetof(struct fw_rsc_carveout, reserved)))
-		return refuse(p, "carveout reserved field not zero", 0);
+		return refuse(p, DUET_RSC_CARVEOUT_RESERVED, 0);
 	if (!in_region(p, da, len) || !len)
-		return refuse(p, "carveout outside the region", da);
+		return refuse(p, DUET_RSC_CARVEOUT_OUTSIDE, da);
 	if (!p->info->num_vdevs)
-		return refuse(p, "carveout before any vdev", da);
+		return refuse(p, DUET_RSC_CARVEOUT_BEFORE_VDEV, da);
 	v = &p->info->vdev[p->info->num_vdevs - 1];
 	if (v->carveout_len)
-		return refuse(p, "vdev with two carveouts", da);
+		return refuse(p, DUET_RSC_VDEV_TWO_CARVEOUTS, da);
 	v->carveout_da = da;
 	v->carveout_len = len;
 	return 0;
@@ -256,20 +308,20 @@ static int parse_link(struct parse *p, uint32_t off)
 	uint32_t n;
 
 	if (p->have_link)
-		return refuse(p, "second duet link entry", 0);
+		return refuse(p, DUET_RSC_LINK_TWICE, 0);
 	if (p->size - off < LINK_SIZE)
-		return refuse(p, "duet link entry runs past the table", off);
+		return refuse(p, DUET_RSC_LINK_PAST_TABLE, off);
 	if (rd32(p, off + 4) != 1)
-		return refuse(p, "unsupported duet link entry version", rd32(p, off + 4));
+		return refuse(p, DUET_RSC_LINK_VERSION, rd32(p, off + 4));
 	if (rd32(p, off + 12))
-		return refuse(p, "duet link entry reserved field not zero", 0);
+		return refuse(p, DUET_RSC_LINK_RESERVED, 0);
 	n = rd32(p, off + 8);
 	if (n > DUET_MAX_VDEVS)
-		return refuse(p, "duet link entry names too many vdevs", n);
+		return refuse(p, DUET_RSC_LINK_TOO_MANY_VDEVS, n);
 	for (uint32_t i = 0; i < n; i++) {
 		p->sides[i] = p->t[off + 16 + i];
 		if (p->sides[i] != DUET_SERVER && p->sides[i] != DUET_PROXY)
-			return refuse(p, "driver side neither server nor proxy", p->sides[i]);
+			return refuse(p, DUET_RSC_LINK_BAD_SIDE, p->sides[i]);
 	}
 	p->link_vdevs = n;
 	p->have_link = true;
@@ -304,37 +356,37 @@ int duet_rsc_parse(const void *table, size_t size, size_t region_size,
 		return -EINVAL;
 	memset(info, 0, sizeof(*info));
 	if (size < HDR_SIZE)
-		return refuse(&p, "table smaller than its header", size);
+		return refuse(&p, DUET_RSC_TABLE_SHORT, size);
 	p.size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
 	if (rd32(&p, 0) != 1)
-		return refuse(&p, "unsupported table version", rd32(&p, 0));
+		return refuse(&p, DUET_RSC_TABLE_VERSION, rd32(&p, 0));
 	if (rd32(&p, 8) || rd32(&p, 12))
-		return refuse(&p, "table reserved field not zero", 0);
+		return refuse(&p, DUET_RSC_TABLE_RESERVED, 0);
 	num = rd32(&p, 4);
 	if (num > DUET_RSC_MAX_ENTRIES)
-		return refuse(&p, "too many entries", num);
+		return refuse(&p, DUET_RSC_TOO_MANY_ENTRIES, num);
 	end = HDR_SIZE + 4u * num;
 	if (end > p.size)
-		return refuse(&p, "entry offsets run past the table", end);
+		return refuse(&p, DUET_RSC_OFFSETS_PAST_TABLE, end);
 	for (uint32_t i = 0; i < num; i++) {
 		uint32_t off = rd32(&p, HDR_SIZE + 4u * i);
 
 		p.entry = (int)i;
 		if (off % 4 || off < end || off > p.size - 4u)
-			return refuse(&p, "entry offset outside the table or misaligned", off);
+			return refuse(&p, DUET_RSC_OFFSET_BAD, off);
 		ret = parse_entry(&p, off);
 		if (ret < 0)
 			return ret;
 	}
 	p.entry = -1;
 	if (!p.have_link)
-		return refuse(&p, "no duet link entry", 0);
+		return refuse(&p, DUET_RSC_NO_LINK, 0);
 	if (p.link_vdevs != info->num_vdevs)
-		return refuse(&p, "duet link entry and vdev count differ", p.link_vdevs);
+		return refuse(&p, DUET_RSC_LINK_COUNT, p.link_vdevs);
 	for (unsigned int i = 0; i < info->num_vdevs; i++) {
 		p.entry = (int)i;
 		if (!info->vdev[i].carveout_len)
-			return refuse(&p, "vdev without a carveout", i);
+			return refuse(&p, DUET_RSC_VDEV_NO_CARVEOUT, i);
 		info->vdev[i].driver = (enum duet_side)p.sides[i];
 	}
 	return 0;

@@ -281,7 +281,7 @@ static int start_rptun(struct duet_link *l, char *err, size_t errlen)
 
 	if (ret == -EINVAL)
 		return fail(err, errlen, ret, "resource table refused: entry %d: %s (%llu)",
-			    rerr.entry, rerr.reason ? rerr.reason : "?",
+			    rerr.entry, duet_rsc_reason(rerr.fault),
 			    (unsigned long long)rerr.value);
 	if (ret < 0)
 		return fail(err, errlen, ret, "cannot set up the devices: %s", strerror(-ret));
