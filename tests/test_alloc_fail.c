@@ -421,8 +421,33 @@ static void test_listener_registration_failing(void **state)
 	fail_msg("registering a listener never stopped allocating");
 }
 
+/*
+ * Run before anything else in the process: rpmsg's device list has no
+ * lock yet, and the first to register a listener creates it. That
+ * allocation failing is -ENOMEM too, with nothing registered; the next
+ * registration creates the lock and works.
+ */
+static void test_listener_registration_creating_the_lock_failing(void **state)
+{
+	unsigned int created = 0;
+	int ret;
+
+	(void)state;
+	duet_port_fail_allocs(1, 1); /* the listener's allocation, then the lock's */
+	ret = rpmsg_register_callback(&created, count_created, NULL, NULL, NULL);
+	assert_int_equal(duet_port_allocs_left_to_fail(), 0);
+	duet_port_fail_allocs(0, 0);
+	assert_int_equal(ret, -ENOMEM);
+	assert_int_equal(rpmsg_register_callback(&created, count_created, NULL, NULL, NULL), 0);
+	rpmsg_unregister_callback(&created);
+	rpmsg_unregister_callback(&created); /* none left: no effect */
+}
+
 int main(void)
 {
+	const struct CMUnitTest fresh[] = {
+		cmocka_unit_test(test_listener_registration_creating_the_lock_failing),
+	};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loopback_each_allocation_failing_alone),
 		cmocka_unit_test(test_loopback_every_allocation_failing_from_some_point),
@@ -431,5 +456,8 @@ int main(void)
 		cmocka_unit_test(test_listener_registration_failing),
 	};
 
-	return cmocka_run_group_tests_name("allocation failures", tests, setup, teardown);
+	/* The fresh process's group first: the other group's setup makes the
+	 * locks that stay. */
+	return cmocka_run_group_tests_name("a fresh process", fresh, NULL, NULL) +
+	       cmocka_run_group_tests_name("allocation failures", tests, setup, teardown);
 }
