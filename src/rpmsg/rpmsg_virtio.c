@@ -118,8 +118,11 @@ static enum rpmsg_drop_reason drop_reason_of(enum rpmsg_drop_why why)
 	return why <= DROP_NS_FULL ? RPMSG_DROP_NS : RPMSG_DROP_OTHER;
 }
 
-void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why why, uint32_t src, uint32_t dst,
-		uint32_t len)
+/* Out of line: link-time optimisation inlined it into the delivery, whose
+ * every message then paid its frame (1,204 -> 1,213 instructions a round
+ * trip, build/bench-lto). */
+DUET_OUT_OF_LINE void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why why, uint32_t src,
+				 uint32_t dst, uint32_t len)
 {
 	enum rpmsg_drop_reason reason = drop_reason_of(why);
 	rpmsg_drop_cb cb = atomic_load_explicit(&drop_cb, memory_order_acquire);
