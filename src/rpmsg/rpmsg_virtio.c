@@ -23,6 +23,7 @@
 
 #include "../core/compiler.h"
 #include "../core/lazy_lock.h"
+#include "../core/strtab.h"
 #include "rpmsg_internal.h"
 #include "rpmsg_path.h"
 
@@ -87,15 +88,9 @@ static const char drop_texts[] =
 	"send buffer is a chain, not one buffer\0"
 	"received a chain, not one buffer";
 
-/* One string rather than a table of pointers: 4 bytes less a sentence,
- * and a drop is no hot path. */
 static const char *drop_text_of(enum rpmsg_drop_why why)
 {
-	const char *s = drop_texts;
-
-	for (unsigned int i = 0; i < (unsigned int)why; i++)
-		s += strlen(s) + 1;
-	return s;
+	return duet_strtab_at(drop_texts, (unsigned int)why);
 }
 
 void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv)

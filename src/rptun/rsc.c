@@ -11,6 +11,8 @@
 #include <duet/rsc.h>
 #include <duet/virtio_ring.h>
 
+#include "../core/strtab.h"
+
 #define HDR_SIZE ((uint32_t)sizeof(struct resource_table))
 #define VDEV_SIZE ((uint32_t)sizeof(struct fw_rsc_vdev))
 #define VRING_SIZE ((uint32_t)sizeof(struct fw_rsc_vdev_vring))
@@ -177,17 +179,13 @@ static const char reasons[] =
 	"carveout too small for its vrings\0"
 	"unknown fault";
 
-/* One string rather than a table of pointers: 4 bytes less a sentence,
- * and a refused table is no hot path. */
 const char *duet_rsc_reason(enum duet_rsc_fault fault)
 {
-	const char *s = reasons;
+	/* Past the list: the last sentence, "unknown fault". */
 	unsigned int n = (unsigned int)fault <= DUET_RSC_CARVEOUT_SMALL ? (unsigned int)fault
 								      : DUET_RSC_CARVEOUT_SMALL + 1u;
 
-	while (n--)
-		s += strlen(s) + 1;
-	return s;
+	return duet_strtab_at(reasons, n);
 }
 
 static int refuse(struct parse *p, enum duet_rsc_fault fault, uint64_t value)
