@@ -1996,6 +1996,26 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 	assert_string_equal(drops[0], "3 send buffer not writable");
 	assert_string_equal(drops[1], "3 send buffer too small");
 	assert_string_equal(drops[2], "3 send buffer is a chain, not one buffer");
+	/* Under every head of the ring, head 0 among them, a read-only buffer
+	 * comes back unused and counted: the free heads go round in order. */
+	{
+		bool head0 = false;
+
+		for (int i = 0; i < RING; i++) {
+			uint16_t head = UINT16_MAX;
+
+			assert_int_equal(virtqueue_add_one(to_driver, mem, 64, false, &c[0]), 0);
+			virtqueue_kick(to_driver);
+			assert_int_equal(rpmsg_trysend(&b.ept, "no room", 8), -EAGAIN);
+			len = 99;
+			assert_ptr_equal(virtqueue_get_buffer(to_driver, &len, &head), &c[0]);
+			assert_int_equal(len, 0);
+			head0 |= head == 0;
+		}
+		assert_true(head0);
+		rpmsg_get_stats(dev_dev, &st);
+		assert_int_equal(st.dropped_other - st0.dropped_other, 3 + RING);
+	}
 	/* A burst into buffers smaller than agreed: what fits goes; the first
 	 * message that does not fit ends the burst, its buffer given back
 	 * unused; nothing is left taken. */
