@@ -63,6 +63,15 @@
 #define DUET_INLINE inline
 #endif
 
+/* DUET_COPY(d, s, n): memcpy of a small constant size, as loads and
+ * stores even where memcpy is no builtin (-ffreestanding): there each
+ * memcpy is a call. */
+#if defined(__GNUC__)
+#define DUET_COPY(d, s, n) __builtin_memcpy(d, s, n)
+#else
+#define DUET_COPY(d, s, n) memcpy(d, s, n)
+#endif
+
 #if defined(__GNUC__)
 #define DUET_PREFETCH(p) __builtin_prefetch(p)
 #else
