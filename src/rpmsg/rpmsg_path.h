@@ -69,7 +69,6 @@ static DUET_ALWAYS_INLINE int rpmsg_send_path(struct rpmsg_device *rdev,
 					      uint32_t dst, const void *data, int len,
 					      unsigned int how)
 {
-	struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)len };
 	uint32_t cap;
 	uint16_t head;
 	uint8_t *buf;
@@ -82,7 +81,7 @@ static DUET_ALWAYS_INLINE int rpmsg_send_path(struct rpmsg_device *rdev,
 		role->untake_tx(rdev, buf, head); /* a smaller buffer than agreed */
 		return -EMSGSIZE;
 	}
-	memcpy(buf, &hdr, sizeof(hdr));
+	rpmsg_write_hdr(buf, src, dst, (uint16_t)len);
 	memcpy(buf + RPMSG_HDR_SIZE, data, (size_t)len); /* data: never NULL (send_common) */
 	err = rpmsg_submit_tx(rdev, role, buf, head, RPMSG_HDR_SIZE + (uint32_t)len,
 			      !(how & SEND_MORE));

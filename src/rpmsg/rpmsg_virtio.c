@@ -590,7 +590,6 @@ static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 	bool misfit = false;
 
 	for (k = 0; k < n && k < RPMSG_BURST_CHUNK; k++) {
-		struct rpmsg_hdr hdr = { .src = src, .dst = dst, .len = (uint16_t)lens[k] };
 		uint32_t cap;
 
 		bufs[k] = rpmsg_take_tx(rdev, role, wait && k == 0, &heads[k], &cap, &err);
@@ -601,7 +600,7 @@ static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 			err = -EMSGSIZE;
 			break;
 		}
-		memcpy(bufs[k], &hdr, sizeof(hdr));
+		rpmsg_write_hdr(bufs[k], src, dst, (uint16_t)lens[k]);
 		if (lens[k])
 			memcpy(bufs[k] + RPMSG_HDR_SIZE, datas[k], (size_t)lens[k]);
 		sizes[k] = RPMSG_HDR_SIZE + (uint32_t)lens[k];
@@ -753,7 +752,6 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, int len, bool more)
 {
 	struct rpmsg_device *rdev = ept ? ept->rdev : NULL;
-	struct rpmsg_hdr hdr;
 	struct held *slot;
 	int ret;
 
@@ -772,8 +770,7 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 		duet_mutex_unlock(rdev->lock);
 		return -EMSGSIZE;
 	}
-	hdr = (struct rpmsg_hdr){ .src = ept->addr, .dst = dst, .len = (uint16_t)len };
-	memcpy(slot->buf, &hdr, sizeof(hdr));
+	rpmsg_write_hdr(slot->buf, ept->addr, dst, (uint16_t)len);
 	ret = rpmsg_submit_tx(rdev, rdev->role, slot->buf, slot->head,
 			      RPMSG_HDR_SIZE + (uint32_t)len, !more);
 	slot->buf = NULL;
