@@ -3,6 +3,7 @@
 #define DUET_COMPILER_H
 
 #include <stdint.h>
+#include <string.h> /* DUET_COPY's fallback */
 
 /*
  * DUET_FAST_PATHS: whether the short paths are compiled. The virtqueue's

@@ -42,6 +42,17 @@ static inline void rpmsg_write_hdr(uint8_t *buf, uint32_t src, uint32_t dst, uin
 	DUET_COPY(buf + offsetof(struct rpmsg_hdr, flags), &flags, sizeof(flags));
 }
 
+/* Read the fields of the header at buf that rpmsg uses (not reserved and
+ * flags), each once: the peer may rewrite them. A load a field, as
+ * rpmsg_write_hdr stores: the whole header through memcpy cost a Cortex-M4
+ * 14 instructions a message more at -Os. */
+static inline void rpmsg_read_hdr(struct rpmsg_hdr *hdr, const uint8_t *buf)
+{
+	DUET_COPY(&hdr->src, buf + offsetof(struct rpmsg_hdr, src), sizeof(hdr->src));
+	DUET_COPY(&hdr->dst, buf + offsetof(struct rpmsg_hdr, dst), sizeof(hdr->dst));
+	DUET_COPY(&hdr->len, buf + offsetof(struct rpmsg_hdr, len), sizeof(hdr->len));
+}
+
 /* How a send goes (rpmsg_send_path's `how`). */
 #define SEND_WAIT 1u /* wait for a buffer, up to the device's timeout */
 #define SEND_MORE 2u /* hold the doorbell: more follows (rpmsg_send_more) */
@@ -185,7 +196,8 @@ void rpmsg_remove(struct virtio_device *vdev);
  * drop callback gets, is linked only with rpmsg_set_drop_cb (a firmware
  * that never asks does not carry the sentences), and the code orders the
  * reasons: each code up to the next reason's first belongs to one
- * rpmsg_stats counter (rpmsg_drop_reason_of). Keep drop_texts in order.
+ * rpmsg_stats counter (drop_reason_of in rpmsg_virtio.c). Keep drop_texts in
+ * order.
  */
 enum rpmsg_drop_why {
 	/* RPMSG_DROP_LEN */

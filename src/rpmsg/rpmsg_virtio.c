@@ -954,17 +954,6 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 	}
 }
 
-/* The fields of the header at buf that rpmsg reads (reserved and flags it
- * does not), each a load even where memcpy is a call (DUET_COPY): the
- * whole header through memcpy was a loop of two 8-byte moves at -Os on a
- * Cortex-M4, 14 instructions a message more. */
-static inline void read_hdr(struct rpmsg_hdr *hdr, const uint8_t *buf)
-{
-	DUET_COPY(&hdr->src, buf + offsetof(struct rpmsg_hdr, src), sizeof(hdr->src));
-	DUET_COPY(&hdr->dst, buf + offsetof(struct rpmsg_hdr, dst), sizeof(hdr->dst));
-	DUET_COPY(&hdr->len, buf + offsetof(struct rpmsg_hdr, len), sizeof(hdr->len));
-}
-
 /*
  * The header of a received buffer, checked: false when the message is
  * dropped (counted; the caller gives the buffer back).
@@ -976,7 +965,7 @@ static bool check_rx(struct rpmsg_device *rdev, const uint8_t *buf, uint32_t len
 		rpmsg_drop(rdev, DROP_SHORT, 0, 0, len);
 		return false;
 	}
-	read_hdr(hdr, buf); /* once: the peer may rewrite it */
+	rpmsg_read_hdr(hdr, buf);
 	if (hdr->len > len - RPMSG_HDR_SIZE || hdr->len > rdev->rx_size - RPMSG_HDR_SIZE) {
 		rpmsg_drop(rdev, DROP_HDR_LEN, hdr->src, hdr->dst, hdr->len);
 		return false;
@@ -1079,11 +1068,7 @@ static void stash_rx(struct rpmsg_device *rdev)
 			rdev->role->recycle_rx(rdev, buf, head);
 			continue;
 		}
-		/* The checked fields; the rest of the copy's header stays zero
-		 * (duet_port_alloc zeroes). */
-		DUET_COPY(s->data + offsetof(struct rpmsg_hdr, src), &hdr.src, sizeof(hdr.src));
-		DUET_COPY(s->data + offsetof(struct rpmsg_hdr, dst), &hdr.dst, sizeof(hdr.dst));
-		DUET_COPY(s->data + offsetof(struct rpmsg_hdr, len), &hdr.len, sizeof(hdr.len));
+		rpmsg_write_hdr(s->data, hdr.src, hdr.dst, hdr.len); /* as checked */
 		memcpy(s->data + RPMSG_HDR_SIZE, buf + RPMSG_HDR_SIZE, hdr.len);
 		rdev->role->recycle_rx(rdev, buf, head);
 		duet_list_add_tail(&rdev->stash, &s->node);
