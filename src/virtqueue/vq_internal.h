@@ -76,7 +76,9 @@ void *vq_bad_addr(struct virtqueue *vq, uint64_t addr, uint32_t len);
  */
 static inline bool vq_outside_window(const struct virtqueue *vq, uint64_t off, uint32_t len)
 {
-	return off > vq->win.size || len > vq->win.size - off;
+	/* Past the first test the offset fits a size_t: the second is then
+	 * one 32-bit comparison on a 32-bit core, not a 64-bit one. */
+	return off > vq->win.size || len > vq->win.size - (size_t)off;
 }
 
 /* Local address of the peer's buffer [addr, addr + len), or NULL after
