@@ -2048,6 +2048,25 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 	assert_int_equal(len, RPMSG_HDR_SIZE + 16);
 	assert_memory_equal(mem + 32 + RPMSG_HDR_SIZE, "0123456789abcdef", 16);
 	assert_null(virtqueue_get_buffer(to_driver, NULL, NULL));
+	/* Zero copy the same: the small buffer is lent with its own room, a
+	 * send past that room is refused and leaves it lent, and one that
+	 * fits it goes. */
+	assert_int_equal(virtqueue_add_one(to_driver, mem, 32, true, &c[0]), 0);
+	{
+		uint32_t room = 0;
+		char *p = rpmsg_get_tx_payload_buffer(&b.ept, &room, 0);
+
+		assert_non_null(p);
+		assert_int_equal(room, 32 - RPMSG_HDR_SIZE);
+		assert_int_equal(rpmsg_send_nocopy(&b.ept, p, (int)room + 1), -EMSGSIZE);
+		memcpy(p, "fedcba9876543210", 16);
+		assert_int_equal(rpmsg_send_nocopy(&b.ept, p, 16), 16);
+	}
+	len = 99;
+	assert_ptr_equal(virtqueue_get_buffer(to_driver, &len, NULL), &c[0]);
+	assert_int_equal(len, RPMSG_HDR_SIZE + 16);
+	assert_memory_equal(mem + RPMSG_HDR_SIZE, "fedcba9876543210", 16);
+	assert_null(virtqueue_get_buffer(to_driver, NULL, NULL));
 	/* rpmsg's own buffers back where they were: the channel goes on. */
 	for (int i = 0; i < k; i++)
 		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],

@@ -186,6 +186,14 @@ int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], cons
  * rpmsg_send_nocopy / rpmsg_sendto_nocopy, or rpmsg_release_tx_buffer.
  */
 void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int wait);
+/*
+ * Send `len` bytes written into the lent payload buffer `data`, to the
+ * endpoint's destination (or `dst`); the buffer is the peer's from then
+ * on. Returns len; -EMSGSIZE past the *len the buffer was lent with (it
+ * stays lent: send less, or give it back); -EINVAL for a pointer not
+ * lent or a negative len; -ENOTCONN without a destination; -ENODEV once
+ * the device went.
+ */
 int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len);
 int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
 /* rpmsg_send_nocopy holding the doorbell back as rpmsg_send_more does:

@@ -105,6 +105,10 @@ struct rpmsg_role {
 struct held {
 	uint8_t *buf; /* the buffer, header included */
 	uint16_t head;
+	/* A send buffer's payload bytes: the device side may be lent one
+	 * smaller than agreed (the driver chose it), so a send checks this,
+	 * not the agreed size. */
+	uint16_t room;
 	struct rpmsg_endpoint *ept;
 	bool stashed; /* a copy on the heap, not a ring buffer */
 };

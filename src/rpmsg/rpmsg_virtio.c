@@ -740,10 +740,9 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 	if (slot && !rpmsg_gone(rdev))
 		buf = rpmsg_take_tx(rdev, rdev->role, wait != 0, &head, &cap, &err);
 	if (buf) {
-		slot->buf = buf;
-		slot->head = head;
-		slot->ept = ept;
+		/* cap is at most the agreed size: no more than 65,536 */
 		*len = cap - RPMSG_HDR_SIZE;
+		*slot = (struct held){ .buf = buf, .head = head, .room = (uint16_t)*len, .ept = ept };
 	}
 	duet_mutex_unlock(rdev->lock);
 	return buf ? buf + RPMSG_HDR_SIZE : NULL;
@@ -766,8 +765,8 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 		/* not a buffer we handed out, or the device went */
 		return rpmsg_gone(rdev) ? -ENODEV : -EINVAL;
 	}
-	if ((uint32_t)len > rdev->tx_size - RPMSG_HDR_SIZE) {
-		duet_mutex_unlock(rdev->lock);
+	if ((uint32_t)len > slot->room) {
+		duet_mutex_unlock(rdev->lock); /* still lent: the caller may send less */
 		return -EMSGSIZE;
 	}
 	rpmsg_write_hdr(slot->buf, ept->addr, dst, (uint16_t)len);
@@ -1010,7 +1009,7 @@ static bool deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpm
 	rdev->stats.rx_msgs++;
 	/* What is being delivered is kept in rdev, not across the call: the
 	 * callback then costs this function no saved registers. */
-	rdev->cur = (struct held){ buf, head, ept, stashed };
+	rdev->cur = (struct held){ .buf = buf, .head = head, .ept = ept, .stashed = stashed };
 	rdev->cur_held = false;
 	rdev->depth++;
 	ept->cb(ept, buf + RPMSG_HDR_SIZE, hdr->len, hdr->src, ept->priv);
