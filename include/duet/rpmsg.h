@@ -251,6 +251,7 @@ struct rpmsg_stats {
 	uint32_t ns_deferred;   /* announcements queued: no send buffer at the time */
 };
 
+/* A copy of rdev's counters, taken under its lock. */
 void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st);
 
 /* Why a message was dropped: which rpmsg_stats counter it went to. */
