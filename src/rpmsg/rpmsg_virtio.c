@@ -113,6 +113,20 @@ static enum rpmsg_drop_reason drop_reason_of(enum rpmsg_drop_why why)
 	return why <= DROP_NS_FULL ? RPMSG_DROP_NS : RPMSG_DROP_OTHER;
 }
 
+/* The counter of a reason: the four are consecutive, in the reasons'
+ * order. Reached through the struct's bytes, since an index from
+ * dropped_len past that member would be undefined. */
+_Static_assert(offsetof(struct rpmsg_stats, dropped_other) -
+			       offsetof(struct rpmsg_stats, dropped_len) ==
+		       RPMSG_DROP_OTHER * sizeof(uint32_t),
+	       "drop counters in the order of the reasons");
+
+static uint32_t *drop_counter(struct rpmsg_stats *st, enum rpmsg_drop_reason reason)
+{
+	return (uint32_t *)(void *)((uint8_t *)st + offsetof(struct rpmsg_stats, dropped_len) +
+				    reason * sizeof(uint32_t));
+}
+
 /* Out of line: link-time optimisation inlined it into the delivery, whose
  * every message then paid its frame (1,204 -> 1,213 instructions a round
  * trip, build/bench-lto). */
@@ -122,8 +136,7 @@ DUET_OUT_OF_LINE void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why 
 	enum rpmsg_drop_reason reason = drop_reason_of(why);
 	rpmsg_drop_cb cb = atomic_load_explicit(&drop_cb, memory_order_acquire);
 
-	/* The four counters are consecutive in rpmsg_stats. */
-	(&rdev->stats.dropped_len)[reason]++;
+	(*drop_counter(&rdev->stats, reason))++;
 	if (cb) {
 		struct rpmsg_drop d = { reason, atomic_load_explicit(&drop_text, memory_order_relaxed)(why),
 					src, dst, len };
@@ -742,7 +755,10 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 	if (buf) {
 		/* cap is at most the agreed size: no more than 65,536 */
 		*len = cap - RPMSG_HDR_SIZE;
-		*slot = (struct held){ .buf = buf, .head = head, .room = (uint16_t)*len, .ept = ept };
+		slot->buf = buf;
+		slot->head = head;
+		slot->room = (uint16_t)*len;
+		slot->ept = ept;
 	}
 	duet_mutex_unlock(rdev->lock);
 	return buf ? buf + RPMSG_HDR_SIZE : NULL;
