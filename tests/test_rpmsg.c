@@ -1533,6 +1533,95 @@ static void test_zero_copy(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+static _Atomic int left;
+
+/* Holds what it is given, then destroys and frees its endpoint, all
+ * within the callback. */
+static int hold_and_leave(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
+			  void *priv)
+{
+	(void)len;
+	(void)src;
+	(void)priv;
+	rpmsg_hold_rx_buffer(ept, data);
+	rpmsg_destroy_ept(ept);
+	free(ept);
+	atomic_fetch_add(&left, 1);
+	return 0;
+}
+
+/* Destroying an endpoint gives back what it holds: a held receive buffer
+ * and a lent send buffer go back to the ring, and nothing of the device
+ * points at the endpoint after (its memory is freed here: ASan sees any
+ * use). On each side in turn. */
+static void test_destroyed_endpoint_gives_back_its_buffers(void **state)
+{
+	struct rpmsg_device *rdevs[2] = { dev_dev, drv_dev };
+	char dump[4096];
+
+	(void)state;
+	for (int side = 0; side < 2; side++) {
+		struct box *keeper = calloc(1, sizeof(*keeper)), other;
+		struct box *a = side ? keeper : &other, *b = side ? &other : keeper;
+		struct rpmsg_device *rdev = rdevs[side];
+		uint32_t room;
+
+		assert_non_null(keeper);
+		pair_open(a, b, "keeper");
+		keeper->hold = true;
+		assert_int_equal(rpmsg_send(&(side ? b : a)->ept, "keep me", 8), 8);
+		assert_true(wait_until(got, keeper, 2000));
+		assert_non_null(rpmsg_get_tx_payload_buffer(&keeper->ept, &room, 1));
+		rpmsg_dump(rdev, dump, sizeof(dump));
+		assert_non_null(strstr(dump, "held 1"));
+		assert_non_null(strstr(dump, "lent 1"));
+		rpmsg_destroy_ept(&keeper->ept);
+		free(keeper);
+		rpmsg_dump(rdev, dump, sizeof(dump));
+		assert_non_null(strstr(dump, "held 0"));
+		assert_non_null(strstr(dump, "lent 0"));
+		assert_null(strstr(dump, "held by"));
+		rpmsg_destroy_ept(&other.ept);
+	}
+	/* The same from the endpoint's own callback, the hold taken in it. */
+	{
+		struct rpmsg_endpoint *leaver = calloc(1, sizeof(*leaver));
+		struct box a;
+
+		assert_non_null(leaver);
+		box_open(&a, drv_dev, "leaver");
+		assert_int_equal(rpmsg_create_ept(leaver, dev_dev, "leaver", RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, hold_and_leave, NULL),
+				 0);
+		assert_true(wait_until(ept_ready, &a.ept, 2000));
+		assert_int_equal(rpmsg_send(&a.ept, "bye", 4), 4);
+		for (int i = 0; i < 1000 && !atomic_load(&left); i++)
+			sleep_ms(2);
+		assert_int_equal(atomic_load(&left), 1);
+		rpmsg_dump(dev_dev, dump, sizeof(dump));
+		assert_non_null(strstr(dump, "held 0"));
+		assert_null(strstr(dump, "held by"));
+		rpmsg_destroy_ept(&a.ept);
+	}
+	/* The driver's lent send buffer is back on its free list: it fills
+	 * the whole ring again. */
+	{
+		struct box a, b;
+		int sent = 0;
+
+		pair_open(&a, &b, "after");
+		stop_polling();
+		while (rpmsg_trysend(&a.ept, "x", 2) == 2)
+			sent++;
+		start_polling();
+		assert_int_equal(sent, RING);
+		wait_count(&b.count, RING);
+		assert_int_equal(atomic_load(&b.count), RING);
+		rpmsg_destroy_ept(&a.ept);
+		rpmsg_destroy_ept(&b.ept);
+	}
+}
+
 /* ---- the peer's services remembered, at most 256 ---- */
 
 /* With the fixture's own service, rpmsg-ping, one past what a device
@@ -2507,6 +2596,7 @@ int main(void)
 		cmocka_unit_test(test_peer_buffer_sizes_are_checked),
 		cmocka_unit_test(test_device_side_checks_the_buffer_sizes),
 		T(test_zero_copy),
+		T(test_destroyed_endpoint_gives_back_its_buffers),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),
 		T(test_hostile_send_buffers_are_returned_and_counted),

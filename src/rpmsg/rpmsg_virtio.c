@@ -455,6 +455,39 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 	return 0;
 }
 
+/* Give back slot h: a held receive buffer (`rx`) or a lent send one. */
+static void give_back(struct rpmsg_device *rdev, struct held *h, bool rx)
+{
+	if (rx) {
+		finish_rx(rdev, h->buf, h->head, h->stashed);
+		rdev->nheld--;
+	} else {
+		rdev->role->untake_tx(rdev, h->buf, h->head);
+	}
+	h->buf = NULL;
+}
+
+/*
+ * What ept has of the device goes back with it: its held receive buffers
+ * to the ring (or the heap, if stashed), its lent send buffers to the free
+ * ones, and a hold its callback took of the buffer being delivered now is
+ * dropped (the delivery gives it back). Nothing of the device points at
+ * the endpoint after. Under the lock; once the device went, its slots are
+ * gone and there is nothing to do.
+ */
+static void give_back_all(struct rpmsg_device *rdev, const struct rpmsg_endpoint *ept)
+{
+	for (unsigned int i = 0; i < 2 * rdev->nslots; i++) {
+		/* tx_out and rx_held are one array of 2 * nslots (alloc_slots) */
+		struct held *h = &rdev->tx_out[i];
+
+		if (h->buf && h->ept == ept)
+			give_back(rdev, h, i >= rdev->nslots);
+	}
+	if (rdev->cur.buf && rdev->cur.ept == ept)
+		rdev->cur_held = false;
+}
+
 void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 {
 	struct rpmsg_device *rdev;
@@ -464,6 +497,7 @@ void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 	if (!ept || !(rdev = ept->rdev))
 		return;
 	duet_mutex_lock(rdev->lock);
+	give_back_all(rdev, ept); /* first: the announcement may use a lent buffer */
 	/* The announcement may wait for a buffer, and the device go meanwhile:
 	 * whether the endpoint outlived it is known only after. */
 	if (!duet_list_empty(&ept->node))
@@ -817,10 +851,8 @@ int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf)
 		return -EINVAL;
 	duet_mutex_lock(rdev->lock);
 	slot = find_tx_out(rdev, txbuf); /* none once the device went */
-	if (slot) {
-		rdev->role->untake_tx(rdev, slot->buf, slot->head);
-		slot->buf = NULL;
-	}
+	if (slot)
+		give_back(rdev, slot, false);
 	duet_mutex_unlock(rdev->lock);
 	return slot ? 0 : rpmsg_gone(rdev) ? -ENODEV : -EINVAL;
 }
@@ -849,9 +881,7 @@ void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf)
 		struct held *h = &rdev->rx_held[i];
 
 		if (h->buf && h->buf + RPMSG_HDR_SIZE == rxbuf) {
-			finish_rx(rdev, h->buf, h->head, h->stashed);
-			h->buf = NULL;
-			rdev->nheld--;
+			give_back(rdev, h, true);
 			break;
 		}
 	}
