@@ -1007,7 +1007,11 @@ static bool check_rx(struct rpmsg_device *rdev, const uint8_t *buf, uint32_t len
 		     struct rpmsg_hdr *hdr)
 {
 	if (len < RPMSG_HDR_SIZE) {
-		rpmsg_drop(rdev, DROP_SHORT, 0, 0, len);
+		/* An empty one is how the device gives back a buffer it took
+		 * and did not send in (a lent one released, a refused send):
+		 * no message, and no fault. */
+		if (len || !rdev->role->driver)
+			rpmsg_drop(rdev, DROP_SHORT, 0, 0, len);
 		return false;
 	}
 	rpmsg_read_hdr(hdr, buf);
