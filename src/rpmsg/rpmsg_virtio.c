@@ -1058,8 +1058,13 @@ static bool deliver_rx(struct rpmsg_device *rdev, uint8_t *buf, const struct rpm
 	}
 	rdev->stats.rx_msgs++;
 	/* What is being delivered is kept in rdev, not across the call: the
-	 * callback then costs this function no saved registers. */
-	rdev->cur = (struct held){ .buf = buf, .head = head, .ept = ept, .stashed = stashed };
+	 * callback then costs this function no saved registers. Field by
+	 * field: as a compound literal, gcc -Os zeroed the struct with a
+	 * memset call first (74 instructions a round trip on a Cortex-M4). */
+	rdev->cur.buf = buf;
+	rdev->cur.head = head;
+	rdev->cur.ept = ept;
+	rdev->cur.stashed = stashed;
 	rdev->cur_held = false;
 	rdev->depth++;
 	ept->cb(ept, buf + RPMSG_HDR_SIZE, hdr->len, hdr->src, ept->priv);
