@@ -2186,6 +2186,80 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 	channel_goes_on(&a, &b, vdev, mem);
 }
 
+/* A hostile driver that posts each refused buffer again the moment the
+ * device gives it back: from the drop callback, which the device calls for
+ * each, so the next look finds it. Up to 10,000 times. */
+static struct virtqueue *refeed_vq;
+static _Atomic int refeeds;
+
+static void refeed_drop(struct rpmsg_device *rdev, const struct rpmsg_drop *d, void *priv)
+{
+	uint8_t *c;
+
+	(void)rdev;
+	(void)d;
+	(void)priv;
+	if (atomic_fetch_add(&refeeds, 1) >= 10000)
+		return;
+	c = virtqueue_get_buffer(refeed_vq, NULL, NULL);
+	if (c)
+		virtqueue_add_one(refeed_vq, c, 64, false, c);
+}
+
+/*
+ * A ring that holds only buffers rpmsg refuses, each posted again as soon
+ * as it is given back, does not keep a send looking: the device looks at
+ * no more than a ring of refused buffers per take, then the send fails or
+ * waits as with no buffer, and a timed one ends at its timeout.
+ */
+static void test_refused_buffers_do_not_keep_a_send_looking(void **state)
+{
+	struct virtio_device *vdev = duet_loopback_driver(lb);
+	struct virtqueue *to_driver = vdev->vrings_info[0].vq;
+	void *stolen[RING];
+	struct box a, b;
+	uint8_t *mem;
+	int n = 0, k = 0;
+
+	(void)state;
+	pair_open(&a, &b, "victim5");
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
+	while (rpmsg_trysend(&b.ept, "lost", 5) == 5)
+		n++;
+	while (k < RING && (stolen[k] = virtqueue_get_buffer(to_driver, NULL, NULL)))
+		k++;
+	assert_int_equal(k, n);
+	mem = virtio_alloc_buf(vdev, 64, 16);
+	assert_non_null(mem);
+	assert_int_equal(virtqueue_add_one(to_driver, mem, 64, false, mem), 0);
+	refeed_vq = to_driver;
+	atomic_store(&refeeds, 0);
+	rpmsg_set_drop_cb(refeed_drop, NULL);
+	assert_int_equal(rpmsg_trysend(&b.ept, "no room", 8), -EAGAIN);
+	assert_true(atomic_load(&refeeds) > 0);
+	assert_true(atomic_load(&refeeds) <= RING);
+	atomic_store(&refeeds, 0);
+	rpmsg_set_send_timeout(dev_dev, 50);
+	assert_int_equal(rpmsg_send(&b.ept, "no room", 8), -ETIMEDOUT);
+	assert_true(atomic_load(&refeeds) < 10000);
+	rpmsg_set_send_timeout(dev_dev, 5000);
+	rpmsg_set_drop_cb(NULL, NULL);
+	/* The refused buffer back here, then rpmsg's own: the channel goes on. */
+	assert_int_equal(rpmsg_trysend(&b.ept, "no room", 8), -EAGAIN);
+	assert_ptr_equal(virtqueue_get_buffer(to_driver, NULL, NULL), mem);
+	for (int i = 0; i < k; i++)
+		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],
+						   (uint32_t)rpmsg_get_rx_buffer_size(&a.ept) +
+							   RPMSG_HDR_SIZE,
+						   true, stolen[i]),
+				 0);
+	virtqueue_kick(to_driver);
+	start_polling();
+	channel_goes_on(&a, &b, vdev, mem);
+}
+
 /* ---- listeners ---- */
 
 static _Atomic int created, destroyed, bound;
@@ -2617,6 +2691,7 @@ int main(void)
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),
 		T(test_hostile_send_buffers_are_returned_and_counted),
+		T(test_refused_buffers_do_not_keep_a_send_looking),
 		T(test_late_listener_gets_the_announcement),
 		T(test_listener_sees_devices_go),
 		T(test_endpoint_churn),

@@ -37,13 +37,15 @@ static enum rpmsg_drop_why misfit(const struct virtqueue_buf *vb, bool tx)
  * take_single past its first look (h, n: what vhost_get_vq_buffers said):
  * anything that does not fit, a lone buffer of the wrong kind or a chain
  * (legal, but not what rpmsg sends), is given back unused and counted, and
- * the next one is looked at. Out of line: only a driver that posts what
- * rpmsg does not use gets here.
+ * the next one is looked at; -1 after a ring's worth of them, as if none
+ * were available: a driver that posts each again the moment it comes back
+ * must not keep a send looking past its timeout. Out of line: only a
+ * driver that posts what rpmsg does not use gets here.
  */
 static DUET_OUT_OF_LINE int take_single_slow(struct rpmsg_device *rdev, struct virtqueue *vq,
 					     bool tx, struct virtqueue_buf *vb, int h, size_t n)
 {
-	for (;;) {
+	for (unsigned int left = virtqueue_get_vring_size(vq);;) {
 		uint16_t hh;
 
 		if (h >= 0) {
@@ -58,6 +60,8 @@ static DUET_OUT_OF_LINE int take_single_slow(struct rpmsg_device *rdev, struct v
 		} else {
 			return -1; /* none available, or the ring is broken */
 		}
+		if (--left == 0)
+			return -1; /* before the next take: it would be lost */
 		n = 0;
 		h = vhost_get_vq_buffers(vq, vb, 1, &n);
 	}
