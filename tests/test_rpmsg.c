@@ -1454,6 +1454,18 @@ static void test_bad_endpoint_arguments_are_refused(void **state)
 	rpmsg_destroy_ept(&e);
 	assert_int_equal(rpmsg_send(NULL, "m", 1), -EINVAL);
 	assert_int_equal(rpmsg_trysend(NULL, "m", 1), -EINVAL);
+	/* The device calls take no device as nothing. */
+	{
+		struct rpmsg_stats st;
+
+		memset(&st, 0xff, sizeof(st));
+		rpmsg_get_stats(NULL, &st);
+		assert_int_equal(st.rx_msgs, 0);
+		assert_int_equal(st.ns_deferred, 0);
+		rpmsg_get_stats(drv_dev, NULL);
+		rpmsg_set_send_timeout(NULL, 1);
+		assert_int_equal(rpmsg_dump(NULL, NULL, 0), 0);
+	}
 }
 
 /* The drops reported to the drop callback, as "reason why". */

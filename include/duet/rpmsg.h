@@ -238,7 +238,7 @@ struct rpmsg_device *rpmsg_get_device(unsigned int index);
 const char *rpmsg_get_cpuname(struct rpmsg_device *rdev);
 
 /* How long a blocking send waits for a buffer (default 5000 ms; 0: it
- * fails with -ETIMEDOUT at once when none is free). */
+ * fails with -ETIMEDOUT at once when none is free). NULL: nothing. */
 void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms);
 
 struct rpmsg_stats {
@@ -252,7 +252,7 @@ struct rpmsg_stats {
 	uint32_t ns_deferred;   /* announcements queued: no send buffer at the time */
 };
 
-/* A copy of rdev's counters, taken under its lock. */
+/* A copy of rdev's counters, taken under its lock (all zero for NULL). */
 void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st);
 
 /* Why a message was dropped: which rpmsg_stats counter it went to. */

@@ -1480,6 +1480,8 @@ const char *rpmsg_get_cpuname(struct rpmsg_device *rdev)
 
 void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms)
 {
+	if (!rdev)
+		return;
 	duet_mutex_lock(rdev->lock);
 	rdev->timeout_ms = ms;
 	duet_mutex_unlock(rdev->lock);
@@ -1487,6 +1489,12 @@ void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms)
 
 void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st)
 {
+	if (!st)
+		return;
+	if (!rdev) {
+		memset(st, 0, sizeof(*st));
+		return;
+	}
 	duet_mutex_lock(rdev->lock);
 	*st = rdev->stats;
 	duet_mutex_unlock(rdev->lock);
