@@ -1592,6 +1592,81 @@ static int hold_and_leave(struct rpmsg_endpoint *ept, void *data, size_t len, ui
 	return 0;
 }
 
+/* A zero-copy sender that waits for a buffer, then, once the other has
+ * one too, sends in it. */
+struct lender {
+	struct rpmsg_endpoint *ept;
+	pthread_barrier_t *both;
+	pthread_t thread;
+	int sent;
+	uint64_t waited_ms;
+};
+
+static void *lend_and_send(void *arg)
+{
+	struct lender *l = arg;
+	uint64_t start = duet_clock_ms();
+	uint32_t room;
+	char *p = rpmsg_get_tx_payload_buffer(l->ept, &room, 1);
+
+	l->waited_ms = duet_clock_ms() - start;
+	pthread_barrier_wait(l->both);
+	l->sent = p ? rpmsg_send_nocopy(l->ept, memcpy(p, "lent", 5), 5) : -ENOMEM;
+	return NULL;
+}
+
+/*
+ * Two zero-copy senders asleep for a buffer, and two lent buffers given
+ * back unused: each sender wakes at once with a buffer of its own (not
+ * at its timeout, and not both in one slot, where one buffer would be
+ * lost to the other), and both sends go.
+ */
+static void test_released_buffers_wake_waiting_lenders(void **state)
+{
+	struct lender l[2];
+	pthread_barrier_t both;
+	struct rpmsg_stats st0, st;
+	char *lent[RING];
+	struct box a, b;
+	uint32_t room;
+
+	(void)state;
+	pair_open(&a, &b, "lenders");
+	for (int i = 0; i < RING; i++) {
+		lent[i] = rpmsg_get_tx_payload_buffer(&a.ept, &room, 0);
+		assert_non_null(lent[i]);
+	}
+	assert_null(rpmsg_get_tx_payload_buffer(&a.ept, &room, 0));
+	rpmsg_set_send_timeout(drv_dev, 3000);
+	rpmsg_get_stats(drv_dev, &st0);
+	assert_int_equal(pthread_barrier_init(&both, NULL, 2), 0);
+	for (int i = 0; i < 2; i++) {
+		l[i] = (struct lender){ .ept = &a.ept, .both = &both };
+		assert_int_equal(pthread_create(&l[i].thread, NULL, lend_and_send, &l[i]), 0);
+	}
+	/* Both asleep (each counts its wait before it sleeps). */
+	do {
+		sleep_ms(1);
+		rpmsg_get_stats(drv_dev, &st);
+	} while (st.tx_waits - st0.tx_waits < 2);
+	sleep_ms(20);
+	assert_int_equal(rpmsg_release_tx_buffer(&a.ept, lent[0]), 0);
+	assert_int_equal(rpmsg_release_tx_buffer(&a.ept, lent[1]), 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(l[i].thread, NULL);
+		assert_int_equal(l[i].sent, 5);
+		assert_true(l[i].waited_ms < 1500);
+	}
+	pthread_barrier_destroy(&both);
+	wait_count(&b.count, 2);
+	assert_int_equal(atomic_load(&b.count), 2);
+	for (int i = 2; i < RING; i++)
+		assert_int_equal(rpmsg_release_tx_buffer(&a.ept, lent[i]), 0);
+	rpmsg_set_send_timeout(drv_dev, 5000);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* Destroying an endpoint gives back what it holds: a held receive buffer
  * and a lent send buffer go back to the ring, and nothing of the device
  * points at the endpoint after (its memory is freed here: ASan sees any
@@ -2700,6 +2775,7 @@ int main(void)
 		cmocka_unit_test(test_device_side_checks_the_buffer_sizes),
 		T(test_zero_copy),
 		T(test_destroyed_endpoint_gives_back_its_buffers),
+		T(test_released_buffers_wake_waiting_lenders),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),
 		T(test_hostile_send_buffers_are_returned_and_counted),

@@ -230,6 +230,11 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 		}
 		waited = (uint32_t)duet_clock_ms() - start;
 	} while (!(buf = rdev->role->take_tx(rdev, head, cap)));
+	/* The event wakes one sleeper per post, and posts that meet no new
+	 * sleeper merge: with more than one buffer back at once, pass it on.
+	 * One that finds none sleeps again. */
+	if (rdev->tx_sleepers)
+		duet_event_post(rdev->tx_event);
 	return buf;
 }
 
@@ -463,6 +468,10 @@ static void give_back(struct rpmsg_device *rdev, struct held *h, bool rx)
 		rdev->nheld--;
 	} else {
 		rdev->role->untake_tx(rdev, h->buf, h->head);
+		/* A sender may be asleep for a buffer, and the peer will not
+		 * tell it of this one: the buffer never left this side. */
+		if (rdev->tx_sleepers)
+			duet_event_post(rdev->tx_event);
 	}
 	h->buf = NULL;
 }
@@ -780,13 +789,16 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 	if (!rdev || !len)
 		return NULL;
 	duet_mutex_lock(rdev->lock);
+	if (!rpmsg_gone(rdev))
+		buf = rpmsg_take_tx(rdev, rdev->role, wait != 0, &head, &cap, &err);
+	/* The slot after the take, which may wait without the lock: another
+	 * lender could fill a slot chosen before. There is one for every
+	 * buffer that can be lent (alloc_slots). */
 	slot = NULL;
-	for (unsigned int i = 0; i < rdev->nslots && !slot; i++)
+	for (unsigned int i = 0; buf && i < rdev->nslots && !slot; i++)
 		if (!rdev->tx_out[i].buf)
 			slot = &rdev->tx_out[i];
-	if (slot && !rpmsg_gone(rdev))
-		buf = rpmsg_take_tx(rdev, rdev->role, wait != 0, &head, &cap, &err);
-	if (buf) {
+	if (slot) {
 		/* cap is at most the agreed size: no more than 65,536 */
 		*len = cap - RPMSG_HDR_SIZE;
 		slot->buf = buf;
@@ -795,7 +807,7 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
 		slot->ept = ept;
 	}
 	duet_mutex_unlock(rdev->lock);
-	return buf ? buf + RPMSG_HDR_SIZE : NULL;
+	return slot ? buf + RPMSG_HDR_SIZE : NULL;
 }
 
 static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, int len, bool more)
