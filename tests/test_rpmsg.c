@@ -2550,6 +2550,20 @@ static void test_many_endpoints_each_get_their_own_messages(void **state)
 	rpmsg_destroy_ept(&src.ept);
 }
 
+/* Three acknowledged pings 100 ms apart, on the driver side. */
+static _Atomic bool slow_ping_started;
+static struct rpmsg_ping_result slow_ping_res;
+static int slow_ping_ret;
+
+static void *slow_ping(void *arg)
+{
+	(void)arg;
+	atomic_store(&slow_ping_started, true);
+	slow_ping_ret = rpmsg_ping(drv_dev, 3, 16, RPMSG_PING_ACK | RPMSG_PING_CHECK, 100,
+				   &slow_ping_res);
+	return NULL;
+}
+
 static void test_ping_both_ways(void **state)
 {
 	struct rpmsg_ping_result r;
@@ -2582,6 +2596,22 @@ static void test_ping_both_ways(void **state)
 	assert_int_equal(rpmsg_ping(NULL, 1, 16, 0, 0, &r), -EINVAL);
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, 0, 0, NULL), -EINVAL);
 	assert_int_equal(rpmsg_ping(drv_dev, 0, 16, 0, 0, &r), -EINVAL);
+	/* One ping at a time per device: a second, while the first runs, is
+	 * refused, and the first is not disturbed. */
+	{
+		pthread_t t;
+
+		assert_int_equal(pthread_create(&t, NULL, slow_ping, NULL), 0);
+		while (!atomic_load(&slow_ping_started))
+			sleep_ms(1);
+		sleep_ms(20);
+		assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &r), -EBUSY);
+		pthread_join(t, NULL);
+		assert_int_equal(slow_ping_ret, 0);
+		assert_int_equal(slow_ping_res.times, 3);
+		assert_int_equal(slow_ping_res.failed, 0);
+		assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &r), 0);
+	}
 }
 
 /* ---- both sides sending from their callbacks ---- */

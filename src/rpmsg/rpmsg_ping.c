@@ -36,7 +36,7 @@ struct rpmsg_ping_state {
 	bool echo_ok;
 	uint32_t peer_session, next_seq;
 	struct rpmsg_ping_counters counters;
-	int active;   /* rpmsg_ping calls in progress (under the device lock) */
+	int active;   /* rpmsg_ping in progress: 0 or 1 (under the device lock) */
 	bool closing; /* the device goes: pings give up */
 };
 
@@ -206,21 +206,27 @@ int rpmsg_ping(struct rpmsg_device *rdev, uint32_t times, uint32_t len, uint32_t
 	       uint32_t sleep_ms, struct rpmsg_ping_result *res)
 {
 	struct rpmsg_ping_state *st;
+	bool busy = false;
 	int ret;
 
 	if (!rdev)
 		return -EINVAL;
-	/* Pin the service: detach waits for us. */
+	/* Pin the service: detach waits for us. One ping at a time: the
+	 * session and the echo awaited are the service's, not the call's. */
 	duet_mutex_lock(rdev->lock);
 	st = rdev->ping;
 	if (st) {
 		duet_mutex_lock(st->lock);
-		st->active++;
+		busy = st->active > 0;
+		if (!busy)
+			st->active++;
 		duet_mutex_unlock(st->lock);
 	}
 	duet_mutex_unlock(rdev->lock);
 	if (!st)
 		return -ENODEV;
+	if (busy)
+		return -EBUSY;
 	ret = ping_run(st, times, len, cmd, sleep_ms, res);
 	duet_mutex_lock(st->lock);
 	st->active--;
