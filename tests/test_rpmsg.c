@@ -2131,6 +2131,42 @@ static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 	channel_goes_on(&a, &b, vdev, mem);
 }
 
+/* Play the hostile driver on the device's send queue (the driver's
+ * receive queue, to_driver): rpmsg stopped, every receive buffer it posted
+ * used by device sends from b and taken off the used ring into stolen[].
+ * Returns how many. */
+static int steal_receive_buffers(struct box *b, struct virtqueue *to_driver, void *stolen[RING])
+{
+	int n = 0, k = 0, ret;
+
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
+	while ((ret = rpmsg_trysend(&b->ept, "lost", 5)) == 5)
+		n++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_true(n > 0);
+	while (k < RING && (stolen[k] = virtqueue_get_buffer(to_driver, NULL, NULL)))
+		k++;
+	assert_int_equal(k, n);
+	return k;
+}
+
+/* ... and rpmsg's own buffers back where they were, polling again: the
+ * channel goes on (a is the driver's endpoint). */
+static void return_receive_buffers(struct box *a, struct virtqueue *to_driver,
+				   void *const stolen[], int k)
+{
+	for (int i = 0; i < k; i++)
+		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],
+						   (uint32_t)rpmsg_get_rx_buffer_size(&a->ept) +
+							   RPMSG_HDR_SIZE,
+						   true, stolen[i]),
+				 0);
+	virtqueue_kick(to_driver);
+	start_polling();
+}
+
 /*
  * A hostile driver on the device's send queue: a readable buffer, one too
  * small for a header, and a chain, posted where rpmsg's receive buffers
@@ -2146,24 +2182,13 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 	struct box a, b;
 	uint8_t *mem;
 	uint32_t len;
-	int c[3], n = 0, k = 0, ret;
+	int c[3], k;
 
 	(void)state;
 	pair_open(&a, &b, "victim3");
 	atomic_store(&ndrops, 0);
 	rpmsg_set_drop_cb(record_drop, NULL);
-	/* Play the hostile driver: rpmsg stopped, every receive buffer it
-	 * posted used by device sends and taken off the used ring here. */
-	stop_polling();
-	while (duet_loopback_poll(lb) > 0)
-		;
-	while ((ret = rpmsg_trysend(&b.ept, "lost", 5)) == 5)
-		n++;
-	assert_int_equal(ret, -EAGAIN);
-	assert_true(n > 0);
-	while (k < RING && (stolen[k] = virtqueue_get_buffer(to_driver, NULL, NULL)))
-		k++;
-	assert_int_equal(k, n);
+	k = steal_receive_buffers(&b, to_driver, stolen);
 	rpmsg_get_stats(dev_dev, &st0);
 	mem = virtio_alloc_buf(vdev, 128, 16);
 	assert_non_null(mem);
@@ -2260,16 +2285,8 @@ static void test_hostile_send_buffers_are_returned_and_counted(void **state)
 	assert_int_equal(len, RPMSG_HDR_SIZE + 16);
 	assert_memory_equal(mem + RPMSG_HDR_SIZE, "fedcba9876543210", 16);
 	assert_null(virtqueue_get_buffer(to_driver, NULL, NULL));
-	/* rpmsg's own buffers back where they were: the channel goes on. */
-	for (int i = 0; i < k; i++)
-		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],
-						   (uint32_t)rpmsg_get_rx_buffer_size(&a.ept) +
-							   RPMSG_HDR_SIZE,
-						   true, stolen[i]),
-				 0);
-	virtqueue_kick(to_driver);
 	rpmsg_set_drop_cb(NULL, NULL);
-	start_polling();
+	return_receive_buffers(&a, to_driver, stolen, k);
 	channel_goes_on(&a, &b, vdev, mem);
 }
 
@@ -2306,18 +2323,11 @@ static void test_refused_buffers_do_not_keep_a_send_looking(void **state)
 	void *stolen[RING];
 	struct box a, b;
 	uint8_t *mem;
-	int n = 0, k = 0;
+	int k;
 
 	(void)state;
 	pair_open(&a, &b, "victim5");
-	stop_polling();
-	while (duet_loopback_poll(lb) > 0)
-		;
-	while (rpmsg_trysend(&b.ept, "lost", 5) == 5)
-		n++;
-	while (k < RING && (stolen[k] = virtqueue_get_buffer(to_driver, NULL, NULL)))
-		k++;
-	assert_int_equal(k, n);
+	k = steal_receive_buffers(&b, to_driver, stolen);
 	mem = virtio_alloc_buf(vdev, 64, 16);
 	assert_non_null(mem);
 	assert_int_equal(virtqueue_add_one(to_driver, mem, 64, false, mem), 0);
@@ -2336,14 +2346,7 @@ static void test_refused_buffers_do_not_keep_a_send_looking(void **state)
 	/* The refused buffer back here, then rpmsg's own: the channel goes on. */
 	assert_int_equal(rpmsg_trysend(&b.ept, "no room", 8), -EAGAIN);
 	assert_ptr_equal(virtqueue_get_buffer(to_driver, NULL, NULL), mem);
-	for (int i = 0; i < k; i++)
-		assert_int_equal(virtqueue_add_one(to_driver, stolen[i],
-						   (uint32_t)rpmsg_get_rx_buffer_size(&a.ept) +
-							   RPMSG_HDR_SIZE,
-						   true, stolen[i]),
-				 0);
-	virtqueue_kick(to_driver);
-	start_polling();
+	return_receive_buffers(&a, to_driver, stolen, k);
 	channel_goes_on(&a, &b, vdev, mem);
 }
 
