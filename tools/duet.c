@@ -398,6 +398,8 @@ static int run_commands(struct duet_link *link, const char *cmds)
 	char *copy = strdup(cmds), *save = NULL;
 	int ret = 0;
 
+	if (!copy)
+		return -ENOMEM;
 	for (char *c = strtok_r(copy, ";", &save); c && ret == 0; c = strtok_r(NULL, ";", &save))
 		ret = run_command(link, c);
 	free(copy);
