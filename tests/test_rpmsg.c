@@ -1667,6 +1667,38 @@ static void test_released_buffers_wake_waiting_lenders(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* An announcement queued because every send buffer was lent goes as soon
+ * as one is given back: nothing else would send it while nobody sends. */
+static void test_released_buffer_carries_a_queued_announcement(void **state)
+{
+	struct rpmsg_stats st0, st;
+	char *lent[RING];
+	struct box a, b, late, drv_late;
+	uint32_t room;
+
+	(void)state;
+	pair_open(&a, &b, "lender");
+	for (int i = 0; i < RING; i++) {
+		lent[i] = rpmsg_get_tx_payload_buffer(&a.ept, &room, 0);
+		assert_non_null(lent[i]);
+	}
+	rpmsg_get_stats(drv_dev, &st0);
+	box_open(&late, dev_dev, "late");
+	box_open(&drv_late, drv_dev, "late");
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.ns_deferred - st0.ns_deferred, 1);
+	sleep_ms(20);
+	assert_false(rpmsg_is_ept_ready(&late.ept)); /* the device has not heard */
+	assert_int_equal(rpmsg_release_tx_buffer(&a.ept, lent[0]), 0);
+	assert_true(wait_until(ept_ready, &late.ept, 2000));
+	for (int i = 1; i < RING; i++)
+		assert_int_equal(rpmsg_release_tx_buffer(&a.ept, lent[i]), 0);
+	rpmsg_destroy_ept(&late.ept);
+	rpmsg_destroy_ept(&drv_late.ept);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* Destroying an endpoint gives back what it holds: a held receive buffer
  * and a lent send buffer go back to the ring, and nothing of the device
  * points at the endpoint after (its memory is freed here: ASan sees any
@@ -2809,6 +2841,7 @@ int main(void)
 		T(test_zero_copy),
 		T(test_destroyed_endpoint_gives_back_its_buffers),
 		T(test_released_buffers_wake_waiting_lenders),
+		T(test_released_buffer_carries_a_queued_announcement),
 		T(test_hostile_messages_are_dropped_and_counted),
 		T(test_hostile_driver_buffers_are_returned_and_counted),
 		T(test_hostile_send_buffers_are_returned_and_counted),

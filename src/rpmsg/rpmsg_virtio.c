@@ -468,8 +468,11 @@ static void give_back(struct rpmsg_device *rdev, struct held *h, bool rx)
 		rdev->nheld--;
 	} else {
 		rdev->role->untake_tx(rdev, h->buf, h->head);
-		/* A sender may be asleep for a buffer, and the peer will not
-		 * tell it of this one: the buffer never left this side. */
+		h->buf = NULL;
+		/* The peer will not tell anyone of this buffer: it never left
+		 * this side. A queued announcement takes it, or a sender
+		 * asleep for one is woken. */
+		rpmsg_flush_ns(rdev);
 		if (rdev->tx_sleepers)
 			duet_event_post(rdev->tx_event);
 	}
