@@ -1592,6 +1592,18 @@ static int hold_and_leave(struct rpmsg_endpoint *ept, void *data, size_t len, ui
 	return 0;
 }
 
+/* Every send buffer of a's side lent to a (the driver side's RING). */
+static void lend_every_buffer(struct box *a, char *lent[RING])
+{
+	uint32_t room;
+
+	for (int i = 0; i < RING; i++) {
+		lent[i] = rpmsg_get_tx_payload_buffer(&a->ept, &room, 0);
+		assert_non_null(lent[i]);
+	}
+	assert_null(rpmsg_get_tx_payload_buffer(&a->ept, &room, 0));
+}
+
 /* A zero-copy sender that waits for a buffer, then, once the other has
  * one too, sends in it. */
 struct lender {
@@ -1628,15 +1640,10 @@ static void test_released_buffers_wake_waiting_lenders(void **state)
 	struct rpmsg_stats st0, st;
 	char *lent[RING];
 	struct box a, b;
-	uint32_t room;
 
 	(void)state;
 	pair_open(&a, &b, "lenders");
-	for (int i = 0; i < RING; i++) {
-		lent[i] = rpmsg_get_tx_payload_buffer(&a.ept, &room, 0);
-		assert_non_null(lent[i]);
-	}
-	assert_null(rpmsg_get_tx_payload_buffer(&a.ept, &room, 0));
+	lend_every_buffer(&a, lent);
 	rpmsg_set_send_timeout(drv_dev, 3000);
 	rpmsg_get_stats(drv_dev, &st0);
 	assert_int_equal(pthread_barrier_init(&both, NULL, 2), 0);
@@ -1674,14 +1681,10 @@ static void test_released_buffer_carries_a_queued_announcement(void **state)
 	struct rpmsg_stats st0, st;
 	char *lent[RING];
 	struct box a, b, late, drv_late;
-	uint32_t room;
 
 	(void)state;
 	pair_open(&a, &b, "lender");
-	for (int i = 0; i < RING; i++) {
-		lent[i] = rpmsg_get_tx_payload_buffer(&a.ept, &room, 0);
-		assert_non_null(lent[i]);
-	}
+	lend_every_buffer(&a, lent);
 	rpmsg_get_stats(drv_dev, &st0);
 	box_open(&late, dev_dev, "late");
 	box_open(&drv_late, drv_dev, "late");
