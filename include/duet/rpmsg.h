@@ -102,7 +102,8 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 /*
  * Destroy it (the peer is told: NS DESTROY). Receive buffers it holds and
  * send buffers lent to it go back, as if released; pointers to them are
- * stale from then on. Safe on an unregistered one, and twice. An endpoint outlives its device: when the device goes, its
+ * stale from then on. Safe on an unregistered one, and twice. An endpoint
+ * outlives its device: when the device goes, its
  * ns_unbind_cb is called and every call on it returns -ENODEV (or does
  * nothing) until it is destroyed, and what is left of the device (its
  * lock, a few hundred bytes) is freed with the last such endpoint: destroy

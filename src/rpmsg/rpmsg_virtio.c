@@ -463,20 +463,21 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 /* Give back slot h: a held receive buffer (`rx`) or a lent send one. */
 static void give_back(struct rpmsg_device *rdev, struct held *h, bool rx)
 {
+	uint8_t *buf = h->buf;
+
+	h->buf = NULL; /* the slot is free before anything below sends */
 	if (rx) {
-		finish_rx(rdev, h->buf, h->head, h->stashed);
+		finish_rx(rdev, buf, h->head, h->stashed);
 		rdev->nheld--;
-	} else {
-		rdev->role->untake_tx(rdev, h->buf, h->head);
-		h->buf = NULL;
-		/* The peer will not tell anyone of this buffer: it never left
-		 * this side. A queued announcement takes it, or a sender
-		 * asleep for one is woken. */
-		rpmsg_flush_ns(rdev);
-		if (rdev->tx_sleepers)
-			duet_event_post(rdev->tx_event);
+		return;
 	}
-	h->buf = NULL;
+	rdev->role->untake_tx(rdev, buf, h->head);
+	/* The peer will not tell anyone of this buffer: it never left this
+	 * side. A queued announcement takes it, or a sender asleep for one
+	 * is woken. */
+	rpmsg_flush_ns(rdev);
+	if (rdev->tx_sleepers)
+		duet_event_post(rdev->tx_event);
 }
 
 /*
