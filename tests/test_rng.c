@@ -349,6 +349,82 @@ static void test_read_ends_when_the_device_goes(void **state)
 	assert_int_equal(virtio_rng_read(NULL, &p, sizeof(p), 10), -EINVAL);
 }
 
+/* A read that waits behind another, on a device that never answers. */
+struct queued_read {
+	uint32_t timeout_ms;
+	_Atomic int ret;
+	_Atomic uint64_t ms;
+};
+
+static void *read_queued(void *arg)
+{
+	struct queued_read *q = arg;
+	uint8_t a[16];
+	uint64_t t0 = duet_clock_ms();
+
+	atomic_store(&q->ret, virtio_rng_read(virtio_rng_get(0), a, sizeof(a), q->timeout_ms));
+	atomic_store(&q->ms, duet_clock_ms() - t0);
+	return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Two reads waiting, one in its request and one for its turn: removing the
+ * device ends both at once, and the removal does not wait out either. */
+static void test_queued_reads_end_when_the_device_goes(void **state)
+{
+	struct rig *r = *state;
+	struct queued_read q[2] = { { 5000, 1, 0 }, { 5000, 1, 0 } };
+	pthread_t t[2];
+	uint64_t t0;
+
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
+	start_polling(r);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_create(&t[i], NULL, read_queued, &q[i]), 0);
+		sleep_ms(50);
+	}
+	stop_polling(r);
+	t0 = duet_clock_ms();
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(r->lb)), 0);
+	assert_true(duet_clock_ms() - t0 < 2500);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(atomic_load(&q[i].ret), -ENODEV);
+		assert_true(atomic_load(&q[i].ms) < 2500);
+	}
+}
+
+/* A read waiting for its turn keeps its own timeout, and the one before it
+ * still gets its bytes once the device answers. */
+static void test_queued_read_keeps_its_timeout(void **state)
+{
+	struct rig *r = *state;
+	struct queued_read first = { 5000, 1, 0 }, second = { 100, 1, 0 };
+	pthread_t t[2];
+
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
+	start_polling(r);
+	assert_int_equal(pthread_create(&t[0], NULL, read_queued, &first), 0);
+	sleep_ms(50);
+	assert_int_equal(pthread_create(&t[1], NULL, read_queued, &second), 0);
+	pthread_join(t[1], NULL);
+	assert_int_equal(atomic_load(&second.ret), -ETIMEDOUT);
+	assert_true(atomic_load(&second.ms) >= 100);
+	assert_true(atomic_load(&second.ms) < 2500);
+	/* The device comes: the first read is served. */
+	stop_polling(r);
+	assert_int_equal(vhost_register_device(duet_loopback_device(r->lb)), 0);
+	start_polling(r);
+	pthread_join(t[0], NULL);
+	assert_int_equal(atomic_load(&first.ret), 16);
+}
+
 /* ---- the loopback transport's configuration ---- */
 
 static int try_loopback(struct duet_loopback_config cfg)
@@ -480,6 +556,8 @@ int main(void)
 		T(test_short_fills_are_completed),
 		T(test_read_ends_when_the_device_breaks_the_ring),
 		T(test_read_ends_when_the_device_goes),
+		T(test_queued_reads_end_when_the_device_goes),
+		T(test_queued_read_keeps_its_timeout),
 		cmocka_unit_test(test_loopback_refuses_bad_configurations),
 		T(test_vhost_rng_writes_only_writable_and_reports_exactly),
 	};

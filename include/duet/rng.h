@@ -35,7 +35,8 @@ struct virtio_device *virtio_rng_get(unsigned int index);
  * bound virtio-rng device, or removed), -ENOMEM (no buffer memory), -EINVAL.
  * A buffer still with the device at a timeout is reclaimed when it returns
  * or when the device is removed: nothing leaks. One reader at a time per
- * device; others wait.
+ * device; others wait their turn, each within its own timeout, and a
+ * removal ends every read in progress or waiting with what it has.
  */
 int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t timeout_ms);
 

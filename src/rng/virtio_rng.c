@@ -24,8 +24,18 @@ struct virtio_rng {
 	struct virtio_device *vdev;
 	struct virtqueue *vq;
 	struct duet_event *done;
-	struct duet_mutex *reader; /* one reader at a time */
+	/* One reader at a time: `busy` (under `lock`) says one reads; the
+	 * others wait on `turn` with their own deadlines, never on a lock a
+	 * reader keeps through its request. */
+	struct duet_mutex *lock;
+	struct duet_event *turn;
+	bool busy;
 	_Atomic bool gone;
+	/* Readers between finding this device and leaving it, and whether
+	 * it was removed meanwhile (both under rngs_lock): the last one out
+	 * frees it. */
+	unsigned int users;
+	bool removed;
 	void *out[RNG_TRACK]; /* buffers the device holds */
 	struct duet_list node;
 };
@@ -127,36 +137,91 @@ static struct virtio_rng *find_rng(const struct virtio_device *vdev)
 	return NULL;
 }
 
+static void rng_free(struct virtio_rng *rng);
+
+/*
+ * Become the reader of `rng`, waiting for the one before until `deadline`
+ * (forever when `forever`, as remove() waits). 0, or -ETIMEDOUT, or
+ * -ENODEV once the device is going (the remover itself passes `gone`).
+ */
+static int enter(struct virtio_rng *rng, uint64_t deadline, bool forever, bool remover)
+{
+	duet_mutex_lock(rng->lock);
+	while (rng->busy && (remover || !atomic_load(&rng->gone))) {
+		uint64_t now = duet_clock_ms();
+
+		duet_mutex_unlock(rng->lock);
+		if (!forever && now >= deadline)
+			return -ETIMEDOUT;
+		duet_event_wait(rng->turn, forever ? 1000u : (uint32_t)(deadline - now));
+		duet_mutex_lock(rng->lock);
+	}
+	if (!remover && atomic_load(&rng->gone)) {
+		duet_mutex_unlock(rng->lock);
+		/* One post wakes one waiter: pass it on to the next, or to
+		 * the remover waiting for its turn. */
+		duet_event_post(rng->turn);
+		return -ENODEV;
+	}
+	rng->busy = true;
+	duet_mutex_unlock(rng->lock);
+	return 0;
+}
+
+static void leave(struct virtio_rng *rng)
+{
+	duet_mutex_lock(rng->lock);
+	rng->busy = false;
+	duet_mutex_unlock(rng->lock);
+	duet_event_post(rng->turn);
+}
+
+/* Done with `rng`: free it if it was removed and this was its last user. */
+static void put(struct virtio_rng *rng)
+{
+	bool last;
+
+	duet_lazy_lock_take(&rngs_lock); /* made at probe: cannot fail now */
+	last = !--rng->users && rng->removed;
+	duet_lazy_lock_give(&rngs_lock);
+	if (last)
+		rng_free(rng);
+}
+
 int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t timeout_ms)
 {
 	uint64_t deadline = duet_clock_ms() + timeout_ms;
 	struct virtio_rng *rng;
 	size_t done = 0;
-	int ret = 0;
+	int ret;
 
 	if (!vdev || (!buf && len) || len > INT_MAX)
 		return -EINVAL;
 	if (duet_lazy_lock_take(&rngs_lock) < 0)
 		return -ENOMEM;
 	/* Found on the list, not through vdev->priv: remove() takes it off
-	 * the list under this lock before it waits for the reader. */
+	 * the list under this lock, and frees it only after its last user. */
 	rng = find_rng(vdev);
 	if (rng)
-		duet_mutex_lock(rng->reader);
+		rng->users++;
 	duet_lazy_lock_give(&rngs_lock);
 	if (!rng)
 		return -ENODEV;
 
-	while (done < len && ret >= 0) {
-		size_t chunk = len - done < RNG_CHUNK ? len - done : RNG_CHUNK;
+	ret = enter(rng, deadline, false, false);
+	if (ret == 0) {
+		while (done < len && ret >= 0) {
+			size_t chunk = len - done < RNG_CHUNK ? len - done : RNG_CHUNK;
 
-		ret = atomic_load(&rng->gone) ? -ENODEV
-					      : request(rng, (uint8_t *)buf + done,
-							(uint32_t)chunk, deadline);
-		if (ret > 0)
-			done += (size_t)ret;
+			ret = atomic_load(&rng->gone) ? -ENODEV
+						      : request(rng, (uint8_t *)buf + done,
+								(uint32_t)chunk, deadline);
+			if (ret > 0)
+				done += (size_t)ret;
+		}
+		leave(rng);
 	}
-	duet_mutex_unlock(rng->reader);
+	put(rng);
 	return done ? (int)done : ret;
 }
 
@@ -180,7 +245,8 @@ struct virtio_device *virtio_rng_get(unsigned int index)
 static void rng_free(struct virtio_rng *rng)
 {
 	duet_event_destroy(rng->done);
-	duet_mutex_destroy(rng->reader);
+	duet_event_destroy(rng->turn);
+	duet_mutex_destroy(rng->lock);
 	duet_port_free(rng);
 }
 
@@ -197,7 +263,9 @@ static int virtio_rng_probe(struct virtio_device *vdev)
 	rng->vdev = vdev;
 	ret = duet_event_create(&rng->done);
 	if (ret == 0)
-		ret = duet_mutex_create(&rng->reader);
+		ret = duet_event_create(&rng->turn);
+	if (ret == 0)
+		ret = duet_mutex_create(&rng->lock);
 	if (ret == 0)
 		ret = virtio_negotiate_features(vdev, 0, NULL);
 	if (ret == 0)
@@ -219,25 +287,34 @@ static int virtio_rng_probe(struct virtio_device *vdev)
 static void virtio_rng_remove(struct virtio_device *vdev)
 {
 	struct virtio_rng *rng = vdev->priv;
+	bool last;
 
-	/* Off the list first: no new reader can find it. Then wake and wait
-	 * out a reader in progress. */
-	if (duet_lazy_lock_take(&rngs_lock) == 0) {
-		duet_list_del(&rng->node);
-		duet_lazy_lock_give(&rngs_lock);
-	}
+	/* Off the list first: no new reader can find it. Then wake the
+	 * reader in its request and those waiting for their turn: each sees
+	 * `gone` and leaves. */
+	duet_lazy_lock_take(&rngs_lock); /* made at probe: cannot fail now */
+	duet_list_del(&rng->node);
 	atomic_store(&rng->gone, true);
+	duet_lazy_lock_give(&rngs_lock);
 	duet_event_post(rng->done);
-	duet_mutex_lock(rng->reader);
+	duet_event_post(rng->turn);
+	enter(rng, 0, true, true);
+	/* The post that let this in may have been a waiter's: pass it on. */
+	duet_event_post(rng->turn);
 	/* The device is going away: what it still holds comes home now. */
 	virtio_reset_device(vdev);
 	for (unsigned int i = 0; i < RNG_TRACK; i++)
 		if (rng->out[i])
 			virtio_free_buf(vdev, rng->out[i]);
 	virtio_delete_virtqueues(vdev);
-	duet_mutex_unlock(rng->reader);
 	vdev->priv = NULL;
-	rng_free(rng);
+	/* Readers still on their way out free it last. */
+	duet_lazy_lock_take(&rngs_lock);
+	rng->removed = true;
+	last = !rng->users;
+	duet_lazy_lock_give(&rngs_lock);
+	if (last)
+		rng_free(rng);
 }
 
 struct virtio_driver virtio_rng_driver = {
