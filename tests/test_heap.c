@@ -37,6 +37,11 @@ static void test_create_checks_each_argument(void **state)
 	assert_int_equal(duet_heap_create(&h, region, SIZE, 24), -EINVAL);  /* not a power of two */
 	assert_int_equal(duet_heap_create(&h, region + 8, SIZE, GRAN), -EINVAL); /* misaligned */
 	assert_int_equal(duet_heap_create(&h, region, GRAN - 1, GRAN), -EINVAL); /* under a granule */
+	/* A region running past the end of the address space. */
+	assert_int_equal(duet_heap_create(&h, (void *)(UINTPTR_MAX - 4095), 8192, 8), -EINVAL);
+	assert_int_equal(duet_heap_create(&h, (void *)(UINTPTR_MAX - 4095), SIZE_MAX, 8), -EINVAL);
+	assert_int_equal(duet_heap_available(NULL), 0);
+	assert_false(duet_heap_contains(NULL, region, 1));
 	/* The limits themselves are fine: granule 8, one granule of region. */
 	assert_int_equal(duet_heap_create(&h, region, 8, 8), 0);
 	assert_int_equal(duet_heap_available(h), 8);

@@ -17,7 +17,8 @@ extern "C" {
 struct duet_heap;
 
 /* Manage [base, base + size) in `granule`-byte units (a power of two >= 8;
- * base aligned to it). Returns 0, -EINVAL or -ENOMEM. */
+ * base aligned to it; the range inside the address space). Returns 0,
+ * -EINVAL or -ENOMEM. */
 int duet_heap_create(struct duet_heap **heap, void *base, size_t size, size_t granule);
 void duet_heap_destroy(struct duet_heap *heap);
 
@@ -29,10 +30,11 @@ void *duet_heap_alloc(struct duet_heap *heap, size_t size, size_t align);
  * (nothing changes then). */
 int duet_heap_free(struct duet_heap *heap, void *p);
 
-/* Bytes not allocated. */
+/* Bytes not allocated (0 for a NULL heap). */
 size_t duet_heap_available(struct duet_heap *heap);
 
-/* True when [p, p + len) lies inside the managed region. */
+/* True when [p, p + len) lies inside the managed region (false for a NULL
+ * heap). */
 int duet_heap_contains(const struct duet_heap *heap, const void *p, size_t len);
 
 #ifdef __cplusplus

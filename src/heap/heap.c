@@ -42,7 +42,8 @@ int duet_heap_create(struct duet_heap **heapp, void *base, size_t size, size_t g
 	size_t words;
 
 	if (!heapp || !base || granule < 8 || (granule & (granule - 1)) ||
-	    ((uintptr_t)base & (granule - 1)) || size < granule)
+	    ((uintptr_t)base & (granule - 1)) || size < granule ||
+	    size - 1 > UINTPTR_MAX - (uintptr_t)base) /* past the end of memory */
 		return -EINVAL;
 	h = duet_port_alloc(sizeof(*h));
 	if (!h)
@@ -149,6 +150,8 @@ size_t duet_heap_available(struct duet_heap *h)
 {
 	size_t n;
 
+	if (!h)
+		return 0;
 	duet_mutex_lock(h->lock);
 	n = h->nfree * h->granule;
 	duet_mutex_unlock(h->lock);
@@ -157,8 +160,12 @@ size_t duet_heap_available(struct duet_heap *h)
 
 int duet_heap_contains(const struct duet_heap *h, const void *p, size_t len)
 {
-	uintptr_t off = (uintptr_t)p - (uintptr_t)h->base;
-	size_t total = h->ngran * h->granule;
+	uintptr_t off;
+	size_t total;
 
+	if (!h)
+		return 0;
+	off = (uintptr_t)p - (uintptr_t)h->base;
+	total = h->ngran * h->granule;
 	return off <= total && len <= total - off;
 }
