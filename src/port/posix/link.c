@@ -624,8 +624,9 @@ static void proxy_peer_down(struct duet_link *l, const char *why)
 	}
 	link_broadcast(l);
 	duet_mutex_unlock(l->lock);
-	say(l, DUET_LINK_PEER_DOWN, "server (pid %d) %s: devices removed; waiting for a new server",
-	    pid, why);
+	/* A proxy asked to stop is leaving, not waiting. */
+	say(l, DUET_LINK_PEER_DOWN, "server (pid %d) %s: devices removed%s", pid, why,
+	    atomic_load(&l->stop_requested) ? "" : "; waiting for a new server");
 }
 
 static void proxy_watch(struct duet_link *l)
