@@ -239,6 +239,7 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 {
 	uint64_t bind_end = duet_clock_ms() + BIND_TIMEOUT_MS, rnd, *ns;
 	uint32_t room;
+	size_t ns_size;
 	uint8_t *buf;
 	int ret = 0;
 
@@ -255,8 +256,12 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 		len = room; /* the largest payload */
 	if (len < sizeof(struct ping_hdr) || len > room)
 		return -EINVAL;
+	/* A time a ping: on a 32-bit core the size can wrap. */
+	ns_size = (size_t)times * sizeof(*ns);
+	if (ns_size / sizeof(*ns) != times)
+		return -ENOMEM;
 	buf = duet_port_alloc(room);
-	ns = duet_port_alloc((size_t)times * sizeof(*ns));
+	ns = duet_port_alloc(ns_size);
 	if (!buf || !ns) {
 		duet_port_free(buf);
 		duet_port_free(ns);

@@ -4,9 +4,9 @@
  * share it, served by one main loop through the bare-metal port
  * (src/port/bare). What runs: the resource table, both buses with the
  * vhost side's deferred probe, rpmsg both roles with the name service,
- * messages of every size checked byte by byte, a burst, a blocking send and
- * virtio-rng reads that wait through the port's idle turn, a peer's bad
- * ring index refused, then stop and destroy.
+ * messages of every size checked byte by byte, a burst, a blocking send,
+ * the ping service, virtio-rng reads that wait through the port's idle
+ * turn, a peer's bad ring index refused, then stop and destroy.
  * Prints a line per part and "cortex-m: N checks, all passed"; the first
  * failed check prints its line and exits 1 (QEMU's status: the test's).
  */
@@ -18,6 +18,7 @@
 
 #include <duet/rng.h>
 #include <duet/rpmsg.h>
+#include <duet/rpmsg_ping.h>
 #include <duet/rptun.h>
 #include <duet/virtio.h>
 
@@ -170,6 +171,23 @@ static void test_rpmsg(void)
 	rpmsg_destroy_ept(&a);
 }
 
+/* ---- the ping service on a 32-bit core ---- */
+
+static void test_ping(void)
+{
+	struct virtio_device *v = duet_rptun_vdev(rig_side(0), 0);
+	struct rpmsg_ping_result res;
+
+	CHECK(rpmsg_ping_register() == 0);
+	CHECK(rpmsg_ping(v->priv, 8, RPMSG_PING_HDR + 7, RPMSG_PING_ACK | RPMSG_PING_CHECK, 0,
+			 &res) == 0);
+	CHECK(res.times == 8 && res.failed == 0 && res.bytes == 8 * (RPMSG_PING_HDR + 7));
+	/* A count whose times do not fit in 32-bit memory: refused, where a
+	 * wrapped size would have kept 8 bytes for them. */
+	CHECK(rpmsg_ping(v->priv, 0x20000001u, RPMSG_PING_HDR, RPMSG_PING_ACK, 0, &res) == -ENOMEM);
+	printf("cortex-m: 8 pings echoed and checked; a count past memory refused\n");
+}
+
 /* ---- rng both ways, waiting through the idle turn ---- */
 
 static void test_rng(void)
@@ -211,6 +229,7 @@ int main(void)
 	CHECK(rig_start(16) == 0); /* small rings: sends fill them */
 	printf("cortex-m: two rptun sides over one region, started\n");
 	test_rpmsg();
+	test_ping();
 	test_rng();
 	test_broken_peer();
 	CHECK(rig_stop() == 0);

@@ -27,7 +27,7 @@ done
 list() { sed -n "/^set($1/,/^)/s|^ *\(src/[a-z_/]*\.c\)\$|\1|p" "$top/CMakeLists.txt"; }
 srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SOURCES) $(list DUET_RPTUN_SOURCES)
 	src/rng/virtio_rng.c src/rng/vhost_rng.c src/rpmsg/rpmsg_virtio.c src/rpmsg/rpmsg_driver.c
-	src/rpmsg/rpmsg_device.c src/port/bare/port_bare.c"
+	src/rpmsg/rpmsg_device.c src/rpmsg/rpmsg_ping.c src/port/bare/port_bare.c"
 flags="-std=c11 ${OPT:--Os} -g -mcpu=cortex-m4 -mthumb -mfloat-abi=soft
 	-ffunction-sections -fdata-sections -Wall -Wextra -Werror -I$top/include"
 rm -rf "$out"
