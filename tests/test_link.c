@@ -591,6 +591,15 @@ static void test_usage_errors(void **state)
 	proc_start(&p, ARGS("server", "--name", "bad/name", "-c", "quit"));
 	assert_int_equal(proc_wait(&p, 5000), 1);
 	assert_true(proc_expect(&p, "a link name is 1-40 letters", 0));
+	/* A cpu name the region cannot hold whole, or the command line
+	 * cannot give, is refused rather than cut short. */
+	proc_start(&p, ARGS("server", "--name", N("cpu"), "--cpu",
+			    "abcdefghijklmnopqrstuvwxyz012345", "-c", "quit"));
+	assert_int_equal(proc_wait(&p, 5000), 1);
+	assert_true(proc_expect(&p, "a cpu name is 1-31 letters", 0));
+	proc_start(&p, ARGS("server", "--name", N("cpu"), "--peer", "a b", "-c", "quit"));
+	assert_int_equal(proc_wait(&p, 5000), 1);
+	assert_true(proc_expect(&p, "a cpu name is 1-31 letters", 0));
 	proc_start(&p, ARGS("proxy", "--name", N("nobody"), "--timeout", "200"));
 	assert_int_equal(proc_wait(&p, 5000), 1);
 	assert_true(proc_expect(&p, F("no server for link '%s' within 200 ms", N("nobody")), 0));

@@ -38,6 +38,7 @@ enum duet_link_event {
 struct duet_link_config {
 	const char *name;       /* link name: the region is /duet-<name> */
 	enum duet_side side;
+	/* 1-31 letters, digits, '-' or '_' */
 	const char *local_cpu;  /* default "server" / "proxy" */
 	const char *remote_cpu; /* default the other */
 	/* server only: the vdevs of the link */

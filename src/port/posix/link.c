@@ -165,11 +165,13 @@ static void write_name(char dst[NAME_LEN], const char *src)
 	memcpy(dst, src, n);
 }
 
-static bool valid_link_name(const char *name)
+/* 1 to `max` letters, digits, '-' or '_': a name the command line can
+ * give and a region's path can hold. */
+static bool valid_name(const char *name, size_t max)
 {
 	size_t n = strlen(name);
 
-	if (!n || n > 40)
+	if (!n || n > max)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
@@ -981,9 +983,14 @@ int duet_link_open(struct duet_link **linkp, const struct duet_link_config *cfg,
 	struct duet_link *l;
 	int ret;
 
-	if (!linkp || !cfg || !cfg->name || !valid_link_name(cfg->name))
+	if (!linkp || !cfg || !cfg->name || !valid_name(cfg->name, 40))
 		return fail(err, errlen, -EINVAL,
 			    "a link name is 1-40 letters, digits, '-' or '_'");
+	/* Not cut short in the region, where the peer would see another. */
+	if ((cfg->local_cpu && !valid_name(cfg->local_cpu, NAME_LEN - 1)) ||
+	    (cfg->remote_cpu && !valid_name(cfg->remote_cpu, NAME_LEN - 1)))
+		return fail(err, errlen, -EINVAL,
+			    "a cpu name is 1-%d letters, digits, '-' or '_'", NAME_LEN - 1);
 	if (cfg->side != DUET_SERVER && cfg->side != DUET_PROXY)
 		return fail(err, errlen, -EINVAL, "side must be server or proxy");
 	if (cfg->side == DUET_SERVER && (cfg->num_vdevs > DUET_MAX_VDEVS ||
