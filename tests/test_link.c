@@ -600,6 +600,23 @@ static void test_usage_errors(void **state)
 	proc_start(&p, ARGS("server", "--name", N("cpu"), "--peer", "a b", "-c", "quit"));
 	assert_int_equal(proc_wait(&p, 5000), 1);
 	assert_true(proc_expect(&p, "a cpu name is 1-31 letters", 0));
+	/* On stdin, a line too long for the reader is refused whole: cut
+	 * after its 511th byte it would run "rng 0 12" and then "345". */
+	{
+		char line[600];
+
+		memset(line, ' ', sizeof(line));
+		memcpy(line + 503, "rng 0 12345\n", 13);
+		line[516] = '\0';
+		proc_start(&p, ARGS("server", "--name", N("line"), "--no-spawn"));
+		assert_true(proc_expect(&p, "created", 5000));
+		proc_send(&p, line);
+		proc_send(&p, "rng 0 4 5\nquit\n");
+		assert_int_equal(proc_wait(&p, 5000), 0);
+		assert_true(proc_expect(&p, "line too long: at most 510 characters", 0));
+		assert_true(proc_expect(&p, "usage: rng DEV N", 0));
+		assert_null(strstr(p.buf, "unknown command '345'"));
+	}
 	proc_start(&p, ARGS("proxy", "--name", N("nobody"), "--timeout", "200"));
 	assert_int_equal(proc_wait(&p, 5000), 1);
 	assert_true(proc_expect(&p, F("no server for link '%s' within 200 ms", N("nobody")), 0));

@@ -347,8 +347,13 @@ static int run_command(struct duet_link *link, char *line)
 	int argc = 0;
 	uint32_t a, b;
 
-	for (char *tok = strtok(line, " \t\r\n"); tok && argc < 8; tok = strtok(NULL, " \t\r\n"))
+	for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
+		if (argc == 8) {
+			out("too many words: no command takes more than 7 (try 'help')\n");
+			return -EINVAL;
+		}
 		argv[argc++] = tok;
+	}
 	if (argc == 0)
 		return 0;
 	if (!strcmp(argv[0], "quit") || !strcmp(argv[0], "exit"))
@@ -442,7 +447,19 @@ static int interactive(struct duet_link *link, const struct opts *o)
 			printf("%s> ", tag);
 			fflush(stdout);
 		}
-		if (!fgets(line, sizeof(line), stdin) || run_command(link, line) == 1)
+		if (!fgets(line, sizeof(line), stdin))
+			return 0;
+		/* A line cut short would run what is left of it as another
+		 * command: refuse the whole line. */
+		if (!strchr(line, '\n') && !feof(stdin)) {
+			int c;
+
+			while ((c = getchar()) != EOF && c != '\n')
+				;
+			out("line too long: at most %zu characters\n", sizeof(line) - 2);
+			continue;
+		}
+		if (run_command(link, line) == 1)
 			return 0;
 	}
 }
