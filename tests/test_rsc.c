@@ -160,6 +160,21 @@ static void test_build_rejects_bad_descriptions(void **state)
 	assert_int_equal(duet_rsc_build(table, sizeof(table), &d, 1, CARVE_DA), -EINVAL);
 	assert_int_equal(duet_rsc_build(table, 40, demo, 3, CARVE_DA), -ENOSPC);
 	assert_int_equal(duet_rsc_build(table, sizeof(table), demo, 3, CARVE_DA + 1), -EINVAL);
+	/* Carveouts past 4 GiB of device addresses: each size near the limit
+	 * rounds up past it, and two that fit alone do not together (the
+	 * second would have wrapped onto the table). */
+	d = demo[1];
+	d.carveout_size = UINT32_MAX - 100;
+	assert_int_equal(duet_rsc_build(table, sizeof(table), &d, 1, CARVE_DA), -EINVAL);
+	assert_true(duet_rsc_carveouts_size(&d, 1) > UINT32_MAX - 100);
+	{
+		struct duet_vdev_desc two[2] = { demo[1], demo[1] };
+
+		two[0].carveout_size = two[1].carveout_size = 0x80000000u;
+		assert_true(duet_rsc_build(table, sizeof(table), two, 1, CARVE_DA) > 0);
+		assert_int_equal(duet_rsc_build(table, sizeof(table), two, 2, CARVE_DA), -EINVAL);
+	}
+	assert_int_equal(duet_rsc_carveouts_size(NULL, 3), 0);
 }
 
 /* Each limit of a description is accepted at the limit and refused one

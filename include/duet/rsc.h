@@ -58,9 +58,10 @@ struct duet_vdev_desc {
 /*
  * Write a table for `n` vdevs at table (`size` bytes available), whose
  * carveouts start at region offset `carveout_da`. Returns the table's
- * length, or -EINVAL (bad description, or more than DUET_MAX_NOTIFYID
- * vrings in all) / -ENOSPC (does not fit). The carveouts are laid out back
- * to back, each aligned to 4096.
+ * length, or -EINVAL (bad description, more than DUET_MAX_NOTIFYID vrings
+ * in all, or carveouts ending past 4 GiB of device addresses) / -ENOSPC
+ * (does not fit). The carveouts are laid out back to back, each aligned
+ * to 4096.
  */
 int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 		   unsigned int n, uint32_t carveout_da);

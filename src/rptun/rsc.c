@@ -45,13 +45,20 @@ static uint32_t vdev_entry_size(const struct duet_vdev_desc *d)
 	return align4(VDEV_SIZE + d->num_vrings * VRING_SIZE + d->config_len);
 }
 
+/* A carveout's share of the region: its size rounded up to the alignment,
+ * in 64 bits (a size near 4 GiB would wrap in 32). */
+static uint64_t carveout_span(const struct duet_vdev_desc *d)
+{
+	return ((uint64_t)d->carveout_size + CARVEOUT_ALIGN - 1u) & ~(uint64_t)(CARVEOUT_ALIGN - 1u);
+}
+
 size_t duet_rsc_carveouts_size(const struct duet_vdev_desc *vdevs, unsigned int n)
 {
-	size_t total = 0;
+	uint64_t total = 0;
 
-	for (unsigned int i = 0; i < n; i++)
-		total += (vdevs[i].carveout_size + CARVEOUT_ALIGN - 1u) & ~(size_t)(CARVEOUT_ALIGN - 1u);
-	return total;
+	for (unsigned int i = 0; vdevs && i < n; i++)
+		total += carveout_span(&vdevs[i]);
+	return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
 }
 
 int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
@@ -60,6 +67,7 @@ int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 	uint8_t *t = table;
 	struct resource_table *hdr = table;
 	uint32_t num = 1u + 2u * n, off, notifyid = 0, da = carveout_da;
+	uint64_t da_end = carveout_da;
 	struct duet_rsc_link *link;
 
 	if (!table || (n && !vdevs) || n > DUET_MAX_VDEVS || (carveout_da % CARVEOUT_ALIGN))
@@ -70,8 +78,11 @@ int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 			return -EINVAL;
 		notifyid += vdevs[i].num_vrings;
 		off += vdev_entry_size(&vdevs[i]) + CARVEOUT_SIZE;
+		da_end += carveout_span(&vdevs[i]);
 	}
-	if (notifyid > MAX_NOTIFYID)
+	/* Device addresses are 32 bits: past them, carveouts would wrap
+	 * onto the table and each other. */
+	if (notifyid > MAX_NOTIFYID || da_end > (uint64_t)UINT32_MAX + 1u)
 		return -EINVAL;
 	notifyid = 0;
 	if (off + LINK_SIZE > size)
@@ -120,7 +131,7 @@ int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 		c->name[9] = (uint8_t)('0' + i / 10);
 		c->name[10] = (uint8_t)('0' + i % 10);
 		off += CARVEOUT_SIZE;
-		da += (d->carveout_size + CARVEOUT_ALIGN - 1u) & ~(CARVEOUT_ALIGN - 1u);
+		da += (uint32_t)carveout_span(d);
 	}
 	return (int)off;
 }
