@@ -169,10 +169,11 @@ static void test_concurrent_registration(void **state)
 	assert_int_equal(vhost_probes, THREADS * PER_THREAD);
 	for (int t = 0; t < THREADS; t++)
 		for (int i = 0; i < PER_THREAD; i++) {
-			assert_ptr_equal(duet_loopback_driver(pairs[t][i].lb)->bus_driver,
-					 &vdrivers[t]);
-			assert_ptr_equal(duet_loopback_device(pairs[t][i].lb)->bus_driver,
-					 &hdrivers[t]);
+			struct virtio_device *drv = duet_loopback_driver(pairs[t][i].lb);
+			struct vhost_device *dev = duet_loopback_device(pairs[t][i].lb);
+
+			assert_ptr_equal(drv ? atomic_load(&drv->bus_driver) : NULL, &vdrivers[t]);
+			assert_ptr_equal(dev ? atomic_load(&dev->bus_driver) : NULL, &hdrivers[t]);
 		}
 
 	run(unregistrar);

@@ -51,7 +51,7 @@ static uint64_t thread_cpu_us(void)
 static void consume_stream(uint32_t spin_us, uint32_t timeout_ms)
 {
 	struct shared *sh = map_shared();
-	uint32_t ids[DUET_DOORBELL_IDS];
+	uint32_t ids[DUET_DOORBELL_IDS] = { 0 };
 	uint64_t waits = 0, sleeps_ok = 0, seen_ids = 0;
 	pid_t child;
 	int st;
@@ -145,7 +145,7 @@ static void test_idle_waiter_blocks(void **state)
 static void test_ring_merges_into_a_pending_one(void **state)
 {
 	struct shared *sh = map_shared();
-	uint32_t ids[DUET_DOORBELL_IDS];
+	uint32_t ids[DUET_DOORBELL_IDS] = { 0 };
 
 	(void)state;
 	assert_true(duet_doorbell_ring(&sh->bell, 5));
@@ -164,7 +164,7 @@ static void test_ring_merges_into_a_pending_one(void **state)
 static void test_wake_from_other_process(void **state)
 {
 	struct shared *sh = map_shared();
-	uint32_t ids[DUET_DOORBELL_IDS];
+	uint32_t ids[DUET_DOORBELL_IDS] = { 0 };
 	pid_t child;
 	int st;
 

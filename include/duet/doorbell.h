@@ -9,6 +9,9 @@
  * system call per sleep, not one per notification, and none is lost: each
  * side publishes, fences, then reads the other's word (the Dekker pattern).
  * A simple "waiting" flag loses wake-ups under streaming; this does not.
+ *
+ * A NULL handle is refused by every call: it returns -EINVAL, NULL, false
+ * or 0, and does nothing.
  */
 #ifndef DUET_DOORBELL_H
 #define DUET_DOORBELL_H

@@ -9,6 +9,9 @@
  * drivers' remove() run) and the survivor waits for a new peer; a new one
  * re-attaches and the devices come back. The region is unlinked when the
  * link ends cleanly, and a region left by a crashed run is reclaimed.
+ *
+ * A NULL handle is refused by every call: it returns -EINVAL, NULL, false
+ * or 0, and does nothing.
  */
 #ifndef DUET_LINK_H
 #define DUET_LINK_H

@@ -13,6 +13,9 @@
  * That keeps a ping-pong from recursing and leaves the event loop to you.
  * Poll each side from one thread at a time, and stop polling before
  * destroying.
+ *
+ * A NULL handle is refused by every call: it returns -EINVAL, NULL, false
+ * or 0, and does nothing.
  */
 #ifndef DUET_LOOPBACK_H
 #define DUET_LOOPBACK_H

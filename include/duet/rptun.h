@@ -11,6 +11,9 @@
  *
  * The platform supplies doorbells through duet_rptun_ops; whatever
  * receives the peer's doorbell calls duet_rptun_notified().
+ *
+ * A NULL handle is refused by every call: it returns -EINVAL, NULL, false
+ * or 0, and does nothing.
  */
 #ifndef DUET_RPTUN_H
 #define DUET_RPTUN_H

@@ -154,20 +154,20 @@ void duet_loopback_destroy(struct duet_loopback *lb)
 
 struct virtio_device *duet_loopback_driver(struct duet_loopback *lb)
 {
-	return &lb->side[VIRTIO_DEV_DRIVER].rv.vdev;
+	return lb ? &lb->side[VIRTIO_DEV_DRIVER].rv.vdev : NULL;
 }
 
 struct virtio_device *duet_loopback_device(struct duet_loopback *lb)
 {
-	return &lb->side[VIRTIO_DEV_DEVICE].rv.vdev;
+	return lb ? &lb->side[VIRTIO_DEV_DEVICE].rv.vdev : NULL;
 }
 
 struct fw_rsc_vdev *duet_loopback_rsc(struct duet_loopback *lb)
 {
-	return lb->side[0].rv.rsc;
+	return lb ? lb->side[0].rv.rsc : NULL;
 }
 
 size_t duet_loopback_heap_available(struct duet_loopback *lb)
 {
-	return lb->bufs ? duet_heap_available(lb->bufs) : 0;
+	return lb && lb->bufs ? duet_heap_available(lb->bufs) : 0;
 }

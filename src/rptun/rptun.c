@@ -133,6 +133,8 @@ int duet_rptun_start(struct duet_rptun *rptun)
 {
 	int ret = 0;
 
+	if (!rptun)
+		return -EINVAL;
 	duet_mutex_lock(rptun->lock);
 	for (unsigned int i = 0; ret == 0 && i < rptun->info.num_vdevs; i++) {
 		struct virtio_device *vdev = &rptun->rv[i].vdev;
@@ -154,6 +156,8 @@ bool duet_rptun_running(struct duet_rptun *rptun)
 {
 	bool running;
 
+	if (!rptun)
+		return false;
 	duet_mutex_lock(rptun->lock);
 	running = rptun->running;
 	duet_mutex_unlock(rptun->lock);
@@ -204,8 +208,11 @@ void duet_rptun_destroy(struct duet_rptun *rptun)
 
 void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 {
-	int route = notifyid < MAX_NOTIFYID ? rptun->route[notifyid] : -1;
+	int route;
 
+	if (!rptun)
+		return;
+	route = notifyid < MAX_NOTIFYID ? rptun->route[notifyid] : -1;
 	if (notifyid == DUET_RPTUN_NOTIFY_ALL) {
 		for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
 			for (unsigned int k = 0; k < rptun->info.vdev[i].num_vrings; k++)
@@ -224,9 +231,13 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 
 int duet_rptun_poll(struct duet_rptun *rptun)
 {
-	unsigned int n = rptun->info.num_vdevs, ran = 0;
-	struct duet_rvdev *rv = rptun->rv;
+	unsigned int n, ran = 0;
+	struct duet_rvdev *rv;
 
+	if (!rptun)
+		return -EINVAL;
+	n = rptun->info.num_vdevs;
+	rv = rptun->rv;
 	for (unsigned int i = 0; i < n; i++)
 		ran += duet_rvdev_poll(&rv[i]);
 	return (int)ran;
@@ -236,7 +247,7 @@ static uint32_t sum_idx(struct duet_rptun *rptun, uint16_t (*idx)(const struct v
 {
 	uint32_t sum = 0;
 
-	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
+	for (unsigned int i = 0; rptun && i < rptun->info.num_vdevs; i++)
 		sum += duet_rvdev_sum_idx(&rptun->rv[i], idx);
 	return sum;
 }
@@ -255,6 +266,8 @@ int duet_rptun_check_peer(struct duet_rptun *rptun)
 {
 	int restarted = 0;
 
+	if (!rptun)
+		return -EINVAL;
 	duet_mutex_lock(rptun->lock);
 	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
 		struct virtio_device *vdev = &rptun->rv[i].vdev;
@@ -298,6 +311,8 @@ int duet_rptun_boot(struct duet_rptun *rptun)
 {
 	int ret;
 
+	if (!rptun)
+		return -EINVAL;
 	if (duet_rptun_running(rptun))
 		return 0;
 	if (is_master(rptun) && rptun->cfg.ops->start) {
@@ -310,7 +325,7 @@ int duet_rptun_boot(struct duet_rptun *rptun)
 
 int duet_rptun_shutdown(struct duet_rptun *rptun)
 {
-	int ret = duet_rptun_stop(rptun);
+	int ret = duet_rptun_stop(rptun); /* -EINVAL for NULL */
 
 	if (ret == 0 && is_master(rptun) && rptun->cfg.ops->stop)
 		ret = rptun->cfg.ops->stop(rptun);
@@ -320,6 +335,8 @@ int duet_rptun_shutdown(struct duet_rptun *rptun)
 /* Ask the remote to do something only the master may ask for. */
 static int ask_remote(struct duet_rptun *rptun, int (*op)(struct duet_rptun *))
 {
+	if (!rptun)
+		return -EINVAL;
 	if (!is_master(rptun))
 		return -EPERM;
 	return op ? op(rptun) : -ENOTSUP;
@@ -327,33 +344,38 @@ static int ask_remote(struct duet_rptun *rptun, int (*op)(struct duet_rptun *))
 
 int duet_rptun_reset(struct duet_rptun *rptun)
 {
-	return ask_remote(rptun, rptun->cfg.ops->reset);
+	return ask_remote(rptun, rptun ? rptun->cfg.ops->reset : NULL);
 }
 
 int duet_rptun_panic(struct duet_rptun *rptun)
 {
-	return ask_remote(rptun, rptun->cfg.ops->panic);
+	return ask_remote(rptun, rptun ? rptun->cfg.ops->panic : NULL);
 }
 
 const char *duet_rptun_local_cpuname(struct duet_rptun *rptun)
 {
-	return rptun->cfg.ops->get_local_cpuname ? rptun->cfg.ops->get_local_cpuname(rptun) : "";
+	return rptun && rptun->cfg.ops->get_local_cpuname ? rptun->cfg.ops->get_local_cpuname(rptun)
+							  : "";
 }
 
 const char *duet_rptun_remote_cpuname(struct duet_rptun *rptun)
 {
-	return rptun->cfg.ops->get_remote_cpuname ? rptun->cfg.ops->get_remote_cpuname(rptun) : "";
+	return rptun && rptun->cfg.ops->get_remote_cpuname ? rptun->cfg.ops->get_remote_cpuname(rptun)
+							   : "";
 }
 
 void duet_rptun_notify_all(struct duet_rptun *rptun)
 {
-	rptun->cfg.ops->notify(rptun, DUET_RPTUN_NOTIFY_ALL);
+	if (rptun)
+		rptun->cfg.ops->notify(rptun, DUET_RPTUN_NOTIFY_ALL);
 }
 
 bool duet_rptun_ready(struct duet_rptun *rptun)
 {
 	bool ready = true;
 
+	if (!rptun)
+		return false;
 	duet_mutex_lock(rptun->lock);
 	for (unsigned int i = 0; ready && i < rptun->info.num_vdevs; i++) {
 		struct duet_rvdev *rv = &rptun->rv[i];
@@ -373,29 +395,29 @@ bool duet_rptun_ready(struct duet_rptun *rptun)
 
 void *duet_rptun_priv(const struct duet_rptun *rptun)
 {
-	return rptun->cfg.priv;
+	return rptun ? rptun->cfg.priv : NULL;
 }
 
 unsigned int duet_rptun_num_vdevs(const struct duet_rptun *rptun)
 {
-	return rptun->info.num_vdevs;
+	return rptun ? rptun->info.num_vdevs : 0;
 }
 
 struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i)
 {
-	return i < rptun->info.num_vdevs ? &rptun->rv[i].vdev : NULL;
+	return rptun && i < rptun->info.num_vdevs ? &rptun->rv[i].vdev : NULL;
 }
 
 uint32_t duet_rptun_prefetches(const struct duet_rptun *rptun)
 {
 	uint32_t sum = 0;
 
-	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
+	for (unsigned int i = 0; rptun && i < rptun->info.num_vdevs; i++)
 		sum += atomic_load_explicit(&rptun->rv[i].prefetch_spells, memory_order_relaxed);
 	return sum;
 }
 
 uint32_t duet_rptun_unknown_notifies(const struct duet_rptun *rptun)
 {
-	return atomic_load(&rptun->unknown);
+	return rptun ? atomic_load(&rptun->unknown) : 0;
 }

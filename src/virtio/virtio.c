@@ -54,6 +54,8 @@ int virtio_negotiate_features(struct virtio_device *vdev, uint64_t driver_featur
 	uint8_t status = 0;
 	int ret;
 
+	if (!vdev)
+		return -EINVAL;
 	ret = virtio_get_features(vdev, &offered);
 	if (ret < 0)
 		return ret;

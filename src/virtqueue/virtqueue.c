@@ -209,7 +209,8 @@ int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg
 
 void virtqueue_reset(struct virtqueue *vq)
 {
-	vq_start(vq);
+	if (vq)
+		vq_start(vq);
 }
 
 /* Whether the peer wants a notification for our index moving from
@@ -252,8 +253,11 @@ static DUET_OUT_OF_LINE void kick_checked(struct virtqueue *vq, uint16_t now)
 
 void virtqueue_kick(struct virtqueue *vq)
 {
-	uint16_t now = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->avail_idx : vq->used_idx;
+	uint16_t now;
 
+	if (!vq)
+		return;
+	now = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->avail_idx : vq->used_idx;
 	if (now == vq->kicked_idx)
 		return;
 	if (!DUET_FAST_PATHS || !vq->fast_role) {
@@ -288,9 +292,13 @@ static uint16_t own_taken_idx(const struct virtqueue *vq)
 
 int virtqueue_enable_cb(struct virtqueue *vq)
 {
-	const struct virtqueue_io io = vq->io;
+	struct virtqueue_io io;
+
+	if (!vq)
+		return -EINVAL;
 	if (vq->broken)
 		return -EIO;
+	io = vq->io;
 	atomic_store_explicit(&vq->cb_enabled, true, memory_order_relaxed);
 	vq->track_event = vq->event_idx;
 	if (vq->event_idx) {
@@ -310,7 +318,11 @@ int virtqueue_enable_cb(struct virtqueue *vq)
 
 void virtqueue_disable_cb(struct virtqueue *vq)
 {
-	const struct virtqueue_io io = vq->io;
+	struct virtqueue_io io;
+
+	if (!vq)
+		return;
+	io = vq->io;
 	atomic_store_explicit(&vq->cb_enabled, false, memory_order_relaxed);
 	vq->track_event = false;
 	/* Under EVENT_IDX the stale event word already stops notifications
@@ -323,7 +335,7 @@ void virtqueue_disable_cb(struct virtqueue *vq)
 
 void virtqueue_notification(struct virtqueue *vq)
 {
-	if (vq->callback)
+	if (vq && vq->callback)
 		vq->callback(vq);
 }
 
@@ -396,7 +408,7 @@ static inline bool poll_one(struct virtqueue *vq)
 
 bool virtqueue_poll(struct virtqueue *vq)
 {
-	return poll_one(vq);
+	return vq && poll_one(vq);
 }
 
 /* virtqueue_prefetch_next's body, compiled into virtqueue_prefetch_many too. */
@@ -417,7 +429,8 @@ static inline void prefetch_one(struct virtqueue *vq)
 
 void virtqueue_prefetch_next(struct virtqueue *vq)
 {
-	prefetch_one(vq);
+	if (vq)
+		prefetch_one(vq);
 }
 
 /*
@@ -436,6 +449,8 @@ unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int 
 	uint32_t sum = 0;
 	unsigned int ran = 0;
 
+	if (!vqs)
+		n = 0;
 	/* Every index before any callback: a callback may answer on another
 	 * queue of the table. */
 	for (unsigned int i = 0; i < n; i++) {
@@ -444,7 +459,8 @@ unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int 
 		if (vq)
 			sum += own_idx(vq);
 	}
-	*published = sum;
+	if (published)
+		*published = sum;
 	for (unsigned int i = 0; i < n; i++) {
 		struct virtqueue *vq = table_at(vqs, i);
 
@@ -470,6 +486,8 @@ static DUET_OUT_OF_LINE bool poll_pending_from(_Atomic(struct virtqueue *) *vqs,
 
 bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 {
+	if (!vqs)
+		return false;
 	if (!DUET_FAST_PATHS)
 		return poll_pending_from(vqs, 0, n);
 	/* Plain memory: the test inline, no call, so no frame: a loop asks
@@ -491,7 +509,7 @@ bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 
 void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 {
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; vqs && i < n; i++) {
 		struct virtqueue *vq = table_at(vqs, i);
 
 		if (vq)
@@ -501,21 +519,27 @@ void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 
 uint16_t virtqueue_published_idx(const struct virtqueue *vq)
 {
-	return own_idx(vq);
+	return vq ? own_idx(vq) : 0;
 }
 
 uint16_t virtqueue_peer_idx(const struct virtqueue *vq)
 {
-	return peer_idx(vq);
+	return vq ? peer_idx(vq) : 0;
 }
 
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
-	const struct virtqueue_io io = vq->io;
-	bool driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
+	struct virtqueue_io io;
+	bool driver;
 
+	if (!st)
+		return;
 	memset(st, 0, sizeof(*st));
+	if (!vq)
+		return;
+	io = vq->io;
+	driver = vq->role == VIRTQUEUE_ROLE_DRIVER;
 	st->size = vq->num;
 	st->free = vq->num_free;
 	st->queued = (uint16_t)(driver ? vq->avail_idx - vq->kicked_idx : 0);
@@ -535,25 +559,25 @@ void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st)
 
 enum virtqueue_fault virtqueue_get_fault(const struct virtqueue *vq)
 {
-	return vq->fault;
+	return vq ? vq->fault : VIRTQUEUE_FAULT_NONE;
 }
 
 bool virtqueue_is_broken(const struct virtqueue *vq)
 {
-	return vq->broken;
+	return vq && vq->broken;
 }
 
 uint16_t virtqueue_get_vring_size(const struct virtqueue *vq)
 {
-	return vq->num;
+	return vq ? vq->num : 0;
 }
 
 bool virtqueue_full(const struct virtqueue *vq)
 {
-	return vq->role == VIRTQUEUE_ROLE_DRIVER && vq->num_free == 0;
+	return vq && vq->role == VIRTQUEUE_ROLE_DRIVER && vq->num_free == 0;
 }
 
 bool virtqueue_empty(struct virtqueue *vq)
 {
-	return vq->broken || !work_pending(vq);
+	return !vq || vq->broken || !work_pending(vq);
 }

@@ -33,6 +33,8 @@ bool duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id)
 {
 	uint32_t old, bit;
 
+	if (!bell)
+		return false;
 	id %= DUET_DOORBELL_IDS;
 	bit = 1u << (id % 32);
 	/* Still pending: the ring that set it moved seq after the waiter read
@@ -54,6 +56,8 @@ unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids)
 {
 	unsigned int n = 0;
 
+	if (!bell || !ids)
+		return 0;
 	for (uint32_t w = 0; w < DUET_DOORBELL_IDS / 32; w++) {
 		uint32_t bits;
 
@@ -75,6 +79,8 @@ bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin
 {
 	uint64_t end;
 
+	if (!bell)
+		return false;
 	/* Spin unarmed: a ringer makes no system call for a waiter that is
 	 * awake anyway. */
 	if (spin_us) {

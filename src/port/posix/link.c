@@ -1136,6 +1136,8 @@ bool duet_link_wait_peer(struct duet_link *l, uint32_t timeout_ms)
 	uint64_t end = duet_clock_ms() + timeout_ms;
 	bool up;
 
+	if (!l)
+		return false;
 	duet_mutex_lock(l->lock);
 	while (!(up = atomic_load(&l->peer_up))) {
 		if (duet_clock_ms() >= end)
@@ -1148,22 +1150,22 @@ bool duet_link_wait_peer(struct duet_link *l, uint32_t timeout_ms)
 
 bool duet_link_peer_up(struct duet_link *l)
 {
-	return atomic_load(&l->peer_up);
+	return l && atomic_load(&l->peer_up);
 }
 
 int duet_link_peer_pid(struct duet_link *l)
 {
-	return atomic_load(&l->peer_up) ? atomic_load(&l->peer_pid) : 0;
+	return l && atomic_load(&l->peer_up) ? atomic_load(&l->peer_pid) : 0;
 }
 
 struct duet_rptun *duet_link_rptun(struct duet_link *l)
 {
-	return l->rptun;
+	return l ? l->rptun : NULL;
 }
 
 bool duet_link_stop_requested(struct duet_link *l)
 {
-	return atomic_load(&l->stop_requested);
+	return l && atomic_load(&l->stop_requested);
 }
 
 uint32_t duet_link_backoffs(struct duet_link *l)
@@ -1173,7 +1175,16 @@ uint32_t duet_link_backoffs(struct duet_link *l)
 
 void duet_link_stats(struct duet_link *l, uint32_t *rung, uint32_t *wakes)
 {
-	struct duet_doorbell *bell = l->bell;
+	struct duet_doorbell *bell;
+
+	if (!l) {
+		if (rung)
+			*rung = 0;
+		if (wakes)
+			*wakes = 0;
+		return;
+	}
+	bell = l->bell;
 
 	/* No lock: callbacks (which run under it) may ask too. */
 	if (rung)
@@ -1204,6 +1215,8 @@ bool duet_link_ready(struct duet_link *l)
 {
 	bool ready;
 
+	if (!l)
+		return false;
 	duet_mutex_lock(l->lock);
 	ready = atomic_load(&l->peer_up) && l->rptun && duet_rptun_ready(l->rptun);
 	duet_mutex_unlock(l->lock);
@@ -1214,6 +1227,11 @@ int duet_link_describe(struct duet_link *l, char *buf, size_t len)
 {
 	size_t n = 0;
 
+	if (!l || (!buf && len)) {
+		if (buf && len)
+			buf[0] = '\0';
+		return 0;
+	}
 #define PUT(...) \
 	(n += (size_t)snprintf(buf + (n < len ? n : len), n < len ? len - n : 0, __VA_ARGS__))
 	duet_mutex_lock(l->lock);
