@@ -1596,7 +1596,9 @@ static int open_server(const char *name, const struct duet_vdev_desc *vd, unsign
  * What duet_link_open refuses up front, each with -EINVAL and a message
  * that says the rule: a name is 1-40 letters, digits, '-' and '_' (it
  * names a file under /dev/shm); the side is server or proxy; a server
- * has at most DUET_MAX_VDEVS vdevs, and an array when it has any.
+ * has at most DUET_MAX_VDEVS vdevs, and an array when it has any, whose
+ * carveouts fit in 32-bit device addresses; a cpu name is 1-31 of those
+ * characters.
  */
 static void test_open_refuses_bad_configurations(void **state)
 {
@@ -1645,6 +1647,24 @@ static void test_open_refuses_bad_configurations(void **state)
 	assert_non_null(strstr(err, "at most 16 vdevs"));
 	assert_int_equal(open_server(name, NULL, 1, DUET_SERVER, err, sizeof(err)), -EINVAL);
 	assert_int_equal(open_server(name, many, DUET_MAX_VDEVS, DUET_SERVER, err, sizeof(err)), 0);
+	/* Carveouts past 4 GiB of device addresses, refused before any
+	 * region is made. */
+	many[0].carveout_size = many[1].carveout_size = 0x80000000u;
+	assert_int_equal(open_server(name, many, 2, DUET_SERVER, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "past 4 GiB of device addresses"));
+	/* Cpu names: 1-31 of the same characters, not cut short. */
+	cfg.name = name;
+	cfg.local_cpu = "abcdefghijklmnopqrstuvwxyz01234";
+	assert_int_equal(duet_link_open(&l, &cfg, 0, err, sizeof(err)), 0);
+	close_side(l);
+	cfg.local_cpu = "abcdefghijklmnopqrstuvwxyz012345";
+	assert_int_equal(duet_link_open(&l, &cfg, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "a cpu name is 1-31 letters"));
+	cfg.local_cpu = NULL;
+	cfg.remote_cpu = "";
+	assert_int_equal(duet_link_open(&l, &cfg, 0, err, sizeof(err)), -EINVAL);
+	cfg.remote_cpu = "a.b";
+	assert_int_equal(duet_link_open(&l, &cfg, 0, err, sizeof(err)), -EINVAL);
 	/* Closed, each server removed its region. */
 	snprintf(err, sizeof(err), "/dev/shm/duet-%s", name);
 	assert_int_equal(access(err, F_OK), -1);

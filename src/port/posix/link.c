@@ -418,9 +418,15 @@ static int reclaim(struct duet_link *l, char *err, size_t errlen)
 
 static int server_open(struct duet_link *l, char *err, size_t errlen)
 {
-	size_t size = CARVE_DA + duet_rsc_carveouts_size(l->cfg.vdevs, l->cfg.num_vdevs);
+	size_t carve = duet_rsc_carveouts_size(l->cfg.vdevs, l->cfg.num_vdevs), size;
 	int ret;
 
+	/* Device addresses are 32 bits: refused before a region is made. */
+	if (carve > UINT32_MAX - CARVE_DA)
+		return fail(err, errlen, -EINVAL,
+			    "the vdevs' carveouts need %zu bytes: past 4 GiB of device addresses",
+			    carve);
+	size = CARVE_DA + carve;
 	for (int tries = 0;; tries++) {
 		l->fd = shm_open(l->path, O_RDWR | O_CREAT | O_EXCL, 0600);
 		if (l->fd >= 0)
