@@ -2652,6 +2652,40 @@ static void test_ping_both_ways(void **state)
 	}
 }
 
+/* A ping asleep between its pings (SLEEP_MS) when its device goes ends
+ * at once with -ENODEV: the removal does not wait out the sleep. */
+static _Atomic int napping_ping_ret = 1;
+static struct rpmsg_ping_result napping_ping_res;
+
+static void *napping_ping(void *arg)
+{
+	(void)arg;
+	atomic_store(&napping_ping_ret,
+		     rpmsg_ping(drv_dev, 3, 16, RPMSG_PING_ACK, 5000, &napping_ping_res));
+	return NULL;
+}
+
+static void test_napping_ping_ends_when_the_device_goes(void **state)
+{
+	struct rpmsg_ping_result r;
+	uint64_t t0;
+	pthread_t t;
+
+	(void)state;
+	/* Bound first, so that the ping starts at once. */
+	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &r), 0);
+	assert_int_equal(pthread_create(&t, NULL, napping_ping, NULL), 0);
+	sleep_ms(300); /* the first echo is back: asleep for 5 s */
+	stop_polling();
+	t0 = duet_clock_ms();
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(lb)), 0);
+	assert_true(duet_clock_ms() - t0 < 2000);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&napping_ping_ret), -ENODEV);
+	assert_int_equal(napping_ping_res.times, 1);
+	assert_int_equal(napping_ping_res.failed, 0);
+}
+
 /* ---- both sides sending from their callbacks ---- */
 
 #define RELAY_N 20000
@@ -2854,6 +2888,7 @@ int main(void)
 		T(test_endpoint_churn),
 		T(test_many_endpoints_each_get_their_own_messages),
 		T(test_ping_both_ways),
+		T(test_napping_ping_ends_when_the_device_goes),
 		T(test_both_sides_send_from_callbacks),
 	};
 

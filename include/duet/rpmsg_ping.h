@@ -43,7 +43,9 @@ int rpmsg_ping_register(void);
  * between pings. Times are per ping (the round trip with ACK); each is kept
  * (8 bytes a ping) for the percentiles. Returns 0, or a negative errno
  * (-ENOTCONN: the peer's ping endpoint never bound; -EBUSY: another
- * rpmsg_ping runs on this device; -ENOMEM: no memory for the times).
+ * rpmsg_ping runs on this device; -ENOMEM: no memory for the times;
+ * -ENODEV: the device went, which ends a ping asleep between pings or
+ * waiting for an echo at once; *res then counts the pings sent).
  */
 int rpmsg_ping(struct rpmsg_device *rdev, uint32_t times, uint32_t len, uint32_t cmd,
 	       uint32_t sleep_ms, struct rpmsg_ping_result *res);

@@ -30,7 +30,8 @@ struct ping_hdr {
 struct rpmsg_ping_state {
 	struct rpmsg_endpoint ept;
 	struct duet_event *echo;  /* the echo we wait for came */
-	struct duet_event *nap;   /* sleeping between pings */
+	struct duet_event *nap;   /* sleeping between pings; ended by detach */
+	struct duet_event *idle;  /* detach's own sleep while pings leave */
 	struct duet_mutex *lock;  /* the fields below */
 	uint32_t waiting_seq, session;
 	bool echo_ok;
@@ -107,11 +108,12 @@ static void ping_attach(struct rpmsg_device *rdev, void *priv)
 		return;
 	st->ept.priv = st; /* before create: ping_cb may run at once */
 	if (duet_event_create(&st->echo) || duet_event_create(&st->nap) ||
-	    duet_mutex_create(&st->lock) ||
+	    duet_event_create(&st->idle) || duet_mutex_create(&st->lock) ||
 	    rpmsg_create_ept(&st->ept, rdev, RPMSG_PING_NAME, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 			     ping_cb, NULL)) {
 		duet_event_destroy(st->echo);
 		duet_event_destroy(st->nap);
+		duet_event_destroy(st->idle);
 		duet_mutex_destroy(st->lock);
 		duet_port_free(st);
 		return;
@@ -131,7 +133,8 @@ static void ping_detach(struct rpmsg_device *rdev, void *priv)
 	if (!st)
 		return;
 	rpmsg_destroy_ept(&st->ept);
-	/* Pings in progress give up; wait until they have. */
+	/* Pings in progress give up, waiting for an echo or asleep between
+	 * pings; wait until they have. */
 	for (;;) {
 		bool busy;
 
@@ -142,8 +145,10 @@ static void ping_detach(struct rpmsg_device *rdev, void *priv)
 		if (!busy)
 			break;
 		duet_event_post(st->echo);
-		duet_event_wait(st->nap, 1);
+		duet_event_post(st->nap);
+		duet_event_wait(st->idle, 1);
 	}
+	duet_event_destroy(st->idle);
 	duet_event_destroy(st->nap);
 	duet_mutex_destroy(st->lock);
 	duet_event_destroy(st->echo);
@@ -175,6 +180,16 @@ void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *
 	duet_mutex_lock(st->lock);
 	*c = st->counters;
 	duet_mutex_unlock(st->lock);
+}
+
+static bool closing(struct rpmsg_ping_state *st)
+{
+	bool c;
+
+	duet_mutex_lock(st->lock);
+	c = st->closing;
+	duet_mutex_unlock(st->lock);
+	return c;
 }
 
 /* Wait for the echo of `seq`; true when it came back right. */
@@ -247,6 +262,8 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 		return -EINVAL;
 	memset(res, 0, sizeof(*res));
 	while (!rpmsg_is_ept_ready(&st->ept)) {
+		if (closing(st))
+			return -ENODEV;
 		if (duet_clock_ms() >= bind_end)
 			return -ENOTCONN;
 		duet_event_wait(st->nap, 5);
@@ -306,8 +323,12 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 		res->times++;
 		res->bytes += l;
 		res->total_ns += ns[i];
-		if (sleep_ms)
+		if (sleep_ms && i + 1 < times)
 			duet_event_wait(st->nap, sleep_ms);
+		if (closing(st)) {
+			ret = -ENODEV; /* the device goes: the echoes will not come */
+			break;
+		}
 	}
 	if (res->times) {
 		duet_sort_u64(ns, res->times);
