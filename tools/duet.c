@@ -213,8 +213,10 @@ static int cmd_rng(uint32_t dev, uint32_t n)
 		return -EINVAL;
 	}
 	buf = malloc(n);
-	if (!buf)
+	if (!buf) {
+		out("rng: no memory for %u bytes\n", n);
 		return -ENOMEM;
+	}
 	ret = virtio_rng_read(vdev, buf, n, 5000);
 	if (ret < 0) {
 		out("rng: read failed: %s\n", strerror(-ret));
