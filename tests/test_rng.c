@@ -406,17 +406,22 @@ static void test_queued_read_keeps_its_timeout(void **state)
 {
 	struct rig *r = *state;
 	struct queued_read first = { 5000, 1, 0 }, second = { 100, 1, 0 };
+	size_t heap_with_first;
 	pthread_t t[2];
 
 	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
 	start_polling(r);
 	assert_int_equal(pthread_create(&t[0], NULL, read_queued, &first), 0);
 	sleep_ms(50);
+	heap_with_first = duet_loopback_heap_available(r->lb);
+	assert_true(heap_with_first < r->heap_free); /* the first's request is out */
 	assert_int_equal(pthread_create(&t[1], NULL, read_queued, &second), 0);
 	pthread_join(t[1], NULL);
 	assert_int_equal(atomic_load(&second.ret), -ETIMEDOUT);
 	assert_true(atomic_load(&second.ms) >= 100);
 	assert_true(atomic_load(&second.ms) < 2500);
+	/* It never had its turn: no request of its own went out. */
+	assert_int_equal(duet_loopback_heap_available(r->lb), heap_with_first);
 	/* The device comes: the first read is served. */
 	stop_polling(r);
 	assert_int_equal(vhost_register_device(duet_loopback_device(r->lb)), 0);
