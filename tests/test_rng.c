@@ -346,6 +346,8 @@ static void test_read_ends_when_the_device_goes(void **state)
 	pthread_join(t, NULL);
 	assert_int_equal(atomic_load(&p.ret), -ENODEV);
 	assert_true(p.ms < 2500);
+	/* The device's struct is still there; it is not an rng any more. */
+	assert_int_equal(virtio_rng_read(duet_loopback_driver(r->lb), &p, sizeof(p), 10), -ENODEV);
 	assert_int_equal(virtio_rng_read(NULL, &p, sizeof(p), 10), -EINVAL);
 }
 
