@@ -37,7 +37,12 @@ static void test_create_checks_each_argument(void **state)
 	assert_int_equal(duet_heap_create(&h, region, SIZE, 24), -EINVAL);  /* not a power of two */
 	assert_int_equal(duet_heap_create(&h, region + 8, SIZE, GRAN), -EINVAL); /* misaligned */
 	assert_int_equal(duet_heap_create(&h, region, GRAN - 1, GRAN), -EINVAL); /* under a granule */
-	/* A region running past the end of the address space. */
+	/* A region running past the end of the address space, and one that
+	 * ends right at it (only the heap's bookkeeping is touched). */
+	assert_int_equal(duet_heap_create(&h, (void *)(UINTPTR_MAX - 4095), 4097, 8), -EINVAL);
+	assert_int_equal(duet_heap_create(&h, (void *)(UINTPTR_MAX - 4095), 4096, 8), 0);
+	assert_int_equal(duet_heap_available(h), 4096);
+	duet_heap_destroy(h);
 	assert_int_equal(duet_heap_create(&h, (void *)(UINTPTR_MAX - 4095), 8192, 8), -EINVAL);
 	assert_int_equal(duet_heap_create(&h, (void *)(UINTPTR_MAX - 4095), SIZE_MAX, 8), -EINVAL);
 	assert_int_equal(duet_heap_available(NULL), 0);
