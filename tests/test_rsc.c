@@ -170,6 +170,9 @@ static void test_build_rejects_bad_descriptions(void **state)
 	{
 		struct duet_vdev_desc two[2] = { demo[1], demo[1] };
 
+		/* Up to the last device address is fine. */
+		two[0].carveout_size = 0u - CARVE_DA;
+		assert_true(duet_rsc_build(table, sizeof(table), two, 1, CARVE_DA) > 0);
 		two[0].carveout_size = two[1].carveout_size = 0x80000000u;
 		assert_true(duet_rsc_build(table, sizeof(table), two, 1, CARVE_DA) > 0);
 		assert_int_equal(duet_rsc_build(table, sizeof(table), two, 2, CARVE_DA), -EINVAL);
