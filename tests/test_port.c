@@ -243,6 +243,8 @@ static void test_work_runs_once_after_its_delay(void **state)
 	duet_work_cancel(&b.w);
 	nap_us(150000);
 	assert_int_equal(atomic_load(&b.runs), 0);
+	duet_work_cancel(NULL); /* nothing to cancel */
+	assert_int_equal(duet_work_queue(NULL, 0), -EINVAL);
 }
 
 /* The made-up clock backoff_took reads, and how often it was read. */

@@ -316,6 +316,8 @@ int duet_work_queue(struct duet_work *work, uint32_t delay_ms)
 
 void duet_work_cancel(struct duet_work *work)
 {
+	if (!work)
+		return;
 	pthread_mutex_lock(&wq_lock);
 	if (work->state == WORK_PENDING)
 		unlink_work(work);
