@@ -2686,6 +2686,40 @@ static void test_napping_ping_ends_when_the_device_goes(void **state)
 	assert_int_equal(napping_ping_res.failed, 0);
 }
 
+/* A held device outlives its removal: every call on it answers as for a
+ * device that went, nothing freed is touched (ASan), and the last
+ * release frees it (LeakSanitizer). */
+static void test_held_device_outlives_its_removal(void **state)
+{
+	struct rpmsg_device *held[2];
+	struct rpmsg_ping_result r;
+	struct rpmsg_endpoint e;
+	char buf[256];
+
+	(void)state;
+	held[0] = rpmsg_hold_device(0);
+	held[1] = rpmsg_hold_device(1);
+	assert_non_null(held[0]);
+	assert_non_null(held[1]);
+	assert_null(rpmsg_hold_device(2));
+	assert_ptr_equal(rpmsg_hold_device(0), held[0]); /* a second hold */
+	rpmsg_release_device(held[0]);
+	stop_polling();
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(lb)), 0);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(lb)), 0);
+	assert_null(rpmsg_get_device(0));
+	for (int i = 0; i < 2; i++) {
+		rpmsg_dump(held[i], buf, sizeof(buf));
+		assert_non_null(strstr(buf, "device gone"));
+		assert_int_equal(rpmsg_ping(held[i], 1, 16, RPMSG_PING_ACK, 0, &r), -ENODEV);
+		assert_int_equal(rpmsg_create_ept(&e, held[i], "late", RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, box_cb, NULL), -ENODEV);
+		assert_string_equal(rpmsg_get_cpuname(held[i]), "");
+		rpmsg_release_device(held[i]);
+	}
+	rpmsg_release_device(NULL);
+}
+
 /* ---- both sides sending from their callbacks ---- */
 
 #define RELAY_N 20000
@@ -2889,6 +2923,7 @@ int main(void)
 		T(test_many_endpoints_each_get_their_own_messages),
 		T(test_ping_both_ways),
 		T(test_napping_ping_ends_when_the_device_goes),
+		T(test_held_device_outlives_its_removal),
 		T(test_both_sides_send_from_callbacks),
 	};
 

@@ -236,21 +236,24 @@ static void print_ns(const char *what, uint64_t ns)
 	    (unsigned long long)(ns % 1000000000u));
 }
 
-/* Run fn on each rpmsg device whose peer is `cpu` (or all of them). */
+/* Run fn on each rpmsg device whose peer is `cpu` (or all of them). Each
+ * is held while it is used: the peer may go meanwhile, and the link's
+ * thread remove the device. */
 static int each_rpmsg(const char *cpu, int (*fn)(struct rpmsg_device *, void *), void *arg)
 {
 	int found = 0, ret = 0;
 
 	for (unsigned int i = 0;; i++) {
-		struct rpmsg_device *rdev = rpmsg_get_device(i);
+		struct rpmsg_device *rdev = rpmsg_hold_device(i);
 
 		if (!rdev)
 			break;
-		if (strcmp(cpu, "all") && strcmp(cpu, rpmsg_get_cpuname(rdev)))
-			continue;
-		found++;
-		if (ret == 0)
-			ret = fn(rdev, arg);
+		if (!strcmp(cpu, "all") || !strcmp(cpu, rpmsg_get_cpuname(rdev))) {
+			found++;
+			if (ret == 0)
+				ret = fn(rdev, arg);
+		}
+		rpmsg_release_device(rdev);
 	}
 	if (!found) {
 		out("rpmsg: no rpmsg device with cpu '%s' (see 'status')\n", cpu);

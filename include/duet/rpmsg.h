@@ -235,6 +235,15 @@ void rpmsg_unregister_callback(void *priv);
  * device_destroyed tells (endpoints created on it keep what they need). */
 struct rpmsg_device *rpmsg_get_device(unsigned int index);
 
+/*
+ * The same, held: the pointer stays good until rpmsg_release_device, even
+ * if the device goes meanwhile (its calls then answer as for a device that
+ * went: -ENODEV, "", zeros), so that a thread working on a device while
+ * another may remove it meets no freed memory. Release each hold once.
+ */
+struct rpmsg_device *rpmsg_hold_device(unsigned int index);
+void rpmsg_release_device(struct rpmsg_device *rdev);
+
 /* The peer's cpu name ("" when the transport did not say). */
 const char *rpmsg_get_cpuname(struct rpmsg_device *rdev);
 

@@ -132,6 +132,7 @@ struct rpmsg_device {
 	struct duet_event *tx_event;
 	_Atomic bool gone;       /* removed: see rpmsg_gone */
 	unsigned int orphans;    /* endpoints that outlived it: the last one frees it */
+	unsigned int holds;      /* rpmsg_hold_device's not yet released: as orphans */
 	struct duet_list epts;    /* newest first */
 	struct duet_list pending; /* the peer's announced services */
 	unsigned int npending;

@@ -518,7 +518,7 @@ void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 	if (duet_list_empty(&ept->node)) {
 		/* It outlived its device (rpmsg_remove): the last such frees it. */
 		rdev->orphans--;
-		last = !rdev->vdev && !rdev->orphans; /* rpmsg_remove is done */
+		last = !rdev->vdev && !rdev->orphans && !rdev->holds; /* rpmsg_remove is done */
 	} else {
 		unlink_ept(rdev, ept);
 	}
@@ -1420,7 +1420,7 @@ void rpmsg_remove(struct virtio_device *vdev)
 	rdev->rvq = rdev->svq = NULL;
 	/* The transport may go before the endpoints: nothing of it is kept. */
 	release_rdev(rdev);
-	last = !rdev->orphans;
+	last = !rdev->orphans && !rdev->holds;
 	duet_mutex_unlock(rdev->lock);
 	vdev->priv = NULL;
 	if (last)
@@ -1473,7 +1473,9 @@ void rpmsg_unregister_callback(void *priv)
 	duet_lazy_lock_give(&global_lock);
 }
 
-struct rpmsg_device *rpmsg_get_device(unsigned int index)
+/* The index-th device on the list, `hold` taken on it; under the list's
+ * lock, which its removal takes first. */
+static struct rpmsg_device *nth_device(unsigned int index, bool hold)
 {
 	struct rpmsg_device *found = NULL;
 	struct duet_list *l;
@@ -1485,8 +1487,41 @@ struct rpmsg_device *rpmsg_get_device(unsigned int index)
 			found = duet_container_of(l, struct rpmsg_device, node);
 			break;
 		}
+	if (found && hold) {
+		duet_mutex_lock(found->lock);
+		found->holds++;
+		duet_mutex_unlock(found->lock);
+	}
 	duet_lazy_lock_give(&global_lock);
 	return found;
+}
+
+struct rpmsg_device *rpmsg_get_device(unsigned int index)
+{
+	return nth_device(index, false);
+}
+
+struct rpmsg_device *rpmsg_hold_device(unsigned int index)
+{
+	return nth_device(index, true);
+}
+
+void rpmsg_release_device(struct rpmsg_device *rdev)
+{
+	bool last;
+
+	if (!rdev)
+		return;
+	duet_mutex_lock(rdev->lock);
+	if (!rdev->holds) {
+		duet_mutex_unlock(rdev->lock); /* not held: nothing to let go */
+		return;
+	}
+	rdev->holds--;
+	last = !rdev->vdev && !rdev->orphans && !rdev->holds; /* rpmsg_remove is done */
+	duet_mutex_unlock(rdev->lock);
+	if (last)
+		free_rdev(rdev);
 }
 
 const char *rpmsg_get_cpuname(struct rpmsg_device *rdev)
