@@ -172,7 +172,9 @@ static bool parse_u32(const char *s, uint32_t *v)
 	char *end;
 	unsigned long x;
 
-	if (!s || !*s)
+	/* strtoul takes a sign and wraps a negative number; on a 32-bit
+	 * host "-1" would pass as 4294967295. */
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ' || *s == '\t')
 		return false;
 	errno = 0;
 	x = strtoul(s, &end, 0);
