@@ -388,8 +388,7 @@ int virtqueue_enable_cb(struct virtqueue *vq);
  */
 static inline bool virtqueue_seen_more(const struct virtqueue *vq)
 {
-	return vq &&
-	       vq->seen_idx != (vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->used_idx : vq->avail_idx);
+	return vq->seen_idx != (vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->used_idx : vq->avail_idx);
 }
 
 /* Ask the peer not to notify this side (a hint: the peer may still). */
