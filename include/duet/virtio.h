@@ -114,7 +114,8 @@ struct virtio_driver {
 	const char *name; /* optional, for status displays */
 };
 
-/* ---- transport calls, as OpenAMP names them ---- */
+/* ---- transport calls, as OpenAMP names them: inline, on the device a
+ * driver was given in probe, which they do not check ---- */
 
 /* Create `nvqs` virtqueues; callbacks[i] runs on a notification for queue i
  * with vq->priv = callback_args[i] (both arrays may be NULL). */

@@ -16,8 +16,9 @@
  * Threading: a virtqueue is not locked. One thread at a time may drive it
  * (the transport's service thread, or the caller's own lock).
  *
- * A NULL handle is refused by every call: it returns -EINVAL, NULL, false
- * or 0, and does nothing.
+ * A NULL handle is refused by every function: it returns -EINVAL, NULL,
+ * false or 0, and does nothing. The inline hint virtqueue_seen_more, which
+ * compiles into its callers' receive loops, takes a queue that exists.
  */
 #ifndef DUET_VIRTQUEUE_H
 #define DUET_VIRTQUEUE_H
