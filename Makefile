@@ -52,7 +52,8 @@ test-tsan:
 	$(call ctest_run,tsan)
 
 # Every driver off: the frameworks still build and pass. Then the frameworks
-# off too: the virtqueue alone. And rpmsg with one role: the library holds
+# off too: the virtqueue alone; and the virtio framework without vhost
+# (built only: the shared library links with no symbol missing). And rpmsg with one role: the library holds
 # none of the other role's code (rpmsg_driver.c / rpmsg_device.c); these two
 # are built for size (-Os), as a small core would be, so the suites also run
 # without the virtqueue's short paths (DUET_FAST_PATHS 0).
@@ -68,6 +69,7 @@ test-minimal:
 	$(call ctest_run,nodrivers)
 	$(call cmake_build,minimal,gcc,-DCMAKE_BUILD_TYPE=Release $(NO_DRIVERS) -DDUET_VIRTIO=OFF -DDUET_VHOST=OFF -DDUET_BUILD_BENCH=OFF)
 	$(call ctest_run,minimal)
+	$(call cmake_build,virtio-only,gcc,-DCMAKE_BUILD_TYPE=Release -DDUET_VHOST=OFF -DDUET_DRIVER_VHOST_RNG=OFF -DDUET_DRIVER_VHOST_RPMSG=OFF -DDUET_BUILD_BENCH=OFF)
 
 $(B)/fuzz/.built: FORCE
 	$(call cmake_build,fuzz,clang,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDUET_BUILD_FUZZ=ON -DDUET_SANITIZE=address$(,)undefined -DDUET_BUILD_TESTS=OFF -DDUET_BUILD_BENCH=OFF)

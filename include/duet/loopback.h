@@ -46,7 +46,8 @@ struct duet_loopback_config {
 /* Build the block and both sides. Returns 0, -EINVAL or -ENOMEM. */
 int duet_loopback_create(struct duet_loopback **lb, const struct duet_loopback_config *cfg);
 
-/* Free it all (unregister the devices and stop polling first). */
+/* Free it all; devices still registered are unregistered first (their
+ * drivers' remove runs). Stop polling first. */
 void duet_loopback_destroy(struct duet_loopback *lb);
 
 /* The driver side (register with virtio_register_device). */

@@ -12,6 +12,7 @@
 
 #include <duet/heap.h>
 #include <duet/loopback.h>
+#include <duet/vhost.h>
 #include <duet/port.h>
 
 #include "../core/compiler.h"
@@ -145,6 +146,10 @@ void duet_loopback_destroy(struct duet_loopback *lb)
 {
 	if (!lb)
 		return;
+	/* Still registered, the buses would keep pointers into the block:
+	 * take them off first (-ENOENT when they were not on). */
+	virtio_unregister_device(&lb->side[VIRTIO_DEV_DRIVER].rv.vdev);
+	vhost_unregister_device(&lb->side[VIRTIO_DEV_DEVICE].rv.vdev);
 	duet_rvdev_deinit(&lb->side[0].rv);
 	duet_rvdev_deinit(&lb->side[1].rv);
 	duet_heap_destroy(lb->bufs);
