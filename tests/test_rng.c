@@ -432,6 +432,47 @@ static void test_queued_read_keeps_its_timeout(void **state)
 	assert_int_equal(atomic_load(&first.ret), 16);
 }
 
+/* Four readers at once on a working device: each gets every byte it asks
+ * for, in turn, and none waits out its timeout for a turn that was
+ * passed to nobody. */
+struct busy_reader {
+	_Atomic int short_reads;
+	_Atomic uint64_t longest_ms;
+};
+
+static void *read_many(void *arg)
+{
+	struct busy_reader *b = arg;
+	uint8_t a[100];
+
+	for (int i = 0; i < 50; i++) {
+		uint64_t t0 = duet_clock_ms(), ms;
+
+		if (virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 3000) != (int)sizeof(a))
+			atomic_fetch_add(&b->short_reads, 1);
+		ms = duet_clock_ms() - t0;
+		if (ms > atomic_load(&b->longest_ms))
+			atomic_store(&b->longest_ms, ms);
+	}
+	return NULL;
+}
+
+static void test_concurrent_readers_take_turns(void **state)
+{
+	struct rig *r = *state;
+	struct busy_reader b[4] = { { 0, 0 } };
+	pthread_t t[4];
+
+	bring_up(r);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, read_many, &b[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(atomic_load(&b[i].short_reads), 0);
+		assert_true(atomic_load(&b[i].longest_ms) < 2500);
+	}
+}
+
 /* ---- the loopback transport's configuration ---- */
 
 static int try_loopback(struct duet_loopback_config cfg)
@@ -584,6 +625,7 @@ int main(void)
 		T(test_read_ends_when_the_device_goes),
 		T(test_queued_reads_end_when_the_device_goes),
 		T(test_queued_read_keeps_its_timeout),
+		T(test_concurrent_readers_take_turns),
 		cmocka_unit_test(test_loopback_refuses_bad_configurations),
 		T(test_loopback_destroy_unregisters_its_devices),
 		T(test_vhost_rng_writes_only_writable_and_reports_exactly),
