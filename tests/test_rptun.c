@@ -431,6 +431,44 @@ static void test_device_side_notices_driver_reset(void **state)
 	assert_int_equal(virtio_rng_read(s_rng, buf, sizeof(buf), 2000), (int)sizeof(buf));
 }
 
+/* The device side asks for a reset after rings were used (used.idx is
+ * not 0): both sides restart, each on a clean ring, and the device works
+ * again. Before, the driver's new queue read the old used.idx (a jump:
+ * broken for good, -EIO), or the device side's old queue took from the
+ * new ring with old indices (a fault: another reset). */
+static void test_needs_reset_restarts_on_clean_rings(void **state)
+{
+	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
+	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 1);
+	uint8_t buf[32];
+
+	(void)state;
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	wait_bound(s_rng);
+	wait_bound(host);
+	for (int round = 0; round < 3; round++) {
+		uint32_t epoch = atomic_load(&epochs[1]);
+		uint64_t end = duet_clock_ms() + 3000;
+		uint8_t st = 0;
+
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(virtio_rng_read(s_rng, buf, sizeof(buf), 2000), (int)sizeof(buf));
+		assert_int_equal(virtio_set_status(host, VIRTIO_CONFIG_STATUS_NEEDS_RESET), 0);
+		/* The driver side has reset and probed again. */
+		do {
+			struct timespec ts = { 0, 1000000 };
+
+			nanosleep(&ts, NULL);
+			virtio_get_status(s_rng, &st);
+		} while ((atomic_load(&epochs[1]) == epoch || !(st & VIRTIO_CONFIG_STATUS_DRIVER_OK) ||
+			  (st & VIRTIO_CONFIG_STATUS_NEEDS_RESET) || !s_rng->bus_driver) &&
+			 duet_clock_ms() < end);
+		assert_true(atomic_load(&epochs[1]) != epoch);
+		assert_int_equal(virtio_rng_read(s_rng, buf, sizeof(buf), 2000), (int)sizeof(buf));
+	}
+}
+
 static void test_vring_outside_carveout_refused(void **state)
 {
 	struct virtio_device *host = duet_rptun_vdev(sides[0].rptun, 2);
@@ -842,6 +880,7 @@ int main(void)
 		T(test_notify_all),
 		T(test_rng_both_directions),
 		T(test_device_side_notices_driver_reset),
+		T(test_needs_reset_restarts_on_clean_rings),
 		T(test_vring_outside_carveout_refused),
 		cmocka_unit_test_setup_teardown(test_check_peer_sees_each_change, setup_still,
 						teardown),

@@ -105,6 +105,20 @@ static void rv_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	atomic_fetch_or((_Atomic uint8_t *)&rv->rsc->status, bit);
 }
 
+/*
+ * Whether the driver reset the device since this device side made its
+ * queues: then the rings are the driver's new ones, or being made, and the
+ * queues' indices are stale. Taking from them would read a new ring with
+ * old indices (a fault that asks for another reset) and write into it.
+ * Nothing runs on them until duet_rptun_check_peer restarts the side.
+ */
+static bool stale(const struct duet_rvdev *rv)
+{
+	return rv->stale_unless &&
+	       atomic_load_explicit(rv->stale_unless, memory_order_acquire) !=
+		       atomic_load_explicit(&rv->epoch_seen, memory_order_relaxed);
+}
+
 bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
 {
 	struct virtqueue *vq;
@@ -112,7 +126,7 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
 	if (index >= DUET_MAX_VRINGS)
 		return false;
 	vq = atomic_load_explicit(&rv->live[index], memory_order_acquire);
-	if (!vq)
+	if (!vq || stale(rv))
 		return false;
 	/* virtqueue_notification's body: the queue is known here, and every
 	 * message passes this way (a call and a check fewer). */
@@ -132,6 +146,8 @@ DUET_OUT_OF_LINE unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	uint32_t mine;
 	unsigned int ran;
 
+	if (stale(rv))
+		return 0;
 	/* Idle (see below): nothing to prefetch, so nothing to sum; the
 	 * full look only once something came. */
 	if (rv->empty_looks >= RVDEV_IDLE_LOOKS && !virtqueue_poll_pending(rv->live, n))
@@ -218,18 +234,23 @@ static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 		return rv->window + addr;
 	}
 
-	if (rv->vdev.role == VIRTIO_DEV_DRIVER && addr == FW_RSC_ADDR_ANY) {
+	if (addr == FW_RSC_ADDR_ANY) {
 		size_t off = 0;
 
 		for (unsigned int k = 0; k < i; k++)
 			off += align_up(vring_size(rv->desc.vring[k].num, rv->desc.vring[k].align),
 					VRING_PLACE_ALIGN);
 		addr = rv->desc.carveout_da + (uint32_t)off;
-		memset(rv->window + addr, 0, vring_size(rv->desc.vring[i].num,
-							 rv->desc.vring[i].align));
 		store32(da, addr);
 	}
-	return addr < rv->window_size ? rv->window + addr : NULL;
+	if (addr > rv->window_size || len > rv->window_size - addr)
+		return NULL;
+	/* Placed now or at an earlier probe: the driver starts each life of
+	 * the device on a clean ring. The device side's words too (used.idx
+	 * above all): the device is in reset now, and a device side that has
+	 * not restarted yet leaves its stale queues alone (stale()). */
+	memset(rv->window + addr, 0, len);
+	return rv->window + addr;
 }
 
 static int rv_create_virtqueues(struct virtio_device *vdev, unsigned int flags,
@@ -459,6 +480,7 @@ void duet_rvdev_init(struct duet_rvdev *rv, unsigned int role, uint8_t *window,
 {
 	memset(rv, 0, sizeof(*rv));
 	rv->epoch = epoch;
+	rv->stale_unless = role == VIRTIO_DEV_DEVICE ? epoch : NULL;
 	rv->rsc = (struct fw_rsc_vdev *)(void *)(table + desc->entry_offset);
 	rv->config = table + desc->config_offset;
 	rv->window = window;

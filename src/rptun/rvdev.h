@@ -49,6 +49,9 @@ struct duet_rvdev {
 	 * looks at the status byte. */
 	_Atomic uint32_t *epoch;
 	_Atomic uint32_t epoch_seen; /* device side: at queue creation */
+	/* The device side's epoch, NULL elsewhere: its queues are stale once
+	 * it moves past epoch_seen, and run no callback until restarted. */
+	_Atomic uint32_t *stale_unless;
 	struct virtio_vring_info vrings[DUET_MAX_VRINGS];
 	void *vq_mem[DUET_MAX_VRINGS];
 	/* Queues a dispatcher may call: published after creation and
