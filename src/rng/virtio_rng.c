@@ -24,13 +24,16 @@ struct virtio_rng {
 	struct virtio_device *vdev;
 	struct virtqueue *vq;
 	struct duet_event *done;
-	/* One reader at a time: `busy` (under `lock`) says one reads; the
-	 * others wait on `turn` with their own deadlines, never on a lock a
-	 * reader keeps through its request. */
+	/* `lock` covers every use of the queue and the buffers, and is
+	 * never held across a wait: removal takes it to tear them down, so a
+	 * reader asleep (even one whose wait runs the main loop that
+	 * removes, on one core with no OS) is never waited for. One reader
+	 * at a time: `busy` (under `lock`) says one reads; the others wait
+	 * on `turn` with their own deadlines. */
 	struct duet_mutex *lock;
 	struct duet_event *turn;
 	bool busy;
-	_Atomic bool gone;
+	_Atomic bool gone; /* set before removal takes `lock` */
 	/* Readers between finding this device and leaving it, and whether
 	 * it was removed meanwhile (both under rngs_lock): the last one out
 	 * frees it. */
@@ -81,45 +84,72 @@ static bool collect(struct virtio_rng *rng, void *mine, uint32_t *filled)
 	return got;
 }
 
-/* Post one request of `chunk` bytes and wait for it. Returns the bytes
- * filled (copied to dst), or a negative errno; at a timeout the buffer
- * stays tracked and is reclaimed later. */
-static int request(struct virtio_rng *rng, uint8_t *dst, uint32_t chunk, uint64_t deadline)
+/* Post one buffer of `chunk` bytes: it, or NULL with *err. Under lock. */
+static void *post(struct virtio_rng *rng, uint32_t chunk, int *err)
 {
 	struct virtqueue_buf vb;
-	uint32_t filled = 0;
+	uint32_t filled;
 	void *buf;
-	int ret;
 
 	buf = virtio_alloc_buf(rng->vdev, chunk, 16);
 	if (!buf) {
 		collect(rng, NULL, &filled); /* maybe a late one frees memory */
 		buf = virtio_alloc_buf(rng->vdev, chunk, 16);
-		if (!buf)
-			return -ENOMEM;
+		if (!buf) {
+			*err = -ENOMEM;
+			return NULL;
+		}
 	}
 	vb = (struct virtqueue_buf){ buf, chunk, true };
-	ret = track(rng, buf, true) ? virtqueue_add_buffer(rng->vq, &vb, 0, 1, buf) : -EBUSY;
-	if (ret < 0) {
+	*err = track(rng, buf, true) ? virtqueue_add_buffer(rng->vq, &vb, 0, 1, buf) : -EBUSY;
+	if (*err < 0) {
 		track(rng, buf, false);
 		virtio_free_buf(rng->vdev, buf);
-		return ret;
+		return NULL;
 	}
 	virtqueue_kick(rng->vq);
-	while (!collect(rng, buf, &filled)) {
+	return buf;
+}
+
+/* Post one request of `chunk` bytes and wait for it. Returns the bytes
+ * filled (copied to dst), or a negative errno; at a timeout the buffer
+ * stays tracked and is reclaimed later, or by the removal. The queue and
+ * the buffer are touched only under `lock`, after a look at `gone`. */
+static int request(struct virtio_rng *rng, uint8_t *dst, uint32_t chunk, uint64_t deadline)
+{
+	uint32_t filled = 0;
+	int ret = -ENODEV;
+	void *buf;
+
+	duet_mutex_lock(rng->lock);
+	buf = atomic_load(&rng->gone) ? NULL : post(rng, chunk, &ret);
+	if (!buf) {
+		duet_mutex_unlock(rng->lock);
+		return ret;
+	}
+	for (;;) {
 		uint64_t now = duet_clock_ms();
 
 		if (atomic_load(&rng->gone))
-			return -ENODEV;
-		if (virtqueue_is_broken(rng->vq))
-			return -EIO;
-		if (now >= deadline)
-			return -ETIMEDOUT;
+			ret = -ENODEV; /* the removal freed the buffer */
+		else if (collect(rng, buf, &filled))
+			break;
+		else if (virtqueue_is_broken(rng->vq))
+			ret = -EIO;
+		else if (now >= deadline)
+			ret = -ETIMEDOUT;
+		else
+			ret = 0;
+		duet_mutex_unlock(rng->lock);
+		if (ret < 0)
+			return ret;
 		duet_event_wait(rng->done, (uint32_t)(deadline - now));
+		duet_mutex_lock(rng->lock);
 	}
 	/* The ring checked filled <= chunk (a longer claim breaks the queue). */
 	memcpy(dst, buf, filled);
 	virtio_free_buf(rng->vdev, buf);
+	duet_mutex_unlock(rng->lock);
 	return (int)filled;
 }
 
@@ -140,26 +170,24 @@ static struct virtio_rng *find_rng(const struct virtio_device *vdev)
 static void rng_free(struct virtio_rng *rng);
 
 /*
- * Become the reader of `rng`, waiting for the one before until `deadline`
- * (forever when `forever`, as remove() waits). 0, or -ETIMEDOUT, or
- * -ENODEV once the device is going (the remover itself passes `gone`).
+ * Become the reader of `rng`, waiting for the one before until `deadline`.
+ * 0, or -ETIMEDOUT, or -ENODEV once the device is going.
  */
-static int enter(struct virtio_rng *rng, uint64_t deadline, bool forever, bool remover)
+static int enter(struct virtio_rng *rng, uint64_t deadline)
 {
 	duet_mutex_lock(rng->lock);
-	while (rng->busy && (remover || !atomic_load(&rng->gone))) {
+	while (rng->busy && !atomic_load(&rng->gone)) {
 		uint64_t now = duet_clock_ms();
 
 		duet_mutex_unlock(rng->lock);
-		if (!forever && now >= deadline)
+		if (now >= deadline)
 			return -ETIMEDOUT;
-		duet_event_wait(rng->turn, forever ? 1000u : (uint32_t)(deadline - now));
+		duet_event_wait(rng->turn, (uint32_t)(deadline - now));
 		duet_mutex_lock(rng->lock);
 	}
-	if (!remover && atomic_load(&rng->gone)) {
+	if (atomic_load(&rng->gone)) {
 		duet_mutex_unlock(rng->lock);
-		/* One post wakes one waiter: pass it on to the next, or to
-		 * the remover waiting for its turn. */
+		/* One post wakes one waiter: pass it on to the next. */
 		duet_event_post(rng->turn);
 		return -ENODEV;
 	}
@@ -208,7 +236,7 @@ int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t 
 	if (!rng)
 		return -ENODEV;
 
-	ret = enter(rng, deadline, false, false);
+	ret = enter(rng, deadline);
 	if (ret == 0) {
 		while (done < len && ret >= 0) {
 			size_t chunk = len - done < RNG_CHUNK ? len - done : RNG_CHUNK;
@@ -289,24 +317,26 @@ static void virtio_rng_remove(struct virtio_device *vdev)
 	struct virtio_rng *rng = vdev->priv;
 	bool last;
 
-	/* Off the list first: no new reader can find it. Then wake the
-	 * reader in its request and those waiting for their turn: each sees
-	 * `gone` and leaves. */
+	/* Off the list first: no new reader can find it. `gone` before the
+	 * lock: a reader that holds it finishes its use of the queue, and
+	 * every later look sees `gone`. Readers asleep are not waited for:
+	 * they wake, see it and leave. */
 	duet_lazy_lock_take(&rngs_lock); /* made at probe: cannot fail now */
 	duet_list_del(&rng->node);
 	atomic_store(&rng->gone, true);
 	duet_lazy_lock_give(&rngs_lock);
-	duet_event_post(rng->done);
-	duet_event_post(rng->turn);
-	enter(rng, 0, true, true);
-	/* The post that let this in may have been a waiter's: pass it on. */
-	duet_event_post(rng->turn);
-	/* The device is going away: what it still holds comes home now. */
+	duet_mutex_lock(rng->lock);
+	/* The device is going away: what it still holds comes home now,
+	 * a waiting reader's buffer among them. */
 	virtio_reset_device(vdev);
 	for (unsigned int i = 0; i < RNG_TRACK; i++)
 		if (rng->out[i])
 			virtio_free_buf(vdev, rng->out[i]);
 	virtio_delete_virtqueues(vdev);
+	rng->vq = NULL;
+	duet_mutex_unlock(rng->lock);
+	duet_event_post(rng->done);
+	duet_event_post(rng->turn);
 	vdev->priv = NULL;
 	/* Readers still on their way out free it last. */
 	duet_lazy_lock_take(&rngs_lock);

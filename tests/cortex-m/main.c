@@ -6,7 +6,8 @@
  * vhost side's deferred probe, rpmsg both roles with the name service,
  * messages of every size checked byte by byte, a burst, a blocking send,
  * the ping service, virtio-rng reads that wait through the port's idle
- * turn, a peer's bad ring index refused, then stop and destroy.
+ * turn (one of them while its device is removed under it), a peer's bad
+ * ring index refused, then stop and destroy.
  * Prints a line per part and "cortex-m: N checks, all passed"; the first
  * failed check prints its line and exits 1 (QEMU's status: the test's).
  */
@@ -208,6 +209,33 @@ static void test_rng(void)
 	printf("cortex-m: virtio-rng, 1024 B read each way\n");
 }
 
+/* ---- a removal from inside a read's wait ---- */
+
+/* The first turn the read's wait runs: the device side asks for a reset
+ * and the driver side restarts, removing virtio-rng under the read (as a
+ * main loop's peer check would). */
+static void reset_under_the_read(void)
+{
+	rig_idle_hook = NULL;
+	virtio_set_status(duet_rptun_vdev(rig_side(1), 1), VIRTIO_CONFIG_STATUS_NEEDS_RESET);
+	duet_rptun_check_peer(rig_side(0));
+}
+
+static void test_rng_removed_during_read(void)
+{
+	struct virtio_device *v = duet_rptun_vdev(rig_side(0), 1);
+	uint8_t buf[16];
+
+	CHECK(rig_until(bound, v, 2000));
+	rig_idle_hook = reset_under_the_read;
+	CHECK(virtio_rng_read(v, buf, sizeof(buf), 2000) == -ENODEV);
+	CHECK(rig_idle_hook == NULL);
+	/* Restarted: bound again, and reads work. */
+	CHECK(rig_until(bound, v, 2000));
+	CHECK(virtio_rng_read(v, buf, sizeof(buf), 2000) == (int)sizeof(buf));
+	printf("cortex-m: virtio-rng removed under a waiting read: -ENODEV, then bound again\n");
+}
+
 /* ---- a peer's bad used index ---- */
 
 static void test_broken_peer(void)
@@ -231,6 +259,7 @@ int main(void)
 	test_rpmsg();
 	test_ping();
 	test_rng();
+	test_rng_removed_during_read();
 	test_broken_peer();
 	CHECK(rig_stop() == 0);
 	printf("cortex-m: %u checks, all passed\n", checks);

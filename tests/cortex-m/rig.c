@@ -47,6 +47,7 @@ struct side {
 static struct side sides[2];
 static uint64_t checked_ms;
 unsigned int rig_idles;
+void (*rig_idle_hook)(void);
 
 static void ring(struct duet_rptun *rptun, uint32_t notifyid)
 {
@@ -92,6 +93,8 @@ static void idle(void *arg)
 {
 	(void)arg;
 	rig_idles++;
+	if (rig_idle_hook)
+		rig_idle_hook();
 	rig_turn();
 }
 

@@ -31,6 +31,10 @@ int rig_until(int (*cond)(void *), void *arg, uint32_t ms);
 /* Turns run by waits (the port's idle hook) since start. */
 extern unsigned int rig_idles;
 
+/* Called at the start of each such turn when set: a test's way to act
+ * while a wait is under way (NULL: nothing). */
+extern void (*rig_idle_hook)(void);
+
 /* Stop and destroy both sides. 0, or the first negative errno. */
 int rig_stop(void);
 
