@@ -215,7 +215,8 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 	route = notifyid < MAX_NOTIFYID ? rptun->route[notifyid] : -1;
 	if (notifyid == DUET_RPTUN_NOTIFY_ALL) {
 		for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
-			for (unsigned int k = 0; k < rptun->info.vdev[i].num_vrings; k++)
+			for (unsigned int k = 0;
+			     !duet_rvdev_stale(&rptun->rv[i]) && k < rptun->info.vdev[i].num_vrings; k++)
 				duet_rvdev_dispatch(&rptun->rv[i], k);
 		return;
 	}
@@ -224,7 +225,7 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 	 * are unknown. */
 	if (route < 0)
 		atomic_fetch_add(&rptun->unknown, 1);
-	else
+	else if (!duet_rvdev_stale(&rptun->rv[route / DUET_MAX_VRINGS]))
 		duet_rvdev_dispatch(&rptun->rv[route / DUET_MAX_VRINGS],
 				    (unsigned int)route % DUET_MAX_VRINGS);
 }
@@ -239,7 +240,8 @@ int duet_rptun_poll(struct duet_rptun *rptun)
 	n = rptun->info.num_vdevs;
 	rv = rptun->rv;
 	for (unsigned int i = 0; i < n; i++)
-		ran += duet_rvdev_poll(&rv[i]);
+		if (!duet_rvdev_stale(&rv[i]))
+			ran += duet_rvdev_poll(&rv[i]);
 	return (int)ran;
 }
 

@@ -105,20 +105,6 @@ static void rv_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	atomic_fetch_or((_Atomic uint8_t *)&rv->rsc->status, bit);
 }
 
-/*
- * Whether the driver reset the device since this device side made its
- * queues: then the rings are the driver's new ones, or being made, and the
- * queues' indices are stale. Taking from them would read a new ring with
- * old indices (a fault that asks for another reset) and write into it.
- * Nothing runs on them until duet_rptun_check_peer restarts the side.
- */
-static bool stale(const struct duet_rvdev *rv)
-{
-	return rv->stale_unless &&
-	       atomic_load_explicit(rv->stale_unless, memory_order_acquire) !=
-		       atomic_load_explicit(&rv->epoch_seen, memory_order_relaxed);
-}
-
 bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
 {
 	struct virtqueue *vq;
@@ -126,7 +112,7 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
 	if (index >= DUET_MAX_VRINGS)
 		return false;
 	vq = atomic_load_explicit(&rv->live[index], memory_order_acquire);
-	if (!vq || stale(rv))
+	if (!vq)
 		return false;
 	/* virtqueue_notification's body: the queue is known here, and every
 	 * message passes this way (a call and a check fewer). */
@@ -146,8 +132,6 @@ DUET_OUT_OF_LINE unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 	uint32_t mine;
 	unsigned int ran;
 
-	if (stale(rv))
-		return 0;
 	/* Idle (see below): nothing to prefetch, so nothing to sum; the
 	 * full look only once something came. */
 	if (rv->empty_looks >= RVDEV_IDLE_LOOKS && !virtqueue_poll_pending(rv->live, n))

@@ -17,6 +17,8 @@
 #include <duet/rsc.h>
 #include <duet/virtio.h>
 
+#include "../core/compiler.h"
+
 struct duet_rvdev;
 
 typedef void (*duet_rvdev_notify)(struct duet_rvdev *rv, uint32_t notifyid);
@@ -91,6 +93,23 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
  * has been quiet for RVDEV_QUIET_LOOKS looks, prefetches what the queues
  * guess comes next (virtqueue_prefetch_next), until RVDEV_IDLE_LOOKS. */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
+
+/*
+ * Whether the driver reset the device since this device side made its
+ * queues (the reset epoch moved; false without one, and on the driver
+ * side): then the rings are the driver's new ones, or being made, and the
+ * queues' indices stale. Taking from them would read a new ring with old
+ * indices (a fault that asks for another reset) and write into it, so
+ * rptun runs nothing on them until duet_rptun_check_peer restarts the
+ * side. Relaxed: the driver may reset just after any look; the peer check
+ * makes the restart right.
+ */
+static DUET_INLINE bool duet_rvdev_stale(const struct duet_rvdev *rv)
+{
+	return rv->stale_unless &&
+	       atomic_load_explicit(rv->stale_unless, memory_order_relaxed) !=
+		       atomic_load_explicit(&rv->epoch_seen, memory_order_relaxed);
+}
 
 /* The sum of idx(vq) over rv's live queues (virtqueue_published_idx,
  * virtqueue_peer_idx). */
