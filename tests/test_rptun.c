@@ -403,16 +403,24 @@ static void test_most_vdevs(void **state)
 	assert_int_equal(duet_rptun_unknown_notifies(sides[1].rptun), 0);
 }
 
+/* Both sides started; vdev 1 (rng, the server's driver) bound on both. */
+static void start_rng(struct virtio_device **s_rng, struct virtio_device **host)
+{
+	*s_rng = duet_rptun_vdev(sides[0].rptun, 1);
+	*host = duet_rptun_vdev(sides[1].rptun, 1);
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	wait_bound(*s_rng);
+	wait_bound(*host);
+}
+
 static void test_device_side_notices_driver_reset(void **state)
 {
-	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
-	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 1);
+	struct virtio_device *s_rng, *host;
 	uint8_t buf[32];
 
 	(void)state;
-	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
-	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
-	wait_bound(host);
+	start_rng(&s_rng, &host);
 	/* The server takes its driver away and back: the device is reset. */
 	assert_int_equal(virtio_unregister_driver(&virtio_rng_driver), 0);
 	{
@@ -438,15 +446,11 @@ static void test_device_side_notices_driver_reset(void **state)
  * new ring with old indices (a fault: another reset). */
 static void test_needs_reset_restarts_on_clean_rings(void **state)
 {
-	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
-	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 1);
+	struct virtio_device *s_rng, *host;
 	uint8_t buf[32];
 
 	(void)state;
-	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
-	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
-	wait_bound(s_rng);
-	wait_bound(host);
+	start_rng(&s_rng, &host);
 	for (int round = 0; round < 3; round++) {
 		uint32_t epoch = atomic_load(&epochs[1]);
 		uint64_t end = duet_clock_ms() + 3000;
