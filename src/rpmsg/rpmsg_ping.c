@@ -31,13 +31,17 @@ struct rpmsg_ping_state {
 	struct rpmsg_endpoint ept;
 	struct duet_event *echo;  /* the echo we wait for came */
 	struct duet_event *nap;   /* sleeping between pings; ended by detach */
-	struct duet_event *idle;  /* detach's own sleep while pings leave */
 	struct duet_mutex *lock;  /* the fields below */
 	uint32_t waiting_seq, session;
 	bool echo_ok;
 	uint32_t peer_session, next_seq;
 	struct rpmsg_ping_counters counters;
-	int active;   /* rpmsg_ping in progress: 0 or 1 (under the device lock) */
+	/* Users of this state: a rpmsg_ping in progress (at most one, taken
+	 * under the device lock) and ping_detach while it wakes it. The last
+	 * to leave once `closing` frees the state: detach never waits for a
+	 * ping, which on one core with no OS may be below it on the stack
+	 * (the ping's wait runs the main loop that removes the device). */
+	int active;
 	bool closing; /* the device goes: pings give up */
 };
 
@@ -99,6 +103,14 @@ static int ping_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t 
 	return 0;
 }
 
+static void free_state(struct rpmsg_ping_state *st)
+{
+	duet_event_destroy(st->echo);
+	duet_event_destroy(st->nap);
+	duet_mutex_destroy(st->lock);
+	duet_port_free(st);
+}
+
 static void ping_attach(struct rpmsg_device *rdev, void *priv)
 {
 	struct rpmsg_ping_state *st = duet_port_alloc(sizeof(*st));
@@ -108,17 +120,25 @@ static void ping_attach(struct rpmsg_device *rdev, void *priv)
 		return;
 	st->ept.priv = st; /* before create: ping_cb may run at once */
 	if (duet_event_create(&st->echo) || duet_event_create(&st->nap) ||
-	    duet_event_create(&st->idle) || duet_mutex_create(&st->lock) ||
+	    duet_mutex_create(&st->lock) ||
 	    rpmsg_create_ept(&st->ept, rdev, RPMSG_PING_NAME, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 			     ping_cb, NULL)) {
-		duet_event_destroy(st->echo);
-		duet_event_destroy(st->nap);
-		duet_event_destroy(st->idle);
-		duet_mutex_destroy(st->lock);
-		duet_port_free(st);
+		free_state(st);
 		return;
 	}
 	rdev->ping = st;
+}
+
+/* Leave `st` as one of its users; the last once it is closing frees it. */
+static void put_state(struct rpmsg_ping_state *st)
+{
+	bool last;
+
+	duet_mutex_lock(st->lock);
+	last = !--st->active && st->closing;
+	duet_mutex_unlock(st->lock);
+	if (last)
+		free_state(st);
 }
 
 static void ping_detach(struct rpmsg_device *rdev, void *priv)
@@ -133,26 +153,15 @@ static void ping_detach(struct rpmsg_device *rdev, void *priv)
 	if (!st)
 		return;
 	rpmsg_destroy_ept(&st->ept);
-	/* Pings in progress give up, waiting for an echo or asleep between
-	 * pings; wait until they have. */
-	for (;;) {
-		bool busy;
-
-		duet_mutex_lock(st->lock);
-		st->closing = true;
-		busy = st->active > 0;
-		duet_mutex_unlock(st->lock);
-		if (!busy)
-			break;
-		duet_event_post(st->echo);
-		duet_event_post(st->nap);
-		duet_event_wait(st->idle, 1);
-	}
-	duet_event_destroy(st->idle);
-	duet_event_destroy(st->nap);
-	duet_mutex_destroy(st->lock);
-	duet_event_destroy(st->echo);
-	duet_port_free(st);
+	/* A ping in progress gives up, waiting for an echo or asleep between
+	 * pings: it is woken, not waited for. */
+	duet_mutex_lock(st->lock);
+	st->closing = true;
+	st->active++; /* this call's own use, while it wakes the ping */
+	duet_mutex_unlock(st->lock);
+	duet_event_post(st->echo);
+	duet_event_post(st->nap);
+	put_state(st);
 }
 
 /* The listener's key: one registration per process. */
@@ -226,8 +235,9 @@ int rpmsg_ping(struct rpmsg_device *rdev, uint32_t times, uint32_t len, uint32_t
 
 	if (!rdev)
 		return -EINVAL;
-	/* Pin the service: detach waits for us. One ping at a time: the
-	 * session and the echo awaited are the service's, not the call's. */
+	/* Pin the service: it stays until this call leaves it (put_state).
+	 * One ping at a time: the session and the echo awaited are the
+	 * service's, not the call's. */
 	duet_mutex_lock(rdev->lock);
 	st = rdev->ping;
 	if (st) {
@@ -243,9 +253,7 @@ int rpmsg_ping(struct rpmsg_device *rdev, uint32_t times, uint32_t len, uint32_t
 	if (busy)
 		return -EBUSY;
 	ret = ping_run(st, times, len, cmd, sleep_ms, res);
-	duet_mutex_lock(st->lock);
-	st->active--;
-	duet_mutex_unlock(st->lock);
+	put_state(st);
 	return ret;
 }
 

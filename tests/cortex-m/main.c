@@ -6,8 +6,8 @@
  * vhost side's deferred probe, rpmsg both roles with the name service,
  * messages of every size checked byte by byte, a burst, a blocking send,
  * the ping service, virtio-rng reads that wait through the port's idle
- * turn (one of them while its device is removed under it), a peer's bad
- * ring index refused, then stop and destroy.
+ * turn (one of them while its device is removed under it, and a ping the
+ * same way), a peer's bad ring index refused, then stop and destroy.
  * Prints a line per part and "cortex-m: N checks, all passed"; the first
  * failed check prints its line and exits 1 (QEMU's status: the test's).
  */
@@ -236,6 +236,30 @@ static void test_rng_removed_during_read(void)
 	printf("cortex-m: virtio-rng removed under a waiting read: -ENODEV, then bound again\n");
 }
 
+/* The same for rpmsg: the device goes while a ping waits for its echo. */
+static void reset_under_the_ping(void)
+{
+	rig_idle_hook = NULL;
+	virtio_set_status(duet_rptun_vdev(rig_side(1), 0), VIRTIO_CONFIG_STATUS_NEEDS_RESET);
+	duet_rptun_check_peer(rig_side(0));
+}
+
+static void test_rpmsg_removed_during_ping(void)
+{
+	struct virtio_device *v = duet_rptun_vdev(rig_side(0), 0);
+	struct rpmsg_ping_result res;
+
+	CHECK(rig_until(bound, v, 2000));
+	rig_idle_hook = reset_under_the_ping;
+	CHECK(rpmsg_ping(v->priv, 4, RPMSG_PING_HDR, RPMSG_PING_ACK, 0, &res) == -ENODEV);
+	CHECK(rig_idle_hook == NULL);
+	/* Restarted: bound again, and pings are echoed. */
+	CHECK(rig_until(bound, v, 2000));
+	CHECK(rpmsg_ping(v->priv, 4, RPMSG_PING_HDR, RPMSG_PING_ACK, 0, &res) == 0);
+	CHECK(res.times == 4 && res.failed == 0);
+	printf("cortex-m: rpmsg removed under a waiting ping: -ENODEV, then pinged again\n");
+}
+
 /* ---- a peer's bad used index ---- */
 
 static void test_broken_peer(void)
@@ -260,6 +284,7 @@ int main(void)
 	test_ping();
 	test_rng();
 	test_rng_removed_during_read();
+	test_rpmsg_removed_during_ping();
 	test_broken_peer();
 	CHECK(rig_stop() == 0);
 	printf("cortex-m: %u checks, all passed\n", checks);
