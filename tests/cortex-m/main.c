@@ -211,13 +211,17 @@ static void test_rng(void)
 
 /* ---- a removal from inside a read's wait ---- */
 
-/* The first turn the read's wait runs: the device side asks for a reset
- * and the driver side restarts, removing virtio-rng under the read (as a
- * main loop's peer check would). */
-static void reset_under_the_read(void)
+/* The vdev whose device side asks for a reset in the next wait's turn. */
+static unsigned int reset_vdev;
+
+/* The first turn a wait runs: the device side of reset_vdev asks for a
+ * reset and the driver side restarts, removing its driver under the wait
+ * (as a main loop's peer check would). */
+static void reset_under_the_wait(void)
 {
 	rig_idle_hook = NULL;
-	virtio_set_status(duet_rptun_vdev(rig_side(1), 1), VIRTIO_CONFIG_STATUS_NEEDS_RESET);
+	virtio_set_status(duet_rptun_vdev(rig_side(1), reset_vdev),
+			  VIRTIO_CONFIG_STATUS_NEEDS_RESET);
 	duet_rptun_check_peer(rig_side(0));
 }
 
@@ -227,7 +231,8 @@ static void test_rng_removed_during_read(void)
 	uint8_t buf[16];
 
 	CHECK(rig_until(bound, v, 2000));
-	rig_idle_hook = reset_under_the_read;
+	reset_vdev = 1;
+	rig_idle_hook = reset_under_the_wait;
 	CHECK(virtio_rng_read(v, buf, sizeof(buf), 2000) == -ENODEV);
 	CHECK(rig_idle_hook == NULL);
 	/* Restarted: bound again, and reads work. */
@@ -237,20 +242,14 @@ static void test_rng_removed_during_read(void)
 }
 
 /* The same for rpmsg: the device goes while a ping waits for its echo. */
-static void reset_under_the_ping(void)
-{
-	rig_idle_hook = NULL;
-	virtio_set_status(duet_rptun_vdev(rig_side(1), 0), VIRTIO_CONFIG_STATUS_NEEDS_RESET);
-	duet_rptun_check_peer(rig_side(0));
-}
-
 static void test_rpmsg_removed_during_ping(void)
 {
 	struct virtio_device *v = duet_rptun_vdev(rig_side(0), 0);
 	struct rpmsg_ping_result res;
 
 	CHECK(rig_until(bound, v, 2000));
-	rig_idle_hook = reset_under_the_ping;
+	reset_vdev = 0;
+	rig_idle_hook = reset_under_the_wait;
 	CHECK(rpmsg_ping(v->priv, 4, RPMSG_PING_HDR, RPMSG_PING_ACK, 0, &res) == -ENODEV);
 	CHECK(rig_idle_hook == NULL);
 	/* Restarted: bound again, and pings are echoed. */
