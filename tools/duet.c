@@ -172,9 +172,9 @@ static bool parse_u32(const char *s, uint32_t *v)
 	char *end;
 	unsigned long x;
 
-	/* strtoul takes a sign and wraps a negative number; on a 32-bit
-	 * host "-1" would pass as 4294967295. */
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ' || *s == '\t')
+	/* A digit first: strtoul would skip blanks and take a sign, and on a
+	 * 32-bit host "-1" would pass as 4294967295. */
+	if (!s || *s < '0' || *s > '9')
 		return false;
 	errno = 0;
 	x = strtoul(s, &end, 0);

@@ -241,9 +241,7 @@ int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t 
 		while (done < len && ret >= 0) {
 			size_t chunk = len - done < RNG_CHUNK ? len - done : RNG_CHUNK;
 
-			ret = atomic_load(&rng->gone) ? -ENODEV
-						      : request(rng, (uint8_t *)buf + done,
-								(uint32_t)chunk, deadline);
+			ret = request(rng, (uint8_t *)buf + done, (uint32_t)chunk, deadline);
 			if (ret > 0)
 				done += (size_t)ret;
 		}

@@ -159,6 +159,14 @@ static void finish_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, bo
 static void stash_rx(struct rpmsg_device *rdev);
 static void free_rdev(struct rpmsg_device *rdev);
 
+/* Whether what is left of a removed device (rpmsg_remove is done: vdev
+ * NULL) has no endpoint and no hold on it any more: then it is freed.
+ * Under its lock. */
+static bool rdev_unused(const struct rpmsg_device *rdev)
+{
+	return !rdev->vdev && !rdev->orphans && !rdev->holds;
+}
+
 /*
  * rpmsg_take_tx once no send buffer was free: wait for one up to the
  * device's timeout when `wait`. Called with the lock held once or more. From a
@@ -518,7 +526,7 @@ void rpmsg_destroy_ept(struct rpmsg_endpoint *ept)
 	if (duet_list_empty(&ept->node)) {
 		/* It outlived its device (rpmsg_remove): the last such frees it. */
 		rdev->orphans--;
-		last = !rdev->vdev && !rdev->orphans && !rdev->holds; /* rpmsg_remove is done */
+		last = rdev_unused(rdev);
 	} else {
 		unlink_ept(rdev, ept);
 	}
@@ -1420,7 +1428,7 @@ void rpmsg_remove(struct virtio_device *vdev)
 	rdev->rvq = rdev->svq = NULL;
 	/* The transport may go before the endpoints: nothing of it is kept. */
 	release_rdev(rdev);
-	last = !rdev->orphans && !rdev->holds;
+	last = rdev_unused(rdev); /* release_rdev let go of vdev */
 	duet_mutex_unlock(rdev->lock);
 	vdev->priv = NULL;
 	if (last)
@@ -1518,7 +1526,7 @@ void rpmsg_release_device(struct rpmsg_device *rdev)
 		return;
 	}
 	rdev->holds--;
-	last = !rdev->vdev && !rdev->orphans && !rdev->holds; /* rpmsg_remove is done */
+	last = rdev_unused(rdev);
 	duet_mutex_unlock(rdev->lock);
 	if (last)
 		free_rdev(rdev);

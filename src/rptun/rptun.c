@@ -214,10 +214,12 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid)
 		return;
 	route = notifyid < MAX_NOTIFYID ? rptun->route[notifyid] : -1;
 	if (notifyid == DUET_RPTUN_NOTIFY_ALL) {
-		for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
-			for (unsigned int k = 0;
-			     !duet_rvdev_stale(&rptun->rv[i]) && k < rptun->info.vdev[i].num_vrings; k++)
+		for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
+			if (duet_rvdev_stale(&rptun->rv[i]))
+				continue;
+			for (unsigned int k = 0; k < rptun->info.vdev[i].num_vrings; k++)
 				duet_rvdev_dispatch(&rptun->rv[i], k);
+		}
 		return;
 	}
 	/* A queue not created yet is normal (the peer kicked before this side

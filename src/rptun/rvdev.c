@@ -232,7 +232,7 @@ static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 	/* Placed now or at an earlier probe: the driver starts each life of
 	 * the device on a clean ring. The device side's words too (used.idx
 	 * above all): the device is in reset now, and a device side that has
-	 * not restarted yet leaves its stale queues alone (stale()). */
+	 * not restarted yet leaves its stale queues alone (duet_rvdev_stale). */
 	memset(rv->window + addr, 0, len);
 	return rv->window + addr;
 }
