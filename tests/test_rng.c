@@ -264,6 +264,51 @@ static void test_short_fills_are_completed(void **state)
 	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
 }
 
+/* ---- an empty device: returns every buffer with nothing written ---- */
+
+static void empty_serve(struct virtqueue *vq)
+{
+	struct virtqueue_buf vb[4];
+	size_t n;
+	int head;
+
+	while ((head = vhost_get_vq_buffers(vq, vb, 4, &n)) >= 0)
+		virtqueue_add_consumed_buffer(vq, (uint16_t)head, 0);
+	virtqueue_kick(vq);
+}
+
+static int empty_probe(struct vhost_device *hdev)
+{
+	vq_callback cbs[] = { empty_serve };
+
+	return vhost_create_virtqueues(hdev, 0, 1, NULL, cbs, NULL);
+}
+
+static struct vhost_driver empty = { .device = VIRTIO_ID_ENTROPY, .probe = empty_probe,
+				     .remove = stingy_remove };
+
+/* A read from a device that always answers with nothing ends at its
+ * timeout: it asks again after each empty answer, each time within the
+ * deadline it was given. */
+static void test_read_of_an_empty_device_times_out(void **state)
+{
+	struct rig *r = *state;
+	uint8_t a[16];
+	uint64_t t0;
+
+	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
+	assert_int_equal(vhost_register_driver(&empty), 0);
+	bring_up(r);
+	t0 = duet_clock_ms();
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 200), -ETIMEDOUT);
+	assert_true(duet_clock_ms() - t0 >= 200);
+	assert_true(duet_clock_ms() - t0 < 2500);
+	stop_polling(r);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
+	assert_int_equal(vhost_unregister_driver(&empty), 0);
+	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
+}
+
 /* ---- a lying device: returns a buffer the driver never gave ---- */
 
 static void liar_serve(struct virtqueue *vq)
@@ -621,6 +666,7 @@ int main(void)
 		T(test_timeout_then_late_device_leaks_nothing),
 		T(test_timeout_then_removal_leaks_nothing),
 		T(test_short_fills_are_completed),
+		T(test_read_of_an_empty_device_times_out),
 		T(test_read_ends_when_the_device_breaks_the_ring),
 		T(test_read_ends_when_the_device_goes),
 		T(test_queued_reads_end_when_the_device_goes),
