@@ -214,6 +214,44 @@ static void test_timeout_then_removal_leaks_nothing(void **state)
 	 * the heap is whole again */
 }
 
+/* ---- test devices in vhost-rng's place ---- */
+
+/* The queue callback of the test device in vhost-rng's place. */
+static vq_callback fake_serve;
+
+static int fake_probe(struct vhost_device *hdev)
+{
+	vq_callback cbs[] = { fake_serve };
+
+	return vhost_create_virtqueues(hdev, 0, 1, NULL, cbs, NULL);
+}
+
+static void fake_remove(struct vhost_device *hdev)
+{
+	vhost_delete_virtqueues(hdev);
+}
+
+static struct vhost_driver fake = { .device = VIRTIO_ID_ENTROPY, .probe = fake_probe,
+				    .remove = fake_remove };
+
+/* Serve the rig with `serve` instead of vhost-rng, both sides up. */
+static void bring_up_with(struct rig *r, vq_callback serve)
+{
+	fake_serve = serve;
+	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
+	assert_int_equal(vhost_register_driver(&fake), 0);
+	bring_up(r);
+}
+
+/* Undo bring_up_with: the device side off, vhost-rng back. */
+static void put_back_vhost_rng(struct rig *r)
+{
+	stop_polling(r);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
+	assert_int_equal(vhost_unregister_driver(&fake), 0);
+	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
+}
+
 /* ---- a stingy device: fills half of each request ---- */
 
 static void stingy_serve(struct virtqueue *vq)
@@ -231,37 +269,17 @@ static void stingy_serve(struct virtqueue *vq)
 	virtqueue_kick(vq);
 }
 
-static int stingy_probe(struct vhost_device *hdev)
-{
-	vq_callback cbs[] = { stingy_serve };
-
-	return vhost_create_virtqueues(hdev, 0, 1, NULL, cbs, NULL);
-}
-
-static void stingy_remove(struct vhost_device *hdev)
-{
-	vhost_delete_virtqueues(hdev);
-}
-
-static struct vhost_driver stingy = { .device = VIRTIO_ID_ENTROPY, .probe = stingy_probe,
-				      .remove = stingy_remove };
-
 static void test_short_fills_are_completed(void **state)
 {
 	struct rig *r = *state;
 	static uint8_t a[10000];
 
-	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
-	assert_int_equal(vhost_register_driver(&stingy), 0);
-	bring_up(r);
+	bring_up_with(r, stingy_serve);
 	memset(a, 0, sizeof(a));
 	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 2000), (int)sizeof(a));
 	for (size_t i = 0; i < sizeof(a); i++)
 		assert_int_equal(a[i], 0xa5); /* exactly what the device filled */
-	stop_polling(r);
-	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
-	assert_int_equal(vhost_unregister_driver(&stingy), 0);
-	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
+	put_back_vhost_rng(r);
 }
 
 /* ---- an empty device: returns every buffer with nothing written ---- */
@@ -277,16 +295,6 @@ static void empty_serve(struct virtqueue *vq)
 	virtqueue_kick(vq);
 }
 
-static int empty_probe(struct vhost_device *hdev)
-{
-	vq_callback cbs[] = { empty_serve };
-
-	return vhost_create_virtqueues(hdev, 0, 1, NULL, cbs, NULL);
-}
-
-static struct vhost_driver empty = { .device = VIRTIO_ID_ENTROPY, .probe = empty_probe,
-				     .remove = stingy_remove };
-
 /* A read from a device that always answers with nothing ends at its
  * timeout: it asks again after each empty answer, each time within the
  * deadline it was given. */
@@ -296,17 +304,12 @@ static void test_read_of_an_empty_device_times_out(void **state)
 	uint8_t a[16];
 	uint64_t t0;
 
-	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
-	assert_int_equal(vhost_register_driver(&empty), 0);
-	bring_up(r);
+	bring_up_with(r, empty_serve);
 	t0 = duet_clock_ms();
 	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 200), -ETIMEDOUT);
 	assert_true(duet_clock_ms() - t0 >= 200);
 	assert_true(duet_clock_ms() - t0 < 2500);
-	stop_polling(r);
-	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
-	assert_int_equal(vhost_unregister_driver(&empty), 0);
-	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
+	put_back_vhost_rng(r);
 }
 
 /* ---- a lying device: returns a buffer the driver never gave ---- */
@@ -323,16 +326,6 @@ static void liar_serve(struct virtqueue *vq)
 	virtqueue_kick(vq);
 }
 
-static int liar_probe(struct vhost_device *hdev)
-{
-	vq_callback cbs[] = { liar_serve };
-
-	return vhost_create_virtqueues(hdev, 0, 1, NULL, cbs, NULL);
-}
-
-static struct vhost_driver liar = { .device = VIRTIO_ID_ENTROPY, .probe = liar_probe,
-				    .remove = stingy_remove };
-
 /* A read waiting on a device that breaks the ring ends with -EIO at once,
  * not at its timeout, and so does every read after it. */
 static void test_read_ends_when_the_device_breaks_the_ring(void **state)
@@ -341,17 +334,12 @@ static void test_read_ends_when_the_device_breaks_the_ring(void **state)
 	uint8_t a[16];
 	uint64_t t0;
 
-	assert_int_equal(vhost_unregister_driver(&vhost_rng_driver), 0);
-	assert_int_equal(vhost_register_driver(&liar), 0);
-	bring_up(r);
+	bring_up_with(r, liar_serve);
 	t0 = duet_clock_ms();
 	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 5000), -EIO);
 	assert_true(duet_clock_ms() - t0 < 2500);
 	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 5000), -EIO);
-	stop_polling(r);
-	assert_int_equal(vhost_unregister_device(duet_loopback_device(r->lb)), 0);
-	assert_int_equal(vhost_unregister_driver(&liar), 0);
-	assert_int_equal(vhost_register_driver(&vhost_rng_driver), 0);
+	put_back_vhost_rng(r);
 }
 
 /* A read waiting when its device goes returns -ENODEV at once. */
