@@ -9,7 +9,7 @@ B ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_RUNS ?= 300000
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS = fuzz_vq_device fuzz_rsc fuzz_rpmsg fuzz_rpmsg_device
+FUZZ_TARGETS = fuzz_vq_device fuzz_rsc fuzz_rpmsg fuzz_rpmsg_device fuzz_rptun
 
 cmake_build = cmake -S . -B $(B)/$(1) -DCMAKE_C_COMPILER=$(2) $(3) >/dev/null && \
 	cmake --build $(B)/$(1) -j$(JOBS)

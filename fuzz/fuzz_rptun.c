@@ -1,0 +1,221 @@
+/*
+ * libFuzzer target: a hostile peer writing into the live resource table
+ * and the rest of the shared region while both rptun sides run. The table
+ * was checked once at create; afterwards every word of it is the peer's
+ * to change: a vdev's status, features, config length and bytes, the
+ * vrings' addresses, sizes and notify ids, the reset epochs. What must
+ * hold: whatever it writes, neither side reads or writes outside the
+ * region (a heap block of exactly its size, so AddressSanitizer sees any
+ * access past it), and every call returns.
+ *
+ * Both sides run in this one thread over the demo's three vdevs (rpmsg
+ * and an rng driven by the server, an rng driven by the proxy), with
+ * their drivers bound: the server starts first, so the proxy's device
+ * sides find DRIVER_OK and are probed at once, with no work thread (the
+ * server's device side waits for a record that restarts the server). The
+ * input is a list of records, [op] [a] [b] [c], then for writes their
+ * bytes:
+ *   0  a u32 (4 bytes) into a field of vdev a % 3 (b picks the field)
+ *   1  c % 16 bytes at region offset (a << 8 | b), wrapped to the region
+ *   2  side c & 1 checks its peer           3  side c & 1 is notified (id a)
+ *   4  side c & 1 polls its rings           5  an rng read, timeout 0
+ *   6  side c & 1 stops, or starts again    7  vdev a % 3's reset epoch moves
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <duet/rng.h>
+#include <duet/rptun.h>
+#include <duet/rsc_table.h>
+#include <duet/vhost.h>
+
+#define TABLE_SIZE 4096u
+#define CARVE_DA 4096u
+#define NVDEVS 3u
+
+/* rpmsg's config space: 256-byte buffers each way (little-endian words) */
+static const uint8_t rpmsg_config[8] = { 0, 1, 0, 0, 0, 1, 0, 0 };
+
+static const struct duet_vdev_desc vdevs[NVDEVS] = {
+	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1, .num_vrings = 2,
+	  .vring_num = 4, .vring_align = 16, .config_len = 8, .config = rpmsg_config,
+	  .carveout_size = 8 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_SERVER, .num_vrings = 1, .vring_num = 4,
+	  .vring_align = 16, .carveout_size = 4 * 1024 },
+	{ .id = VIRTIO_ID_ENTROPY, .driver = DUET_PROXY, .num_vrings = 1, .vring_num = 4,
+	  .vring_align = 16, .carveout_size = 4 * 1024 },
+};
+
+static uint8_t *region;
+static size_t region_size;
+static _Atomic uint32_t epochs[DUET_MAX_VDEVS];
+
+/* Doorbells go nowhere: the fuzzer decides who is notified, and when. */
+static void ring(struct duet_rptun *rptun, uint32_t notifyid)
+{
+	(void)rptun;
+	(void)notifyid;
+}
+
+static void *table_of(struct duet_rptun *rptun, size_t *size)
+{
+	(void)rptun;
+	*size = TABLE_SIZE;
+	return region;
+}
+
+static const struct duet_rptun_ops ops = { .get_resource = table_of, .notify = ring };
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	virtio_register_drivers();
+	vhost_register_drivers();
+	/* A device side deferred by a record waits for a stop and a start:
+	 * a work thread probing it would make runs depend on timing. */
+	vhost_set_probe_period(3600u * 1000u);
+	return 0;
+}
+
+/* vdev i's entry in the table as built (the fuzzer may have moved the
+ * offsets since: the layout is the builder's, known here). */
+static struct fw_rsc_vdev *vdev_entry(uint32_t i)
+{
+	static size_t off[NVDEVS];
+
+	if (!off[0]) {
+		const struct resource_table *t = (const void *)region;
+
+		/* Two entries per vdev, the carveout and then the vdev. */
+		for (uint32_t k = 0; k < NVDEVS; k++)
+			off[k] = t->offset[2 * k + 1];
+	}
+	return (struct fw_rsc_vdev *)(void *)(region + off[i]);
+}
+
+/* The u32 field `which` of vdev entry v (and its vrings, then its config
+ * space), or NULL past them. */
+static uint8_t *field(struct fw_rsc_vdev *v, uint32_t i, uint8_t which)
+{
+	static const size_t head[] = {
+		offsetof(struct fw_rsc_vdev, notifyid),     offsetof(struct fw_rsc_vdev, dfeatures),
+		offsetof(struct fw_rsc_vdev, gfeatures),    offsetof(struct fw_rsc_vdev, config_len),
+		offsetof(struct fw_rsc_vdev, status),       /* status, num_of_vrings, reserved */
+	};
+	size_t nhead = sizeof(head) / sizeof(head[0]);
+	size_t nring = vdevs[i].num_vrings * 4u; /* da, align, num, notifyid */
+
+	which %= (uint8_t)(nhead + nring + 2u);
+	if (which < nhead)
+		return (uint8_t *)v + head[which];
+	which = (uint8_t)(which - nhead);
+	if (which < nring)
+		return (uint8_t *)&v->vring[which / 4u] + 4u * (which % 4u);
+	/* The config space, after the vrings: its first word or its last. */
+	return (uint8_t *)&v->vring[vdevs[i].num_vrings] +
+	       (which == nring ? 0u : vdevs[i].config_len - 4u * (vdevs[i].config_len >= 4u));
+}
+
+static void poke(size_t off, const uint8_t *bytes, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		region[(off + k) % region_size] = bytes[k];
+}
+
+static void play(struct duet_rptun *side[2], const uint8_t *data, size_t size)
+{
+	while (size >= 4) {
+		uint8_t op = data[0] & 7u, a = data[1], b = data[2], c = data[3];
+		struct duet_rptun *me = side[c & 1u];
+		uint8_t buf[32];
+		size_t n;
+
+		data += 4;
+		size -= 4;
+		switch (op) {
+		case 0:
+			if (size < 4)
+				return;
+			/* vdevs without config space get a vring word instead */
+			poke((size_t)(field(vdev_entry(a % NVDEVS), a % NVDEVS, b) - region), data, 4);
+			data += 4;
+			size -= 4;
+			break;
+		case 1:
+			n = c % 16u < size ? c % 16u : size;
+			poke(((size_t)a << 8 | b) % region_size, data, n);
+			data += n;
+			size -= n;
+			break;
+		case 2:
+			duet_rptun_check_peer(me);
+			break;
+		case 3:
+			duet_rptun_notified(me, a == 0xff ? DUET_RPTUN_NOTIFY_ALL : a);
+			break;
+		case 4:
+			duet_rptun_poll(me);
+			break;
+		case 5: {
+			struct virtio_device *rng = virtio_rng_get(a % 2u);
+
+			if (rng)
+				(void)virtio_rng_read(rng, buf, 1u + b % sizeof(buf), 0);
+			break;
+		}
+		case 6:
+			if (duet_rptun_running(me))
+				duet_rptun_stop(me);
+			else
+				duet_rptun_start(me);
+			break;
+		default:
+			atomic_fetch_add(&epochs[a % NVDEVS], 1u);
+			break;
+		}
+		(void)duet_rptun_ready(me);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct duet_rptun *side[2] = { NULL, NULL };
+	struct duet_rsc_error err;
+
+	region_size = CARVE_DA + duet_rsc_carveouts_size(vdevs, NVDEVS);
+	region = calloc(1, region_size);
+	if (!region)
+		return 0;
+	memset(epochs, 0, sizeof(epochs));
+	if (duet_rsc_build(region, TABLE_SIZE, vdevs, NVDEVS, CARVE_DA) <= 0)
+		abort();
+	for (int i = 0; i < 2; i++) {
+		struct duet_rptun_config cfg = {
+			.side = (enum duet_side)i, .region = region, .region_size = region_size,
+			.ops = &ops, .reset_epochs = epochs,
+		};
+
+		if (duet_rptun_create(&side[i], &cfg, &err) < 0)
+			abort();
+	}
+	/* The server, which drives rpmsg and the first rng, first: its
+	 * DRIVER_OK is up when the proxy's device sides register. The
+	 * server's device side of the third vdev stays deferred until a
+	 * record restarts the server. */
+	if (duet_rptun_start(side[0]) < 0 || duet_rptun_start(side[1]) < 0 ||
+	    !duet_rptun_ready(side[1]))
+		abort();
+	play(side, data, size);
+	duet_rptun_destroy(side[1]);
+	duet_rptun_destroy(side[0]);
+	free(region);
+	return 0;
+}
