@@ -6,7 +6,10 @@
  * vrings' addresses, sizes and notify ids, the reset epochs. What must
  * hold: whatever it writes, neither side reads or writes outside the
  * region (a heap block of exactly its size, so AddressSanitizer sees any
- * access past it), and every call returns.
+ * access past it), and every call returns. And nothing is lost for good:
+ * once the table is as built again, both sides stop and start, and the
+ * proxy's devices are all bound with their queues (a buffer heap that
+ * leaked would refuse the server's drivers their buffers).
  *
  * Both sides run in this one thread over the demo's three vdevs (rpmsg
  * and an rng driven by the server, an rng driven by the proxy), with
@@ -52,6 +55,7 @@ static const struct duet_vdev_desc vdevs[NVDEVS] = {
 };
 
 static uint8_t *region;
+static uint8_t pristine[TABLE_SIZE]; /* the table as built */
 static size_t region_size;
 static _Atomic uint32_t epochs[DUET_MAX_VDEVS];
 
@@ -185,6 +189,19 @@ static void play(struct duet_rptun *side[2], const uint8_t *data, size_t size)
 	}
 }
 
+/* The table as built, the peer's writes undone, and both sides started
+ * again in the order that binds the proxy's devices at once. */
+static void recover(struct duet_rptun *side[2])
+{
+	for (int i = 1; i >= 0; i--)
+		if (duet_rptun_running(side[i]) && duet_rptun_stop(side[i]) < 0)
+			abort();
+	memcpy(region, pristine, TABLE_SIZE);
+	if (duet_rptun_start(side[0]) < 0 || duet_rptun_start(side[1]) < 0 ||
+	    !duet_rptun_ready(side[1]))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct duet_rptun *side[2] = { NULL, NULL };
@@ -213,7 +230,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (duet_rptun_start(side[0]) < 0 || duet_rptun_start(side[1]) < 0 ||
 	    !duet_rptun_ready(side[1]))
 		abort();
+	memcpy(pristine, region, TABLE_SIZE);
 	play(side, data, size);
+	recover(side);
 	duet_rptun_destroy(side[1]);
 	duet_rptun_destroy(side[0]);
 	free(region);
