@@ -505,6 +505,43 @@ static void test_vring_outside_carveout_refused(void **state)
 	(void)st;
 }
 
+/*
+ * The driver side places its vrings itself, at every probe. A hostile
+ * device rewrote the address of vdev 1's vring in the live table to the
+ * start of vdev 0's carveout (rpmsg's rings), then asked for a reset: the
+ * driver side's new probe cleared and used a ring there, over rpmsg's.
+ */
+static void test_driver_places_its_vrings_whatever_the_table_says(void **state)
+{
+	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
+	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 1);
+	struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(region +
+		((struct resource_table *)(void *)region)->offset[3]);
+	uint8_t before[512];
+	uint32_t placed;
+
+	(void)state;
+	if (!s_rng || !host) { /* the return also tells gcc's LTO (see above) */
+		fail();
+		return;
+	}
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	wait_bound(s_rng);
+	wait_bound(host);
+	placed = atomic_load((_Atomic uint32_t *)&v->vring[0].da);
+	assert_int_not_equal(placed, CARVE_DA);
+	memcpy(before, region + CARVE_DA, sizeof(before));
+
+	atomic_store((_Atomic uint32_t *)&v->vring[0].da, CARVE_DA);
+	assert_int_equal(virtio_set_status(host, VIRTIO_CONFIG_STATUS_NEEDS_RESET), 0);
+	assert_int_equal(duet_rptun_check_peer(sides[0].rptun), 1);
+	wait_bound(s_rng);
+	assert_non_null(s_rng->vrings_info[0].vq);
+	assert_int_equal(atomic_load((_Atomic uint32_t *)&v->vring[0].da), placed);
+	assert_memory_equal(before, region + CARVE_DA, sizeof(before));
+}
+
 /* vdev 1, the rng the server drives: its driver side and its device side;
  * false if either is missing. */
 static bool rng_vdev1(struct virtio_device **driver, struct virtio_device **device)
@@ -892,6 +929,8 @@ int main(void)
 						setup_still, teardown),
 		cmocka_unit_test_setup_teardown(test_vdev_calls_out_of_bounds_are_refused, setup_still,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_driver_places_its_vrings_whatever_the_table_says,
+						setup_still, teardown),
 		cmocka_unit_test(test_create_refuses_bad_configurations),
 		cmocka_unit_test_setup_teardown(test_most_vdevs, setup_max, teardown),
 		cmocka_unit_test(test_heap_from_the_carveout_rest),

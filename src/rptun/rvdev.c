@@ -201,38 +201,44 @@ static void rv_delete_virtqueues(struct virtio_device *vdev)
 	vdev->vrings_num = 0;
 }
 
-/* Where vring i lives: the driver side places an unplaced one; the device
- * side takes the peer's address only inside the vdev's carveout (and
- * virtqueue_init checks its alignment). NULL when unusable. */
+/* Where vring i lives. The device side takes the driver's address only
+ * inside the vdev's carveout (and virtqueue_init checks its alignment).
+ * The driver side places it from the table it checked at create, never
+ * from the live one: the peer may have rewritten the address since, and
+ * the driver would clear and use whatever memory it names. NULL when
+ * unusable. */
 static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 {
 	uint32_t *da = &rv->rsc->vring[i].da;
-	uint32_t addr = load32(da);
+	uint32_t addr = rv->desc.vring[i].da;
 	size_t len = vring_size(rv->desc.vring[i].num, rv->desc.vring[i].align);
-	uint32_t off = addr - rv->desc.carveout_da;
 
 	if (rv->vdev.role == VIRTIO_DEV_DEVICE) {
+		uint32_t off;
+
+		addr = load32(da);
+		off = addr - rv->desc.carveout_da;
 		if (addr == FW_RSC_ADDR_ANY || off > rv->desc.carveout_len ||
 		    len > rv->desc.carveout_len - off)
 			return NULL;
 		return rv->window + addr;
 	}
 
-	if (addr == FW_RSC_ADDR_ANY) {
+	if (addr == FW_RSC_ADDR_ANY) { /* at the start of the carveout, in order */
 		size_t off = 0;
 
 		for (unsigned int k = 0; k < i; k++)
 			off += align_up(vring_size(rv->desc.vring[k].num, rv->desc.vring[k].align),
 					VRING_PLACE_ALIGN);
 		addr = rv->desc.carveout_da + (uint32_t)off;
-		store32(da, addr);
 	}
+	store32(da, addr);
 	if (addr > rv->window_size || len > rv->window_size - addr)
 		return NULL;
-	/* Placed now or at an earlier probe: the driver starts each life of
-	 * the device on a clean ring. The device side's words too (used.idx
-	 * above all): the device is in reset now, and a device side that has
-	 * not restarted yet leaves its stale queues alone (duet_rvdev_stale). */
+	/* The driver starts each life of the device on a clean ring, the
+	 * device side's words too (used.idx above all): the device is in
+	 * reset now, and a device side that has not restarted yet leaves its
+	 * stale queues alone (duet_rvdev_stale). */
 	memset(rv->window + addr, 0, len);
 	return rv->window + addr;
 }
