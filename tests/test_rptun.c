@@ -840,6 +840,7 @@ static void test_create_refuses_bad_configurations(void **state)
 	struct duet_rsc_error err = { 0 };
 	struct duet_rptun *r;
 	struct fw_rsc_carveout *c;
+	struct fw_rsc_vdev *v;
 
 	(void)state;
 	region_size = CARVE_DA + duet_rsc_carveouts_size(demo, 3);
@@ -887,6 +888,24 @@ static void test_create_refuses_bad_configurations(void **state)
 	assert_int_equal(create_with(region, TABLE_SIZE, &err), -EINVAL);
 	assert_string_equal(duet_rsc_reason(err.fault), "carveout too small for its vrings");
 	assert_int_equal(err.entry, 1);
+
+	/* A vring address already in the table: only where the driver side
+	 * places it (a table written back by a running link) is taken. At any
+	 * other address the driver's buffers, from the carveout after the
+	 * vrings' place, could overlap its ring. */
+	c->len = demo[1].carveout_size;
+	v = (struct fw_rsc_vdev *)(void *)(region +
+		((struct resource_table *)(void *)region)->offset[3]);
+	v->vring[0].da = c->da;
+	assert_int_equal(create_with(region, TABLE_SIZE, &err), 0);
+	v->vring[0].da = c->da + 64u;
+	err.fault = DUET_RSC_OK;
+	assert_int_equal(create_with(region, TABLE_SIZE, &err), -EINVAL);
+	assert_string_equal(duet_rsc_reason(err.fault), "vring not where the driver side places it");
+	assert_int_equal(err.entry, 1);
+	assert_int_equal(err.value, c->da + 64u);
+	v->vring[0].da = FW_RSC_ADDR_ANY;
+	assert_int_equal(create_with(region, TABLE_SIZE, &err), 0);
 
 	assert_int_equal(duet_rptun_stop(NULL), -EINVAL);
 	free(region);

@@ -599,7 +599,7 @@ static void test_reasons(void **state)
 {
 	(void)state;
 	assert_string_equal(duet_rsc_reason(DUET_RSC_OK), "table accepted");
-	for (int f = DUET_RSC_TABLE_SHORT; f <= DUET_RSC_CARVEOUT_SMALL; f++) {
+	for (int f = DUET_RSC_TABLE_SHORT; f <= DUET_RSC_VRING_PLACE; f++) {
 		const char *r = duet_rsc_reason((enum duet_rsc_fault)f);
 
 		assert_true(strlen(r) > 8);
@@ -607,7 +607,7 @@ static void test_reasons(void **state)
 		for (int g = DUET_RSC_OK; g < f; g++)
 			assert_string_not_equal(r, duet_rsc_reason((enum duet_rsc_fault)g));
 	}
-	assert_string_equal(duet_rsc_reason((enum duet_rsc_fault)(DUET_RSC_CARVEOUT_SMALL + 1)),
+	assert_string_equal(duet_rsc_reason((enum duet_rsc_fault)(DUET_RSC_VRING_PLACE + 1)),
 			    "unknown fault");
 	assert_string_equal(duet_rsc_reason((enum duet_rsc_fault)-1), "unknown fault");
 }

@@ -134,6 +134,7 @@ enum duet_rsc_fault {
 	DUET_RSC_LINK_BAD_SIDE,        /* driver side neither server nor proxy */
 	DUET_RSC_TABLE_OUTSIDE,        /* table outside the region */
 	DUET_RSC_CARVEOUT_SMALL,       /* carveout too small for its vrings */
+	DUET_RSC_VRING_PLACE,          /* vring not where the driver side places it */
 };
 
 /* Where and why a table was refused. */

@@ -82,8 +82,17 @@ static int setup_vdev(struct duet_rptun *rptun, unsigned int i, struct duet_rsc_
 
 	if (vrings > d->carveout_len)
 		return refuse(err, (int)i, DUET_RSC_CARVEOUT_SMALL, d->carveout_len);
-	for (unsigned int k = 0; k < d->num_vrings; k++)
+	for (unsigned int k = 0; k < d->num_vrings; k++) {
+		uint32_t da = d->vring[k].da;
+
+		/* Placed already (a table a running link wrote back): only at
+		 * the driver's place, or its buffers, from the carveout after
+		 * that place, could overlap the ring. */
+		if (da != FW_RSC_ADDR_ANY &&
+		    da != d->carveout_da + (uint32_t)duet_rvdev_vring_offset(d, k))
+			return refuse(err, (int)i, DUET_RSC_VRING_PLACE, da);
 		rptun->route[d->vring[k].notifyid] = (int16_t)(i * DUET_MAX_VRINGS + k);
+	}
 	/* The driver side's buffers: the carveout after the vrings. */
 	if (role == VIRTIO_DEV_DRIVER && d->carveout_len - vrings >= 64 &&
 	    duet_heap_create(&rptun->heap[i], region + d->carveout_da + vrings,

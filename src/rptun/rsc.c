@@ -188,13 +188,14 @@ static const char reasons[] =
 	"driver side neither server nor proxy\0"
 	"table outside the region\0"
 	"carveout too small for its vrings\0"
+	"vring not where the driver side places it\0"
 	"unknown fault";
 
 const char *duet_rsc_reason(enum duet_rsc_fault fault)
 {
 	/* Past the list: the last sentence, "unknown fault". */
-	unsigned int n = (unsigned int)fault <= DUET_RSC_CARVEOUT_SMALL ? (unsigned int)fault
-								      : DUET_RSC_CARVEOUT_SMALL + 1u;
+	unsigned int n = (unsigned int)fault <= DUET_RSC_VRING_PLACE ? (unsigned int)fault
+								    : DUET_RSC_VRING_PLACE + 1u;
 
 	return duet_strtab_at(reasons, n);
 }

@@ -70,14 +70,19 @@ static size_t align_up(size_t v, size_t a)
 	return (v + a - 1u) & ~(a - 1u);
 }
 
+size_t duet_rvdev_vring_offset(const struct duet_rsc_vdev *desc, unsigned int i)
+{
+	size_t off = 0;
+
+	for (unsigned int k = 0; k < i; k++)
+		off += align_up(vring_size(desc->vring[k].num, desc->vring[k].align),
+				VRING_PLACE_ALIGN);
+	return off;
+}
+
 size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc)
 {
-	size_t total = 0;
-
-	for (unsigned int i = 0; i < desc->num_vrings; i++)
-		total += align_up(vring_size(desc->vring[i].num, desc->vring[i].align),
-				  VRING_PLACE_ALIGN);
-	return total;
+	return duet_rvdev_vring_offset(desc, desc->num_vrings);
 }
 
 /* ---- notifications and faults ---- */
@@ -210,7 +215,7 @@ static void rv_delete_virtqueues(struct virtio_device *vdev)
 static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 {
 	uint32_t *da = &rv->rsc->vring[i].da;
-	uint32_t addr = rv->desc.vring[i].da;
+	uint32_t addr;
 	size_t len = vring_size(rv->desc.vring[i].num, rv->desc.vring[i].align);
 
 	if (rv->vdev.role == VIRTIO_DEV_DEVICE) {
@@ -224,14 +229,9 @@ static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 		return rv->window + addr;
 	}
 
-	if (addr == FW_RSC_ADDR_ANY) { /* at the start of the carveout, in order */
-		size_t off = 0;
-
-		for (unsigned int k = 0; k < i; k++)
-			off += align_up(vring_size(rv->desc.vring[k].num, rv->desc.vring[k].align),
-					VRING_PLACE_ALIGN);
-		addr = rv->desc.carveout_da + (uint32_t)off;
-	}
+	/* The table said ANY, or this very place (duet_rptun_create refuses
+	 * any other). */
+	addr = rv->desc.carveout_da + (uint32_t)duet_rvdev_vring_offset(&rv->desc, i);
 	store32(da, addr);
 	if (addr > rv->window_size || len > rv->window_size - addr)
 		return NULL;

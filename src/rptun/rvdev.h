@@ -115,6 +115,10 @@ static DUET_INLINE bool duet_rvdev_stale(const struct duet_rvdev *rv)
  * virtqueue_peer_idx). */
 uint32_t duet_rvdev_sum_idx(struct duet_rvdev *rv, uint16_t (*idx)(const struct virtqueue *));
 
+/* Where the driver side places vring i: its offset from the start of the
+ * carveout, the vrings before it back to back at 64-byte steps. */
+size_t duet_rvdev_vring_offset(const struct duet_rsc_vdev *desc, unsigned int i);
+
 /* Bytes the driver side's vrings take at the start of the carveout. */
 size_t duet_rvdev_vrings_size(const struct duet_rsc_vdev *desc);
 
