@@ -328,6 +328,55 @@ static void test_device_refuses_unoffered_features(void **state)
 	lbdev_free(d);
 }
 
+/* A transport whose device refuses every feature set: FEATURES_OK never
+ * sticks, as a device that cannot work with the driver's choice says. */
+static uint8_t stubborn_status;
+
+static int stubborn_get_status(struct virtio_device *vdev, uint8_t *status)
+{
+	(void)vdev;
+	*status = stubborn_status;
+	return 0;
+}
+
+static int stubborn_set_status(struct virtio_device *vdev, uint8_t status)
+{
+	(void)vdev;
+	stubborn_status = (uint8_t)(status & ~VIRTIO_CONFIG_FEATURES_OK);
+	return 0;
+}
+
+static int stubborn_get_features(struct virtio_device *vdev, uint64_t *features)
+{
+	(void)vdev;
+	*features = 0x6;
+	return 0;
+}
+
+static int stubborn_set_features(struct virtio_device *vdev, uint64_t features)
+{
+	(void)vdev;
+	(void)features;
+	return 0;
+}
+
+static void test_negotiation_fails_when_the_device_refuses(void **state)
+{
+	static const struct virtio_dispatch stubborn = {
+		.get_status = stubborn_get_status, .set_status = stubborn_set_status,
+		.get_features = stubborn_get_features, .set_features = stubborn_set_features,
+	};
+	struct virtio_device vdev = { .role = VIRTIO_DEV_DRIVER, .func = &stubborn };
+	uint64_t final = 99;
+
+	(void)state;
+	stubborn_status = VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER;
+	assert_int_equal(virtio_negotiate_features(&vdev, 0x4, &final), -ENODEV);
+	assert_true(stubborn_status & VIRTIO_CONFIG_STATUS_FAILED);
+	assert_int_equal(vdev.features, 0); /* nothing negotiated */
+	assert_int_equal(final, 99);
+}
+
 static void test_config_access_and_expressions(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
@@ -736,6 +785,7 @@ int main(void)
 		T(test_unregister_driver_hands_devices_over),
 		T(test_register_errors),
 		T(test_negotiation_takes_the_common_subset),
+		T(test_negotiation_fails_when_the_device_refuses),
 		T(test_device_refuses_unoffered_features),
 		T(test_config_access_and_expressions),
 		V(test_vhost_ready_peer_probes_at_once),
