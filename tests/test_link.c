@@ -446,6 +446,28 @@ static void test_rpmsg_ping_random_lengths(void **state)
 	assert_null(strstr(s.buf, "missing or wrong"));
 }
 
+/* A ping asleep between pings when the proxy dies: it ends, and says
+ * which peer it was pinging (the device, gone by then, has no name). */
+static void test_ping_names_the_peer_that_went(void **state)
+{
+	struct proc s, p;
+	struct timespec nap = { 0, 200000000 };
+
+	(void)state;
+	unlink_region(N("went"));
+	proc_start(&s, ARGS("server", "--name", N("went"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", N("went"), "--serve"));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	proc_send(&s, "rpmsg ping proxy 3 17 3 60000\n");
+	nanosleep(&nap, NULL);
+	proc_kill9(&p);
+	assert_true(proc_expect(&s, "rpmsg ping proxy: No such device", 5000));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+}
+
 static void test_rpmsg_flood_arrives_in_order(void **state)
 {
 	struct proc s, p;
@@ -642,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_demo),
 		cmocka_unit_test(test_rpmsg_ping_random_lengths),
 		cmocka_unit_test(test_rpmsg_flood_arrives_in_order),
+		cmocka_unit_test(test_ping_names_the_peer_that_went),
 		cmocka_unit_test(test_rpmsg_both_sides_send_from_callbacks),
 		cmocka_unit_test(test_rng_sizes_both_devices),
 		cmocka_unit_test(test_failing_commands_fail_the_run),

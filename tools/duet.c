@@ -273,12 +273,15 @@ static int ping_one(struct rpmsg_device *rdev, void *arg)
 {
 	struct ping_args *a = arg;
 	struct rpmsg_ping_result r;
+	char cpu[32];
 	int ret;
 
+	/* The name now: a device removed during the ping has none left. */
+	snprintf(cpu, sizeof(cpu), "%s", rpmsg_get_cpuname(rdev));
 	ret = rpmsg_ping(rdev, a->times, a->max ? UINT32_MAX : a->len, a->cmd, a->sleep_ms, &r);
 
 	if (ret < 0) {
-		out("rpmsg ping %s: %s%s\n", rpmsg_get_cpuname(rdev), strerror(-ret),
+		out("rpmsg ping %s: %s%s\n", cpu, strerror(-ret),
 		    ret == -EINVAL ? " (LEN must be 16 up to the buffer's payload room)" : "");
 		return ret;
 	}
@@ -292,7 +295,7 @@ static int ping_one(struct rpmsg_device *rdev, void *arg)
 	out("p50: %llu ns, p99: %llu ns\n", (unsigned long long)r.p50_ns,
 	    (unsigned long long)r.p99_ns);
 	if (r.failed)
-		out("rpmsg ping %s: %u echoes missing or wrong\n", rpmsg_get_cpuname(rdev), r.failed);
+		out("rpmsg ping %s: %u echoes missing or wrong\n", cpu, r.failed);
 	return r.failed ? -EIO : 0;
 }
 
