@@ -583,6 +583,7 @@ static void test_failing_commands_fail_the_run(void **state)
 		{ "fail-wait", "wait 100", "wait: not ready within 100 ms (peer not attached)", false },
 		{ "fail-ms", "wait soon", "wait: MS must be a number", false },
 		{ "fail-cmd", "status; bogus", "unknown command 'bogus' (try 'help')", false },
+		{ "fail-bits", "rpmsg ping all 1 17 16 0", "rpmsg ping: CMD is 0 to 15", false },
 	};
 	struct proc s;
 

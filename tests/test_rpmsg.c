@@ -2634,6 +2634,7 @@ static void test_ping_both_ways(void **state)
 	assert_int_equal(rpmsg_ping(NULL, 1, 16, 0, 0, &r), -EINVAL);
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, 0, 0, NULL), -EINVAL);
 	assert_int_equal(rpmsg_ping(drv_dev, 0, 16, 0, 0, &r), -EINVAL);
+	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_CMDS + 1u, 0, &r), -EINVAL);
 	/* One ping at a time per device: a second, while the first runs, is
 	 * refused, and the first is not disturbed. */
 	{

@@ -340,6 +340,10 @@ static int cmd_rpmsg(int argc, char **argv)
 			out("usage: rpmsg ping CPU|all TIMES LEN CMD SLEEP_MS (e.g. rpmsg ping all 1000 17 3 0)\n");
 			return -EINVAL;
 		}
+		if (a.cmd & ~RPMSG_PING_CMDS) {
+			out("rpmsg ping: CMD is 0 to %u (its bits: see 'help')\n", RPMSG_PING_CMDS);
+			return -EINVAL;
+		}
 		return each_rpmsg(argv[2], ping_one, &a);
 	}
 	if (argc == 3 && !strcmp(argv[1], "dump"))

@@ -18,6 +18,7 @@ extern "C" {
 #define RPMSG_PING_CHECK 2u  /* cmd bit 1: check the data */
 #define RPMSG_PING_RANDOM 4u /* cmd bit 2: random length up to len */
 #define RPMSG_PING_ECHO 8u   /* cmd bit 3 (duet): echo each, do not wait */
+#define RPMSG_PING_CMDS 15u  /* every cmd bit there is: a ping with another is refused */
 #define RPMSG_PING_HDR 16u   /* bytes of ping header inside the payload */
 
 struct rpmsg_ping_result {
@@ -42,7 +43,8 @@ int rpmsg_ping_register(void);
  * ping header, at most the buffer; UINT32_MAX: the largest), `cmd` as above, sleeping sleep_ms
  * between pings. Times are per ping (the round trip with ACK); each is kept
  * (8 bytes a ping) for the percentiles. Returns 0, or a negative errno
- * (-ENOTCONN: the peer's ping endpoint never bound; -EBUSY: another
+ * (-EINVAL: no times, a len outside the range, a cmd bit not above;
+ * -ENOTCONN: the peer's ping endpoint never bound; -EBUSY: another
  * rpmsg_ping runs on this device; -ENOMEM: no memory for the times;
  * -ENODEV: the device went, which ends a ping asleep between pings or
  * waiting for an echo at once; *res then counts the pings sent).

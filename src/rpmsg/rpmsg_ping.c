@@ -266,7 +266,7 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 	uint8_t *buf;
 	int ret = 0;
 
-	if (!res || !times)
+	if (!res || !times || (cmd & ~RPMSG_PING_CMDS))
 		return -EINVAL;
 	memset(res, 0, sizeof(*res));
 	while (!rpmsg_is_ept_ready(&st->ept)) {
