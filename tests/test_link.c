@@ -584,6 +584,9 @@ static void test_failing_commands_fail_the_run(void **state)
 		{ "fail-ms", "wait soon", "wait: MS must be a number", false },
 		{ "fail-cmd", "status; bogus", "unknown command 'bogus' (try 'help')", false },
 		{ "fail-bits", "rpmsg ping all 1 17 16 0", "rpmsg ping: CMD is 0 to 15", false },
+		{ "fail-extra", "status now", "status takes no arguments", false },
+		{ "fail-quit", "quit now", "quit takes no arguments", false },
+		{ "fail-wait2", "wait 1 2", "usage: wait [MS]", false },
 	};
 	struct proc s;
 

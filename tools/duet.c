@@ -370,6 +370,13 @@ static int run_command(struct duet_link *link, char *line)
 	}
 	if (argc == 0)
 		return 0;
+	/* A word more than a command takes is a mistake, not a detail. */
+	if (argc > 1 && (!strcmp(argv[0], "quit") || !strcmp(argv[0], "exit") ||
+			 !strcmp(argv[0], "help") || !strcmp(argv[0], "status") ||
+			 !strcmp(argv[0], "reset") || !strcmp(argv[0], "panic"))) {
+		out("%s takes no arguments (try 'help')\n", argv[0]);
+		return -EINVAL;
+	}
 	if (!strcmp(argv[0], "quit") || !strcmp(argv[0], "exit"))
 		return 1;
 	if (!strcmp(argv[0], "help")) {
@@ -384,6 +391,10 @@ static int run_command(struct duet_link *link, char *line)
 		return 0;
 	}
 	if (!strcmp(argv[0], "wait")) {
+		if (argc > 2) {
+			out("usage: wait [MS] (e.g. wait 5000)\n");
+			return -EINVAL;
+		}
 		if (argc > 1 && !parse_u32(argv[1], &a)) {
 			out("wait: MS must be a number\n");
 			return -EINVAL;
