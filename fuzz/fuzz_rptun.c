@@ -13,7 +13,7 @@
  *
  * Both sides run in this one thread over the demo's three vdevs (rpmsg
  * and an rng driven by the server, an rng driven by the proxy), with
- * their drivers bound: the server starts first, so the proxy's device
+ * their drivers bound and an rpmsg endpoint on each side: the server starts first, so the proxy's device
  * sides find DRIVER_OK and are probed at once, with no work thread (the
  * server's device side waits for a record that restarts the server). The
  * input is a list of records, [op] [a] [b] [c], then for writes their
@@ -21,7 +21,8 @@
  *   0  a u32 (4 bytes) into a field of vdev a % 3 (b picks the field)
  *   1  c % 16 bytes at region offset (a << 8 | b), wrapped to the region
  *   2  side c & 1 checks its peer           3  side c & 1 is notified (id a)
- *   4  side c & 1 polls its rings           5  an rng read, timeout 0
+ *   4  side c & 1 polls its rings           5  an rng read, timeout 0 (a even),
+ *                                              or an rpmsg send from side c & 1
  *   6  side c & 1 stops, or starts again    7  vdev a % 3's reset epoch moves
  */
 #define _POSIX_C_SOURCE 200809L
@@ -33,6 +34,7 @@
 #include <string.h>
 
 #include <duet/rng.h>
+#include <duet/rpmsg.h>
 #include <duet/rptun.h>
 #include <duet/rsc_table.h>
 #include <duet/vhost.h>
@@ -55,6 +57,8 @@ static const struct duet_vdev_desc vdevs[NVDEVS] = {
 };
 
 static uint8_t *region;
+static struct rpmsg_endpoint epts[2]; /* server's, proxy's */
+static bool ept_made[2];
 static uint8_t pristine[TABLE_SIZE]; /* the table as built */
 static size_t region_size;
 static _Atomic uint32_t epochs[DUET_MAX_VDEVS];
@@ -169,10 +173,15 @@ static void play(struct duet_rptun *side[2], const uint8_t *data, size_t size)
 			duet_rptun_poll(me);
 			break;
 		case 5: {
-			struct virtio_device *rng = virtio_rng_get(a % 2u);
+			struct virtio_device *rng = virtio_rng_get(a % 4u);
 
-			if (rng)
+			if (a & 1u) {
+				memset(buf, b, sizeof(buf));
+				if (ept_made[c & 1u])
+					(void)rpmsg_trysend(&epts[c & 1u], buf, 1 + b % (int)sizeof(buf));
+			} else if (rng) {
 				(void)virtio_rng_read(rng, buf, 1u + b % sizeof(buf), 0);
+			}
 			break;
 		}
 		case 6:
@@ -200,6 +209,38 @@ static void recover(struct duet_rptun *side[2])
 	if (duet_rptun_start(side[0]) < 0 || duet_rptun_start(side[1]) < 0 ||
 	    !duet_rptun_ready(side[1]))
 		abort();
+}
+
+static int count_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+{
+	(void)ept;
+	(void)data;
+	(void)len;
+	(void)src;
+	(void)priv;
+	return 0;
+}
+
+/* An endpoint named "fz" on each side's rpmsg device: the name service
+ * binds them once the records let the announcements through. */
+static void make_epts(struct duet_rptun *side[2])
+{
+	for (int i = 0; i < 2; i++) {
+		struct virtio_device *v = duet_rptun_vdev(side[i], 0);
+
+		ept_made[i] = v && v->priv &&
+			      rpmsg_create_ept(&epts[i], v->priv, "fz", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					       count_cb, NULL) == 0;
+	}
+}
+
+/* Destroyed whatever became of their devices (gone ones too). */
+static void destroy_epts(void)
+{
+	for (int i = 0; i < 2; i++)
+		if (ept_made[i])
+			rpmsg_destroy_ept(&epts[i]);
+	memset(ept_made, 0, sizeof(ept_made));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -231,7 +272,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    !duet_rptun_ready(side[1]))
 		abort();
 	memcpy(pristine, region, TABLE_SIZE);
+	make_epts(side);
 	play(side, data, size);
+	destroy_epts();
 	recover(side);
 	duet_rptun_destroy(side[1]);
 	duet_rptun_destroy(side[0]);
