@@ -7,9 +7,10 @@
  * hold: whatever it writes, neither side reads or writes outside the
  * region (a heap block of exactly its size, so AddressSanitizer sees any
  * access past it), and every call returns. And nothing is lost for good:
- * once the table is as built again, both sides stop and start, and the
+ * once the table is as built again, both sides stop and start, the
  * proxy's devices are all bound with their queues (a buffer heap that
- * leaked would refuse the server's drivers their buffers).
+ * leaked would refuse the server's drivers their buffers), and new rpmsg
+ * endpoints exchange a message each way.
  *
  * Both sides run in this one thread over the demo's three vdevs (rpmsg
  * and an rng driven by the server, an rng driven by the proxy), with
@@ -198,26 +199,16 @@ static void play(struct duet_rptun *side[2], const uint8_t *data, size_t size)
 	}
 }
 
-/* The table as built, the peer's writes undone, and both sides started
- * again in the order that binds the proxy's devices at once. */
-static void recover(struct duet_rptun *side[2])
-{
-	for (int i = 1; i >= 0; i--)
-		if (duet_rptun_running(side[i]) && duet_rptun_stop(side[i]) < 0)
-			abort();
-	memcpy(region, pristine, TABLE_SIZE);
-	if (duet_rptun_start(side[0]) < 0 || duet_rptun_start(side[1]) < 0 ||
-	    !duet_rptun_ready(side[1]))
-		abort();
-}
+
+static unsigned int received[2]; /* messages each side's endpoint got */
 
 static int count_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
 {
-	(void)ept;
 	(void)data;
 	(void)len;
 	(void)src;
 	(void)priv;
+	received[ept == &epts[1]]++;
 	return 0;
 }
 
@@ -241,6 +232,36 @@ static void destroy_epts(void)
 		if (ept_made[i])
 			rpmsg_destroy_ept(&epts[i]);
 	memset(ept_made, 0, sizeof(ept_made));
+}
+
+/* The table as built, the peer's writes undone, and both sides started
+ * again in the order that binds the proxy's devices at once: then new
+ * endpoints find each other and a message gets through each way. */
+static void recover(struct duet_rptun *side[2])
+{
+	static const char msg[] = "after";
+
+	for (int i = 1; i >= 0; i--)
+		if (duet_rptun_running(side[i]) && duet_rptun_stop(side[i]) < 0)
+			abort();
+	memcpy(region, pristine, TABLE_SIZE);
+	if (duet_rptun_start(side[0]) < 0 || duet_rptun_start(side[1]) < 0 ||
+	    !duet_rptun_ready(side[1]))
+		abort();
+	make_epts(side);
+	memset(received, 0, sizeof(received));
+	for (int turn = 0; turn < 4; turn++) {
+		duet_rptun_poll(side[1]);
+		duet_rptun_poll(side[0]);
+	}
+	if (!ept_made[0] || !ept_made[1] || rpmsg_trysend(&epts[0], msg, sizeof(msg)) < 0 ||
+	    rpmsg_trysend(&epts[1], msg, sizeof(msg)) < 0)
+		abort();
+	duet_rptun_poll(side[1]);
+	duet_rptun_poll(side[0]);
+	if (received[0] != 1 || received[1] != 1)
+		abort();
+	destroy_epts();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
