@@ -233,6 +233,22 @@ static void test_name_service_binds_both_ways_and_data_flows(void **state)
 	assert_true(wait_until(got, &a, 2000));
 	assert_string_equal(a.last, "hello driver");
 
+	/* An endpoint already made on the device is refused a second create
+	 * there (it rewrote the endpoint while linked: the device's list and
+	 * lookup chain were corrupt); it keeps working. */
+	{
+		uint32_t addr = a.ept.addr;
+
+		assert_int_equal(rpmsg_create_ept(&a.ept, drv_dev, "again", RPMSG_ADDR_ANY,
+						  RPMSG_ADDR_ANY, box_cb, NULL), -EBUSY);
+		assert_int_equal(a.ept.addr, addr);
+		assert_string_equal(a.ept.name, "echo-svc");
+		atomic_store(&b.count, 0);
+		assert_int_equal(rpmsg_send(&a.ept, "still", 6), 6);
+		assert_true(wait_until(got, &b, 2000));
+		assert_string_equal(b.last, "still");
+	}
+
 	/* The largest payload each way, byte for byte; one more is refused. */
 	for (int i = 0; i < (int)sizeof(big); i++)
 		big[i] = (char)(i * 13);

@@ -89,8 +89,9 @@ struct rpmsg_endpoint {
  * Create an endpoint on rdev: `src` its address (RPMSG_ADDR_ANY: the next
  * free one from 1024 up), `dest` the peer's (or RPMSG_ADDR_ANY: bound when
  * the peer announces the same name). With a name and the name service on,
- * the peer is told (NS CREATE). Returns 0, -EINVAL, -EBUSY (address in use),
- * -ENODEV (device gone).
+ * the peer is told (NS CREATE). Returns 0, -EINVAL, -EBUSY (address in use,
+ * or ept is already an endpoint of rdev), -ENODEV (device gone). An
+ * endpoint must be destroyed before its struct is created again.
  *
  * Set ept->priv before calling: it is kept, and cb may run on the transport's
  * thread as soon as the endpoint exists, before this call returns.

@@ -420,6 +420,17 @@ static struct pending_ns *find_pending(struct rpmsg_device *rdev, const char *na
 }
 
 /* Length of a name, or RPMSG_NAME_SIZE when it does not fit. */
+/* Whether ept is one of rdev's endpoints now: a second create of it would
+ * rewrite it while linked. By address only, never reading *ept, which
+ * may not be set yet. Creation is rare: a walk of the list serves. */
+static bool ept_listed(struct rpmsg_device *rdev, const struct rpmsg_endpoint *ept)
+{
+	for (struct duet_list *l = rdev->epts.next; l != &rdev->epts; l = l->next)
+		if (l == &ept->node)
+			return true;
+	return false;
+}
+
 static size_t name_len(const char *name)
 {
 	size_t n = 0;
@@ -443,7 +454,7 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 	}
 	if (src == RPMSG_ADDR_ANY)
 		src = free_addr(rdev);
-	if (find_ept(rdev, src) || src == RPMSG_ADDR_ANY) {
+	if (find_ept(rdev, src) || src == RPMSG_ADDR_ANY || ept_listed(rdev, ept)) {
 		duet_mutex_unlock(rdev->lock);
 		return -EBUSY;
 	}
