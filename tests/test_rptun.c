@@ -505,6 +505,27 @@ static void test_vring_outside_carveout_refused(void **state)
 	(void)st;
 }
 
+/* vdev 1, the rng the server drives: its driver side and its device side;
+ * false if either is missing. */
+static bool rng_vdev1(struct virtio_device **driver, struct virtio_device **device)
+{
+	*driver = duet_rptun_vdev(sides[0].rptun, 1);
+	*device = duet_rptun_vdev(sides[1].rptun, 1);
+	return *driver && *device;
+}
+
+/* rng_vdev1, with both sides started and both of its sides bound. */
+static bool start_rng_vdev1(struct virtio_device **driver, struct virtio_device **device)
+{
+	if (!rng_vdev1(driver, device))
+		return false;
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	wait_bound(*driver);
+	wait_bound(*device);
+	return true;
+}
+
 /*
  * The driver side places its vrings itself, at every probe. A hostile
  * device rewrote the address of vdev 1's vring in the live table to the
@@ -513,22 +534,17 @@ static void test_vring_outside_carveout_refused(void **state)
  */
 static void test_driver_places_its_vrings_whatever_the_table_says(void **state)
 {
-	struct virtio_device *s_rng = duet_rptun_vdev(sides[0].rptun, 1);
-	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 1);
+	struct virtio_device *s_rng, *host;
 	struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(region +
 		((struct resource_table *)(void *)region)->offset[3]);
 	uint8_t before[512];
 	uint32_t placed;
 
 	(void)state;
-	if (!s_rng || !host) { /* the return also tells gcc's LTO (see above) */
+	if (!start_rng_vdev1(&s_rng, &host)) { /* the return also tells gcc's LTO (see above) */
 		fail();
 		return;
 	}
-	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
-	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
-	wait_bound(s_rng);
-	wait_bound(host);
 	placed = atomic_load((_Atomic uint32_t *)&v->vring[0].da);
 	assert_int_not_equal(placed, CARVE_DA);
 	memcpy(before, region + CARVE_DA, sizeof(before));
@@ -542,14 +558,6 @@ static void test_driver_places_its_vrings_whatever_the_table_says(void **state)
 	assert_memory_equal(before, region + CARVE_DA, sizeof(before));
 }
 
-/* vdev 1, the rng the server drives: its driver side and its device side;
- * false if either is missing. */
-static bool rng_vdev1(struct virtio_device **driver, struct virtio_device **device)
-{
-	*driver = duet_rptun_vdev(sides[0].rptun, 1);
-	*device = duet_rptun_vdev(sides[1].rptun, 1);
-	return *driver && *device;
-}
 
 /*
  * What duet_rptun_check_peer decides on, one thing at a time, with only
@@ -563,14 +571,10 @@ static void test_check_peer_sees_each_change(void **state)
 	struct virtio_device *s_rng, *host;
 
 	(void)state;
-	if (!rng_vdev1(&s_rng, &host)) { /* the return also tells gcc's LTO (see above) */
+	if (!start_rng_vdev1(&s_rng, &host)) { /* the return also tells gcc's LTO (see above) */
 		fail();
 		return;
 	}
-	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
-	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
-	wait_bound(s_rng);
-	wait_bound(host);
 	assert_int_equal(duet_rptun_check_peer(sides[1].rptun), 0);
 	assert_int_equal(duet_rptun_check_peer(sides[1].rptun), 0);
 	assert_int_equal(duet_rptun_check_peer(sides[0].rptun), 0);
