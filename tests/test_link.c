@@ -42,13 +42,13 @@ static const char *N(const char *base)
 	static struct {
 		const char *base;
 		char full[48];
-	} names[32];
+	} names[64];
 	size_t i;
 
-	for (i = 0; i < 32 && names[i].base; i++)
+	for (i = 0; i < 64 && names[i].base; i++)
 		if (!strcmp(names[i].base, base))
 			return names[i].full;
-	assert_true(i < 32);
+	assert_true(i < 64);
 	names[i].base = base;
 	snprintf(names[i].full, sizeof(names[i].full), "tl-%d-%s", (int)getpid(), base);
 	return names[i].full;
@@ -177,6 +177,18 @@ static int pid_in(const struct proc *p)
 	return p->pid;
 }
 
+/* A server (not spawning) and a proxy serving on link `base`, both up
+ * with every device bound. */
+static void start_served_pair(struct proc *s, struct proc *p, const char *base)
+{
+	unlink_region(N(base));
+	proc_start(s, ARGS("server", "--name", N(base), "--no-spawn"));
+	assert_true(proc_expect(s, "created", 5000));
+	proc_start(p, ARGS("proxy", "--name", N(base), "--serve"));
+	proc_send(s, "wait 5000\n");
+	assert_true(proc_expect(s, "ready", 6000));
+}
+
 static void test_kill_proxy_and_recover(void **state)
 {
 	struct proc s, a, b;
@@ -184,12 +196,7 @@ static void test_kill_proxy_and_recover(void **state)
 	uint64_t t0, dt;
 
 	(void)state;
-	unlink_region(N("kp"));
-	proc_start(&s, ARGS("server", "--name", N("kp"), "--no-spawn"));
-	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&a, ARGS("proxy", "--name", N("kp"), "--serve"));
-	proc_send(&s, "wait 5000\n");
-	assert_true(proc_expect(&s, "ready", 6000));
+	start_served_pair(&s, &a, "kp");
 	t0 = now_ms();
 	proc_kill9(&a);
 	snprintf(line, sizeof(line), "proxy (pid %d) died: its devices are removed", pid_in(&a));
@@ -454,12 +461,7 @@ static void test_ping_names_the_peer_that_went(void **state)
 	struct timespec nap = { 0, 200000000 };
 
 	(void)state;
-	unlink_region(N("went"));
-	proc_start(&s, ARGS("server", "--name", N("went"), "--no-spawn"));
-	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("went"), "--serve"));
-	proc_send(&s, "wait 5000\n");
-	assert_true(proc_expect(&s, "ready", 6000));
+	start_served_pair(&s, &p, "went");
 	proc_send(&s, "rpmsg ping proxy 3 17 3 60000\n");
 	nanosleep(&nap, NULL);
 	proc_kill9(&p);
