@@ -203,6 +203,31 @@ static void test_timeout_then_late_device_leaks_nothing(void **state)
 	assert_int_equal(duet_loopback_heap_available(r->lb), r->heap_free);
 }
 
+/*
+ * A ring's worth of reads time out (no device side yet), so every
+ * descriptor is out with a request. Once the device has served them all,
+ * a read must work again: the returned buffers are taken back before a
+ * new request needs a descriptor. (They were taken back only when memory
+ * ran out, so every later read got -ENOSPC for good.)
+ */
+static void test_a_ring_of_timeouts_then_reads_work_again(void **state)
+{
+	struct rig *r = *state;
+	uint8_t a[100];
+
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
+	start_polling(r);
+	for (int i = 0; i < 16; i++) /* the rig's ring has 16 entries */
+		assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 0), -ETIMEDOUT);
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 0), -ENOSPC);
+
+	stop_polling(r);
+	assert_int_equal(vhost_register_device(duet_loopback_device(r->lb)), 0);
+	start_polling(r);
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 2000), (int)sizeof(a));
+	assert_int_equal(duet_loopback_heap_available(r->lb), r->heap_free);
+}
+
 static void test_timeout_then_removal_leaks_nothing(void **state)
 {
 	struct rig *r = *state;
@@ -652,6 +677,7 @@ int main(void)
 		T(test_reads_of_every_size),
 		T(test_read_without_shared_memory),
 		T(test_timeout_then_late_device_leaks_nothing),
+		T(test_a_ring_of_timeouts_then_reads_work_again),
 		T(test_timeout_then_removal_leaks_nothing),
 		T(test_short_fills_are_completed),
 		T(test_read_of_an_empty_device_times_out),

@@ -84,21 +84,21 @@ static bool collect(struct virtio_rng *rng, void *mine, uint32_t *filled)
 	return got;
 }
 
-/* Post one buffer of `chunk` bytes: it, or NULL with *err. Under lock. */
+/* Post one buffer of `chunk` bytes: it, or NULL with *err. Under lock.
+ * Late buffers the device returned are taken back first: each holds a
+ * descriptor and memory, and after a ring's worth of timed-out reads
+ * nothing else would free them (every post would find the ring full). */
 static void *post(struct virtio_rng *rng, uint32_t chunk, int *err)
 {
 	struct virtqueue_buf vb;
 	uint32_t filled;
 	void *buf;
 
+	collect(rng, NULL, &filled);
 	buf = virtio_alloc_buf(rng->vdev, chunk, 16);
 	if (!buf) {
-		collect(rng, NULL, &filled); /* maybe a late one frees memory */
-		buf = virtio_alloc_buf(rng->vdev, chunk, 16);
-		if (!buf) {
-			*err = -ENOMEM;
-			return NULL;
-		}
+		*err = -ENOMEM;
+		return NULL;
 	}
 	vb = (struct virtqueue_buf){ buf, chunk, true };
 	*err = track(rng, buf, true) ? virtqueue_add_buffer(rng->vq, &vb, 0, 1, buf) : -EBUSY;
