@@ -145,6 +145,7 @@ static void test_loopback_and_link(void **state)
 	assert_null(duet_loopback_driver(NULL));
 	assert_null(duet_loopback_device(NULL));
 	assert_int_equal(duet_loopback_poll(NULL), -EINVAL);
+	assert_int_equal(duet_loopback_check_peer(NULL), -EINVAL);
 	assert_int_equal(duet_loopback_prefetches(NULL, 0), 0);
 	assert_false(duet_loopback_prefetching(NULL, 0));
 	assert_null(duet_loopback_rsc(NULL));

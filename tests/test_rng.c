@@ -228,6 +228,31 @@ static void test_a_ring_of_timeouts_then_reads_work_again(void **state)
 	assert_int_equal(duet_loopback_heap_available(r->lb), r->heap_free);
 }
 
+/*
+ * The driver side goes and comes back (a driver reset): it makes new
+ * rings, and the device side's queue still has the old indices, so it
+ * would wait for entries the new ring never reaches and every read would
+ * time out. duet_loopback_check_peer starts the device side over.
+ */
+static void test_device_side_starts_over_after_a_driver_reset(void **state)
+{
+	struct rig *r = *state;
+	uint8_t a[100];
+
+	bring_up(r);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 2000), (int)sizeof(a));
+	assert_int_equal(duet_loopback_check_peer(r->lb), 0);
+
+	stop_polling(r);
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(r->lb)), 0);
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
+	assert_int_equal(duet_loopback_check_peer(r->lb), 1);
+	assert_int_equal(duet_loopback_check_peer(r->lb), 0);
+	start_polling(r);
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 2000), (int)sizeof(a));
+}
+
 static void test_timeout_then_removal_leaks_nothing(void **state)
 {
 	struct rig *r = *state;
@@ -678,6 +703,7 @@ int main(void)
 		T(test_read_without_shared_memory),
 		T(test_timeout_then_late_device_leaks_nothing),
 		T(test_a_ring_of_timeouts_then_reads_work_again),
+		T(test_device_side_starts_over_after_a_driver_reset),
 		T(test_timeout_then_removal_leaks_nothing),
 		T(test_short_fills_are_completed),
 		T(test_read_of_an_empty_device_times_out),

@@ -60,6 +60,18 @@ struct virtio_device *duet_loopback_device(struct duet_loopback *lb);
 int duet_loopback_poll(struct duet_loopback *lb);
 
 /*
+ * Start a side over whose peer reset it, as duet_rptun_check_peer does
+ * over a link: the device side after a driver reset (the driver side
+ * unregistered and registered again, or its driver changed) or a broken
+ * ring, the driver side when the device asked for a reset (NEEDS_RESET).
+ * Until then the device side keeps the queues it had, whose indices the
+ * driver's new rings no longer match. Call it from the loop that polls,
+ * never concurrently with a poll. Returns how many sides started over
+ * (0-2), or -EINVAL.
+ */
+int duet_loopback_check_peer(struct duet_loopback *lb);
+
+/*
  * The same for one side (VIRTIO_DEV_DRIVER or VIRTIO_DEV_DEVICE): two
  * threads, one per side, stand in for two cores. Returns how many ran,
  * or -EINVAL for another role.

@@ -31,6 +31,7 @@ struct duet_loopback {
 	size_t size;
 	struct duet_heap *bufs;
 	struct duet_loopback_side side[2]; /* [VIRTIO_DEV_DRIVER], [VIRTIO_DEV_DEVICE] */
+	_Atomic uint32_t epoch; /* the driver's resets (duet_loopback_check_peer) */
 };
 
 static void lb_notify(struct duet_rvdev *rv, uint32_t notifyid)
@@ -93,6 +94,17 @@ int duet_loopback_poll(struct duet_loopback *lb)
 	       duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
 }
 
+int duet_loopback_check_peer(struct duet_loopback *lb)
+{
+	int restarted = 0;
+
+	if (!lb)
+		return -EINVAL;
+	for (unsigned int s = 0; s < 2; s++)
+		restarted += duet_rvdev_restart_if_reset(&lb->side[s].rv) != 0;
+	return restarted;
+}
+
 int duet_loopback_create(struct duet_loopback **lbp, const struct duet_loopback_config *cfg)
 {
 	struct duet_vdev_desc desc;
@@ -137,7 +149,7 @@ int duet_loopback_create(struct duet_loopback **lbp, const struct duet_loopback_
 	}
 	for (unsigned int s = 0; s < 2; s++)
 		duet_rvdev_init(&lb->side[s].rv, s, lb->mem, lb->size, lb->mem, &info.vdev[0],
-				lb->bufs, lb_notify, lb, NULL);
+				lb->bufs, lb_notify, lb, &lb->epoch);
 	*lbp = lb;
 	return 0;
 }

@@ -283,32 +283,11 @@ int duet_rptun_check_peer(struct duet_rptun *rptun)
 		return -EINVAL;
 	duet_mutex_lock(rptun->lock);
 	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++) {
-		struct virtio_device *vdev = &rptun->rv[i].vdev;
-		uint8_t st = duet_rvdev_status(&rptun->rv[i]);
-		int ret;
+		int ret = rptun->registered[i] ? duet_rvdev_restart_if_reset(&rptun->rv[i]) : 0;
 
-		if (!rptun->registered[i] || !atomic_load(&vdev->bus_driver))
-			continue;
-		if (vdev->role == VIRTIO_DEV_DRIVER) {
-			/* The device asked for a reset: probe again from scratch. */
-			if (!(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET))
-				continue;
-			virtio_unregister_device(vdev);
-			duet_rvdev_deinit(&rptun->rv[i]);
-			ret = virtio_register_device(vdev);
-		} else {
-			if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) &&
-			    !(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET) &&
-			    !duet_rvdev_reset_since(&rptun->rv[i]))
-				continue;
-			/* The driver reset it or a ring broke: start over, deferred. */
-			vhost_unregister_device(vdev);
-			duet_rvdev_deinit(&rptun->rv[i]);
-			ret = vhost_register_device(vdev);
-		}
 		if (ret < 0)
 			rptun->registered[i] = false;
-		restarted++;
+		restarted += ret != 0;
 	}
 	duet_mutex_unlock(rptun->lock);
 	return restarted;

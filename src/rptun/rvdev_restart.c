@@ -1,0 +1,33 @@
+/*
+ * rvdev_restart.c - start a vdev's side over when its peer reset it: what
+ * rptun's and the loopback's peer checks share. Built with the vhost
+ * framework, whose bus a device side registers on again.
+ */
+#include <duet/vhost.h>
+
+#include "rvdev.h"
+
+int duet_rvdev_restart_if_reset(struct duet_rvdev *rv)
+{
+	struct virtio_device *vdev = &rv->vdev;
+	uint8_t st = duet_rvdev_status(rv);
+
+	if (!atomic_load(&vdev->bus_driver))
+		return 0; /* nothing bound: a new probe starts clean anyway */
+	if (vdev->role == VIRTIO_DEV_DRIVER) {
+		/* The device asked for a reset: probe again from scratch. */
+		if (!(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET))
+			return 0;
+		virtio_unregister_device(vdev);
+		duet_rvdev_deinit(rv);
+		return virtio_register_device(vdev) < 0 ? -1 : 1;
+	}
+	if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) && !(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET) &&
+	    !duet_rvdev_reset_since(rv))
+		return 0;
+	/* The driver reset it or a ring broke: start over, deferred until
+	 * the driver is back. */
+	vhost_unregister_device(vdev);
+	duet_rvdev_deinit(rv);
+	return vhost_register_device(vdev) < 0 ? -1 : 1;
+}
