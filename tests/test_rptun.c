@@ -558,6 +558,49 @@ static void test_driver_places_its_vrings_whatever_the_table_says(void **state)
 	assert_memory_equal(before, region + CARVE_DA, sizeof(before));
 }
 
+/*
+ * A driver's descriptor names memory outside its vdev's carveout: the
+ * resource table. The device side must refuse it (the ring is broken,
+ * NEEDS_RESET asked) and write nothing there: its window is the vdev's
+ * carveout, not the whole region (vhost-rng wrote its random bytes over
+ * the table before).
+ */
+static void test_device_writes_only_inside_its_carveout(void **state)
+{
+	struct virtio_device *s_rng, *host;
+	struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(region +
+		((struct resource_table *)(void *)region)->offset[3]);
+	struct vring_desc *desc;
+	uint8_t before[64], st = 0;
+	struct virtqueue_buf vb;
+	uint8_t *buf;
+	int found = 0;
+
+	(void)state;
+	if (!start_rng_vdev1(&s_rng, &host)) { /* the return also tells gcc's LTO (see above) */
+		fail();
+		return;
+	}
+	buf = virtio_alloc_buf(s_rng, sizeof(before), 16);
+	assert_non_null(buf);
+	vb = (struct virtqueue_buf){ buf, sizeof(before), true };
+	assert_int_equal(virtqueue_add_buffer(s_rng->vrings_info[0].vq, &vb, 0, 1, buf), 0);
+	/* The hostile part: the posted descriptor now names the table. */
+	desc = (struct vring_desc *)(void *)(region + v->vring[0].da);
+	for (unsigned int i = 0; i < v->vring[0].num; i++) {
+		if (desc[i].addr == (uint64_t)(buf - region)) {
+			desc[i].addr = 256;
+			found++;
+		}
+	}
+	assert_int_equal(found, 1);
+	memcpy(before, region + 256, sizeof(before));
+	duet_rptun_notified(sides[1].rptun, v->vring[0].notifyid);
+	assert_memory_equal(before, region + 256, sizeof(before));
+	assert_int_equal(virtio_get_status(s_rng, &st), 0);
+	assert_true(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET);
+}
+
 
 /*
  * What duet_rptun_check_peer decides on, one thing at a time, with only
@@ -953,6 +996,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vdev_calls_out_of_bounds_are_refused, setup_still,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_driver_places_its_vrings_whatever_the_table_says,
+						setup_still, teardown),
+		cmocka_unit_test_setup_teardown(test_device_writes_only_inside_its_carveout,
 						setup_still, teardown),
 		cmocka_unit_test(test_create_refuses_bad_configurations),
 		cmocka_unit_test_setup_teardown(test_most_vdevs, setup_max, teardown),

@@ -265,7 +265,11 @@ static int rv_create_virtqueues(struct virtio_device *vdev, unsigned int flags,
 			.ring = vring_at(rv, i),
 			.align = rv->desc.vring[i].align,
 			.features = vdev->features & RING_FEATURES,
-			.window = { rv->window, 0, rv->window_size },
+			/* The vdev's carveout, not the region: a driver's
+			 * descriptors (peer words) may name only its own
+			 * vdev's memory, never the table or another vdev's. */
+			.window = { rv->window + rv->desc.carveout_da, rv->desc.carveout_da,
+				    rv->desc.carveout_len },
 			.notify = rv_vq_notify,
 			.callback = callbacks ? callbacks[i] : NULL,
 			.fault = rv_fault,
