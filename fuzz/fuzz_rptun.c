@@ -110,8 +110,9 @@ static struct fw_rsc_vdev *vdev_entry(uint32_t i)
 	return (struct fw_rsc_vdev *)(void *)(region + off[i]);
 }
 
-/* The u32 field `which` of vdev entry v (and its vrings, then its config
- * space), or NULL past them. */
+/* The u32 field `which` (wrapped) of vdev entry v: a header word, a
+ * vring word, or the first or last word of its config space (when it
+ * has one). */
 static uint8_t *field(struct fw_rsc_vdev *v, uint32_t i, uint8_t which)
 {
 	static const size_t head[] = {
@@ -121,8 +122,9 @@ static uint8_t *field(struct fw_rsc_vdev *v, uint32_t i, uint8_t which)
 	};
 	size_t nhead = sizeof(head) / sizeof(head[0]);
 	size_t nring = vdevs[i].num_vrings * 4u; /* da, align, num, notifyid */
+	size_t nconfig = vdevs[i].config_len >= 4u ? 2u : 0u;
 
-	which %= (uint8_t)(nhead + nring + 2u);
+	which %= (uint8_t)(nhead + nring + nconfig);
 	if (which < nhead)
 		return (uint8_t *)v + head[which];
 	which = (uint8_t)(which - nhead);
@@ -130,7 +132,7 @@ static uint8_t *field(struct fw_rsc_vdev *v, uint32_t i, uint8_t which)
 		return (uint8_t *)&v->vring[which / 4u] + 4u * (which % 4u);
 	/* The config space, after the vrings: its first word or its last. */
 	return (uint8_t *)&v->vring[vdevs[i].num_vrings] +
-	       (which == nring ? 0u : vdevs[i].config_len - 4u * (vdevs[i].config_len >= 4u));
+	       (which == nring ? 0u : vdevs[i].config_len - 4u);
 }
 
 static void poke(size_t off, const uint8_t *bytes, size_t n)
@@ -153,7 +155,6 @@ static void play(struct duet_rptun *side[2], const uint8_t *data, size_t size)
 		case 0:
 			if (size < 4)
 				return;
-			/* vdevs without config space get a vring word instead */
 			poke((size_t)(field(vdev_entry(a % NVDEVS), a % NVDEVS, b) - region), data, 4);
 			data += 4;
 			size -= 4;

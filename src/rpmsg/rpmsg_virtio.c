@@ -419,7 +419,6 @@ static struct pending_ns *find_pending(struct rpmsg_device *rdev, const char *na
 	return NULL;
 }
 
-/* Length of a name, or RPMSG_NAME_SIZE when it does not fit. */
 /* Whether ept is one of rdev's endpoints now: a second create of it would
  * rewrite it while linked. By address only, never reading *ept, which
  * may not be set yet. Creation is rare: a walk of the list serves. */
@@ -431,6 +430,7 @@ static bool ept_listed(struct rpmsg_device *rdev, const struct rpmsg_endpoint *e
 	return false;
 }
 
+/* Length of a name, or RPMSG_NAME_SIZE when it does not fit. */
 static size_t name_len(const char *name)
 {
 	size_t n = 0;

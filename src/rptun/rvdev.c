@@ -210,8 +210,8 @@ static void rv_delete_virtqueues(struct virtio_device *vdev)
  * inside the vdev's carveout (and virtqueue_init checks its alignment).
  * The driver side places it from the table it checked at create, never
  * from the live one: the peer may have rewritten the address since, and
- * the driver would clear and use whatever memory it names. NULL when
- * unusable. */
+ * the driver would clear and use whatever memory it names. NULL when the
+ * device side cannot use the driver's address. */
 static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 {
 	uint32_t *da = &rv->rsc->vring[i].da;
@@ -230,11 +230,10 @@ static uint8_t *vring_at(struct duet_rvdev *rv, unsigned int i)
 	}
 
 	/* The table said ANY, or this very place (duet_rptun_create refuses
-	 * any other). */
+	 * any other). Inside the carveout: create checked that the vrings'
+	 * place fits it, and the parse that the carveout lies in the region. */
 	addr = rv->desc.carveout_da + (uint32_t)duet_rvdev_vring_offset(&rv->desc, i);
 	store32(da, addr);
-	if (addr > rv->window_size || len > rv->window_size - addr)
-		return NULL;
 	/* The driver starts each life of the device on a clean ring, the
 	 * device side's words too (used.idx above all): the device is in
 	 * reset now, and a device side that has not restarted yet leaves its
