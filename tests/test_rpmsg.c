@@ -1986,6 +1986,107 @@ static void test_stash_is_bounded(void **state)
 	rpmsg_destroy_ept(&stash_b);
 }
 
+/* ---- holding what the stash delivered ---- */
+
+#define HOLD_ROUNDS 6
+static struct rpmsg_endpoint hold_b;
+static int hold_trigger;     /* the payload of this round's first message */
+static _Atomic int hold_next, hold_bad; /* read by this thread while polled */
+static int hold_answered, nheld_msgs;
+static bool hold_done;       /* afterwards: count, hold nothing */
+static int *held_at[HOLD_ROUNDS * RING];
+static int held_val[HOLD_ROUNDS * RING];
+
+/* Each round's first message sends until its send times out (stashing
+ * what comes meanwhile); every other message is held. */
+static int stash_hold_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
+			 void *priv)
+{
+	int n;
+
+	(void)src;
+	(void)priv;
+	memcpy(&n, data, sizeof(n));
+	if (len != sizeof(n) || n != atomic_fetch_add(&hold_next, 1))
+		atomic_fetch_add(&hold_bad, 1);
+	if (hold_done)
+		return 0;
+	if (n == hold_trigger) {
+		while (rpmsg_send(ept, "answer", 7) == 7)
+			hold_answered++;
+		return 0;
+	}
+	rpmsg_hold_rx_buffer(ept, data);
+	held_at[nheld_msgs] = data;
+	held_val[nheld_msgs++] = n;
+	return 0;
+}
+
+/*
+ * A receiver that holds every message, some of them delivered from the
+ * stash: round after round, a callback's send waits and stashes, and the
+ * copies are held. Every hold keeps its buffer (none is given back under
+ * the receiver, which could not tell), and holding more than the stash's
+ * bound leaves the rest in the ring, where the driver sees it.
+ */
+static void test_held_stash_copies_stay_held(void **state)
+{
+	struct rpmsg_stats st;
+	struct box a;
+	int sent = 0;
+
+	(void)state;
+	atomic_store(&hold_next, 0);
+	atomic_store(&hold_bad, 0);
+	hold_answered = nheld_msgs = 0;
+	hold_done = false;
+	box_open(&a, drv_dev, "stash-hold");
+	assert_int_equal(rpmsg_create_ept(&hold_b, dev_dev, "stash-hold", RPMSG_ADDR_ANY,
+					  RPMSG_ADDR_ANY, stash_hold_cb, NULL),
+			 0);
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &hold_b, 2000));
+	stop_polling();
+	rpmsg_set_send_timeout(dev_dev, 20);
+	for (int round = 0; round < HOLD_ROUNDS; round++) {
+		int first = sent;
+
+		hold_trigger = first;
+		while (sent - first < RING && rpmsg_trysend(&a.ept, &sent, sizeof(sent)) == sizeof(sent))
+			sent++;
+		if (sent == first)
+			break; /* every send buffer is with the device, held */
+		for (int i = 0; i < 100 && hold_next < sent; i++)
+			duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
+		assert_int_equal(hold_next, sent);
+	}
+	assert_int_equal(hold_bad, 0);
+	assert_int_equal(hold_answered, RING); /* the driver's receive ring, once */
+	rpmsg_get_stats(dev_dev, &st);
+	assert_true(st.rx_stashed > 0);
+	/* Every held payload is still what it was. */
+	for (int i = 0; i < nheld_msgs; i++)
+		assert_int_equal(*held_at[i], held_val[i]);
+	for (int i = 0; i < nheld_msgs; i++)
+		rpmsg_release_rx_buffer(&hold_b, held_at[i]);
+	hold_done = true;
+	start_polling();
+	/* Everything given back: the channel runs both ways again. */
+	wait_count(&a.count, RING);
+	assert_int_equal(a.count, RING);
+	assert_int_equal(rpmsg_send(&a.ept, &sent, sizeof(sent)), sizeof(sent));
+	sent++;
+	for (int i = 0; i < 2000 && hold_next < sent; i++)
+		sleep_ms(1);
+	assert_int_equal(hold_next, sent);
+	assert_int_equal(hold_bad, 0);
+	assert_int_equal(rpmsg_send(&hold_b, "back", 5), 5);
+	wait_count(&a.count, RING + 1);
+	assert_string_equal(a.last, "back");
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&hold_b);
+}
+
 /* The dump fills what room it is given, NUL-terminated, and returns what
  * it wrote: the whole text's length when it fits, one less than the room
  * when it does not (snprintf's room, strlcpy's return). */
@@ -2898,6 +2999,7 @@ int main(void)
 		T(test_at_most_256_services_are_remembered),
 		T(test_dump_truncates_to_its_buffer),
 		T(test_stash_is_bounded),
+		T(test_held_stash_copies_stay_held),
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_polling_prefetches_by_the_rule, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),

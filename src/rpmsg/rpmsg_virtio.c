@@ -150,10 +150,12 @@ DUET_OUT_OF_LINE void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why 
 /* Give back a delivered buffer: to the ring, or to the heap if stashed. */
 static void finish_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, bool stashed)
 {
-	if (stashed)
+	if (stashed) {
 		duet_port_free(duet_container_of(buf, struct stashed_rx, data));
-	else
+		rdev->ncopies--;
+	} else {
 		rdev->role->recycle_rx(rdev, buf, head);
+	}
 }
 
 static void stash_rx(struct rpmsg_device *rdev);
@@ -1058,7 +1060,9 @@ static bool check_rx(struct rpmsg_device *rdev, const uint8_t *buf, uint32_t len
 }
 
 /* The receiver held the buffer just delivered (rpmsg_hold_rx_buffer):
- * move it to a free slot. False when none is free (it is given back). */
+ * move it to a free slot. One is free: the slots outnumber the receive
+ * ring's buffers and the stash's copies, held ones included (stash_rx).
+ * False only if that bound broke (the buffer is given back). */
 static DUET_OUT_OF_LINE bool keep_rx(struct rpmsg_device *rdev)
 {
 	struct held cur = rdev->cur;
@@ -1134,11 +1138,12 @@ void rpmsg_serve_stash(struct rpmsg_device *rdev)
  * return once it can send to us, and the peer's callbacks may be waiting
  * the same way. Copying what has arrived out of the ring and giving the
  * buffers back breaks that cycle; the copies are delivered, in order,
- * before anything newer. Bounded: past stash_max the sender just waits.
+ * before anything newer. Bounded: past stash_max copies, those held by a
+ * receiver counted too, the sender just waits.
  */
 static void stash_rx(struct rpmsg_device *rdev)
 {
-	while (rdev->nstash < rdev->stash_max && !rpmsg_gone(rdev)) {
+	while (rdev->ncopies < rdev->stash_max && !rpmsg_gone(rdev)) {
 		struct stashed_rx *s = duet_port_alloc(sizeof(*s) + rdev->rx_size);
 		struct rpmsg_hdr hdr;
 		uint32_t len;
@@ -1162,6 +1167,7 @@ static void stash_rx(struct rpmsg_device *rdev)
 		rdev->role->recycle_rx(rdev, buf, head);
 		duet_list_add_tail(&rdev->stash, &s->node);
 		rdev->nstash++;
+		rdev->ncopies++;
 		rdev->stats.rx_stashed++;
 	}
 }
@@ -1305,7 +1311,8 @@ static int alloc_slots(struct rpmsg_device *rdev)
 	unsigned int ntx = virtqueue_get_vring_size(rdev->svq);
 
 	rdev->stash_max = 2u * nrx;
-	/* Every buffer that can be lent out at once has a slot. */
+	/* Every buffer that can be lent out at once has a slot: the send
+	 * ring's; the receive ring's and the stash's copies, held ones too. */
 	rdev->nslots = nrx + ntx + rdev->stash_max;
 	rdev->rx_half = (uint16_t)(nrx / 2u);
 	/* "more" holds the doorbell for half the send ring at most (a
