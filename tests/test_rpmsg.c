@@ -2087,6 +2087,110 @@ static void test_held_stash_copies_stay_held(void **state)
 	rpmsg_destroy_ept(&hold_b);
 }
 
+/* ---- a bad message met while stashing ---- */
+
+/* Whether every receive buffer of the driver side rdev is posted (none
+ * lost), as its dump says. */
+static bool rx_all_posted(struct rpmsg_device *rdev)
+{
+	char text[4096], want[64];
+
+	assert_true(rpmsg_dump(rdev, text, sizeof(text)) > 0);
+	snprintf(want, sizeof(want), "RX buffer, total %d, pending %d,", RING, RING);
+	return strstr(text, want) != NULL;
+}
+
+static struct box stash_drop_a;
+static _Atomic int stash_drop_sent, stash_drop_err;
+
+/* On "go": send until the send times out, stashing meanwhile. */
+static int stash_drop_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
+			 void *priv)
+{
+	int ret;
+
+	box_cb(ept, data, len, src, priv);
+	if (strcmp(data, "go"))
+		return 0;
+	while ((ret = rpmsg_send(ept, "x", 1)) == 1)
+		atomic_fetch_add(&stash_drop_sent, 1);
+	atomic_store(&stash_drop_err, ret);
+	return 0;
+}
+
+/* A raw message from the device side's ring: `len` bytes claimed, `used`
+ * reported (a hostile device can make them disagree). */
+static void raw_to_driver(struct virtqueue *to_driver, uint32_t src, uint32_t dst,
+			  const char *text, uint16_t len, uint32_t used)
+{
+	struct { uint32_t src, dst, res; uint16_t len, flags; } hdr = { src, dst, 0, len, 0 };
+	struct virtqueue_buf vb;
+	size_t n;
+	int h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+
+	assert_true(h >= 0 && vb.writable);
+	memcpy(vb.buf, &hdr, sizeof(hdr));
+	memcpy((char *)vb.buf + sizeof(hdr), text, strlen(text) + 1);
+	assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, used), 0);
+}
+
+/*
+ * A message with a bad header that arrives while a callback's send waits
+ * is dropped and counted by the stash as by a delivery, its buffer goes
+ * back, and the good message behind it is stashed and delivered after.
+ */
+static void test_stash_drops_a_bad_message(void **state)
+{
+	struct virtqueue *to_driver = duet_loopback_device(lb)->vrings_info[0].vq;
+	struct rpmsg_stats st0, st;
+	struct box b;
+
+	(void)state;
+	atomic_store(&stash_drop_sent, 0);
+	memset(&stash_drop_a, 0, sizeof(stash_drop_a));
+	stash_drop_a.ept.priv = &stash_drop_a;
+	assert_int_equal(rpmsg_create_ept(&stash_drop_a.ept, drv_dev, "stash-drop", RPMSG_ADDR_ANY,
+					  RPMSG_ADDR_ANY, stash_drop_cb, NULL),
+			 0);
+	box_open(&b, dev_dev, "stash-drop");
+	assert_true(wait_until(ept_ready, &stash_drop_a.ept, 2000));
+	assert_true(wait_until(ept_ready, &b.ept, 2000));
+	stop_polling();
+	rpmsg_get_stats(drv_dev, &st0);
+	rpmsg_set_send_timeout(drv_dev, 20);
+	/* The device side, played on its raw ring: "go", a header whose
+	 * length is past its buffer, then a good message. */
+	raw_to_driver(to_driver, b.ept.addr, stash_drop_a.ept.addr, "go", 3, 16 + 3);
+	raw_to_driver(to_driver, b.ept.addr, stash_drop_a.ept.addr, "bad", 600, 16 + 4);
+	raw_to_driver(to_driver, b.ept.addr, stash_drop_a.ept.addr, "after", 6, 16 + 6);
+	virtqueue_kick(to_driver);
+	for (int i = 0; i < 100 && atomic_load(&stash_drop_a.count) < 2; i++)
+		duet_loopback_poll_side(lb, VIRTIO_DEV_DRIVER);
+	assert_int_equal(atomic_load(&stash_drop_err), -ETIMEDOUT);
+	assert_int_equal(atomic_load(&stash_drop_sent), RING);
+	assert_int_equal(atomic_load(&stash_drop_a.count), 2);
+	assert_string_equal(stash_drop_a.last, "after");
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.rx_stashed - st0.rx_stashed, 1);
+	assert_int_equal(st.dropped_len - st0.dropped_len, 1);
+	/* Every receive buffer is back: the channel goes on both ways. */
+	rpmsg_set_send_timeout(drv_dev, 1000);
+	start_polling();
+	wait_count(&b.count, RING);
+	assert_int_equal(b.count, RING);
+	assert_int_equal(rpmsg_send(&stash_drop_a.ept, "still here", 11), 11);
+	wait_count(&b.count, RING + 1);
+	assert_string_equal(b.last, "still here");
+	assert_int_equal(rpmsg_send(&b.ept, "and back", 9), 9);
+	wait_count(&stash_drop_a.count, 3);
+	assert_string_equal(stash_drop_a.last, "and back");
+	stop_polling();
+	assert_true(rx_all_posted(drv_dev)); /* the dropped one's buffer too */
+	start_polling();
+	rpmsg_destroy_ept(&stash_drop_a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* The dump fills what room it is given, NUL-terminated, and returns what
  * it wrote: the whole text's length when it fits, one less than the room
  * when it does not (snprintf's room, strlcpy's return). */
@@ -3000,6 +3104,7 @@ int main(void)
 		T(test_dump_truncates_to_its_buffer),
 		T(test_stash_is_bounded),
 		T(test_held_stash_copies_stay_held),
+		T(test_stash_drops_a_bad_message),
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_polling_prefetches_by_the_rule, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_buffers_go_back_in_batches, setup_64, teardown),
