@@ -770,6 +770,59 @@ static void test_send_more_notifies_once_per_batch(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/*
+ * The addressed forms: sendto and trysendto send from the endpoint's
+ * address to `dst`; the offchannel forms from `src` to `dst`, whatever the
+ * endpoint's own; each refuses RPMSG_ADDR_ANY there (-ENOTCONN). The try
+ * forms return -EAGAIN once the ring is full, where the others wait.
+ */
+static void test_addressed_and_try_forms(void **state)
+{
+	struct box a, b;
+
+	(void)state;
+	pair_open(&a, &b, "addressed");
+	assert_int_equal(rpmsg_send_offchannel(&a.ept, 5000, b.ept.addr, "off", 4), 4);
+	wait_count(&b.count, 1);
+	assert_string_equal(b.last, "off");
+	assert_int_equal(b.last_src, 5000);
+	assert_int_equal(rpmsg_trysendto(&a.ept, "tto", 4, b.ept.addr), 4);
+	wait_count(&b.count, 2);
+	assert_string_equal(b.last, "tto");
+	assert_int_equal(b.last_src, a.ept.addr);
+	assert_int_equal(rpmsg_trysend_offchannel(&a.ept, 5001, b.ept.addr, "tof", 4), 4);
+	wait_count(&b.count, 3);
+	assert_string_equal(b.last, "tof");
+	assert_int_equal(b.last_src, 5001);
+	/* The device side's forms too. */
+	assert_int_equal(rpmsg_send_offchannel(&b.ept, 6000, a.ept.addr, "back", 5), 5);
+	wait_count(&a.count, 1);
+	assert_string_equal(a.last, "back");
+	assert_int_equal(a.last_src, 6000);
+	assert_int_equal(rpmsg_trysend_offchannel(&b.ept, 6001, a.ept.addr, "b2", 3), 3);
+	wait_count(&a.count, 2);
+	assert_int_equal(a.last_src, 6001);
+	/* No address. */
+	assert_int_equal(rpmsg_trysendto(&a.ept, "x", 1, RPMSG_ADDR_ANY), -ENOTCONN);
+	assert_int_equal(rpmsg_send_offchannel(&a.ept, RPMSG_ADDR_ANY, b.ept.addr, "x", 1),
+			 -ENOTCONN);
+	assert_int_equal(rpmsg_trysend_offchannel(&a.ept, 5000, RPMSG_ADDR_ANY, "x", 1),
+			 -ENOTCONN);
+	assert_int_equal(rpmsg_trysend_offchannel(NULL, 5000, 5000, "x", 1), -EINVAL);
+	assert_int_equal(rpmsg_trysendto(&a.ept, "x", -1, b.ept.addr), -EINVAL);
+	/* A full ring: the try forms do not wait. */
+	stop_polling();
+	for (int i = 0; i < RING; i++)
+		assert_int_equal(rpmsg_trysendto(&a.ept, "f", 2, b.ept.addr), 2);
+	assert_int_equal(rpmsg_trysendto(&a.ept, "f", 2, b.ept.addr), -EAGAIN);
+	assert_int_equal(rpmsg_trysend_offchannel(&a.ept, 5000, b.ept.addr, "f", 2), -EAGAIN);
+	start_polling();
+	wait_count(&b.count, 3 + RING);
+	assert_int_equal(b.count, 3 + RING);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* Zero copy in batches: rpmsg_send_nocopy_more holds the doorbell as
  * rpmsg_send_more does, and a flush announces the batch. */
 static void test_send_nocopy_more_holds_the_doorbell(void **state)
@@ -3119,6 +3172,7 @@ int main(void)
 		T(test_lent_send_buffer_returns_after_a_refill),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),
+		T(test_addressed_and_try_forms),
 		T(test_send_more_notifies_once_per_batch),
 		T(test_send_more_rings_every_half_ring),
 		T(test_send_nocopy_more_holds_the_doorbell),
