@@ -24,6 +24,7 @@
 
 #include <duet/port.h>
 #include <duet/rng.h>
+#include <duet/rpmsg.h>
 #include <duet/rptun.h>
 
 #define TABLE_SIZE 4096u
@@ -800,6 +801,44 @@ static void test_vdev_calls_out_of_bounds_are_refused(void **state)
 	assert_int_equal(virtio_register_driver(&virtio_rng_driver), 0);
 }
 
+/*
+ * The device side may change its offer until the driver sets FEATURES_OK
+ * (virtio_set_features on a vhost device): the driver side negotiates
+ * with the offer in the table, not the one it parsed at create. Before,
+ * a withdrawn feature was still accepted, the device side refused the
+ * set and asked for a reset, and the driver side accepted it again: the
+ * device never came up.
+ */
+static void test_device_side_changes_its_offer(void **state)
+{
+	struct virtio_device *s_rpmsg = duet_rptun_vdev(sides[0].rptun, 0);
+	struct virtio_device *host = duet_rptun_vdev(sides[1].rptun, 0);
+	const struct rpmsg_virtio_config sizes = { 512, 512 };
+	uint64_t offer = 99;
+
+	(void)state;
+	if (!s_rpmsg || !host) {
+		fail();
+		return;
+	}
+	/* rpmsg, offered with its name service (bit 0): withdrawn. Its
+	 * buffer sizes first: the table leaves them 0. */
+	assert_int_equal(virtio_write_config(host, 0, &sizes, sizeof(sizes)), 0);
+	assert_int_equal(virtio_get_features(s_rpmsg, &offer), 0);
+	assert_int_equal(offer, 1);
+	assert_int_equal(virtio_set_features(host, 0), 0);
+	assert_int_equal(virtio_get_features(s_rpmsg, &offer), 0);
+	assert_int_equal(offer, 0);
+	assert_int_equal(duet_rptun_start(sides[1].rptun), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	wait_bound(s_rpmsg);
+	wait_bound(host);
+	assert_int_equal(s_rpmsg->features, 0);
+	assert_int_equal(host->features, 0);
+	/* Negotiated: the offer is fixed until the driver resets. */
+	assert_int_equal(virtio_set_features(host, 1), -EBUSY);
+}
+
 /* The driver side's heap is the carveout past its vrings, placed at
  * 64-byte steps: 64 bytes left over make a heap of one 64-byte buffer,
  * fewer make none (the vdev then has no shared buffers to give). */
@@ -989,6 +1028,7 @@ int main(void)
 		T(test_device_side_notices_driver_reset),
 		T(test_needs_reset_restarts_on_clean_rings),
 		T(test_vring_outside_carveout_refused),
+		T(test_device_side_changes_its_offer),
 		cmocka_unit_test_setup_teardown(test_check_peer_sees_each_change, setup_still,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_check_peer_leaves_a_probe_in_progress,

@@ -321,7 +321,7 @@ static int drv_set_status(struct virtio_device *vdev, uint8_t status)
 	}
 	/* The device accepts FEATURES_OK only for a subset of its offer. */
 	if ((status & VIRTIO_CONFIG_FEATURES_OK) &&
-	    (load32(&rv->rsc->gfeatures) & ~rv->desc.dfeatures))
+	    (load32(&rv->rsc->gfeatures) & ~load32(&rv->rsc->dfeatures)))
 		status &= (uint8_t)~VIRTIO_CONFIG_FEATURES_OK;
 	store_status(rv, status);
 	return 0;
@@ -336,9 +336,13 @@ static int dev_set_status(struct virtio_device *vdev, uint8_t status)
 	return 0;
 }
 
+/* The offer as the table has it now: the device side may change it until
+ * FEATURES_OK (dev_set_features). Any value is safe to read: the driver
+ * accepts only bits it knows, and the device side checks what it accepted
+ * against its own copy (dev_get_features). */
 static int drv_get_features(struct virtio_device *vdev, uint64_t *features)
 {
-	*features = rv_of(vdev)->desc.dfeatures;
+	*features = load32(&rv_of(vdev)->rsc->dfeatures);
 	return 0;
 }
 
@@ -365,7 +369,8 @@ static int dev_get_features(struct virtio_device *vdev, uint64_t *features)
 	return 0;
 }
 
-/* The offer is fixed when the table is written: the server's description. */
+/* The offer, until the driver sets FEATURES_OK: its copy here is what the
+ * driver's acceptance is checked against; the table's is what it reads. */
 static int dev_set_features(struct virtio_device *vdev, uint64_t features)
 {
 	struct duet_rvdev *rv = rv_of(vdev);
