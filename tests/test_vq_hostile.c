@@ -327,6 +327,17 @@ static void test_indirect_with_next(void **state)
 	expect_dev_fault(h, VIRTQUEUE_FAULT_INDIRECT, -EINVAL);
 }
 
+/* An indirect table is read as descriptors: one not on a 16-byte
+ * boundary (the descriptor table's alignment) is refused, never read. */
+static void test_indirect_table_misaligned(void **state)
+{
+	struct harness *h = *state;
+
+	raw_desc(h, 0, buf_da(h, 1024 + 8), 32, VRING_DESC_F_INDIRECT, 0);
+	raw_avail_push(h, 0);
+	expect_dev_fault(h, VIRTQUEUE_FAULT_INDIRECT, -EINVAL);
+}
+
 static void test_indirect_table_outside_window(void **state)
 {
 	struct harness *h = *state;
@@ -727,6 +738,7 @@ int main(void)
 		DEV(test_indirect_nested),
 		DEV(test_indirect_with_next),
 		DEV(test_indirect_table_outside_window),
+		DEV(test_indirect_table_misaligned),
 		DEV(test_indirect_loop),
 		DEV(test_indirect_next_out_of_range),
 		DEV(test_indirect_entry_outside_window),
