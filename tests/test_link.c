@@ -328,6 +328,30 @@ static void test_stale_and_foreign_regions(void **state)
 	unlink_region(N("junk"));
 }
 
+/* A live server's region of another layout (its version word, the
+ * header's second, changed here): the proxy refuses it, saying which. */
+static void test_proxy_refuses_an_unknown_layout(void **state)
+{
+	uint32_t version = 99;
+	struct proc s, p;
+	int fd;
+
+	(void)state;
+	unlink_region(N("layout"));
+	proc_start(&s, ARGS("server", "--name", N("layout"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	fd = shm_open(F("/duet-%s", N("layout")), O_RDWR, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &version, sizeof(version), 4), (ssize_t)sizeof(version));
+	close(fd);
+	proc_start(&p, ARGS("proxy", "--name", N("layout"), "--timeout", "300", "-c", "status"));
+	assert_int_equal(proc_wait(&p, 10000), 1);
+	assert_true(proc_expect(&p, F("link '%s' has an unknown layout (version 99)", N("layout")), 0));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_false(region_exists(N("layout")));
+}
+
 static void test_server_in_use_is_refused(void **state)
 {
 	struct proc s1, s2;
@@ -341,6 +365,26 @@ static void test_server_in_use_is_refused(void **state)
 	assert_true(proc_expect(&s2, F("link '%s' is in use by a server", N("busy")), 0));
 	proc_send(&s1, "quit\n");
 	assert_int_equal(proc_wait(&s1, 10000), 0);
+}
+
+/* A second proxy on a link whose proxy is alive is refused, saying
+ * which; the link goes on with the first. */
+static void test_second_proxy_is_refused(void **state)
+{
+	struct proc s, p, q;
+	char line[160];
+
+	(void)state;
+	start_served_pair(&s, &p, "twop");
+	proc_start(&q, ARGS("proxy", "--name", N("twop"), "--timeout", "300", "-c", "status"));
+	assert_int_equal(proc_wait(&q, 10000), 1);
+	snprintf(line, sizeof(line), "link '%s' already has a proxy (pid %d)", N("twop"), pid_in(&p));
+	assert_true(proc_expect(&q, line, 0));
+	proc_send(&s, "rng 0 32\n");
+	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
 static void test_two_links_side_by_side(void **state)
@@ -664,6 +708,8 @@ int main(void)
 		cmocka_unit_test(test_reset_and_panic_commands),
 		cmocka_unit_test(test_stale_and_foreign_regions),
 		cmocka_unit_test(test_server_in_use_is_refused),
+		cmocka_unit_test(test_proxy_refuses_an_unknown_layout),
+		cmocka_unit_test(test_second_proxy_is_refused),
 		cmocka_unit_test(test_two_links_side_by_side),
 		cmocka_unit_test(test_long_notification_stream),
 		cmocka_unit_test(test_idle_link_uses_no_cpu),

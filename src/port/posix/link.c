@@ -534,6 +534,7 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	struct link_hdr *h;
 	char sname[NAME_LEN], pname[NAME_LEN];
 	struct stat st;
+	uint32_t proxy_pid;
 	int ret;
 
 	l->fd = shm_open(l->path, O_RDWR, 0);
@@ -558,9 +559,11 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	}
 	if (h->version != HDR_VERSION || h->table_offset != TABLE_OFFSET ||
 	    h->table_size != TABLE_SIZE) {
-		unmap(l);
+		uint32_t version = h->version;
+
+		unmap(l); /* h with it */
 		return fail(err, errlen, -EPROTO, "link '%s' has an unknown layout (version %u)",
-			    l->cfg.name, h->version);
+			    l->cfg.name, (unsigned int)version);
 	}
 	read_name(sname, h->cpu[DUET_SERVER]);
 	read_name(pname, h->cpu[DUET_PROXY]);
@@ -575,11 +578,11 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 			    "but link '%s' is for proxy '%s' of server '%s'",
 			    l->local, l->remote, l->cfg.name, pname, sname);
 	}
-	if (atomic_load(&h->side[DUET_PROXY].state) == ST_READY &&
-	    duet_pid_alive(atomic_load(&h->side[DUET_PROXY].pid))) {
-		unmap(l);
+	proxy_pid = atomic_load(&h->side[DUET_PROXY].pid);
+	if (atomic_load(&h->side[DUET_PROXY].state) == ST_READY && duet_pid_alive(proxy_pid)) {
+		unmap(l); /* h with it: the message says the pid read before */
 		return fail(err, errlen, -EBUSY, "link '%s' already has a proxy (pid %u)",
-			    l->cfg.name, (unsigned int)atomic_load(&h->side[DUET_PROXY].pid));
+			    l->cfg.name, (unsigned int)proxy_pid);
 	}
 	l->generation = atomic_load(&h->generation);
 	l->cmd_seen = atomic_load(&h->cmd_seq);
