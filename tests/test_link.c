@@ -380,7 +380,14 @@ static void test_second_proxy_is_refused(void **state)
 	assert_int_equal(proc_wait(&q, 10000), 1);
 	snprintf(line, sizeof(line), "link '%s' already has a proxy (pid %d)", N("twop"), pid_in(&p));
 	assert_true(proc_expect(&q, line, 0));
-	proc_send(&s, "rng 0 32\n");
+	/* One of another name too: it writes nothing, and the server does
+	 * not take its refusal for the attached proxy leaving. */
+	proc_start(&q, ARGS("proxy", "--name", N("twop"), "--cpu", "imposter", "--timeout", "300"));
+	assert_int_equal(proc_wait(&q, 10000), 1);
+	assert_true(proc_expect(&q, line, 0));
+	proc_send(&s, "wait 300\nstatus\nrng 0 32\n");
+	snprintf(line, sizeof(line), ": up (peer pid %d)", pid_in(&p));
+	assert_true(proc_expect(&s, line, 6000));
 	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
 	proc_send(&s, "quit\n");
 	assert_int_equal(proc_wait(&s, 10000), 0);

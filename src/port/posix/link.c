@@ -565,6 +565,13 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 		return fail(err, errlen, -EPROTO, "link '%s' has an unknown layout (version %u)",
 			    l->cfg.name, (unsigned int)version);
 	}
+	/* Before anything is written: the proxy's slot is the live one's. */
+	proxy_pid = atomic_load(&h->side[DUET_PROXY].pid);
+	if (atomic_load(&h->side[DUET_PROXY].state) == ST_READY && duet_pid_alive(proxy_pid)) {
+		unmap(l); /* h with it: the message says the pid read before */
+		return fail(err, errlen, -EBUSY, "link '%s' already has a proxy (pid %u)",
+			    l->cfg.name, (unsigned int)proxy_pid);
+	}
 	read_name(sname, h->cpu[DUET_SERVER]);
 	read_name(pname, h->cpu[DUET_PROXY]);
 	if (strcmp(sname, l->remote) || strcmp(pname, l->local)) {
@@ -577,12 +584,6 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 			    "cpu names do not match: this proxy is '%s' and expects server '%s', "
 			    "but link '%s' is for proxy '%s' of server '%s'",
 			    l->local, l->remote, l->cfg.name, pname, sname);
-	}
-	proxy_pid = atomic_load(&h->side[DUET_PROXY].pid);
-	if (atomic_load(&h->side[DUET_PROXY].state) == ST_READY && duet_pid_alive(proxy_pid)) {
-		unmap(l); /* h with it: the message says the pid read before */
-		return fail(err, errlen, -EBUSY, "link '%s' already has a proxy (pid %u)",
-			    l->cfg.name, (unsigned int)proxy_pid);
 	}
 	l->generation = atomic_load(&h->generation);
 	l->cmd_seen = atomic_load(&h->cmd_seq);
