@@ -2876,6 +2876,77 @@ static void *slow_ping(void *arg)
 	return NULL;
 }
 
+/* The address of rdev's own ping endpoint, as its dump lists it. */
+static uint32_t ping_addr(struct rpmsg_device *rdev)
+{
+	static char text[8192];
+	unsigned int addr = 0;
+	const char *p;
+
+	assert_true(rpmsg_dump(rdev, text, sizeof(text)) > 0);
+	p = strstr(text, "ept " RPMSG_PING_NAME " addr ");
+	assert_non_null(p);
+	if (p)
+		assert_int_equal(sscanf(p, "ept " RPMSG_PING_NAME " addr %u", &addr), 1);
+	return addr;
+}
+
+/* A ping request as a peer might send one: {cmd, seq, session, 0}, then
+ * the pattern of seq, one byte of it wrong when `spoil`. */
+static void raw_ping(struct rpmsg_endpoint *from, uint32_t to, uint32_t cmd, uint32_t seq,
+		     uint32_t session, bool spoil)
+{
+	uint32_t msg[8] = { cmd, seq, session, 0 };
+	uint8_t *bytes = (uint8_t *)msg;
+
+	for (uint32_t k = RPMSG_PING_HDR; k < sizeof(msg); k++)
+		bytes[k] = (uint8_t)(seq * 7u + k);
+	if (spoil)
+		bytes[20] ^= 1;
+	assert_int_equal(rpmsg_sendto(from, msg, sizeof(msg), to), (int)sizeof(msg));
+}
+
+/*
+ * What the ping service takes from the peer: a message shorter than the
+ * header is ignored; a gap in a session's sequence counts as out of order
+ * (a new session starts the count again); a pattern that does not match
+ * counts as bad data when the request asks for the check; an unasked
+ * reply is ignored. The service goes on serving pings after all of them.
+ */
+static void test_ping_service_counts_what_the_peer_sends(void **state)
+{
+	struct rpmsg_ping_counters c0, c;
+	struct rpmsg_ping_result r;
+	struct box a;
+	uint32_t to = ping_addr(dev_dev);
+
+	(void)state;
+	box_open(&a, drv_dev, "ping-raw");
+	rpmsg_ping_counters(dev_dev, &c0);
+	assert_int_equal(rpmsg_sendto(&a.ept, "short", 6, to), 6);
+	raw_ping(&a.ept, to, RPMSG_PING_CHECK, 1, 77, false);
+	raw_ping(&a.ept, to, RPMSG_PING_CHECK, 2, 77, false);
+	raw_ping(&a.ept, to, RPMSG_PING_CHECK, 4, 77, false);  /* 3 lost */
+	raw_ping(&a.ept, to, RPMSG_PING_CHECK, 5, 77, true);   /* spoiled */
+	raw_ping(&a.ept, to, 0, 6, 77, true);                  /* not checked */
+	raw_ping(&a.ept, to, RPMSG_PING_CHECK, 9, 78, false);  /* a new session */
+	raw_ping(&a.ept, to, 0x80000000u, 10, 78, false);      /* a reply nobody awaits */
+	for (int i = 0; i < 1000; i++) {
+		rpmsg_ping_counters(dev_dev, &c);
+		if (c.received - c0.received >= 6)
+			break;
+		sleep_ms(2);
+	}
+	sleep_ms(20); /* nothing more comes */
+	rpmsg_ping_counters(dev_dev, &c);
+	assert_int_equal(c.received - c0.received, 6);
+	assert_int_equal(c.out_of_order - c0.out_of_order, 1);
+	assert_int_equal(c.bad_data - c0.bad_data, 1);
+	assert_int_equal(rpmsg_ping(drv_dev, 3, 64, RPMSG_PING_ACK | RPMSG_PING_CHECK, 0, &r), 0);
+	assert_int_equal(r.failed, 0);
+	rpmsg_destroy_ept(&a.ept);
+}
+
 static void test_ping_both_ways(void **state)
 {
 	struct rpmsg_ping_result r;
@@ -3200,6 +3271,7 @@ int main(void)
 		T(test_endpoint_churn),
 		T(test_many_endpoints_each_get_their_own_messages),
 		T(test_ping_both_ways),
+		T(test_ping_service_counts_what_the_peer_sends),
 		T(test_napping_ping_ends_when_the_device_goes),
 		T(test_held_device_outlives_its_removal),
 		T(test_both_sides_send_from_callbacks),
