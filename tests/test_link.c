@@ -394,6 +394,34 @@ static void test_second_proxy_is_refused(void **state)
 	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
+/* Two proxies started at once: the one that claimed the slot first
+ * attaches, the other is refused even before the first has said so in
+ * the header. The claim is taken here by hand, as an attaching proxy
+ * holds it (a lock on the region's first byte), then let go. */
+static void test_proxy_attaching_holds_the_slot(void **state)
+{
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	struct proc s, p;
+	int fd;
+
+	(void)state;
+	unlink_region(N("claim"));
+	proc_start(&s, ARGS("server", "--name", N("claim"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	fd = shm_open(F("/duet-%s", N("claim")), O_RDWR, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_OFD_SETLK, &lk), 0);
+	proc_start(&p, ARGS("proxy", "--name", N("claim"), "--timeout", "300", "-c", "status"));
+	assert_int_equal(proc_wait(&p, 10000), 1);
+	assert_true(proc_expect(&p, F("link '%s' has another proxy attaching", N("claim")), 0));
+	close(fd); /* the claim goes with the descriptor */
+	proc_start(&p, ARGS("proxy", "--name", N("claim"), "--serve"));
+	proc_send(&s, "wait 5000\nrng 0 16\nquit\n");
+	assert_true(proc_expect(&s, "rng 0: 16 bytes", 6000));
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
 static void test_two_links_side_by_side(void **state)
 {
 	struct proc a, b;
@@ -717,6 +745,7 @@ int main(void)
 		cmocka_unit_test(test_server_in_use_is_refused),
 		cmocka_unit_test(test_proxy_refuses_an_unknown_layout),
 		cmocka_unit_test(test_second_proxy_is_refused),
+		cmocka_unit_test(test_proxy_attaching_holds_the_slot),
 		cmocka_unit_test(test_two_links_side_by_side),
 		cmocka_unit_test(test_long_notification_stream),
 		cmocka_unit_test(test_idle_link_uses_no_cpu),

@@ -527,6 +527,21 @@ static void server_watch(struct duet_link *l)
 
 /* ---- proxy ---- */
 
+/*
+ * Claim the proxy's slot for as long as fd stays open: a write lock on the
+ * region's first byte, of this open file (not of the process, so closing
+ * another descriptor of the region keeps it). The kernel lets go of it
+ * when the proxy unmaps or dies, however it dies. False when another
+ * proxy holds it: attached, or attaching now, its header fields not yet
+ * written (two proxies started at once would otherwise both attach).
+ */
+static bool claim_proxy_slot(int fd)
+{
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+
+	return fcntl(fd, F_OFD_SETLK, &lk) == 0;
+}
+
 /* One attempt to attach. 0, -EAGAIN (not there yet: try again), or an
  * error that trying again will not fix. */
 static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
@@ -565,10 +580,17 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 		return fail(err, errlen, -EPROTO, "link '%s' has an unknown layout (version %u)",
 			    l->cfg.name, (unsigned int)version);
 	}
-	/* Before anything is written: the proxy's slot is the live one's. */
+	/* Before anything is written: the proxy's slot is the live one's,
+	 * or that of one attaching right now (which holds the claim). */
 	proxy_pid = atomic_load(&h->side[DUET_PROXY].pid);
-	if (atomic_load(&h->side[DUET_PROXY].state) == ST_READY && duet_pid_alive(proxy_pid)) {
-		unmap(l); /* h with it: the message says the pid read before */
+	if (!claim_proxy_slot(l->fd)) {
+		bool attached = atomic_load(&h->side[DUET_PROXY].state) == ST_READY &&
+				duet_pid_alive(proxy_pid);
+
+		unmap(l); /* h with it: the message says what was read before */
+		if (!attached)
+			return fail(err, errlen, -EBUSY, "link '%s' has another proxy attaching",
+				    l->cfg.name);
 		return fail(err, errlen, -EBUSY, "link '%s' already has a proxy (pid %u)",
 			    l->cfg.name, (unsigned int)proxy_pid);
 	}
