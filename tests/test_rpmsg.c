@@ -689,6 +689,39 @@ static void test_lent_send_buffer_returns_after_a_refill(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/*
+ * A send ring the peer broke (a used index past every buffer out): a send
+ * that finds no free buffer returns -ENODEV at once, instead of waiting
+ * out its timeout for buffers that will never come back; a try send the
+ * same, not -EAGAIN, which would have its caller try again for ever.
+ */
+static void test_send_on_a_broken_ring_does_not_wait(void **state)
+{
+	struct virtqueue *tx = duet_loopback_driver(lb)->vrings_info[1].vq;
+	struct box a, b;
+	uint64_t t0;
+	int ret, sent = 0;
+
+	(void)state;
+	pair_open(&a, &b, "broken-tx");
+	stop_polling();
+	rpmsg_set_send_timeout(drv_dev, 2000);
+	while (rpmsg_trysend(&a.ept, "x", 2) == 2)
+		sent++;
+	assert_int_equal(sent, RING);
+	/* The hostile device: used.idx jumps far past what is out. */
+	atomic_store((_Atomic uint16_t *)&tx->used->idx, (uint16_t)(tx->used->idx + 3 * RING));
+	t0 = duet_clock_ms();
+	ret = rpmsg_send(&a.ept, "y", 2);
+	assert_int_equal(ret, -ENODEV);
+	assert_true(duet_clock_ms() - t0 < 1000);
+	assert_true(virtqueue_is_broken(tx));
+	assert_int_equal(rpmsg_trysend(&a.ept, "y", 2), -ENODEV);
+	start_polling();
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 static void test_exhaustion_trysend_timeout_recovery(void **state)
 {
 	struct box a, b;
@@ -3240,6 +3273,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_device, setup_64, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_batches_never_starve_the_driver, setup_64, teardown),
 		T(test_exhaustion_trysend_timeout_recovery),
+		T(test_send_on_a_broken_ring_does_not_wait),
 		T(test_lent_send_buffer_returns_after_a_refill),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),

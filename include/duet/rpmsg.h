@@ -121,7 +121,10 @@ bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept);
  * Send len bytes (<= rpmsg_get_tx_buffer_size) to the bound peer, to `dst`,
  * or from `src` to `dst`. Without a free buffer, wait for the peer to return
  * one (woken by its notification) up to the device's send timeout
- * (-ETIMEDOUT). The try forms return -EAGAIN instead of waiting.
+ * (-ETIMEDOUT). The try forms return -EAGAIN instead of waiting. -ENODEV,
+ * waiting or not, once the device went, or when no buffer is free and the
+ * send ring is broken (the peer wrote what no ring allows): none will
+ * come back.
  */
 int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len);
 int rpmsg_sendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);

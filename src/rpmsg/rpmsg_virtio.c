@@ -202,12 +202,14 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			if (virtqueue_enable_cb(rdev->svq) > 0)
 				continue;
 		}
-		if (!wait) {
-			*err = -EAGAIN;
-			return NULL;
-		}
+		/* Before -EAGAIN: a try send must not be told to try again
+		 * on a ring that will give nothing back. */
 		if (rpmsg_gone(rdev) || virtqueue_is_broken(rdev->svq)) {
 			*err = -ENODEV;
+			return NULL;
+		}
+		if (!wait) {
+			*err = -EAGAIN;
 			return NULL;
 		}
 		if (waited >= rdev->timeout_ms) {
