@@ -63,10 +63,12 @@ static void stop_polling(struct rig *r)
 	r->polling = false;
 }
 
+static uint16_t rig_ring = 16; /* entries of the rig's ring; a setup may say */
+
 static struct rig *rig_new(void)
 {
 	struct duet_loopback_config cfg = {
-		.device_id = VIRTIO_ID_ENTROPY, .num_vrings = 1, .vring_num = 16,
+		.device_id = VIRTIO_ID_ENTROPY, .num_vrings = 1, .vring_num = rig_ring,
 		.vring_align = 16, .heap_size = 128 * 1024,
 	};
 	struct rig *r = calloc(1, sizeof(*r));
@@ -89,6 +91,14 @@ static int setup(void **state)
 	virtio_register_drivers();
 	vhost_register_drivers();
 	*state = rig_new();
+	return 0;
+}
+
+static int setup_big_ring(void **state)
+{
+	rig_ring = 128;
+	setup(state);
+	rig_ring = 16;
 	return 0;
 }
 
@@ -227,6 +237,23 @@ static void test_a_ring_of_timeouts_then_reads_work_again(void **state)
 	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
 	start_polling(r);
 	for (int i = 0; i < 16; i++) /* the rig's ring has 16 entries */
+		assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 0), -ETIMEDOUT);
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 0), -ENOSPC);
+
+	late_device_serves(r);
+}
+
+/* On a ring longer than the requests the driver keeps track of (64), the
+ * same: -ENOSPC once 64 timed-out requests are out, reads again once the
+ * device served them. */
+static void test_many_timeouts_on_a_long_ring(void **state)
+{
+	struct rig *r = *state;
+	uint8_t a[100];
+
+	assert_int_equal(virtio_register_device(duet_loopback_driver(r->lb)), 0);
+	start_polling(r);
+	for (int i = 0; i < 64; i++)
 		assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 0), -ETIMEDOUT);
 	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 0), -ENOSPC);
 
@@ -708,6 +735,7 @@ int main(void)
 		T(test_read_without_shared_memory),
 		T(test_timeout_then_late_device_leaks_nothing),
 		T(test_a_ring_of_timeouts_then_reads_work_again),
+		cmocka_unit_test_setup_teardown(test_many_timeouts_on_a_long_ring, setup_big_ring, teardown),
 		T(test_device_side_starts_over_after_a_driver_reset),
 		T(test_timeout_then_removal_leaks_nothing),
 		T(test_short_fills_are_completed),

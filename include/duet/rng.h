@@ -34,7 +34,8 @@ struct virtio_device *virtio_rng_get(unsigned int index);
  * the device went away after some arrived; or -ETIMEDOUT, -ENODEV (not a
  * bound virtio-rng device, or removed), -ENOMEM (no buffer memory),
  * -ENOSPC (the device still holds a ring's worth of requests that timed
- * out), -EIO (the device broke the ring), -EINVAL.
+ * out, or 64 of them on a longer ring), -EIO (the device broke the ring),
+ * -EINVAL.
  * A buffer still with the device at a timeout is reclaimed when it returns
  * or when the device is removed: nothing leaks. One reader at a time per
  * device; others wait their turn, each within its own timeout, and a

@@ -101,7 +101,8 @@ static void *post(struct virtio_rng *rng, uint32_t chunk, int *err)
 		return NULL;
 	}
 	vb = (struct virtqueue_buf){ buf, chunk, true };
-	*err = track(rng, buf, true) ? virtqueue_add_buffer(rng->vq, &vb, 0, 1, buf) : -EBUSY;
+	/* Either way the device holds too many requests that timed out. */
+	*err = track(rng, buf, true) ? virtqueue_add_buffer(rng->vq, &vb, 0, 1, buf) : -ENOSPC;
 	if (*err < 0) {
 		track(rng, buf, false);
 		virtio_free_buf(rng->vdev, buf);
