@@ -2080,6 +2080,7 @@ static int hold_trigger;     /* the payload of this round's first message */
 static _Atomic int hold_next, hold_bad; /* read by this thread while polled */
 static int hold_answered, nheld_msgs;
 static bool hold_done;       /* afterwards: count, hold nothing */
+static _Atomic bool hold_sending; /* a round's first is in its send */
 static int *held_at[HOLD_ROUNDS * RING];
 static int held_val[HOLD_ROUNDS * RING];
 
@@ -2098,6 +2099,7 @@ static int stash_hold_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 	if (hold_done)
 		return 0;
 	if (n == hold_trigger) {
+		atomic_store(&hold_sending, true);
 		while (rpmsg_send(ept, "answer", 7) == 7)
 			hold_answered++;
 		return 0;
@@ -2171,6 +2173,84 @@ static void test_held_stash_copies_stay_held(void **state)
 	assert_string_equal(a.last, "back");
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&hold_b);
+}
+
+/* Takes the device side away once a round's callback is in its send;
+ * how long that took. */
+static _Atomic uint64_t removal_ms;
+
+static void *remove_device_side(void *arg)
+{
+	uint64_t t0;
+
+	(void)arg;
+	while (!atomic_load(&hold_sending))
+		sleep_ms(1);
+	sleep_ms(20); /* its send is waiting, stashing */
+	t0 = duet_clock_ms();
+	vhost_unregister_device(duet_loopback_device(lb));
+	atomic_store(&removal_ms, duet_clock_ms() - t0);
+	return NULL;
+}
+
+/*
+ * The device goes while a callback's send waits: the send says -ENODEV
+ * at once, not at its timeout (2 s here; the removal used to wait for it,
+ * in the ping service's listener, for the device's lock), the copies
+ * still in the stash and those the receiver holds are freed with the
+ * device (the sanitizer build's leak check), and releasing a held one
+ * afterwards does nothing.
+ */
+static void test_removal_frees_stashed_and_held_copies(void **state)
+{
+	pthread_t remover;
+	struct box a;
+	int sent = 0;
+
+	(void)state;
+	atomic_store(&hold_next, 0);
+	atomic_store(&hold_bad, 0);
+	atomic_store(&hold_sending, false);
+	hold_answered = nheld_msgs = 0;
+	hold_done = false;
+	box_open(&a, drv_dev, "stash-gone");
+	assert_int_equal(rpmsg_create_ept(&hold_b, dev_dev, "stash-gone", RPMSG_ADDR_ANY,
+					  RPMSG_ADDR_ANY, stash_hold_cb, NULL),
+			 0);
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	assert_true(wait_until(ept_ready, &hold_b, 2000));
+	stop_polling();
+	rpmsg_set_send_timeout(dev_dev, 2000);
+	for (int round = 0; round < 2; round++) {
+		int first = sent;
+
+		if (round == 1) {
+			atomic_store(&hold_sending, false);
+			assert_int_equal(pthread_create(&remover, NULL, remove_device_side, NULL), 0);
+		} else {
+			rpmsg_set_send_timeout(dev_dev, 20);
+		}
+		hold_trigger = first;
+		while (sent - first < RING && rpmsg_trysend(&a.ept, &sent, sizeof(sent)) == sizeof(sent))
+			sent++;
+		for (int i = 0; i < 100 && hold_next < sent && rpmsg_get_device(1); i++)
+			duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
+		if (round == 0) {
+			assert_int_equal(hold_next, sent);
+			assert_true(nheld_msgs > 0);
+			rpmsg_set_send_timeout(dev_dev, 2000);
+		}
+	}
+	pthread_join(remover, NULL);
+	assert_true(atomic_load(&removal_ms) < 1000);
+	assert_null(rpmsg_get_device(1)); /* the device side went */
+	assert_true(hold_next < sent);     /* with copies undelivered */
+	assert_int_equal(hold_bad, 0);
+	for (int i = 0; i < nheld_msgs; i++)
+		rpmsg_release_rx_buffer(&hold_b, held_at[i]); /* nothing: they went */
+	rpmsg_destroy_ept(&hold_b);
+	start_polling();
+	rpmsg_destroy_ept(&a.ept);
 }
 
 /* ---- a bad message met while stashing ---- */
@@ -3261,6 +3341,7 @@ int main(void)
 		T(test_dump_truncates_to_its_buffer),
 		T(test_stash_is_bounded),
 		T(test_held_stash_copies_stay_held),
+		T(test_removal_frees_stashed_and_held_copies),
 		T(test_stash_drops_a_bad_message),
 		T(test_send_buffers_keep_their_descriptors),
 		cmocka_unit_test_setup_teardown(test_polling_prefetches_by_the_rule, setup_64, teardown),

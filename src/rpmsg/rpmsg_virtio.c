@@ -371,7 +371,10 @@ static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, u
 	struct rpmsg_ns_msg msg = { .addr = ept->addr, .flags = flags };
 	struct ns_out *o;
 
-	if (!rdev->ns || !ept->name[0] || rpmsg_gone(rdev))
+	/* While the device goes, its rings stay until rpmsg_remove deletes
+	 * them: an endpoint a listener destroys is still announced (a free
+	 * buffer taken, never waited for). */
+	if (!rdev->ns || !ept->name[0] || !rdev->svq)
 		return;
 	if (flags == RPMSG_NS_DESTROY && cancel_create(rdev, ept))
 		return; /* the peer never heard of it */
@@ -1413,8 +1416,11 @@ void rpmsg_remove(struct virtio_device *vdev)
 	struct rpmsg_device *rdev = vdev->priv;
 	bool last;
 
-	list_device(rdev, false);
+	/* Gone before the listeners are told: one of them may take the
+	 * device's lock (the ping service does), which a callback's send
+	 * waiting for a buffer holds until it sees `gone`. */
 	atomic_store(&rdev->gone, true);
+	list_device(rdev, false);
 	duet_mutex_lock(rdev->lock);
 	/* Senders asleep for a buffer wake one by one, each seeing `gone`
 	 * (rpmsg_take_tx_wait): their endpoints keep the lock and event. */
