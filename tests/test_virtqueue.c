@@ -2,6 +2,7 @@
  * Unit tests: each virtqueue call in each role, over one ring between guard
  * pages, including notification suppression with and without EVENT_IDX.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -1672,6 +1674,192 @@ static const char *trace_since(struct trace_mem *t, unsigned int from)
 	return t->log + from;
 }
 
+/* ---- accessors: the only way to the ring ---- */
+
+/* The ring's page is unreadable to the program; the accessors keep its
+ * bytes in a shadow. A ring access that bypasses them faults. */
+struct shadow_mem {
+	uint8_t *page;    /* the ring's page, PROT_NONE */
+	uint8_t *shadow;  /* what it holds */
+	unsigned int calls;
+};
+
+static struct shadow_mem *sm_of(void *ctx)
+{
+	struct shadow_mem *m = ctx;
+
+	m->calls++;
+	return m;
+}
+
+static void *sm_at(struct shadow_mem *m, const void *p)
+{
+	const uint8_t *b = p;
+
+	return b >= m->page && b < m->page + 4096 ? m->shadow + (b - m->page) : (void *)(uintptr_t)p;
+}
+
+static uint16_t sm_read16(void *ctx, uint16_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, sm_at(sm_of(ctx), p), sizeof(v));
+	return v;
+}
+
+static void sm_write16(void *ctx, uint16_t *p, uint16_t v)
+{
+	memcpy(sm_at(sm_of(ctx), p), &v, sizeof(v));
+}
+
+static uint32_t sm_read32(void *ctx, uint32_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, sm_at(sm_of(ctx), p), sizeof(v));
+	return v;
+}
+
+static void sm_write32(void *ctx, uint32_t *p, uint32_t v)
+{
+	memcpy(sm_at(sm_of(ctx), p), &v, sizeof(v));
+}
+
+static void sm_read_desc(void *ctx, struct vring_desc *dst, const struct vring_desc *src)
+{
+	memcpy(dst, sm_at(sm_of(ctx), src), sizeof(*dst));
+}
+
+static void sm_write_desc(void *ctx, struct vring_desc *dst, const struct vring_desc *src)
+{
+	memcpy(sm_at(sm_of(ctx), dst), src, sizeof(*dst));
+}
+
+static void sm_fence(void *ctx)
+{
+	(void)sm_of(ctx);
+	__sync_synchronize();
+}
+
+static unsigned int sm_callbacks, sm_kicks;
+
+static void sm_callback(struct virtqueue *vq)
+{
+	(void)vq;
+	sm_callbacks++;
+}
+
+static void sm_notify(struct virtqueue *vq)
+{
+	(void)vq;
+	sm_kicks++;
+}
+
+/* Both roles over a ring on a page the program cannot touch, with and
+ * without event indices: every call that reaches the ring, the batch
+ * calls, kicks and notification control included, goes through the
+ * accessors (a direct access would fault), and the results are those of
+ * plain memory. */
+static void mem_ops_only(uint64_t features, bool plain)
+{
+	static const struct virtqueue_mem_ops ops = {
+		sm_read16, sm_write16, sm_read32, sm_write32, sm_read_desc, sm_write_desc, sm_fence,
+	};
+	static uint8_t shadow[4096];
+	size_t size = 3 * 4096;
+	uint8_t *win = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct shadow_mem m = { win, shadow, 0 };
+	_Alignas(void *) uint8_t m1[VIRTQUEUE_FOOTPRINT(8)], m2[VIRTQUEUE_FOOTPRINT(8)];
+	struct virtqueue_config cfg = {
+		.role = VIRTQUEUE_ROLE_DRIVER, .num = 8, .ring = win, .align = 64,
+		.features = features, .window = { win, 0x10000, size }, .mem_ops = &ops, .mem_ctx = &m,
+		.callback = sm_callback, .notify = sm_notify,
+	};
+	uint8_t *bufs = win + 4096;
+	void *cookies[8] = { NULL };
+	void *in[4] = { bufs, bufs + 64, bufs + 128, bufs + 192 };
+	uint32_t lens[8] = { 0 };
+	uint16_t heads[8] = { 0 };
+	struct virtqueue_buf vb[8];
+	struct virtqueue_state st;
+	struct virtqueue *drv, *dev;
+	size_t cnt;
+	int head, n;
+
+	assert_true(win != MAP_FAILED);
+	memset(shadow, 0, sizeof(shadow));
+	if (plain)
+		cfg.mem_ops = NULL;
+	else
+		assert_int_equal(mprotect(win, 4096, PROT_NONE), 0);
+	assert_int_equal(virtqueue_init(m1, sizeof(m1), &cfg, &drv), 0);
+	cfg.role = VIRTQUEUE_ROLE_DEVICE;
+	assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &dev), 0);
+	assert_int_equal(virtqueue_enable_cb(drv), 0);
+	assert_int_equal(virtqueue_enable_cb(dev), 0);
+	/* One at a time, both ways, kicked. */
+	sm_callbacks = sm_kicks = 0;
+	assert_int_equal(virtqueue_add_one(drv, bufs, 16, true, bufs), 0);
+	virtqueue_kick(drv);
+	assert_int_equal(sm_kicks, 1); /* the device asked for it */
+	assert_true(virtqueue_poll(dev));
+	assert_int_equal(sm_callbacks, 1);
+	head = vhost_get_vq_buffers(dev, vb, 8, &cnt);
+	assert_true(head >= 0);
+	assert_int_equal(cnt, 1);
+	assert_ptr_equal(vb[0].buf, bufs);
+	assert_int_equal(virtqueue_add_consumed_buffer(dev, (uint16_t)head, 16), 0);
+	virtqueue_kick(dev);
+	assert_int_equal(sm_kicks, 2);
+	assert_ptr_equal(virtqueue_get_buffer(drv, &lens[0], NULL), bufs);
+	assert_int_equal(lens[0], 16);
+	/* In batches. */
+	assert_int_equal(virtqueue_add_bufs(drv, in, 4, 32, false), 4);
+	virtqueue_kick(drv);
+	n = virtqueue_get_available_buffers(dev, vb, heads, 8);
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_ptr_equal(vb[i].buf, in[i]);
+	assert_int_equal(virtqueue_add_consumed_buffers(dev, heads, NULL, 4), 4);
+	virtqueue_kick(dev);
+	assert_int_equal(virtqueue_get_buffers(drv, cookies, lens, 8), 4);
+	for (int i = 0; i < 4; i++)
+		assert_ptr_equal(cookies[i], in[i]);
+	/* Notifications off: the peer's kick is saved (under EVENT_IDX the
+	 * word left as it was still asks for the next entry); on again. */
+	virtqueue_disable_cb(drv);
+	virtqueue_disable_cb(dev);
+	n = (int)sm_kicks;
+	assert_int_equal(virtqueue_add_one(drv, bufs, 8, false, bufs), 0);
+	virtqueue_kick(drv);
+	assert_int_equal(sm_kicks, (unsigned int)n + (features ? 1u : 0u));
+	assert_ptr_equal(virtqueue_get_available_buffer(dev, &heads[0], &lens[0]), bufs);
+	assert_int_equal(virtqueue_add_consumed_buffer(dev, heads[0], 0), 0);
+	assert_int_equal(virtqueue_enable_cb(drv), 1); /* one came meanwhile */
+	assert_ptr_equal(virtqueue_get_buffer(drv, NULL, NULL), bufs);
+	assert_int_equal(virtqueue_peer_idx(dev), 6);
+	assert_false(virtqueue_poll(dev));
+	virtqueue_get_state(drv, &st);
+	assert_false(st.broken);
+	assert_int_equal(st.used_idx, 6);
+	virtqueue_reset(drv);
+	virtqueue_reset(dev);
+	assert_int_equal(virtqueue_add_one(drv, bufs, 8, false, bufs), 0);
+	assert_ptr_equal(virtqueue_get_available_buffer(dev, &heads[0], &lens[0]), bufs);
+	assert_true(plain ? m.calls == 0 : m.calls > 0);
+	assert_int_equal(mprotect(win, 4096, PROT_READ | PROT_WRITE), 0);
+	munmap(win, size);
+}
+
+static void test_mem_ops_are_the_only_way_to_the_ring(void **state)
+{
+	(void)state;
+	mem_ops_only(0, true);
+	mem_ops_only(EVENT_IDX, true);
+	mem_ops_only(0, false);
+	mem_ops_only(EVENT_IDX, false);
+}
+
 /*
  * Under EVENT_IDX with callbacks on, taking an entry moves the event word
  * to the next one: "notify me for the entry after this". The peer writes
@@ -1798,6 +1986,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_view, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_queue_refuses_until_reset, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_mem_ops_carry_every_ring_access, setup_plain, teardown),
+		cmocka_unit_test(test_mem_ops_are_the_only_way_to_the_ring),
 		cmocka_unit_test_setup_teardown(test_event_word_is_fenced_before_the_next_look, setup_plain, teardown),
 	};
 
