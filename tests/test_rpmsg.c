@@ -2110,6 +2110,40 @@ static int stash_hold_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 	return 0;
 }
 
+/* Both ends of a stash-holding pair, the device's stash_hold_cb, the
+ * counts reset and the poll thread stopped: the test serves the device
+ * side itself. */
+static void hold_pair_open(struct box *a, const char *name)
+{
+	atomic_store(&hold_next, 0);
+	atomic_store(&hold_bad, 0);
+	atomic_store(&hold_sending, false);
+	hold_answered = nheld_msgs = 0;
+	hold_done = false;
+	box_open(a, drv_dev, name);
+	assert_int_equal(rpmsg_create_ept(&hold_b, dev_dev, name, RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
+					  stash_hold_cb, NULL),
+			 0);
+	assert_true(wait_until(ept_ready, &a->ept, 2000));
+	assert_true(wait_until(ept_ready, &hold_b, 2000));
+	stop_polling();
+}
+
+/* One round: the driver sends what buffers it has (up to a ring, from
+ * *sent on, the first the trigger), the device side takes them; how many
+ * went. */
+static int hold_round(struct box *a, int *sent)
+{
+	int first = *sent;
+
+	hold_trigger = first;
+	while (*sent - first < RING && rpmsg_trysend(&a->ept, sent, sizeof(*sent)) == sizeof(*sent))
+		(*sent)++;
+	for (int i = 0; i < 100 && hold_next < *sent && rpmsg_get_device(1); i++)
+		duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
+	return *sent - first;
+}
+
 /*
  * A receiver that holds every message, some of them delivered from the
  * stash: round after round, a callback's send waits and stashes, and the
@@ -2124,28 +2158,11 @@ static void test_held_stash_copies_stay_held(void **state)
 	int sent = 0;
 
 	(void)state;
-	atomic_store(&hold_next, 0);
-	atomic_store(&hold_bad, 0);
-	hold_answered = nheld_msgs = 0;
-	hold_done = false;
-	box_open(&a, drv_dev, "stash-hold");
-	assert_int_equal(rpmsg_create_ept(&hold_b, dev_dev, "stash-hold", RPMSG_ADDR_ANY,
-					  RPMSG_ADDR_ANY, stash_hold_cb, NULL),
-			 0);
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &hold_b, 2000));
-	stop_polling();
+	hold_pair_open(&a, "stash-hold");
 	rpmsg_set_send_timeout(dev_dev, 20);
 	for (int round = 0; round < HOLD_ROUNDS; round++) {
-		int first = sent;
-
-		hold_trigger = first;
-		while (sent - first < RING && rpmsg_trysend(&a.ept, &sent, sizeof(sent)) == sizeof(sent))
-			sent++;
-		if (sent == first)
+		if (!hold_round(&a, &sent))
 			break; /* every send buffer is with the device, held */
-		for (int i = 0; i < 100 && hold_next < sent; i++)
-			duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
 		assert_int_equal(hold_next, sent);
 	}
 	assert_int_equal(hold_bad, 0);
@@ -2208,39 +2225,17 @@ static void test_removal_frees_stashed_and_held_copies(void **state)
 	int sent = 0;
 
 	(void)state;
-	atomic_store(&hold_next, 0);
-	atomic_store(&hold_bad, 0);
-	atomic_store(&hold_sending, false);
-	hold_answered = nheld_msgs = 0;
-	hold_done = false;
-	box_open(&a, drv_dev, "stash-gone");
-	assert_int_equal(rpmsg_create_ept(&hold_b, dev_dev, "stash-gone", RPMSG_ADDR_ANY,
-					  RPMSG_ADDR_ANY, stash_hold_cb, NULL),
-			 0);
-	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	assert_true(wait_until(ept_ready, &hold_b, 2000));
-	stop_polling();
+	hold_pair_open(&a, "stash-gone");
+	/* A first round leaves copies held. */
+	rpmsg_set_send_timeout(dev_dev, 20);
+	hold_round(&a, &sent);
+	assert_int_equal(hold_next, sent);
+	assert_true(nheld_msgs > 0);
+	/* In the second, the device goes while the callback's send waits. */
 	rpmsg_set_send_timeout(dev_dev, 2000);
-	for (int round = 0; round < 2; round++) {
-		int first = sent;
-
-		if (round == 1) {
-			atomic_store(&hold_sending, false);
-			assert_int_equal(pthread_create(&remover, NULL, remove_device_side, NULL), 0);
-		} else {
-			rpmsg_set_send_timeout(dev_dev, 20);
-		}
-		hold_trigger = first;
-		while (sent - first < RING && rpmsg_trysend(&a.ept, &sent, sizeof(sent)) == sizeof(sent))
-			sent++;
-		for (int i = 0; i < 100 && hold_next < sent && rpmsg_get_device(1); i++)
-			duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
-		if (round == 0) {
-			assert_int_equal(hold_next, sent);
-			assert_true(nheld_msgs > 0);
-			rpmsg_set_send_timeout(dev_dev, 2000);
-		}
-	}
+	atomic_store(&hold_sending, false);
+	assert_int_equal(pthread_create(&remover, NULL, remove_device_side, NULL), 0);
+	hold_round(&a, &sent);
 	pthread_join(remover, NULL);
 	assert_true(atomic_load(&removal_ms) < 1000);
 	assert_null(rpmsg_get_device(1)); /* the device side went */
