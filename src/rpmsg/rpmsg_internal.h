@@ -141,9 +141,9 @@ struct rpmsg_device {
 	struct rpmsg_endpoint ns_ept;
 	struct duet_list stash;   /* received, copied out, not yet delivered */
 	unsigned int nstash;      /* its length */
-	/* Copies on the heap, in the stash or held by a receiver: at most
-	 * stash_max, so that every held buffer has a slot (alloc_slots). */
-	unsigned int ncopies, stash_max;
+	/* Copies held by a receiver. With the stash's, at most stash_max, so
+	 * that every held buffer has a slot (alloc_slots). */
+	unsigned int nheld_copies, stash_max;
 	/* driver side: the buffer pools */
 	uint8_t *rx_pool, *tx_pool;
 	uint16_t nrx, ntx;

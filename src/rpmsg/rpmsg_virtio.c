@@ -150,12 +150,10 @@ DUET_OUT_OF_LINE void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why 
 /* Give back a delivered buffer: to the ring, or to the heap if stashed. */
 static void finish_rx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, bool stashed)
 {
-	if (stashed) {
+	if (stashed)
 		duet_port_free(duet_container_of(buf, struct stashed_rx, data));
-		rdev->ncopies--;
-	} else {
+	else
 		rdev->role->recycle_rx(rdev, buf, head);
-	}
 }
 
 static void stash_rx(struct rpmsg_device *rdev);
@@ -495,6 +493,7 @@ static void give_back(struct rpmsg_device *rdev, struct held *h, bool rx)
 	if (rx) {
 		finish_rx(rdev, buf, h->head, h->stashed);
 		rdev->nheld--;
+		rdev->nheld_copies -= h->stashed;
 		return;
 	}
 	rdev->role->untake_tx(rdev, buf, h->head);
@@ -1077,6 +1076,7 @@ static DUET_OUT_OF_LINE bool keep_rx(struct rpmsg_device *rdev)
 		if (!rdev->rx_held[i].buf) {
 			rdev->rx_held[i] = cur;
 			rdev->nheld++;
+			rdev->nheld_copies += cur.stashed;
 			return true;
 		}
 	}
@@ -1148,7 +1148,7 @@ void rpmsg_serve_stash(struct rpmsg_device *rdev)
  */
 static void stash_rx(struct rpmsg_device *rdev)
 {
-	while (rdev->ncopies < rdev->stash_max && !rpmsg_gone(rdev)) {
+	while (rdev->nstash + rdev->nheld_copies < rdev->stash_max && !rpmsg_gone(rdev)) {
 		struct stashed_rx *s = duet_port_alloc(sizeof(*s) + rdev->rx_size);
 		struct rpmsg_hdr hdr;
 		uint32_t len;
@@ -1172,7 +1172,6 @@ static void stash_rx(struct rpmsg_device *rdev)
 		rdev->role->recycle_rx(rdev, buf, head);
 		duet_list_add_tail(&rdev->stash, &s->node);
 		rdev->nstash++;
-		rdev->ncopies++;
 		rdev->stats.rx_stashed++;
 	}
 }
