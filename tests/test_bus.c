@@ -377,6 +377,76 @@ static void test_negotiation_fails_when_the_device_refuses(void **state)
 	assert_int_equal(final, 99);
 }
 
+/* A transport whose status and feature calls fail (a link that went
+ * down: -EIO), call by call, in front of the loopback's. */
+static const struct virtio_dispatch *real_ops;
+static int failing_call;  /* 1 get_status, 2 set_status, 3 get_features, 4 set_features */
+
+static int f_get_status(struct virtio_device *vdev, uint8_t *status)
+{
+	return failing_call == 1 ? -EIO : real_ops->get_status(vdev, status);
+}
+
+static int f_set_status(struct virtio_device *vdev, uint8_t status)
+{
+	return failing_call == 2 ? -EIO : real_ops->set_status(vdev, status);
+}
+
+static int f_get_features(struct virtio_device *vdev, uint64_t *features)
+{
+	return failing_call == 3 ? -EIO : real_ops->get_features(vdev, features);
+}
+
+static int f_set_features(struct virtio_device *vdev, uint64_t features)
+{
+	return failing_call == 4 ? -EIO : real_ops->set_features(vdev, features);
+}
+
+/*
+ * Each failing call: the negotiation returns its error and negotiates
+ * nothing; a device whose reset or acknowledgement fails is registered
+ * but not probed, and binds once the transport works and a driver comes.
+ */
+static void test_a_failing_transport_binds_nothing(void **state)
+{
+	struct lbdev *d = lbdev_new(TEST_ID, 0x6);
+	struct virtio_device *vdev = duet_loopback_driver(d->lb);
+	struct virtio_dispatch ops;
+	uint64_t final = 99;
+
+	(void)state;
+	real_ops = vdev->func;
+	ops = *real_ops;
+	ops.get_status = f_get_status;
+	ops.set_status = f_set_status;
+	ops.get_features = f_get_features;
+	ops.set_features = f_set_features;
+	vdev->func = &ops;
+	for (failing_call = 1; failing_call <= 4; failing_call++) {
+		real_ops->set_status(vdev, VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER);
+		vdev->features = 0;
+		assert_int_equal(virtio_negotiate_features(vdev, 0x4, &final), -EIO);
+		assert_int_equal(vdev->features, 0);
+		assert_int_equal(final, 99);
+	}
+	/* The reset before a probe fails: nothing probed, nothing bound. */
+	failing_call = 2;
+	assert_int_equal(virtio_register_driver(&drv_a), 0);
+	assert_int_equal(virtio_register_device(vdev), 0);
+	assert_int_equal(nlog, 0);
+	assert_null(vdev->bus_driver);
+	assert_int_equal(virtio_unregister_driver(&drv_a), 0);
+	/* The link is back: the next driver binds it. */
+	failing_call = 0;
+	assert_int_equal(virtio_register_driver(&drv_a), 0);
+	expect_log((const char *const[]){ "probe a" }, 1);
+	assert_ptr_equal(vdev->bus_driver, &drv_a);
+	assert_int_equal(virtio_unregister_device(vdev), 0);
+	assert_int_equal(virtio_unregister_driver(&drv_a), 0);
+	vdev->func = real_ops;
+	lbdev_free(d);
+}
+
 static void test_config_access_and_expressions(void **state)
 {
 	struct lbdev *d = lbdev_new(TEST_ID, 0);
@@ -786,6 +856,7 @@ int main(void)
 		T(test_register_errors),
 		T(test_negotiation_takes_the_common_subset),
 		T(test_negotiation_fails_when_the_device_refuses),
+		T(test_a_failing_transport_binds_nothing),
 		T(test_device_refuses_unoffered_features),
 		T(test_config_access_and_expressions),
 		V(test_vhost_ready_peer_probes_at_once),
