@@ -352,6 +352,34 @@ static void test_proxy_refuses_an_unknown_layout(void **state)
 	assert_false(region_exists(N("layout")));
 }
 
+/* The server's pid in a dead server's header, changed to a live one
+ * (this process's: the header's server pid is at byte 88): neither a
+ * proxy nor a new server takes the region for a live server's. Liveness
+ * is the kernel's lock, not the header's word, nor a pid that another
+ * process may have taken since. */
+static void test_a_dead_servers_pid_word_is_not_trusted(void **state)
+{
+	uint32_t me = (uint32_t)getpid();
+	struct proc s;
+	int fd;
+
+	(void)state;
+	unlink_region(N("pidword"));
+	proc_start(&s, ARGS("server", "--name", N("pidword"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_kill9(&s);
+	fd = shm_open(F("/duet-%s", N("pidword")), O_RDWR, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &me, sizeof(me), 88), (ssize_t)sizeof(me));
+	close(fd);
+	proc_start(&s, ARGS("proxy", "--name", N("pidword"), "--timeout", "300", "-c", "status"));
+	assert_int_equal(proc_wait(&s, 10000), 1);
+	assert_true(proc_expect(&s, F("no server for link '%s' within 300 ms", N("pidword")), 0));
+	proc_start(&s, ARGS("server", "--name", N("pidword"), "-c", "quit"));
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_false(region_exists(N("pidword")));
+}
+
 static void test_server_in_use_is_refused(void **state)
 {
 	struct proc s1, s2;
@@ -397,10 +425,10 @@ static void test_second_proxy_is_refused(void **state)
 /* Two proxies started at once: the one that claimed the slot first
  * attaches, the other is refused even before the first has said so in
  * the header. The claim is taken here by hand, as an attaching proxy
- * holds it (a lock on the region's first byte), then let go. */
+ * holds it (a lock on the region's byte 1), then let go. */
 static void test_proxy_attaching_holds_the_slot(void **state)
 {
-	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };
 	struct proc s, p;
 	int fd;
 
@@ -743,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_reset_and_panic_commands),
 		cmocka_unit_test(test_stale_and_foreign_regions),
 		cmocka_unit_test(test_server_in_use_is_refused),
+		cmocka_unit_test(test_a_dead_servers_pid_word_is_not_trusted),
 		cmocka_unit_test(test_proxy_refuses_an_unknown_layout),
 		cmocka_unit_test(test_second_proxy_is_refused),
 		cmocka_unit_test(test_proxy_attaching_holds_the_slot),

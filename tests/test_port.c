@@ -23,7 +23,6 @@
 #include <duet/port.h>
 
 #include "../src/port/posix/backoff.h"
-#include "../src/port/posix/pid_alive.h"
 
 struct shared {
 	struct duet_mutex *m;
@@ -158,33 +157,6 @@ static void test_unlock_not_held_stops(void **state)
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 	status = child_status(lock_and_let_go);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
-/*
- * The link asks whether the pid a peer wrote is alive. This process is; a
- * child that exited and was reaped is not; 0 is no process; and a value
- * past INT_MAX, which kill() would take for a process group (-1: every
- * process this one may signal), is none either, so a peer cannot pass
- * for alive, or keep a dead server's region from being reclaimed, by
- * writing one.
- */
-static void test_pid_alive_takes_only_real_pids(void **state)
-{
-	pid_t child;
-	int status;
-
-	(void)state;
-	assert_true(duet_pid_alive((uint32_t)getpid()));
-	assert_false(duet_pid_alive(0));
-	assert_false(duet_pid_alive(UINT32_MAX));
-	assert_false(duet_pid_alive((uint32_t)INT_MAX + 1));
-	assert_false(duet_pid_alive((uint32_t)-(int32_t)getpgrp())); /* this process group */
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0)
-		_exit(0);
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_false(duet_pid_alive((uint32_t)child));
 }
 
 /* ---- deferred work ---- */
@@ -480,7 +452,6 @@ int main(void)
 		cmocka_unit_test(test_holder_may_lock_again_others_wait),
 		cmocka_unit_test(test_contention_loses_no_update),
 		cmocka_unit_test(test_unlock_not_held_stops),
-		cmocka_unit_test(test_pid_alive_takes_only_real_pids),
 		cmocka_unit_test(test_work_runs_once_after_its_delay),
 		cmocka_unit_test(test_backoff_never_in_a_ping_pong),
 		cmocka_unit_test(test_backoff_in_a_dense_one_way_stream),

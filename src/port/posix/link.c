@@ -33,7 +33,6 @@
 #include <duet/vhost.h>
 
 #include "backoff.h"
-#include "pid_alive.h"
 
 #define HDR_MAGIC 0x54455544u /* "DUET" */
 #define HDR_VERSION 1u
@@ -377,6 +376,33 @@ static int map(struct duet_link *l, size_t size)
 	return 0;
 }
 
+/*
+ * Whether a side is alive is the kernel's word, not the header's: each
+ * side holds a write lock on its own byte of the region (byte `side`: the
+ * server's 0, the proxy's 1) for as long as it is attached. It is an
+ * open-file-description lock (F_OFD_SETLK): closing another descriptor of
+ * the region keeps it, and the kernel lets go when the side unmaps or
+ * dies, however it dies. The proxy takes its lock before it writes
+ * anything, so it is also the claim that keeps a second proxy out, even
+ * one started at the same moment. The pid in the header only names a
+ * side in messages: it is the peer's word, and a new process may have
+ * taken it since.
+ */
+static bool take_side(int fd, enum duet_side side)
+{
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = side, .l_len = 1 };
+
+	return fcntl(fd, F_OFD_SETLK, &lk) == 0;
+}
+
+/* Whether `side` holds its lock on the region open at fd. */
+static bool side_alive(int fd, enum duet_side side)
+{
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = side, .l_len = 1 };
+
+	return fcntl(fd, F_OFD_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
+}
+
 /* ---- server ---- */
 
 /* Write a fresh table and header fields; magic stays as it is. */
@@ -397,6 +423,7 @@ static int reclaim(struct duet_link *l, char *err, size_t errlen)
 	int fd = shm_open(l->path, O_RDWR, 0);
 	struct link_hdr hdr;
 	struct stat st;
+	bool alive;
 	ssize_t n;
 
 	if (fd < 0)
@@ -404,12 +431,13 @@ static int reclaim(struct duet_link *l, char *err, size_t errlen)
 						    l->path, strerror(errno));
 	n = fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(hdr) ? pread(fd, &hdr, sizeof(hdr), 0)
 								      : 0;
+	alive = side_alive(fd, DUET_SERVER);
 	close(fd);
 	if (n != (ssize_t)sizeof(hdr) || hdr.magic != HDR_MAGIC)
 		return fail(err, errlen, -EEXIST,
 			    "/dev/shm%s exists and is not a duet link: remove it or choose another name",
 			    l->path);
-	if (duet_pid_alive(hdr.side[DUET_SERVER].pid))
+	if (alive)
 		return fail(err, errlen, -EBUSY, "link '%s' is in use by a server (pid %u)",
 			    l->cfg.name, (unsigned int)hdr.side[DUET_SERVER].pid);
 	shm_unlink(l->path); /* left by a crashed run */
@@ -442,6 +470,12 @@ static int server_open(struct duet_link *l, char *err, size_t errlen)
 		ret = -errno;
 		shm_unlink(l->path);
 		return fail(err, errlen, ret, "cannot size the region: %s", strerror(-ret));
+	}
+	/* Ours alone: the region was created just now (O_EXCL). */
+	if (!take_side(l->fd, DUET_SERVER)) {
+		ret = -errno;
+		shm_unlink(l->path);
+		return fail(err, errlen, ret, "cannot lock the region: %s", strerror(-ret));
 	}
 	ret = map(l, size);
 	if (ret == 0)
@@ -505,7 +539,7 @@ static void server_watch(struct duet_link *l)
 		atomic_store(&p->state, ST_ABSENT);
 		return;
 	}
-	if (!atomic_load(&l->peer_up) && state == ST_READY && duet_pid_alive(pid)) {
+	if (!atomic_load(&l->peer_up) && state == ST_READY && side_alive(l->fd, DUET_PROXY)) {
 		duet_mutex_lock(l->lock);
 		atomic_store(&l->peer_pid, (int)pid);
 		atomic_store(&l->peer_up, true);
@@ -518,7 +552,7 @@ static void server_watch(struct duet_link *l)
 		/* State first: a proxy that stopped and then exited left. */
 		if (state == ST_STOPPED)
 			server_peer_down(l, "left");
-		else if (!duet_pid_alive((uint32_t)atomic_load(&l->peer_pid)))
+		else if (!side_alive(l->fd, DUET_PROXY))
 			server_peer_down(l, "died");
 		else if (state != ST_READY)
 			server_peer_down(l, "left");
@@ -526,21 +560,6 @@ static void server_watch(struct duet_link *l)
 }
 
 /* ---- proxy ---- */
-
-/*
- * Claim the proxy's slot for as long as fd stays open: a write lock on the
- * region's first byte, of this open file (not of the process, so closing
- * another descriptor of the region keeps it). The kernel lets go of it
- * when the proxy unmaps or dies, however it dies. False when another
- * proxy holds it: attached, or attaching now, its header fields not yet
- * written (two proxies started at once would otherwise both attach).
- */
-static bool claim_proxy_slot(int fd)
-{
-	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
-
-	return fcntl(fd, F_OFD_SETLK, &lk) == 0;
-}
 
 /* One attempt to attach. 0, -EAGAIN (not there yet: try again), or an
  * error that trying again will not fix. */
@@ -567,8 +586,7 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	}
 	h = l->hdr;
 	if (atomic_load(&h->magic) != HDR_MAGIC || h->region_size != (uint32_t)st.st_size ||
-	    atomic_load(&h->side[DUET_SERVER].state) != ST_READY ||
-	    !duet_pid_alive(atomic_load(&h->side[DUET_SERVER].pid))) {
+	    atomic_load(&h->side[DUET_SERVER].state) != ST_READY || !side_alive(l->fd, DUET_SERVER)) {
 		unmap(l);
 		return -EAGAIN; /* not ready, closing, or left by a dead server */
 	}
@@ -583,9 +601,8 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	/* Before anything is written: the proxy's slot is the live one's,
 	 * or that of one attaching right now (which holds the claim). */
 	proxy_pid = atomic_load(&h->side[DUET_PROXY].pid);
-	if (!claim_proxy_slot(l->fd)) {
-		bool attached = atomic_load(&h->side[DUET_PROXY].state) == ST_READY &&
-				duet_pid_alive(proxy_pid);
+	if (!take_side(l->fd, DUET_PROXY)) {
+		bool attached = atomic_load(&h->side[DUET_PROXY].state) == ST_READY;
 
 		unmap(l); /* h with it: the message says what was read before */
 		if (!attached)
@@ -652,7 +669,7 @@ static void proxy_peer_down(struct duet_link *l, const char *why)
 	fd = shm_open(l->path, O_RDONLY, 0);
 	if (fd >= 0) {
 		if (pread(fd, &hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
-		    hdr.side[DUET_SERVER].pid == (uint32_t)pid && !duet_pid_alive((uint32_t)pid))
+		    hdr.side[DUET_SERVER].pid == (uint32_t)pid && !side_alive(fd, DUET_SERVER))
 			shm_unlink(l->path);
 		close(fd);
 	}
@@ -685,7 +702,7 @@ static void proxy_watch(struct duet_link *l)
 			say(l, DUET_LINK_ERROR, "%s", err);
 		return;
 	}
-	if (!duet_pid_alive((uint32_t)atomic_load(&l->peer_pid))) {
+	if (!side_alive(l->fd, DUET_SERVER)) {
 		proxy_peer_down(l, "died");
 		return;
 	}
@@ -1096,7 +1113,7 @@ static const char *cmd_name(enum duet_link_cmd cmd)
 static bool proxy_there(struct duet_link *l)
 {
 	return atomic_load(&l->hdr->side[DUET_PROXY].state) == ST_READY &&
-	       duet_pid_alive(atomic_load(&l->hdr->side[DUET_PROXY].pid));
+	       side_alive(l->fd, DUET_PROXY);
 }
 
 /* duet_link_command past its checks, for a proxy that is there. */
