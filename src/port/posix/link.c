@@ -417,13 +417,18 @@ static int server_write_table(struct duet_link *l)
 	return 0;
 }
 
-/* An existing object with our name: reclaim it if its server is dead. */
-static int reclaim(struct duet_link *l, char *err, size_t errlen)
+/*
+ * An existing object with our name: reclaim it if its server is dead. The
+ * dead server's lock is taken first and kept in *held (the caller closes
+ * it once its own region holds its lock): a second server reclaiming at
+ * the same moment finds the old region locked and is refused, instead of
+ * unlinking the name after this one made it anew.
+ */
+static int reclaim(struct duet_link *l, int *held, char *err, size_t errlen)
 {
 	int fd = shm_open(l->path, O_RDWR, 0);
 	struct link_hdr hdr;
 	struct stat st;
-	bool alive;
 	ssize_t n;
 
 	if (fd < 0)
@@ -431,23 +436,28 @@ static int reclaim(struct duet_link *l, char *err, size_t errlen)
 						    l->path, strerror(errno));
 	n = fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(hdr) ? pread(fd, &hdr, sizeof(hdr), 0)
 								      : 0;
-	alive = side_alive(fd, DUET_SERVER);
-	close(fd);
-	if (n != (ssize_t)sizeof(hdr) || hdr.magic != HDR_MAGIC)
+	if (n != (ssize_t)sizeof(hdr) || hdr.magic != HDR_MAGIC) {
+		close(fd);
 		return fail(err, errlen, -EEXIST,
 			    "/dev/shm%s exists and is not a duet link: remove it or choose another name",
 			    l->path);
-	if (alive)
+	}
+	if (!take_side(fd, DUET_SERVER)) {
+		close(fd);
 		return fail(err, errlen, -EBUSY, "link '%s' is in use by a server (pid %u)",
 			    l->cfg.name, (unsigned int)hdr.side[DUET_SERVER].pid);
+	}
 	shm_unlink(l->path); /* left by a crashed run */
+	if (*held >= 0)
+		close(*held);
+	*held = fd;
 	return 0;
 }
 
 static int server_open(struct duet_link *l, char *err, size_t errlen)
 {
 	size_t carve = duet_rsc_carveouts_size(l->cfg.vdevs, l->cfg.num_vdevs), size;
-	int ret;
+	int ret, stale = -1;
 
 	/* Device addresses are 32 bits: refused before a region is made. */
 	if (carve > UINT32_MAX - CARVE_DA)
@@ -459,23 +469,30 @@ static int server_open(struct duet_link *l, char *err, size_t errlen)
 		l->fd = shm_open(l->path, O_RDWR | O_CREAT | O_EXCL, 0600);
 		if (l->fd >= 0)
 			break;
-		if (errno != EEXIST || tries == 2)
-			return fail(err, errlen, -errno, "cannot create /dev/shm%s: %s", l->path,
-				    strerror(errno));
-		ret = reclaim(l, err, errlen);
-		if (ret < 0)
+		ret = -errno;
+		if (ret == -EEXIST && tries < 2)
+			ret = reclaim(l, &stale, err, errlen);
+		else
+			fail(err, errlen, ret, "cannot create /dev/shm%s: %s", l->path, strerror(-ret));
+		if (ret < 0) {
+			if (stale >= 0)
+				close(stale);
 			return ret;
+		}
+	}
+	/* Ours alone: the region was created just now (O_EXCL). Then the
+	 * old one's lock can go. */
+	ret = take_side(l->fd, DUET_SERVER) ? 0 : -errno;
+	if (stale >= 0)
+		close(stale);
+	if (ret < 0) {
+		shm_unlink(l->path);
+		return fail(err, errlen, ret, "cannot lock the region: %s", strerror(-ret));
 	}
 	if (ftruncate(l->fd, (off_t)size) < 0) {
 		ret = -errno;
 		shm_unlink(l->path);
 		return fail(err, errlen, ret, "cannot size the region: %s", strerror(-ret));
-	}
-	/* Ours alone: the region was created just now (O_EXCL). */
-	if (!take_side(l->fd, DUET_SERVER)) {
-		ret = -errno;
-		shm_unlink(l->path);
-		return fail(err, errlen, ret, "cannot lock the region: %s", strerror(-ret));
 	}
 	ret = map(l, size);
 	if (ret == 0)
