@@ -1310,22 +1310,27 @@ static void test_sleeping_sender_is_woken_after_another_takes_a_buffer(void **st
 static void sender_leaves_when_the_device_goes(bool driver)
 {
 	struct rpmsg_device *from = driver ? drv_dev : dev_dev, *to = driver ? dev_dev : drv_dev;
-	struct timed_send sl = { 0 };
+	struct timed_send sl[2] = { { 0 }, { 0 } };
 	struct box a, b;
-	pthread_t t;
+	pthread_t t[2];
 
 	run_dry(&a, from, &b, to, "bye");
-	sl.ept = &a.ept;
-	assert_int_equal(pthread_create(&t, NULL, timed_send, &sl), 0);
+	/* Two asleep: the removal wakes one, which wakes the next. */
+	for (int i = 0; i < 2; i++) {
+		sl[i].ept = &a.ept;
+		assert_int_equal(pthread_create(&t[i], NULL, timed_send, &sl[i]), 0);
+	}
 	sleep_ms(50);
 	stop_polling();
 	if (driver)
 		virtio_unregister_device(duet_loopback_driver(lb));
 	else
 		vhost_unregister_device(duet_loopback_device(lb));
-	pthread_join(t, NULL);
-	assert_int_equal(sl.ret, -ENODEV);
-	assert_true(sl.ms < 3000); /* told at once, not at the 5 s timeout */
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(sl[i].ret, -ENODEV);
+		assert_true(sl[i].ms < 3000); /* told at once, not at the 5 s timeout */
+	}
 	/* The endpoint outlived its device: every call says so, until it is
 	 * destroyed, which frees what is left of the device (LeakSanitizer
 	 * checks it under ASan). */
