@@ -1123,6 +1123,40 @@ static void test_send_burst_from_the_device_waits_for_buffers(void **state)
 	send_burst_waits(dev_dev, drv_dev);
 }
 
+/*
+ * The ring breaks under a burst: the device side takes two receive
+ * buffers the driver posted, then meets an entry no ring allows (a head
+ * past the ring). Nothing of the chunk goes (what was taken stays with
+ * the broken ring), and the burst says -ENODEV, as a send on a broken
+ * ring does; later sends say the same.
+ */
+static void test_burst_on_a_ring_that_breaks(void **state)
+{
+	struct virtqueue *rx = duet_loopback_driver(lb)->vrings_info[0].vq;
+	const void *datas[5] = { "a", "b", "c", "d", "e" };
+	const int lens[5] = { 2, 2, 2, 2, 2 };
+	struct box a, b;
+	uint16_t idx;
+
+	(void)state;
+	pair_open(&a, &b, "burst-broken");
+	stop_polling();
+	for (int i = 0; i < RING - 2; i++)
+		assert_int_equal(rpmsg_trysend(&b.ept, "m", 2), 2);
+	/* The hostile driver: one more avail entry, head 0xffff. */
+	idx = rx->avail->idx;
+	rx->avail->ring[idx % RING] = 0xffff;
+	atomic_store((_Atomic uint16_t *)&rx->avail->idx, (uint16_t)(idx + 1));
+	assert_int_equal(rpmsg_trysend_burst(&b.ept, datas, lens, 5), -ENODEV);
+	assert_true(virtqueue_is_broken(duet_loopback_device(lb)->vrings_info[0].vq));
+	assert_int_equal(rpmsg_trysend(&b.ept, "m", 2), -ENODEV);
+	start_polling();
+	wait_count(&a.count, RING - 2);
+	assert_int_equal(a.count, RING - 2); /* what went before the break */
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* A burst with one bad message sends none of it; bad arguments, an
  * endpoint not bound and an empty burst send nothing either. */
 static void test_bad_burst_sends_nothing(void **state)
@@ -3365,6 +3399,7 @@ int main(void)
 		T(test_burst_from_the_driver_arrives_in_order),
 		T(test_burst_from_the_device_arrives_in_order),
 		T(test_bad_burst_sends_nothing),
+		T(test_burst_on_a_ring_that_breaks),
 		T(test_send_burst_from_the_driver_waits_for_buffers),
 		T(test_send_burst_from_the_device_waits_for_buffers),
 		T(test_sleeping_sender_returns_when_the_driver_goes),

@@ -163,7 +163,8 @@ int rpmsg_flush(struct rpmsg_endpoint *ept);
  * (-EINVAL, -EMSGSIZE). Returns how many were sent, the first ones: fewer
  * than n when the send buffers ran out, the rest for a later call; 0 for
  * n == 0; -EAGAIN when not one buffer was free; -EINVAL, -ENOTCONN (not
- * bound) or -ENODEV (the device went).
+ * bound) or -ENODEV (the device went, or the send ring broke: nothing of
+ * the messages taken so far went).
  */
 int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
 			int n);

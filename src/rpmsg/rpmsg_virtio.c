@@ -700,7 +700,7 @@ static int burst_chunk(struct rpmsg_device *rdev, uint32_t src, uint32_t dst,
 	rdev->stats.tx_msgs += (uint32_t)done;
 	if (!k)
 		return err;
-	return done ? done : -EIO;
+	return done ? done : -ENODEV; /* the ring broke: as a send on it says */
 }
 
 /* A burst of copy sends, under the lock, its arguments checked: in chunks
