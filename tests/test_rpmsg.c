@@ -1592,9 +1592,33 @@ static void test_bad_endpoint_arguments_are_refused(void **state)
 					  box_cb, NULL),
 			 0);
 	assert_string_equal(e.name, name);
+	/* A lend needs somewhere to say the room: none without. */
+	assert_null(rpmsg_get_tx_payload_buffer(&e, NULL, 0));
 	rpmsg_destroy_ept(&e);
 	assert_int_equal(rpmsg_send(NULL, "m", 1), -EINVAL);
 	assert_int_equal(rpmsg_trysend(NULL, "m", 1), -EINVAL);
+	/* Holding through no endpoint, or a destroyed one: nothing. */
+	rpmsg_hold_rx_buffer(NULL, name);
+	rpmsg_release_rx_buffer(NULL, name);
+	rpmsg_hold_rx_buffer(&e, name);
+	rpmsg_release_rx_buffer(&e, name);
+	/* A release without a hold lets go of nothing: the device stays, and
+	 * a hold and its release still pair. */
+	rpmsg_release_device(drv_dev);
+	assert_ptr_equal(rpmsg_hold_device(0), drv_dev);
+	rpmsg_release_device(drv_dev);
+	assert_ptr_equal(rpmsg_get_device(0), drv_dev);
+	/* The refused lend lent nothing: every send buffer is there. */
+	{
+		uint32_t room;
+		struct box a, b;
+
+		pair_open(&a, &b, "after-bad-args");
+		for (int i = 0; i < RING; i++)
+			assert_non_null(rpmsg_get_tx_payload_buffer(&a.ept, &room, 0));
+		rpmsg_destroy_ept(&a.ept);
+		rpmsg_destroy_ept(&b.ept);
+	}
 	/* The device calls take no device as nothing. */
 	{
 		struct rpmsg_stats st;
