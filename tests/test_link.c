@@ -282,6 +282,40 @@ static void test_reset_and_panic_commands(void **state)
 	assert_int_equal(proc_wait(&s, 10000), 0);
 }
 
+/* A proxy that does not answer (stopped): the command says so at its
+ * timeout, naming the proxy, and is withdrawn: once the proxy runs again
+ * it does not carry the command out late (it used to restart its devices
+ * under a server that had been told the reset failed), and the link
+ * works on. */
+static void test_unanswered_command_times_out(void **state)
+{
+	struct proc s, p;
+	char line[160];
+
+	(void)state;
+	unlink_region(N("mute"));
+	proc_start(&s, ARGS("server", "--name", N("mute"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", N("mute")));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	assert_int_equal(kill(p.pid, SIGSTOP), 0);
+	proc_send(&s, "reset\n");
+	snprintf(line, sizeof(line),
+		 "reset: proxy (pid %d) did not acknowledge reset within 2000 ms: withdrawn", p.pid);
+	assert_true(proc_expect(&s, line, 6000));
+	assert_int_equal(kill(p.pid, SIGCONT), 0);
+	/* It answers the next command, and the devices stayed up. */
+	proc_send(&p, "wait 5000\nrng 0 32\n");
+	assert_true(proc_expect(&p, "rng 0: 32 bytes", 6000));
+	proc_send(&s, "rng 0 32\nquit\n");
+	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	proc_send(&p, "quit\n");
+	assert_int_equal(proc_wait(&p, 10000), 0);
+	assert_false(strstr(p.buf, "reset requested"));
+}
+
 static void test_stale_and_foreign_regions(void **state)
 {
 	struct proc s;
@@ -769,6 +803,7 @@ int main(void)
 		cmocka_unit_test(test_kill_proxy_and_recover),
 		cmocka_unit_test(test_kill_server_and_recover),
 		cmocka_unit_test(test_reset_and_panic_commands),
+		cmocka_unit_test(test_unanswered_command_times_out),
 		cmocka_unit_test(test_stale_and_foreign_regions),
 		cmocka_unit_test(test_server_in_use_is_refused),
 		cmocka_unit_test(test_a_dead_servers_pid_word_is_not_trusted),

@@ -97,7 +97,9 @@ enum duet_link_cmd {
 /*
  * Server: send a command to the proxy through the header's command slot and
  * wait for its acknowledgement. Returns 0, -ENOTCONN (no proxy), -EINVAL
- * (not a server), or -ETIMEDOUT with err saying so.
+ * (not a server), or -ETIMEDOUT with err saying so; a command timed out is
+ * withdrawn, and not carried out later, unless the proxy had taken it
+ * already (err says which).
  */
 int duet_link_command(struct duet_link *link, enum duet_link_cmd cmd, uint32_t timeout_ms,
 		      char *err, size_t errlen);

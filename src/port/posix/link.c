@@ -735,8 +735,16 @@ static void proxy_watch(struct duet_link *l)
 		return;
 	}
 	if (atomic_load(&h->cmd_seq) != l->cmd_seen) {
+		uint32_t cmd;
+
 		l->cmd_seen = atomic_load(&h->cmd_seq);
-		switch (atomic_load(&h->cmd)) {
+		/* Taken, so that a server whose wait for the acknowledgement
+		 * ran out can withdraw it instead (send_command). */
+		cmd = atomic_exchange(&h->cmd, CMD_NONE);
+		switch (cmd) {
+		case CMD_NONE: /* withdrawn: nothing to carry out */
+			atomic_store(&h->cmd_ack, l->cmd_seen);
+			break;
 		case DUET_LINK_CMD_STOP:
 			atomic_store(&l->stop_requested, true);
 			atomic_store(&h->cmd_ack, l->cmd_seen);
@@ -756,8 +764,7 @@ static void proxy_watch(struct duet_link *l)
 			say(l, DUET_LINK_ERROR, "panic requested by the server: aborting");
 			abort();
 		default:
-			say(l, DUET_LINK_ERROR, "unknown command %u from the server",
-			    (unsigned int)atomic_load(&h->cmd));
+			say(l, DUET_LINK_ERROR, "unknown command %u from the server", (unsigned int)cmd);
 			atomic_store(&h->cmd_ack, l->cmd_seen);
 			break;
 		}
@@ -1152,10 +1159,17 @@ static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t ti
 		return cmd == DUET_LINK_CMD_STOP ? 0 :
 		       fail(err, errlen, -ENOTCONN, "the proxy left before acknowledging %s",
 			    cmd_name(cmd));
-	if (atomic_load(&l->hdr->cmd_ack) != seq)
-		return fail(err, errlen, -ETIMEDOUT,
-			    "proxy (pid %d) did not acknowledge %s within %u ms",
-			    (int)atomic_load(&l->hdr->side[DUET_PROXY].pid), cmd_name(cmd), timeout_ms);
+	if (atomic_load(&l->hdr->cmd_ack) != seq) {
+		/* Withdrawn unless the proxy took it already: a command the
+		 * caller was told failed is not carried out later, when a
+		 * proxy that stalled runs again. */
+		uint32_t sent = (uint32_t)cmd;
+		bool withdrawn = atomic_compare_exchange_strong(&l->hdr->cmd, &sent, CMD_NONE);
+
+		return fail(err, errlen, -ETIMEDOUT, "proxy (pid %d) did not acknowledge %s within %u ms%s",
+			    (int)atomic_load(&l->hdr->side[DUET_PROXY].pid), cmd_name(cmd), timeout_ms,
+			    withdrawn ? ": withdrawn" : ": it took it and may still carry it out");
+	}
 	return 0;
 }
 
