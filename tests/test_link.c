@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -282,6 +283,38 @@ static void test_reset_and_panic_commands(void **state)
 	assert_int_equal(proc_wait(&s, 10000), 0);
 }
 
+/* Whether every thread of pid is stopped (SIGSTOP takes effect some time
+ * after kill() returns: a thread may still run meanwhile). */
+static bool all_threads_stopped(pid_t pid)
+{
+	char path[320], stat[256];
+	bool all = true;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (all && (e = readdir(d))) {
+		FILE *f;
+		char *close_paren;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f || !fgets(stat, sizeof(stat), f))
+			all = false;
+		else if (!(close_paren = strrchr(stat, ')')) || close_paren[2] != 'T')
+			all = false;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return all;
+}
+
 /* A proxy that does not answer (stopped): the command says so at its
  * timeout, naming the proxy, and is withdrawn: once the proxy runs again
  * it does not carry the command out late (it used to restart its devices
@@ -300,6 +333,9 @@ static void test_unanswered_command_times_out(void **state)
 	proc_send(&s, "wait 5000\n");
 	assert_true(proc_expect(&s, "ready", 6000));
 	assert_int_equal(kill(p.pid, SIGSTOP), 0);
+	for (int i = 0; i < 1000 && !all_threads_stopped(p.pid); i++)
+		usleep(1000);
+	assert_true(all_threads_stopped(p.pid));
 	proc_send(&s, "reset\n");
 	snprintf(line, sizeof(line),
 		 "reset: proxy (pid %d) did not acknowledge reset within 2000 ms: withdrawn", p.pid);
