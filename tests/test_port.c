@@ -219,6 +219,35 @@ static void test_work_runs_once_after_its_delay(void **state)
 	assert_int_equal(duet_work_queue(NULL, 0), -EINVAL);
 }
 
+/* A work item that takes a while: it says when it starts and ends. */
+static _Atomic bool slow_started, slow_ended;
+
+static void slow_run(struct duet_work *w)
+{
+	(void)w;
+	atomic_store(&slow_started, true);
+	nap_us(100000);
+	atomic_store(&slow_ended, true);
+}
+
+/* duet_work_cancel of a running item returns only once it has returned:
+ * its owner may free it then. (Its own run may cancel it: covered by the
+ * vhost bus, whose deferred probe requeues itself.) */
+static void test_cancel_waits_for_a_running_work(void **state)
+{
+	static struct duet_work w = { .fn = slow_run };
+
+	(void)state;
+	atomic_store(&slow_started, false);
+	atomic_store(&slow_ended, false);
+	assert_int_equal(duet_work_queue(&w, 0), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&slow_started); i++)
+		nap_us(1000);
+	assert_true(atomic_load(&slow_started));
+	duet_work_cancel(&w);
+	assert_true(atomic_load(&slow_ended));
+}
+
 /* The made-up clock backoff_took reads, and how often it was read. */
 static uint64_t fake_ns;
 static unsigned int clock_reads;
@@ -453,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_contention_loses_no_update),
 		cmocka_unit_test(test_unlock_not_held_stops),
 		cmocka_unit_test(test_work_runs_once_after_its_delay),
+		cmocka_unit_test(test_cancel_waits_for_a_running_work),
 		cmocka_unit_test(test_backoff_never_in_a_ping_pong),
 		cmocka_unit_test(test_backoff_in_a_dense_one_way_stream),
 		cmocka_unit_test(test_backoff_never_for_sparse_messages),
