@@ -97,6 +97,20 @@ static void test_next_out_of_range(void **state)
 	expect_dev_fault(h, VIRTQUEUE_FAULT_NEXT_RANGE, -EINVAL);
 }
 
+/* A chain's fault met through virtqueue_get_available_buffer (which
+ * takes a chain whole, returning its first buffer): NULL, and broken. */
+static void test_chain_loop_via_get_available_buffer(void **state)
+{
+	struct harness *h = *state;
+
+	raw_desc(h, 0, buf_da(h, 0), 16, VRING_DESC_F_NEXT, 1);
+	raw_desc(h, 1, buf_da(h, 64), 16, VRING_DESC_F_NEXT, 0);
+	raw_avail_push(h, 0);
+	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_int_equal(virtqueue_get_fault(h->dev), VIRTQUEUE_FAULT_LOOP);
+	assert_true(virtqueue_is_broken(h->dev));
+}
+
 static void test_chain_loop(void **state)
 {
 	struct harness *h = *state;
@@ -715,6 +729,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		DEV(test_head_out_of_range),
 		DEV(test_head_out_of_range_via_get_available_buffer),
+		DEV(test_chain_loop_via_get_available_buffer),
 		DEV(test_next_out_of_range),
 		DEV(test_chain_loop),
 		DEV(test_self_loop),
