@@ -447,7 +447,15 @@ static int reclaim(struct duet_link *l, int *held, char *err, size_t errlen)
 		return fail(err, errlen, -EBUSY, "link '%s' is in use by a server (pid %u)",
 			    l->cfg.name, (unsigned int)hdr.side[DUET_SERVER].pid);
 	}
-	shm_unlink(l->path); /* left by a crashed run */
+	/* Left by a crashed run. Marked stopped first: a proxy that has it
+	 * open sees no server, not this one's lock for a live server's. */
+	{
+		uint32_t stopped = ST_STOPPED;
+
+		(void)!pwrite(fd, &stopped, sizeof(stopped),
+			      (off_t)offsetof(struct link_hdr, side[DUET_SERVER].state));
+	}
+	shm_unlink(l->path);
 	if (*held >= 0)
 		close(*held);
 	*held = fd;
