@@ -67,7 +67,8 @@ typedef void (*rpmsg_ns_bind_cb)(struct rpmsg_device *rdev, const char *name, ui
 /* True to take such an announcement (ns_bind is then called). */
 typedef bool (*rpmsg_ns_match_cb)(struct rpmsg_device *rdev, const char *name, uint32_t dest,
 				  void *priv);
-/* An rpmsg device appeared or goes. */
+/* An rpmsg device appeared or goes (when it goes, it is already marked
+ * gone: sends on it return -ENODEV). */
 typedef void (*rpmsg_dev_cb)(struct rpmsg_device *rdev, void *priv);
 
 struct rpmsg_endpoint {
