@@ -97,12 +97,16 @@ static void wait_count(_Atomic int *count, int n)
 		sleep_ms(2);
 }
 
+/* The features the rig's device offers: the name service, unless a
+ * setup says otherwise. */
+static uint32_t rig_features = 1u << VIRTIO_RPMSG_F_NS;
+
 /* Both sides over a loopback of `num`-entry rings, served by a thread. */
 static int setup_ring(uint16_t num)
 {
 	static const struct rpmsg_virtio_config cfg = { 512, 256 }; /* sizes differ per way */
 	struct duet_loopback_config lc = {
-		.device_id = VIRTIO_ID_RPMSG, .features = 1u << VIRTIO_RPMSG_F_NS, .num_vrings = 2,
+		.device_id = VIRTIO_ID_RPMSG, .features = rig_features, .num_vrings = 2,
 		.vring_num = num, .vring_align = 16, .config_len = sizeof(cfg), .config = &cfg,
 		.heap_size = num * 1024u + 64 * 1024,
 	};
@@ -128,6 +132,15 @@ static int setup(void **state)
 {
 	(void)state;
 	return setup_ring(RING);
+}
+
+static int setup_no_ns(void **state)
+{
+	(void)state;
+	rig_features = 0;
+	setup_ring(RING);
+	rig_features = 1u << VIRTIO_RPMSG_F_NS;
+	return 0;
 }
 
 static int setup_64(void **state)
@@ -206,6 +219,59 @@ static void pair_open(struct box *drv_box, struct box *dev_box, const char *name
 	box_open(dev_box, dev_dev, name);
 	assert_true(wait_until(ept_ready, &drv_box->ept, 2000));
 	assert_true(wait_until(ept_ready, &dev_box->ept, 2000));
+}
+
+/*
+ * A device without the name service (VIRTIO_RPMSG_F_NS not offered):
+ * endpoints with both addresses given talk at once; nothing is announced,
+ * so one waiting for a name stays unbound; a message the peer sends to the
+ * name-service address is ignored, and the channel goes on.
+ */
+static void test_without_the_name_service(void **state)
+{
+	struct rpmsg_stats st0, st;
+	struct box a, b, lonely_a, lonely_b;
+
+	(void)state;
+	rpmsg_get_stats(drv_dev, &st0);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.ept.priv = &a;
+	b.ept.priv = &b;
+	assert_int_equal(rpmsg_create_ept(&a.ept, drv_dev, "fixed", 0x500, 0x501, box_cb, NULL), 0);
+	assert_int_equal(rpmsg_create_ept(&b.ept, dev_dev, "fixed", 0x501, 0x500, box_cb, NULL), 0);
+	assert_true(rpmsg_is_ept_ready(&a.ept));
+	assert_true(rpmsg_is_ept_ready(&b.ept));
+	assert_int_equal(rpmsg_send(&a.ept, "there", 6), 6);
+	wait_count(&b.count, 1);
+	assert_string_equal(b.last, "there");
+	assert_int_equal(b.last_src, 0x500);
+	assert_int_equal(rpmsg_send(&b.ept, "back", 5), 5);
+	wait_count(&a.count, 1);
+	assert_string_equal(a.last, "back");
+	/* Nothing announced: a name alone binds nothing. */
+	box_open(&lonely_a, drv_dev, "lonely");
+	box_open(&lonely_b, dev_dev, "lonely");
+	sleep_ms(50);
+	assert_false(rpmsg_is_ept_ready(&lonely_a.ept));
+	assert_false(rpmsg_is_ept_ready(&lonely_b.ept));
+	/* An announcement anyway, from a peer that ignores the feature. */
+	{
+		struct { char name[32]; uint32_t addr, flags; } m = { "lonely", 0x501, 0 };
+
+		assert_int_equal(rpmsg_sendto(&b.ept, &m, sizeof(m), RPMSG_NS_EPT_ADDR),
+				 (int)sizeof(m));
+	}
+	assert_int_equal(rpmsg_send(&b.ept, "after", 6), 6);
+	wait_count(&a.count, 2);
+	assert_string_equal(a.last, "after");
+	assert_false(rpmsg_is_ept_ready(&lonely_a.ept));
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.ns_deferred, st0.ns_deferred);
+	rpmsg_destroy_ept(&lonely_a.ept);
+	rpmsg_destroy_ept(&lonely_b.ept);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
 }
 
 static void test_name_service_binds_both_ways_and_data_flows(void **state)
@@ -3402,6 +3468,7 @@ int main(void)
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_name_service_binds_both_ways_and_data_flows),
+		cmocka_unit_test_setup_teardown(test_without_the_name_service, setup_no_ns, teardown),
 		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_at_most_256_services_are_remembered),
 		T(test_dump_truncates_to_its_buffer),
