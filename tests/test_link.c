@@ -352,6 +352,45 @@ static void test_unanswered_command_times_out(void **state)
 	assert_false(strstr(p.buf, "reset requested"));
 }
 
+/* A command the proxy does not know, written into the header's slot by
+ * hand (cmd at byte 168, its sequence number at 172): the proxy says so,
+ * acknowledges it, and the link goes on. */
+static void test_unknown_command_is_reported(void **state)
+{
+	uint32_t cmd = 99, seq = 0;
+	struct proc s, p;
+	int fd;
+
+	(void)state;
+	start_served_pair(&s, &p, "cmd99");
+	fd = shm_open(F("/duet-%s", N("cmd99")), O_RDWR, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &seq, sizeof(seq), 172), (ssize_t)sizeof(seq));
+	seq++;
+	assert_int_equal(pwrite(fd, &cmd, sizeof(cmd), 168), (ssize_t)sizeof(cmd));
+	assert_int_equal(pwrite(fd, &seq, sizeof(seq), 172), (ssize_t)sizeof(seq));
+	assert_true(proc_expect(&p, "unknown command 99 from the server", 3000));
+	for (int i = 0; i < 300; i++) {
+		uint32_t ack = 0;
+
+		assert_int_equal(pread(fd, &ack, sizeof(ack), 176), (ssize_t)sizeof(ack));
+		if (ack == seq)
+			break;
+		usleep(10000);
+	}
+	{
+		uint32_t ack = 0;
+
+		assert_int_equal(pread(fd, &ack, sizeof(ack), 176), (ssize_t)sizeof(ack));
+		assert_int_equal(ack, seq);
+	}
+	close(fd);
+	proc_send(&s, "rng 0 32\nquit\n");
+	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
 static void test_stale_and_foreign_regions(void **state)
 {
 	struct proc s;
@@ -840,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_kill_server_and_recover),
 		cmocka_unit_test(test_reset_and_panic_commands),
 		cmocka_unit_test(test_unanswered_command_times_out),
+		cmocka_unit_test(test_unknown_command_is_reported),
 		cmocka_unit_test(test_stale_and_foreign_regions),
 		cmocka_unit_test(test_server_in_use_is_refused),
 		cmocka_unit_test(test_a_dead_servers_pid_word_is_not_trusted),

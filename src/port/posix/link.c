@@ -72,6 +72,14 @@ struct link_hdr {
 };
 
 _Static_assert(sizeof(struct link_hdr) <= BELL_OFFSET, "header overlaps the doorbells");
+/* tests/test_link.c plays a broken or hostile peer by writing these words
+ * at these offsets: a change of layout changes HDR_VERSION and the tests. */
+_Static_assert(offsetof(struct link_hdr, version) == 4 &&
+		       offsetof(struct link_hdr, side[DUET_SERVER].pid) == 88 &&
+		       offsetof(struct link_hdr, cmd) == 168 &&
+		       offsetof(struct link_hdr, cmd_seq) == 172 &&
+		       offsetof(struct link_hdr, cmd_ack) == 176,
+	       "the header's layout moved: update HDR_VERSION and tests/test_link.c");
 
 struct duet_link {
 	struct duet_link_config cfg;
