@@ -33,6 +33,17 @@ echo "  with 32 more endpoints on each side: $(( (b32 - a32) / (big - small) )) 
 ar=$(ir "$small rings")
 br=$(ir "$big rings")
 echo "  found by polling the rings (the link's polling look): $(( (br - ar) / (big - small) )) instructions"
+# The protocol's floor (bench_floor, built beside this binary): the same
+# round trip with every check of the peer and none of duet's layers. What
+# is above it is what the design adds.
+floor="$(dirname "$bin")/bench_floor"
+if [ -x "$floor" ]; then
+	fa=$(valgrind --tool=callgrind --callgrind-out-file="$tmp/fl.a" "$floor" $small 2>&1 >/dev/null |
+		sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+	fb=$(valgrind --tool=callgrind --callgrind-out-file="$tmp/fl.b" "$floor" $big 2>&1 >/dev/null |
+		sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+	echo "  the protocol's floor (bench_floor: every check of the peer, none of the layers): $(( (fb - fa) / (big - small) )) instructions"
+fi
 # Per layer: self cost of each file in the big run minus the small run.
 split() {
 	callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
