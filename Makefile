@@ -121,6 +121,7 @@ bench:
 	$(B)/bench/bench/bench_rpmsg stream
 	$(B)/bench/bench/bench_rpmsg duplex
 	$(B)/bench/bench/bench_rpmsg oneway
+	$(B)/bench/bench/bench_floor hostile
 	sh bench/callgrind-rpmsg.sh $(B)/bench/bench/bench_rpmsg_ir
 	sh bench/callgrind-rpmsg.sh $(B)/bench-lto/bench/bench_rpmsg_ir
 	sh bench/callgrind-link.sh $(B)/bench/bench/bench_rpmsg

@@ -24,7 +24,9 @@
  *  - endpoints found by address in 16 chains; a lock on each side taken by
  *    every send and receive pass, recursive as a callback's send needs.
  *
- *   bench_floor N    N round trips; exits non-zero if any went wrong
+ *   bench_floor N        N round trips; exits non-zero if any went wrong
+ *   bench_floor hostile  each check at work: one word of the peer's broken
+ *                        at a time, each must be caught
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
@@ -227,7 +229,7 @@ static inline void update32(uint32_t *p, uint32_t v)
 struct drv_vq {
 	struct ring r;
 	uint16_t avail_idx, used_idx, seen_used, kicked;
-	uint8_t out[NUM]; /* posted, not used yet */
+	uint8_t *out; /* [NUM]: posted, not used yet */
 };
 
 struct drv {
@@ -372,7 +374,7 @@ static NOINLINE void drv_rx_pass(struct drv *d)
 struct dev_vq {
 	struct ring r;
 	uint16_t last_avail, seen_avail, used_idx, kicked;
-	uint32_t wlen[NUM]; /* taken: writable bytes + 1; 0: not taken */
+	uint32_t *wlen; /* [NUM]: taken: writable bytes + 1; 0: not taken */
 };
 
 struct dev {
@@ -548,70 +550,262 @@ static void reply_cb(struct ept *e, const uint8_t *data, uint32_t len, uint32_t 
 	replies++;
 }
 
-static void *ring_at(uint8_t *mem, struct ring *r)
+static void ring_at(uint8_t *mem, struct ring *r)
 {
 	r->desc = (struct vring_desc *)(void *)mem;
 	r->avail = (struct vring_avail *)(void *)(mem + 16u * NUM);
 	r->used = (struct vring_used *)(void *)(mem + vring_used_offset(NUM, ALIGN));
-	return r;
+}
+
+/* Both sides, fresh, over fresh rings: every receive buffer posted, an
+ * endpoint on each side (a replies to b, which echoes). */
+struct pair {
+	struct shared sh;
+	struct drv d;
+	struct dev v;
+	struct ept a, b;
+	uint8_t *rings;
+};
+
+static size_t ring_span(void)
+{
+	return (vring_size(NUM, ALIGN) + 4095u) & ~(size_t)4095u;
+}
+
+static int pair_init(struct pair *p)
+{
+	memset(p, 0, sizeof(*p));
+	/* The bookkeeping apart from the rest, as duet's slots are: a check
+	 * left out shows as a read outside it under ASan. */
+	p->rings = aligned_alloc(4096, 2 * ring_span());
+	p->sh.window_size = 2u * NUM * BUF;
+	p->sh.window = aligned_alloc(4096, p->sh.window_size);
+	p->d.rx.out = calloc(NUM, 1);
+	p->d.tx.out = calloc(NUM, 1);
+	p->v.rx.wlen = calloc(NUM, sizeof(uint32_t));
+	p->v.tx.wlen = calloc(NUM, sizeof(uint32_t));
+	if (!p->rings || !p->sh.window || !p->d.rx.out || !p->d.tx.out || !p->v.rx.wlen ||
+	    !p->v.tx.wlen)
+		return -1;
+	memset(p->rings, 0, 2 * ring_span());
+	memset(p->sh.window, 0, p->sh.window_size);
+	for (unsigned int i = 0; i < 2; i++)
+		ring_at(p->rings + i * ring_span(), &p->sh.vq[i]);
+	p->d.s.sh = p->v.s.sh = &p->sh;
+	p->d.rx.r = p->v.tx.r = p->sh.vq[0];
+	p->d.tx.r = p->v.rx.r = p->sh.vq[1];
+	p->d.rx_pool = p->sh.window;
+	p->d.tx_pool = p->sh.window + NUM * BUF;
+	for (uint16_t i = 0; i < NUM; i++)
+		p->d.free[p->d.nfree++] = (uint16_t)(NUM - 1u - i);
+	for (uint16_t i = 0; i < NUM; i++) {
+		p->d.back[p->d.nback++] = i;
+		if (p->d.nback == BATCH)
+			drv_repost(&p->d);
+	}
+	p->a = (struct ept){ .addr = 2000, .dest = 2001, .cb = reply_cb };
+	p->b = (struct ept){ .addr = 2001, .dest = 2000, .cb = echo_cb };
+	add_ept(&p->d.s, &p->a);
+	add_ept(&p->v.s, &p->b);
+	drv_poll(&p->d);
+	dev_poll(&p->v);
+	return 0;
+}
+
+static void pair_free(struct pair *p)
+{
+	free(p->rings);
+	free(p->sh.window);
+	free(p->d.rx.out);
+	free(p->d.tx.out);
+	free(p->v.rx.wlen);
+	free(p->v.tx.wlen);
+}
+
+/* One round trip; false when the reply did not come. */
+static bool round_trip(struct pair *p)
+{
+	static const char msg[17] = "ping";
+	unsigned int before = replies;
+
+	if (send_fn(&p->a, msg, msg_len) != (int)sizeof(msg))
+		return false;
+	dev_poll_fn(&p->v);
+	drv_poll_fn(&p->d);
+	return replies == before + 1;
+}
+
+/*
+ * The checks at work, so that the floor is known to pay for them: each
+ * case breaks one word of the peer's between a send and the poll that
+ * reads it, and expects the side reading it to count a fault (or a drop,
+ * for a message's header), after round trips that counted none.
+ */
+enum hit { TX_DESC, TX_USED, MSG };
+
+struct hostile {
+	const char *what;
+	enum hit where;    /* after the driver's send, or after the device's echo */
+	bool device_fault; /* else the driver's fault, or a drop (MSG) */
+	unsigned int replies; /* the step's messages that still got through */
+	void (*spoil)(struct pair *p);
+};
+
+static uint16_t last_avail_head(struct pair *p)
+{
+	return p->sh.vq[1].avail->ring[(uint16_t)(p->d.tx.avail_idx - 1u) & MASK];
+}
+
+static void avail_jump(struct pair *p)
+{
+	p->sh.vq[1].avail->idx = (uint16_t)(p->d.tx.avail_idx + NUM + 1u);
+}
+
+static void head_range(struct pair *p)
+{
+	p->sh.vq[1].avail->ring[(uint16_t)(p->d.tx.avail_idx - 1u) & MASK] = NUM + 5u;
+}
+
+static void head_twice(struct pair *p)
+{
+	/* the same head again, while the device still has it */
+	uint16_t h = last_avail_head(p);
+
+	p->sh.vq[1].avail->ring[p->d.tx.avail_idx & MASK] = h;
+	p->sh.vq[1].avail->idx = (uint16_t)(p->d.tx.avail_idx + 1u);
+}
+
+static void desc_outside(struct pair *p)
+{
+	p->sh.vq[1].desc[last_avail_head(p)].addr = p->sh.window_size - 8u;
+}
+
+static void desc_far(struct pair *p)
+{
+	p->sh.vq[1].desc[last_avail_head(p)].addr = (uint64_t)1 << 40;
+}
+
+static void desc_chain(struct pair *p)
+{
+	p->sh.vq[1].desc[last_avail_head(p)].flags = VRING_DESC_F_NEXT;
+}
+
+static void desc_direction(struct pair *p)
+{
+	p->sh.vq[1].desc[last_avail_head(p)].flags = VRING_DESC_F_WRITE;
+}
+
+static struct vring_used_elem *last_used(struct pair *p)
+{
+	return &p->sh.vq[0].used->ring[(uint16_t)(p->v.tx.used_idx - 1u) & MASK];
+}
+
+static void used_id(struct pair *p)
+{
+	last_used(p)->id = NUM;
+}
+
+static void used_not_out(struct pair *p)
+{
+	/* the buffer of the round trip before, which the driver has back */
+	last_used(p)->id = p->sh.vq[0].used->ring[(uint16_t)(p->v.tx.used_idx - 2u) & MASK].id;
+}
+
+static void used_len(struct pair *p)
+{
+	last_used(p)->len = BUF + 1u;
+}
+
+static void used_jump(struct pair *p)
+{
+	p->sh.vq[0].used->idx = (uint16_t)(p->v.tx.used_idx + NUM + 1u);
+}
+
+static void msg_len_past(struct pair *p)
+{
+	uint16_t len = BUF;
+
+	memcpy(p->d.tx_pool + (size_t)last_avail_head(p) * BUF + 12, &len, 2);
+}
+
+static void msg_nobody(struct pair *p)
+{
+	uint32_t dst = 7;
+
+	memcpy(p->d.tx_pool + (size_t)last_avail_head(p) * BUF + 4, &dst, 4);
+}
+
+static const struct hostile hostiles[] = {
+	{ "avail index past the ring", TX_DESC, true, 0, avail_jump },
+	{ "head outside the table", TX_DESC, true, 0, head_range },
+	{ "head the device still has", TX_DESC, true, 1, head_twice },
+	{ "buffer crossing the window's end", TX_DESC, true, 0, desc_outside },
+	{ "buffer far past the window", TX_DESC, true, 0, desc_far },
+	{ "chained descriptor", TX_DESC, true, 0, desc_chain },
+	{ "writable send buffer", TX_DESC, true, 0, desc_direction },
+	{ "used id outside the table", TX_USED, false, 0, used_id },
+	{ "used id the driver has back", TX_USED, false, 0, used_not_out },
+	{ "used length past the buffer", TX_USED, false, 0, used_len },
+	{ "used index past what is out", TX_USED, false, 0, used_jump },
+	{ "header length past the buffer", MSG, true, 0, msg_len_past },
+	{ "no endpoint at the destination", MSG, true, 0, msg_nobody },
+};
+
+static int run_hostile(void)
+{
+	static const char msg[17] = "ping";
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(hostiles) / sizeof(hostiles[0]); i++) {
+		const struct hostile *h = &hostiles[i];
+		static struct pair p;
+		unsigned int *count, before;
+		bool ok;
+
+		if (pair_init(&p) < 0)
+			return 1;
+		ok = round_trip(&p) && round_trip(&p) && !p.d.s.faults && !p.v.s.faults;
+		if (h->where == MSG)
+			count = &p.v.s.drops;
+		else
+			count = h->device_fault ? &p.v.s.faults : &p.d.s.faults;
+		before = replies;
+		ok = ok && drv_send(&p.a, msg, sizeof(msg)) == sizeof(msg);
+		if (h->where != TX_USED)
+			h->spoil(&p);
+		dev_poll(&p.v);
+		if (h->where == TX_USED)
+			h->spoil(&p);
+		drv_poll(&p.d);
+		ok = ok && *count == 1 && replies - before == h->replies;
+		printf("  %-32s %s\n", h->what, ok ? "caught" : "MISSED");
+		bad += !ok;
+		pair_free(&p);
+	}
+	return bad != 0;
 }
 
 int main(int argc, char **argv)
 {
-	static struct shared sh;
-	static struct drv d;
-	static struct dev v;
-	struct ept a = { .addr = 2000, .dest = 2001, .cb = reply_cb };
-	struct ept b = { .addr = 2001, .dest = 2000, .cb = echo_cb };
-	size_t rsize = vring_size(NUM, ALIGN);
-	uint8_t *rings = aligned_alloc(4096, 2 * ((rsize + 4095) & ~(size_t)4095));
+	static struct pair p;
 	long n = argc > 1 ? atol(argv[1]) : 1000;
-	char msg[17] = "ping";
 
-	sh.window_size = 2u * NUM * BUF;
-	sh.window = aligned_alloc(4096, sh.window_size);
-	if (!rings || !sh.window)
+	if (argc > 1 && !strcmp(argv[1], "hostile"))
+		return run_hostile();
+	if (pair_init(&p) < 0)
 		return 1;
-	memset(rings, 0, 2 * ((rsize + 4095) & ~(size_t)4095));
-	for (unsigned int i = 0; i < 2; i++)
-		ring_at(rings + i * ((rsize + 4095) & ~(size_t)4095), &sh.vq[i]);
-	d.s.sh = v.s.sh = &sh;
-	d.rx.r = v.tx.r = sh.vq[0];
-	d.tx.r = v.rx.r = sh.vq[1];
-	d.rx_pool = sh.window;
-	d.tx_pool = sh.window + NUM * BUF;
-	for (uint16_t i = 0; i < NUM; i++)
-		d.free[d.nfree++] = (uint16_t)(NUM - 1u - i);
-	for (uint16_t i = 0; i < NUM; i++) {
-		d.back[d.nback++] = i;
-		if (d.nback == BATCH)
-			drv_repost(&d);
-	}
-	add_ept(&d.s, &a);
-	add_ept(&v.s, &b);
-	drv_poll(&d);
-	dev_poll(&v);
 	for (long i = 0; i < n; i++) {
-		unsigned int before = replies;
-
-		if (send_fn(&a, msg, msg_len) != sizeof(msg)) {
-			fprintf(stderr, "bench_floor: send failed at %ld\n", i);
-			return 1;
-		}
-		dev_poll_fn(&v);
-		drv_poll_fn(&d);
-		if (replies != before + 1) {
+		if (!round_trip(&p)) {
 			fprintf(stderr, "bench_floor: no reply at %ld\n", i);
 			return 1;
 		}
 	}
-	if (d.s.faults || v.s.faults || d.s.drops || v.s.drops) {
-		fprintf(stderr, "bench_floor: %u/%u faults, %u/%u drops\n", d.s.faults, v.s.faults,
-			d.s.drops, v.s.drops);
+	if (p.d.s.faults || p.v.s.faults || p.d.s.drops || p.v.s.drops) {
+		fprintf(stderr, "bench_floor: %u/%u faults, %u/%u drops\n", p.d.s.faults,
+			p.v.s.faults, p.d.s.drops, p.v.s.drops);
 		return 1;
 	}
 	printf("%ld round trips\n", n);
-	free(rings);
-	free(sh.window);
+	pair_free(&p);
 	return 0;
 }
