@@ -88,6 +88,22 @@ static void test_init_rejects_bad_config(void **state)
 	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
 	c = good; c.role = VIRTQUEUE_ROLE_DEVICE; c.indirect = h->bufs; c.indirect_num = 2;
 	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.indirect = h->bufs; c.indirect_num = VIRTQUEUE_MAX_SIZE + 1u; /* no chain is longer */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.indirect = h->region + h->size - 16; c.indirect_num = 2; /* runs off the window */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.indirect = (void *)((uintptr_t)h->region - 64u); c.indirect_num = 2; /* below the window */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.window.va = NULL;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.window.size = 0;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	c = good; c.ring = NULL;
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &c, &vq), -EINVAL);
+	assert_int_equal(virtqueue_init(NULL, sizeof(mem), &good, &vq), -EINVAL);
+	assert_int_equal(virtqueue_init(mem + 1, sizeof(mem) - 1, &good, &vq), -EINVAL);
+	/* Nothing was taken: the good configuration still is. */
+	assert_int_equal(virtqueue_init(mem, sizeof(mem), &good, &vq), 0);
 }
 
 /* Whether virtqueue_init takes c (memory for its state allocated here). */
@@ -153,6 +169,9 @@ static void test_init_accepts_each_limit(void **state)
 	assert_int_equal(init_with(&c), 0);
 	c.indirect_num = VIRTQUEUE_MAX_SIZE;
 	assert_int_equal(init_with(&c), 0);
+	c.indirect_num++; /* its tables would still fit: refused for the length alone */
+	assert_true(65536u + (size_t)c.num * c.indirect_num * 16u <= big);
+	assert_int_equal(init_with(&c), -EINVAL);
 	free(region);
 }
 
@@ -1481,17 +1500,26 @@ static void test_mem_ops_carry_every_ring_access(void **state)
 	cfg.role = VIRTQUEUE_ROLE_DEVICE;
 	cfg.mem_ctx = &vm;
 	assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &dev), 0);
-	/* A table with a hole is refused up front. */
-	{
+	/* A table with a hole, any of its seven, is refused up front: each is
+	 * called on some path, and a NULL one would be found only there. */
+	for (unsigned int hole = 0; hole < 7; hole++) {
 		struct virtqueue_mem_ops holed = ops;
 		struct virtqueue *x;
 
-		holed.fence = NULL;
+		switch (hole) {
+		case 0: holed.read16 = NULL; break;
+		case 1: holed.write16 = NULL; break;
+		case 2: holed.read32 = NULL; break;
+		case 3: holed.write32 = NULL; break;
+		case 4: holed.read_desc = NULL; break;
+		case 5: holed.write_desc = NULL; break;
+		default: holed.fence = NULL; break;
+		}
 		cfg.mem_ops = &holed;
 		assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &x), -EINVAL);
-		cfg.mem_ops = &ops;
-		assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &dev), 0);
 	}
+	cfg.mem_ops = &ops;
+	assert_int_equal(virtqueue_init(m2, sizeof(m2), &cfg, &dev), 0);
 
 	before = dm.calls;
 	assert_int_equal(virtqueue_add_buffer(drv, &b, 1, 0, &cookie), 0);
