@@ -2585,12 +2585,34 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	assert_true(wait_until(got, &a, 2000));
 	assert_string_equal(a.last, "still here");
 	assert_int_equal(a.count, 1);
+	/* 9, once the ring has buffers again: a service at RPMSG_ADDR_ANY,
+	 * which no endpoint can have. */
+	stop_polling();
+	{
+		struct { uint32_t src, dst, res; uint16_t len, flags; } hdr = {
+			1024, RPMSG_NS_EPT_ADDR, 0, 40, 0
+		};
+		struct { char name[32]; uint32_t addr, flags; } m = { "svc", RPMSG_ADDR_ANY, 0 };
+
+		h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+		assert_true(h >= 0 && vb.writable);
+		memcpy(vb.buf, &hdr, sizeof(hdr));
+		memcpy((char *)vb.buf + 16, &m, sizeof(m));
+		assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, 56), 0);
+		virtqueue_kick(to_driver);
+	}
+	start_polling();
+	{
+		uint32_t want = st0.dropped_ns + 6;
+
+		assert_true(wait_until(ns_dropped, &want, 2000));
+	}
 	rpmsg_get_stats(drv_dev, &st);
 	assert_int_equal(st.dropped_len - st0.dropped_len, 2);
 	assert_int_equal(st.dropped_dst - st0.dropped_dst, 1);
-	assert_int_equal(st.dropped_ns - st0.dropped_ns, 5);
+	assert_int_equal(st.dropped_ns - st0.dropped_ns, 6);
 	/* Each was reported, in order, with what was wrong. */
-	assert_int_equal(ndrops, 8);
+	assert_int_equal(ndrops, 9);
 	assert_string_equal(drops[0], "0 header length past its buffer");
 	assert_string_equal(drops[1], "1 no endpoint at the destination");
 	assert_string_equal(drops[2], "2 name-service name without NUL");
@@ -2599,6 +2621,7 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	assert_string_equal(drops[5], "2 name-service name empty");
 	assert_string_equal(drops[6], "2 name-service flags unknown");
 	assert_string_equal(drops[7], "2 name-service address reserved");
+	assert_string_equal(drops[8], "2 name-service address reserved");
 	/* A flood to nowhere: every one dropped, the channel still works. */
 	rpmsg_set_drop_cb(NULL, NULL);
 	for (int i = 0; i < 10000; i++)
@@ -2609,7 +2632,7 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	assert_string_equal(a.last, "after");
 	rpmsg_get_stats(drv_dev, &st0);
 	assert_int_equal(st0.dropped_dst - st.dropped_dst, 10000);
-	assert_int_equal(ndrops, 8); /* none more: the callback was cleared */
+	assert_int_equal(ndrops, 9); /* none more: the callback was cleared */
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
 }
@@ -2630,9 +2653,10 @@ static void channel_goes_on(struct box *a, struct box *b, struct virtio_device *
 }
 
 /*
- * A hostile driver: on the device's receive queue, a lone writable buffer
- * and a chain of two, neither of which rpmsg sends. The device returns
- * both unused, counts and reports each, and the channel goes on.
+ * A hostile driver: on the device's receive queue, a lone writable buffer,
+ * a chain of two, neither of which rpmsg sends, and an empty message. The
+ * device returns each unused, counts and reports each, and the channel
+ * goes on.
  */
 static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 {
@@ -2643,7 +2667,7 @@ static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 	char dump[2048];
 	uint8_t *mem;
 	uint32_t len;
-	int c1, c2;
+	int c1, c2, c3;
 
 	(void)state;
 	pair_open(&a, &b, "victim2");
@@ -2664,6 +2688,9 @@ static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 
 		assert_int_equal(virtqueue_add_one(to_device, mem + 32, 32, true, &c1), 0);
 		assert_int_equal(virtqueue_add_buffer(to_device, chain, 2, 0, &c2), 0);
+		/* An empty message: on this side no message, and a fault (on
+		 * the driver side an empty buffer is a lent one given back). */
+		assert_int_equal(virtqueue_add_one(to_device, mem + 48, 0, false, &c3), 0);
 		virtqueue_kick(to_device);
 	}
 	while (duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE) > 0)
@@ -2674,14 +2701,18 @@ static void test_hostile_driver_buffers_are_returned_and_counted(void **state)
 	assert_int_equal(len, 0);
 	assert_ptr_equal(virtqueue_get_buffer(to_device, &len, NULL), &c2);
 	assert_int_equal(len, 0);
+	assert_ptr_equal(virtqueue_get_buffer(to_device, &len, NULL), &c3);
+	assert_int_equal(len, 0);
 	assert_null(virtqueue_get_buffer(to_device, NULL, NULL));
 	start_polling();
 	rpmsg_set_drop_cb(NULL, NULL);
 	rpmsg_get_stats(dev_dev, &st);
 	assert_int_equal(st.dropped_other - st0.dropped_other, 2);
-	assert_int_equal(ndrops, 2);
+	assert_int_equal(st.dropped_len - st0.dropped_len, 1);
+	assert_int_equal(ndrops, 3);
 	assert_string_equal(drops[0], "3 received a writable buffer");
 	assert_string_equal(drops[1], "3 received a chain, not one buffer");
+	assert_string_equal(drops[2], "0 buffer shorter than a header");
 	channel_goes_on(&a, &b, vdev, mem);
 }
 
