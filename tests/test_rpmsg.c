@@ -2992,6 +2992,103 @@ static void test_late_listener_gets_the_announcement(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/* The binds of announced_once's listener, in order. */
+static char binds[4][RPMSG_NAME_SIZE];
+static _Atomic int nbinds;
+
+/* The driver side's offers only: the device side hears the driver
+ * side's announcements (the endpoint the test creates). */
+static bool match_once(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)dest;
+	(void)priv;
+	return rdev == drv_dev && !strncmp(name, "once-", 5);
+}
+
+static void bind_once(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)dest;
+	(void)priv;
+	if (nbinds < 4)
+		strcpy(binds[nbinds], name);
+	nbinds++;
+}
+
+static bool binds_reach(void *arg)
+{
+	return nbinds >= *(int *)arg;
+}
+
+/* The device side, played on its raw ring: announce `name` at `addr`. */
+static void raw_announce(struct virtqueue *to_driver, const char *name, uint32_t addr)
+{
+	struct { uint32_t src, dst, res; uint16_t len, flags; } hdr = {
+		addr, RPMSG_NS_EPT_ADDR, 0, 40, 0
+	};
+	struct { char name[32]; uint32_t addr, flags; } m = { "", addr, RPMSG_NS_CREATE };
+	struct virtqueue_buf vb;
+	size_t n;
+	int h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
+
+	assert_true(h >= 0 && vb.writable);
+	strcpy(m.name, name);
+	memcpy(vb.buf, &hdr, sizeof(hdr));
+	memcpy((char *)vb.buf + sizeof(hdr), &m, sizeof(m));
+	assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, sizeof(hdr) + 40),
+			 0);
+}
+
+/*
+ * A listener is offered each service once: not again when the peer
+ * announces it a second time at the same address (a peer may repeat
+ * itself), and not at all when an endpoint here already has its name and
+ * address. Each step ends with a marker announcement, which is handled
+ * after the one before it.
+ */
+static void test_service_offered_once(void **state)
+{
+	struct virtqueue *to_driver = duet_loopback_device(lb)->vrings_info[0].vq;
+	struct rpmsg_endpoint mine;
+	int want;
+
+	(void)state;
+	nbinds = 0;
+	assert_int_equal(rpmsg_register_callback(&nbinds, NULL, NULL, match_once, bind_once), 0);
+	stop_polling();
+	raw_announce(to_driver, "once-svc", 1500);
+	virtqueue_kick(to_driver);
+	start_polling();
+	want = 1;
+	assert_true(wait_until(binds_reach, &want, 2000));
+	/* Again, once it was offered and taken. */
+	stop_polling();
+	raw_announce(to_driver, "once-svc", 1500);
+	raw_announce(to_driver, "once-marker", 1501);
+	virtqueue_kick(to_driver);
+	start_polling();
+	want = 2;
+	assert_true(wait_until(binds_reach, &want, 2000));
+	/* An endpoint here with the name, bound to the address already. */
+	assert_int_equal(rpmsg_create_ept(&mine, drv_dev, "once-mine", RPMSG_ADDR_ANY, 1502,
+					  quiet_cb, NULL),
+			 0);
+	stop_polling();
+	raw_announce(to_driver, "once-mine", 1502);
+	raw_announce(to_driver, "once-marker2", 1503);
+	virtqueue_kick(to_driver);
+	start_polling();
+	want = 3;
+	assert_true(wait_until(binds_reach, &want, 2000));
+	sleep_ms(50); /* time for a wrong bind to show */
+	assert_int_equal(nbinds, 3);
+	assert_string_equal(binds[0], "once-svc");
+	assert_string_equal(binds[1], "once-marker");
+	assert_string_equal(binds[2], "once-marker2");
+	rpmsg_unregister_callback(&nbinds);
+	rpmsg_destroy_ept(&mine);
+}
+
 static void test_listener_sees_devices_go(void **state)
 {
 	(void)state;
@@ -3547,6 +3644,7 @@ int main(void)
 		T(test_hostile_send_buffers_are_returned_and_counted),
 		T(test_refused_buffers_do_not_keep_a_send_looking),
 		T(test_late_listener_gets_the_announcement),
+		T(test_service_offered_once),
 		T(test_listener_sees_devices_go),
 		T(test_endpoint_churn),
 		T(test_many_endpoints_each_get_their_own_messages),
