@@ -488,23 +488,31 @@ static void test_needs_reset_restarts_on_clean_rings(void **state)
 	}
 }
 
-static void test_vring_outside_carveout_refused(void **state)
+/*
+ * A hostile proxy places vdev 2's vring at `da` and says DRIVER_OK without
+ * creating anything: the server's device side must refuse to make a queue
+ * there. `da` 0 places it as far into vdev 2's carveout as leaves 64
+ * bytes, so that it starts inside and runs off the end.
+ */
+static void vring_placed_refused(uint32_t da)
 {
 	struct virtio_device *host = duet_rptun_vdev(sides[0].rptun, 2);
-	struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(region +
-		((struct resource_table *)(void *)region)->offset[5]);
-	uint8_t st;
+	struct resource_table *t = (struct resource_table *)(void *)region;
+	struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(region + t->offset[5]);
+	struct fw_rsc_carveout *c = (struct fw_rsc_carveout *)(void *)(region + t->offset[6]);
 
-	(void)state;
 	/* The return also shows gcc's LTO that the NULL path ends here; it
 	 * warned of an 8-byte write to a region of size 0 without it. */
 	if (!host) {
 		fail();
 		return;
 	}
-	/* A hostile proxy: places its vring in the server's rpmsg carveout
-	 * and says DRIVER_OK without creating anything. */
-	atomic_store((_Atomic uint32_t *)&v->vring[0].da, CARVE_DA);
+	if (!da) {
+		assert_int_equal(c->type, RSC_CARVEOUT);
+		assert_true(vring_size(v->vring[0].num, v->vring[0].align) > 64u);
+		da = c->da + c->len - 64u;
+	}
+	atomic_store((_Atomic uint32_t *)&v->vring[0].da, da);
 	atomic_store((_Atomic uint8_t *)&v->status,
 		     VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
 			     VIRTIO_CONFIG_FEATURES_OK | VIRTIO_CONFIG_STATUS_DRIVER_OK);
@@ -517,7 +525,27 @@ static void test_vring_outside_carveout_refused(void **state)
 	/* vhost-rng's probe could not create its queue there. */
 	assert_null(host->bus_driver);
 	assert_null(host->vrings_info[0].vq);
-	(void)st;
+}
+
+/* In another vdev's carveout: the server's rpmsg rings. */
+static void test_vring_outside_carveout_refused(void **state)
+{
+	(void)state;
+	vring_placed_refused(CARVE_DA);
+}
+
+/* Inside its carveout at first, past its end at last. */
+static void test_vring_running_off_its_carveout_refused(void **state)
+{
+	(void)state;
+	vring_placed_refused(0);
+}
+
+/* Nowhere: the table's "any address", never placed. */
+static void test_vring_never_placed_refused(void **state)
+{
+	(void)state;
+	vring_placed_refused(FW_RSC_ADDR_ANY);
 }
 
 /* vdev 1, the rng the server drives: its driver side and its device side;
@@ -1086,6 +1114,8 @@ int main(void)
 		T(test_device_side_notices_driver_reset),
 		T(test_needs_reset_restarts_on_clean_rings),
 		T(test_vring_outside_carveout_refused),
+		T(test_vring_running_off_its_carveout_refused),
+		T(test_vring_never_placed_refused),
 		cmocka_unit_test_setup_teardown(test_check_peer_sees_each_change, setup_still,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_check_peer_leaves_a_probe_in_progress,
