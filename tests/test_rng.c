@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -157,6 +158,9 @@ static void test_reads_of_every_size(void **state)
 	}
 	assert_int_equal(virtio_rng_read(vdev, a, 0, 10), 0);
 	assert_int_equal(virtio_rng_read(vdev, NULL, 4, 10), -EINVAL);
+	/* More than the int it returns can count: refused before a byte is
+	 * asked for (a is never written). */
+	assert_int_equal(virtio_rng_read(vdev, a, (size_t)INT_MAX + 1u, 10), -EINVAL);
 	assert_int_equal(virtio_rng_read(duet_loopback_device(r->lb), a, 4, 10), -ENODEV);
 }
 
