@@ -225,6 +225,31 @@ static void test_lifecycle(void **state)
 	assert_true(duet_rptun_running(sides[0].rptun));
 }
 
+/*
+ * A start that cannot register one of its devices registers none: a vdev
+ * already on the virtio bus (here by hand, a misuse) makes it fail with
+ * -EEXIST, and the others, registered before it, are taken off again.
+ * Once the bus is free, the start works.
+ */
+static void test_start_is_all_or_nothing(void **state)
+{
+	struct virtio_device *v0 = duet_rptun_vdev(sides[0].rptun, 0);
+	struct virtio_device *v1 = duet_rptun_vdev(sides[0].rptun, 1);
+
+	(void)state;
+	assert_non_null(v0);
+	assert_non_null(v1);
+	assert_int_equal(v1->role, VIRTIO_DEV_DRIVER);
+	assert_int_equal(virtio_register_device(v1), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), -EEXIST);
+	assert_false(duet_rptun_running(sides[0].rptun));
+	assert_int_equal(virtio_unregister_device(v0), -ENOENT); /* taken off again */
+	assert_int_equal(virtio_unregister_device(v1), 0);
+	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	assert_true(duet_rptun_running(sides[0].rptun));
+	assert_int_equal(duet_rptun_stop(sides[0].rptun), 0);
+}
+
 /* A platform that records what rptun asks of it. */
 static int calls_start, calls_stop, calls_reset, calls_register;
 static duet_rptun_callback registered_cb;
@@ -1108,6 +1133,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_devices_on_the_right_buses),
 		T(test_lifecycle),
+		T(test_start_is_all_or_nothing),
 		T(test_platform_ops),
 		T(test_notify_all),
 		T(test_rng_both_directions),

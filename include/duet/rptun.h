@@ -76,8 +76,9 @@ struct duet_rptun_config {
 int duet_rptun_create(struct duet_rptun **rptun, const struct duet_rptun_config *cfg,
 		      struct duet_rsc_error *err);
 
-/* Register every device on its bus. Returns 0 or the first error; a second
- * start of a running rptun is harmless (0). */
+/* Register every device on its bus, all or none: returns 0, or the first
+ * error with none of them left registered (e.g. -EEXIST for a vdev already
+ * on its bus). A second start of a running rptun is harmless (0). */
 int duet_rptun_start(struct duet_rptun *rptun);
 
 /* Unregister every device (their drivers' remove() run); a device-side
