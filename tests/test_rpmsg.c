@@ -3320,6 +3320,89 @@ static void test_ping_service_counts_what_the_peer_sends(void **state)
 	rpmsg_destroy_ept(&a.ept);
 }
 
+/* One acknowledged, checked ping of 32 bytes on the driver side. */
+static struct rpmsg_ping_result lone_ping_res;
+static int lone_ping_ret;
+
+static void *lone_ping(void *arg)
+{
+	(void)arg;
+	lone_ping_ret = rpmsg_ping(drv_dev, 1, 32, RPMSG_PING_ACK | RPMSG_PING_CHECK, 0,
+				   &lone_ping_res);
+	return NULL;
+}
+
+/* The payload of the buffer the device side returned last on vq, in the
+ * driver's memory: what the driver side is about to receive. */
+static uint8_t *last_returned_payload(struct virtqueue *vq)
+{
+	struct vring_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx - 1u) & vq->mask];
+	uint64_t da = vq->desc[e->id].addr;
+
+	return (uint8_t *)vq->win.va + (da - vq->win.da) + 16;
+}
+
+/*
+ * A ping whose echo comes back wrong counts as failed: `spoil` changes a
+ * byte of the echoed pattern, else the echo's sequence number, which
+ * makes it an echo of no ping sent, ignored, so that the ping's wait runs
+ * out (5 s) and it fails for the echo missing. The echo is spoiled in the
+ * ring, between the device side's send and the driver side's receive.
+ */
+static void ping_with_echo_spoiled(bool spoil)
+{
+	struct virtqueue *to_driver = duet_loopback_device(lb)->vrings_info[0].vq;
+	uint16_t before;
+	pthread_t t;
+	int i;
+
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
+	before = to_driver->used_idx;
+	assert_int_equal(pthread_create(&t, NULL, lone_ping, NULL), 0);
+	/* The device side answers when the ping arrives. */
+	for (i = 0; i < 2000 && to_driver->used_idx == before; i++) {
+		duet_loopback_poll_side(lb, VIRTIO_DEV_DEVICE);
+		sleep_ms(1);
+	}
+	assert_int_equal((uint16_t)(to_driver->used_idx - before), 1);
+	{
+		uint8_t *echo = last_returned_payload(to_driver);
+		uint32_t seq;
+
+		if (spoil) {
+			echo[20] ^= 1;
+		} else {
+			memcpy(&seq, echo + 4, sizeof(seq));
+			seq += 1000;
+			memcpy(echo + 4, &seq, sizeof(seq));
+		}
+	}
+	duet_loopback_poll_side(lb, VIRTIO_DEV_DRIVER);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	start_polling();
+	assert_int_equal(lone_ping_ret, 0);
+	assert_int_equal(lone_ping_res.times, 1);
+	assert_int_equal(lone_ping_res.failed, 1);
+	/* The service goes on: a ping answered right does not fail. */
+	assert_int_equal(rpmsg_ping(drv_dev, 3, 32, RPMSG_PING_ACK | RPMSG_PING_CHECK, 0,
+				    &lone_ping_res), 0);
+	assert_int_equal(lone_ping_res.failed, 0);
+}
+
+static void test_ping_fails_on_a_wrong_echo(void **state)
+{
+	(void)state;
+	ping_with_echo_spoiled(true);
+}
+
+static void test_ping_fails_on_a_missing_echo(void **state)
+{
+	(void)state;
+	ping_with_echo_spoiled(false);
+}
+
 static void test_ping_both_ways(void **state)
 {
 	struct rpmsg_ping_result r;
@@ -3650,6 +3733,8 @@ int main(void)
 		T(test_many_endpoints_each_get_their_own_messages),
 		T(test_ping_both_ways),
 		T(test_ping_service_counts_what_the_peer_sends),
+		T(test_ping_fails_on_a_wrong_echo),
+		T(test_ping_fails_on_a_missing_echo),
 		T(test_napping_ping_ends_when_the_device_goes),
 		T(test_held_device_outlives_its_removal),
 		T(test_both_sides_send_from_callbacks),
