@@ -6,7 +6,7 @@
  * table, no accessors for other memory, no zero copy, no stash, no name
  * service, no waiting for buffers. Not library code, and not a ring anyone
  * should use: a yardstick, like bench_rpmsg's raw futex ping-pong, that
- * bench/callgrind-floor.sh counts next to bench_rpmsg_ir. The difference
+ * bench/callgrind-rpmsg.sh counts next to bench_rpmsg_ir. The difference
  * is what duet's design adds to what the protocol itself costs.
  *
  * What it keeps, as duet does it:

@@ -7,12 +7,22 @@
 #
 # Builds with gcc --coverage -O0 into build/coverage, runs every ctest suite,
 # then prints each source file's share of lines run and, for each file given
-# (or every file under src/ when none is), the lines never run.
-#   scripts/coverage.sh [src/x.c ...]
+# (or every file under src/ when none is), the lines never run. With -b, for
+# the same files, the lines that ran with a branch never taken: a check
+# that never failed, which a line count cannot show (session 31 found six
+# checks of peer and user input no test had made fail this way). At -O0
+# each condition of a line is its own branch; an atomic or a switch's
+# implicit default adds some that no test can take.
+#   scripts/coverage.sh [-b] [src/x.c ...]
 # The two-process suites count too, for the processes that exit normally:
 # one killed (kill -9, abort) writes no counts, so the link's and the
 # command's crash paths show as never run. Needs gcov (comes with gcc).
 set -eu
+branches=0
+if [ "${1:-}" = -b ]; then
+	branches=1
+	shift
+fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 b=$top/build/coverage
 cmake -S "$top" -B "$b" -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \
@@ -38,4 +48,21 @@ for f in "$@"; do
 	[ "$n" -gt 0 ] || continue
 	echo "$f: never run"
 	grep '#####' "$g" | sed 's/^ *#####: *//' | sed 's/^/  /'
+done
+[ $branches = 1 ] || exit 0
+bout=$b/gcov-branches
+rm -rf "$bout" && mkdir -p "$bout"
+for g in $(find "$objs/src" -name '*.gcda' | sort); do
+	(cd "$bout" && gcov -b -c -o "$g" "$g" >/dev/null 2>&1) || true
+done
+for f in "$@"; do
+	g=$bout/$(basename "$f").gcov
+	[ -f "$g" ] || continue
+	# A source line: "count: line: text"; its branches follow it.
+	awk -v f="$f" '
+		function flush() { if (ran && missed) { if (!shown) print f ": branches never taken"; shown = 1; print "  " src } }
+		/^ *[-#=0-9*]+: *[0-9]+:/ { flush(); c = $1; sub(":", "", c); sub(/\*$/, "", c)
+			ran = c ~ /^[0-9]+$/ && c > 0; missed = 0; src = $0; sub(/^ *[^:]*: */, "", src); next }
+		/^branch / && ($3 == "never" || ($3 == "taken" && $4 == 0)) { missed = 1 }
+		END { flush() }' "$g"
 done
