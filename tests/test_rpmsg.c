@@ -3403,6 +3403,36 @@ static void test_ping_fails_on_a_missing_echo(void **state)
 	ping_with_echo_spoiled(false);
 }
 
+static void *ping_unbound(void *arg)
+{
+	*(int *)arg = rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &lone_ping_res);
+	return NULL;
+}
+
+/*
+ * Without the name service the peer's ping endpoint is never announced,
+ * so this side's never binds: a ping waits for it (3 s), then says
+ * -ENOTCONN. One waiting so when the device goes says -ENODEV, woken by
+ * the removal rather than at the end of its wait.
+ */
+static void test_ping_without_the_name_service(void **state)
+{
+	struct rpmsg_ping_result r;
+	pthread_t t;
+	int ret = 1;
+
+	(void)state;
+	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &r), -ENOTCONN);
+	assert_int_equal(r.times, 0);
+	assert_int_equal(pthread_create(&t, NULL, ping_unbound, &ret), 0);
+	sleep_ms(100);
+	stop_polling();
+	virtio_unregister_device(duet_loopback_driver(lb));
+	vhost_unregister_device(duet_loopback_device(lb));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(ret, -ENODEV);
+}
+
 static void test_ping_both_ways(void **state)
 {
 	struct rpmsg_ping_result r;
@@ -3680,6 +3710,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_name_service_binds_both_ways_and_data_flows),
 		cmocka_unit_test_setup_teardown(test_without_the_name_service, setup_no_ns, teardown),
+		cmocka_unit_test_setup_teardown(test_ping_without_the_name_service, setup_no_ns,
+						teardown),
 		T(test_announcement_binds_the_oldest_of_a_name),
 		T(test_at_most_256_services_are_remembered),
 		T(test_dump_truncates_to_its_buffer),
