@@ -27,6 +27,7 @@
 #include <duet/rpmsg.h>
 #include <duet/rpmsg_ping.h>
 
+#include "../src/port/posix/port_posix.h"
 #include "timed_send.h"
 
 #define RING 8
@@ -3433,6 +3434,37 @@ static void test_ping_without_the_name_service(void **state)
 	assert_int_equal(ret, -ENODEV);
 }
 
+/*
+ * A ping with no memory for its buffer, or for its times, says -ENOMEM
+ * and sends nothing; the next one works. Unacknowledged and with nothing
+ * polling, so that no other allocation (the peer's echo) comes between.
+ */
+static void test_ping_without_memory(void **state)
+{
+	struct rpmsg_ping_counters c0, c;
+	struct rpmsg_ping_result r;
+
+	(void)state;
+	stop_polling();
+	while (duet_loopback_poll(lb) > 0)
+		;
+	rpmsg_ping_counters(dev_dev, &c0);
+	for (uint32_t skip = 0; skip < 2; skip++) {
+		duet_port_fail_allocs(skip, 1);
+		assert_int_equal(rpmsg_ping(drv_dev, 4, 32, 0, 0, &r), -ENOMEM);
+		duet_port_fail_allocs(0, 0);
+		assert_int_equal(r.times, 0);
+	}
+	while (duet_loopback_poll(lb) > 0)
+		;
+	rpmsg_ping_counters(dev_dev, &c);
+	assert_int_equal(c.received, c0.received); /* nothing went */
+	start_polling();
+	assert_int_equal(rpmsg_ping(drv_dev, 4, 32, RPMSG_PING_ACK | RPMSG_PING_CHECK, 0, &r), 0);
+	assert_int_equal(r.times, 4);
+	assert_int_equal(r.failed, 0);
+}
+
 static void test_ping_both_ways(void **state)
 {
 	struct rpmsg_ping_result r;
@@ -3767,6 +3799,7 @@ int main(void)
 		T(test_ping_service_counts_what_the_peer_sends),
 		T(test_ping_fails_on_a_wrong_echo),
 		T(test_ping_fails_on_a_missing_echo),
+		T(test_ping_without_memory),
 		T(test_napping_ping_ends_when_the_device_goes),
 		T(test_held_device_outlives_its_removal),
 		T(test_both_sides_send_from_callbacks),
