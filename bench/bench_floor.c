@@ -169,7 +169,9 @@ static inline void deliver(struct side *s, const uint8_t *buf, uint32_t len)
 	e->cb(e, buf + HDR, h.len, h.src);
 }
 
-static inline void write_hdr(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t len)
+/* A message from src to dst in buf: the header, then len bytes. */
+static inline void write_msg(uint8_t *buf, uint32_t src, uint32_t dst, const void *data,
+			     uint16_t len)
 {
 	const uint32_t zero = 0;
 
@@ -178,6 +180,7 @@ static inline void write_hdr(uint8_t *buf, uint32_t src, uint32_t dst, uint16_t 
 	memcpy(buf + 8, &zero, 4);
 	memcpy(buf + 12, &len, 2);
 	memcpy(buf + 14, &zero, 2);
+	memcpy(buf + HDR, data, len);
 }
 
 static inline void ring_bell(struct shared *sh, unsigned int peer, unsigned int vq)
@@ -329,8 +332,7 @@ static NOINLINE int drv_send(struct ept *e, const void *data, int len)
 		goto fail; /* a real send would wait */
 	head = d->free[--d->nfree];
 	buf = d->tx_pool + (size_t)head * BUF;
-	write_hdr(buf, e->addr, e->dest, (uint16_t)len);
-	memcpy(buf + HDR, data, (size_t)len);
+	write_msg(buf, e->addr, e->dest, data, (uint16_t)len);
 	drv_post(&d->tx, head, buf, d->s.sh->window, HDR + (uint32_t)len, 0);
 	store_idx(&d->tx.r.avail->idx, d->tx.avail_idx);
 	drv_kick(d, &d->tx, 1);
@@ -465,8 +467,7 @@ static NOINLINE int dev_send(struct ept *e, const void *data, int len)
 	head = dev_take(v, &v->tx, true, &buf, &cap);
 	if (head < 0 || (uint32_t)len > cap - HDR)
 		goto fail; /* a real send would wait, or give a short one back */
-	write_hdr(buf, e->addr, e->dest, (uint16_t)len);
-	memcpy(buf + HDR, data, (size_t)len);
+	write_msg(buf, e->addr, e->dest, data, (uint16_t)len);
 	dev_put_used(&v->tx, (uint16_t)head, HDR + (uint32_t)len);
 	store_idx(&v->tx.r.used->idx, v->tx.used_idx);
 	dev_kick(v, &v->tx, 0);
