@@ -1672,6 +1672,22 @@ static void test_bad_endpoint_arguments_are_refused(void **state)
 	rpmsg_destroy_ept(&e);
 	assert_int_equal(rpmsg_send(NULL, "m", 1), -EINVAL);
 	assert_int_equal(rpmsg_trysend(NULL, "m", 1), -EINVAL);
+	/* Every other call through no endpoint: its "nothing" answer. */
+	rpmsg_destroy_ept(NULL);
+	assert_false(rpmsg_is_ept_ready(NULL));
+	assert_int_equal(rpmsg_sendto(NULL, "m", 1, 5000), -EINVAL);
+	assert_int_equal(rpmsg_trysendto(NULL, "m", 1, 5000), -EINVAL);
+	assert_int_equal(rpmsg_send_offchannel(NULL, 5000, 5000, "m", 1), -EINVAL);
+	assert_int_equal(rpmsg_send_more(NULL, "m", 1), -EINVAL);
+	assert_int_equal(rpmsg_trysend_more(NULL, "m", 1), -EINVAL);
+	assert_int_equal(rpmsg_get_tx_buffer_size(NULL), -EINVAL);
+	assert_int_equal(rpmsg_get_rx_buffer_size(NULL), -EINVAL);
+	{
+		uint32_t room = 7;
+
+		assert_null(rpmsg_get_tx_payload_buffer(NULL, &room, 0));
+	}
+	assert_int_equal(rpmsg_sendto_nocopy(NULL, name, 1, 5000), -EINVAL);
 	/* Holding through no endpoint, or a destroyed one: nothing. */
 	rpmsg_hold_rx_buffer(NULL, name);
 	rpmsg_release_rx_buffer(NULL, name);
