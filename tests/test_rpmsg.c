@@ -1445,6 +1445,19 @@ static void sender_leaves_when_the_device_goes(bool driver)
 	assert_non_null(a.ept.rdev);
 	assert_int_equal(rpmsg_send(&a.ept, "m", 1), -ENODEV);
 	assert_int_equal(rpmsg_trysend(&a.ept, "m", 1), -ENODEV);
+	assert_int_equal(rpmsg_sendto(&a.ept, "m", 1, 5000), -ENODEV);
+	assert_int_equal(rpmsg_trysendto(&a.ept, "m", 1, 5000), -ENODEV);
+	assert_int_equal(rpmsg_send_more(&a.ept, "m", 1), -ENODEV);
+	assert_int_equal(rpmsg_flush(&a.ept), -ENODEV);
+	{
+		const void *datas[1] = { "m" };
+		const int lens[1] = { 1 };
+		uint32_t room = 7;
+
+		assert_int_equal(rpmsg_trysend_burst(&a.ept, datas, lens, 1), -ENODEV);
+		assert_int_equal(rpmsg_send_burst(&a.ept, datas, lens, 1), -ENODEV);
+		assert_null(rpmsg_get_tx_payload_buffer(&a.ept, &room, 0));
+	}
 	assert_false(rpmsg_is_ept_ready(&a.ept));
 	/* No new endpoint on a device that went. */
 	{
