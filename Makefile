@@ -128,6 +128,7 @@ bench:
 	$(B)/bench/bench/bench_rpmsg idle
 	sh bench/size.sh $(B)/size
 	sh bench/cortex-m.sh $(B)/bench-cortex-m
+	sh bench/cortex-m-floor.sh $(B)/bench-cortex-m-floor
 	sh bench/cortex-m-profile.sh $(B)/bench-cortex-m-profile
 	OPT=-Os sh bench/cortex-m-profile.sh $(B)/bench-cortex-m-profile
 
