@@ -1,11 +1,13 @@
 #!/bin/sh
 # Build the core with the bare-metal port for a Cortex-M4 (arm-none-eabi-gcc,
 # newlib with semihosting) and run a program on the rig (rig.h) on QEMU's
-# mps2-an386: tests/cortex-m/main.c, or the one given (a path from the top),
-# with QEMU's extra arguments after it. Its exit status is the program's.
+# mps2-an386: tests/cortex-m/main.c, or the one given (a path from the top;
+# a program of several files: their paths in one argument, separated by
+# spaces), with QEMU's extra arguments after it. Its exit status is the
+# program's.
 # Without the cross compiler, newlib or QEMU it says so in one line and runs
 # nothing.
-#   [OPT=-O2] tests/cortex-m/run.sh [outdir [program.c [qemu args...]]]
+#   [OPT=-O2] tests/cortex-m/run.sh [outdir ["program.c ..." [qemu args...]]]
 # OPT: the optimisation flag (default -Os).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
