@@ -253,6 +253,13 @@ static void test_register_errors(void **state)
 	/* Each side goes on its own bus only. */
 	assert_int_equal(virtio_register_device(duet_loopback_device(d->lb)), -EINVAL);
 	assert_int_equal(vhost_register_device(vdev), -EINVAL);
+	/* A device side waiting for its driver (deferred: its driver side is
+	 * not registered yet) is on its bus all the same: a second
+	 * registration would link it into the bus's lists twice. */
+	assert_int_equal(vhost_register_device(duet_loopback_device(d->lb)), 0);
+	assert_int_equal(vhost_register_device(duet_loopback_device(d->lb)), -EEXIST);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(d->lb)), 0);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(d->lb)), -ENOENT);
 	assert_false(virtio_has_driver(TEST_ID));
 	assert_int_equal(virtio_register_driver(&drv_a), 0);
 	assert_true(virtio_has_driver(TEST_ID)); /* its bus only, its id only */
@@ -261,6 +268,16 @@ static void test_register_errors(void **state)
 	assert_int_equal(virtio_register_driver(&drv_a), -EEXIST);
 	assert_int_equal(virtio_register_device(vdev), 0);
 	assert_int_equal(virtio_register_device(vdev), -EEXIST);
+	/* A device without its transport's functions goes on no bus. */
+	{
+		struct virtio_device bare;
+
+		memset(&bare, 0, sizeof(bare));
+		bare.role = VIRTIO_DEV_DRIVER;
+		assert_int_equal(virtio_register_device(&bare), -EINVAL);
+		bare.role = VIRTIO_DEV_DEVICE;
+		assert_int_equal(vhost_register_device(&bare), -EINVAL);
+	}
 	assert_int_equal(nlog, 1);
 	assert_int_equal(virtio_unregister_device(vdev), 0);
 	assert_int_equal(virtio_unregister_device(vdev), -ENOENT);
