@@ -12,9 +12,12 @@ command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt
 . "$(dirname "$0")/callgrind-lib.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Instructions of one run with arguments $1, of $bin (its profile kept as
+# $tmp/cg.ARGS for the splits below) or of the program $2.
 ir() {
+	out="$tmp/cg.$(echo "$1" | tr " " _)${2:+.$(basename "$2")}"
 	# shellcheck disable=SC2086 # $1 is the arguments
-	valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$(echo "$1" | tr " " _)" "$bin" $1 2>&1 >/dev/null |
+	valgrind --tool=callgrind --callgrind-out-file="$out" "${2:-$bin}" $1 2>&1 >/dev/null |
 		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 small=2000
@@ -38,10 +41,8 @@ echo "  found by polling the rings (the link's polling look): $(( (br - ar) / (b
 # is above it is what the design adds.
 floor="$(dirname "$bin")/bench_floor"
 if [ -x "$floor" ]; then
-	fa=$(valgrind --tool=callgrind --callgrind-out-file="$tmp/fl.a" "$floor" $small 2>&1 >/dev/null |
-		sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
-	fb=$(valgrind --tool=callgrind --callgrind-out-file="$tmp/fl.b" "$floor" $big 2>&1 >/dev/null |
-		sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+	fa=$(ir $small "$floor")
+	fb=$(ir $big "$floor")
 	echo "  the protocol's floor (bench_floor: every check of the peer, none of the layers): $(( (fb - fa) / (big - small) )) instructions"
 fi
 # Per layer: self cost of each file in the big run minus the small run.
