@@ -33,9 +33,9 @@ static void __attribute__((noinline)) spin(uint32_t n)
 	__asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
 }
 
-/* ROUNDS round trips after `warm` more; instructions each, or 0 when one
- * went wrong. */
-static uint64_t per_round_trip(struct floor_pair *p, long rounds)
+/* 1,000 round trips to warm up, then `rounds` more: the instructions
+ * those took, or 0 when one went wrong. */
+static uint64_t instructions_of(struct floor_pair *p, long rounds)
 {
 	uint64_t t0;
 
@@ -65,8 +65,8 @@ int main(void)
 		return 1;
 	}
 	/* Two runs that differ in length: what is not per round trip cancels. */
-	small = per_round_trip(p, ROUNDS / 10);
-	big = per_round_trip(p, ROUNDS);
+	small = instructions_of(p, ROUNDS / 10);
+	big = instructions_of(p, ROUNDS);
 	if (!small || !big || floor_faults(p)) {
 		printf("bench_cortex_m_floor: a round trip went wrong\n");
 		return 1;
