@@ -513,29 +513,34 @@ static void test_needs_reset_restarts_on_clean_rings(void **state)
 	}
 }
 
+/* vdev 2 (the rng the proxy drives): its entry and its carveout. */
+static struct fw_rsc_vdev *vdev2_entry(void)
+{
+	return (struct fw_rsc_vdev *)(void *)(region +
+		((struct resource_table *)(void *)region)->offset[5]);
+}
+
+static struct fw_rsc_carveout *vdev2_carveout(void)
+{
+	return (struct fw_rsc_carveout *)(void *)(region +
+		((struct resource_table *)(void *)region)->offset[6]);
+}
+
 /*
  * A hostile proxy places vdev 2's vring at `da` and says DRIVER_OK without
  * creating anything: the server's device side must refuse to make a queue
- * there. `da` 0 places it as far into vdev 2's carveout as leaves 64
- * bytes, so that it starts inside and runs off the end.
+ * there.
  */
 static void vring_placed_refused(uint32_t da)
 {
 	struct virtio_device *host = duet_rptun_vdev(sides[0].rptun, 2);
-	struct resource_table *t = (struct resource_table *)(void *)region;
-	struct fw_rsc_vdev *v = (struct fw_rsc_vdev *)(void *)(region + t->offset[5]);
-	struct fw_rsc_carveout *c = (struct fw_rsc_carveout *)(void *)(region + t->offset[6]);
+	struct fw_rsc_vdev *v = vdev2_entry();
 
 	/* The return also shows gcc's LTO that the NULL path ends here; it
 	 * warned of an 8-byte write to a region of size 0 without it. */
 	if (!host) {
 		fail();
 		return;
-	}
-	if (!da) {
-		assert_int_equal(c->type, RSC_CARVEOUT);
-		assert_true(vring_size(v->vring[0].num, v->vring[0].align) > 64u);
-		da = c->da + c->len - 64u;
 	}
 	atomic_store((_Atomic uint32_t *)&v->vring[0].da, da);
 	atomic_store((_Atomic uint8_t *)&v->status,
@@ -559,11 +564,17 @@ static void test_vring_outside_carveout_refused(void **state)
 	vring_placed_refused(CARVE_DA);
 }
 
-/* Inside its carveout at first, past its end at last. */
+/* Inside its carveout at first, past its end at last: 64 bytes before the
+ * end, for a ring longer than that. */
 static void test_vring_running_off_its_carveout_refused(void **state)
 {
+	struct fw_rsc_vdev *v = vdev2_entry();
+	struct fw_rsc_carveout *c = vdev2_carveout();
+
 	(void)state;
-	vring_placed_refused(0);
+	assert_int_equal(c->type, RSC_CARVEOUT);
+	assert_true(vring_size(v->vring[0].num, v->vring[0].align) > 64u);
+	vring_placed_refused(c->da + c->len - 64u);
 }
 
 /* Nowhere: the table's "any address", never placed. */
