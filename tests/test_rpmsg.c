@@ -2446,10 +2446,11 @@ static int stash_drop_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uin
 	return 0;
 }
 
-/* A raw message from the device side's ring: `len` bytes claimed, `used`
- * reported (a hostile device can make them disagree). */
-static void raw_to_driver(struct virtqueue *to_driver, uint32_t src, uint32_t dst,
-			  const char *text, uint16_t len, uint32_t used)
+/* A raw message from the device side's ring: the `size` bytes at data
+ * after a header claiming `len`, `used` reported (a hostile device can make
+ * them disagree). */
+static void raw_bytes_to_driver(struct virtqueue *to_driver, uint32_t src, uint32_t dst,
+				const void *data, size_t size, uint16_t len, uint32_t used)
 {
 	struct { uint32_t src, dst, res; uint16_t len, flags; } hdr = { src, dst, 0, len, 0 };
 	struct virtqueue_buf vb;
@@ -2458,8 +2459,25 @@ static void raw_to_driver(struct virtqueue *to_driver, uint32_t src, uint32_t ds
 
 	assert_true(h >= 0 && vb.writable);
 	memcpy(vb.buf, &hdr, sizeof(hdr));
-	memcpy((char *)vb.buf + sizeof(hdr), text, strlen(text) + 1);
+	memcpy((char *)vb.buf + sizeof(hdr), data, size);
 	assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, used), 0);
+}
+
+/* raw_bytes_to_driver with a text, its NUL included. */
+static void raw_to_driver(struct virtqueue *to_driver, uint32_t src, uint32_t dst,
+			  const char *text, uint16_t len, uint32_t used)
+{
+	raw_bytes_to_driver(to_driver, src, dst, text, strlen(text) + 1, len, used);
+}
+
+/* The device side, played on its raw ring: announce `name` at `addr`. */
+static void raw_announce(struct virtqueue *to_driver, const char *name, uint32_t addr)
+{
+	struct { char name[32]; uint32_t addr, flags; } m = { "", addr, RPMSG_NS_CREATE };
+
+	strcpy(m.name, name);
+	raw_bytes_to_driver(to_driver, addr, RPMSG_NS_EPT_ADDR, &m, sizeof(m), sizeof(m),
+			    16u + sizeof(m));
 }
 
 /*
@@ -2618,19 +2636,8 @@ static void test_hostile_messages_are_dropped_and_counted(void **state)
 	/* 9, once the ring has buffers again: a service at RPMSG_ADDR_ANY,
 	 * which no endpoint can have. */
 	stop_polling();
-	{
-		struct { uint32_t src, dst, res; uint16_t len, flags; } hdr = {
-			1024, RPMSG_NS_EPT_ADDR, 0, 40, 0
-		};
-		struct { char name[32]; uint32_t addr, flags; } m = { "svc", RPMSG_ADDR_ANY, 0 };
-
-		h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
-		assert_true(h >= 0 && vb.writable);
-		memcpy(vb.buf, &hdr, sizeof(hdr));
-		memcpy((char *)vb.buf + 16, &m, sizeof(m));
-		assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, 56), 0);
-		virtqueue_kick(to_driver);
-	}
+	raw_announce(to_driver, "svc", RPMSG_ADDR_ANY);
+	virtqueue_kick(to_driver);
 	start_polling();
 	{
 		uint32_t want = st0.dropped_ns + 6;
@@ -3048,25 +3055,6 @@ static void bind_once(struct rpmsg_device *rdev, const char *name, uint32_t dest
 static bool binds_reach(void *arg)
 {
 	return nbinds >= *(int *)arg;
-}
-
-/* The device side, played on its raw ring: announce `name` at `addr`. */
-static void raw_announce(struct virtqueue *to_driver, const char *name, uint32_t addr)
-{
-	struct { uint32_t src, dst, res; uint16_t len, flags; } hdr = {
-		addr, RPMSG_NS_EPT_ADDR, 0, 40, 0
-	};
-	struct { char name[32]; uint32_t addr, flags; } m = { "", addr, RPMSG_NS_CREATE };
-	struct virtqueue_buf vb;
-	size_t n;
-	int h = vhost_get_vq_buffers(to_driver, &vb, 1, &n);
-
-	assert_true(h >= 0 && vb.writable);
-	strcpy(m.name, name);
-	memcpy(vb.buf, &hdr, sizeof(hdr));
-	memcpy((char *)vb.buf + sizeof(hdr), &m, sizeof(m));
-	assert_int_equal(virtqueue_add_consumed_buffer(to_driver, (uint16_t)h, sizeof(hdr) + 40),
-			 0);
 }
 
 /*
