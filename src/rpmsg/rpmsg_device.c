@@ -73,7 +73,7 @@ static inline int take_single(struct rpmsg_device *rdev, struct virtqueue *vq, b
 			      struct virtqueue_buf *vb)
 {
 	size_t n = 0;
-	int h = vhost_get_vq_buffers(vq, vb, 1, &n);
+	int h = VQ_SHORT(vq_inline_get_vq_buffers, vhost_get_vq_buffers)(vq, vb, 1, &n);
 
 	if (h >= 0 && fits(vb, tx))
 		return h;
@@ -95,10 +95,12 @@ static DUET_ALWAYS_INLINE uint8_t *dev_take_tx(struct rpmsg_device *rdev, uint16
 	return vb.buf;
 }
 
-static int dev_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len)
+static DUET_ALWAYS_INLINE int dev_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head,
+					    uint32_t len)
 {
 	(void)buf;
-	return virtqueue_add_consumed_buffer(rdev->svq, head, len);
+	return VQ_SHORT(vq_inline_add_consumed_buffer,
+			virtqueue_add_consumed_buffer)(rdev->svq, head, len);
 }
 
 /* Unused: returned with nothing written, and the driver told. */

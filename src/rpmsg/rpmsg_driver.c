@@ -58,7 +58,8 @@ static void drv_reclaim_tx(struct rpmsg_device *rdev)
 	reclaim_tx(rdev, rdev->ntx);
 }
 
-static uint8_t *drv_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t *cap)
+static DUET_ALWAYS_INLINE uint8_t *drv_take_tx(struct rpmsg_device *rdev, uint16_t *head,
+					       uint32_t *cap)
 {
 	/* Used send buffers are taken back only when the free list runs dry,
 	 * up to RECLAIM_MAX at a time: not a look at the used ring per
@@ -72,10 +73,11 @@ static uint8_t *drv_take_tx(struct rpmsg_device *rdev, uint16_t *head, uint32_t 
 	return rdev->tx_free[rdev->tx_first++];
 }
 
-static int drv_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head, uint32_t len)
+static DUET_ALWAYS_INLINE int drv_submit_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head,
+					    uint32_t len)
 {
 	(void)head;
-	return virtqueue_add_one(rdev->svq, buf, len, false, buf);
+	return VQ_SHORT(vq_inline_add_one, virtqueue_add_one)(rdev->svq, buf, len, false, buf);
 }
 
 /* A buffer taken and not sent goes back to the front when it can (the
@@ -91,9 +93,10 @@ static void drv_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head
 
 /* The used ring checks what the device reports: the buffer is one this
  * side posted, the length within it. */
-static uint8_t *drv_next_rx(struct rpmsg_device *rdev, uint32_t *len, uint16_t *head)
+static DUET_ALWAYS_INLINE uint8_t *drv_next_rx(struct rpmsg_device *rdev, uint32_t *len,
+					       uint16_t *head)
 {
-	uint8_t *buf = virtqueue_get_buffer(rdev->rvq, len, NULL);
+	uint8_t *buf = VQ_SHORT(vq_inline_get_buffer, virtqueue_get_buffer)(rdev->rvq, len, NULL);
 
 	*head = 0;
 	if (buf)

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vq_internal.h"
+#include "vq_short.h"
 
 static const char *const fault_names[VIRTQUEUE_FAULT_COUNT] = {
 	[VIRTQUEUE_FAULT_NONE] = "no fault",
@@ -213,58 +213,18 @@ void virtqueue_reset(struct virtqueue *vq)
 		vq_start(vq);
 }
 
-/* Whether the peer wants a notification for our index moving from
- * kicked_idx to `now`, as its word says. */
-static DUET_INLINE bool peer_wants_kick(struct virtqueue *vq, struct virtqueue_io io,
-					uint16_t now)
-{
-	uint16_t wish;
-
-	/* Our index store must be visible before we read the peer's wish,
-	 * or both sides can decide the other will act. */
-	vq_fence(io);
-	wish = vq_load16(io, vq->peer_wish);
-	if (vq->event_idx)
-		return vring_need_event(wish, now, vq->kicked_idx);
-	/* VRING_USED_F_NO_NOTIFY and VRING_AVAIL_F_NO_INTERRUPT: both bit 0. */
-	return !(wish & 1u);
-}
-
-/* The end of a kick: record it, and ring when the peer wants it. */
-static inline void kick_done(struct virtqueue *vq, uint16_t now, bool wants)
-{
-	vq->kicked_idx = now;
-	if (!wants) {
-		vq->stats.kicks_saved++;
-		return;
-	}
-	vq->stats.kicks++;
-	if (vq->notify)
-		vq->notify(vq);
-}
-
-/* virtqueue_kick on a broken queue or one with accessors. */
-static DUET_OUT_OF_LINE void kick_checked(struct virtqueue *vq, uint16_t now)
+/* virtqueue_kick on a broken queue or one with accessors. Out of line:
+ * the short path needs no frame. */
+DUET_OUT_OF_LINE void vq_kick_checked(struct virtqueue *vq, uint16_t now)
 {
 	if (vq->broken)
 		return;
-	kick_done(vq, now, peer_wants_kick(vq, vq->io, now));
+	vq_kick_done(vq, now, vq_peer_wants_kick(vq, vq->io, now));
 }
 
 void virtqueue_kick(struct virtqueue *vq)
 {
-	uint16_t now;
-
-	if (!vq)
-		return;
-	now = vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->avail_idx : vq->used_idx;
-	if (now == vq->kicked_idx)
-		return;
-	if (!DUET_FAST_PATHS || !vq->fast_role) {
-		kick_checked(vq, now);
-		return;
-	}
-	kick_done(vq, now, peer_wants_kick(vq, VQ_IO_PLAIN, now));
+	vq_inline_kick(vq);
 }
 
 /* The flags word this side owns and the event word it publishes. */

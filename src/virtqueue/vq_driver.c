@@ -8,27 +8,7 @@
  */
 #include <errno.h>
 
-#include "vq_internal.h"
-
-/* Device address of a local buffer; false when it is not wholly inside the
- * window (a caller error: such a buffer cannot be shared). A pointer below
- * the window wraps to a huge offset and fails the same test. */
-static inline bool window_da(const struct virtqueue_window *win, const void *p, uint32_t len,
-			     uint64_t *da)
-{
-	uintptr_t off = (uintptr_t)p - (uintptr_t)win->va;
-
-	if (off > win->size || len > win->size - off)
-		return false;
-	*da = win->da + (uint64_t)off;
-	return true;
-}
-
-static inline bool to_device_addr(const struct virtqueue *vq, const void *p,
-				  uint32_t len, uint64_t *da)
-{
-	return window_da(&vq->win, p, len, da);
-}
+#include "vq_short.h"
 
 /*
  * Write buffers bl[0..n) as a chain into `table`, starting at descriptor
@@ -51,7 +31,7 @@ static inline int write_chain(struct virtqueue *vq, struct virtqueue_io io,
 		uint16_t next = 0;
 		uint64_t da;
 
-		if (!bl[k].buf || !to_device_addr(vq, bl[k].buf, bl[k].len, &da))
+		if (!bl[k].buf || !vq_window_da(&vq->win, bl[k].buf, bl[k].len, &da))
 			return -EINVAL;
 		if (k >= readable) {
 			flags |= VRING_DESC_F_WRITE;
@@ -115,47 +95,10 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
 	return 0;
 }
 
-/*
- * One buffer, the common case (every rpmsg message): no chain, no indirect
- * table; `io` as for add_chain. All of *vq that it needs is read and
- * updated before the first store to the ring, which the compiler must
- * assume could alias *vq; that keeps few values live and none reloaded.
- */
-static DUET_INLINE int add_one(struct virtqueue *vq, struct virtqueue_io io, void *buf,
-			       uint32_t len, unsigned int writable, void *cookie)
-{
-	struct virtqueue_slot *slot;
-	struct vring_desc *desc;
-	uint16_t *entry, *idx;
-	uint16_t head, aidx;
-	uint64_t da;
-
-	if (!vq->num_free)
-		return -ENOSPC;
-	if (!buf || !to_device_addr(vq, buf, len, &da))
-		return -EINVAL;
-	head = vq->free_head;
-	slot = &vq->slots[head];
-	vq->free_head = slot->next;
-	vq->num_free--;
-	slot->cookie = cookie;
-	slot->ndesc = 1;
-	slot->wlen = writable ? len : 0;
-	aidx = vq->avail_idx;
-	vq->avail_idx = (uint16_t)(aidx + 1u);
-	desc = &vq->desc[head];
-	entry = &vq->avail->ring[aidx & vq->mask];
-	idx = &vq->avail->idx;
-	vq_write_desc(io, desc, da, len, writable ? VRING_DESC_F_WRITE : 0, 0);
-	vq_update16(io, entry, head);
-	vq_store_idx(io, idx, (uint16_t)(aidx + 1u));
-	return 0;
-}
-
 /* Everything but one buffer on a healthy queue in plain memory: all the
  * argument checks, then the general path. */
 static DUET_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtqueue_buf *bl,
-				      int readable, int writable, void *cookie)
+				 int readable, int writable, void *cookie)
 {
 	int n;
 
@@ -182,7 +125,7 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) &&
 	    (unsigned int)writable <= 1u &&
 	    (unsigned int)readable == 1u - (unsigned int)writable && buf_list && cookie)
-		return add_one(vq, VQ_IO_PLAIN, buf_list->buf, buf_list->len,
+		return vq_add_one_io(vq, VQ_IO_PLAIN, buf_list->buf, buf_list->len,
 			       (unsigned int)writable, cookie);
 	return add_checked(vq, buf_list, readable, writable, cookie);
 }
@@ -192,22 +135,20 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
  * add_chain: a build that adds only single buffers, rpmsg's, links no
  * chain code). Out of line and taking its arguments as they came, so that
  * the short path needs no frame. */
-static DUET_OUT_OF_LINE int add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
-					  bool writable, void *cookie)
+DUET_OUT_OF_LINE int vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
+					bool writable, void *cookie)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !cookie)
 		return -EINVAL;
 	if (vq->broken)
 		return -EIO;
-	return add_one(vq, vq->io, buf, len, writable, cookie);
+	return vq_add_one_io(vq, vq->io, buf, len, writable, cookie);
 }
 
 int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
 		      void *cookie)
 {
-	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
-		return add_one(vq, VQ_IO_PLAIN, buf, len, writable, cookie);
-	return add_one_checked(vq, buf, len, writable, cookie);
+	return vq_inline_add_one(vq, buf, len, writable, cookie);
 }
 
 /*
@@ -292,23 +233,6 @@ int virtqueue_add_bufs_sized(struct virtqueue *vq, void *const bufs[], const uin
 	return add_bufs(vq, bufs, n, 0, lens, writable);
 }
 
-/*
- * Append descriptors head..tail (linked) to the free list. First in, first
- * out: a driver whose device uses buffers in order then adds each head
- * back at the same avail entry it had a ring ago, so the entry holds its
- * value and is not stored again (vq_update16); a stack would reverse the
- * order every time the list refills.
- */
-static inline void append_free(struct virtqueue *vq, uint16_t head, uint16_t tail, uint16_t n)
-{
-	if (vq->num_free)
-		vq->slots[vq->free_tail].next = head;
-	else
-		vq->free_head = head;
-	vq->free_tail = tail;
-	vq->num_free = (uint16_t)(vq->num_free + n);
-}
-
 /* Put the chain at `head` back on the local free list. Only the cookie
  * marks a driver head in flight; ndesc is left for the next add to set. */
 static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
@@ -319,16 +243,8 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 
 	for (k = 1; k < s->ndesc; k++)
 		tail = vq->slots[tail].next;
-	append_free(vq, head, tail, s->ndesc);
+	vq_append_free(vq, head, tail, s->ndesc);
 	s->cookie = NULL;
-}
-
-/* Whether a used entry naming slot s (its id in range), `ulen` bytes
- * written, is a one-descriptor head in flight that the short paths take
- * as it is; anything else goes to take_used. */
-static inline bool used_plain(const struct virtqueue_slot *s, uint32_t ulen)
-{
-	return s->cookie && ulen <= s->wlen && s->ndesc == 1;
 }
 
 /*
@@ -338,8 +254,8 @@ static inline bool used_plain(const struct virtqueue_slot *s, uint32_t ulen)
  * recording the fault. Out of line: the short path in
  * virtqueue_get_buffer comes here only for a chain or a fault.
  */
-static DUET_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
-				      uint32_t ulen, uint32_t *len, uint16_t *idx)
+DUET_OUT_OF_LINE void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
+				    uint32_t ulen, uint32_t *len, uint16_t *idx)
 {
 	struct virtqueue_slot *s;
 	void *cookie;
@@ -373,8 +289,8 @@ static DUET_OUT_OF_LINE void *take_used(struct virtqueue *vq, uint16_t ready, ui
 }
 
 /* virtqueue_get_buffer with every argument checked, any queue. */
-static DUET_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *len,
-					     uint16_t *idx)
+DUET_OUT_OF_LINE void *vq_get_used_checked(struct virtqueue *vq, uint32_t *len,
+					   uint16_t *idx)
 {
 	struct vring_used_elem *e;
 	uint16_t ready;
@@ -386,43 +302,13 @@ static DUET_OUT_OF_LINE void *get_used_checked(struct virtqueue *vq, uint32_t *l
 	if (!ready)
 		return NULL;
 	e = &vq->used->ring[vq->used_idx & vq->mask];
-	return take_used(vq, ready, vq_load32(vq->io, &e->id), vq_load32(vq->io, &e->len), len,
+	return vq_take_used(vq, ready, vq_load32(vq->io, &e->id), vq_load32(vq->io, &e->len), len,
 			 idx);
 }
 
 void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
 {
-	struct virtqueue_slot *s;
-	struct vring_used *used;
-	uint32_t id, ulen;
-	uint16_t uidx, ready;
-	void *cookie;
-
-	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
-		return get_used_checked(vq, len, idx);
-	/* The short path: plain memory, a one-descriptor head. What it does
-	 * not plainly accept, a chain or a fault, goes as read to take_used. */
-	uidx = vq->used_idx;
-	used = vq->used;
-	ready = vq_ready(vq, VQ_IO_PLAIN, &used->idx, uidx);
-	if (!ready)
-		return NULL;
-	id = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].id);
-	ulen = vq_load32(VQ_IO_PLAIN, &used->ring[uidx & vq->mask].len);
-	s = &vq->slots[id < vq->num ? id : 0];
-	cookie = s->cookie;
-	if (ready > (uint16_t)(vq->avail_idx - uidx) || id >= vq->num || !used_plain(s, ulen))
-		return take_used(vq, ready, id, ulen, len, idx);
-	s->cookie = NULL;
-	append_free(vq, (uint16_t)id, (uint16_t)id, 1);
-	vq->used_idx = (uint16_t)(uidx + 1u);
-	if (vq->track_event)
-		vq_move_event(VQ_IO_PLAIN, vq->used_event, (uint16_t)(uidx + 1u));
-	if (len)
-		*len = ulen;
-	if (idx)
-		*idx = (uint16_t)id;
-	return cookie;
+	return vq_inline_get_buffer(vq, len, idx);
 }
 
 /*
@@ -455,7 +341,7 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 
 		id = vq_load32(VQ_IO_PLAIN, &e->id);
 		ulen = vq_load32(VQ_IO_PLAIN, &e->len);
-		if (id >= num || !used_plain(s = &slots[id], ulen))
+		if (id >= num || !vq_used_plain(s = &slots[id], ulen))
 			break;
 		cookies[n] = s->cookie;
 		s->cookie = NULL;
@@ -477,7 +363,7 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 		vq_move_event(VQ_IO_PLAIN, vq->used_event, vq->used_idx);
 	if (n == want)
 		return n;
-	cookie = take_used(vq, (uint16_t)(ready - n), id, ulen, lens ? &lens[n] : NULL, NULL);
+	cookie = vq_take_used(vq, (uint16_t)(ready - n), id, ulen, lens ? &lens[n] : NULL, NULL);
 	if (cookie)
 		cookies[n++] = cookie;
 	return n;
