@@ -17,6 +17,13 @@
  * one stays small: otherwise the compiler saves every register the big path
  * needs on each call.
  *
+ * DUET_SHORT_FALLBACK marks the checked body that a short path inlined
+ * into other files falls back to (src/virtqueue/vq_short.h): out of line
+ * where the short paths are compiled. Where they are not, its one caller
+ * is the public call in its own file, and it is inlined there as it was
+ * when it was static: its external copy, which nothing calls, is the
+ * linker's to drop.
+ *
  * DUET_ALWAYS_INLINE marks a body written once and compiled into each
  * caller with the caller's constants (rpmsg's message path, once per role),
  * inlined even where -Os would not.
@@ -33,9 +40,14 @@
  *   (vq_driver.c, virtqueue.c). Out of line beside the checked body that
  *   is their one caller at -Os, they took 98 B more of the rpmsg driver
  *   role's text and 8 more instructions a Cortex-M4 round trip
- *   (bench/size.sh, bench/cortex-m.sh). The device's take is not one of
- *   them: it has several callers, and inlined in each it grew the device
- *   role by 256 B.
+ *   (bench/size.sh, bench/cortex-m.sh). The device's short take
+ *   (vq_take_short) is not one of them: it has several callers, and
+ *   inlined in each it grew the device role by 256 B;
+ * - the public calls' bodies in vq_short.h, which in a build for size are
+ *   the argument tests and the checked call: left to -Os, the compiler
+ *   kept some apart: a Cortex-M4 round trip took 1,983.9 instructions
+ *   against 1,967.8 (bench/cortex-m.sh at -Os) and the rpmsg driver role
+ *   8,718 B against 8,676 (bench/size.sh).
  *
  * DUET_PREFETCH(p) asks for the cache line at p ahead of its use, without
  * waiting for it and without faulting: a hint, so it is no access for the
@@ -52,9 +64,15 @@
 
 #if defined(__GNUC__) && DUET_FAST_PATHS
 #define DUET_OUT_OF_LINE __attribute__((noinline))
+#define DUET_SHORT_FALLBACK __attribute__((noinline))
 #define DUET_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(__GNUC__)
+#define DUET_OUT_OF_LINE
+#define DUET_SHORT_FALLBACK inline __attribute__((always_inline))
+#define DUET_ALWAYS_INLINE inline
 #else
 #define DUET_OUT_OF_LINE
+#define DUET_SHORT_FALLBACK
 #define DUET_ALWAYS_INLINE inline
 #endif
 

@@ -215,7 +215,7 @@ void virtqueue_reset(struct virtqueue *vq)
 
 /* virtqueue_kick on a broken queue or one with accessors. Out of line:
  * the short path needs no frame. */
-DUET_OUT_OF_LINE void vq_kick_checked(struct virtqueue *vq, uint16_t now)
+DUET_SHORT_FALLBACK void vq_kick_checked(struct virtqueue *vq, uint16_t now)
 {
 	if (vq->broken)
 		return;

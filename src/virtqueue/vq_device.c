@@ -52,8 +52,8 @@ DUET_OUT_OF_LINE int vq_take_chain(struct virtqueue *vq, uint16_t head, uint64_t
 }
 
 /* vhost_get_vq_buffers with every argument checked, for any queue. */
-DUET_OUT_OF_LINE int vq_get_vq_buffers_checked(struct virtqueue *vq, struct virtqueue_buf *vb,
-					       size_t vbsize, size_t *vbcnt)
+DUET_SHORT_FALLBACK int vq_get_vq_buffers_checked(struct virtqueue *vq,
+						  struct virtqueue_buf *vb, size_t vbsize, size_t *vbcnt)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || (!vb && vbsize) || !vbcnt)
 		return -EINVAL;
@@ -161,7 +161,7 @@ int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf v
 	return take_batch(vq, vq->io, vb, heads, max);
 }
 
-static DUET_ALWAYS_INLINE void put_used(struct virtqueue *vq, struct virtqueue_io io, uint16_t head,
+static DUET_INLINE void put_used(struct virtqueue *vq, struct virtqueue_io io, uint16_t head,
 					uint32_t len)
 {
 	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
@@ -173,8 +173,8 @@ static DUET_ALWAYS_INLINE void put_used(struct virtqueue *vq, struct virtqueue_i
 }
 
 /* virtqueue_add_consumed_buffer on any queue but a healthy plain one. */
-DUET_OUT_OF_LINE int vq_add_consumed_checked(struct virtqueue *vq, uint16_t head,
-					     uint32_t len)
+DUET_SHORT_FALLBACK int vq_add_consumed_checked(struct virtqueue *vq, uint16_t head,
+						uint32_t len)
 {
 	struct virtqueue_slot *s;
 

@@ -135,8 +135,8 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
  * add_chain: a build that adds only single buffers, rpmsg's, links no
  * chain code). Out of line and taking its arguments as they came, so that
  * the short path needs no frame. */
-DUET_OUT_OF_LINE int vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
-					bool writable, void *cookie)
+DUET_SHORT_FALLBACK int vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
+					   bool writable, void *cookie)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !cookie)
 		return -EINVAL;
@@ -254,8 +254,8 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
  * recording the fault. Out of line: the short path in
  * virtqueue_get_buffer comes here only for a chain or a fault.
  */
-DUET_OUT_OF_LINE void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
-				    uint32_t ulen, uint32_t *len, uint16_t *idx)
+DUET_SHORT_FALLBACK void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
+				       uint32_t ulen, uint32_t *len, uint16_t *idx)
 {
 	struct virtqueue_slot *s;
 	void *cookie;
@@ -289,8 +289,8 @@ DUET_OUT_OF_LINE void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32
 }
 
 /* virtqueue_get_buffer with every argument checked, any queue. */
-DUET_OUT_OF_LINE void *vq_get_used_checked(struct virtqueue *vq, uint32_t *len,
-					   uint16_t *idx)
+DUET_SHORT_FALLBACK void *vq_get_used_checked(struct virtqueue *vq, uint32_t *len,
+					      uint16_t *idx)
 {
 	struct vring_used_elem *e;
 	uint16_t ready;

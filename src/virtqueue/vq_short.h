@@ -121,7 +121,7 @@ static DUET_ALWAYS_INLINE int vq_take_short(struct virtqueue *vq, struct virtque
 }
 
 /* The next available chain into vb[0..vbsize) (see vq_take_chain). */
-static DUET_ALWAYS_INLINE int vq_take(struct virtqueue *vq, struct virtqueue_io io,
+static DUET_INLINE int vq_take(struct virtqueue *vq, struct virtqueue_io io,
 				      struct virtqueue_buf *vb, size_t vbsize, size_t *count)
 {
 	struct vq_avail_entry e;
@@ -143,9 +143,9 @@ int vq_get_vq_buffers_checked(struct virtqueue *vq, struct virtqueue_buf *vb, si
 			      size_t *vbcnt);
 
 /* vhost_get_vq_buffers. */
-static DUET_ALWAYS_INLINE int vq_inline_get_vq_buffers(struct virtqueue *vq,
-						       struct virtqueue_buf *vb, size_t vbsize,
-						       size_t *vbcnt)
+static DUET_INLINE int vq_inline_get_vq_buffers(struct virtqueue *vq,
+						struct virtqueue_buf *vb, size_t vbsize,
+						size_t *vbcnt)
 {
 	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DEVICE) && vb &&
 	    vbsize && vbcnt) {
@@ -174,8 +174,8 @@ static inline struct virtqueue_slot *vq_consumable(struct virtqueue *vq, uint16_
 int vq_add_consumed_checked(struct virtqueue *vq, uint16_t head, uint32_t len);
 
 /* virtqueue_add_consumed_buffer. */
-static DUET_ALWAYS_INLINE int vq_inline_add_consumed_buffer(struct virtqueue *vq,
-							    uint16_t head_idx, uint32_t len)
+static DUET_INLINE int vq_inline_add_consumed_buffer(struct virtqueue *vq,
+						     uint16_t head_idx, uint32_t len)
 {
 	struct virtqueue_slot *s;
 	struct vring_used_elem *e;
@@ -258,8 +258,8 @@ int vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len, bool writa
 		       void *cookie);
 
 /* virtqueue_add_one. */
-static DUET_ALWAYS_INLINE int vq_inline_add_one(struct virtqueue *vq, void *buf, uint32_t len,
-						bool writable, void *cookie)
+static DUET_INLINE int vq_inline_add_one(struct virtqueue *vq, void *buf, uint32_t len,
+					 bool writable, void *cookie)
 {
 	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
 		return vq_add_one_io(vq, VQ_IO_PLAIN, buf, len, writable, cookie);
@@ -306,8 +306,8 @@ void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id, uint32_t u
 void *vq_get_used_checked(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
 
 /* virtqueue_get_buffer. */
-static DUET_ALWAYS_INLINE void *vq_inline_get_buffer(struct virtqueue *vq, uint32_t *len,
-						     uint16_t *idx)
+static DUET_INLINE void *vq_inline_get_buffer(struct virtqueue *vq, uint32_t *len,
+					      uint16_t *idx)
 {
 	struct virtqueue_slot *s;
 	struct vring_used *used;
@@ -379,7 +379,7 @@ static inline void vq_kick_done(struct virtqueue *vq, uint16_t now, bool wants)
 void vq_kick_checked(struct virtqueue *vq, uint16_t now);
 
 /* virtqueue_kick. */
-static DUET_ALWAYS_INLINE void vq_inline_kick(struct virtqueue *vq)
+static DUET_INLINE void vq_inline_kick(struct virtqueue *vq)
 {
 	uint16_t now;
 
