@@ -91,7 +91,7 @@ static int check_config(void *mem, size_t memsize, const struct virtqueue_config
 		return -EINVAL;
 	/* The window is local memory at va and device addresses at da: each
 	 * range must end before its address space does. A local one that ran
-	 * past would hold every pointer, to the driver's checks (window_da). */
+	 * past would hold every pointer, to the driver's checks (vq_window_da). */
 	if (!cfg->window.va || !cfg->window.size ||
 	    cfg->window.da > UINT64_MAX - (cfg->window.size - 1) ||
 	    cfg->window.size - 1 > UINTPTR_MAX - (uintptr_t)cfg->window.va)

@@ -10,11 +10,7 @@
 
 #include "vq_short.h"
 
-/*
- * Record the fault of an avail entry that failed the short test in
- * vq_take_short: `ready` entries announced, `head` read at the next. Returns
- * its errno. Out of line: only a broken driver gets here.
- */
+/* See vq_short.h. Out of line: only a broken driver gets here. */
 DUET_OUT_OF_LINE int vq_head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head)
 {
 	/* avail.idx is the driver's word: a jump of more than num means it is
@@ -26,14 +22,7 @@ DUET_OUT_OF_LINE int vq_head_fault(struct virtqueue *vq, uint16_t ready, uint16_
 	return vq_fault(vq, VIRTQUEUE_FAULT_HEAD_INFLIGHT, -EBUSY, head, 0);
 }
 
-/*
- * Take the chain at `head`, whose first descriptor (addr, word) is already
- * copied, into vb[0..vbsize): returns the head, with the number of buffers
- * in *count; -EINVAL when it needs more than vbsize entries and !whole
- * (then nothing is taken); another negative errno for a peer fault. With
- * `whole`, a longer chain is taken all the same and vb holds its first
- * vbsize buffers. Out of line: the lone descriptor does without it.
- */
+/* See vq_short.h. Out of line: the lone descriptor does without it. */
 DUET_OUT_OF_LINE int vq_take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr,
 				   uint64_t word, struct virtqueue_buf *vb, size_t vbsize,
 				   size_t *count, bool whole)

@@ -176,8 +176,8 @@ static DUET_INLINE uint16_t add_batch(struct virtqueue *vq, void *const *bufs, u
 		uint32_t l = lens ? lens[k] : len;
 		uintptr_t off = (uintptr_t)bufs[k] - va;
 
-		/* window_da's test, on the locals. Written out: through a
-		 * helper (window_da on a copy of the window, or the test alone)
+		/* vq_window_da's test, on the locals. Written out: through a
+		 * helper (vq_window_da on a copy of the window, or the test alone)
 		 * gcc 12 spills more in this loop, 9-10 instructions a buffer. */
 		if (!bufs[k] || off > size || l > size - off)
 			break;
@@ -247,13 +247,8 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 	s->cookie = NULL;
 }
 
-/*
- * Take the used entry the caller read: `ready` entries announced, the next
- * one holding `id` and `ulen`, all the device's words and untrusted until
- * checked here, each read once. Returns the cookie, or NULL after
- * recording the fault. Out of line: the short path in
- * virtqueue_get_buffer comes here only for a chain or a fault.
- */
+/* See vq_short.h. Out of line: the short path in virtqueue_get_buffer
+ * comes here only for a chain or a fault. */
 DUET_SHORT_FALLBACK void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
 				       uint32_t ulen, uint32_t *len, uint16_t *idx)
 {
@@ -297,7 +292,7 @@ DUET_SHORT_FALLBACK void *vq_get_used_checked(struct virtqueue *vq, uint32_t *le
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
-	/* used.idx is the device's word: untrusted until take_used checks it. */
+	/* used.idx is the device's word: untrusted until vq_take_used checks it. */
 	ready = vq_ready(vq, vq->io, &vq->used->idx, vq->used_idx);
 	if (!ready)
 		return NULL;
@@ -317,7 +312,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
  * state is copied into locals and written back once, so that the stores
  * to slots and to the caller's arrays, which could alias *vq for the
  * compiler, reload nothing. An entry that is not a plain head (a chain, or
- * a fault) goes, as read, to take_used: each entry is read once. Returns
+ * a fault) goes, as read, to vq_take_used: each entry is read once. Returns
  * how many it took; 0 only when the first entry broke the queue.
  */
 static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **cookies,
@@ -347,7 +342,7 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 		s->cookie = NULL;
 		if (lens)
 			lens[n] = ulen;
-		/* append_free, on the locals */
+		/* vq_append_free, on the locals */
 		if (nfree)
 			slots[tail].next = (uint16_t)id;
 		else
