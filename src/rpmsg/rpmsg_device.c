@@ -73,7 +73,7 @@ static inline int take_single(struct rpmsg_device *rdev, struct virtqueue *vq, b
 			      struct virtqueue_buf *vb)
 {
 	size_t n = 0;
-	int h = VQ_SHORT(vq_inline_get_vq_buffers, vhost_get_vq_buffers)(vq, vb, 1, &n);
+	int h = VQ_SHORT(vq_inline_get_vq_buffers, vhost_get_vq_buffers, vq, vb, 1, &n);
 
 	if (h >= 0 && fits(vb, tx))
 		return h;
@@ -99,8 +99,8 @@ static DUET_ALWAYS_INLINE int dev_submit_tx(struct rpmsg_device *rdev, uint8_t *
 					    uint32_t len)
 {
 	(void)buf;
-	return VQ_SHORT(vq_inline_add_consumed_buffer,
-			virtqueue_add_consumed_buffer)(rdev->svq, head, len);
+	return VQ_SHORT(vq_inline_add_consumed_buffer, virtqueue_add_consumed_buffer, rdev->svq,
+			head, len);
 }
 
 /* Unused: returned with nothing written, and the driver told. */

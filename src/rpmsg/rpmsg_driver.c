@@ -77,7 +77,7 @@ static DUET_ALWAYS_INLINE int drv_submit_tx(struct rpmsg_device *rdev, uint8_t *
 					    uint32_t len)
 {
 	(void)head;
-	return VQ_SHORT(vq_inline_add_one, virtqueue_add_one)(rdev->svq, buf, len, false, buf);
+	return VQ_SHORT(vq_inline_add_one, virtqueue_add_one, rdev->svq, buf, len, false, buf);
 }
 
 /* A buffer taken and not sent goes back to the front when it can (the
@@ -96,7 +96,7 @@ static void drv_untake_tx(struct rpmsg_device *rdev, uint8_t *buf, uint16_t head
 static DUET_ALWAYS_INLINE uint8_t *drv_next_rx(struct rpmsg_device *rdev, uint32_t *len,
 					       uint16_t *head)
 {
-	uint8_t *buf = VQ_SHORT(vq_inline_get_buffer, virtqueue_get_buffer)(rdev->rvq, len, NULL);
+	uint8_t *buf = VQ_SHORT(vq_inline_get_buffer, virtqueue_get_buffer, rdev->rvq, len, NULL);
 
 	*head = 0;
 	if (buf)

@@ -54,10 +54,10 @@ static DUET_ALWAYS_INLINE int rpmsg_submit_tx(struct rpmsg_device *rdev,
 		 * send's kick leaves the count alone, so that path stores
 		 * nothing more; an early ring costs a look at the peer's wish.) */
 		if (kick) {
-			VQ_SHORT(vq_inline_kick, virtqueue_kick)(rdev->svq);
+			VQ_SHORT(vq_inline_kick, virtqueue_kick, rdev->svq);
 		} else if (++rdev->tx_held >= rdev->tx_hold_max) {
 			rdev->tx_held = 0;
-			VQ_SHORT(vq_inline_kick, virtqueue_kick)(rdev->svq);
+			VQ_SHORT(vq_inline_kick, virtqueue_kick, rdev->svq);
 		}
 	}
 	return ret;
@@ -132,7 +132,7 @@ static DUET_ALWAYS_INLINE void rpmsg_return_rx(struct rpmsg_device *rdev,
 		rpmsg_drop(rdev, DROP_RX_NOT_BACK, 0, 0, 0);
 	rdev->rx_out = (uint16_t)(rdev->rx_out - done);
 	rdev->nrx_back = 0;
-	VQ_SHORT(vq_inline_kick, virtqueue_kick)(rdev->rvq);
+	VQ_SHORT(vq_inline_kick, virtqueue_kick, rdev->rvq);
 }
 
 /* Serve the stash, then the receive queue, up to `budget` buffers; returns

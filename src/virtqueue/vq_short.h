@@ -19,12 +19,12 @@
 #include "vq_internal.h"
 
 /*
- * How a layer above calls one: VQ_SHORT(vq_inline_kick, virtqueue_kick)(vq)
+ * How a layer above calls one: VQ_SHORT(vq_inline_kick, virtqueue_kick, vq)
  * is the body inlined where the short paths are compiled, and the public
  * call in a build for size (DUET_FAST_PATHS 0), which then links one copy
  * of each: inlined there, every caller would carry the checked call's set-up.
  */
-#define VQ_SHORT(body, call) (DUET_FAST_PATHS ? (body) : (call))
+#define VQ_SHORT(body, call, ...) (DUET_FAST_PATHS ? body(__VA_ARGS__) : call(__VA_ARGS__))
 
 /* ---- the device's take ---- */
 
