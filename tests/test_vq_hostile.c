@@ -254,6 +254,25 @@ static void test_buffer_ending_at_window_end_is_fine(void **state)
 	memset(vb[0].buf, 0xab, vb[0].len); /* the last 8 bytes before the guard */
 }
 
+/* An empty buffer is inside the window up to its very end, and one byte
+ * past the end is outside. */
+static void test_empty_buffer_at_window_end_is_fine(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf vb[1];
+	size_t cnt;
+
+	raw_desc(h, 0, buf_da(h, h->bufsize), 0, VRING_DESC_F_WRITE, 0);
+	raw_avail_push(h, 0);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), 0);
+	assert_ptr_equal(vb[0].buf, h->bufs + h->bufsize);
+	assert_int_equal(vb[0].len, 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), 0);
+	raw_desc(h, 1, buf_da(h, h->bufsize + 1), 0, VRING_DESC_F_WRITE, 0);
+	raw_avail_push(h, 1);
+	expect_dev_fault(h, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT);
+}
+
 static void test_address_plus_length_overflows(void **state)
 {
 	struct harness *h = *state;
@@ -744,6 +763,7 @@ int main(void)
 		DEV(test_length_past_window_end),
 		DEV(test_address_far_outside),
 		DEV(test_buffer_ending_at_window_end_is_fine),
+		DEV(test_empty_buffer_at_window_end_is_fine),
 		DEV(test_address_plus_length_overflows),
 		DEV(test_address_ending_at_the_top_is_a_range_fault),
 		DEV(test_indirect_accepted_when_well_formed),
