@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""What would each redesign buy? Instructions per 17-byte rpmsg round trip
+(bench/callgrind-rpmsg.sh's first figure) with the library edited for one
+experiment at a time, then all of them at once.
+
+Each experiment is an edit of the sources that stands for a redesign,
+made crudely: it removes a layer or a check outright, so the figure is
+what the best version of that redesign could save, not what it would.
+The edits are for measuring only: some break what they remove (the
+features' checks), none is a change to make. They run in a temporary
+worktree of HEAD; the working tree is not touched.
+
+An edit that no longer matches the sources stops the run with the
+experiment's name and the text it looked for: the sources moved on, and
+the experiment needs rewriting, not skipping.
+
+  python3 bench/what-if.py [--keep DIR]
+
+Needs git, cmake, gcc and valgrind (make bench's). About a minute per
+experiment; --keep DIR leaves the worktree and its builds there.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The posix port's recursive futex mutex, compiled into rpmsg's message
+# path instead of called: what a port-provided inline fast path could be.
+# The contended cases still call the port.
+INLINE_LOCK = '''#include "rpmsg_internal.h"
+
+struct duet_mutex {
+	_Atomic uint32_t word;
+	_Atomic uintptr_t owner;
+	unsigned int depth;
+};
+extern _Thread_local char duet_whatif_self __attribute__((tls_model("initial-exec")));
+
+static inline void whatif_lock(struct duet_mutex *m)
+{
+	uintptr_t me = (uintptr_t)&duet_whatif_self;
+	uint32_t c = 0;
+
+	if (atomic_load_explicit(&m->owner, memory_order_relaxed) == me) {
+		m->depth++;
+		return;
+	}
+	if (!atomic_compare_exchange_strong_explicit(&m->word, &c, 1, memory_order_acquire,
+						     memory_order_relaxed)) {
+		duet_mutex_lock(m);
+		return;
+	}
+	atomic_store_explicit(&m->owner, me, memory_order_relaxed);
+	m->depth = 1;
+}
+
+static inline void whatif_unlock(struct duet_mutex *m)
+{
+	if (--m->depth)
+		return;
+	atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+	if (atomic_exchange_explicit(&m->word, 0, memory_order_release) == 2) {
+		m->depth = 1; /* let the port wake the sleeper */
+		atomic_store(&m->word, 2);
+		duet_mutex_unlock(m);
+	}
+}
+'''
+
+# (file, old, new, count): each `old` must occur exactly `count` times, or
+# at least once for None (where an earlier experiment of "all of them at
+# once" may have removed some).
+EXPERIMENTS = [
+    ("rpmsg's per-message feature checks gone (removal, queued announcements, stash, "
+     "offers, quieting the send queue's callback, the send counter)", [
+        ('src/rpmsg/rpmsg_path.h',
+         '\tif (atomic_load_explicit(&rdev->svq->cb_enabled, memory_order_relaxed) &&\n'
+         '\t    !rdev->tx_sleepers && !atomic_load_explicit(&rdev->nns_out, memory_order_relaxed))\n'
+         '\t\tvirtqueue_disable_cb(rdev->svq);', '\t(void)rdev;', 1),
+        ('src/rpmsg/rpmsg_path.h',
+         '\t\tif (rpmsg_gone(rdev)) {\n\t\t\tduet_mutex_unlock(rdev->lock);\n'
+         '\t\t\treturn -ENODEV;\n\t\t}\n'
+         '\t\trpmsg_flush_ns(rdev); /* queued announcements go first */\n', '', 1),
+        ('src/rpmsg/rpmsg_path.h', '\t\trdev->stats.tx_msgs++;\n', '', 1),
+        ('src/rpmsg/rpmsg_path.h', 'taken < budget && !rpmsg_gone(rdev); taken++',
+         'taken < budget; taken++', 1),
+        ('src/rpmsg/rpmsg_path.h',
+         '\t\tif (!duet_list_empty(&rdev->stash)) {\n\t\t\trpmsg_serve_stash(rdev);\n'
+         '\t\t\tcontinue;\n\t\t}\n', '', 1),
+        ('src/rpmsg/rpmsg_path.h',
+         '!virtqueue_seen_more(rdev->rvq) && duet_list_empty(&rdev->stash)',
+         '!virtqueue_seen_more(rdev->rvq)', 1),
+        ('src/rpmsg/rpmsg_path.h', 'offer = rdev->offer && rdev->depth == 0;', 'offer = false;', 1),
+    ]),
+    ('the port lock inline in rpmsg (posix fast path)', [
+        ('src/rpmsg/rpmsg_path.h', '#include "rpmsg_internal.h"\n', INLINE_LOCK, 1),
+        ('src/rpmsg/rpmsg_path.h', 'duet_mutex_lock(rdev->lock);', 'whatif_lock(rdev->lock);', 2),
+        ('src/rpmsg/rpmsg_path.h', 'duet_mutex_unlock(rdev->lock);',
+         'whatif_unlock(rdev->lock);', None),
+        ('src/port/posix/port_posix.c',
+         'static _Thread_local char self_tag __attribute__((tls_model("initial-exec")));',
+         '_Thread_local char duet_whatif_self __attribute__((tls_model("initial-exec")));\n'
+         '#define self_tag duet_whatif_self', 1),
+    ]),
+    ("the doorbell's dispatch layer folded into the loopback's look (no rvdev call)", [
+        ('src/loopback/loopback.c',
+         '\t\tran += duet_rvdev_dispatch(&side->rv, duet_lowest_bit(bits));',
+         '\t{\n\t\tstruct virtqueue *vq = atomic_load_explicit(&side->rv.live[duet_lowest_bit(bits)],\n'
+         '\t\t\t\t\t\t\tmemory_order_acquire);\n\n'
+         '\t\tif (vq && vq->callback) {\n\t\t\tvq->callback(vq);\n\t\t\tran++;\n\t\t}\n\t}', 1),
+    ]),
+    ("the ring's EVENT_IDX branches and the kick's counters gone", [
+        ('src/virtqueue/vq_short.h', 'if (vq->track_event)', 'if (0)', 2),
+        ('src/virtqueue/vq_short.h',
+         '\tif (vq->event_idx)\n\t\treturn vring_need_event(wish, now, vq->kicked_idx);\n',
+         '\t(void)now;\n', 1),
+        ('src/virtqueue/vq_short.h', '\t\tvq->stats.kicks_saved++;\n', '', 1),
+        ('src/virtqueue/vq_short.h', '\tvq->stats.kicks++;\n', '', 1),
+    ]),
+]
+
+
+def run(cmd, cwd, quiet=True):
+    r = subprocess.run(cmd, cwd=cwd, capture_output=quiet, text=True)
+    if r.returncode != 0:
+        sys.exit('what-if: %s failed:\n%s%s' % (' '.join(cmd), r.stdout or '', r.stderr or ''))
+    return r.stdout
+
+
+def apply(tree, name, edits):
+    for path, old, new, count in edits:
+        p = os.path.join(tree, path)
+        with open(p) as f:
+            text = f.read()
+        found = text.count(old)
+        if found != count and not (count is None and found):
+            sys.exit('what-if: "%s": %s has %d of %r, not %s: rewrite the experiment'
+                     % (name, path, found, old, count or 'one or more'))
+        with open(p, 'w') as f:
+            f.write(text.replace(old, new))
+
+
+def instructions(tree, build, program='bench_rpmsg_ir'):
+    """bench/callgrind-rpmsg.sh's round-trip figure for the tree as it is:
+    two runs that differ only in the number of round trips."""
+    run(['cmake', '-S', tree, '-B', build, '-DCMAKE_C_COMPILER=gcc', '-DCMAKE_BUILD_TYPE=Release',
+         '-DCMAKE_C_FLAGS=-g', '-DDUET_BUILD_TESTS=OFF'], tree)
+    run(['cmake', '--build', build, '-j4', '--target', program], tree)
+    counts = []
+    for n in (2000, 22000):
+        out = os.path.join(build, 'cg.%s.%d' % (program, n))
+        r = subprocess.run(['valgrind', '--tool=callgrind', '--callgrind-out-file=' + out,
+                            os.path.join(build, 'bench', program), str(n)],
+                           capture_output=True, text=True)
+        m = re.search(r'Collected : (\d+)', r.stderr)
+        if r.returncode != 0 or not m:
+            sys.exit('what-if: %s %d failed:\n%s' % (program, n, r.stderr))
+        counts.append(int(m.group(1)))
+    return (counts[1] - counts[0]) // 20000
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--keep', help='make the worktree here and leave it')
+    args = ap.parse_args()
+    for tool in ('git', 'cmake', 'gcc', 'valgrind'):
+        if not shutil.which(tool):
+            sys.exit('what-if: %s not found (make bench installs valgrind)' % tool)
+    tree = args.keep or tempfile.mkdtemp(prefix='duet-what-if.')
+    if args.keep:
+        os.makedirs(os.path.dirname(os.path.abspath(tree)), exist_ok=True)
+    else:
+        os.rmdir(tree)
+    run(['git', 'worktree', 'add', '--detach', tree, 'HEAD'], ROOT)
+    try:
+        rev = run(['git', 'rev-parse', '--short', 'HEAD'], tree).strip()
+        base = instructions(tree, os.path.join(tree, 'build', 'base'))
+        print('rpmsg 17 B round trip under callgrind, %s as it is: %d instructions' % (rev, base))
+        print('with one redesign stood in for by an edit (its best case):')
+        for i, (name, edits) in enumerate(EXPERIMENTS):
+            run(['git', 'checkout', '-q', '--', 'src'], tree)
+            apply(tree, name, edits)
+            n = instructions(tree, os.path.join(tree, 'build', 'e%d' % i))
+            print('  %-5d (%+d)  %s' % (n, n - base, name))
+        run(['git', 'checkout', '-q', '--', 'src'], tree)
+        for name, edits in EXPERIMENTS:
+            apply(tree, name, edits)
+        n = instructions(tree, os.path.join(tree, 'build', 'all'))
+        print('  %-5d (%+d)  all of them at once' % (n, n - base))
+        run(['git', 'checkout', '-q', '--', 'src'], tree)
+        n = instructions(tree, os.path.join(tree, 'build', 'base'), 'bench_floor')
+        print('  %-5d (%+d)  the protocol\'s floor (bench_floor: every check of the peer, '
+              'none of the layers)' % (n, n - base))
+    finally:
+        if not args.keep:
+            subprocess.run(['git', 'worktree', 'remove', '--force', tree], cwd=ROOT,
+                           capture_output=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
