@@ -171,6 +171,14 @@ struct rpmsg_device {
 	int depth;        /* deliveries in progress on this thread */
 	int tx_sleepers;  /* senders asleep on tx_event (they need its notification,
 			   * as do announcements queued in ns_out) */
+	/* What rpmsg_take_tx_wait took, or why it took nothing: here, under
+	 * the lock, not in the sender's outputs, which passed out of line
+	 * would be kept in memory on every send (9 instructions a round trip). */
+	struct {
+		uint16_t head;
+		uint32_t cap;
+		int err;
+	} took;
 	struct rpmsg_stats stats;
 	struct rpmsg_ping_state *ping; /* with rpmsg_ping_register: the service */
 	struct duet_list node;
@@ -235,10 +243,10 @@ enum rpmsg_drop_why {
 void rpmsg_drop(struct rpmsg_device *rdev, enum rpmsg_drop_why why, uint32_t src, uint32_t dst,
 		uint32_t len);
 
-/* No send buffer was free: wait for one (see the definition). NULL with
- * *err set when none came. */
-uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait, uint16_t *head,
-			    uint32_t *cap, int *err);
+/* No send buffer was free: wait for one (see the definition). Its head
+ * and capacity go to rdev->took; NULL with rdev->took.err set when
+ * none came. */
+uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait);
 
 /* A buffer the role's next_rx returned: check its header and deliver it.
  * True when the caller gives the buffer back now (delivered and not held,

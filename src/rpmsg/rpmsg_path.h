@@ -33,8 +33,15 @@ static DUET_ALWAYS_INLINE uint8_t *rpmsg_take_tx(struct rpmsg_device *rdev,
 {
 	uint8_t *buf = role->take_tx(rdev, head, cap);
 
-	if (!buf && !(buf = rpmsg_take_tx_wait(rdev, wait, head, cap, err)))
-		return NULL;
+	if (!buf) {
+		buf = rpmsg_take_tx_wait(rdev, wait);
+		if (!buf) {
+			*err = rdev->took.err;
+			return NULL;
+		}
+		*head = rdev->took.head;
+		*cap = rdev->took.cap;
+	}
 	rpmsg_quiet_tx_cb(rdev);
 	return buf;
 }

@@ -175,8 +175,7 @@ static bool rdev_unused(const struct rpmsg_device *rdev)
  * back) and polls, briefly spinning first, instead of sleeping on the
  * event. Out of line: a free buffer, the common case, needs none of this.
  */
-DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait,
-					     uint16_t *head, uint32_t *cap, int *err)
+DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait)
 {
 	/* Elapsed times in 32 bits, wrap-safe: a 32-bit core does no 64-bit
 	 * arithmetic here, and no timeout comes near 49 days (ms) or the
@@ -203,15 +202,15 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 		/* Before -EAGAIN: a try send must not be told to try again
 		 * on a ring that will give nothing back. */
 		if (rpmsg_gone(rdev) || virtqueue_is_broken(rdev->svq)) {
-			*err = -ENODEV;
+			rdev->took.err = -ENODEV;
 			return NULL;
 		}
 		if (!wait) {
-			*err = -EAGAIN;
+			rdev->took.err = -EAGAIN;
 			return NULL;
 		}
 		if (waited >= rdev->timeout_ms) {
-			*err = -ETIMEDOUT;
+			rdev->took.err = -ETIMEDOUT;
 			return NULL;
 		}
 		if (!counted) {
@@ -234,12 +233,12 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 			if (rpmsg_gone(rdev)) {
 				if (rdev->tx_sleepers)
 					duet_event_post(rdev->tx_event);
-				*err = -ENODEV;
+				rdev->took.err = -ENODEV;
 				return NULL;
 			}
 		}
 		waited = (uint32_t)duet_clock_ms() - start;
-	} while (!(buf = rdev->role->take_tx(rdev, head, cap)));
+	} while (!(buf = rdev->role->take_tx(rdev, &rdev->took.head, &rdev->took.cap)));
 	/* The event wakes one sleeper per post, and posts that meet no new
 	 * sleeper merge: with more than one buffer back at once, pass it on.
 	 * One that finds none sleeps again. */
