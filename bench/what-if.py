@@ -31,50 +31,57 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The posix port's recursive futex mutex, compiled into rpmsg's message
 # path instead of called: what a port-provided inline fast path could be.
-# The contended cases still call the port.
-INLINE_LOCK = '''#include "rpmsg_internal.h"
+# Made from the port's own code when the experiment runs (its lock and
+# unlock, renamed, with the helpers they inline), so that it measures the
+# port as it is; the out-of-line helpers (contention, a bad unlock) stay
+# in the port, made external.
+PORT = 'src/port/posix/port_posix.c'
+PORT_HELPERS = ('mutex_lock_held', 'mutex_not_held', 'mutex_wake')
 
-struct duet_mutex {
-	_Atomic uint32_t word;
-	_Atomic uintptr_t owner;
-	unsigned int depth;
-};
-extern _Thread_local char duet_whatif_self __attribute__((tls_model("initial-exec")));
 
-static inline void whatif_lock(struct duet_mutex *m)
-{
-	uintptr_t me = (uintptr_t)&duet_whatif_self;
-	uint32_t c = 0;
+def port_part(text, start, end='\n}\n'):
+    """The port's text from `start` through `end` (a function's by default)."""
+    i = text.index(start)
+    return text[i:text.index(end, i) + len(end)] + '\n'
 
-	if (atomic_load_explicit(&m->owner, memory_order_relaxed) == me) {
-		m->depth++;
-		return;
-	}
-	if (!atomic_compare_exchange_strong_explicit(&m->word, &c, 1, memory_order_acquire,
-						     memory_order_relaxed)) {
-		duet_mutex_lock(m);
-		return;
-	}
-	atomic_store_explicit(&m->owner, me, memory_order_relaxed);
-	m->depth = 1;
-}
 
-static inline void whatif_unlock(struct duet_mutex *m)
-{
-	if (--m->depth)
-		return;
-	atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
-	if (atomic_exchange_explicit(&m->word, 0, memory_order_release) == 2) {
-		m->depth = 1; /* let the port wake the sleeper */
-		atomic_store(&m->word, 2);
-		duet_mutex_unlock(m);
-	}
-}
-'''
+def helper_decl(port, name):
+    """The prototype of one of the port's out-of-line lock helpers."""
+    m = re.search(r'static DUET_OUT_OF_LINE ((?:_Noreturn )?void %s\([^)]*\))' % name, port)
+    return m.group(1) + ';\n'
+
+
+def inline_lock(tree):
+    with open(os.path.join(tree, PORT)) as f:
+        port = f.read()
+    parts = [port_part(port, 'struct duet_mutex {', '\n};\n'),
+             'extern _Thread_local char duet_whatif_self '
+             '__attribute__((tls_model("initial-exec")));\n'
+             '#define self_tag duet_whatif_self\n',
+             ''.join(helper_decl(port, h) for h in PORT_HELPERS),
+             port_part(port, 'static uintptr_t self_id(void)'),
+             port_part(port, 'static inline void mutex_own('),
+             port_part(port, 'void duet_mutex_lock(struct duet_mutex *m)'),
+             port_part(port, 'void duet_mutex_unlock(struct duet_mutex *m)')]
+    code = ''.join(parts)
+    code = code.replace('void duet_mutex_lock(', 'static inline void whatif_lock(')
+    code = code.replace('void duet_mutex_unlock(', 'static inline void whatif_unlock(')
+    return '#include <limits.h>\n#include "rpmsg_internal.h"\n\n' + code
+
+
+def port_helpers_external(tree):
+    """The port's text with its lock's out-of-line helpers external."""
+    with open(os.path.join(tree, PORT)) as f:
+        port = f.read()
+    for h in PORT_HELPERS:
+        port = re.sub(r'static (DUET_OUT_OF_LINE (?:_Noreturn )?void %s\()' % h, r'\1', port)
+    return port
+
 
 # (file, old, new, count): each `old` must occur exactly `count` times, or
 # at least once for None (where an earlier experiment of "all of them at
-# once" may have removed some).
+# once" may have removed some). `new` may be a function of the tree giving
+# the text; with `old` None it gives the whole file.
 EXPERIMENTS = [
     ("rpmsg's per-message feature checks gone (removal, queued announcements, stash, "
      "offers, quieting the send queue's callback, the send counter)", [
@@ -97,15 +104,15 @@ EXPERIMENTS = [
          '!virtqueue_seen_more(rdev->rvq)', 1),
         ('src/rpmsg/rpmsg_path.h', 'offer = rdev->offer && rdev->depth == 0;', 'offer = false;', 1),
     ]),
-    ('the port lock inline in rpmsg (posix fast path)', [
-        ('src/rpmsg/rpmsg_path.h', '#include "rpmsg_internal.h"\n', INLINE_LOCK, 1),
+    ("the posix port's own lock and unlock compiled inline into rpmsg", [
+        ('src/rpmsg/rpmsg_path.h', '#include "rpmsg_internal.h"\n', inline_lock, 1),
         ('src/rpmsg/rpmsg_path.h', 'duet_mutex_lock(rdev->lock);', 'whatif_lock(rdev->lock);', 2),
         ('src/rpmsg/rpmsg_path.h', 'duet_mutex_unlock(rdev->lock);',
          'whatif_unlock(rdev->lock);', None),
-        ('src/port/posix/port_posix.c',
-         'static _Thread_local char self_tag __attribute__((tls_model("initial-exec")));',
+        (PORT, 'static _Thread_local char self_tag __attribute__((tls_model("initial-exec")));',
          '_Thread_local char duet_whatif_self __attribute__((tls_model("initial-exec")));\n'
          '#define self_tag duet_whatif_self', 1),
+        (PORT, None, port_helpers_external, None),
     ]),
     ("the doorbell's dispatch layer folded into the loopback's look (no rvdev call)", [
         ('src/loopback/loopback.c',
@@ -135,6 +142,13 @@ def run(cmd, cwd, quiet=True):
 def apply(tree, name, edits):
     for path, old, new, count in edits:
         p = os.path.join(tree, path)
+        if old is None:  # the whole file, made from the tree by `new`
+            text = new(tree)
+            with open(p, 'w') as f:
+                f.write(text)
+            continue
+        if callable(new):
+            new = new(tree)
         with open(p) as f:
             text = f.read()
         found = text.count(old)
