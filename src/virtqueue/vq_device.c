@@ -61,8 +61,8 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
 /* get_available for an entry vq_take_short left as VQ_TAKE_CHAIN: the chain
  * taken whole, its first buffer returned. */
 static DUET_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t head,
-					   uint64_t addr, uint64_t word,
-					   uint16_t *avail_idx, uint32_t *len)
+						  uint64_t addr, uint64_t word,
+						  uint16_t *avail_idx, uint32_t *len)
 {
 	struct virtqueue_buf first;
 	size_t count;
@@ -78,7 +78,7 @@ static DUET_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t
 
 /* get_available for an entry vq_take_short left as VQ_TAKE_FAULT. */
 static DUET_OUT_OF_LINE void *get_available_fault(struct virtqueue *vq, uint16_t ready,
-					   uint16_t head)
+						  uint16_t head)
 {
 	vq_head_fault(vq, ready, head);
 	return NULL;
@@ -108,7 +108,7 @@ static DUET_ALWAYS_INLINE void *get_available(struct virtqueue *vq, struct virtq
 
 /* virtqueue_get_available_buffer with every argument checked, any queue. */
 static DUET_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq, uint16_t *avail_idx,
-					     uint32_t *len)
+						    uint32_t *len)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || vq->broken)
 		return NULL;
@@ -151,7 +151,7 @@ int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf v
 }
 
 static DUET_INLINE void put_used(struct virtqueue *vq, struct virtqueue_io io, uint16_t head,
-					uint32_t len)
+				 uint32_t len)
 {
 	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
 

@@ -98,7 +98,7 @@ static inline int add_chain(struct virtqueue *vq, struct virtqueue_io io,
 /* Everything but one buffer on a healthy queue in plain memory: all the
  * argument checks, then the general path. */
 static DUET_OUT_OF_LINE int add_checked(struct virtqueue *vq, const struct virtqueue_buf *bl,
-				 int readable, int writable, void *cookie)
+					 int readable, int writable, void *cookie)
 {
 	int n;
 
@@ -126,7 +126,7 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
 	    (unsigned int)writable <= 1u &&
 	    (unsigned int)readable == 1u - (unsigned int)writable && buf_list && cookie)
 		return vq_add_one_io(vq, VQ_IO_PLAIN, buf_list->buf, buf_list->len,
-			       (unsigned int)writable, cookie);
+				     (unsigned int)writable, cookie);
 	return add_checked(vq, buf_list, readable, writable, cookie);
 }
 
@@ -298,7 +298,7 @@ DUET_SHORT_FALLBACK void *vq_get_used_checked(struct virtqueue *vq, uint32_t *le
 		return NULL;
 	e = &vq->used->ring[vq->used_idx & vq->mask];
 	return vq_take_used(vq, ready, vq_load32(vq->io, &e->id), vq_load32(vq->io, &e->len), len,
-			 idx);
+			    idx);
 }
 
 void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)

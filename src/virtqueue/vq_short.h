@@ -122,7 +122,7 @@ static DUET_ALWAYS_INLINE int vq_take_short(struct virtqueue *vq, struct virtque
 
 /* The next available chain into vb[0..vbsize) (see vq_take_chain). */
 static DUET_INLINE int vq_take(struct virtqueue *vq, struct virtqueue_io io,
-				      struct virtqueue_buf *vb, size_t vbsize, size_t *count)
+			       struct virtqueue_buf *vb, size_t vbsize, size_t *count)
 {
 	struct vq_avail_entry e;
 	int ret = vq_take_short(vq, io, vb, vbsize != 0, &e);
