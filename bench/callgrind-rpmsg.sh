@@ -5,7 +5,7 @@
 # then the per-layer split of the longer run (self cost by source file);
 # last, instructions per message of a one-way stream (rpmsg_trysend_more
 # in bursts of 64), sender and receiver apart.
-#   bench/callgrind-rpmsg.sh path/to/bench_rpmsg_ir
+#   [ROUND_TRIP_ONLY=1] bench/callgrind-rpmsg.sh path/to/bench_rpmsg_ir
 set -eu
 bin=${1:?usage: $0 path/to/bench_rpmsg_ir}
 command -v valgrind >/dev/null || { echo "callgrind: valgrind not installed (apt-get install valgrind)"; exit 0; }
@@ -26,6 +26,8 @@ a=$(ir $small)
 b=$(ir $big)
 per=$(( (b - a) / (big - small) ))
 echo "rpmsg 17 B round trip under callgrind: $per instructions (both sides: send, notify, receive, echo, reply; $bin)"
+# ROUND_TRIP_ONLY=1: this figure alone (bench/what-if.py counts many builds).
+[ "${ROUND_TRIP_ONLY:-}" = 1 ] && exit 0
 # The same with 32 more endpoints on each side, newer than the measured
 # pair: what finding the destination costs when a device serves many.
 a32=$(ir "$small rtt 32")

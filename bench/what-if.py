@@ -16,8 +16,11 @@ the experiment needs rewriting, not skipping.
 
   python3 bench/what-if.py [--keep DIR]
 
-Needs git, cmake, gcc and valgrind (make bench's). About a minute per
-experiment; --keep DIR leaves the worktree and its builds there.
+Each count is bench/callgrind-rpmsg.sh's own (ROUND_TRIP_ONLY=1 for the
+edited builds), so the figures are the ones make bench prints. Needs git,
+cmake, gcc and valgrind (make bench's). --keep DIR leaves the worktree and
+its builds there: `sh bench/callgrind-rpmsg.sh DIR/build/all/bench/bench_rpmsg_ir`
+then gives where the round trip goes with every edit in, by function.
 """
 import argparse
 import os
@@ -159,23 +162,22 @@ def apply(tree, name, edits):
             f.write(text.replace(old, new))
 
 
-def instructions(tree, build, program='bench_rpmsg_ir'):
-    """bench/callgrind-rpmsg.sh's round-trip figure for the tree as it is:
-    two runs that differ only in the number of round trips."""
+def instructions(tree, build, floor=False):
+    """bench/callgrind-rpmsg.sh's round-trip figure for the tree as it is,
+    and with `floor` the protocol's floor it prints beside it."""
     run(['cmake', '-S', tree, '-B', build, '-DCMAKE_C_COMPILER=gcc', '-DCMAKE_BUILD_TYPE=Release',
          '-DCMAKE_C_FLAGS=-g', '-DDUET_BUILD_TESTS=OFF'], tree)
-    run(['cmake', '--build', build, '-j4', '--target', program], tree)
-    counts = []
-    for n in (2000, 22000):
-        out = os.path.join(build, 'cg.%s.%d' % (program, n))
-        r = subprocess.run(['valgrind', '--tool=callgrind', '--callgrind-out-file=' + out,
-                            os.path.join(build, 'bench', program), str(n)],
-                           capture_output=True, text=True)
-        m = re.search(r'Collected : (\d+)', r.stderr)
-        if r.returncode != 0 or not m:
-            sys.exit('what-if: %s %d failed:\n%s' % (program, n, r.stderr))
-        counts.append(int(m.group(1)))
-    return (counts[1] - counts[0]) // 20000
+    targets = ['bench_rpmsg_ir'] + (['bench_floor'] if floor else [])
+    run(['cmake', '--build', build, '-j4', '--target'] + targets, tree)
+    env = dict(os.environ, ROUND_TRIP_ONLY='' if floor else '1')
+    out = subprocess.run(['sh', os.path.join(tree, 'bench', 'callgrind-rpmsg.sh'),
+                          os.path.join(build, 'bench', 'bench_rpmsg_ir')],
+                         capture_output=True, text=True, env=env)
+    rt = re.search(r'round trip under callgrind: (\d+) instructions', out.stdout)
+    fl = re.search(r"the protocol's floor .*: (\d+) instructions", out.stdout)
+    if out.returncode != 0 or not rt or (floor and not fl):
+        sys.exit('what-if: bench/callgrind-rpmsg.sh failed:\n%s%s' % (out.stdout, out.stderr))
+    return (int(rt.group(1)), int(fl.group(1))) if floor else int(rt.group(1))
 
 
 def main():
@@ -193,7 +195,7 @@ def main():
     run(['git', 'worktree', 'add', '--detach', tree, 'HEAD'], ROOT)
     try:
         rev = run(['git', 'rev-parse', '--short', 'HEAD'], tree).strip()
-        base = instructions(tree, os.path.join(tree, 'build', 'base'))
+        base, floor = instructions(tree, os.path.join(tree, 'build', 'base'), floor=True)
         print('rpmsg 17 B round trip under callgrind, %s as it is: %d instructions' % (rev, base))
         print('with one redesign stood in for by an edit (its best case):')
         for i, (name, edits) in enumerate(EXPERIMENTS):
@@ -206,10 +208,8 @@ def main():
             apply(tree, name, edits)
         n = instructions(tree, os.path.join(tree, 'build', 'all'))
         print('  %-5d (%+d)  all of them at once' % (n, n - base))
-        run(['git', 'checkout', '-q', '--', 'src'], tree)
-        n = instructions(tree, os.path.join(tree, 'build', 'base'), 'bench_floor')
         print('  %-5d (%+d)  the protocol\'s floor (bench_floor: every check of the peer, '
-              'none of the layers)' % (n, n - base))
+              'none of the layers)' % (floor, floor - base))
     finally:
         if not args.keep:
             subprocess.run(['git', 'worktree', 'remove', '--force', tree], cwd=ROOT,
