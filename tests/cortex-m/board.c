@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "board.h"
+#include "systick_clock.h"
 
 #define SYSCLK_HZ 25000000u
 #define TICKS_PER_MS (SYSCLK_HZ / 1000u)
@@ -71,30 +72,14 @@ uint64_t board_clock_ns(void)
 {
 	static uint64_t last; /* one caller at a time: the main loop */
 	uint32_t ms, left, pending;
-	uint64_t t;
 
-	/* The counter may have wrapped with its interrupt not yet taken (QEMU
-	 * takes it between blocks; a core, a few cycles later): ms_ticks is
-	 * then a millisecond behind `left`, and a round trip timed across it
-	 * read 1 ms long. The pending bit tells: set, with the counter just
-	 * reloaded (high), the wrap came before the read. */
 	do {
 		ms = ms_ticks;
 		left = SYST_CVR;
 		pending = SCB_ICSR & ICSR_PENDSTSET;
 	} while (ms != ms_ticks);
-	if (pending && left > TICKS_PER_MS / 2)
-		ms++;
-	t = (uint64_t)ms * 1000000u + (uint64_t)(TICKS_PER_MS - 1 - left) * (1000000000u / SYSCLK_HZ);
-	/* QEMU can also show the counter reloaded before it sets the pending
-	 * bit (the bit comes from a timer callback run between blocks): the
-	 * reading is then exactly a millisecond behind, earlier than the last
-	 * one, and a round trip timed across it came out negative. The clock
-	 * never goes back, so such a reading is that one. */
-	if (t < last)
-		t += 1000000u;
-	last = t;
-	return t;
+	return systick_clock_ns(ms, left, pending != 0, TICKS_PER_MS, 1000000000u / SYSCLK_HZ,
+				&last);
 }
 
 uint64_t board_clock_ms(void)
