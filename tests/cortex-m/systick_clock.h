@@ -35,10 +35,12 @@ static inline uint64_t systick_clock_ns(uint32_t ms, uint32_t left, bool pending
 {
 	uint64_t t;
 
-	if (pending && (left == 0 || left > ticks / 2))
+	if (left == 0)
+		left = ticks; /* a millisecond's end is the next one's start */
+	if (pending && left > ticks / 2)
 		ms++;
 	/* Ticks since the millisecond began at the counter's 0. */
-	t = (uint64_t)ms * 1000000u + (uint64_t)(left ? ticks - left : 0) * ns_per_tick;
+	t = (uint64_t)ms * 1000000u + (uint64_t)(ticks - left) * ns_per_tick;
 	if (t < *last)
 		t += 1000000u;
 	*last = t;
