@@ -66,6 +66,13 @@ join -t "$(printf '\t')" "$tmp/a" "$tmp/b" | awk -F '\t' -v d=$((big - small)) \
 # Per function, the costliest first: where the round trip goes.
 echo "by function, per round trip (the costliest; a function's calls are summed):"
 byfunc_per "$tmp/cg.$small" "$tmp/cg.$big" $((big - small))
+# The floor's own functions the same way, to set the pieces side by side
+# (docs/performance.md, Why the misses): its sends, receive passes, batches
+# and looks are functions of their own, its lock and rings inline in them.
+if [ -x "$floor" ]; then
+	echo "the floor by function, per round trip:"
+	byfunc_per "$tmp/cg.$small.bench_floor" "$tmp/cg.$big.bench_floor" $((big - small))
+fi
 # A stream, per message and per side: the inclusive cost of the bench's
 # send_burst and reclaim_burst (the sender, driver; its loop included) and
 # receive_burst (the receiver, device; its counting callback included), the
