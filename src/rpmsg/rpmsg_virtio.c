@@ -349,7 +349,7 @@ static bool cancel_create(struct rpmsg_device *rdev, const struct rpmsg_endpoint
 		if (o->msg.addr != ept->addr)
 			continue;
 		if (o->msg.flags != RPMSG_NS_CREATE ||
-		    memcmp(o->msg.name, ept->name, RPMSG_NAME_SIZE))
+		    memcmp(o->msg.name, ept->name, RPMSG_NAME_SIZE) != 0)
 			return false;
 		forget_ns_out(rdev, o);
 		return true;
