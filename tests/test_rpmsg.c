@@ -1356,6 +1356,60 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+/*
+ * With the ring full and no memory to queue its announcement, a create is
+ * refused with -ENOMEM at once (before: it waited for a buffer, up to the
+ * send timeout, and lost the announcement when none came): the endpoint is
+ * not there, the peer never hears of it, and the same create works once
+ * memory is back.
+ */
+static void test_create_without_memory_to_queue_its_announcement(void **state)
+{
+	struct rpmsg_stats st0, st;
+	struct box a, b, peer, x;
+	int ret, sent = 0;
+
+	(void)state;
+	box_open(&a, drv_dev, "nomem-flow");
+	box_open(&b, dev_dev, "nomem-flow");
+	box_open(&peer, dev_dev, "nomem-svc");
+	assert_true(wait_until(ept_ready, &a.ept, 2000));
+	stop_polling();
+	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+	rpmsg_get_stats(drv_dev, &st0);
+	memset(&x, 0, sizeof(x));
+	x.ept.priv = &x;
+	duet_port_fail_allocs(0, 1);
+	ret = rpmsg_create_ept(&x.ept, drv_dev, "nomem-svc", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY, box_cb,
+			       box_unbind);
+	duet_port_fail_allocs(0, 0);
+	assert_int_equal(ret, -ENOMEM);
+	rpmsg_get_stats(drv_dev, &st);
+	assert_int_equal(st.ns_deferred, st0.ns_deferred);
+	/* The ring drains; a message sent after it would follow any queued
+	 * announcement: once it is in, the peer would have heard. */
+	start_polling();
+	wait_count(&b.count, RING);
+	assert_int_equal(b.count, RING);
+	assert_int_equal(rpmsg_send(&a.ept, "after", 6), 6);
+	wait_count(&b.count, RING + 1);
+	assert_int_equal(b.count, RING + 1);
+	assert_false(rpmsg_is_ept_ready(&peer.ept));
+	/* Nothing of it was left: the same struct is created again. */
+	assert_int_equal(rpmsg_create_ept(&x.ept, drv_dev, "nomem-svc", RPMSG_ADDR_ANY,
+					  RPMSG_ADDR_ANY, box_cb, box_unbind),
+			 0);
+	assert_true(wait_until(ept_ready, &peer.ept, 2000));
+	assert_int_equal(peer.ept.dest_addr, x.ept.addr);
+	rpmsg_destroy_ept(&x.ept);
+	rpmsg_destroy_ept(&peer.ept);
+	rpmsg_destroy_ept(&a.ept);
+	rpmsg_destroy_ept(&b.ept);
+}
+
 /* A pair of `name`, a on `from` and b on `to`, bound; b keeps every
  * buffer it receives, and a sends until its buffers run out (RING). */
 static void run_dry(struct box *a, struct rpmsg_device *from, struct box *b,
@@ -3783,6 +3837,7 @@ int main(void)
 		T(test_lent_send_buffer_returns_after_a_refill),
 		T(test_sleeping_sender_is_woken_after_another_takes_a_buffer),
 		T(test_announcements_wait_for_buffers_without_blocking),
+		T(test_create_without_memory_to_queue_its_announcement),
 		T(test_addressed_and_try_forms),
 		T(test_send_more_notifies_once_per_batch),
 		T(test_send_more_rings_every_half_ring),

@@ -90,9 +90,12 @@ struct rpmsg_endpoint {
  * Create an endpoint on rdev: `src` its address (RPMSG_ADDR_ANY: the next
  * free one from 1024 up), `dest` the peer's (or RPMSG_ADDR_ANY: bound when
  * the peer announces the same name). With a name and the name service on,
- * the peer is told (NS CREATE). Returns 0, -EINVAL, -EBUSY (address in use,
- * or ept is already an endpoint of rdev), -ENODEV (device gone). An
- * endpoint must be destroyed before its struct is created again.
+ * the peer is told (NS CREATE), never waiting: without a free send buffer
+ * the announcement is queued. Returns 0, -EINVAL, -EBUSY (address in use,
+ * or ept is already an endpoint of rdev), -ENODEV (device gone), -ENOMEM
+ * (no send buffer free and no memory to queue the announcement: nothing
+ * was created or sent). An endpoint must be destroyed before its struct is
+ * created again.
  *
  * Set ept->priv before calling: it is kept, and cb may run on the transport's
  * thread as soon as the endpoint exists, before this call returns.
@@ -102,7 +105,9 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 		     rpmsg_ns_unbind_cb ns_unbind_cb);
 
 /*
- * Destroy it (the peer is told: NS DESTROY). Receive buffers it holds and
+ * Destroy it (the peer is told: NS DESTROY, queued as a create's is; only
+ * with no memory to queue it does this wait for a send buffer, as
+ * rpmsg_send does). Receive buffers it holds and
  * send buffers lent to it go back, as if released; pointers to them are
  * stale from then on. Safe on an unregistered one, and twice. An endpoint
  * outlives its device: when the device goes, its

@@ -360,10 +360,12 @@ static bool cancel_create(struct rpmsg_device *rdev, const struct rpmsg_endpoint
 /*
  * Tell the peer about ept. Never waits: without a send buffer (a peer that
  * has posted none yet, or a full ring) the announcement is queued and sent
- * when one comes back, in order. Only if even the queue cannot grow does
- * it wait like a send.
+ * when one comes back, in order. When even the queue cannot grow, a CREATE
+ * is refused (-ENOMEM: the caller takes the endpoint back, and nothing is
+ * lost that a retry cannot give), and a DESTROY, which cannot fail, waits
+ * for a buffer like a send. Returns 0 or -ENOMEM.
  */
-static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, uint32_t flags)
+static int ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, uint32_t flags)
 {
 	struct rpmsg_ns_msg msg = { .addr = ept->addr, .flags = flags };
 	struct ns_out *o;
@@ -372,18 +374,20 @@ static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, u
 	 * them: an endpoint a listener destroys is still announced (a free
 	 * buffer taken, never waited for). */
 	if (!rdev->ns || !ept->name[0] || !rdev->svq)
-		return;
+		return 0;
 	if (flags == RPMSG_NS_DESTROY && cancel_create(rdev, ept))
-		return; /* the peer never heard of it */
+		return 0; /* the peer never heard of it */
 	memcpy(msg.name, ept->name, RPMSG_NAME_SIZE);
 	rpmsg_flush_ns(rdev);
 	if (duet_list_empty(&rdev->ns_out) &&
 	    send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), 0) != -EAGAIN)
-		return;
+		return 0;
 	o = duet_port_alloc(sizeof(*o));
 	if (!o) {
+		if (flags == RPMSG_NS_CREATE)
+			return -ENOMEM;
 		send_locked(rdev, ept->addr, RPMSG_NS_EPT_ADDR, &msg, sizeof(msg), SEND_WAIT);
-		return;
+		return 0;
 	}
 	o->msg = msg;
 	duet_list_add_tail(&rdev->ns_out, &o->node);
@@ -392,6 +396,7 @@ static void ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, u
 	/* A buffer may have come back between the try and the queueing. */
 	if (virtqueue_enable_cb(rdev->svq) > 0)
 		rpmsg_flush_ns(rdev);
+	return 0;
 }
 
 static uint32_t free_addr(struct rpmsg_device *rdev)
@@ -447,7 +452,7 @@ static size_t name_len(const char *name)
 int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, const char *name,
 		     uint32_t src, uint32_t dest, rpmsg_ept_cb cb, rpmsg_ns_unbind_cb ns_unbind_cb)
 {
-	struct pending_ns *p;
+	struct pending_ns *p = NULL;
 
 	if (!ept || !rdev || !cb || (name && name_len(name) == RPMSG_NAME_SIZE))
 		return -EINVAL;
@@ -477,8 +482,15 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 		p->taken = true;
 	}
 	link_ept(rdev, ept);
-	if (src != RPMSG_NS_EPT_ADDR)
-		ns_announce(rdev, ept, RPMSG_NS_CREATE);
+	/* The lock is held throughout: a refused endpoint was never seen. */
+	if (src != RPMSG_NS_EPT_ADDR && ns_announce(rdev, ept, RPMSG_NS_CREATE) < 0) {
+		unlink_ept(rdev, ept);
+		if (p)
+			p->taken = false;
+		ept->rdev = NULL;
+		duet_mutex_unlock(rdev->lock);
+		return -ENOMEM;
+	}
 	duet_mutex_unlock(rdev->lock);
 	return 0;
 }
