@@ -1369,6 +1369,41 @@ static void test_state_view(void **state)
 	assert_false(st.broken);
 }
 
+/* A broken queue never rings its peer, either role, though its index
+ * moved since its last kick: the peer would only be sent to a ring this
+ * side no longer trusts. Kicks of healthy queues ring alongside, so the
+ * counts can tell. */
+static void test_broken_queue_never_rings(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf vb[1];
+	unsigned int rang;
+	size_t cnt;
+	int c[2];
+
+	/* The driver: a buffer out, not yet announced by a kick; then the
+	 * device lies about its used index and the driver breaks. */
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 8, false, &c[0]), 0);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 8, 8, false, &c[1]), 0);
+	raw_used_set_idx(h, 200);
+	assert_null(virtqueue_get_buffer(h->drv, NULL, NULL));
+	assert_true(virtqueue_is_broken(h->drv));
+	rang = h->drv_notified;
+	virtqueue_kick(h->drv);
+	assert_int_equal(h->drv_notified, rang);
+	/* The device: its used index moved (above), then, past the driver's
+	 * second buffer, a head out of range breaks it. */
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), 1);
+	raw_avail_push(h, 200);
+	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EINVAL);
+	assert_true(virtqueue_is_broken(h->dev));
+	rang = h->dev_notified;
+	virtqueue_kick(h->dev);
+	assert_int_equal(h->dev_notified, rang);
+}
+
 static void test_broken_queue_refuses_until_reset(void **state)
 {
 	struct harness *h = *state;
@@ -2024,6 +2059,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notification_runs_callback, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_state_view, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_queue_refuses_until_reset, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_broken_queue_never_rings, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_mem_ops_carry_every_ring_access, setup_plain, teardown),
 		cmocka_unit_test(test_mem_ops_are_the_only_way_to_the_ring),
 		cmocka_unit_test_setup_teardown(test_event_word_is_fenced_before_the_next_look, setup_plain, teardown),
