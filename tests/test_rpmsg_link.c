@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -1537,6 +1538,52 @@ static void test_proxy_sees_server_close_before_noticed(void **state)
 	}
 }
 
+/*
+ * The rptun calls a master makes of its remote, on a link's rptun
+ * (duet_link_rptun): reset and panic are the link's commands, and a
+ * shutdown stops the proxy as closing the link would. Each is
+ * acknowledged by the proxy and carried out; before, no test made them.
+ */
+static void test_rptun_calls_command_the_proxy(void **state)
+{
+	struct duet_rptun *rptun;
+	struct pair p;
+
+	(void)state;
+	pair_start(&p, "left", true);
+	/* Its devices may bind before the link's watch has seen the proxy
+	 * attach: commands wait for that. */
+	assert_true(duet_link_wait_peer(p.link, 5000));
+	rptun = duet_link_rptun(p.link);
+	assert_non_null(rptun);
+	assert_int_equal(duet_rptun_reset(rptun), 0);
+	/* The proxy's devices come back: its rpmsg device binds to ours
+	 * again, so a ping is answered. */
+	{
+		struct rpmsg_ping_result r;
+		int ret = -1;
+
+		for (int i = 0; i < 250 && ret != 0; i++) {
+			struct rpmsg_device *rdev = wait_device();
+
+			ret = rdev ? rpmsg_ping(rdev, 1, 16, RPMSG_PING_ACK, 0, &r) : -ENODEV;
+			if (ret != 0)
+				nap(20);
+		}
+		assert_int_equal(ret, 0);
+	}
+	assert_int_equal(duet_rptun_shutdown(rptun), 0);
+	assert_true(proc_expect(&p.child, "server gone", 3000));
+	assert_int_equal(proc_wait(&p.child, 20000), 0);
+	close_side(p.link);
+
+	pair_start(&p, "left", true);
+	assert_true(duet_link_wait_peer(p.link, 5000));
+	assert_int_equal(duet_rptun_panic(duet_link_rptun(p.link)), 0);
+	assert_int_equal(proc_wait(&p.child, 5000), 128 + SIGABRT);
+	close_side(p.link);
+}
+
 static bool turned_since(void *arg)
 {
 	struct pump *pm = arg;
@@ -1759,6 +1806,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hostile_device_input),
 		cmocka_unit_test(test_hostile_driver_input),
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
+		cmocka_unit_test(test_rptun_calls_command_the_proxy),
 		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
 		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
 		cmocka_unit_test_teardown(test_polling_loops_ring_no_doorbell, pair_teardown),

@@ -153,7 +153,15 @@ bool duet_link_peer_up(struct duet_link *link);
 /* The peer's pid, or 0. */
 int duet_link_peer_pid(struct duet_link *link);
 
-/* This side's rptun (its devices). */
+/*
+ * This side's rptun (its devices). The link owns it: it makes it anew
+ * when the proxy goes (on the server) or when the server asks for a reset
+ * (on the proxy), so the pointer is good until then: take it again rather
+ * than keep it, and leave its start and stop to the link. On the server,
+ * duet_rptun_reset and duet_rptun_panic on it are the link's commands to
+ * the proxy (duet_link_command, with a 2 s timeout; -ENOTCONN until the
+ * link has seen the proxy attach: duet_link_wait_peer).
+ */
 struct duet_rptun *duet_link_rptun(struct duet_link *link);
 
 /* True once the server asked this proxy to stop. */
