@@ -1356,6 +1356,25 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 	rpmsg_destroy_ept(&b.ept);
 }
 
+static _Atomic int nomem_offered;
+
+static bool match_nomem(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)dest;
+	(void)priv;
+	return !strcmp(name, "nomem-svc");
+}
+
+static void bind_nomem(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+{
+	(void)rdev;
+	(void)name;
+	(void)dest;
+	(void)priv;
+	nomem_offered++;
+}
+
 /*
  * With the ring full and no memory to queue its announcement, a create is
  * refused with -ENOMEM at once (before: it waited for a buffer, up to the
@@ -1370,9 +1389,11 @@ static void test_create_without_memory_to_queue_its_announcement(void **state)
 	int ret, sent = 0;
 
 	(void)state;
+	/* peer announces before b: once a is bound by b's announcement, this
+	 * side has peer's too, waiting for an endpoint of its name. */
 	box_open(&a, drv_dev, "nomem-flow");
-	box_open(&b, dev_dev, "nomem-flow");
 	box_open(&peer, dev_dev, "nomem-svc");
+	box_open(&b, dev_dev, "nomem-flow");
 	assert_true(wait_until(ept_ready, &a.ept, 2000));
 	stop_polling();
 	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
@@ -1389,6 +1410,14 @@ static void test_create_without_memory_to_queue_its_announcement(void **state)
 	assert_int_equal(ret, -ENOMEM);
 	rpmsg_get_stats(drv_dev, &st);
 	assert_int_equal(st.ns_deferred, st0.ns_deferred);
+	/* Nor did it keep peer's announcement from the listeners: one
+	 * registered now is offered it. */
+	nomem_offered = 0;
+	assert_int_equal(rpmsg_register_callback(&nomem_offered, NULL, NULL, match_nomem,
+						 bind_nomem),
+			 0);
+	assert_int_equal(nomem_offered, 1);
+	rpmsg_unregister_callback(&nomem_offered);
 	/* The ring drains; a message sent after it would follow any queued
 	 * announcement: once it is in, the peer would have heard. */
 	start_polling();
@@ -1398,10 +1427,13 @@ static void test_create_without_memory_to_queue_its_announcement(void **state)
 	wait_count(&b.count, RING + 1);
 	assert_int_equal(b.count, RING + 1);
 	assert_false(rpmsg_is_ept_ready(&peer.ept));
-	/* Nothing of it was left: the same struct is created again. */
+	/* Nothing of it was left: the same struct is created again, and binds
+	 * at once to peer's announcement, which the refused create had not
+	 * used up. */
 	assert_int_equal(rpmsg_create_ept(&x.ept, drv_dev, "nomem-svc", RPMSG_ADDR_ANY,
 					  RPMSG_ADDR_ANY, box_cb, box_unbind),
 			 0);
+	assert_int_equal(x.ept.dest_addr, peer.ept.addr);
 	assert_true(wait_until(ept_ready, &peer.ept, 2000));
 	assert_int_equal(peer.ept.dest_addr, x.ept.addr);
 	rpmsg_destroy_ept(&x.ept);
