@@ -1281,35 +1281,37 @@ static void test_bad_burst_sends_nothing(void **state)
 
 /* ---- announcements without a send buffer ---- */
 
-static _Atomic int gone_offered;
+/* A listener that counts the offers of one name (priv: its struct). */
+struct offers {
+	const char *name;
+	_Atomic int count;
+};
 
-static bool match_gone(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+static bool match_offers(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
 {
 	(void)rdev;
 	(void)dest;
-	(void)priv;
-	return !strcmp(name, "q-gone");
+	return !strcmp(name, ((struct offers *)priv)->name);
 }
 
-static void bind_gone(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
+static void count_offer(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
 {
 	(void)rdev;
 	(void)name;
 	(void)dest;
-	(void)priv;
-	gone_offered++;
+	atomic_fetch_add(&((struct offers *)priv)->count, 1);
 }
 
 static void test_announcements_wait_for_buffers_without_blocking(void **state)
 {
 	struct box a, b, peer[3], mine[4];
 	const char *names[] = { "q-one", "q-two", "q-gone", "q-last" };
+	struct offers gone = { "q-gone", 0 };
 	struct rpmsg_stats st0, st;
 	int ret, sent = 0;
 
 	(void)state;
-	gone_offered = 0;
-	assert_int_equal(rpmsg_register_callback(&gone_offered, NULL, NULL, match_gone, bind_gone),
+	assert_int_equal(rpmsg_register_callback(&gone, NULL, NULL, match_offers, count_offer),
 			 0);
 	box_open(&a, drv_dev, "flow");
 	box_open(&b, dev_dev, "flow");
@@ -1345,8 +1347,8 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 	wait_count(&b.count, RING);
 	assert_int_equal(b.count, RING);
 	/* q-last was announced after q-gone would have been: q-gone never was. */
-	assert_int_equal(gone_offered, 0);
-	rpmsg_unregister_callback(&gone_offered);
+	assert_int_equal(gone.count, 0);
+	rpmsg_unregister_callback(&gone);
 	for (int i = 0; i < 4; i++)
 		if (i != 2)
 			rpmsg_destroy_ept(&mine[i].ept);
@@ -1354,25 +1356,6 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 		rpmsg_destroy_ept(&peer[i].ept);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&b.ept);
-}
-
-static _Atomic int nomem_offered;
-
-static bool match_nomem(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
-{
-	(void)rdev;
-	(void)dest;
-	(void)priv;
-	return !strcmp(name, "nomem-svc");
-}
-
-static void bind_nomem(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
-{
-	(void)rdev;
-	(void)name;
-	(void)dest;
-	(void)priv;
-	nomem_offered++;
 }
 
 /*
@@ -1384,6 +1367,7 @@ static void bind_nomem(struct rpmsg_device *rdev, const char *name, uint32_t des
  */
 static void test_create_without_memory_to_queue_its_announcement(void **state)
 {
+	struct offers offers = { "nomem-svc", 0 };
 	struct rpmsg_stats st0, st;
 	struct box a, b, peer, x;
 	int ret, sent = 0;
@@ -1412,12 +1396,9 @@ static void test_create_without_memory_to_queue_its_announcement(void **state)
 	assert_int_equal(st.ns_deferred, st0.ns_deferred);
 	/* Nor did it keep peer's announcement from the listeners: one
 	 * registered now is offered it. */
-	nomem_offered = 0;
-	assert_int_equal(rpmsg_register_callback(&nomem_offered, NULL, NULL, match_nomem,
-						 bind_nomem),
-			 0);
-	assert_int_equal(nomem_offered, 1);
-	rpmsg_unregister_callback(&nomem_offered);
+	assert_int_equal(rpmsg_register_callback(&offers, NULL, NULL, match_offers, count_offer), 0);
+	assert_int_equal(offers.count, 1);
+	rpmsg_unregister_callback(&offers);
 	/* The ring drains; a message sent after it would follow any queued
 	 * announcement: once it is in, the peer would have heard. */
 	start_polling();
