@@ -1281,6 +1281,19 @@ static void test_bad_burst_sends_nothing(void **state)
 
 /* ---- announcements without a send buffer ---- */
 
+/* Nothing serves the rings any more, and a sends until every send buffer
+ * of its side is in flight (RING). */
+static void stop_and_fill(struct box *a)
+{
+	int ret, sent = 0;
+
+	stop_polling();
+	while ((ret = rpmsg_trysend(&a->ept, "m", 1)) == 1)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, RING);
+}
+
 /* A listener that counts the offers of one name (priv: its struct). */
 struct offers {
 	const char *name;
@@ -1308,7 +1321,6 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 	const char *names[] = { "q-one", "q-two", "q-gone", "q-last" };
 	struct offers gone = { "q-gone", 0 };
 	struct rpmsg_stats st0, st;
-	int ret, sent = 0;
 
 	(void)state;
 	assert_int_equal(rpmsg_register_callback(&gone, NULL, NULL, match_offers, count_offer),
@@ -1319,12 +1331,7 @@ static void test_announcements_wait_for_buffers_without_blocking(void **state)
 	box_open(&peer[1], dev_dev, "q-two");
 	box_open(&peer[2], dev_dev, "q-last");
 	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	/* The device side stops serving: every send buffer is in flight. */
-	stop_polling();
-	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
-		sent++;
-	assert_int_equal(ret, -EAGAIN);
-	assert_int_equal(sent, RING);
+	stop_and_fill(&a);
 	/* Creating and destroying endpoints neither waits nor fails; what
 	 * cannot go yet is queued, and a create destroyed before it went out
 	 * is never sent at all. Were they waiting, this would take 4 x 5 s. */
@@ -1370,7 +1377,7 @@ static void test_create_without_memory_to_queue_its_announcement(void **state)
 	struct offers offers = { "nomem-svc", 0 };
 	struct rpmsg_stats st0, st;
 	struct box a, b, peer, x;
-	int ret, sent = 0;
+	int ret;
 
 	(void)state;
 	/* peer announces before b: once a is bound by b's announcement, this
@@ -1379,11 +1386,7 @@ static void test_create_without_memory_to_queue_its_announcement(void **state)
 	box_open(&peer, dev_dev, "nomem-svc");
 	box_open(&b, dev_dev, "nomem-flow");
 	assert_true(wait_until(ept_ready, &a.ept, 2000));
-	stop_polling();
-	while ((ret = rpmsg_trysend(&a.ept, "m", 1)) == 1)
-		sent++;
-	assert_int_equal(ret, -EAGAIN);
-	assert_int_equal(sent, RING);
+	stop_and_fill(&a);
 	rpmsg_get_stats(drv_dev, &st0);
 	memset(&x, 0, sizeof(x));
 	x.ept.priv = &x;
