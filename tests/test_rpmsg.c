@@ -3671,6 +3671,61 @@ static void test_held_device_outlives_its_removal(void **state)
 	rpmsg_release_device(NULL);
 }
 
+static _Atomic bool stop_reading, cpuname_bad;
+
+/* Reads the held device's cpu name until told to stop: the transport's
+ * name, or "" once the device went. */
+static void *read_cpuname(void *arg)
+{
+	while (!atomic_load(&stop_reading)) {
+		const char *n = rpmsg_get_cpuname(arg);
+
+		if (strcmp(n, "far-cpu") != 0 && n[0] != '\0')
+			atomic_store(&cpuname_bad, true);
+	}
+	return NULL;
+}
+
+/*
+ * The peer's cpu name is read without the device's lock, by a tool
+ * listing the devices while another thread may remove one. It used to be
+ * read through the transport's vdev, which the removal lets go of: a race
+ * ThreadSanitizer saw in the duet command (test_link's flood), which this
+ * test shows to it every run.
+ */
+static void test_cpuname_read_while_the_device_goes(void **state)
+{
+	struct rpmsg_device *held;
+	pthread_t t;
+
+	(void)state;
+	stop_polling();
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(lb)), 0);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(lb)), 0);
+	duet_loopback_driver(lb)->peer_cpuname = "far-cpu";
+	duet_loopback_device(lb)->peer_cpuname = "far-cpu";
+	start_polling();
+	assert_int_equal(virtio_register_device(duet_loopback_driver(lb)), 0);
+	assert_int_equal(vhost_register_device(duet_loopback_device(lb)), 0);
+	for (int i = 0; i < 1000 && !rpmsg_get_device(1); i++)
+		sleep_ms(2);
+	held = rpmsg_hold_device(0);
+	assert_non_null(held);
+	assert_string_equal(rpmsg_get_cpuname(held), "far-cpu");
+	atomic_store(&stop_reading, false);
+	atomic_store(&cpuname_bad, false);
+	assert_int_equal(pthread_create(&t, NULL, read_cpuname, held), 0);
+	sleep_ms(5);
+	stop_polling();
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(lb)), 0);
+	assert_int_equal(vhost_unregister_device(duet_loopback_device(lb)), 0);
+	atomic_store(&stop_reading, true);
+	pthread_join(t, NULL);
+	assert_false(atomic_load(&cpuname_bad));
+	assert_string_equal(rpmsg_get_cpuname(held), "");
+	rpmsg_release_device(held);
+}
+
 /* ---- both sides sending from their callbacks ---- */
 
 #define RELAY_N 20000
@@ -3890,6 +3945,7 @@ int main(void)
 		T(test_ping_without_memory),
 		T(test_napping_ping_ends_when_the_device_goes),
 		T(test_held_device_outlives_its_removal),
+		T(test_cpuname_read_while_the_device_goes),
 		T(test_both_sides_send_from_callbacks),
 	};
 

@@ -131,6 +131,10 @@ struct rpmsg_device {
 	struct duet_mutex *lock; /* recursive: everything below and the rings */
 	struct duet_event *tx_event;
 	_Atomic bool gone;       /* removed: see rpmsg_gone */
+	/* The peer's cpu name, the transport's string (or NULL) as the vdev
+	 * had it at probe: read without the lock by whoever holds the device,
+	 * also while it goes, when vdev may not be (rpmsg_get_cpuname). */
+	const char *peer_cpu;
 	unsigned int orphans;    /* endpoints that outlived it: the last one frees it */
 	unsigned int holds;      /* rpmsg_hold_device's not yet released: as orphans */
 	struct duet_list epts;    /* newest first */

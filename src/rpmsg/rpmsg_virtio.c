@@ -1360,6 +1360,7 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 	rdev->vdev = vdev;
 	rdev->role = role;
 	rdev->timeout_ms = DEFAULT_TIMEOUT_MS;
+	rdev->peer_cpu = vdev->peer_cpuname;
 	duet_list_init(&rdev->epts);
 	duet_list_init(&rdev->pending);
 	duet_list_init(&rdev->ns_out);
@@ -1570,7 +1571,10 @@ void rpmsg_release_device(struct rpmsg_device *rdev)
 
 const char *rpmsg_get_cpuname(struct rpmsg_device *rdev)
 {
-	return rdev && rdev->vdev && rdev->vdev->peer_cpuname ? rdev->vdev->peer_cpuname : "";
+	/* Not through vdev, which rpmsg_remove lets go of under the lock: a
+	 * listing of the devices (the duet command's) reads this while another
+	 * thread may remove one. */
+	return rdev && !rpmsg_gone(rdev) && rdev->peer_cpu ? rdev->peer_cpu : "";
 }
 
 void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms)
