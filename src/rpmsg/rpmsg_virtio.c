@@ -452,7 +452,7 @@ static size_t name_len(const char *name)
 int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, const char *name,
 		     uint32_t src, uint32_t dest, rpmsg_ept_cb cb, rpmsg_ns_unbind_cb ns_unbind_cb)
 {
-	struct pending_ns *p = NULL;
+	struct pending_ns *p;
 
 	if (!ept || !rdev || !cb || (name && name_len(name) == RPMSG_NAME_SIZE))
 		return -EINVAL;
@@ -475,21 +475,20 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
 	ept->dest_addr = dest;
 	ept->cb = cb;
 	ept->ns_unbind_cb = ns_unbind_cb;
-	/* The peer may have announced this name already (also to an
-	 * endpoint of this name that was destroyed since). */
-	if (dest == RPMSG_ADDR_ANY && ept->name[0] && (p = find_pending(rdev, ept->name))) {
-		ept->dest_addr = p->addr;
-		p->taken = true;
-	}
 	link_ept(rdev, ept);
 	/* The lock is held throughout: a refused endpoint was never seen. */
 	if (src != RPMSG_NS_EPT_ADDR && ns_announce(rdev, ept, RPMSG_NS_CREATE) < 0) {
 		unlink_ept(rdev, ept);
-		if (p)
-			p->taken = false;
 		ept->rdev = NULL;
 		duet_mutex_unlock(rdev->lock);
 		return -ENOMEM;
+	}
+	/* The peer may have announced this name already (also to an
+	 * endpoint of this name that was destroyed since). Only now: a
+	 * refused create takes nothing from the listeners. */
+	if (dest == RPMSG_ADDR_ANY && ept->name[0] && (p = find_pending(rdev, ept->name))) {
+		ept->dest_addr = p->addr;
+		p->taken = true;
 	}
 	duet_mutex_unlock(rdev->lock);
 	return 0;
