@@ -1370,9 +1370,8 @@ static void test_state_view(void **state)
 }
 
 /* A broken queue never rings its peer, either role, though its index
- * moved since its last kick: the peer would only be sent to a ring this
- * side no longer trusts. Kicks of healthy queues ring alongside, so the
- * counts can tell. */
+ * moved since its last kick (which would ring on a healthy queue): the
+ * peer would only be sent to a ring this side no longer trusts. */
 static void test_broken_queue_never_rings(void **state)
 {
 	struct harness *h = *state;
