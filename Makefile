@@ -93,11 +93,13 @@ fuzz: $(B)/fuzz/.built
 
 # The core for Cortex-M4 and RV32 (built, sized), then run on a Cortex-M4
 # (QEMU's mps2-an386) with the bare-metal port: built for size (the
-# virtqueue's checked paths), and for speed (its short paths).
+# virtqueue's checked paths), and for speed (its short paths). Then the
+# same test on a big-endian core (32-bit PowerPC, QEMU's user mode).
 test-cross:
 	@sh scripts/cross-size.sh $(B)/cross
 	@sh tests/cortex-m/run.sh $(B)/cortex-m
 	@OPT=-O2 sh tests/cortex-m/run.sh $(B)/cortex-m-O2
+	@sh tests/cortex-m/run-big-endian.sh $(B)/big-endian
 
 test-install: test-gcc
 	rm -rf $(B)/stage $(B)/consumer

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Make sure the Debian packages the build and tests need are present.
 # As root, installs what is missing; otherwise prints the exact command.
-# Optional packages (the Cortex-M run's) are installed when possible; when
+# Optional packages (the Cortex-M and big-endian runs') are installed when possible; when
 # they cannot be, make test says NOT RUN for what needs them, and goes on.
 #   scripts/deps.sh [test|bench]
 set -eu
@@ -11,9 +11,11 @@ bench) need="$need valgrind" ;;
 esac
 # The cross compilers are optional: make test reports their absence.
 # With the Cortex-M one, its C library and QEMU run the core on a Cortex-M4.
-optional=""
+# The big-endian run's (a PowerPC compiler, its C library, QEMU's user
+# mode) are small: installed whenever possible.
+optional="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross qemu-user"
 if command -v arm-none-eabi-gcc >/dev/null 2>&1; then
-	optional="libnewlib-arm-none-eabi qemu-system-arm"
+	optional="$optional libnewlib-arm-none-eabi qemu-system-arm"
 fi
 missing_of() {
 	for p in "$@"; do
@@ -27,7 +29,7 @@ missing=$(missing_of $need)
 missing_opt=$(missing_of $optional)
 [ -z "$missing$missing_opt" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-	[ -n "$missing_opt" ] && echo "deps: for the Cortex-M run: sudo apt-get install$missing_opt"
+	[ -n "$missing_opt" ] && echo "deps: for the Cortex-M and big-endian runs: sudo apt-get install$missing_opt"
 	[ -z "$missing" ] && exit 0
 	echo "deps: missing Debian packages. Run:"
 	echo "  sudo apt-get install$missing"
@@ -44,6 +46,6 @@ if [ -n "$missing_opt" ]; then
 	echo "deps: installing$missing_opt (optional)"
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing_opt >/dev/null ||
-		echo "deps: could not install$missing_opt: the Cortex-M run will say NOT RUN"
+		echo "deps: could not install$missing_opt: the runs that need them will say NOT RUN"
 fi
 exit 0
