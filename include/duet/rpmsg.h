@@ -47,7 +47,8 @@ extern "C" {
 #define RPMSG_DEFAULT_BUF_SIZE 512u
 #define RPMSG_MAX_BUF_SIZE 65536u
 
-/* The rpmsg vdev's config space: buffer sizes per direction, in bytes. */
+/* The rpmsg vdev's config space: buffer sizes per direction, in bytes, each
+ * little-endian as all of the wire (DUET_LE32 in duet/byteorder.h). */
 struct rpmsg_virtio_config {
 	uint32_t txbuf_size; /* driver to device */
 	uint32_t rxbuf_size; /* device to driver */

@@ -51,7 +51,7 @@ struct duet_vdev_desc {
 	uint16_t vring_num;      /* entries per vring, power of two */
 	uint32_t vring_align;    /* power of two, 4..65536 */
 	uint32_t config_len;
-	const void *config;      /* initial config space, or NULL for zeros */
+	const void *config;      /* initial config space, or NULL for zeros: little-endian */
 	uint32_t carveout_size;  /* vrings + the driver side's buffer heap */
 };
 

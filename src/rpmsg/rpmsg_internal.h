@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include <duet/byteorder.h>
 #include <duet/port.h>
 #include <duet/rpmsg.h>
 
@@ -35,6 +36,10 @@ static inline void rpmsg_write_hdr(uint8_t *buf, uint32_t src, uint32_t dst, uin
 	const uint32_t zero = 0;
 	const uint16_t flags = 0;
 
+	src = duet_le32(src); /* the wire's order: duet/byteorder.h */
+	dst = duet_le32(dst);
+	len = duet_le16(len);
+
 	DUET_COPY(buf + offsetof(struct rpmsg_hdr, src), &src, sizeof(src));
 	DUET_COPY(buf + offsetof(struct rpmsg_hdr, dst), &dst, sizeof(dst));
 	DUET_COPY(buf + offsetof(struct rpmsg_hdr, reserved), &zero, sizeof(zero));
@@ -51,6 +56,9 @@ static inline void rpmsg_read_hdr(struct rpmsg_hdr *hdr, const uint8_t *buf)
 	DUET_COPY(&hdr->src, buf + offsetof(struct rpmsg_hdr, src), sizeof(hdr->src));
 	DUET_COPY(&hdr->dst, buf + offsetof(struct rpmsg_hdr, dst), sizeof(hdr->dst));
 	DUET_COPY(&hdr->len, buf + offsetof(struct rpmsg_hdr, len), sizeof(hdr->len));
+	hdr->src = duet_le32(hdr->src);
+	hdr->dst = duet_le32(hdr->dst);
+	hdr->len = duet_le16(hdr->len);
 }
 
 /* How a send goes (rpmsg_send_path's `how`). */

@@ -2,7 +2,8 @@
  * rpmsg_ping.c - the "rpmsg-ping" endpoint of every rpmsg device, and the
  * client that measures round trips through it.
  *
- * A ping payload starts with {cmd, seq, session, 0}; the rest is a pattern
+ * A ping payload starts with {cmd, seq, session, 0}, little-endian u32s as
+ * all of duet's wire (duet/byteorder.h); the rest is a pattern
  * derived from seq. The service counts requests and checks their order
  * within a session (a gap is a lost or reordered message), checks the data
  * when asked, and echoes the whole payload back when asked.
@@ -67,6 +68,9 @@ static int ping_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t 
 	if (len < sizeof(h))
 		return 0;
 	memcpy(&h, data, sizeof(h));
+	h.cmd = duet_le32(h.cmd);
+	h.seq = duet_le32(h.seq);
+	h.session = duet_le32(h.session);
 	duet_mutex_lock(st->lock);
 	if (h.cmd & REPLY) {
 		if (h.seq == st->waiting_seq && h.session == st->session) {
@@ -95,7 +99,7 @@ static int ping_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t 
 
 		if (copy) {
 			memcpy(copy, data, len);
-			((struct ping_hdr *)(void *)copy)->cmd = h.cmd | REPLY;
+			((struct ping_hdr *)(void *)copy)->cmd = duet_le32(h.cmd | REPLY);
 			rpmsg_send(ept, copy, (int)len);
 			duet_port_free(copy);
 		}
@@ -303,7 +307,7 @@ static int ping_run(struct rpmsg_ping_state *st, uint32_t times, uint32_t len, u
 		/* ECHO: the peer echoes (ACK on the wire) but we do not wait. */
 		uint32_t wire = (cmd & ~(RPMSG_PING_RANDOM | RPMSG_PING_ECHO)) |
 				(cmd & RPMSG_PING_ECHO ? RPMSG_PING_ACK : 0);
-		struct ping_hdr h = { wire, seq, st->session, 0 };
+		struct ping_hdr h = { duet_le32(wire), duet_le32(seq), duet_le32(st->session), 0 };
 		uint64_t t0;
 
 		if (cmd & RPMSG_PING_RANDOM) {

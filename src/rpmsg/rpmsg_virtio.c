@@ -367,7 +367,7 @@ static bool cancel_create(struct rpmsg_device *rdev, const struct rpmsg_endpoint
  */
 static int ns_announce(struct rpmsg_device *rdev, struct rpmsg_endpoint *ept, uint32_t flags)
 {
-	struct rpmsg_ns_msg msg = { .addr = ept->addr, .flags = flags };
+	struct rpmsg_ns_msg msg = { .addr = duet_le32(ept->addr), .flags = duet_le32(flags) };
 	struct ns_out *o;
 
 	/* While the device goes, its rings stay until rpmsg_remove deletes
@@ -1004,6 +1004,8 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 		return;
 	}
 	memcpy(&msg, payload, sizeof(msg)); /* once: the peer may rewrite it */
+	msg.addr = duet_le32(msg.addr);
+	msg.flags = duet_le32(msg.flags);
 	why = ns_fault(&msg);
 	if (why != DROP_NONE) {
 		rpmsg_drop(rdev, why, msg.addr, RPMSG_NS_EPT_ADDR, len);
@@ -1234,10 +1236,13 @@ static void tx_notified(struct virtqueue *vq)
 
 static int read_sizes(struct rpmsg_device *rdev)
 {
-	struct rpmsg_virtio_config cfg = { RPMSG_DEFAULT_BUF_SIZE, RPMSG_DEFAULT_BUF_SIZE };
+	struct rpmsg_virtio_config cfg = { duet_le32(RPMSG_DEFAULT_BUF_SIZE),
+					   duet_le32(RPMSG_DEFAULT_BUF_SIZE) };
 
 	/* A shorter config space keeps the defaults. */
 	virtio_read_config(rdev->vdev, 0, &cfg, sizeof(cfg));
+	cfg.txbuf_size = duet_le32(cfg.txbuf_size);
+	cfg.rxbuf_size = duet_le32(cfg.rxbuf_size);
 	if (cfg.txbuf_size <= RPMSG_HDR_SIZE || cfg.txbuf_size > RPMSG_MAX_BUF_SIZE ||
 	    cfg.rxbuf_size <= RPMSG_HDR_SIZE || cfg.rxbuf_size > RPMSG_MAX_BUF_SIZE)
 		return -EINVAL;

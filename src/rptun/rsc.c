@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <duet/byteorder.h>
 #include <duet/rsc.h>
 #include <duet/virtio_ring.h>
 
@@ -89,14 +90,14 @@ int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 		return -ENOSPC;
 
 	memset(table, 0, off + LINK_SIZE);
-	hdr->ver = 1;
-	hdr->num = num;
+	hdr->ver = duet_le32(1);
+	hdr->num = duet_le32(num);
 	off = HDR_SIZE + 4u * num;
-	hdr->offset[0] = off;
+	hdr->offset[0] = duet_le32(off);
 	link = (struct duet_rsc_link *)(void *)(t + off);
-	link->type = DUET_RSC_LINK;
-	link->version = 1;
-	link->num_vdevs = n;
+	link->type = duet_le32(DUET_RSC_LINK);
+	link->version = duet_le32(1);
+	link->num_vdevs = duet_le32(n);
 	off += LINK_SIZE;
 	for (unsigned int i = 0; i < n; i++) {
 		const struct duet_vdev_desc *d = &vdevs[i];
@@ -104,29 +105,29 @@ int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
 		struct fw_rsc_carveout *c;
 
 		link->driver_side[i] = (uint8_t)d->driver;
-		hdr->offset[1 + 2 * i] = off;
-		v->type = RSC_VDEV;
-		v->id = d->id;
-		v->dfeatures = d->features;
-		v->config_len = d->config_len;
+		hdr->offset[1 + 2 * i] = duet_le32(off);
+		v->type = duet_le32(RSC_VDEV);
+		v->id = duet_le32(d->id);
+		v->dfeatures = duet_le32(d->features);
+		v->config_len = duet_le32(d->config_len);
 		v->num_of_vrings = d->num_vrings;
 		for (unsigned int k = 0; k < d->num_vrings; k++) {
-			v->vring[k].da = FW_RSC_ADDR_ANY; /* the driver side places it */
-			v->vring[k].align = d->vring_align;
-			v->vring[k].num = d->vring_num;
-			v->vring[k].notifyid = notifyid++;
+			v->vring[k].da = duet_le32(FW_RSC_ADDR_ANY); /* the driver side places it */
+			v->vring[k].align = duet_le32(d->vring_align);
+			v->vring[k].num = duet_le32(d->vring_num);
+			v->vring[k].notifyid = duet_le32(notifyid++);
 		}
-		v->notifyid = i;
+		v->notifyid = duet_le32(i);
 		if (d->config)
 			memcpy(&v->vring[d->num_vrings], d->config, d->config_len);
 		off += vdev_entry_size(d);
 
-		hdr->offset[2 + 2 * i] = off;
+		hdr->offset[2 + 2 * i] = duet_le32(off);
 		c = (struct fw_rsc_carveout *)(void *)(t + off);
-		c->type = RSC_CARVEOUT;
-		c->da = da;
-		c->pa = da;
-		c->len = d->carveout_size;
+		c->type = duet_le32(RSC_CARVEOUT);
+		c->da = duet_le32(da);
+		c->pa = duet_le32(da);
+		c->len = duet_le32(d->carveout_size);
 		memcpy(c->name, "duet-vdev", 9);
 		c->name[9] = (uint8_t)('0' + i / 10);
 		c->name[10] = (uint8_t)('0' + i % 10);
@@ -215,7 +216,7 @@ static uint32_t rd32(const struct parse *p, uint32_t off)
 	uint32_t v;
 
 	memcpy(&v, p->t + off, sizeof(v)); /* the copy may be unaligned */
-	return v;
+	return duet_le32(v);
 }
 
 /* True when [da, da + len) lies inside the region. */

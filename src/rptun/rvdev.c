@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <duet/byteorder.h>
 #include <duet/port.h>
 
 #include "../core/compiler.h"
@@ -23,14 +24,15 @@ static struct duet_rvdev *rv_of(struct virtio_device *vdev)
 	return duet_container_of(vdev, struct duet_rvdev, vdev);
 }
 
+/* A live word of the table (little-endian: duet/byteorder.h). */
 static uint32_t load32(uint32_t *p)
 {
-	return atomic_load((_Atomic uint32_t *)p);
+	return duet_le32(atomic_load((_Atomic uint32_t *)p));
 }
 
 static void store32(uint32_t *p, uint32_t v)
 {
-	atomic_store((_Atomic uint32_t *)p, v);
+	atomic_store((_Atomic uint32_t *)p, duet_le32(v));
 }
 
 uint8_t duet_rvdev_status(const struct duet_rvdev *rv)

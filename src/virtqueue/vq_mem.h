@@ -20,74 +20,57 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <duet/byteorder.h>
 #include <duet/virtqueue.h>
 
 #include "../core/compiler.h"
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-static DUET_INLINE uint16_t vq_le16(uint16_t v)
-{
-	return (uint16_t)((v >> 8) | (v << 8));
-}
-static DUET_INLINE uint32_t vq_le32(uint32_t v)
-{
-	return ((uint32_t)vq_le16((uint16_t)v) << 16) | vq_le16((uint16_t)(v >> 16));
-}
-static DUET_INLINE uint64_t vq_le64(uint64_t v)
-{
-	return ((uint64_t)vq_le32((uint32_t)v) << 32) | vq_le32((uint32_t)(v >> 32));
-}
-#else
-static DUET_INLINE uint16_t vq_le16(uint16_t v) { return v; }
-static DUET_INLINE uint32_t vq_le32(uint32_t v) { return v; }
-static DUET_INLINE uint64_t vq_le64(uint64_t v) { return v; }
-#endif
 
 /* Read an index the peer publishes. */
 static DUET_INLINE uint16_t vq_load_idx(struct virtqueue_io io, uint16_t *p)
 {
 	if (io.ops)
-		return vq_le16(io.ops->read16(io.ctx, p));
-	return vq_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_acquire));
+		return duet_le16(io.ops->read16(io.ctx, p));
+	return duet_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_acquire));
 }
 
 /* Publish an index after what it covers. */
 static DUET_INLINE void vq_store_idx(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
 	if (io.ops)
-		io.ops->write16(io.ctx, p, vq_le16(v));
+		io.ops->write16(io.ctx, p, duet_le16(v));
 	else
-		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_release);
+		atomic_store_explicit((_Atomic uint16_t *)p, duet_le16(v), memory_order_release);
 }
 
 static DUET_INLINE uint16_t vq_load16(struct virtqueue_io io, uint16_t *p)
 {
 	if (io.ops)
-		return vq_le16(io.ops->read16(io.ctx, p));
-	return vq_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_relaxed));
+		return duet_le16(io.ops->read16(io.ctx, p));
+	return duet_le16(atomic_load_explicit((_Atomic uint16_t *)p, memory_order_relaxed));
 }
 
 static DUET_INLINE void vq_store16(struct virtqueue_io io, uint16_t *p, uint16_t v)
 {
 	if (io.ops)
-		io.ops->write16(io.ctx, p, vq_le16(v));
+		io.ops->write16(io.ctx, p, duet_le16(v));
 	else
-		atomic_store_explicit((_Atomic uint16_t *)p, vq_le16(v), memory_order_relaxed);
+		atomic_store_explicit((_Atomic uint16_t *)p, duet_le16(v), memory_order_relaxed);
 }
 
 static DUET_INLINE uint32_t vq_load32(struct virtqueue_io io, uint32_t *p)
 {
 	if (io.ops)
-		return vq_le32(io.ops->read32(io.ctx, p));
-	return vq_le32(atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed));
+		return duet_le32(io.ops->read32(io.ctx, p));
+	return duet_le32(atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed));
 }
 
 static DUET_INLINE void vq_store32(struct virtqueue_io io, uint32_t *p, uint32_t v)
 {
 	if (io.ops)
-		io.ops->write32(io.ctx, p, vq_le32(v));
+		io.ops->write32(io.ctx, p, duet_le32(v));
 	else
-		atomic_store_explicit((_Atomic uint32_t *)p, vq_le32(v), memory_order_relaxed);
+		atomic_store_explicit((_Atomic uint32_t *)p, duet_le32(v), memory_order_relaxed);
 }
 
 /*
@@ -146,13 +129,13 @@ static DUET_INLINE void vq_move_event(struct virtqueue_io io, uint16_t *event, u
 static DUET_INLINE uint64_t vq_load64(uint64_t *p)
 {
 #if ATOMIC_LLONG_LOCK_FREE == 2
-	return vq_le64(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed));
+	return duet_le64(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed));
 #else
 	uint32_t *w = (uint32_t *)(void *)p;
 
-	return (uint64_t)vq_le32(atomic_load_explicit((_Atomic uint32_t *)&w[0],
+	return (uint64_t)duet_le32(atomic_load_explicit((_Atomic uint32_t *)&w[0],
 						      memory_order_relaxed)) |
-	       (uint64_t)vq_le32(atomic_load_explicit((_Atomic uint32_t *)&w[1],
+	       (uint64_t)duet_le32(atomic_load_explicit((_Atomic uint32_t *)&w[1],
 						      memory_order_relaxed)) << 32;
 #endif
 }
@@ -160,13 +143,13 @@ static DUET_INLINE uint64_t vq_load64(uint64_t *p)
 static DUET_INLINE void vq_store64(uint64_t *p, uint64_t v)
 {
 #if ATOMIC_LLONG_LOCK_FREE == 2
-	atomic_store_explicit((_Atomic uint64_t *)p, vq_le64(v), memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint64_t *)p, duet_le64(v), memory_order_relaxed);
 #else
 	uint32_t *w = (uint32_t *)(void *)p;
 
-	atomic_store_explicit((_Atomic uint32_t *)&w[0], vq_le32((uint32_t)v),
+	atomic_store_explicit((_Atomic uint32_t *)&w[0], duet_le32((uint32_t)v),
 			      memory_order_relaxed);
-	atomic_store_explicit((_Atomic uint32_t *)&w[1], vq_le32((uint32_t)(v >> 32)),
+	atomic_store_explicit((_Atomic uint32_t *)&w[1], duet_le32((uint32_t)(v >> 32)),
 			      memory_order_relaxed);
 #endif
 }
@@ -198,8 +181,8 @@ static DUET_INLINE void vq_read_desc_words(struct virtqueue_io io, struct vring_
 		struct vring_desc raw;
 
 		io.ops->read_desc(io.ctx, &raw, src);
-		*addr = vq_le64(raw.addr);
-		*word = vq_desc_word(vq_le32(raw.len), vq_le16(raw.flags), vq_le16(raw.next));
+		*addr = duet_le64(raw.addr);
+		*word = vq_desc_word(duet_le32(raw.len), duet_le16(raw.flags), duet_le16(raw.next));
 		return;
 	}
 	*addr = vq_load64(&src->addr);
@@ -224,10 +207,10 @@ static DUET_INLINE void vq_write_desc(struct virtqueue_io io, struct vring_desc 
 
 	if (io.ops) {
 		struct vring_desc raw = {
-			.addr = vq_le64(addr),
-			.len = vq_le32(len),
-			.flags = vq_le16(flags),
-			.next = vq_le16(next),
+			.addr = duet_le64(addr),
+			.len = duet_le32(len),
+			.flags = duet_le16(flags),
+			.next = duet_le16(next),
 		};
 
 		io.ops->write_desc(io.ctx, dst, &raw);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <duet/byteorder.h>
 #include <duet/port.h>
 #include <duet/rng.h>
 #include <duet/rpmsg.h>
@@ -23,7 +24,7 @@
 #define CARVE_DA 4096u
 #define ALL_BIT 31u /* this rig's bit for "every vring" */
 
-static const struct rpmsg_virtio_config rpmsg_cfg = { 256, 256 };
+static const struct rpmsg_virtio_config rpmsg_cfg = { DUET_LE32(256), DUET_LE32(256) };
 
 static struct duet_vdev_desc vdevs[3] = {
 	{ .id = VIRTIO_ID_RPMSG, .driver = DUET_SERVER, .features = 1u << VIRTIO_RPMSG_F_NS,
@@ -127,6 +128,15 @@ static void fatal(const char *why)
 {
 	printf("cortex-m: %s\n", why);
 	exit(2);
+}
+
+uint32_t rig_digest(void)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < sizeof(region); i++)
+		h = (h ^ region[i]) * 16777619u;
+	return h;
 }
 
 struct duet_rptun *rig_side(int i)

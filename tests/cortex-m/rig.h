@@ -35,6 +35,9 @@ extern unsigned int rig_idles;
  * while a wait is under way (NULL: nothing). */
 extern void (*rig_idle_hook)(void);
 
+/* A digest (FNV-1a) of the shared region's bytes. */
+uint32_t rig_digest(void);
+
 /* Stop and destroy both sides. 0, or the first negative errno. */
 int rig_stop(void);
 

@@ -1,18 +1,21 @@
 #!/bin/sh
 # The Cortex-M test (tests/cortex-m/main.c, the same rig and bare-metal
 # port) on a big-endian 32-bit core: built for 32-bit PowerPC as a static
-# Linux program (board_linux.c) and run under QEMU's user mode. It is the
-# only run of the byte swaps the wire needs on such a core: every other
-# build is little-endian, where they compile to nothing.
+# Linux program (board_linux.c) and run under QEMU's user mode; then on
+# this little-endian host the same way. Both must pass, and their wire
+# digests (the region's bytes after the rpmsg part) must be equal: every
+# byte duet put in shared memory the same on both byte orders, so the two
+# kinds of core can share a link. It is the only run of the byte swaps a
+# big-endian core needs: every other build is little-endian, where they
+# compile to nothing.
 # Without the cross compiler or QEMU it says so in one line and runs
 # nothing.
 #   tests/cortex-m/run-big-endian.sh [outdir]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/build/big-endian}
-cc=powerpc-linux-gnu-gcc
 qemu=qemu-ppc
-for t in $cc $qemu; do
+for t in powerpc-linux-gnu-gcc $qemu; do
 	command -v "$t" >/dev/null 2>&1 || {
 		echo "big-endian: $t not found, NOT RUN (apt-get install gcc-powerpc-linux-gnu libc6-dev-powerpc-cross qemu-user)"
 		exit 0
@@ -25,12 +28,35 @@ srcs="$(list DUET_CORE_SOURCES) $(list DUET_VIRTIO_SOURCES) $(list DUET_VHOST_SO
 	tests/cortex-m/main.c tests/cortex-m/rig.c tests/cortex-m/board_linux.c"
 flags="-std=c11 ${OPT:--O2} -g -Wall -Wextra -Werror -I$top/include"
 rm -rf "$out"
-mkdir -p "$out"
-# shellcheck disable=SC2086
-for s in $srcs; do
-	$cc $flags -c "$top/$s" -o "$out/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')"
-done
-# shellcheck disable=SC2086
-$cc $flags -static "$out"/*.o -o "$out/duet-big-endian"
+build() { # dir cc [flags...]: the rig as a Linux program, dir/rig
+	dir=$out/$1 cc=$2
+	shift 2
+	mkdir -p "$dir"
+	# shellcheck disable=SC2086
+	for s in $srcs; do
+		$cc $flags "$@" -c "$top/$s" -o "$dir/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')"
+	done
+	# shellcheck disable=SC2086
+	$cc $flags "$@" "$dir"/*.o -o "$dir/rig"
+}
+build be powerpc-linux-gnu-gcc -static
+build le "${CC:-cc}"
+run() { # name command...: its output to out/name.log and here; stops on failure
+	name=$1
+	shift
+	status=0
+	timeout 300 "$@" >"$out/$name.log" 2>&1 || status=$?
+	cat "$out/$name.log"
+	[ $status -eq 0 ] || { echo "big-endian: FAILED: the $name run exited $status"; exit 1; }
+}
 echo "big-endian: 32-bit PowerPC under $qemu"
-timeout 300 $qemu "$out/duet-big-endian"
+run be $qemu "$out/be/rig"
+echo "big-endian: the same on this little-endian host"
+run le "$out/le/rig"
+be=$(grep 'wire digest' "$out/be.log")
+le=$(grep 'wire digest' "$out/le.log")
+if [ -z "$be" ] || [ "$be" != "$le" ]; then
+	echo "big-endian: FAILED: the wire differs by byte order (big: ${be:-none}; little: ${le:-none})"
+	exit 1
+fi
+echo "big-endian: both passed, the same wire on both byte orders"
