@@ -134,9 +134,9 @@ static DUET_INLINE uint64_t vq_load64(uint64_t *p)
 	uint32_t *w = (uint32_t *)(void *)p;
 
 	return (uint64_t)duet_le32(atomic_load_explicit((_Atomic uint32_t *)&w[0],
-						      memory_order_relaxed)) |
+						        memory_order_relaxed)) |
 	       (uint64_t)duet_le32(atomic_load_explicit((_Atomic uint32_t *)&w[1],
-						      memory_order_relaxed)) << 32;
+						        memory_order_relaxed)) << 32;
 #endif
 }
 
