@@ -1380,9 +1380,8 @@ int rpmsg_probe(struct virtio_device *vdev, const struct rpmsg_role *role)
 	if (ret == 0)
 		ret = read_sizes(rdev);
 	/* Callbacks may run as soon as the queues exist: they lock first. */
-	if (ret == 0)
-		duet_mutex_lock(rdev->lock);
 	if (ret == 0) {
+		duet_mutex_lock(rdev->lock);
 		ret = virtio_create_virtqueues(vdev, 0, 2, names, cbs, args);
 		if (ret < 0)
 			duet_mutex_unlock(rdev->lock);
