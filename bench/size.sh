@@ -8,14 +8,16 @@
 #  - the full core: every object of the core, frameworks, transports and
 #    drivers, no garbage collection.
 # Libc is not counted, nor the port (OS calls) but in the firmware's share.
-#   bench/size.sh [outdir]
+#   [SIZE_CFLAGS=...] bench/size.sh [outdir]
+# SIZE_CFLAGS: more compiler flags, to see what one changes (e.g.
+# -fno-inline-functions-called-once); the figures are then not the target's.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$top/build/size}
 cc=arm-none-eabi-gcc
 command -v $cc >/dev/null 2>&1 || { echo "size: $cc not found (apt-get install gcc-arm-none-eabi)"; exit 0; }
 list() { sed -n "/^set($1/,/^)/s|^ *\(src/[a-z_/]*\.c\)\$|\1|p" "$top/CMakeLists.txt"; }
-flags="-std=c11 -Os -mcpu=cortex-m4 -mthumb -ffreestanding -ffunction-sections -fdata-sections -Wall -Wextra -Werror -I$top/include -I$top/src/port/freestanding/include"
+flags="-std=c11 -Os -mcpu=cortex-m4 -mthumb -ffreestanding -ffunction-sections -fdata-sections -Wall -Wextra -Werror -I$top/include -I$top/src/port/freestanding/include ${SIZE_CFLAGS:-}"
 mkdir -p "$out"
 objs() { for s in "$@"; do o="$out/$(basename "$s" .c).o"; $cc $flags -c "$top/$s" -o "$o"; echo "$o"; done; }
 size_of() { arm-none-eabi-size "$@" | awk 'NR > 1 { t += $1; d += $2 + $3 } END { printf "text %d B, data+bss %d B", t, d }'; }
