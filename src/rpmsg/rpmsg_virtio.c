@@ -1145,7 +1145,7 @@ void rpmsg_serve_stash(struct rpmsg_device *rdev)
 
 	duet_list_del(&s->node);
 	rdev->nstash--;
-	memcpy(&hdr, s->data, sizeof(hdr)); /* our copy: all of it written (stash_rx) */
+	rpmsg_read_hdr(&hdr, s->data); /* our copy, written as the wire is (stash_rx) */
 	if (deliver_rx(rdev, s->data, &hdr, 0, true))
 		finish_rx(rdev, s->data, 0, true);
 }
