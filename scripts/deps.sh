@@ -1,7 +1,7 @@
 #!/bin/sh
 # Make sure the Debian packages the build and tests need are present.
 # As root, installs what is missing; otherwise prints the exact command.
-# Optional packages (the Cortex-M and big-endian runs') are installed when possible; when
+# Optional packages (the Cortex-M run's and the other cores') are installed when possible; when
 # they cannot be, make test says NOT RUN for what needs them, and goes on.
 #   scripts/deps.sh [test|bench]
 set -eu
@@ -11,9 +11,9 @@ bench) need="$need valgrind" ;;
 esac
 # The cross compilers are optional: make test reports their absence.
 # With the Cortex-M one, its C library and QEMU run the core on a Cortex-M4.
-# The big-endian run's (a PowerPC compiler, its C library, QEMU's user
-# mode) are small: installed whenever possible.
-optional="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross qemu-user"
+# The runs on other cores' (PowerPC and 64-bit Arm compilers, their C
+# libraries, QEMU's user mode) are small: installed whenever possible.
+optional="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 if command -v arm-none-eabi-gcc >/dev/null 2>&1; then
 	optional="$optional libnewlib-arm-none-eabi qemu-system-arm"
 fi
@@ -29,7 +29,7 @@ missing=$(missing_of $need)
 missing_opt=$(missing_of $optional)
 [ -z "$missing$missing_opt" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-	[ -n "$missing_opt" ] && echo "deps: for the Cortex-M and big-endian runs: sudo apt-get install$missing_opt"
+	[ -n "$missing_opt" ] && echo "deps: for the Cortex-M run and the other cores: sudo apt-get install$missing_opt"
 	[ -z "$missing" ] && exit 0
 	echo "deps: missing Debian packages. Run:"
 	echo "  sudo apt-get install$missing"

@@ -1,7 +1,7 @@
 /*
  * board_linux.c - the rig's board as a Linux program, for running the
  * Cortex-M test on another architecture under QEMU's user mode
- * (tests/cortex-m/run-big-endian.sh). Its clock moves 1 us each time it is
+ * (tests/cortex-m/run-linux.sh). Its clock moves 1 us each time it is
  * read: a run is then the same step by step on every core, waits and
  * timeouts included, so two runs' regions can be compared after every part
  * (the rig has one thread, and nothing else waits on this clock). Output

@@ -375,7 +375,7 @@ static void test_broken_peer(void)
 
 /* The region's bytes after a part, as a digest: the same on every core,
  * little-endian or big, if all of the wire has one byte order, as
- * tests/cortex-m/run-big-endian.sh checks. After the rpmsg part the same
+ * tests/cortex-m/run-linux.sh checks. After the rpmsg part the same
  * on the Cortex-M4 too; after the later ones only where the clock is the
  * same read by read (board_linux.c's): the ping's session comes from it. */
 static void wire_digest(const char *after)
