@@ -12,6 +12,7 @@
  * failed check prints its line and exits 1 (QEMU's status: the test's).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,18 +66,26 @@ static int reply_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t
 	return 0;
 }
 
+/* Whether a message is the one little-endian word `want`: what this
+ * test's own messages carry, in the wire's order as duet's are. */
+static bool is_word(const void *data, size_t len, uint32_t want)
+{
+	uint32_t v;
+
+	if (len != sizeof(v))
+		return false;
+	memcpy(&v, data, sizeof(v));
+	return duet_le32(v) == want;
+}
+
 static unsigned int burst_seen, burst_bad;
 
 static int burst_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
 {
-	uint32_t seq = 0;
-
 	(void)ept;
 	(void)src;
 	(void)priv;
-	if (len == sizeof(seq))
-		memcpy(&seq, data, sizeof(seq));
-	if (len != 4 || duet_le32(seq) != burst_seen)
+	if (!is_word(data, len, burst_seen))
 		burst_bad++;
 	burst_seen++;
 	return 0;
@@ -190,13 +199,9 @@ static unsigned int stash_in, stash_out, stash_bad;
  * of the ring (stashed) and delivered after it. */
 static int fanout_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
 {
-	uint32_t m = 0;
-
 	(void)src;
 	(void)priv;
-	if (len == sizeof(m))
-		memcpy(&m, data, sizeof(m));
-	if (len != sizeof(m) || duet_le32(m) != stash_in)
+	if (!is_word(data, len, stash_in))
 		stash_bad++;
 	for (uint32_t k = 0; k < STASH_FANOUT; k++) {
 		uint32_t v = duet_le32(stash_in * STASH_FANOUT + k);
@@ -211,14 +216,10 @@ static int fanout_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_
 /* Driver side: the replies, checked in order. */
 static int fanin_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
 {
-	uint32_t v = 0;
-
 	(void)ept;
 	(void)src;
 	(void)priv;
-	if (len == sizeof(v))
-		memcpy(&v, data, sizeof(v));
-	if (len != sizeof(v) || duet_le32(v) != stash_out)
+	if (!is_word(data, len, stash_out))
 		stash_bad++;
 	stash_out++;
 	return 0;
