@@ -78,17 +78,32 @@ static bool is_word(const void *data, size_t len, uint32_t want)
 	return duet_le32(v) == want;
 }
 
-static unsigned int burst_seen, burst_bad;
+/* Messages numbered 0, 1, 2...: how many came, how many out of order,
+ * and how many are awaited (all_in). */
+struct in_order {
+	unsigned int seen, bad, want;
+};
 
-static int burst_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
+static struct in_order burst, fanin;
+
+static int in_order_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src,
+		       void *priv)
 {
+	struct in_order *o = priv;
+
 	(void)ept;
 	(void)src;
-	(void)priv;
-	if (!is_word(data, len, burst_seen))
-		burst_bad++;
-	burst_seen++;
+	if (!is_word(data, len, o->seen))
+		o->bad++;
+	o->seen++;
 	return 0;
+}
+
+static int all_in(void *arg)
+{
+	const struct in_order *o = arg;
+
+	return o->seen == o->want;
 }
 
 static int bound(void *arg)
@@ -108,10 +123,6 @@ static int replied(void *arg)
 	return got == *(unsigned int *)arg;
 }
 
-static int burst_done(void *arg)
-{
-	return burst_seen == *(unsigned int *)arg;
-}
 
 static void test_rpmsg(void)
 {
@@ -159,8 +170,9 @@ static void test_rpmsg(void)
 	/* A burst, in order, on another pair. */
 	CHECK(rpmsg_create_ept(&c, drv_vdev->priv, "bare-burst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 			       reply_cb, NULL) == 0);
+	d.priv = &burst; /* before create: the callback may run at once */
 	CHECK(rpmsg_create_ept(&d, dev_vdev->priv, "bare-burst", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-			       burst_cb, NULL) == 0);
+			       in_order_cb, NULL) == 0);
 	CHECK(rig_until(ept_ready, &c, 2000));
 	{
 		static uint32_t seq[12];
@@ -173,8 +185,8 @@ static void test_rpmsg(void)
 			lens[i] = 4;
 		}
 		CHECK(rpmsg_trysend_burst(&c, datas, lens, 12) == 12);
-		want = 12;
-		CHECK(rig_until(burst_done, &want, 1000) && burst_bad == 0);
+		burst.want = 12;
+		CHECK(rig_until(all_in, &burst, 1000) && burst.bad == 0);
 	}
 	printf("cortex-m: a burst of 12 in order\n");
 
@@ -191,7 +203,7 @@ static void test_rpmsg(void)
 #define STASH_MSGS 4u
 #define STASH_FANOUT 24u /* replies to each, more than the 16-entry ring holds */
 
-static unsigned int stash_in, stash_out, stash_bad;
+static unsigned int stash_in, stash_bad;
 
 /* Device side: each message (its number, a little-endian u32) is answered
  * with STASH_FANOUT numbered replies, sent from this callback: the ring
@@ -213,33 +225,16 @@ static int fanout_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_
 	return 0;
 }
 
-/* Driver side: the replies, checked in order. */
-static int fanin_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
-{
-	(void)ept;
-	(void)src;
-	(void)priv;
-	if (!is_word(data, len, stash_out))
-		stash_bad++;
-	stash_out++;
-	return 0;
-}
-
-static int fanned_in(void *arg)
-{
-	return stash_out == *(unsigned int *)arg;
-}
-
 static void test_stash(void)
 {
 	struct virtio_device *drv_vdev = duet_rptun_vdev(rig_side(0), 0);
 	struct virtio_device *dev_vdev = duet_rptun_vdev(rig_side(1), 0);
 	struct rpmsg_endpoint e, f;
 	struct rpmsg_stats st;
-	unsigned int want = STASH_MSGS * STASH_FANOUT;
 
+	e.priv = &fanin; /* before create: the callback may run at once */
 	CHECK(rpmsg_create_ept(&e, drv_vdev->priv, "bare-stash", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
-			       fanin_cb, NULL) == 0);
+			       in_order_cb, NULL) == 0);
 	CHECK(rpmsg_create_ept(&f, dev_vdev->priv, "bare-stash", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 			       fanout_cb, NULL) == 0);
 	CHECK(rig_until(ept_ready, &e, 2000));
@@ -249,8 +244,9 @@ static void test_stash(void)
 
 		CHECK(rpmsg_trysend(&e, &v, sizeof(v)) == (int)sizeof(v));
 	}
-	CHECK(rig_until(fanned_in, &want, 2000));
-	CHECK(stash_bad == 0 && stash_in == STASH_MSGS);
+	fanin.want = STASH_MSGS * STASH_FANOUT; /* the replies, in order */
+	CHECK(rig_until(all_in, &fanin, 2000));
+	CHECK(stash_bad == 0 && fanin.bad == 0 && stash_in == STASH_MSGS);
 	rpmsg_get_stats(dev_vdev->priv, &st);
 	CHECK(st.rx_stashed > 0 && st.dropped_dst == 0 && st.dropped_len == 0);
 	rpmsg_destroy_ept(&f);

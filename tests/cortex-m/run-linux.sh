@@ -51,16 +51,16 @@ for core in "ppc powerpc-linux-gnu-gcc 32-bit_PowerPC,_big-endian gcc-powerpc-li
 	"aarch64 aarch64-linux-gnu-gcc 64-bit_Arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross"; do
 	# shellcheck disable=SC2086 # a list of words
 	set -- $core
-	q=qemu-$1 cc=$2 what=$(echo "$3" | tr _ ' ')
+	name=$1 q=qemu-$1 cc=$2 what=$(echo "$3" | tr _ ' ')
 	shift 3
 	if ! command -v "$cc" >/dev/null 2>&1 || ! command -v "$q" >/dev/null 2>&1; then
 		echo "linux-cores: $what: $cc or $q not found, NOT RUN (apt-get install $* qemu-user)"
 		continue
 	fi
-	build "$cc" "$cc" -static
+	build "$name" "$cc" -static
 	echo "linux-cores: $what, under $q"
-	run "$cc" "$q" "$out/$cc/rig"
-	if ! cmp -s "$out/$cc.digests" "$out/host.digests"; then
+	run "$name" "$q" "$out/$name/rig"
+	if ! cmp -s "$out/$name.digests" "$out/host.digests"; then
 		echo "linux-cores: FAILED: the wire differs on $what (its digests, then the host's):"
 		diff "$out/$cc.digests" "$out/host.digests" || true
 		exit 1
