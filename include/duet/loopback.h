@@ -39,7 +39,7 @@ struct duet_loopback_config {
 	uint16_t vring_num;      /* entries per vring, power of two */
 	uint32_t vring_align;    /* used ring alignment, power of two 4..65536 */
 	uint32_t config_len;     /* bytes of config space, <= 4096 */
-	const void *config;      /* its initial contents, or NULL for zeros */
+	const void *config;      /* its initial contents, or NULL for zeros: little-endian */
 	size_t heap_size;        /* bytes for buffers (virtio_alloc_buf) */
 };
 

@@ -157,14 +157,15 @@ static inline int virtio_set_features(struct virtio_device *vdev, uint64_t featu
 	return vdev->func->set_features(vdev, features);
 }
 
-/* Copy `length` bytes of config space at `offset` to dst; -EINVAL past its end. */
+/* Copy `length` bytes of config space at `offset` to dst; -EINVAL past its end.
+ * Raw bytes: config fields are little-endian (VIRTIO 1.2), duet_le32() them. */
 static inline int virtio_read_config(struct virtio_device *vdev, uint32_t offset,
 				     void *dst, int length)
 {
 	return vdev->func->read_config(vdev, offset, dst, length);
 }
 
-/* Copy `length` bytes from src to config space at `offset`. */
+/* Copy `length` bytes from src to config space at `offset`, little-endian fields. */
 static inline int virtio_write_config(struct virtio_device *vdev, uint32_t offset,
 				      const void *src, int length)
 {
