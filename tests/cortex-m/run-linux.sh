@@ -2,7 +2,9 @@
 # The Cortex-M test (tests/cortex-m/main.c, the same rig and bare-metal
 # port) built as a static Linux program (board_linux.c) for other cores and
 # run under QEMU's user mode: 32-bit PowerPC, big-endian, and 64-bit Arm,
-# the Cortex-A side of a Cortex-A with Cortex-M product; then on this host.
+# the Cortex-A side of a Cortex-A with Cortex-M product; then on this host,
+# under AddressSanitizer and UndefinedBehaviorSanitizer (the bare-metal
+# port's nested waits and the stash, which the POSIX suites reach otherwise).
 # Each run must pass, and every run's wire digests (the region's bytes
 # after each part) must equal the host's: every byte duet put in shared
 # memory the same whatever the core's byte order and word size, so any
@@ -42,7 +44,7 @@ run() { # name command...: its output to out/name.log and here; stops on failure
 	[ $status -eq 0 ] || { echo "linux-cores: FAILED: the $name run exited $status"; exit 1; }
 	grep 'wire digest' "$out/$name.log" >"$out/$name.digests" || true
 }
-build host "${CC:-cc}"
+build host "${CC:-cc}" -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 echo "linux-cores: this host"
 run host "$out/host/rig"
 [ -s "$out/host.digests" ] || { echo "linux-cores: FAILED: the host run printed no digest"; exit 1; }
