@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build the core freestanding for a Cortex-M4 (arm-none-eabi-gcc -Os) and
-# RV32 (riscv64-unknown-elf-gcc -Os), with -Werror, and print its size by
-# part. A missing cross compiler is reported in one line, not a failure.
+# RV32 (riscv64-unknown-elf-gcc -Os), with -Werror, check that no atomic
+# is left to a library call, and print its size by part. A missing cross
+# compiler is reported in one line, not a failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$top/build/cross}
@@ -39,6 +40,15 @@ build() { # name cc arch-flags...
 		eval "objs_$part=\"$objs\""
 	done
 	size=${cc%gcc}size
+	# Atomics the compiler left to a library (libatomic): a bare-metal
+	# image may not have one, and its operations need not be lock-free
+	# between two cores. None may remain.
+	# shellcheck disable=SC2086
+	calls=$("${cc%gcc}nm" -u $objs_vq $objs_fw $objs_drv | grep -o '__atomic_[a-z_0-9]*\|__sync_[a-z_0-9]*' | sort -u | tr '\n' ' ')
+	if [ -n "$calls" ]; then
+		echo "cross $name: FAILED: atomics left to a library call: $calls"
+		exit 1
+	fi
 	# shellcheck disable=SC2086
 	echo "cross $name ($cc -Os): text virtqueue $(text_of "$size" $objs_vq), frameworks+transports $(text_of "$size" $objs_fw), drivers (rng, rpmsg) $(text_of "$size" $objs_drv), all $(text_of "$size" $objs_vq $objs_fw $objs_drv) bytes"
 }

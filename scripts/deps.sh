@@ -11,9 +11,10 @@ bench) need="$need valgrind" ;;
 esac
 # The cross compilers are optional: make test reports their absence.
 # With the Cortex-M one, its C library and QEMU run the core on a Cortex-M4.
-# The runs on other cores' (PowerPC and 64-bit Arm compilers, their C
-# libraries, QEMU's user mode) are small: installed whenever possible.
-optional="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+# The runs on other cores' (PowerPC, 64-bit Arm and RISC-V compilers,
+# their C libraries, QEMU's user mode) are small: installed whenever possible.
+optional="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+	gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user"
 if command -v arm-none-eabi-gcc >/dev/null 2>&1; then
 	optional="$optional libnewlib-arm-none-eabi qemu-system-arm"
 fi

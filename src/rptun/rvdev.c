@@ -67,6 +67,25 @@ static void store_status(struct duet_rvdev *rv, uint8_t status)
 	atomic_store((_Atomic uint8_t *)&rv->rsc->status, status);
 }
 
+_Static_assert(offsetof(struct fw_rsc_vdev, status) % 4 == 0, "status starts a word");
+
+/*
+ * Set `bit` in the status byte, whatever the peer writes to it meanwhile.
+ * Through the 32-bit word that starts with it (status, num_of_vrings,
+ * reserved[2]; only status changes), as the other live words are reached:
+ * a byte-wide atomic OR is a library call on some cores (RISC-V, gcc 12),
+ * which need not be lock-free across two cores, or link at all.
+ */
+static void status_or(struct duet_rvdev *rv, uint8_t bit)
+{
+	_Atomic uint32_t *word = (_Atomic uint32_t *)(void *)&rv->rsc->status;
+	uint32_t old = atomic_load(word);
+
+	/* The word is little-endian: status is its low byte on any core. */
+	while (!atomic_compare_exchange_weak(word, &old, duet_le32(duet_le32(old) | bit)))
+		;
+}
+
 static size_t align_up(size_t v, size_t a)
 {
 	return (v + a - 1u) & ~(a - 1u);
@@ -109,7 +128,7 @@ static void rv_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	(void)err;
 	(void)value;
 	(void)limit;
-	atomic_fetch_or((_Atomic uint8_t *)&rv->rsc->status, bit);
+	status_or(rv, bit);
 }
 
 bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
@@ -334,7 +353,7 @@ static int dev_set_status(struct virtio_device *vdev, uint8_t status)
 	/* The status byte is the driver's; a device may only ask for a reset. */
 	if (status != VIRTIO_CONFIG_STATUS_NEEDS_RESET)
 		return -EPERM;
-	atomic_fetch_or((_Atomic uint8_t *)&rv_of(vdev)->rsc->status, status);
+	status_or(rv_of(vdev), status);
 	return 0;
 }
 

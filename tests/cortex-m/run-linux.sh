@@ -1,8 +1,9 @@
 #!/bin/sh
 # The Cortex-M test (tests/cortex-m/main.c, the same rig and bare-metal
 # port) built as a static Linux program (board_linux.c) for other cores and
-# run under QEMU's user mode: 32-bit PowerPC, big-endian, and 64-bit Arm,
-# the Cortex-A side of a Cortex-A with Cortex-M product; then on this host,
+# run under QEMU's user mode: 32-bit PowerPC, big-endian, 64-bit Arm (the
+# Cortex-A side of a Cortex-A with Cortex-M product) and 64-bit RISC-V;
+# then on this host,
 # under AddressSanitizer and UndefinedBehaviorSanitizer (the bare-metal
 # port's nested waits and the stash, which the POSIX suites reach otherwise).
 # Each run must pass, and every run's wire digests (the region's bytes
@@ -50,7 +51,8 @@ run host "$out/host/rig"
 [ -s "$out/host.digests" ] || { echo "linux-cores: FAILED: the host run printed no digest"; exit 1; }
 ran=""
 for core in "ppc powerpc-linux-gnu-gcc 32-bit_PowerPC,_big-endian gcc-powerpc-linux-gnu libc6-dev-powerpc-cross" \
-	"aarch64 aarch64-linux-gnu-gcc 64-bit_Arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross"; do
+	"aarch64 aarch64-linux-gnu-gcc 64-bit_Arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross" \
+	"riscv64 riscv64-linux-gnu-gcc 64-bit_RISC-V gcc-riscv64-linux-gnu libc6-dev-riscv64-cross"; do
 	# shellcheck disable=SC2086 # a list of words
 	set -- $core
 	name=$1 q=qemu-$1 cc=$2 what=$(echo "$3" | tr _ ' ')

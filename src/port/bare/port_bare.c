@@ -89,7 +89,9 @@ void duet_mutex_unlock(struct duet_mutex *m)
 /* ---- events: a flag, and the board's idle turn while waiting ---- */
 
 struct duet_event {
-	atomic_bool posted;
+	/* A word, not a bool: a byte-wide exchange is a library call on
+	 * some cores (RISC-V, gcc 12), which a bare-metal image may lack. */
+	atomic_uint posted;
 };
 
 int duet_event_create(struct duet_event **ev)
@@ -105,7 +107,7 @@ void duet_event_destroy(struct duet_event *ev)
 
 void duet_event_post(struct duet_event *ev)
 {
-	atomic_store(&ev->posted, true);
+	atomic_store(&ev->posted, 1u);
 }
 
 int duet_event_wait(struct duet_event *ev, uint32_t timeout_ms)
@@ -113,7 +115,7 @@ int duet_event_wait(struct duet_event *ev, uint32_t timeout_ms)
 	uint64_t end = duet_clock_ms() + timeout_ms;
 
 	for (;;) {
-		if (atomic_exchange(&ev->posted, false))
+		if (atomic_exchange(&ev->posted, 0u))
 			return 0;
 		if (duet_clock_ms() >= end)
 			return -ETIMEDOUT;
