@@ -31,7 +31,7 @@ static inline uint16_t duet_le16(uint16_t v)
 /* The value v in little-endian order, or back. */
 static inline uint32_t duet_le32(uint32_t v)
 {
-	return ((uint32_t)duet_le16((uint16_t)v) << 16) | duet_le16((uint16_t)(v >> 16));
+	return DUET_LE32(v);
 }
 
 /* The value v in little-endian order, or back. */

@@ -25,7 +25,6 @@
 
 #include "../core/compiler.h"
 
-
 /* Read an index the peer publishes. */
 static DUET_INLINE uint16_t vq_load_idx(struct virtqueue_io io, uint16_t *p)
 {

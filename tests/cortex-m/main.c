@@ -123,7 +123,6 @@ static int replied(void *arg)
 	return got == *(unsigned int *)arg;
 }
 
-
 static void test_rpmsg(void)
 {
 	struct virtio_device *drv_vdev = duet_rptun_vdev(rig_side(0), 0);
