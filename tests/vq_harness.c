@@ -1,11 +1,19 @@
 #define _GNU_SOURCE
 #include "vq_harness.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(memory_sanitizer)
+#include <sanitizer/msan_interface.h>
+#define HARNESS_MSAN 1
+#endif
+#endif
 
 static _Noreturn void die(const char *what)
 {
@@ -66,8 +74,19 @@ static struct virtqueue *make_vq(struct harness *h, enum virtqueue_role role,
 	return vq;
 }
 
-void harness_init(struct harness *h, uint16_t num, uint64_t features,
-		  uint16_t indirect_num, size_t bufsize, int which)
+/* Memory that held anything: a pattern no field takes by chance, and,
+ * under MemorySanitizer, marked as never written, so any read of it before
+ * the queues write it is reported. */
+static void dirty(uint8_t *p, size_t n)
+{
+	memset(p, 0xa5, n);
+#ifdef HARNESS_MSAN
+	__msan_poison(p, n);
+#endif
+}
+
+static void init(struct harness *h, uint16_t num, uint64_t features,
+		 uint16_t indirect_num, size_t bufsize, int which, bool dirty_first)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t ringsz, indsz;
@@ -91,10 +110,24 @@ void harness_init(struct harness *h, uint16_t num, uint64_t features,
 	/* Buffers end exactly at the trailing guard page. */
 	h->bufsize = h->size - ringsz - indsz;
 	h->bufs = h->region + h->size - h->bufsize;
+	if (dirty_first)
+		dirty(h->region, h->size);
 	if (which & 1)
 		h->drv = make_vq(h, VIRTQUEUE_ROLE_DRIVER, &h->drv_mem, indirect_num);
 	if (which & 2)
 		h->dev = make_vq(h, VIRTQUEUE_ROLE_DEVICE, &h->dev_mem, 0);
+}
+
+void harness_init(struct harness *h, uint16_t num, uint64_t features,
+		  uint16_t indirect_num, size_t bufsize, int which)
+{
+	init(h, num, features, indirect_num, bufsize, which, false);
+}
+
+void harness_init_dirty(struct harness *h, uint16_t num, uint64_t features,
+			uint16_t indirect_num, size_t bufsize, int which)
+{
+	init(h, num, features, indirect_num, bufsize, which, true);
 }
 
 void harness_fini(struct harness *h)

@@ -41,6 +41,10 @@ struct harness {
 /* Build the region. which: 1 driver vq, 2 device vq, 3 both. */
 void harness_init(struct harness *h, uint16_t num, uint64_t features,
 		  uint16_t indirect_num, size_t bufsize, int which);
+/* The same over a region that held anything before the queues were set
+ * up (tests/vq_harness.c: dirty): a ring must not rely on zeroed memory. */
+void harness_init_dirty(struct harness *h, uint16_t num, uint64_t features,
+			uint16_t indirect_num, size_t bufsize, int which);
 void harness_fini(struct harness *h);
 
 /* Device address of a pointer inside the region. */

@@ -144,13 +144,26 @@ static void vq_start(struct virtqueue *vq)
 		vq->slots[i].next = (uint16_t)(i + 1u);
 	}
 
+	/* Every word this side owns is written here, ring entries included:
+	 * the message path reads an entry before it rewrites it (vq_update16),
+	 * and the region may hold anything before the first start. */
 	if (vq->role == VIRTQUEUE_ROLE_DRIVER) {
-		for (i = 0; i < vq->num; i++)
-			vq_write_desc(io, &vq->desc[i], 0, 0, 0, 0);
+		size_t n = (size_t)vq->num * vq->indirect_num, k;
+
+		for (i = 0; i < vq->num; i++) {
+			vq_store_desc(io, &vq->desc[i], 0, 0, 0, 0);
+			vq_store16(io, &vq->avail->ring[i], 0);
+		}
+		for (k = 0; k < n; k++)
+			vq_store_desc(io, &vq->indirect[k], 0, 0, 0, 0);
 		vq_store16(io, &vq->avail->flags, 0);
 		vq_store16(io, vq->used_event, 0);
 		vq_store_idx(io, &vq->avail->idx, 0);
 	} else {
+		for (i = 0; i < vq->num; i++) {
+			vq_store32(io, &vq->used->ring[i].id, 0);
+			vq_store32(io, &vq->used->ring[i].len, 0);
+		}
 		vq_store16(io, &vq->used->flags, 0);
 		vq_store16(io, vq->avail_event, 0);
 		vq_store_idx(io, &vq->used->idx, 0);

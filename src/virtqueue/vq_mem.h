@@ -198,12 +198,12 @@ static DUET_INLINE void vq_read_desc(struct virtqueue_io io, struct vring_desc *
 	*dst = vq_desc_from(addr, word);
 }
 
-static DUET_INLINE void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
+/* Store one descriptor, whatever it held: for memory not yet written
+ * (a ring being set up), whose old contents are not to be read. */
+static DUET_INLINE void vq_store_desc(struct virtqueue_io io, struct vring_desc *dst,
 				      uint64_t addr, uint32_t len, uint16_t flags,
 				      uint16_t next)
 {
-	uint64_t word = vq_desc_word(len, flags, next);
-
 	if (io.ops) {
 		struct vring_desc raw = {
 			.addr = duet_le64(addr),
@@ -215,14 +215,22 @@ static DUET_INLINE void vq_write_desc(struct virtqueue_io io, struct vring_desc 
 		io.ops->write_desc(io.ctx, dst, &raw);
 		return;
 	}
+	vq_store64(&dst->addr, addr);
+	vq_store64(vq_desc_word_ptr(dst), vq_desc_word(len, flags, next));
+}
+
+static DUET_INLINE void vq_write_desc(struct virtqueue_io io, struct vring_desc *dst,
+				      uint64_t addr, uint32_t len, uint16_t flags,
+				      uint16_t next)
+{
 	/* A descriptor rewritten with what it already holds (the same buffer
 	 * recycled through the same slot, the rpmsg case) is left alone: a
 	 * store would take the cache line from the peer, and the peer's next
 	 * read would have to fetch it back. Reading it is local. */
-	if (vq_load64(&dst->addr) == addr && vq_load64(vq_desc_word_ptr(dst)) == word)
+	if (!io.ops && vq_load64(&dst->addr) == addr &&
+	    vq_load64(vq_desc_word_ptr(dst)) == vq_desc_word(len, flags, next))
 		return;
-	vq_store64(&dst->addr, addr);
-	vq_store64(vq_desc_word_ptr(dst), word);
+	vq_store_desc(io, dst, addr, len, flags, next);
 }
 
 #endif /* DUET_VQ_MEM_H */
