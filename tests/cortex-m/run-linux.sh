@@ -5,7 +5,8 @@
 # Cortex-A side of a Cortex-A with Cortex-M product) and 64-bit RISC-V;
 # then on this host,
 # under AddressSanitizer and UndefinedBehaviorSanitizer (the bare-metal
-# port's nested waits and the stash, which the POSIX suites reach otherwise).
+# port's nested waits and the stash, which the POSIX suites reach otherwise),
+# and under MemorySanitizer over a region marked never written.
 # Each run must pass, and every run's wire digests (the region's bytes
 # after each part) must equal the host's: every byte duet put in shared
 # memory the same whatever the core's byte order and word size, so any
@@ -49,6 +50,19 @@ build host "${CC:-cc}" -fsanitize=address,undefined -fno-sanitize-recover=all -f
 echo "linux-cores: this host"
 run host "$out/host/rig"
 [ -s "$out/host.digests" ] || { echo "linux-cores: FAILED: the host run printed no digest"; exit 1; }
+same_wire() { # name what: fails unless the run's digests are the host's
+	cmp -s "$out/$1.digests" "$out/host.digests" && return 0
+	echo "linux-cores: FAILED: the wire differs on $2 (its digests, then the host's):"
+	diff "$out/$1.digests" "$out/host.digests" || true
+	exit 1
+}
+# And under MemorySanitizer: the rig starts each part over a region marked
+# never written (rig.c), so any byte read before the builder or a side
+# wrote it is reported.
+build host-msan clang -fsanitize=memory -fno-sanitize-recover=all -fno-omit-frame-pointer
+echo "linux-cores: this host, under MemorySanitizer"
+run host-msan "$out/host-msan/rig"
+same_wire host-msan "this host under MemorySanitizer"
 ran=""
 for core in "ppc powerpc-linux-gnu-gcc 32-bit_PowerPC,_big-endian gcc-powerpc-linux-gnu libc6-dev-powerpc-cross" \
 	"aarch64 aarch64-linux-gnu-gcc 64-bit_Arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross" \
@@ -64,11 +78,7 @@ for core in "ppc powerpc-linux-gnu-gcc 32-bit_PowerPC,_big-endian gcc-powerpc-li
 	build "$name" "$cc" -static
 	echo "linux-cores: $what, under $q"
 	run "$name" "$q" "$out/$name/rig"
-	if ! cmp -s "$out/$name.digests" "$out/host.digests"; then
-		echo "linux-cores: FAILED: the wire differs on $what (its digests, then the host's):"
-		diff "$out/$cc.digests" "$out/host.digests" || true
-		exit 1
-	fi
+	same_wire "$name" "$what"
 	ran="$ran, $what"
 done
 echo "linux-cores: every run passed with the host's wire${ran:+ (the host$ran)}"
