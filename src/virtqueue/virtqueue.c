@@ -117,6 +117,28 @@ static int check_config(void *mem, size_t memsize, const struct virtqueue_config
 }
 
 /* Initialise the part of the ring this side owns, and the local state. */
+/* Zero what this side owns of the ring, word by word in the types the
+ * message path reads them with, through the accessors if any. */
+static void clear_descs(struct virtqueue_io io, struct vring_desc *d, size_t n)
+{
+	while (n--)
+		vq_store_desc(io, d++, 0, 0, 0, 0);
+}
+
+static void clear16(struct virtqueue_io io, uint16_t *p, size_t n)
+{
+	while (n--)
+		vq_store16(io, p++, 0);
+}
+
+static void clear_used(struct virtqueue_io io, struct vring_used_elem *e, size_t n)
+{
+	for (; n--; e++) {
+		vq_store32(io, &e->id, 0);
+		vq_store32(io, &e->len, 0);
+	}
+}
+
 static void vq_start(struct virtqueue *vq)
 {
 	const struct virtqueue_io io = vq->io;
@@ -148,22 +170,14 @@ static void vq_start(struct virtqueue *vq)
 	 * the message path reads an entry before it rewrites it (vq_update16),
 	 * and the region may hold anything before the first start. */
 	if (vq->role == VIRTQUEUE_ROLE_DRIVER) {
-		size_t n = (size_t)vq->num * vq->indirect_num, k;
-
-		for (i = 0; i < vq->num; i++) {
-			vq_store_desc(io, &vq->desc[i], 0, 0, 0, 0);
-			vq_store16(io, &vq->avail->ring[i], 0);
-		}
-		for (k = 0; k < n; k++)
-			vq_store_desc(io, &vq->indirect[k], 0, 0, 0, 0);
+		clear_descs(io, vq->desc, vq->num);
+		clear_descs(io, vq->indirect, (size_t)vq->num * vq->indirect_num);
+		/* The entries, then used_event just past them. */
+		clear16(io, vq->avail->ring, vq->num + 1u);
 		vq_store16(io, &vq->avail->flags, 0);
-		vq_store16(io, vq->used_event, 0);
 		vq_store_idx(io, &vq->avail->idx, 0);
 	} else {
-		for (i = 0; i < vq->num; i++) {
-			vq_store32(io, &vq->used->ring[i].id, 0);
-			vq_store32(io, &vq->used->ring[i].len, 0);
-		}
+		clear_used(io, vq->used->ring, vq->num);
 		vq_store16(io, &vq->used->flags, 0);
 		vq_store16(io, vq->avail_event, 0);
 		vq_store_idx(io, &vq->used->idx, 0);
