@@ -277,6 +277,12 @@ static void test_add_fails_cleanly_when_full(void **state)
 		for (i = 0; i < 9; i++)
 			many[i] = (struct virtqueue_buf){ h->bufs, 1, false };
 		assert_int_equal(virtqueue_add_buffer(h->drv, many, 9, 0, &c[5]), -ENOSPC);
+		/* Nor the longest chain any ring could hold (a count past it
+		 * is a bad argument: test_add_rejects_bad_arguments...). */
+		assert_int_equal(virtqueue_add_buffer(h->drv, many, VIRTQUEUE_MAX_SIZE, 0, &c[5]),
+				 -ENOSPC);
+		assert_int_equal(virtqueue_add_buffer(h->drv, many, 0, VIRTQUEUE_MAX_SIZE, &c[5]),
+				 -ENOSPC);
 	}
 }
 
@@ -295,6 +301,10 @@ static void test_add_rejects_bad_arguments_and_loses_nothing(void **state)
 	assert_int_equal(virtqueue_add_buffer(h->drv, NULL, 1, 0, &cookie), -EINVAL);
 	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, 0, 0, &cookie), -EINVAL);
 	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, -1, 2, &cookie), -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, VIRTQUEUE_MAX_SIZE + 1, 0, &cookie),
+			 -EINVAL);
+	assert_int_equal(virtqueue_add_buffer(h->drv, &ok, 0, VIRTQUEUE_MAX_SIZE + 1, &cookie),
+			 -EINVAL);
 	assert_int_equal(virtqueue_add_buffer(h->drv, outside, 2, 0, &cookie), -EINVAL);
 	assert_int_equal(virtqueue_add_buffer(h->drv, &notshared, 1, 0, &cookie), -EINVAL);
 	assert_int_equal(virtqueue_add_buffer(h->dev, &ok, 1, 0, &cookie), -EINVAL);
@@ -367,11 +377,21 @@ static void test_add_one(void **state)
 	assert_int_equal(st.free, 8);
 	assert_int_equal(st.avail_idx, 3);
 	assert_false(st.broken);
+	/* The batch add, the same edge. */
+	{
+		void *edge[2] = { h->bufs + h->bufsize + 1, h->bufs + h->bufsize };
+
+		assert_int_equal(virtqueue_add_bufs(h->drv, edge, 1, 0, false), -EINVAL);
+		assert_int_equal(virtqueue_add_bufs(h->drv, edge + 1, 1, 0, false), 1);
+		assert_ptr_equal(virtqueue_get_available_buffer(h->dev, &head, &len), edge[1]);
+		assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+		assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), edge[1]);
+	}
 
 	for (i = 0; i < 8; i++)
 		assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 8 * i, 8, i & 1, &c[i]), 0);
 	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 8, false, &c[8]), -ENOSPC);
-	assert_int_equal(raw_avail_idx(h), 11);
+	assert_int_equal(raw_avail_idx(h), 12);
 }
 
 static void test_descriptors_are_recycled(void **state)
