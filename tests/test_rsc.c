@@ -107,6 +107,15 @@ static void test_round_trip(void **state)
 			assert_true(info.vdev[i].carveout_da >=
 				    info.vdev[i - 1].carveout_da + info.vdev[i - 1].carveout_len);
 	}
+	/* Each vring its own notify id, in order across the vdevs, so that no
+	 * two share a doorbell bit. */
+	{
+		uint32_t next = 0;
+
+		for (int i = 0; i < 3; i++)
+			for (unsigned int k = 0; k < info.vdev[i].num_vrings; k++)
+				assert_int_equal(info.vdev[i].vring[k].notifyid, next++);
+	}
 	assert_memory_equal(&table[info.vdev[0].config_offset], demo[0].config, 8);
 	assert_int_equal(info.vdev[0].dfeatures, 1);
 	assert_int_equal(duet_rsc_carveouts_size(demo, 3), (64 + 16 + 16) * 1024);
@@ -120,6 +129,28 @@ static void test_round_trip(void **state)
 		assert_int_equal(duet_rsc_build(exact, (size_t)table_len - 1, demo, 3, CARVE_DA),
 				 -ENOSPC);
 	}
+}
+
+/* A vdev with config space and no initial contents gets zeros there,
+ * whatever the table's memory held: nothing of the vrings' entries spills
+ * into it. */
+static void test_config_without_contents_is_zero(void **state)
+{
+	static const uint8_t zeros[12];
+	struct duet_vdev_desc d = demo[1];
+	static uint8_t t[4096];
+	struct duet_rsc_info info;
+	struct duet_rsc_error err = { 0 };
+	int len;
+
+	(void)state;
+	d.config_len = sizeof(zeros);
+	memset(t, 0xa5, sizeof(t));
+	len = duet_rsc_build(t, sizeof(t), &d, 1, CARVE_DA);
+	assert_true(len > 0);
+	assert_int_equal(parse_copy(t, (size_t)len, &info, &err), 0);
+	assert_int_equal(info.vdev[0].config_len, sizeof(zeros));
+	assert_memory_equal(&t[info.vdev[0].config_offset], zeros, sizeof(zeros));
 }
 
 static void test_upstream_view(void **state)
@@ -664,7 +695,8 @@ int main(void)
 {
 #define T(t) cmocka_unit_test_setup(t, build)
 	const struct CMUnitTest tests[] = {
-		T(test_round_trip), T(test_upstream_view), T(test_build_rejects_bad_descriptions),
+		T(test_round_trip), T(test_upstream_view),
+		cmocka_unit_test(test_config_without_contents_is_zero), T(test_build_rejects_bad_descriptions),
 		T(test_build_limits), T(test_parse_needs_a_table_and_a_result),
 		T(test_vdev_count_limit), T(test_notifyid_at_the_limit),
 		T(test_carveout_at_the_region_end), T(test_vring_limits_accepted),
