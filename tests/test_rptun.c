@@ -26,12 +26,7 @@
 #include <duet/rng.h>
 #include <duet/rptun.h>
 
-#if defined(__has_feature)
-#if __has_feature(memory_sanitizer)
-#include <sanitizer/msan_interface.h>
-#define TEST_MSAN 1
-#endif
-#endif
+#include "dirty.h"
 
 #define TABLE_SIZE 4096u
 #define CARVE_DA 4096u
@@ -56,15 +51,6 @@ static struct side sides[2];
 static _Atomic bool stop_threads;
 static uint8_t *region;
 
-/* A pattern no field takes by chance; under MemorySanitizer, also marked
- * never written, so a read of a byte nobody wrote is reported. */
-static void dirty(uint8_t *p, size_t n)
-{
-	memset(p, 0xa5, n);
-#ifdef TEST_MSAN
-	__msan_poison(p, n);
-#endif
-}
 static size_t region_size;
 
 #define ALL_BIT 127u /* this platform's signal for "every vring" */

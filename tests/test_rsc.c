@@ -17,6 +17,8 @@
 #include <duet/rsc.h>
 #include <duet/virtio.h>
 
+#include "dirty.h"
+
 #define REGION (1u << 20)
 #define CARVE_DA 0x10000u
 
@@ -145,7 +147,7 @@ static void test_config_without_contents_is_zero(void **state)
 
 	(void)state;
 	d.config_len = sizeof(zeros);
-	memset(t, 0xa5, sizeof(t));
+	dirty(t, sizeof(t));
 	len = duet_rsc_build(t, sizeof(t), &d, 1, CARVE_DA);
 	assert_true(len > 0);
 	assert_int_equal(parse_copy(t, (size_t)len, &info, &err), 0);
@@ -696,7 +698,8 @@ int main(void)
 #define T(t) cmocka_unit_test_setup(t, build)
 	const struct CMUnitTest tests[] = {
 		T(test_round_trip), T(test_upstream_view),
-		cmocka_unit_test(test_config_without_contents_is_zero), T(test_build_rejects_bad_descriptions),
+		cmocka_unit_test(test_config_without_contents_is_zero),
+		T(test_build_rejects_bad_descriptions),
 		T(test_build_limits), T(test_parse_needs_a_table_and_a_result),
 		T(test_vdev_count_limit), T(test_notifyid_at_the_limit),
 		T(test_carveout_at_the_region_end), T(test_vring_limits_accepted),

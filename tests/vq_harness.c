@@ -8,12 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__has_feature)
-#if __has_feature(memory_sanitizer)
-#include <sanitizer/msan_interface.h>
-#define HARNESS_MSAN 1
-#endif
-#endif
+#include "dirty.h"
+
 
 static _Noreturn void die(const char *what)
 {
@@ -72,17 +68,6 @@ static struct virtqueue *make_vq(struct harness *h, enum virtqueue_role role,
 	if (!*mem || virtqueue_init(*mem, sz, &cfg, &vq) != 0)
 		die("virtqueue_init");
 	return vq;
-}
-
-/* Memory that held anything: a pattern no field takes by chance, and,
- * under MemorySanitizer, marked as never written, so any read of it before
- * the queues write it is reported. */
-static void dirty(uint8_t *p, size_t n)
-{
-	memset(p, 0xa5, n);
-#ifdef HARNESS_MSAN
-	__msan_poison(p, n);
-#endif
 }
 
 static void init(struct harness *h, uint16_t num, uint64_t features,

@@ -236,11 +236,12 @@ size_t virtqueue_footprint(uint16_t num);
  * Validate `cfg` and build a virtqueue in `mem` (`memsize` bytes, aligned for
  * a pointer, at least virtqueue_footprint(cfg->num)). The ring memory this
  * side owns is written in full, whatever it held (driver: descriptors,
- * avail ring and indirect area; device: used ring). The peer's part must be written before this side reads it: the
- * transport's job (rptun zeroes the rings at each reset). Returns 0 and the queue in *vqp, or -EINVAL naming nothing: every
- * field is checked up front (size power of two <= 32768, ring aligned and
- * wholly inside the window, align a power of two >= 4, indirect area aligned
- * and inside the window).
+ * avail ring and indirect area; device: used ring). The peer's part must
+ * be written before this side reads it: the transport's job (rptun zeroes
+ * the rings at each reset). Returns 0 and the queue in *vqp, or -EINVAL
+ * naming nothing: every field is checked up front (size power of two <=
+ * 32768, ring aligned and wholly inside the window, align a power of two
+ * >= 4, indirect area aligned and inside the window).
  */
 int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg,
 		   struct virtqueue **vqp);

@@ -116,7 +116,6 @@ static int check_config(void *mem, size_t memsize, const struct virtqueue_config
 	return 0;
 }
 
-/* Initialise the part of the ring this side owns, and the local state. */
 /* Zero what this side owns of the ring, word by word in the types the
  * message path reads them with, through the accessors if any. */
 static void clear_descs(struct virtqueue_io io, struct vring_desc *d, size_t n)
@@ -139,6 +138,7 @@ static void clear_used(struct virtqueue_io io, struct vring_used_elem *e, size_t
 	}
 }
 
+/* Initialise the part of the ring this side owns, and the local state. */
 static void vq_start(struct virtqueue *vq)
 {
 	const struct virtqueue_io io = vq->io;

@@ -8,7 +8,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <duet/byteorder.h>
 #include <duet/port.h>
@@ -17,14 +16,8 @@
 #include <duet/vhost.h>
 #include <duet/virtio.h>
 
-#if defined(__has_feature)
-#if __has_feature(memory_sanitizer)
-#include <sanitizer/msan_interface.h>
-#define RIG_MSAN 1
-#endif
-#endif
-
 #include "../../src/port/bare/port_bare.h"
+#include "../dirty.h"
 #include "board.h"
 #include "rig.h"
 
@@ -168,15 +161,11 @@ int rig_start(uint16_t rpmsg_ring)
 	vdevs[0].carveout_size = (uint32_t)rpmsg_ring * 2 * (256 + 32) + 8192;
 	if (CARVE_DA + duet_rsc_carveouts_size(vdevs, 3) > sizeof(region))
 		return -ENOSPC;
-	/* A shared RAM holds anything at boot: each start is over a pattern
-	 * no field takes by chance (the same on every core, so the digests
-	 * still compare), and under MemorySanitizer (the host's run in
-	 * run-linux.sh) marked never written, so a read of a byte that neither
-	 * the table's builder nor a side wrote first is reported. */
-	memset(region, 0xa5, sizeof(region));
-#ifdef RIG_MSAN
-	__msan_poison(region, sizeof(region));
-#endif
+	/* Each start over a region that held anything (../dirty.h): the
+	 * same pattern on every core, so the digests still compare; under
+	 * MemorySanitizer (the host's run in run-linux.sh) a read of a byte
+	 * that neither the table's builder nor a side wrote is reported. */
+	dirty(region, sizeof(region));
 	ret = duet_rsc_build(region, TABLE_SIZE, vdevs, 3, CARVE_DA);
 	if (ret < 0)
 		return ret;
