@@ -532,11 +532,11 @@ static struct fw_rsc_carveout *vdev2_carveout(void)
 }
 
 /*
- * A hostile proxy places vdev 2's vring at `da` and says DRIVER_OK without
- * creating anything: the server's device side must refuse to make a queue
- * there.
+ * The proxy, by hand, places vdev 2's vring at `da` and says DRIVER_OK
+ * without creating anything; then the server starts. Returns the server's
+ * device side of vdev 2.
  */
-static void vring_placed_refused(uint32_t da)
+static struct virtio_device *vring_placed(uint32_t da)
 {
 	struct virtio_device *host = duet_rptun_vdev(sides[0].rptun, 2);
 	struct fw_rsc_vdev *v = vdev2_entry();
@@ -545,13 +545,24 @@ static void vring_placed_refused(uint32_t da)
 	 * warned of an 8-byte write to a region of size 0 without it. */
 	if (!host) {
 		fail();
-		return;
+		return NULL;
 	}
 	atomic_store((_Atomic uint32_t *)&v->vring[0].da, da);
 	atomic_store((_Atomic uint8_t *)&v->status,
 		     VIRTIO_CONFIG_STATUS_ACK | VIRTIO_CONFIG_STATUS_DRIVER |
 			     VIRTIO_CONFIG_FEATURES_OK | VIRTIO_CONFIG_STATUS_DRIVER_OK);
 	assert_int_equal(duet_rptun_start(sides[0].rptun), 0);
+	return host;
+}
+
+/* A hostile proxy's place for the vring: the server's device side must
+ * refuse to make a queue there. */
+static void vring_placed_refused(uint32_t da)
+{
+	struct virtio_device *host = vring_placed(da);
+
+	if (!host)
+		return;
 	{
 		struct timespec ts = { 0, 50000000 };
 
@@ -580,6 +591,48 @@ static void test_vring_running_off_its_carveout_refused(void **state)
 	assert_int_equal(c->type, RSC_CARVEOUT);
 	assert_true(vring_size(v->vring[0].num, v->vring[0].align) > 64u);
 	vring_placed_refused(c->da + c->len - 64u);
+}
+
+/* The demo's devices, vdev 2's carveout 6 bytes longer than a multiple of
+ * 16: its ring of 8 (230 bytes) can then start 16-aligned and end exactly
+ * where the carveout does. */
+static struct duet_vdev_desc odd_end[3];
+
+static int setup_odd_end(void **state)
+{
+	(void)state;
+	memcpy(odd_end, demo, sizeof(odd_end));
+	odd_end[2].carveout_size += 6;
+	table_vdevs = odd_end;
+	table_num = 3;
+	return setup_sides(true);
+}
+
+/* Ending exactly at its carveout's end: every byte is the carveout's, so
+ * the device side takes the place. (A bound one byte tighter refused it.) */
+static void test_vring_ending_at_its_carveout_end_accepted(void **state)
+{
+	struct fw_rsc_vdev *v = vdev2_entry();
+	struct fw_rsc_carveout *c = vdev2_carveout();
+	size_t size = vring_size(v->vring[0].num, v->vring[0].align);
+	uint32_t da = c->da + c->len - (uint32_t)size;
+	size_t used = vring_used_offset(v->vring[0].num, v->vring[0].align);
+	struct virtio_device *host;
+
+	(void)state;
+	assert_int_equal(c->type, RSC_CARVEOUT);
+	assert_int_equal(da % 16u, 0);
+	/* What a driver writes before DRIVER_OK: nothing on the ring. The
+	 * used ring is the device side's to write when its queue starts. */
+	memset(region + da, 0, used);
+	memset(region + da + used, 0xee, size - used);
+	host = vring_placed(da);
+	if (!host)
+		return;
+	wait_bound(host);
+	assert_non_null(host->vrings_info[0].vq);
+	/* The queue is there: its start wrote the used ring's index. */
+	assert_int_equal(((struct vring_used *)(void *)(region + da + used))->idx, 0);
 }
 
 /* Nowhere: the table's "any address", never placed. */
@@ -1158,6 +1211,8 @@ int main(void)
 		T(test_vring_outside_carveout_refused),
 		T(test_vring_running_off_its_carveout_refused),
 		T(test_vring_never_placed_refused),
+		cmocka_unit_test_setup_teardown(test_vring_ending_at_its_carveout_end_accepted,
+						setup_odd_end, teardown),
 		cmocka_unit_test_setup_teardown(test_check_peer_sees_each_change, setup_still,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_check_peer_leaves_a_probe_in_progress,
