@@ -394,6 +394,54 @@ static void test_read_of_an_empty_device_times_out(void **state)
 	put_back_vhost_rng(r);
 }
 
+/* ---- an eager empty device: answers each request with nothing before the
+ * driver looks for the answer ---- */
+
+static struct rig *eager_rig;
+static virtqueue_notify eager_ring; /* the loopback's own notify */
+static uint64_t eager_until;        /* when the device stops answering */
+
+static void eager_empty_serve(struct virtqueue *vq)
+{
+	if (duet_clock_ms() < eager_until)
+		empty_serve(vq);
+}
+
+/* The driver's kick: ring as the loopback does, then have the device
+ * answer at once, as one on a faster core may before the driver's next
+ * instruction: its serve, then the driver's callback it queued. */
+static void eager_notify(struct virtqueue *vq)
+{
+	eager_ring(vq);
+	duet_loopback_poll(eager_rig->lb);
+	duet_loopback_poll(eager_rig->lb);
+}
+
+/* The same empty answers, each there at the driver's first look: the read
+ * still ends at its timeout. It asked again forever, the deadline looked
+ * at only while it waited, until the device stopped answering. */
+static void test_read_of_an_eager_empty_device_times_out(void **state)
+{
+	struct rig *r = *state;
+	struct virtqueue *vq;
+	uint8_t a[16];
+	uint64_t t0;
+
+	bring_up_with(r, eager_empty_serve);
+	stop_polling(r); /* the kick serves instead */
+	vq = virtio_rng_get(0)->vrings_info[0].vq;
+	eager_rig = r;
+	eager_ring = vq->notify;
+	vq->notify = eager_notify;
+	t0 = duet_clock_ms();
+	eager_until = t0 + 3000;
+	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 200), -ETIMEDOUT);
+	assert_true(duet_clock_ms() - t0 >= 200);
+	assert_true(duet_clock_ms() - t0 < 2500);
+	vq->notify = eager_ring;
+	put_back_vhost_rng(r);
+}
+
 /* ---- a lying device: returns a buffer the driver never gave ---- */
 
 static void liar_serve(struct virtqueue *vq)
@@ -740,6 +788,7 @@ int main(void)
 		T(test_timeout_then_removal_leaks_nothing),
 		T(test_short_fills_are_completed),
 		T(test_read_of_an_empty_device_times_out),
+		T(test_read_of_an_eager_empty_device_times_out),
 		T(test_read_ends_when_the_device_breaks_the_ring),
 		T(test_read_ends_when_the_device_goes),
 		T(test_queued_reads_end_when_the_device_goes),
