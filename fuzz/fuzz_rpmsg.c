@@ -2,16 +2,18 @@
  * libFuzzer target: arbitrary bytes as what a hostile device writes into
  * the driver's receive buffers, header and payload, and the used length it
  * reports; the rpmsg core parses them (header checks, endpoint lookup, the
- * name service and its list of announced services). After each input the
- * channel must still carry a good message to the endpoint.
+ * name service and its list of announced services), and so does the ping
+ * service (its request header, the data check, the echo). After each input
+ * the channel must still carry a good message to the endpoint.
  *
  * Both rpmsg roles run over the loopback in this one thread; the fuzzer
  * plays the device on the raw ring of the device-to-driver queue, as
  * test_rpmsg's hostile test does. The input is a list of records:
  *   [kind] [used length, 2 bytes LE] [count] [count bytes]
  * kind & 3 steers the header so that the fuzzer reaches deep code soon:
- *   0 as given; 1 to the endpoint; 2 to the name service, its length that
- *   of an announcement; 3 the same, announcing or withdrawing "fuzz".
+ *   0 as given; 1 to the endpoint, or with kind & 4 to the ping service;
+ *   2 to the name service, its length that of an announcement; 3 the same,
+ *   announcing or withdrawing "fuzz".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdbool.h>
@@ -20,11 +22,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <duet/rpmsg_ping.h>
+
 #include "rpmsg_pair.h"
 
 static struct rpmsg_pair pair;
 /* The driver's endpoint: its receive buffers less the 16-byte header. */
 static struct pair_inbox inbox = { .max = PAIR_RXBUF - 16u };
+/* The driver side's ping service, at an address it chose itself. */
+static uint32_t ping_addr;
+
+/* That address, learnt as a peer would without the name service: a ping
+ * request to each dynamic address in turn, until the service counts one. */
+static uint32_t find_ping(void)
+{
+	static const uint8_t req[16] = { 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 }; /* seq 1, session 1 */
+
+	for (uint32_t addr = 1024; addr < 1024 + 64; addr++) {
+		struct rpmsg_ping_counters before, after;
+
+		rpmsg_ping_counters(pair.drv, &before);
+		if (rpmsg_sendto(&pair.b, req, sizeof(req), addr) != (int)sizeof(req))
+			abort();
+		pair_poll(&pair);
+		rpmsg_ping_counters(pair.drv, &after);
+		if (after.received != before.received)
+			return addr;
+	}
+	abort(); /* no ping service: the target would not test it */
+}
 
 /* One record into the next receive buffer the driver posted; false when
  * the input ran out. */
@@ -55,7 +81,7 @@ static bool play_record(const uint8_t **p, size_t *left)
 	memcpy(vb.buf, *p, count);
 	*p += count;
 	*left -= count;
-	pair_steer(vb.buf, vb.len, kind, pair.a.addr);
+	pair_steer(vb.buf, vb.len, kind, kind & 4 ? ping_addr : pair.a.addr);
 	/* The used length as reported, within the buffer (the ring refuses
 	 * more; test_vq_hostile and fuzz_vq_device cover that). */
 	if (used > vb.len)
@@ -69,8 +95,12 @@ static bool play_record(const uint8_t **p, size_t *left)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!pair.lb)
+	if (!pair.lb) {
+		if (rpmsg_ping_register())
+			abort();
 		rpmsg_pair_open(&pair, &inbox, NULL);
+		ping_addr = find_ping();
+	}
 	while (play_record(&data, &size))
 		;
 	pair_check_alive(&pair, &pair.b, &pair.a, &inbox);
