@@ -366,15 +366,25 @@ static void test_short_fills_are_completed(void **state)
 
 /* ---- an empty device: returns every buffer with nothing written ---- */
 
-static void empty_serve(struct virtqueue *vq)
+/* Answer every request there is, each with at most `most` bytes. */
+static void answer_each(struct virtqueue *vq, uint32_t most)
 {
 	struct virtqueue_buf vb[4];
 	size_t n;
 	int head;
 
-	while ((head = vhost_get_vq_buffers(vq, vb, 4, &n)) >= 0)
-		virtqueue_add_consumed_buffer(vq, (uint16_t)head, 0);
+	while ((head = vhost_get_vq_buffers(vq, vb, 4, &n)) >= 0) {
+		uint32_t fill = most < vb[0].len ? most : (uint32_t)vb[0].len;
+
+		memset(vb[0].buf, 0xa5, fill);
+		virtqueue_add_consumed_buffer(vq, (uint16_t)head, fill);
+	}
 	virtqueue_kick(vq);
+}
+
+static void empty_serve(struct virtqueue *vq)
+{
+	answer_each(vq, 0);
 }
 
 /* A read from a device that always answers with nothing ends at its
@@ -394,17 +404,18 @@ static void test_read_of_an_empty_device_times_out(void **state)
 	put_back_vhost_rng(r);
 }
 
-/* ---- an eager empty device: answers each request with nothing before the
- * driver looks for the answer ---- */
+/* ---- an eager device: answers each request, with `eager_fill` bytes at
+ * most, before the driver looks for the answer ---- */
 
 static struct rig *eager_rig;
 static virtqueue_notify eager_ring; /* the loopback's own notify */
 static uint64_t eager_until;        /* when the device stops answering */
+static uint32_t eager_fill;
 
-static void eager_empty_serve(struct virtqueue *vq)
+static void eager_serve(struct virtqueue *vq)
 {
 	if (duet_clock_ms() < eager_until)
-		empty_serve(vq);
+		answer_each(vq, eager_fill);
 }
 
 /* The driver's kick: ring as the loopback does, then have the device
@@ -417,17 +428,17 @@ static void eager_notify(struct virtqueue *vq)
 	duet_loopback_poll(eager_rig->lb);
 }
 
-/* The same empty answers, each there at the driver's first look: the read
- * still ends at its timeout. It asked again forever, the deadline looked
- * at only while it waited, until the device stopped answering. */
-static void test_read_of_an_eager_empty_device_times_out(void **state)
+/* A read of `len` bytes with a 200 ms timeout from an eager device that
+ * answers for 3 s with `fill` bytes each: returns what the read did, and
+ * checks that it ended at its timeout, not when the device stopped. */
+static int read_eager(struct rig *r, uint32_t fill, void *buf, size_t len)
 {
-	struct rig *r = *state;
 	struct virtqueue *vq;
-	uint8_t a[16];
 	uint64_t t0;
+	int ret;
 
-	bring_up_with(r, eager_empty_serve);
+	eager_fill = fill;
+	bring_up_with(r, eager_serve);
 	stop_polling(r); /* the kick serves instead */
 	vq = virtio_rng_get(0)->vrings_info[0].vq;
 	eager_rig = r;
@@ -435,11 +446,39 @@ static void test_read_of_an_eager_empty_device_times_out(void **state)
 	vq->notify = eager_notify;
 	t0 = duet_clock_ms();
 	eager_until = t0 + 3000;
-	assert_int_equal(virtio_rng_read(virtio_rng_get(0), a, sizeof(a), 200), -ETIMEDOUT);
+	ret = virtio_rng_read(virtio_rng_get(0), buf, len, 200);
 	assert_true(duet_clock_ms() - t0 >= 200);
 	assert_true(duet_clock_ms() - t0 < 2500);
 	vq->notify = eager_ring;
 	put_back_vhost_rng(r);
+	return ret;
+}
+
+/* Empty answers, each there at the driver's first look: the read still
+ * ends at its timeout. It asked again until the device stopped answering,
+ * the deadline looked at only while it waited. */
+static void test_read_of_an_eager_empty_device_times_out(void **state)
+{
+	uint8_t a[16];
+
+	assert_int_equal(read_eager(*state, 0, a, sizeof(a)), -ETIMEDOUT);
+}
+
+/* One byte an answer, as eager: a long read ends at its timeout with the
+ * bytes it got, each the device's, not after millions of answers. */
+static void test_read_of_an_eager_trickle_ends_at_its_timeout(void **state)
+{
+	size_t len = 8u << 20;
+	uint8_t *a = calloc(1, len);
+	int got;
+
+	assert_non_null(a);
+	got = read_eager(*state, 1, a, len);
+	assert_true(got > 0 && (size_t)got < len);
+	for (int i = 0; i < got; i++)
+		assert_int_equal(a[i], 0xa5);
+	assert_int_equal(a[got], 0);
+	free(a);
 }
 
 /* ---- a lying device: returns a buffer the driver never gave ---- */
@@ -789,6 +828,7 @@ int main(void)
 		T(test_short_fills_are_completed),
 		T(test_read_of_an_empty_device_times_out),
 		T(test_read_of_an_eager_empty_device_times_out),
+		T(test_read_of_an_eager_trickle_ends_at_its_timeout),
 		T(test_read_ends_when_the_device_breaks_the_ring),
 		T(test_read_ends_when_the_device_goes),
 		T(test_queued_reads_end_when_the_device_goes),

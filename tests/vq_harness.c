@@ -10,7 +10,6 @@
 
 #include "dirty.h"
 
-
 static _Noreturn void die(const char *what)
 {
 	perror(what);

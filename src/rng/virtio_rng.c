@@ -245,10 +245,10 @@ int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t 
 			ret = request(rng, (uint8_t *)buf + done, (uint32_t)chunk, deadline);
 			if (ret > 0)
 				done += (size_t)ret;
-			/* An empty answer is asked again, but not past the
-			 * deadline: request() looks at it only when it must
-			 * wait, and a device may answer before it looks. */
-			else if (ret == 0 && duet_clock_ms() >= deadline)
+			/* After every answer, not only when request() must
+			 * wait: a device may answer before it looks, with
+			 * nothing or a byte, and keep the read going. */
+			if (ret >= 0 && done < len && duet_clock_ms() >= deadline)
 				ret = -ETIMEDOUT;
 		}
 		leave(rng);
