@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <duet/rpmsg_ping.h>
-
 #include "rpmsg_pair.h"
 
 static struct rpmsg_pair pair;
@@ -31,26 +29,6 @@ static struct rpmsg_pair pair;
 static struct pair_inbox inbox = { .max = PAIR_RXBUF - 16u };
 /* The driver side's ping service, at an address it chose itself. */
 static uint32_t ping_addr;
-
-/* That address, learnt as a peer would without the name service: a ping
- * request to each dynamic address in turn, until the service counts one. */
-static uint32_t find_ping(void)
-{
-	static const uint8_t req[16] = { 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 }; /* seq 1, session 1 */
-
-	for (uint32_t addr = 1024; addr < 1024 + 64; addr++) {
-		struct rpmsg_ping_counters before, after;
-
-		rpmsg_ping_counters(pair.drv, &before);
-		if (rpmsg_sendto(&pair.b, req, sizeof(req), addr) != (int)sizeof(req))
-			abort();
-		pair_poll(&pair);
-		rpmsg_ping_counters(pair.drv, &after);
-		if (after.received != before.received)
-			return addr;
-	}
-	abort(); /* no ping service: the target would not test it */
-}
 
 /* One record into the next receive buffer the driver posted; false when
  * the input ran out. */
@@ -99,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rpmsg_ping_register())
 			abort();
 		rpmsg_pair_open(&pair, &inbox, NULL);
-		ping_addr = find_ping();
+		ping_addr = pair_find_ping(&pair, &pair.b, pair.drv);
 	}
 	while (play_record(&data, &size))
 		;

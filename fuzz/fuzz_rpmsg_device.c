@@ -4,7 +4,8 @@
  * writable, of any length up to twice the agreed size, their bytes the
  * header and payload the device parses (the buffer checks of
  * rpmsg_device.c, the header checks, the endpoint lookup, the name
- * service). fuzz_rpmsg plays the other way round; fuzz_vq_device covers
+ * service, and the ping service's request header, data check and echo).
+ * fuzz_rpmsg plays the other way round; fuzz_vq_device covers
  * the ring words themselves.
  *
  * Both rpmsg roles run over the loopback in this one thread; the fuzzer
@@ -16,9 +17,9 @@
  * list of records:
  *   [kind] [length, 2 bytes LE] [count] [count bytes]
  * kind & 3 steers the header as in fuzz_rpmsg (0 as given, 1 to the
- * endpoint, 2 to the name service with an announcement's length, 3 the
- * same announcing or withdrawing "fuzz"); kind & 4: writable; kind & 8:
- * a chain of two descriptors.
+ * endpoint, or with kind & 16 to the ping service, 2 to the name service
+ * with an announcement's length, 3 the same announcing or withdrawing
+ * "fuzz"); kind & 4: writable; kind & 8: a chain of two descriptors.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdbool.h>
@@ -34,6 +35,8 @@ static struct rpmsg_pair pair;
 /* The device's endpoint: the driver's send buffers less the header. */
 static struct pair_inbox inbox = { .max = PAIR_TXBUF - 16u };
 static uint8_t *mem; /* the fuzzer's buffers, in the shared heap */
+/* The device side's ping service, at an address it chose itself. */
+static uint32_t ping_addr;
 
 /* The driver's rpmsg takes back its used send buffers (the dump does),
  * so that what the device returns next is the fuzzer's. */
@@ -73,7 +76,7 @@ static bool play_record(const uint8_t **p, size_t *left)
 	memcpy(mem, *p, count);
 	*p += count;
 	*left -= count;
-	pair_steer(mem, len, kind, pair.b.addr);
+	pair_steer(mem, len, kind, kind & 16 ? ping_addr : pair.b.addr);
 	if (chain) {
 		struct virtqueue_buf two[2] = { { mem, len / 2, writable },
 						{ mem + len / 2, len - len / 2, writable } };
@@ -98,7 +101,14 @@ static bool play_record(const uint8_t **p, size_t *left)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!pair.lb) {
+		if (rpmsg_ping_register())
+			abort();
 		rpmsg_pair_open(&pair, NULL, &inbox);
+		ping_addr = pair_find_ping(&pair, &pair.a, pair.dev);
+		/* The driver's rpmsg takes its receive buffers back only
+		 * between inputs (drain_driver): an echo past them fails at
+		 * once rather than waiting out the device's timeout. */
+		rpmsg_set_send_timeout(pair.dev, 0);
 		mem = virtio_alloc_buf(duet_loopback_driver(pair.lb), SCRATCH, 16);
 		if (!mem)
 			abort();

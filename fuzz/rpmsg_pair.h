@@ -14,6 +14,7 @@
 
 #include <duet/loopback.h>
 #include <duet/rpmsg.h>
+#include <duet/rpmsg_ping.h>
 
 /* Buffers of 512 bytes driver to device, 256 back (header included). */
 #define PAIR_TXBUF 512u
@@ -156,6 +157,30 @@ static inline void pair_check_alive(struct rpmsg_pair *p, struct rpmsg_endpoint 
 	pair_poll(p);
 	if (in->got != before + 1 || memcmp(in->last, "alive", 6))
 		abort();
+}
+
+/* The address of `rdev`'s ping service (rpmsg_ping_register before the
+ * pair opens), learnt as a peer without the name service would: a ping
+ * request from `from`, on the other device, to each dynamic address in
+ * turn, until the service counts one; aborts if none does (the target
+ * would not test it). */
+static inline uint32_t pair_find_ping(struct rpmsg_pair *p, struct rpmsg_endpoint *from,
+				      struct rpmsg_device *rdev)
+{
+	static const uint8_t req[16] = { 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 }; /* seq 1, session 1 */
+
+	for (uint32_t addr = 1024; addr < 1024 + 64; addr++) {
+		struct rpmsg_ping_counters before, after;
+
+		rpmsg_ping_counters(rdev, &before);
+		if (rpmsg_sendto(from, req, sizeof(req), addr) != (int)sizeof(req))
+			abort();
+		pair_poll(p);
+		rpmsg_ping_counters(rdev, &after);
+		if (after.received != before.received)
+			return addr;
+	}
+	abort();
 }
 
 #endif /* FUZZ_RPMSG_PAIR_H */
