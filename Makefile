@@ -116,6 +116,7 @@ test-install: test-gcc
 	cmake --build $(B)/consumer -j$(JOBS) >/dev/null
 	LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_shared
 	$(B)/consumer/consumer_static
+	$(B)/consumer/consumer_cxx
 	PKG_CONFIG_PATH=$(CURDIR)/$(B)/stage/lib/pkgconfig sh -c \
 		'cc tests/install/consumer.c $$(pkg-config --cflags --libs duet) -o $(B)/consumer/consumer_pc' && \
 		LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_pc

@@ -16,9 +16,10 @@
 #ifndef DUET_DOORBELL_H
 #define DUET_DOORBELL_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <duet/atomic.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,14 +28,14 @@ extern "C" {
 #define DUET_DOORBELL_IDS 128u
 
 struct duet_doorbell {
-	_Atomic uint32_t seq;   /* moves once per notification; the futex word */
-	_Atomic uint32_t armed; /* the waiter sleeps while seq == armed */
-	_Atomic uint32_t pending[DUET_DOORBELL_IDS / 32];
-	_Atomic uint32_t wakes; /* wake-up calls made (statistics) */
+	DUET_ATOMIC(uint32_t) seq;   /* moves once per notification; the futex word */
+	DUET_ATOMIC(uint32_t) armed; /* the waiter sleeps while seq == armed */
+	DUET_ATOMIC(uint32_t) pending[DUET_DOORBELL_IDS / 32];
+	DUET_ATOMIC(uint32_t) wakes; /* wake-up calls made (statistics) */
 	/* Set by the doorbell's owner while it polls its rings itself: its
 	 * peer need not ring for them. Read by the peer only (a hint from
 	 * the owner about the owner; see duet_link_poll). */
-	_Atomic uint32_t polled;
+	DUET_ATOMIC(uint32_t) polled;
 	uint32_t pad[8];        /* one 64-byte line per doorbell */
 };
 

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/atomic.h>
 #include <duet/rsc.h>
 #include <duet/virtio.h>
 
@@ -65,7 +66,7 @@ struct duet_rptun_config {
 	void *priv;
 	/* Optional: DUET_MAX_VDEVS counters in shared memory, outside the
 	 * table, that count each vdev's driver resets (see check_peer). */
-	_Atomic uint32_t *reset_epochs;
+	DUET_ATOMIC(uint32_t) *reset_epochs;
 };
 
 /*

@@ -13,10 +13,10 @@
 #define DUET_VIRTIO_H
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/atomic.h>
 #include <duet/list.h>
 #include <duet/virtqueue.h>
 
@@ -100,7 +100,7 @@ struct virtio_device {
 	struct duet_list bus_node;
 	/* Bound driver, or NULL: written under the bus lock, readable by any
 	 * thread. */
-	_Atomic(struct virtio_driver *) bus_driver;
+	DUET_ATOMIC(struct virtio_driver *) bus_driver;
 	int bus_state;
 	unsigned int bus_scan;
 };

@@ -23,11 +23,11 @@
 #ifndef DUET_VIRTQUEUE_H
 #define DUET_VIRTQUEUE_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/atomic.h>
 #include <duet/virtio_ring.h>
 
 #ifdef __cplusplus
@@ -215,7 +215,7 @@ struct virtqueue {
 	uint8_t fast_role;    /* role + 1 while on plain memory and not broken */
 	/* Callbacks wanted; false once broken. Written by the owner, read by
 	 * virtqueue_poll on the thread that polls, hence atomic. */
-	_Atomic bool cb_enabled;
+	DUET_ATOMIC(bool) cb_enabled;
 	bool track_event;     /* event_idx && cb_enabled: each take republishes
 			       * this side's event word */
 	bool broken;
@@ -461,7 +461,7 @@ void virtqueue_prefetch_next(struct virtqueue *vq);
  * Compare *published on a later look to tell whether this side published
  * (answered) since.
  */
-unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int n,
+unsigned int virtqueue_poll_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n,
 				 uint32_t *published);
 
 /*
@@ -471,10 +471,10 @@ unsigned int virtqueue_poll_many(_Atomic(struct virtqueue *) *vqs, unsigned int 
  * can look at a device that has long been idle this cheaply, and take the
  * full look only when it says so.
  */
-bool virtqueue_poll_pending(_Atomic(struct virtqueue *) *vqs, unsigned int n);
+bool virtqueue_poll_pending(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n);
 
 /* virtqueue_prefetch_next for each queue of such a table. */
-void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n);
+void virtqueue_prefetch_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n);
 
 /* Fill *st with the queue's diagnostic state. */
 void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);
