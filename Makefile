@@ -112,6 +112,7 @@ test-cross:
 test-install: test-gcc
 	rm -rf $(B)/stage $(B)/consumer
 	cmake --install $(B)/gcc --prefix $(CURDIR)/$(B)/stage >/dev/null
+	sh scripts/check-symbols.sh $(B)/stage/lib/libduet.a $(B)/stage/lib/libduet.so
 	cmake -S tests/install -B $(B)/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/$(B)/stage >/dev/null
 	cmake --build $(B)/consumer -j$(JOBS) >/dev/null
 	LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_shared

@@ -17,7 +17,7 @@
 
 #include <duet/virtqueue.h>
 
-#include "../src/virtqueue/vq_internal.h" /* vq_poll_guess */
+#include "../src/virtqueue/vq_internal.h" /* duet_vq_poll_guess */
 
 #define REGION 8192
 #define DA_BASE 0x1000
@@ -45,7 +45,7 @@ static void no_callback(struct virtqueue *vq)
 static void check_guesses(const uint8_t *region, struct virtqueue *vq, uint16_t num)
 {
 	for (uint16_t pos = 0; pos < num; pos++) {
-		const uint8_t *p = vq_poll_guess(vq, pos);
+		const uint8_t *p = duet_vq_poll_guess(vq, pos);
 
 		if (p && (p < region || p >= region + REGION))
 			abort();

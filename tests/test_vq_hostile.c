@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "vq_harness.h"
-#include "../src/virtqueue/vq_internal.h" /* vq_poll_guess */
+#include "../src/virtqueue/vq_internal.h" /* duet_vq_poll_guess */
 
 #define INDIRECT (1ull << VIRTIO_RING_F_INDIRECT_DESC)
 
@@ -670,7 +670,7 @@ static void test_batch_refuses_an_index_jump(void **state)
 	expect_batch_fault(h, 0, VIRTQUEUE_FAULT_USED_JUMP);
 }
 
-/* ---- the polling look's guess (vq_poll_guess, virtqueue_prefetch_next) ---- */
+/* ---- the polling look's guess (duet_vq_poll_guess, virtqueue_prefetch_next) ---- */
 
 static void poll_cb(struct virtqueue *vq)
 {
@@ -699,14 +699,14 @@ static void test_poll_guess_is_checked_as_a_take(void **state)
 	raw_avail_push(h, 2);
 	raw_avail_push(h, 3);
 	raw_avail_push(h, 4);
-	assert_ptr_equal(vq_poll_guess(h->dev, 0), h->bufs);
-	assert_null(vq_poll_guess(h->dev, 1));
-	assert_null(vq_poll_guess(h->dev, 2));
-	assert_null(vq_poll_guess(h->dev, 3));
-	assert_null(vq_poll_guess(h->dev, 4));
-	assert_null(vq_poll_guess(h->dev, 5));
-	assert_ptr_equal(vq_poll_guess(h->dev, 6), last);
-	assert_ptr_equal(vq_poll_guess(h->dev, 8), h->bufs); /* a lap later */
+	assert_ptr_equal(duet_vq_poll_guess(h->dev, 0), h->bufs);
+	assert_null(duet_vq_poll_guess(h->dev, 1));
+	assert_null(duet_vq_poll_guess(h->dev, 2));
+	assert_null(duet_vq_poll_guess(h->dev, 3));
+	assert_null(duet_vq_poll_guess(h->dev, 4));
+	assert_null(duet_vq_poll_guess(h->dev, 5));
+	assert_ptr_equal(duet_vq_poll_guess(h->dev, 6), last);
+	assert_ptr_equal(duet_vq_poll_guess(h->dev, 8), h->bufs); /* a lap later */
 	/* Polling over each of them, prefetching each guess: one run of the
 	 * callback per move, the queue whole. */
 	h->dev->callback = poll_cb;
@@ -733,12 +733,12 @@ static void test_poll_guess_on_the_driver_side(void **state)
 
 	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, true, &c), 0);
 	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 64, 64, true, &c), 0);
-	assert_ptr_equal(vq_poll_guess(h->drv, 0), h->bufs);
-	assert_ptr_equal(vq_poll_guess(h->drv, 1), h->bufs + 64);
+	assert_ptr_equal(duet_vq_poll_guess(h->drv, 0), h->bufs);
+	assert_ptr_equal(duet_vq_poll_guess(h->drv, 1), h->bufs + 64);
 	raw_desc(h, harness_avail(h)->ring[1], HARNESS_DA_BASE + h->size + 4096, 64,
 		 VRING_DESC_F_WRITE, 0);
-	assert_null(vq_poll_guess(h->drv, 1));
-	assert_ptr_equal(vq_poll_guess(h->drv, 0), h->bufs);
+	assert_null(duet_vq_poll_guess(h->drv, 1));
+	assert_ptr_equal(duet_vq_poll_guess(h->drv, 0), h->bufs);
 }
 
 int main(void)

@@ -75,7 +75,7 @@ static void deferred_probe(struct duet_work *work)
 	unsigned int stamp;
 
 	(void)work;
-	if (bus_lock(&vhost_bus) < 0)
+	if (duet_bus_lock(&vhost_bus) < 0)
 		return;
 	deferred_armed = false;
 	stamp = ++vhost_bus.scan;
@@ -87,24 +87,24 @@ static void deferred_probe(struct duet_work *work)
 			break;
 		case PEER_READY:
 			duet_list_del(&hdev->bus_node);
-			bus_add_ready(&vhost_bus, hdev);
+			duet_bus_add_ready(&vhost_bus, hdev);
 			break;
 		case PEER_WAIT:
 			break;
 		}
 	}
 	arm_deferred();
-	bus_unlock(&vhost_bus);
+	duet_bus_unlock(&vhost_bus);
 }
 
 int vhost_register_driver(struct vhost_driver *driver)
 {
-	return bus_register_driver(&vhost_bus, driver);
+	return duet_bus_register_driver(&vhost_bus, driver);
 }
 
 int vhost_unregister_driver(struct vhost_driver *driver)
 {
-	return bus_unregister_driver(&vhost_bus, driver);
+	return duet_bus_unregister_driver(&vhost_bus, driver);
 }
 
 int vhost_register_device(struct vhost_device *hdev)
@@ -113,24 +113,24 @@ int vhost_register_device(struct vhost_device *hdev)
 
 	if (!hdev || !hdev->func || hdev->role != VIRTIO_DEV_DEVICE)
 		return -EINVAL;
-	ret = bus_lock(&vhost_bus);
+	ret = duet_bus_lock(&vhost_bus);
 	if (ret < 0)
 		return ret;
-	ret = bus_register_device(&vhost_bus, hdev, peer_state(hdev) == PEER_READY);
+	ret = duet_bus_register_device(&vhost_bus, hdev, peer_state(hdev) == PEER_READY);
 	if (ret == 0)
 		arm_deferred();
-	bus_unlock(&vhost_bus);
+	duet_bus_unlock(&vhost_bus);
 	return ret;
 }
 
 int vhost_unregister_device(struct vhost_device *hdev)
 {
-	return bus_unregister_device(&vhost_bus, hdev);
+	return duet_bus_unregister_device(&vhost_bus, hdev);
 }
 
 bool vhost_has_driver(uint32_t id)
 {
-	return bus_has_driver(&vhost_bus, id);
+	return duet_bus_has_driver(&vhost_bus, id);
 }
 
 uint32_t vhost_set_probe_period(uint32_t ms)

@@ -11,12 +11,12 @@
 
 #include "bus.h"
 
-int bus_lock(struct duet_bus *bus)
+int duet_bus_lock(struct duet_bus *bus)
 {
 	return duet_lazy_lock_take(&bus->lock);
 }
 
-void bus_unlock(struct duet_bus *bus)
+void duet_bus_unlock(struct duet_bus *bus)
 {
 	duet_lazy_lock_give(&bus->lock);
 }
@@ -45,7 +45,7 @@ static struct virtio_driver *nth_driver(struct duet_bus *bus, uint32_t id, unsig
 	return NULL;
 }
 
-void bus_bind(struct duet_bus *bus, struct virtio_device *vdev)
+void duet_bus_bind(struct duet_bus *bus, struct virtio_device *vdev)
 {
 	unsigned int tried;
 
@@ -97,7 +97,7 @@ static struct virtio_device *next_unbound(struct duet_bus *bus, uint32_t id,
 	return NULL;
 }
 
-int bus_register_driver(struct duet_bus *bus, struct virtio_driver *drv)
+int duet_bus_register_driver(struct duet_bus *bus, struct virtio_driver *drv)
 {
 	struct virtio_device *vdev;
 	unsigned int stamp;
@@ -105,22 +105,22 @@ int bus_register_driver(struct duet_bus *bus, struct virtio_driver *drv)
 
 	if (!drv || !drv->probe)
 		return -EINVAL;
-	ret = bus_lock(bus);
+	ret = duet_bus_lock(bus);
 	if (ret < 0)
 		return ret;
 	if (on_list(&bus->drivers, &drv->node)) {
-		bus_unlock(bus);
+		duet_bus_unlock(bus);
 		return -EEXIST;
 	}
 	duet_list_add_tail(&bus->drivers, &drv->node);
-	/* Each waiting device gets one bus_bind, the same as on the device
+	/* Each waiting device gets one duet_bus_bind, the same as on the device
 	 * path: every matching driver in order, the new one included. */
 	stamp = ++bus->scan;
 	while ((vdev = next_unbound(bus, drv->device, stamp))) {
 		vdev->bus_scan = stamp;
-		bus_bind(bus, vdev);
+		duet_bus_bind(bus, vdev);
 	}
-	bus_unlock(bus);
+	duet_bus_unlock(bus);
 	return 0;
 }
 
@@ -138,91 +138,91 @@ static struct virtio_device *bound_to(struct duet_bus *bus, struct virtio_driver
 	return NULL;
 }
 
-int bus_unregister_driver(struct duet_bus *bus, struct virtio_driver *drv)
+int duet_bus_unregister_driver(struct duet_bus *bus, struct virtio_driver *drv)
 {
 	struct virtio_device *vdev;
 	int ret;
 
 	if (!drv)
 		return -EINVAL;
-	ret = bus_lock(bus);
+	ret = duet_bus_lock(bus);
 	if (ret < 0)
 		return ret;
 	if (!on_list(&bus->drivers, &drv->node)) {
-		bus_unlock(bus);
+		duet_bus_unlock(bus);
 		return -ENOENT;
 	}
 	/* Off the list first, so the devices it leaves are not offered back. */
 	duet_list_del(&drv->node);
 	while ((vdev = bound_to(bus, drv))) {
 		unbind(bus, vdev);
-		bus_bind(bus, vdev);
+		duet_bus_bind(bus, vdev);
 	}
-	bus_unlock(bus);
+	duet_bus_unlock(bus);
 	return 0;
 }
 
-void bus_add_ready(struct duet_bus *bus, struct virtio_device *vdev)
+void duet_bus_add_ready(struct duet_bus *bus, struct virtio_device *vdev)
 {
 	vdev->bus_state = BUS_READY;
 	duet_list_add_tail(&bus->devices, &vdev->bus_node);
-	bus_bind(bus, vdev);
+	duet_bus_bind(bus, vdev);
 }
 
-int bus_register_device(struct duet_bus *bus, struct virtio_device *vdev, bool ready)
+int duet_bus_register_device(struct duet_bus *bus, struct virtio_device *vdev, bool ready)
 {
 	int ret;
 
 	if (!vdev || !vdev->func)
 		return -EINVAL;
-	ret = bus_lock(bus);
+	ret = duet_bus_lock(bus);
 	if (ret < 0)
 		return ret;
 	if (on_list(&bus->devices, &vdev->bus_node) ||
 	    on_list(&bus->deferred, &vdev->bus_node)) {
-		bus_unlock(bus);
+		duet_bus_unlock(bus);
 		return -EEXIST;
 	}
 	vdev->bus_driver = NULL;
 	vdev->bus_scan = 0;
 	if (ready) {
-		bus_add_ready(bus, vdev);
+		duet_bus_add_ready(bus, vdev);
 	} else {
 		vdev->bus_state = BUS_DEFERRED;
 		duet_list_add_tail(&bus->deferred, &vdev->bus_node);
 	}
-	bus_unlock(bus);
+	duet_bus_unlock(bus);
 	return 0;
 }
 
-int bus_unregister_device(struct duet_bus *bus, struct virtio_device *vdev)
+int duet_bus_unregister_device(struct duet_bus *bus, struct virtio_device *vdev)
 {
 	int ret;
 
 	if (!vdev)
 		return -EINVAL;
-	ret = bus_lock(bus);
+	ret = duet_bus_lock(bus);
 	if (ret < 0)
 		return ret;
 	if (!on_list(&bus->devices, &vdev->bus_node) &&
 	    !on_list(&bus->deferred, &vdev->bus_node)) {
-		bus_unlock(bus);
+		duet_bus_unlock(bus);
 		return -ENOENT;
 	}
 	unbind(bus, vdev);
 	duet_list_del(&vdev->bus_node);
 	vdev->bus_state = BUS_NONE;
-	bus_unlock(bus);
+	duet_bus_unlock(bus);
 	return 0;
 }
 
-bool bus_has_driver(struct duet_bus *bus, uint32_t id)
+bool duet_bus_has_driver(struct duet_bus *bus, uint32_t id)
 {
 	bool found;
 
-	if (bus_lock(bus) < 0)
+	if (duet_bus_lock(bus) < 0)
 		return false;
 	found = nth_driver(bus, id, 0) != NULL;
-	bus_unlock(bus);
+	duet_bus_unlock(bus);
 	return found;
 }

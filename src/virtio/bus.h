@@ -40,24 +40,24 @@ struct duet_bus {
 		.probed = (ok), .failed = (bad), .unbound = (gone),                \
 	}
 
-/* Take and release the bus lock; bus_lock fails only with -ENOMEM. */
-int bus_lock(struct duet_bus *bus);
-void bus_unlock(struct duet_bus *bus);
+/* Take and release the bus lock; duet_bus_lock fails only with -ENOMEM. */
+int duet_bus_lock(struct duet_bus *bus);
+void duet_bus_unlock(struct duet_bus *bus);
 
-int bus_register_driver(struct duet_bus *bus, struct virtio_driver *drv);
-int bus_unregister_driver(struct duet_bus *bus, struct virtio_driver *drv);
+int duet_bus_register_driver(struct duet_bus *bus, struct virtio_driver *drv);
+int duet_bus_unregister_driver(struct duet_bus *bus, struct virtio_driver *drv);
 
 /* Put a device on the device list and offer it to the drivers (lock held). */
-void bus_add_ready(struct duet_bus *bus, struct virtio_device *vdev);
+void duet_bus_add_ready(struct duet_bus *bus, struct virtio_device *vdev);
 /* Check and lock, then add to the device list (ready=true) or the deferred
  * list: the caller decides. Returns 0, -EEXIST, -EINVAL, -ENOMEM. */
-int bus_register_device(struct duet_bus *bus, struct virtio_device *vdev, bool ready);
-int bus_unregister_device(struct duet_bus *bus, struct virtio_device *vdev);
+int duet_bus_register_device(struct duet_bus *bus, struct virtio_device *vdev, bool ready);
+int duet_bus_unregister_device(struct duet_bus *bus, struct virtio_device *vdev);
 
 /* True when a driver for `id` is registered. */
-bool bus_has_driver(struct duet_bus *bus, uint32_t id);
+bool duet_bus_has_driver(struct duet_bus *bus, uint32_t id);
 
 /* Offer an unbound ready device to matching drivers in order (lock held). */
-void bus_bind(struct duet_bus *bus, struct virtio_device *vdev);
+void duet_bus_bind(struct duet_bus *bus, struct virtio_device *vdev);
 
 #endif /* DUET_BUS_H */

@@ -82,29 +82,29 @@ int virtio_negotiate_features(struct virtio_device *vdev, uint64_t driver_featur
 
 int virtio_register_driver(struct virtio_driver *driver)
 {
-	return bus_register_driver(&virtio_bus, driver);
+	return duet_bus_register_driver(&virtio_bus, driver);
 }
 
 int virtio_unregister_driver(struct virtio_driver *driver)
 {
-	return bus_unregister_driver(&virtio_bus, driver);
+	return duet_bus_unregister_driver(&virtio_bus, driver);
 }
 
 int virtio_register_device(struct virtio_device *vdev)
 {
 	if (vdev && vdev->role != VIRTIO_DEV_DRIVER)
 		return -EINVAL;
-	return bus_register_device(&virtio_bus, vdev, true);
+	return duet_bus_register_device(&virtio_bus, vdev, true);
 }
 
 int virtio_unregister_device(struct virtio_device *vdev)
 {
-	return bus_unregister_device(&virtio_bus, vdev);
+	return duet_bus_unregister_device(&virtio_bus, vdev);
 }
 
 bool virtio_has_driver(uint32_t id)
 {
-	return bus_has_driver(&virtio_bus, id);
+	return duet_bus_has_driver(&virtio_bus, id);
 }
 
 /* The build's virtio drivers, as an X-macro list from CMake (DUET_DRIVERS). */

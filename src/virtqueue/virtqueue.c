@@ -30,7 +30,7 @@ const char *virtqueue_fault_str(enum virtqueue_fault fault)
 	return fault_names[fault];
 }
 
-int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
+int duet_vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	     uint64_t value, uint64_t limit)
 {
 	if (!vq->broken) {
@@ -46,12 +46,12 @@ int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	return err;
 }
 
-void *vq_bad_addr(struct virtqueue *vq, uint64_t addr, uint32_t len)
+void *duet_vq_bad_addr(struct virtqueue *vq, uint64_t addr, uint32_t len)
 {
 	if (addr > UINT64_MAX - len)
-		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_OVERFLOW, -EOVERFLOW, addr, len);
+		duet_vq_fault(vq, VIRTQUEUE_FAULT_ADDR_OVERFLOW, -EOVERFLOW, addr, len);
 	else
-		vq_fault(vq, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT, addr, len);
+		duet_vq_fault(vq, VIRTQUEUE_FAULT_ADDR_RANGE, -EFAULT, addr, len);
 	return NULL;
 }
 
@@ -242,7 +242,7 @@ void virtqueue_reset(struct virtqueue *vq)
 
 /* virtqueue_kick on a broken queue or one with accessors. Out of line:
  * the short path needs no frame. */
-DUET_SHORT_FALLBACK void vq_kick_checked(struct virtqueue *vq, uint16_t now)
+DUET_SHORT_FALLBACK void duet_vq_kick_checked(struct virtqueue *vq, uint16_t now)
 {
 	if (vq->broken)
 		return;
@@ -326,7 +326,7 @@ void virtqueue_notification(struct virtqueue *vq)
 		vq->callback(vq);
 }
 
-const void *vq_poll_guess(const struct virtqueue *vq, uint16_t pos)
+const void *duet_vq_poll_guess(const struct virtqueue *vq, uint16_t pos)
 {
 	struct virtqueue *v = (struct virtqueue *)vq; /* reads only */
 	uint16_t head = vq_load16(VQ_IO_PLAIN, &v->avail->ring[pos & vq->mask]);
@@ -409,7 +409,7 @@ static inline void prefetch_one(struct virtqueue *vq)
 	if (vq->io.ops || !vq->callback ||
 	    !atomic_load_explicit(&vq->cb_enabled, memory_order_relaxed))
 		return;
-	next = vq_poll_guess(vq, vq->poll_seen);
+	next = duet_vq_poll_guess(vq, vq->poll_seen);
 	if (next)
 		DUET_PREFETCH(next);
 }

@@ -17,18 +17,18 @@ static int enter_indirect(struct virtqueue *vq, const struct vring_desc *d,
 	void *va;
 
 	if (!vq->indirect_ok)
-		return vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->flags, 0);
+		return duet_vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->flags, 0);
 	if (d->flags & VRING_DESC_F_NEXT)
-		return vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->flags, 0);
+		return duet_vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->flags, 0);
 	if (!d->len || d->len % sizeof(struct vring_desc) ||
 	    d->len / sizeof(struct vring_desc) > vq->num)
-		return vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->len,
+		return duet_vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->len,
 				(uint64_t)vq->num * sizeof(struct vring_desc));
 	va = vq_to_local(vq, d->addr, d->len);
 	if (!va)
 		return vq->error;
 	if ((uintptr_t)va % 16)
-		return vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->addr, 16);
+		return duet_vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL, d->addr, 16);
 	*table = va;
 	*size = (uint16_t)(d->len / sizeof(struct vring_desc));
 	return 0;
@@ -40,7 +40,7 @@ static int enter_indirect(struct virtqueue *vq, const struct vring_desc *d,
  * bytes in *wlen. Returns 0 or the negative errno of the fault (the queue
  * is then broken).
  */
-int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
+int duet_vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
 		      struct virtqueue_buf *vb, size_t vbsize, size_t *count,
 		      uint32_t *wlen)
 {
@@ -60,7 +60,7 @@ int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (in_indirect)
-				return vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL,
+				return duet_vq_fault(vq, VIRTQUEUE_FAULT_INDIRECT, -EINVAL,
 						d.flags, 0);
 			ret = enter_indirect(vq, &d, &table, &size);
 			if (ret < 0)
@@ -79,7 +79,7 @@ int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
 			seen_write = true;
 			wbytes += d.len;
 		} else if (seen_write) {
-			return vq_fault(vq, VIRTQUEUE_FAULT_WRITE_ORDER, -EINVAL, i, n);
+			return duet_vq_fault(vq, VIRTQUEUE_FAULT_WRITE_ORDER, -EINVAL, i, n);
 		}
 		if (n < vbsize) {
 			vb[n].buf = va;
@@ -90,9 +90,9 @@ int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			break;
 		if (d.next >= size)
-			return vq_fault(vq, VIRTQUEUE_FAULT_NEXT_RANGE, -EINVAL, d.next, size);
+			return duet_vq_fault(vq, VIRTQUEUE_FAULT_NEXT_RANGE, -EINVAL, d.next, size);
 		if (budget-- == 0)
-			return vq_fault(vq, VIRTQUEUE_FAULT_LOOP, -ELOOP, head, size);
+			return duet_vq_fault(vq, VIRTQUEUE_FAULT_LOOP, -ELOOP, head, size);
 		i = d.next;
 		vq_read_desc(io, &d, &table[i]);
 	}

@@ -11,26 +11,26 @@
 #include "vq_short.h"
 
 /* See vq_short.h. Out of line: only a broken driver gets here. */
-DUET_OUT_OF_LINE int vq_head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head)
+DUET_OUT_OF_LINE int duet_vq_head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head)
 {
 	/* avail.idx is the driver's word: a jump of more than num means it is
 	 * lying or broken, not that num entries are ready. */
 	if (ready > vq->num)
-		return vq_fault(vq, VIRTQUEUE_FAULT_AVAIL_JUMP, -EINVAL, ready, vq->num);
+		return duet_vq_fault(vq, VIRTQUEUE_FAULT_AVAIL_JUMP, -EINVAL, ready, vq->num);
 	if (head >= vq->num)
-		return vq_fault(vq, VIRTQUEUE_FAULT_HEAD_RANGE, -EINVAL, head, vq->num);
-	return vq_fault(vq, VIRTQUEUE_FAULT_HEAD_INFLIGHT, -EBUSY, head, 0);
+		return duet_vq_fault(vq, VIRTQUEUE_FAULT_HEAD_RANGE, -EINVAL, head, vq->num);
+	return duet_vq_fault(vq, VIRTQUEUE_FAULT_HEAD_INFLIGHT, -EBUSY, head, 0);
 }
 
 /* See vq_short.h. Out of line: the lone descriptor does without it. */
-DUET_OUT_OF_LINE int vq_take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr,
+DUET_OUT_OF_LINE int duet_vq_take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr,
 				   uint64_t word, struct virtqueue_buf *vb, size_t vbsize,
 				   size_t *count, bool whole)
 {
 	uint32_t wlen = 0; /* set on success; gcc cannot always see it */
 	int ret;
 
-	ret = vq_walk_chain(vq, head, vq_desc_from(addr, word), vb, vbsize, count, &wlen);
+	ret = duet_vq_walk_chain(vq, head, vq_desc_from(addr, word), vb, vbsize, count, &wlen);
 	if (ret < 0)
 		return ret;
 	/* Too small an array takes nothing: the chain stays available. */
@@ -41,7 +41,7 @@ DUET_OUT_OF_LINE int vq_take_chain(struct virtqueue *vq, uint16_t head, uint64_t
 }
 
 /* vhost_get_vq_buffers with every argument checked, for any queue. */
-DUET_SHORT_FALLBACK int vq_get_vq_buffers_checked(struct virtqueue *vq,
+DUET_SHORT_FALLBACK int duet_vq_get_vq_buffers_checked(struct virtqueue *vq,
 						  struct virtqueue_buf *vb, size_t vbsize, size_t *vbcnt)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || (!vb && vbsize) || !vbcnt)
@@ -67,7 +67,7 @@ static DUET_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t
 	struct virtqueue_buf first;
 	size_t count;
 
-	if (vq_take_chain(vq, head, addr, word, &first, 1, &count, true) < 0)
+	if (duet_vq_take_chain(vq, head, addr, word, &first, 1, &count, true) < 0)
 		return NULL;
 	if (avail_idx)
 		*avail_idx = head;
@@ -80,7 +80,7 @@ static DUET_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t
 static DUET_OUT_OF_LINE void *get_available_fault(struct virtqueue *vq, uint16_t ready,
 						  uint16_t head)
 {
-	vq_head_fault(vq, ready, head);
+	duet_vq_head_fault(vq, ready, head);
 	return NULL;
 }
 
@@ -162,7 +162,7 @@ static DUET_INLINE void put_used(struct virtqueue *vq, struct virtqueue_io io, u
 }
 
 /* virtqueue_add_consumed_buffer on any queue but a healthy plain one. */
-DUET_SHORT_FALLBACK int vq_add_consumed_checked(struct virtqueue *vq, uint16_t head,
+DUET_SHORT_FALLBACK int duet_vq_add_consumed_checked(struct virtqueue *vq, uint16_t head,
 						uint32_t len)
 {
 	struct virtqueue_slot *s;

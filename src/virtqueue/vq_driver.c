@@ -135,7 +135,7 @@ int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
  * add_chain: a build that adds only single buffers, rpmsg's, links no
  * chain code). Out of line and taking its arguments as they came, so that
  * the short path needs no frame. */
-DUET_SHORT_FALLBACK int vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
+DUET_SHORT_FALLBACK int duet_vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len,
 					   bool writable, void *cookie)
 {
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || !cookie)
@@ -249,23 +249,23 @@ static inline void free_chain(struct virtqueue *vq, struct virtqueue_slot *s,
 
 /* See vq_short.h. Out of line: the short path in virtqueue_get_buffer
  * comes here only for a chain or a fault. */
-DUET_SHORT_FALLBACK void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
+DUET_SHORT_FALLBACK void *duet_vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id,
 				       uint32_t ulen, uint32_t *len, uint16_t *idx)
 {
 	struct virtqueue_slot *s;
 	void *cookie;
 
 	if (ready > vq_inflight(vq)) {
-		vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq_inflight(vq));
+		duet_vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq_inflight(vq));
 		return NULL;
 	}
 	if (id >= vq->num || !vq->slots[id].cookie) {
-		vq_fault(vq, VIRTQUEUE_FAULT_USED_ID, -EINVAL, id, vq->num);
+		duet_vq_fault(vq, VIRTQUEUE_FAULT_USED_ID, -EINVAL, id, vq->num);
 		return NULL;
 	}
 	s = &vq->slots[id];
 	if (ulen > s->wlen) {
-		vq_fault(vq, VIRTQUEUE_FAULT_USED_LEN, -EINVAL, ulen, s->wlen);
+		duet_vq_fault(vq, VIRTQUEUE_FAULT_USED_LEN, -EINVAL, ulen, s->wlen);
 		return NULL;
 	}
 
@@ -284,7 +284,7 @@ DUET_SHORT_FALLBACK void *vq_take_used(struct virtqueue *vq, uint16_t ready, uin
 }
 
 /* virtqueue_get_buffer with every argument checked, any queue. */
-DUET_SHORT_FALLBACK void *vq_get_used_checked(struct virtqueue *vq, uint32_t *len,
+DUET_SHORT_FALLBACK void *duet_vq_get_used_checked(struct virtqueue *vq, uint32_t *len,
 					      uint16_t *idx)
 {
 	struct vring_used_elem *e;
@@ -292,12 +292,12 @@ DUET_SHORT_FALLBACK void *vq_get_used_checked(struct virtqueue *vq, uint32_t *le
 
 	if (!vq || vq->role != VIRTQUEUE_ROLE_DRIVER || vq->broken)
 		return NULL;
-	/* used.idx is the device's word: untrusted until vq_take_used checks it. */
+	/* used.idx is the device's word: untrusted until duet_vq_take_used checks it. */
 	ready = vq_ready(vq, vq->io, &vq->used->idx, vq->used_idx);
 	if (!ready)
 		return NULL;
 	e = &vq->used->ring[vq->used_idx & vq->mask];
-	return vq_take_used(vq, ready, vq_load32(vq->io, &e->id), vq_load32(vq->io, &e->len), len,
+	return duet_vq_take_used(vq, ready, vq_load32(vq->io, &e->id), vq_load32(vq->io, &e->len), len,
 			    idx);
 }
 
@@ -312,7 +312,7 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx)
  * state is copied into locals and written back once, so that the stores
  * to slots and to the caller's arrays, which could alias *vq for the
  * compiler, reload nothing. An entry that is not a plain head (a chain, or
- * a fault) goes, as read, to vq_take_used: each entry is read once. Returns
+ * a fault) goes, as read, to duet_vq_take_used: each entry is read once. Returns
  * how many it took; 0 only when the first entry broke the queue.
  */
 static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **cookies,
@@ -327,7 +327,7 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 	void *cookie;
 
 	if (ready > vq_inflight(vq)) {
-		vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq_inflight(vq));
+		duet_vq_fault(vq, VIRTQUEUE_FAULT_USED_JUMP, -EINVAL, ready, vq_inflight(vq));
 		return 0;
 	}
 	for (n = 0; n < want; n++) {
@@ -358,7 +358,7 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 		vq_move_event(VQ_IO_PLAIN, vq->used_event, vq->used_idx);
 	if (n == want)
 		return n;
-	cookie = vq_take_used(vq, (uint16_t)(ready - n), id, ulen, lens ? &lens[n] : NULL, NULL);
+	cookie = duet_vq_take_used(vq, (uint16_t)(ready - n), id, ulen, lens ? &lens[n] : NULL, NULL);
 	if (cookie)
 		cookies[n++] = cookie;
 	return n;

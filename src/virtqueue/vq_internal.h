@@ -14,9 +14,9 @@
 
 /*
  * Record a peer fault: the queue is broken from now on, the fault counted
- * and reported. Returns `err` so callers can `return vq_fault(...)`.
+ * and reported. Returns `err` so callers can `return duet_vq_fault(...)`.
  */
-int vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
+int duet_vq_fault(struct virtqueue *vq, enum virtqueue_fault fault, int err,
 	     uint64_t value, uint64_t limit);
 
 /* vq->fast_role for `role`: the short paths check this one byte instead
@@ -66,7 +66,7 @@ static inline int vq_batch_args(const struct virtqueue *vq, enum virtqueue_role 
 
 /* Record why [addr, addr + len) failed the window check. Out of line: the
  * check itself stays one comparison pair on the common path. */
-void *vq_bad_addr(struct virtqueue *vq, uint64_t addr, uint32_t len);
+void *duet_vq_bad_addr(struct virtqueue *vq, uint64_t addr, uint32_t len);
 
 /*
  * Whether a buffer of `len` bytes at offset `off` into the window (the
@@ -88,7 +88,7 @@ static inline void *vq_to_local(struct virtqueue *vq, uint64_t addr, uint32_t le
 	uint64_t off = addr - vq->win.da;
 
 	if (vq_outside_window(vq, off, len))
-		return vq_bad_addr(vq, addr, len);
+		return duet_vq_bad_addr(vq, addr, len);
 	return (uint8_t *)vq->win.va + off;
 }
 
@@ -98,7 +98,7 @@ static inline void *vq_to_local(struct virtqueue *vq, uint64_t addr, uint32_t le
  * and their writable bytes in *wlen. Returns 0, or the negative errno of the
  * fault that broke the queue.
  */
-int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
+int duet_vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
 		  struct virtqueue_buf *vb, size_t vbsize, size_t *count,
 		  uint32_t *wlen);
 
@@ -113,6 +113,6 @@ int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vring_desc d,
  * checks them (the head inside the table, the buffer inside the window):
  * NULL when it fails. Plain memory; nothing but a prefetch may use it.
  */
-const void *vq_poll_guess(const struct virtqueue *vq, uint16_t pos);
+const void *duet_vq_poll_guess(const struct virtqueue *vq, uint16_t pos);
 
 #endif /* DUET_VQ_INTERNAL_H */

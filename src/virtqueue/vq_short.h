@@ -59,7 +59,7 @@ enum { VQ_TAKE_DONE, VQ_TAKE_CHAIN, VQ_TAKE_FAULT };
  * vq_take_short: `ready` entries announced, `head` read at the next.
  * Returns its errno.
  */
-int vq_head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head);
+int duet_vq_head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head);
 
 /*
  * Take the chain at `head`, whose first descriptor (addr, word) is already
@@ -69,15 +69,15 @@ int vq_head_fault(struct virtqueue *vq, uint16_t ready, uint16_t head);
  * `whole`, a longer chain is taken all the same and vb holds its first
  * vbsize buffers.
  */
-int vq_take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr, uint64_t word,
+int duet_vq_take_chain(struct virtqueue *vq, uint16_t head, uint64_t addr, uint64_t word,
 		  struct virtqueue_buf *vb, size_t vbsize, size_t *count, bool whole);
 
 /*
  * Take the next available entry if it is a lone direct descriptor inside
  * the window (every rpmsg message): it goes to *vb, and VQ_TAKE_DONE is
  * returned. Otherwise, what was read goes to *e: VQ_TAKE_FAULT for a bad
- * index or head, for vq_head_fault; VQ_TAKE_CHAIN for anything else (or
- * any entry, when !fits), for vq_take_chain. -ENOMEM when none is
+ * index or head, for duet_vq_head_fault; VQ_TAKE_CHAIN for anything else (or
+ * any entry, when !fits), for duet_vq_take_chain. -ENOMEM when none is
  * available.
  *
  * Every word read from the ring is the driver's and untrusted, and each
@@ -120,7 +120,7 @@ static DUET_ALWAYS_INLINE int vq_take_short(struct virtqueue *vq, struct virtque
 	return VQ_TAKE_DONE;
 }
 
-/* The next available chain into vb[0..vbsize) (see vq_take_chain). */
+/* The next available chain into vb[0..vbsize) (see duet_vq_take_chain). */
 static DUET_INLINE int vq_take(struct virtqueue *vq, struct virtqueue_io io,
 			       struct virtqueue_buf *vb, size_t vbsize, size_t *count)
 {
@@ -132,14 +132,14 @@ static DUET_INLINE int vq_take(struct virtqueue *vq, struct virtqueue_io io,
 		return e.head;
 	}
 	if (ret == VQ_TAKE_CHAIN)
-		return vq_take_chain(vq, e.head, e.addr, e.word, vb, vbsize, count, false);
+		return duet_vq_take_chain(vq, e.head, e.addr, e.word, vb, vbsize, count, false);
 	if (ret == VQ_TAKE_FAULT)
-		return vq_head_fault(vq, e.ready, e.head);
+		return duet_vq_head_fault(vq, e.ready, e.head);
 	return ret;
 }
 
 /* vhost_get_vq_buffers with every argument checked, for any queue. */
-int vq_get_vq_buffers_checked(struct virtqueue *vq, struct virtqueue_buf *vb, size_t vbsize,
+int duet_vq_get_vq_buffers_checked(struct virtqueue *vq, struct virtqueue_buf *vb, size_t vbsize,
 			      size_t *vbcnt);
 
 /* vhost_get_vq_buffers. */
@@ -152,7 +152,7 @@ static DUET_INLINE int vq_inline_get_vq_buffers(struct virtqueue *vq,
 		*vbcnt = 0;
 		return vq_take(vq, VQ_IO_PLAIN, vb, vbsize, vbcnt);
 	}
-	return vq_get_vq_buffers_checked(vq, vb, vbsize, vbcnt);
+	return duet_vq_get_vq_buffers_checked(vq, vb, vbsize, vbcnt);
 }
 
 /* ---- the device's return ---- */
@@ -171,7 +171,7 @@ static inline struct virtqueue_slot *vq_consumable(struct virtqueue *vq, uint16_
 }
 
 /* virtqueue_add_consumed_buffer on any queue but a healthy plain one. */
-int vq_add_consumed_checked(struct virtqueue *vq, uint16_t head, uint32_t len);
+int duet_vq_add_consumed_checked(struct virtqueue *vq, uint16_t head, uint32_t len);
 
 /* virtqueue_add_consumed_buffer. */
 static DUET_INLINE int vq_inline_add_consumed_buffer(struct virtqueue *vq,
@@ -183,7 +183,7 @@ static DUET_INLINE int vq_inline_add_consumed_buffer(struct virtqueue *vq,
 	uint16_t uidx;
 
 	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
-		return vq_add_consumed_checked(vq, head_idx, len);
+		return duet_vq_add_consumed_checked(vq, head_idx, len);
 	s = vq_consumable(vq, head_idx, len);
 	if (!s)
 		return -EINVAL;
@@ -254,7 +254,7 @@ static DUET_INLINE int vq_add_one_io(struct virtqueue *vq, struct virtqueue_io i
 }
 
 /* virtqueue_add_one on any queue but a healthy plain one. */
-int vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
+int duet_vq_add_one_checked(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
 		       void *cookie);
 
 /* virtqueue_add_one. */
@@ -263,7 +263,7 @@ static DUET_INLINE int vq_inline_add_one(struct virtqueue *vq, void *buf, uint32
 {
 	if (DUET_FAST_PATHS && vq && vq->fast_role == vq_fast_role(VIRTQUEUE_ROLE_DRIVER) && cookie)
 		return vq_add_one_io(vq, VQ_IO_PLAIN, buf, len, writable, cookie);
-	return vq_add_one_checked(vq, buf, len, writable, cookie);
+	return duet_vq_add_one_checked(vq, buf, len, writable, cookie);
 }
 
 /* ---- the driver's take back ---- */
@@ -287,7 +287,7 @@ static inline void vq_append_free(struct virtqueue *vq, uint16_t head, uint16_t 
 
 /* Whether a used entry naming slot s (its id in range), `ulen` bytes
  * written, is a one-descriptor head in flight that the short paths take
- * as it is; anything else goes to vq_take_used. */
+ * as it is; anything else goes to duet_vq_take_used. */
 static inline bool vq_used_plain(const struct virtqueue_slot *s, uint32_t ulen)
 {
 	return s->cookie && ulen <= s->wlen && s->ndesc == 1;
@@ -299,11 +299,11 @@ static inline bool vq_used_plain(const struct virtqueue_slot *s, uint32_t ulen)
  * checked there, each read once. Returns the cookie, or NULL after
  * recording the fault.
  */
-void *vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id, uint32_t ulen,
+void *duet_vq_take_used(struct virtqueue *vq, uint16_t ready, uint32_t id, uint32_t ulen,
 		   uint32_t *len, uint16_t *idx);
 
 /* virtqueue_get_buffer with every argument checked, any queue. */
-void *vq_get_used_checked(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
+void *duet_vq_get_used_checked(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
 
 /* virtqueue_get_buffer. */
 static DUET_INLINE void *vq_inline_get_buffer(struct virtqueue *vq, uint32_t *len,
@@ -316,10 +316,10 @@ static DUET_INLINE void *vq_inline_get_buffer(struct virtqueue *vq, uint32_t *le
 	void *cookie;
 
 	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DRIVER))
-		return vq_get_used_checked(vq, len, idx);
+		return duet_vq_get_used_checked(vq, len, idx);
 	/* The short path: plain memory, a one-descriptor head. What it does
 	 * not plainly accept, a chain or a fault, goes as read to
-	 * vq_take_used. */
+	 * duet_vq_take_used. */
 	uidx = vq->used_idx;
 	used = vq->used;
 	ready = vq_ready(vq, VQ_IO_PLAIN, &used->idx, uidx);
@@ -330,7 +330,7 @@ static DUET_INLINE void *vq_inline_get_buffer(struct virtqueue *vq, uint32_t *le
 	s = &vq->slots[id < vq->num ? id : 0];
 	cookie = s->cookie;
 	if (ready > (uint16_t)(vq->avail_idx - uidx) || id >= vq->num || !vq_used_plain(s, ulen))
-		return vq_take_used(vq, ready, id, ulen, len, idx);
+		return duet_vq_take_used(vq, ready, id, ulen, len, idx);
 	s->cookie = NULL;
 	vq_append_free(vq, (uint16_t)id, (uint16_t)id, 1);
 	vq->used_idx = (uint16_t)(uidx + 1u);
@@ -376,7 +376,7 @@ static inline void vq_kick_done(struct virtqueue *vq, uint16_t now, bool wants)
 }
 
 /* virtqueue_kick on a broken queue or one with accessors. */
-void vq_kick_checked(struct virtqueue *vq, uint16_t now);
+void duet_vq_kick_checked(struct virtqueue *vq, uint16_t now);
 
 /* virtqueue_kick. */
 static DUET_INLINE void vq_inline_kick(struct virtqueue *vq)
@@ -389,7 +389,7 @@ static DUET_INLINE void vq_inline_kick(struct virtqueue *vq)
 	if (now == vq->kicked_idx)
 		return;
 	if (!DUET_FAST_PATHS || !vq->fast_role) {
-		vq_kick_checked(vq, now);
+		duet_vq_kick_checked(vq, now);
 		return;
 	}
 	vq_kick_done(vq, now, vq_peer_wants_kick(vq, VQ_IO_PLAIN, now));
