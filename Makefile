@@ -121,6 +121,10 @@ test-install: test-gcc
 	PKG_CONFIG_PATH=$(CURDIR)/$(B)/stage/lib/pkgconfig sh -c \
 		'cc tests/install/consumer.c $$(pkg-config --cflags --libs duet) -o $(B)/consumer/consumer_pc' && \
 		LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_pc
+	rm -rf $(B)/vendor
+	cmake -S tests/vendor -B $(B)/vendor >/dev/null
+	cmake --build $(B)/vendor -j$(JOBS) >/dev/null
+	$(B)/vendor/consumer_vendored
 
 bench:
 	@sh scripts/deps.sh bench
