@@ -212,6 +212,8 @@ static void test_kill_proxy_and_recover(void **state)
 	proc_send(&s, "wait 5000\nrng 0 32\n");
 	assert_true(proc_expect(&s, "ready", 6000));
 	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
+	/* Its devices came back for the new proxy with no failure said. */
+	assert_null(strstr(s.buf, "cannot"));
 	proc_send(&s, "quit\n");
 	assert_int_equal(proc_wait(&s, 10000), 0);
 	assert_int_equal(proc_wait(&b, 10000), 0);
