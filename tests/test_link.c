@@ -273,6 +273,9 @@ static void test_reset_and_panic_commands(void **state)
 	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
 	proc_send(&p, "wait 5000\nrng 0 32\n");
 	assert_true(proc_expect(&p, "rng 0: 32 bytes", 6000));
+	/* And neither side said a restart failed. */
+	assert_null(strstr(s.buf, "cannot"));
+	assert_null(strstr(p.buf, "cannot"));
 	/* A panic: acknowledged, then the proxy is gone and that is noticed. */
 	proc_send(&s, "panic\n");
 	assert_true(proc_expect(&s, "panic: acknowledged by the proxy", 3000));
