@@ -112,14 +112,15 @@ test-cross:
 test-install: test-gcc
 	rm -rf $(B)/stage $(B)/consumer
 	cmake --install $(B)/gcc --prefix $(CURDIR)/$(B)/stage >/dev/null
-	sh scripts/check-symbols.sh $(B)/stage/lib/libduet.a $(B)/stage/lib/libduet.so
+	sh scripts/check-symbols.sh -I $(B)/stage/include $(B)/stage/lib/libduet.a $(B)/stage/lib/libduet.so
 	cmake -S tests/install -B $(B)/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/$(B)/stage >/dev/null
 	cmake --build $(B)/consumer -j$(JOBS) >/dev/null
 	LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_shared
 	$(B)/consumer/consumer_static
 	$(B)/consumer/consumer_cxx
 	PKG_CONFIG_PATH=$(CURDIR)/$(B)/stage/lib/pkgconfig sh -c \
-		'cc tests/install/consumer.c $$(pkg-config --cflags --libs duet) -o $(B)/consumer/consumer_pc' && \
+		'cc tests/install/consumer.c -DDUET_PACKAGE_VERSION=\"$$(pkg-config --modversion duet)\" \
+		$$(pkg-config --cflags --libs duet) -o $(B)/consumer/consumer_pc' && \
 		LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_pc
 	rm -rf $(B)/vendor
 	cmake -S tests/vendor -B $(B)/vendor >/dev/null

@@ -26,6 +26,8 @@
 
 #include <cmocka.h>
 
+#include <duet/version.h>
+
 #include "proc.h"
 
 #ifndef DUET_BIN
@@ -872,6 +874,9 @@ static void test_usage_errors(void **state)
 	proc_start(&p, ARGS("--help"));
 	assert_int_equal(proc_wait(&p, 5000), 0);
 	assert_true(proc_expect(&p, "usage: duet server", 0));
+	proc_start(&p, ARGS("--version"));
+	assert_int_equal(proc_wait(&p, 5000), 0);
+	assert_string_equal(p.buf, "duet " DUET_VERSION_STRING "\n");
 }
 
 int main(void)

@@ -28,6 +28,7 @@
 #include <duet/rng.h>
 #include <duet/rpmsg.h>
 #include <duet/rpmsg_ping.h>
+#include <duet/version.h>
 #include <duet/vhost.h>
 
 extern char **environ;
@@ -127,7 +128,7 @@ static void usage(FILE *f)
 		"  --timeout MS    proxy: how long to wait for the server (default 5000)\n"
 		"  --spin US       doorbell spin before blocking (default 0)\n"
 		"  -c CMDS         run these commands (separated by ';') and exit\n"
-		"  --help          this text\n"
+		"  --help          this text (duet --version: the version)\n"
 		"commands:\n"
 		"  status          the link and its devices\n"
 		"  wait [MS]       until the peer is up and every device with a driver is bound\n"
@@ -596,6 +597,13 @@ int main(int argc, char **argv)
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		/* The library's, which a shared build may load at another version. */
+		unsigned long v = duet_version();
+
+		printf("duet %lu.%lu.%lu\n", v >> 16, (v >> 8) & 0xff, v & 0xff);
+		return 0;
 	}
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGINT, on_signal);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/atomic.h>
 
 #ifdef __cplusplus
@@ -45,13 +46,13 @@ struct duet_doorbell {
  * merges into it: nothing moves, and false is returned; the waiter takes
  * the id once and sees all that was published before either ring.
  */
-bool duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id);
+DUET_API bool duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id);
 
 /*
  * Take all pending ids into ids[] (up to DUET_DOORBELL_IDS), in ascending
  * order; returns how many.
  */
-unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids);
+DUET_API unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids);
 
 /* A timeout that never ends: the wait blocks without a timer. */
 #define DUET_DOORBELL_FOREVER UINT32_MAX
@@ -62,8 +63,8 @@ unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids);
  * which makes each sleep cheaper): spin for spin_us first, then block.
  * Returns true when it moved, false on timeout.
  */
-bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin_us,
-			uint32_t timeout_ms);
+DUET_API bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin_us,
+				 uint32_t timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/rptun.h>
 
 #ifdef __cplusplus
@@ -78,15 +79,15 @@ struct duet_link_config {
  * refused when the cpu names do not match (the message names both).
  * Returns 0 or a negative errno, with a message in err.
  */
-int duet_link_open(struct duet_link **link, const struct duet_link_config *cfg,
-		   uint32_t timeout_ms, char *err, size_t errlen);
+DUET_API int duet_link_open(struct duet_link **link, const struct duet_link_config *cfg,
+			    uint32_t timeout_ms, char *err, size_t errlen);
 
 /*
  * End the link. The server asks the proxy to stop and waits for its
  * acknowledgement (reported in err if it does not come within timeout_ms),
  * then removes the region. The proxy detaches. Devices are unregistered.
  */
-int duet_link_close(struct duet_link *link, uint32_t timeout_ms, char *err, size_t errlen);
+DUET_API int duet_link_close(struct duet_link *link, uint32_t timeout_ms, char *err, size_t errlen);
 
 enum duet_link_cmd {
 	DUET_LINK_CMD_STOP = 1,  /* the proxy leaves */
@@ -101,11 +102,11 @@ enum duet_link_cmd {
  * withdrawn, and not carried out later, unless the proxy had taken it
  * already (err says which).
  */
-int duet_link_command(struct duet_link *link, enum duet_link_cmd cmd, uint32_t timeout_ms,
-		      char *err, size_t errlen);
+DUET_API int duet_link_command(struct duet_link *link, enum duet_link_cmd cmd, uint32_t timeout_ms,
+			       char *err, size_t errlen);
 
 /* Wait until a peer is attached; false on timeout. */
-bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
+DUET_API bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
 
 /*
  * With user_loop: run what is pending on the calling thread, without
@@ -117,11 +118,11 @@ bool duet_link_wait_peer(struct duet_link *link, uint32_t timeout_ms);
  * Polling: call it in a loop. With poll_backoff_us, a look that finds
  * nothing while traffic only comes in waits before it returns.
  */
-int duet_link_poll(struct duet_link *link);
+DUET_API int duet_link_poll(struct duet_link *link);
 
 /* How many times duet_link_poll waited for poll_backoff_us (or less: the
  * doorbell ends a wait). */
-uint32_t duet_link_backoffs(struct duet_link *link);
+DUET_API uint32_t duet_link_backoffs(struct duet_link *link);
 
 /* A duet_link_wait timeout that never ends. */
 #define DUET_LINK_FOREVER UINT32_MAX
@@ -139,19 +140,19 @@ uint32_t duet_link_backoffs(struct duet_link *link);
  * callbacks ran (a state change or a wake is one; 0 after a timeout),
  * -EINVAL without user_loop.
  */
-int duet_link_wait(struct duet_link *link, uint32_t timeout_ms);
+DUET_API int duet_link_wait(struct duet_link *link, uint32_t timeout_ms);
 
 /*
  * With user_loop: end a duet_link_wait in progress on another thread, or
  * the next one, at once. Returns 0, -EINVAL without user_loop.
  */
-int duet_link_wake(struct duet_link *link);
+DUET_API int duet_link_wake(struct duet_link *link);
 
 /* True while a peer is attached. */
-bool duet_link_peer_up(struct duet_link *link);
+DUET_API bool duet_link_peer_up(struct duet_link *link);
 
 /* The peer's pid, or 0. */
-int duet_link_peer_pid(struct duet_link *link);
+DUET_API int duet_link_peer_pid(struct duet_link *link);
 
 /*
  * This side's rptun (its devices). The link owns it: it makes it anew
@@ -162,25 +163,25 @@ int duet_link_peer_pid(struct duet_link *link);
  * the proxy (duet_link_command, with a 2 s timeout; -ENOTCONN until the
  * link has seen the proxy attach: duet_link_wait_peer).
  */
-struct duet_rptun *duet_link_rptun(struct duet_link *link);
+DUET_API struct duet_rptun *duet_link_rptun(struct duet_link *link);
 
 /* True once the server asked this proxy to stop. */
-bool duet_link_stop_requested(struct duet_link *link);
+DUET_API bool duet_link_stop_requested(struct duet_link *link);
 
 /*
  * True when a peer is attached and every device of this side that has a
  * driver registered for its id is bound.
  */
-bool duet_link_ready(struct duet_link *link);
+DUET_API bool duet_link_ready(struct duet_link *link);
 
 /* Write a description of the link and its devices (one line each) into
  * buf; returns its length (truncated to len - 1). */
-int duet_link_describe(struct duet_link *link, char *buf, size_t len);
+DUET_API int duet_link_describe(struct duet_link *link, char *buf, size_t len);
 
 /* Doorbell statistics: notifications this side sent (a ring merged into
  * one the peer has not taken yet is not counted: the peer sees one), and
  * the wake-up system calls they cost. Callable from callbacks. */
-void duet_link_stats(struct duet_link *link, uint32_t *rung, uint32_t *wakes);
+DUET_API void duet_link_stats(struct duet_link *link, uint32_t *rung, uint32_t *wakes);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/rsc_table.h>
 #include <duet/virtio.h>
 
@@ -44,20 +45,21 @@ struct duet_loopback_config {
 };
 
 /* Build the block and both sides. Returns 0, -EINVAL or -ENOMEM. */
-int duet_loopback_create(struct duet_loopback **lb, const struct duet_loopback_config *cfg);
+DUET_API int duet_loopback_create(struct duet_loopback **lb,
+				  const struct duet_loopback_config *cfg);
 
 /* Free it all; devices still registered are unregistered first (their
  * drivers' remove runs). Stop polling first. */
-void duet_loopback_destroy(struct duet_loopback *lb);
+DUET_API void duet_loopback_destroy(struct duet_loopback *lb);
 
 /* The driver side (register with virtio_register_device). */
-struct virtio_device *duet_loopback_driver(struct duet_loopback *lb);
+DUET_API struct virtio_device *duet_loopback_driver(struct duet_loopback *lb);
 
 /* The device side (register with vhost_register_device). */
-struct virtio_device *duet_loopback_device(struct duet_loopback *lb);
+DUET_API struct virtio_device *duet_loopback_device(struct duet_loopback *lb);
 
 /* Run the callbacks of every queued notification; returns how many ran. */
-int duet_loopback_poll(struct duet_loopback *lb);
+DUET_API int duet_loopback_poll(struct duet_loopback *lb);
 
 /*
  * Start a side over whose peer reset it, as duet_rptun_check_peer does
@@ -69,14 +71,14 @@ int duet_loopback_poll(struct duet_loopback *lb);
  * never concurrently with a poll. Returns how many sides started over
  * (0-2), or -EINVAL.
  */
-int duet_loopback_check_peer(struct duet_loopback *lb);
+DUET_API int duet_loopback_check_peer(struct duet_loopback *lb);
 
 /*
  * The same for one side (VIRTIO_DEV_DRIVER or VIRTIO_DEV_DEVICE): two
  * threads, one per side, stand in for two cores. Returns how many ran,
  * or -EINVAL for another role.
  */
-int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role);
+DUET_API int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role);
 
 /*
  * One side polling its rings instead of its notifications, as a polling
@@ -85,22 +87,22 @@ int duet_loopback_poll_side(struct duet_loopback *lb, unsigned int role);
  * prefetch what comes next by the same rule (docs/link.md). Returns how
  * many callbacks ran, or -EINVAL. Queued notifications stay queued.
  */
-int duet_loopback_poll_rings(struct duet_loopback *lb, unsigned int role);
+DUET_API int duet_loopback_poll_rings(struct duet_loopback *lb, unsigned int role);
 
 /* Spells of prefetching looks one side's duet_loopback_poll_rings has
  * started (duet_rptun_prefetches for the loopback). */
-unsigned int duet_loopback_prefetches(struct duet_loopback *lb, unsigned int role);
+DUET_API unsigned int duet_loopback_prefetches(struct duet_loopback *lb, unsigned int role);
 
 /* Whether one side's last duet_loopback_poll_rings look prefetched: false
  * after a look that found work, and once the peer has been idle for
  * RVDEV_IDLE_LOOKS (65,536) looks. */
-bool duet_loopback_prefetching(struct duet_loopback *lb, unsigned int role);
+DUET_API bool duet_loopback_prefetching(struct duet_loopback *lb, unsigned int role);
 
 /* The vdev entry in the block, for tests that play a hostile peer. */
-struct fw_rsc_vdev *duet_loopback_rsc(struct duet_loopback *lb);
+DUET_API struct fw_rsc_vdev *duet_loopback_rsc(struct duet_loopback *lb);
 
 /* Bytes of the buffer heap not allocated. */
-size_t duet_loopback_heap_available(struct duet_loopback *lb);
+DUET_API size_t duet_loopback_heap_available(struct duet_loopback *lb);
 
 #ifdef __cplusplus
 }

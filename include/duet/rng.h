@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/vhost.h>
 
 #ifdef __cplusplus
@@ -21,12 +22,12 @@ extern "C" {
 
 /* The drivers, for virtio_register_driver / vhost_register_driver (the
  * *_register_drivers() calls register them when the build enables them). */
-extern struct virtio_driver virtio_rng_driver;
-extern struct vhost_driver vhost_rng_driver;
+DUET_API extern struct virtio_driver virtio_rng_driver;
+DUET_API extern struct vhost_driver vhost_rng_driver;
 
 /* The index-th virtio-rng device bound now (in probe order), or NULL. Valid
  * until that device is unregistered. */
-struct virtio_device *virtio_rng_get(unsigned int index);
+DUET_API struct virtio_device *virtio_rng_get(unsigned int index);
 
 /*
  * Read `len` bytes (<= INT_MAX) of entropy from the device into buf, within
@@ -41,7 +42,8 @@ struct virtio_device *virtio_rng_get(unsigned int index);
  * device; others wait their turn, each within its own timeout, and a
  * removal ends every read in progress or waiting with what it has.
  */
-int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len, uint32_t timeout_ms);
+DUET_API int virtio_rng_read(struct virtio_device *vdev, void *buf, size_t len,
+			     uint32_t timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/list.h>
 #include <duet/vhost.h>
 
@@ -101,9 +102,9 @@ struct rpmsg_endpoint {
  * Set ept->priv before calling: it is kept, and cb may run on the transport's
  * thread as soon as the endpoint exists, before this call returns.
  */
-int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, const char *name,
-		     uint32_t src, uint32_t dest, rpmsg_ept_cb cb,
-		     rpmsg_ns_unbind_cb ns_unbind_cb);
+DUET_API int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev,
+			      const char *name, uint32_t src, uint32_t dest, rpmsg_ept_cb cb,
+			      rpmsg_ns_unbind_cb ns_unbind_cb);
 
 /*
  * Destroy it (the peer is told: NS DESTROY, queued as a create's is; only
@@ -117,10 +118,10 @@ int rpmsg_create_ept(struct rpmsg_endpoint *ept, struct rpmsg_device *rdev, cons
  * lock, a few hundred bytes) is freed with the last such endpoint: destroy
  * every endpoint you create, also after its device went.
  */
-void rpmsg_destroy_ept(struct rpmsg_endpoint *ept);
+DUET_API void rpmsg_destroy_ept(struct rpmsg_endpoint *ept);
 
 /* True once the endpoint knows its peer address. */
-bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept);
+DUET_API bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept);
 
 /* ---- sending: >= 0 is the payload length sent, < 0 an errno ---- */
 
@@ -133,14 +134,14 @@ bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept);
  * send ring is broken (the peer wrote what no ring allows): none will
  * come back.
  */
-int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len);
-int rpmsg_sendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
-int rpmsg_send_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
-			  const void *data, int len);
-int rpmsg_trysend(struct rpmsg_endpoint *ept, const void *data, int len);
-int rpmsg_trysendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
-int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
-			     const void *data, int len);
+DUET_API int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len);
+DUET_API int rpmsg_sendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
+DUET_API int rpmsg_send_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
+				   const void *data, int len);
+DUET_API int rpmsg_trysend(struct rpmsg_endpoint *ept, const void *data, int len);
+DUET_API int rpmsg_trysendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
+DUET_API int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
+				      const void *data, int len);
 
 /*
  * Send to the bound peer as rpmsg_send / rpmsg_trysend do, but hold the
@@ -153,12 +154,12 @@ int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t 
  * first half while the second is filled. End every batch with one of
  * those, or its tail waits for the next one.
  */
-int rpmsg_send_more(struct rpmsg_endpoint *ept, const void *data, int len);
-int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len);
+DUET_API int rpmsg_send_more(struct rpmsg_endpoint *ept, const void *data, int len);
+DUET_API int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len);
 
 /* Notify the peer of what rpmsg_send_more left unannounced. 0, -EINVAL, or
  * -ENODEV (the device went). */
-int rpmsg_flush(struct rpmsg_endpoint *ept);
+DUET_API int rpmsg_flush(struct rpmsg_endpoint *ept);
 
 /*
  * Send n messages to the bound peer, copied, in order, without waiting:
@@ -173,8 +174,8 @@ int rpmsg_flush(struct rpmsg_endpoint *ept);
  * bound) or -ENODEV (the device went, or the send ring broke: nothing of
  * the messages taken so far went).
  */
-int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
-			int n);
+DUET_API int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[],
+				 const int lens[], int n);
 
 /*
  * rpmsg_trysend_burst that waits for send buffers as rpmsg_send does: what
@@ -184,8 +185,8 @@ int rpmsg_trysend_burst(struct rpmsg_endpoint *ept, const void *const datas[], c
  * -ETIMEDOUT / -ENODEV when none did; -EINVAL, -EMSGSIZE, -ENOTCONN as the
  * try variant, nothing sent.
  */
-int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], const int lens[],
-		     int n);
+DUET_API int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[],
+			      const int lens[], int n);
 
 /* ---- zero copy ----
  *
@@ -199,7 +200,7 @@ int rpmsg_send_burst(struct rpmsg_endpoint *ept, const void *const datas[], cons
  * `wait` is non-zero. NULL on timeout or error. Give it back with
  * rpmsg_send_nocopy / rpmsg_sendto_nocopy, or rpmsg_release_tx_buffer.
  */
-void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int wait);
+DUET_API void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int wait);
 /*
  * Send `len` bytes written into the lent payload buffer `data`, to the
  * endpoint's destination (or `dst`); the buffer is the peer's from then
@@ -208,26 +209,27 @@ void *rpmsg_get_tx_payload_buffer(struct rpmsg_endpoint *ept, uint32_t *len, int
  * lent or a negative len; -ENOTCONN without a destination; -ENODEV once
  * the device went.
  */
-int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len);
-int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst);
+DUET_API int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len);
+DUET_API int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len,
+				 uint32_t dst);
 /* rpmsg_send_nocopy holding the doorbell back as rpmsg_send_more does:
  * a zero-copy stream costs the peer one notification per batch. End the
  * batch with a plain send or rpmsg_flush. */
-int rpmsg_send_nocopy_more(struct rpmsg_endpoint *ept, const void *data, int len);
+DUET_API int rpmsg_send_nocopy_more(struct rpmsg_endpoint *ept, const void *data, int len);
 /* Give back an unused payload buffer. -EINVAL for a pointer that is not
  * one the library handed out (nothing changes then), -ENODEV once the
  * device went. */
-int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf);
+DUET_API int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf);
 
 /* From a receive callback: keep `rxbuf` (the data pointer) after the
  * callback returns, until rpmsg_release_rx_buffer. A pointer that is not a
  * received payload is refused (nothing happens). */
-void rpmsg_hold_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf);
-void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf);
+DUET_API void rpmsg_hold_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf);
+DUET_API void rpmsg_release_rx_buffer(struct rpmsg_endpoint *ept, void *rxbuf);
 
 /* Payload bytes of a send / receive buffer (buffer size minus header). */
-int rpmsg_get_tx_buffer_size(struct rpmsg_endpoint *ept);
-int rpmsg_get_rx_buffer_size(struct rpmsg_endpoint *ept);
+DUET_API int rpmsg_get_tx_buffer_size(struct rpmsg_endpoint *ept);
+DUET_API int rpmsg_get_rx_buffer_size(struct rpmsg_endpoint *ept);
 
 /* ---- devices ---- */
 
@@ -237,15 +239,15 @@ int rpmsg_get_rx_buffer_size(struct rpmsg_endpoint *ept);
  * that arrived before this registration are offered at once; so are the
  * devices already there. Returns 0 or -ENOMEM.
  */
-int rpmsg_register_callback(void *priv, rpmsg_dev_cb device_created,
-			    rpmsg_dev_cb device_destroyed, rpmsg_ns_match_cb ns_match,
-			    rpmsg_ns_bind_cb ns_bind);
-void rpmsg_unregister_callback(void *priv);
+DUET_API int rpmsg_register_callback(void *priv, rpmsg_dev_cb device_created,
+				     rpmsg_dev_cb device_destroyed, rpmsg_ns_match_cb ns_match,
+				     rpmsg_ns_bind_cb ns_bind);
+DUET_API void rpmsg_unregister_callback(void *priv);
 
 /* The index-th rpmsg device (in probe order), or NULL. The pointer holds
  * no reference: it is good until the device goes, which a listener's
  * device_destroyed tells (endpoints created on it keep what they need). */
-struct rpmsg_device *rpmsg_get_device(unsigned int index);
+DUET_API struct rpmsg_device *rpmsg_get_device(unsigned int index);
 
 /*
  * The same, held: the pointer stays good until rpmsg_release_device, even
@@ -253,15 +255,15 @@ struct rpmsg_device *rpmsg_get_device(unsigned int index);
  * went: -ENODEV, "", zeros), so that a thread working on a device while
  * another may remove it meets no freed memory. Release each hold once.
  */
-struct rpmsg_device *rpmsg_hold_device(unsigned int index);
-void rpmsg_release_device(struct rpmsg_device *rdev);
+DUET_API struct rpmsg_device *rpmsg_hold_device(unsigned int index);
+DUET_API void rpmsg_release_device(struct rpmsg_device *rdev);
 
 /* The peer's cpu name ("" when the transport did not say). */
-const char *rpmsg_get_cpuname(struct rpmsg_device *rdev);
+DUET_API const char *rpmsg_get_cpuname(struct rpmsg_device *rdev);
 
 /* How long a blocking send waits for a buffer (default 5000 ms; 0: it
  * fails with -ETIMEDOUT at once when none is free). NULL: nothing. */
-void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms);
+DUET_API void rpmsg_set_send_timeout(struct rpmsg_device *rdev, uint32_t ms);
 
 struct rpmsg_stats {
 	uint32_t rx_msgs, tx_msgs;
@@ -275,7 +277,7 @@ struct rpmsg_stats {
 };
 
 /* A copy of rdev's counters, taken under its lock (all zero for NULL). */
-void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st);
+DUET_API void rpmsg_get_stats(struct rpmsg_device *rdev, struct rpmsg_stats *st);
 
 /* Why a message was dropped: which rpmsg_stats counter it went to. */
 enum rpmsg_drop_reason { RPMSG_DROP_LEN, RPMSG_DROP_DST, RPMSG_DROP_NS, RPMSG_DROP_OTHER };
@@ -295,7 +297,7 @@ typedef void (*rpmsg_drop_cb)(struct rpmsg_device *rdev, const struct rpmsg_drop
  * every device. cb runs on the receiving thread with the device locked:
  * log and return; no rpmsg calls from it.
  */
-void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv);
+DUET_API void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv);
 
 /*
  * Write NuttX's `rpmsg dump` for the device into buf: cpu names and
@@ -305,11 +307,11 @@ void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv);
  * pending, held). The text is cut to fit len with its NUL. Returns the
  * length written: the whole text's, or len - 1 when it was cut.
  */
-int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len);
+DUET_API int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len);
 
 /* The drivers: virtio-rpmsg (driver side), vhost-rpmsg (device side). */
-extern struct virtio_driver virtio_rpmsg_driver;
-extern struct vhost_driver vhost_rpmsg_driver;
+DUET_API extern struct virtio_driver virtio_rpmsg_driver;
+DUET_API extern struct vhost_driver vhost_rpmsg_driver;
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/rpmsg.h>
 
 #ifdef __cplusplus
@@ -36,7 +37,7 @@ struct rpmsg_ping_result {
  * rpmsg_ping). Optional, so that a build without it carries none of its
  * code. Calling it again does nothing. Returns 0 or -ENOMEM.
  */
-int rpmsg_ping_register(void);
+DUET_API int rpmsg_ping_register(void);
 
 /*
  * Ping the peer `times` times with `len` payload bytes (at least the 16-byte
@@ -49,8 +50,8 @@ int rpmsg_ping_register(void);
  * -ENODEV: the device went, which ends a ping asleep between pings or
  * waiting for an echo at once; *res then counts the pings sent).
  */
-int rpmsg_ping(struct rpmsg_device *rdev, uint32_t times, uint32_t len, uint32_t cmd,
-	       uint32_t sleep_ms, struct rpmsg_ping_result *res);
+DUET_API int rpmsg_ping(struct rpmsg_device *rdev, uint32_t times, uint32_t len, uint32_t cmd,
+			uint32_t sleep_ms, struct rpmsg_ping_result *res);
 
 /* What the ping service received: requests, those out of order (a lost or
  * reordered message), and data-check failures. */
@@ -60,7 +61,7 @@ struct rpmsg_ping_counters {
 	uint64_t bad_data;
 };
 
-void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *c);
+DUET_API void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *c);
 
 #ifdef __cplusplus
 }

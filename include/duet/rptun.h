@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/atomic.h>
 #include <duet/rsc.h>
 #include <duet/virtio.h>
@@ -74,29 +75,29 @@ struct duet_rptun_config {
  * yet registered. Returns 0, -EINVAL (the table was refused: *err says
  * why), -ENOMEM.
  */
-int duet_rptun_create(struct duet_rptun **rptun, const struct duet_rptun_config *cfg,
-		      struct duet_rsc_error *err);
+DUET_API int duet_rptun_create(struct duet_rptun **rptun, const struct duet_rptun_config *cfg,
+			       struct duet_rsc_error *err);
 
 /* Register every device on its bus, all or none: returns 0, or the first
  * error with none of them left registered (e.g. -EEXIST for a vdev already
  * on its bus). A second start of a running rptun is harmless (0). */
-int duet_rptun_start(struct duet_rptun *rptun);
+DUET_API int duet_rptun_start(struct duet_rptun *rptun);
 
 /* Unregister every device (their drivers' remove() run); a device-side
  * vdev the driver was using gets NEEDS_RESET so the peer starts over.
  * -EINVAL when it is not running. */
-int duet_rptun_stop(struct duet_rptun *rptun);
+DUET_API int duet_rptun_stop(struct duet_rptun *rptun);
 
 /* True between a successful start and a stop. */
-bool duet_rptun_running(struct duet_rptun *rptun);
+DUET_API bool duet_rptun_running(struct duet_rptun *rptun);
 
 /* True when every vdev that has a driver for its id on this side's bus is
  * bound with its queues made and its status healthy (DRIVER_OK, no
  * NEEDS_RESET or FAILED). */
-bool duet_rptun_ready(struct duet_rptun *rptun);
+DUET_API bool duet_rptun_ready(struct duet_rptun *rptun);
 
 /* Stop, then free. */
-void duet_rptun_destroy(struct duet_rptun *rptun);
+DUET_API void duet_rptun_destroy(struct duet_rptun *rptun);
 
 /*
  * Life cycle with the remote: boot starts the remote (master, ops->start)
@@ -105,22 +106,22 @@ void duet_rptun_destroy(struct duet_rptun *rptun);
  * ops->stop); -EINVAL when not running. reset and panic ask the remote
  * (master only: -EPERM otherwise; -ENOTSUP without the op).
  */
-int duet_rptun_boot(struct duet_rptun *rptun);
-int duet_rptun_shutdown(struct duet_rptun *rptun);
-int duet_rptun_reset(struct duet_rptun *rptun);
-int duet_rptun_panic(struct duet_rptun *rptun);
+DUET_API int duet_rptun_boot(struct duet_rptun *rptun);
+DUET_API int duet_rptun_shutdown(struct duet_rptun *rptun);
+DUET_API int duet_rptun_reset(struct duet_rptun *rptun);
+DUET_API int duet_rptun_panic(struct duet_rptun *rptun);
 
 /* The cpu names from the platform ("" when it has none). */
-const char *duet_rptun_local_cpuname(struct duet_rptun *rptun);
-const char *duet_rptun_remote_cpuname(struct duet_rptun *rptun);
+DUET_API const char *duet_rptun_local_cpuname(struct duet_rptun *rptun);
+DUET_API const char *duet_rptun_remote_cpuname(struct duet_rptun *rptun);
 
 /* Notify the peer of every vring of this side. */
-void duet_rptun_notify_all(struct duet_rptun *rptun);
+DUET_API void duet_rptun_notify_all(struct duet_rptun *rptun);
 
 /* The peer rang for vring `notifyid` (or NOTIFY_ALL): run that virtqueue's
  * callback. An unknown id is ignored (counted). This is the callback given
  * to ops->register_callback. */
-void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid);
+DUET_API void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid);
 
 /*
  * Restart devices the peer reset: on the device side a vdev whose driver
@@ -130,7 +131,7 @@ void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid);
  * reset (NEEDS_RESET) is probed again from scratch. Call it from the
  * service loop. Returns how many were restarted.
  */
-int duet_rptun_check_peer(struct duet_rptun *rptun);
+DUET_API int duet_rptun_check_peer(struct duet_rptun *rptun);
 
 /*
  * Look at the rings of every vdev instead of waiting for the peer's
@@ -141,7 +142,7 @@ int duet_rptun_check_peer(struct duet_rptun *rptun);
  * whose loop polls; call it where notifications are dispatched, never
  * concurrently with them. Returns how many callbacks ran.
  */
-int duet_rptun_poll(struct duet_rptun *rptun);
+DUET_API int duet_rptun_poll(struct duet_rptun *rptun);
 
 /*
  * The sum of the indices this side has published on every live virtqueue
@@ -149,21 +150,21 @@ int duet_rptun_poll(struct duet_rptun *rptun);
  * buffer back. A loop compares it across looks to tell traffic that only
  * comes in from traffic it answers. Safe from any thread.
  */
-uint32_t duet_rptun_published(struct duet_rptun *rptun);
+DUET_API uint32_t duet_rptun_published(struct duet_rptun *rptun);
 
 /*
  * The same sum of the indices the peer publishes (virtqueue_peer_idx): it
  * moves whenever the peer sends or gives a buffer back. The peer's words,
  * unchecked: a measure of its activity, nothing more. Safe from any thread.
  */
-uint32_t duet_rptun_peer_published(struct duet_rptun *rptun);
+DUET_API uint32_t duet_rptun_peer_published(struct duet_rptun *rptun);
 
 /* The platform's pointer given in the config. */
-void *duet_rptun_priv(const struct duet_rptun *rptun);
+DUET_API void *duet_rptun_priv(const struct duet_rptun *rptun);
 
 /* Number of vdevs, and the device of vdev i (NULL past the end). */
-unsigned int duet_rptun_num_vdevs(const struct duet_rptun *rptun);
-struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i);
+DUET_API unsigned int duet_rptun_num_vdevs(const struct duet_rptun *rptun);
+DUET_API struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i);
 
 /*
  * Spells of polling looks (duet_rptun_poll) that prefetched: after this
@@ -174,10 +175,10 @@ struct virtio_device *duet_rptun_vdev(struct duet_rptun *rptun, unsigned int i);
  * one per message of a ping-pong or of sparse traffic, one per batch of
  * returned buffers at most in a dense one-way stream. Safe from any thread.
  */
-uint32_t duet_rptun_prefetches(const struct duet_rptun *rptun);
+DUET_API uint32_t duet_rptun_prefetches(const struct duet_rptun *rptun);
 
 /* Notifications that named no vring of the table. */
-uint32_t duet_rptun_unknown_notifies(const struct duet_rptun *rptun);
+DUET_API uint32_t duet_rptun_unknown_notifies(const struct duet_rptun *rptun);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/rsc_table.h>
 
 #ifdef __cplusplus
@@ -63,11 +64,11 @@ struct duet_vdev_desc {
  * (does not fit). The carveouts are laid out back to back, each aligned
  * to 4096.
  */
-int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
-		   unsigned int n, uint32_t carveout_da);
+DUET_API int duet_rsc_build(void *table, size_t size, const struct duet_vdev_desc *vdevs,
+			    unsigned int n, uint32_t carveout_da);
 
 /* Bytes the carveouts of a table built from `vdevs` need. */
-size_t duet_rsc_carveouts_size(const struct duet_vdev_desc *vdevs, unsigned int n);
+DUET_API size_t duet_rsc_carveouts_size(const struct duet_vdev_desc *vdevs, unsigned int n);
 
 /* What a vdev entry says, checked. Offsets are into the table. */
 struct duet_rsc_vdev {
@@ -150,15 +151,15 @@ struct duet_rsc_error {
  * this function: a firmware that reports a refused table by its number
  * leaves them out.
  */
-const char *duet_rsc_reason(enum duet_rsc_fault fault);
+DUET_API const char *duet_rsc_reason(enum duet_rsc_fault fault);
 
 /*
  * Check the table copy `table` (`size` bytes) against a region of
  * `region_size` bytes and fill *info. Returns 0, or -EINVAL with *err
  * (optional) saying which entry and why.
  */
-int duet_rsc_parse(const void *table, size_t size, size_t region_size,
-		   struct duet_rsc_info *info, struct duet_rsc_error *err);
+DUET_API int duet_rsc_parse(const void *table, size_t size, size_t region_size,
+			    struct duet_rsc_info *info, struct duet_rsc_error *err);
 
 #ifdef __cplusplus
 }

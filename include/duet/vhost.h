@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/virtio.h>
 
 #ifdef __cplusplus
@@ -48,11 +49,11 @@ extern "C" {
 
 /* Register a vhost driver; it is probed on every ready, unbound device with
  * its id. Returns 0, -EEXIST if already registered, -EINVAL. */
-int vhost_register_driver(struct vhost_driver *driver);
+DUET_API int vhost_register_driver(struct vhost_driver *driver);
 
 /* Unregister a vhost driver: remove() runs for each device bound to it
  * first. -ENOENT if unknown. */
-int vhost_unregister_driver(struct vhost_driver *driver);
+DUET_API int vhost_unregister_driver(struct vhost_driver *driver);
 
 /*
  * Register a vhost device (a transport calls this). If the peer's status has
@@ -60,20 +61,20 @@ int vhost_unregister_driver(struct vhost_driver *driver);
  * The peer's accepted features must be a subset of the offer, or the device
  * gets NEEDS_RESET and is not probed. Returns 0, -EEXIST, -EINVAL.
  */
-int vhost_register_device(struct vhost_device *hdev);
+DUET_API int vhost_register_device(struct vhost_device *hdev);
 
 /* Unregister a vhost device, deferred or bound (remove() runs first).
  * -ENOENT if unknown. */
-int vhost_unregister_device(struct vhost_device *hdev);
+DUET_API int vhost_unregister_device(struct vhost_device *hdev);
 
 /* Register the vhost drivers this build enabled (CMake DUET_DRIVER_*). */
-void vhost_register_drivers(void);
+DUET_API void vhost_register_drivers(void);
 
 /* True when a vhost driver for device id `id` is registered. */
-bool vhost_has_driver(uint32_t id);
+DUET_API bool vhost_has_driver(uint32_t id);
 
 /* Set the deferred-probe period in milliseconds (>= 1); returns the old one. */
-uint32_t vhost_set_probe_period(uint32_t ms);
+DUET_API uint32_t vhost_set_probe_period(uint32_t ms);
 
 #ifdef __cplusplus
 }

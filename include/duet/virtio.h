@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/atomic.h>
 #include <duet/list.h>
 #include <duet/virtqueue.h>
@@ -208,8 +209,8 @@ static inline int virtio_free_buf(struct virtio_device *vdev, void *buf)
  * Stores the result in vdev->features and *final (optional). Returns 0, or
  * -ENODEV when the device refused (status then has FAILED set).
  */
-int virtio_negotiate_features(struct virtio_device *vdev, uint64_t driver_features,
-			      uint64_t *final);
+DUET_API int virtio_negotiate_features(struct virtio_device *vdev, uint64_t driver_features,
+				       uint64_t *final);
 
 /* ---- the virtio bus ---- */
 
@@ -217,11 +218,11 @@ int virtio_negotiate_features(struct virtio_device *vdev, uint64_t driver_featur
  * Register a driver; it is probed on every registered, unbound device with
  * its id. Returns 0, -EEXIST if already registered, -EINVAL.
  */
-int virtio_register_driver(struct virtio_driver *driver);
+DUET_API int virtio_register_driver(struct virtio_driver *driver);
 
 /* Unregister a driver: remove() runs for each device bound to it first, and
  * those devices are offered to the remaining drivers. -ENOENT if unknown. */
-int virtio_unregister_driver(struct virtio_driver *driver);
+DUET_API int virtio_unregister_driver(struct virtio_driver *driver);
 
 /*
  * Register a device (a transport calls this). The bus resets it, sets
@@ -230,17 +231,17 @@ int virtio_unregister_driver(struct virtio_driver *driver);
  * the driver did not. A failed probe resets the device before the next
  * driver. Returns 0 (also when no driver matches yet), -EEXIST, -EINVAL.
  */
-int virtio_register_device(struct virtio_device *vdev);
+DUET_API int virtio_register_device(struct virtio_device *vdev);
 
 /* Unregister a device: the bound driver's remove() runs first. -ENOENT if
  * unknown. */
-int virtio_unregister_device(struct virtio_device *vdev);
+DUET_API int virtio_unregister_device(struct virtio_device *vdev);
 
 /* Register the virtio drivers this build enabled (CMake DUET_DRIVER_*). */
-void virtio_register_drivers(void);
+DUET_API void virtio_register_drivers(void);
 
 /* True when a virtio driver for device id `id` is registered. */
-bool virtio_has_driver(uint32_t id);
+DUET_API bool virtio_has_driver(uint32_t id);
 
 #ifdef __cplusplus
 }

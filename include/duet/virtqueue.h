@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <duet/api.h>
 #include <duet/atomic.h>
 #include <duet/virtio_ring.h>
 
@@ -230,7 +231,7 @@ struct virtqueue {
 	(sizeof(struct virtqueue) + (size_t)(num) * sizeof(struct virtqueue_slot))
 
 /* Same as VIRTQUEUE_FOOTPRINT, as a function. */
-size_t virtqueue_footprint(uint16_t num);
+DUET_API size_t virtqueue_footprint(uint16_t num);
 
 /*
  * Validate `cfg` and build a virtqueue in `mem` (`memsize` bytes, aligned for
@@ -243,15 +244,15 @@ size_t virtqueue_footprint(uint16_t num);
  * 32768, ring aligned and wholly inside the window, align a power of two
  * >= 4, indirect area aligned and inside the window).
  */
-int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg,
-		   struct virtqueue **vqp);
+DUET_API int virtqueue_init(void *mem, size_t memsize, const struct virtqueue_config *cfg,
+			    struct virtqueue **vqp);
 
 /*
  * Return the queue to its state just after virtqueue_init (for a device
  * reset): indices to zero, nothing in flight, not broken. Fault counters
  * survive. Driver cookies still in flight are dropped: reclaim them first.
  */
-void virtqueue_reset(struct virtqueue *vq);
+DUET_API void virtqueue_reset(struct virtqueue *vq);
 
 /* ---- driver role ---- */
 
@@ -262,16 +263,16 @@ void virtqueue_reset(struct virtqueue *vq);
  * argument or a buffer not wholly inside the window (nothing is queued then);
  * -EIO on a broken queue. Does not notify: call virtqueue_kick().
  */
-int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
-			 int readable, int writable, void *cookie);
+DUET_API int virtqueue_add_buffer(struct virtqueue *vq, struct virtqueue_buf *buf_list,
+				  int readable, int writable, void *cookie);
 
 /*
  * virtqueue_add_buffer for one buffer of `len` bytes at `buf`, readable by
  * the device, or writable when `writable`: the commonest shape, without a
  * list to fill and check. Same returns.
  */
-int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
-		      void *cookie);
+DUET_API int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writable,
+			       void *cookie);
 
 /*
  * virtqueue_add_one for bufs[0..n), each `len` bytes and its own cookie,
@@ -281,20 +282,20 @@ int virtqueue_add_one(struct virtqueue *vq, void *buf, uint32_t len, bool writab
  * for n == 0; -EIO on a broken queue). How a driver re-posts a batch of
  * receive buffers in one call.
  */
-int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
-		       bool writable);
+DUET_API int virtqueue_add_bufs(struct virtqueue *vq, void *const bufs[], uint16_t n, uint32_t len,
+				bool writable);
 
 /* virtqueue_add_bufs with a length per buffer, bufs[i] of lens[i] bytes:
  * how a driver sends a burst of messages of different sizes. */
-int virtqueue_add_bufs_sized(struct virtqueue *vq, void *const bufs[], const uint32_t lens[],
-			     uint16_t n, bool writable);
+DUET_API int virtqueue_add_bufs_sized(struct virtqueue *vq, void *const bufs[],
+				      const uint32_t lens[], uint16_t n, bool writable);
 
 /*
  * Take the next used chain. Returns its cookie, the bytes the device wrote
  * in *len and the head in *idx (both optional), or NULL when none is used
  * or the device wrote an impossible entry (then the queue is broken).
  */
-void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
+DUET_API void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
 
 /*
  * Take up to `max` used chains at once: their cookies to cookies[0..n) and,
@@ -306,7 +307,8 @@ void *virtqueue_get_buffer(struct virtqueue *vq, uint32_t *len, uint16_t *idx);
  * call per batch: how a driver takes back many buffers (rpmsg's send
  * buffers) without a call and its checks per buffer.
  */
-int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[], uint16_t max);
+DUET_API int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[],
+				   uint16_t max);
 
 /* ---- device role ---- */
 
@@ -317,8 +319,8 @@ int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32_t lens[]
  * chain is taken: return it with virtqueue_add_consumed_buffer(). Use
  * vhost_get_vq_buffers() to see every buffer of a chain.
  */
-void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
-				     uint32_t *len);
+DUET_API void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
+					      uint32_t *len);
 
 /*
  * Take up to `max` available chains that are each one buffer inside the
@@ -331,8 +333,8 @@ void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
  * queue. One call per batch: how a device takes many buffers without a
  * call and its checks per buffer.
  */
-int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf vb[],
-				    uint16_t heads[], uint16_t max);
+DUET_API int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf vb[],
+					     uint16_t heads[], uint16_t max);
 
 /*
  * Walk the next available chain into vb[0..vbsize) and return its head
@@ -343,8 +345,8 @@ int virtqueue_get_available_buffers(struct virtqueue *vq, struct virtqueue_buf v
  * virtqueue_get_fault()). Directions are in vb[i].writable; readable buffers
  * always come first.
  */
-int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
-			 size_t vbsize, size_t *vbcnt);
+DUET_API int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb, size_t vbsize,
+				  size_t *vbcnt);
 
 /*
  * Return the chain at `head_idx` to the driver with `len` bytes written.
@@ -352,8 +354,7 @@ int vhost_get_vq_buffers(struct virtqueue *vq, struct virtqueue_buf *vb,
  * exceeds the chain's writable bytes; -EIO on a broken queue. Does not
  * notify: call virtqueue_kick().
  */
-int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx,
-				  uint32_t len);
+DUET_API int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx, uint32_t len);
 
 /*
  * virtqueue_add_consumed_buffer for heads[0..n), with lens[i] bytes
@@ -362,8 +363,8 @@ int virtqueue_add_consumed_buffer(struct virtqueue *vq, uint16_t head_idx,
  * one's negative errno when it was the first (0 for n == 0). How a device
  * returns a batch of chains in one call.
  */
-int virtqueue_add_consumed_buffers(struct virtqueue *vq, const uint16_t heads[],
-				   const uint32_t lens[], uint16_t n);
+DUET_API int virtqueue_add_consumed_buffers(struct virtqueue *vq, const uint16_t heads[],
+					    const uint32_t lens[], uint16_t n);
 
 /* ---- both roles ---- */
 
@@ -373,14 +374,14 @@ int virtqueue_add_consumed_buffers(struct virtqueue *vq, const uint16_t heads[],
  * or its event index under VIRTIO_RING_F_EVENT_IDX). Calls the notify hook at
  * most once.
  */
-void virtqueue_kick(struct virtqueue *vq);
+DUET_API void virtqueue_kick(struct virtqueue *vq);
 
 /*
  * Ask the peer to notify this side again, then re-check: returns 1 when work
  * arrived while callbacks were off (process it: no notification will come
  * for it), 0 when none, -EIO on a broken queue.
  */
-int virtqueue_enable_cb(struct virtqueue *vq);
+DUET_API int virtqueue_enable_cb(struct virtqueue *vq);
 
 /*
  * Whether the last look at the peer's index saw buffers this side has not
@@ -395,7 +396,7 @@ static inline bool virtqueue_seen_more(const struct virtqueue *vq)
 }
 
 /* Ask the peer not to notify this side (a hint: the peer may still). */
-void virtqueue_disable_cb(struct virtqueue *vq);
+DUET_API void virtqueue_disable_cb(struct virtqueue *vq);
 
 /*
  * The index this side last published (driver: avail.idx; device:
@@ -404,7 +405,7 @@ void virtqueue_disable_cb(struct virtqueue *vq);
  * any thread may ask, a loop included, while others send (on a queue with
  * accessors, as far as they allow it).
  */
-uint16_t virtqueue_published_idx(const struct virtqueue *vq);
+DUET_API uint16_t virtqueue_published_idx(const struct virtqueue *vq);
 
 /*
  * The index the peer last published (driver: used.idx; device:
@@ -413,10 +414,10 @@ uint16_t virtqueue_published_idx(const struct virtqueue *vq);
  * peer's word, unchecked: fit for counting its activity (a polling loop's
  * backoff), never for taking buffers.
  */
-uint16_t virtqueue_peer_idx(const struct virtqueue *vq);
+DUET_API uint16_t virtqueue_peer_idx(const struct virtqueue *vq);
 
 /* Transport entry point for an incoming notification: runs the callback. */
-void virtqueue_notification(struct virtqueue *vq);
+DUET_API void virtqueue_notification(struct virtqueue *vq);
 
 /*
  * A notification found by looking, for a side that polls its rings instead
@@ -431,7 +432,7 @@ void virtqueue_notification(struct virtqueue *vq);
  * thread that polls needs none of the owner's locks; the callback takes
  * them.
  */
-bool virtqueue_poll(struct virtqueue *vq);
+DUET_API bool virtqueue_poll(struct virtqueue *vq);
 
 /*
  * For a side that polls, after virtqueue_poll found nothing: ask the cache
@@ -446,7 +447,7 @@ bool virtqueue_poll(struct virtqueue *vq);
  * nothing is read on a queue with callbacks off or memory accessors
  * (mem_ops). Call it from the thread that calls virtqueue_poll.
  */
-void virtqueue_prefetch_next(struct virtqueue *vq);
+DUET_API void virtqueue_prefetch_next(struct virtqueue *vq);
 
 /*
  * A polling loop's look at the queues of one device, vqs[0..n): a table
@@ -461,8 +462,8 @@ void virtqueue_prefetch_next(struct virtqueue *vq);
  * Compare *published on a later look to tell whether this side published
  * (answered) since.
  */
-unsigned int virtqueue_poll_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n,
-				 uint32_t *published);
+DUET_API unsigned int virtqueue_poll_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n,
+					  uint32_t *published);
 
 /*
  * Whether virtqueue_poll_many on the same table would run a callback now:
@@ -471,32 +472,32 @@ unsigned int virtqueue_poll_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned 
  * can look at a device that has long been idle this cheaply, and take the
  * full look only when it says so.
  */
-bool virtqueue_poll_pending(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n);
+DUET_API bool virtqueue_poll_pending(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n);
 
 /* virtqueue_prefetch_next for each queue of such a table. */
-void virtqueue_prefetch_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n);
+DUET_API void virtqueue_prefetch_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n);
 
 /* Fill *st with the queue's diagnostic state. */
-void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);
+DUET_API void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);
 
 /* The fault that broke the queue (VIRTQUEUE_FAULT_NONE if not broken). */
-enum virtqueue_fault virtqueue_get_fault(const struct virtqueue *vq);
+DUET_API enum virtqueue_fault virtqueue_get_fault(const struct virtqueue *vq);
 
 /* True once a peer fault broke the queue. */
-bool virtqueue_is_broken(const struct virtqueue *vq);
+DUET_API bool virtqueue_is_broken(const struct virtqueue *vq);
 
 /* A short English description of a fault. */
-const char *virtqueue_fault_str(enum virtqueue_fault fault);
+DUET_API const char *virtqueue_fault_str(enum virtqueue_fault fault);
 
 /* Number of entries of the queue. */
-uint16_t virtqueue_get_vring_size(const struct virtqueue *vq);
+DUET_API uint16_t virtqueue_get_vring_size(const struct virtqueue *vq);
 
 /* True when the driver role has no free descriptor. */
-bool virtqueue_full(const struct virtqueue *vq);
+DUET_API bool virtqueue_full(const struct virtqueue *vq);
 
 /* True when nothing is pending for this side (driver: no used entry;
  * device: no available entry). Reads the peer's index once. */
-bool virtqueue_empty(struct virtqueue *vq);
+DUET_API bool virtqueue_empty(struct virtqueue *vq);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,9 @@
 /* Uses the installed headers and library: one buffer through one ring. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <duet/version.h>
 #include <duet/virtqueue.h>
 
 int main(void)
@@ -17,6 +19,20 @@ int main(void)
 	uint16_t head;
 	int cookie;
 
+	/* The library linked is the one these headers describe, and the
+	 * package that found both (CMake's or pkg-config's) says the same. */
+	if (duet_version() != DUET_VERSION) {
+		fprintf(stderr, "consumer: library 0x%06lx, headers 0x%06lx\n", duet_version(),
+			(unsigned long)DUET_VERSION);
+		return 1;
+	}
+#ifdef DUET_PACKAGE_VERSION
+	if (strcmp(DUET_PACKAGE_VERSION, DUET_VERSION_STRING)) {
+		fprintf(stderr, "consumer: package %s, headers %s\n", DUET_PACKAGE_VERSION,
+			DUET_VERSION_STRING);
+		return 1;
+	}
+#endif
 	if (virtqueue_init(m1, sizeof(m1), &cfg, &drv))
 		return 1;
 	cfg.role = VIRTQUEUE_ROLE_DEVICE;

@@ -1,6 +1,7 @@
 // A C++ consumer of an installed duet: every public header included, then
 // rpmsg both ways round over the loopback, and the atomic members the C
 // library writes read back from C++ (the layouts must agree).
+#include <duet/api.h>
 #include <duet/atomic.h>
 #include <duet/byteorder.h>
 #include <duet/doorbell.h>
@@ -15,6 +16,7 @@
 #include <duet/rptun.h>
 #include <duet/rsc.h>
 #include <duet/rsc_table.h>
+#include <duet/version.h>
 #include <duet/vhost.h>
 #include <duet/virtio.h>
 #include <duet/virtio_ring.h>
@@ -126,6 +128,10 @@ bool rpmsg_both_ways()
 
 int main()
 {
+	if (duet_version() != DUET_VERSION) {
+		std::fprintf(stderr, "consumer_cxx: library and headers of two versions\n");
+		return 1;
+	}
 	if (!doorbell_layout() || !rpmsg_both_ways())
 		return 1;
 	std::puts("consumer_cxx: installed libduet works from C++");
