@@ -3588,6 +3588,10 @@ static void test_ping_both_ways(void **state)
 	assert_int_equal(r.failed, 0);
 	assert_int_equal(rpmsg_ping(NULL, 1, 16, 0, 0, &r), -EINVAL);
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, 0, 0, NULL), -EINVAL);
+	rpmsg_ping_counters(dev_dev, NULL); /* nothing to write: no crash */
+	memset(&c, 0xa5, sizeof(c));
+	rpmsg_ping_counters(NULL, &c);
+	assert_true(c.received == 0 && c.out_of_order == 0 && c.bad_data == 0);
 	assert_int_equal(rpmsg_ping(drv_dev, 0, 16, 0, 0, &r), -EINVAL);
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_CMDS + 1u, 0, &r), -EINVAL);
 	/* One ping at a time per device: a second, while the first runs, is

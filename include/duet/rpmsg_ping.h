@@ -61,6 +61,8 @@ struct rpmsg_ping_counters {
 	uint64_t bad_data;
 };
 
+/* A copy of the ping service's counters on rdev, taken under its lock (all
+ * zero for a NULL rdev or one without the service; nothing for a NULL c). */
 DUET_API void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *c);
 
 #ifdef __cplusplus

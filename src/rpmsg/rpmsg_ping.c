@@ -187,6 +187,8 @@ void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *
 {
 	struct rpmsg_ping_state *st = rdev ? rdev->ping : NULL;
 
+	if (!c)
+		return;
 	memset(c, 0, sizeof(*c));
 	if (!st)
 		return;
