@@ -1801,6 +1801,7 @@ static void test_bad_endpoint_arguments_are_refused(void **state)
 	/* The device calls take no device as nothing. */
 	{
 		struct rpmsg_stats st;
+		char text[16] = "old text";
 
 		memset(&st, 0xff, sizeof(st));
 		rpmsg_get_stats(NULL, &st);
@@ -1809,6 +1810,12 @@ static void test_bad_endpoint_arguments_are_refused(void **state)
 		rpmsg_get_stats(drv_dev, NULL);
 		rpmsg_set_send_timeout(NULL, 1);
 		assert_int_equal(rpmsg_dump(NULL, NULL, 0), 0);
+		/* No text, not the buffer's old bytes; and a NULL buffer with
+		 * a length is not written. */
+		assert_int_equal(rpmsg_dump(NULL, text, sizeof(text)), 0);
+		assert_string_equal(text, "");
+		assert_int_equal(rpmsg_dump(drv_dev, NULL, 64), 0);
+		assert_true(rpmsg_dump(drv_dev, text, sizeof(text)) == sizeof(text) - 1);
 	}
 }
 

@@ -305,7 +305,8 @@ DUET_API void rpmsg_set_drop_cb(rpmsg_drop_cb cb, void *priv);
  * available_idx, avail.idx, used_cons_idx, used.idx, avail.flags,
  * used.flags), the endpoints with their addresses, the buffers (total,
  * pending, held). The text is cut to fit len with its NUL. Returns the
- * length written: the whole text's, or len - 1 when it was cut.
+ * length written: the whole text's, or len - 1 when it was cut. A NULL
+ * rdev writes an empty text; a NULL buf with a len writes nothing (0).
  */
 DUET_API int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len);
 

@@ -147,8 +147,11 @@ int rpmsg_dump(struct rpmsg_device *rdev, char *buf, size_t len)
 {
 	struct out o = { buf, len, 0 };
 
-	if (!rdev)
+	if (!rdev || (!buf && len)) {
+		if (buf && len)
+			buf[0] = '\0';
 		return 0;
+	}
 	duet_mutex_lock(rdev->lock);
 	if (rpmsg_gone(rdev)) /* an endpoint's rdev after removal: no rings */
 		put(&o, "Dump rpmsg info: device gone\n");
