@@ -11,6 +11,7 @@
 #    that make the exports, so a declaration left unmarked is caught.
 #   scripts/check-symbols.sh [-I DIR] lib.a|lib.so ...
 set -eu
+export LC_ALL=C # one collation for sort and comm
 include=
 if [ "${1:-}" = -I ]; then
 	include=$2
