@@ -68,6 +68,7 @@ static void run_device(uint8_t *region, uint16_t num, uint64_t features, size_t 
 	struct virtqueue_buf vb[8];
 	struct virtqueue *vq;
 	uint8_t saved_used[8 + 8 * 64];
+	uint16_t last;
 	size_t used_off = vring_used_offset(num, 16), used_len = 6 + 8u * num;
 
 	/* The device initialises the used ring it owns: keep the fuzz bytes. */
@@ -103,7 +104,7 @@ static void run_device(uint8_t *region, uint16_t num, uint64_t features, size_t 
 			abort();
 		virtqueue_enable_cb(vq);
 	}
-	while (virtqueue_get_available_buffer(vq, NULL, NULL))
+	while (virtqueue_get_available_buffer(vq, &last, NULL))
 		;
 }
 

@@ -320,6 +320,28 @@ static void test_add_rejects_bad_arguments_and_loses_nothing(void **state)
 	assert_int_equal(raw_avail_idx(h), 2);
 }
 
+/* A take without a place for the head takes nothing: the chain could never
+ * be returned, and the driver's buffer would be lost. */
+static void test_get_available_without_head_takes_nothing(void **state)
+{
+	struct harness *h = *state;
+	struct virtqueue_buf b = { h->bufs, 8, false };
+	struct virtqueue_state st;
+	uint32_t len = 0;
+	uint16_t head;
+	int cookie;
+
+	assert_int_equal(virtqueue_add_buffer(h->drv, &b, 1, 0, &cookie), 0);
+	assert_null(virtqueue_get_available_buffer(h->dev, NULL, &len));
+	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	virtqueue_get_state(h->dev, &st);
+	assert_false(st.broken);
+	assert_ptr_equal(virtqueue_get_available_buffer(h->dev, &head, &len), h->bufs);
+	assert_int_equal(len, 8);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &cookie);
+}
+
 /* virtqueue_add_one: both directions, the writable length bound, every bad
  * argument refused with nothing queued, and -ENOSPC when full. */
 static void test_add_one(void **state)
@@ -682,9 +704,9 @@ static void test_add_bufs_adds_each_its_own_cookie(void **state)
 	assert_int_equal(virtqueue_add_bufs(h->drv, bufs, 1, 32, false), -ENOSPC);
 	assert_int_equal(raw_avail_idx(h), 12);
 	for (int i = 0; i < 8; i++) {
-		assert_non_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+		assert_non_null(virtqueue_get_available_buffer(h->dev, &(uint16_t){ 0 }, NULL));
 	}
-	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_null(virtqueue_get_available_buffer(h->dev, &(uint16_t){ 0 }, NULL));
 
 	assert_int_equal(virtqueue_add_bufs(NULL, bufs, 1, 32, false), -EINVAL);
 	assert_int_equal(virtqueue_add_bufs(h->dev, bufs, 1, 32, false), -EINVAL);
@@ -834,7 +856,7 @@ static void test_get_vq_buffers_empty_is_enomem(void **state)
 	size_t cnt;
 
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 2, &cnt), -ENOMEM);
-	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_null(virtqueue_get_available_buffer(h->dev, &(uint16_t){ 0 }, NULL));
 	assert_false(virtqueue_is_broken(h->dev));
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 2, NULL), -EINVAL);
 	assert_int_equal(vhost_get_vq_buffers(h->drv, vb, 2, &cnt), -EINVAL);
@@ -1527,7 +1549,7 @@ static void test_broken_queue_refuses_until_reset(void **state)
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EINVAL);
 	assert_true(virtqueue_is_broken(h->dev));
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 1, &cnt), -EIO);
-	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_null(virtqueue_get_available_buffer(h->dev, &(uint16_t){ 0 }, NULL));
 	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, 0, 0), -EIO);
 	{
 		uint16_t heads[1] = { 0 };
@@ -2126,6 +2148,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sg_list_directions_and_used_len, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_fails_cleanly_when_full, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_add_rejects_bad_arguments_and_loses_nothing, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_get_available_without_head_takes_nothing, setup_plain,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_add_one, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_descriptors_are_recycled, setup_event, teardown),

@@ -63,7 +63,7 @@ static void expect_dev_fault(struct harness *h, enum virtqueue_fault fault, int 
 	assert_int_equal(st.stats.faults, 1);
 	/* Broken means broken: not trusted again. */
 	assert_int_equal(vhost_get_vq_buffers(h->dev, vb, 16, &cnt), -EIO);
-	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_null(virtqueue_get_available_buffer(h->dev, &(uint16_t){ 0 }, NULL));
 }
 
 static uint64_t buf_da(struct harness *h, size_t off)
@@ -84,7 +84,7 @@ static void test_head_out_of_range_via_get_available_buffer(void **state)
 	struct harness *h = *state;
 
 	raw_avail_push(h, 0xffff);
-	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_null(virtqueue_get_available_buffer(h->dev, &(uint16_t){ 0 }, NULL));
 	assert_int_equal(virtqueue_get_fault(h->dev), VIRTQUEUE_FAULT_HEAD_RANGE);
 }
 
@@ -106,7 +106,7 @@ static void test_chain_loop_via_get_available_buffer(void **state)
 	raw_desc(h, 0, buf_da(h, 0), 16, VRING_DESC_F_NEXT, 1);
 	raw_desc(h, 1, buf_da(h, 64), 16, VRING_DESC_F_NEXT, 0);
 	raw_avail_push(h, 0);
-	assert_null(virtqueue_get_available_buffer(h->dev, NULL, NULL));
+	assert_null(virtqueue_get_available_buffer(h->dev, &(uint16_t){ 0 }, NULL));
 	assert_int_equal(virtqueue_get_fault(h->dev), VIRTQUEUE_FAULT_LOOP);
 	assert_true(virtqueue_is_broken(h->dev));
 }

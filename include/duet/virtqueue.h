@@ -314,9 +314,11 @@ DUET_API int virtqueue_get_buffers(struct virtqueue *vq, void *cookies[], uint32
 
 /*
  * Take the next available chain, validated whole. Returns the first buffer
- * and its length in *len and the head in *avail_idx, or NULL when nothing is
- * available or the chain is invalid (then the queue is broken). The whole
- * chain is taken: return it with virtqueue_add_consumed_buffer(). Use
+ * and its length in *len (len may be NULL) and the head in *avail_idx, or
+ * NULL when nothing is available or the chain is invalid (then the queue is
+ * broken). The whole chain is taken: return it with
+ * virtqueue_add_consumed_buffer(). A NULL avail_idx takes nothing and gives
+ * NULL: the chain could never be returned without its head. Use
  * vhost_get_vq_buffers() to see every buffer of a chain.
  */
 DUET_API void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,

@@ -69,8 +69,7 @@ static DUET_OUT_OF_LINE void *get_available_chain(struct virtqueue *vq, uint16_t
 
 	if (duet_vq_take_chain(vq, head, addr, word, &first, 1, &count, true) < 0)
 		return NULL;
-	if (avail_idx)
-		*avail_idx = head;
+	*avail_idx = head;
 	if (len)
 		*len = first.len;
 	return first.buf;
@@ -93,8 +92,7 @@ static DUET_ALWAYS_INLINE void *get_available(struct virtqueue *vq, struct virtq
 	int ret = vq_take_short(vq, io, &first, true, &e);
 
 	if (ret == VQ_TAKE_DONE) {
-		if (avail_idx)
-			*avail_idx = e.head;
+		*avail_idx = e.head;
 		if (len)
 			*len = first.len;
 		return first.buf;
@@ -106,11 +104,13 @@ static DUET_ALWAYS_INLINE void *get_available(struct virtqueue *vq, struct virtq
 	return NULL;
 }
 
-/* virtqueue_get_available_buffer with every argument checked, any queue. */
+/* virtqueue_get_available_buffer with every argument checked, any queue.
+ * No avail_idx, nothing taken: a chain whose head the caller cannot know
+ * could never be returned, and the driver would lose its buffers. */
 static DUET_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq, uint16_t *avail_idx,
 						    uint32_t *len)
 {
-	if (!vq || vq->role != VIRTQUEUE_ROLE_DEVICE || vq->broken)
+	if (!vq || !avail_idx || vq->role != VIRTQUEUE_ROLE_DEVICE || vq->broken)
 		return NULL;
 	return get_available(vq, vq->io, avail_idx, len);
 }
@@ -118,7 +118,8 @@ static DUET_OUT_OF_LINE void *get_available_checked(struct virtqueue *vq, uint16
 void *virtqueue_get_available_buffer(struct virtqueue *vq, uint16_t *avail_idx,
 				     uint32_t *len)
 {
-	if (!DUET_FAST_PATHS || !vq || vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
+	if (!DUET_FAST_PATHS || !vq || !avail_idx ||
+	    vq->fast_role != vq_fast_role(VIRTQUEUE_ROLE_DEVICE))
 		return get_available_checked(vq, avail_idx, len);
 	return get_available(vq, VQ_IO_PLAIN, avail_idx, len);
 }
