@@ -118,6 +118,7 @@ test-install: test-gcc
 	LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/consumer_shared
 	$(B)/consumer/consumer_static
 	$(B)/consumer/consumer_cxx
+	LD_LIBRARY_PATH=$(CURDIR)/$(B)/stage/lib $(B)/consumer/rpmsg_echo
 	PKG_CONFIG_PATH=$(CURDIR)/$(B)/stage/lib/pkgconfig sh -c \
 		'cc tests/install/consumer.c -DDUET_PACKAGE_VERSION=\"$$(pkg-config --modversion duet)\" \
 		$$(pkg-config --cflags --libs duet) -o $(B)/consumer/consumer_pc' && \
