@@ -52,6 +52,7 @@ static void test_virtqueue(void **state)
 	virtqueue_notification(NULL);
 	assert_false(virtqueue_poll(NULL));
 	virtqueue_prefetch_next(NULL);
+	assert_false(virtqueue_prefetch_arrived(NULL));
 	assert_int_equal(virtqueue_poll_many(NULL, 1, &u), 0);
 	assert_int_equal(u, 0);
 	assert_false(virtqueue_poll_pending(NULL, 1));
@@ -125,6 +126,7 @@ static void test_rptun(void **state)
 	duet_rptun_notified(NULL, 0);
 	assert_int_equal(duet_rptun_check_peer(NULL), -EINVAL);
 	assert_int_equal(duet_rptun_poll(NULL), -EINVAL);
+	assert_int_equal(duet_rptun_prefetch_arrived(NULL), -EINVAL);
 	assert_int_equal(duet_rptun_published(NULL), 0);
 	assert_int_equal(duet_rptun_peer_published(NULL), 0);
 	assert_null(duet_rptun_priv(NULL));

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include <duet/byteorder.h>
+
 #include "vq_harness.h"
 
 #define EVENT_IDX (1ull << VIRTIO_RING_F_EVENT_IDX)
@@ -1303,6 +1305,56 @@ static void poll_cb(struct virtqueue *vq)
 	poll_calls++;
 }
 
+/*
+ * A side woken by its peer asks for the buffer at the entry it takes next,
+ * not at the last look's: each case makes the entry at the other position
+ * sound and the one at the right position faulty, or the reverse. No ask
+ * for an entry naming no descriptor or one outside the window, with
+ * callbacks off, or without a queue. Device role first, then driver role.
+ */
+static void test_prefetch_arrived_looks_where_this_side_takes_next(void **state)
+{
+	struct harness *h = *state;
+	struct vring_avail *avail = harness_avail(h);
+	uint16_t head, h0;
+	int c;
+
+	poll_calls = 0;
+	h->drv->callback = poll_cb;
+	h->dev->callback = poll_cb;
+	assert_false(virtqueue_prefetch_arrived(NULL));
+	/* Device: the driver's first buffer is at the position it takes from. */
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 64, false, &c), 0);
+	h0 = duet_le16(avail->ring[0]);
+	assert_true(virtqueue_prefetch_arrived(h->dev));
+	virtqueue_disable_cb(h->dev);
+	assert_false(virtqueue_prefetch_arrived(h->dev));
+	virtqueue_enable_cb(h->dev);
+	/* Taken: the next position is 1, whatever entry 0 still says. */
+	assert_non_null(virtqueue_get_available_buffer(h->dev, &head, NULL));
+	avail->ring[1] = duet_le16(0xffff);
+	assert_false(virtqueue_prefetch_arrived(h->dev));
+	avail->ring[1] = duet_le16(h0);
+	assert_true(virtqueue_prefetch_arrived(h->dev));
+	raw_desc(h, (uint16_t)(h->num - 1), harness_da(h, h->region) + h->size + 4096, 64, 0, 0);
+	avail->ring[1] = duet_le16((uint16_t)(h->num - 1));
+	assert_false(virtqueue_prefetch_arrived(h->dev));
+	/* Driver: its buffer came back at used position 0 and was taken, so
+	 * it takes from position 1 next, the avail entry there naming the
+	 * buffer the device fills next (used in order). */
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, head, 0), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c);
+	avail->ring[1] = duet_le16(h0);
+	avail->ring[0] = duet_le16(0xffff);
+	assert_true(virtqueue_prefetch_arrived(h->drv));
+	avail->ring[0] = duet_le16(h0);
+	avail->ring[1] = duet_le16(0xffff);
+	assert_false(virtqueue_prefetch_arrived(h->drv));
+	assert_int_equal(poll_calls, 0); /* asking runs nothing */
+	h->drv->callback = NULL;
+	h->dev->callback = NULL;
+}
+
 /* A side that polls its rings runs the callback exactly when a
  * notification would be due: callbacks on and the peer's index moved since
  * the callback last ran from here, once per move, as a doorbell rings once
@@ -2143,6 +2195,8 @@ int main(void)
 						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_poll_runs_the_callback_for_untaken_work,
 						setup_event, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_arrived_looks_where_this_side_takes_next,
+						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_poll_many_looks_at_a_table, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_poll_many_looks_at_a_table, setup_event, teardown),
 		cmocka_unit_test_setup_teardown(test_sg_list_directions_and_used_len, setup_plain, teardown),

@@ -145,6 +145,17 @@ DUET_API int duet_rptun_check_peer(struct duet_rptun *rptun);
 DUET_API int duet_rptun_poll(struct duet_rptun *rptun);
 
 /*
+ * For a platform woken by the peer's notification (an interrupt, a futex
+ * wake), before it dispatches the notification: on every live virtqueue
+ * with callbacks on, ask the cache for the buffer the peer most likely
+ * just filled (virtqueue_prefetch_arrived), so that its lines come while
+ * the dispatch reads the doorbell and the ring indices. Call it where
+ * notifications are dispatched, never concurrently with them. Returns how
+ * many buffers it asked for, or -EINVAL.
+ */
+DUET_API int duet_rptun_prefetch_arrived(struct duet_rptun *rptun);
+
+/*
  * The sum of the indices this side has published on every live virtqueue
  * (virtqueue_published_idx): it moves whenever this side sends or gives a
  * buffer back. A loop compares it across looks to tell traffic that only

@@ -452,6 +452,18 @@ DUET_API bool virtqueue_poll(struct virtqueue *vq);
 DUET_API void virtqueue_prefetch_next(struct virtqueue *vq);
 
 /*
+ * For a side woken by its peer's notification, before the notification
+ * is dispatched: ask the cache for the buffer of the entry this side
+ * takes next, the one the peer most likely just filled, so that its lines
+ * come while the dispatch reads the doorbell and the ring index instead of
+ * after them. The same guess and checks as virtqueue_prefetch_next, from
+ * the position this side takes from rather than the last look's; nothing
+ * is read on a queue with callbacks off or memory accessors. Returns true
+ * when it asked for a buffer. Call it from the thread that takes from vq.
+ */
+DUET_API bool virtqueue_prefetch_arrived(struct virtqueue *vq);
+
+/*
  * A polling loop's look at the queues of one device, vqs[0..n): a table
  * the transport fills as it creates queues and empties (NULL) before it
  * deletes them. Each entry is loaded afresh (acquire) before its use,
@@ -478,6 +490,10 @@ DUET_API bool virtqueue_poll_pending(DUET_ATOMIC(struct virtqueue *) *vqs, unsig
 
 /* virtqueue_prefetch_next for each queue of such a table. */
 DUET_API void virtqueue_prefetch_many(DUET_ATOMIC(struct virtqueue *) *vqs, unsigned int n);
+
+/* virtqueue_prefetch_arrived for each queue of such a table; how many asked. */
+DUET_API unsigned int virtqueue_prefetch_arrived_many(DUET_ATOMIC(struct virtqueue *) *vqs,
+						      unsigned int n);
 
 /* Fill *st with the queue's diagnostic state. */
 DUET_API void virtqueue_get_state(const struct virtqueue *vq, struct virtqueue_state *st);

@@ -256,6 +256,18 @@ int duet_rptun_poll(struct duet_rptun *rptun)
 	return (int)ran;
 }
 
+int duet_rptun_prefetch_arrived(struct duet_rptun *rptun)
+{
+	unsigned int asked = 0;
+
+	if (!rptun)
+		return -EINVAL;
+	for (unsigned int i = 0; i < rptun->info.num_vdevs; i++)
+		if (!duet_rvdev_stale(&rptun->rv[i]))
+			asked += duet_rvdev_prefetch_arrived(&rptun->rv[i]);
+	return (int)asked;
+}
+
 static uint32_t sum_idx(struct duet_rptun *rptun, uint16_t (*idx)(const struct virtqueue *))
 {
 	uint32_t sum = 0;

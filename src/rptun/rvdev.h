@@ -94,6 +94,14 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
  * guess comes next (virtqueue_prefetch_next), until RVDEV_IDLE_LOOKS. */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
 
+/* virtqueue_prefetch_arrived on each of rv's live queues; how many asked. */
+static inline unsigned int duet_rvdev_prefetch_arrived(struct duet_rvdev *rv)
+{
+	return virtqueue_prefetch_arrived_many(rv->live, rv->desc.num_vrings < DUET_MAX_VRINGS
+								 ? rv->desc.num_vrings
+								 : DUET_MAX_VRINGS);
+}
+
 /*
  * Whether the driver reset the device since this device side made its
  * queues (the reset epoch moved; false without one, and on the driver

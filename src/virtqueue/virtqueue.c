@@ -398,16 +398,23 @@ bool virtqueue_poll(struct virtqueue *vq)
 	return vq && poll_one(vq);
 }
 
+/* Whether a prefetch may look at vq: plain memory only (accessors stand
+ * for memory that a prefetch may not reach coherently), and a queue whose
+ * owner waits for what comes (callbacks on). */
+static inline bool prefetchable(struct virtqueue *vq)
+{
+	return !vq->io.ops && vq->callback &&
+	       atomic_load_explicit(&vq->cb_enabled, memory_order_relaxed);
+}
+
 /* virtqueue_prefetch_next's body, compiled into virtqueue_prefetch_many too. */
 static inline void prefetch_one(struct virtqueue *vq)
 {
 	const void *next;
 
-	/* Plain memory only: accessors stand for memory that a prefetch may
-	 * not reach coherently. poll_seen is the peer's index as the last
-	 * virtqueue_poll saw it, so this is the entry it publishes next. */
-	if (vq->io.ops || !vq->callback ||
-	    !atomic_load_explicit(&vq->cb_enabled, memory_order_relaxed))
+	/* poll_seen is the peer's index as the last virtqueue_poll saw it,
+	 * so this is the entry it publishes next. */
+	if (!prefetchable(vq))
 		return;
 	next = duet_vq_poll_guess(vq, vq->poll_seen);
 	if (next)
@@ -418,6 +425,28 @@ void virtqueue_prefetch_next(struct virtqueue *vq)
 {
 	if (vq)
 		prefetch_one(vq);
+}
+
+/* virtqueue_prefetch_arrived's body, compiled into its table form too. */
+static inline bool prefetch_arrived(struct virtqueue *vq)
+{
+	const void *next;
+
+	if (!prefetchable(vq))
+		return false;
+	/* The entry this side takes next: the device's next avail entry,
+	 * the driver's next used one (used in order: the avail entry at
+	 * that position holds its head). */
+	next = duet_vq_poll_guess(vq, vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->used_idx
+									   : vq->avail_idx);
+	if (next)
+		DUET_PREFETCH(next);
+	return next != NULL;
+}
+
+bool virtqueue_prefetch_arrived(struct virtqueue *vq)
+{
+	return vq && prefetch_arrived(vq);
 }
 
 /*
@@ -502,6 +531,19 @@ void virtqueue_prefetch_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
 		if (vq)
 			prefetch_one(vq);
 	}
+}
+
+unsigned int virtqueue_prefetch_arrived_many(_Atomic(struct virtqueue *) *vqs, unsigned int n)
+{
+	unsigned int asked = 0;
+
+	for (unsigned int i = 0; vqs && i < n; i++) {
+		struct virtqueue *vq = table_at(vqs, i);
+
+		if (vq)
+			asked += prefetch_arrived(vq);
+	}
+	return asked;
 }
 
 uint16_t virtqueue_published_idx(const struct virtqueue *vq)

@@ -793,12 +793,18 @@ static void proxy_watch(struct duet_link *l)
  * *seen gets the doorbell's seq from before the take. For a user loop
  * (the only caller besides the service thread, which never has a stale
  * mapping) it also notes the doorbell and wake count it will wait on. */
-static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen)
+/* Take this side's doorbell ids and run them, then look at the peer.
+ * `woken`: the loop just came back from sleeping on the doorbell, so the
+ * peer most likely filled buffers meanwhile: ask for them first, and their
+ * lines come while the doorbell and the ring indices are read. */
+static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen, bool woken)
 {
 	struct duet_doorbell *bell;
 	unsigned int n;
 
 	duet_mutex_lock(l->lock);
+	if (woken && l->rptun)
+		duet_rptun_prefetch_arrived(l->rptun);
 	release_stale(l);
 	bell = l->bell ? &l->bell[l->me] : NULL;
 	l->loop_bell = bell;
@@ -814,13 +820,14 @@ static unsigned int dispatch(struct duet_link *l, uint32_t *ids, uint32_t *seen)
 	return n;
 }
 
-static void service_wait(struct duet_link *l, uint32_t seen);
+static bool service_wait(struct duet_link *l, uint32_t seen);
 
 static void *service(void *arg)
 {
 	struct duet_link *l = arg;
 	uint32_t ids[DUET_DOORBELL_IDS];
 	uint64_t next_watch = 0;
+	bool woken = false;
 
 	while (!atomic_load(&l->quit)) {
 		bool user = l->cfg.user_loop;
@@ -831,7 +838,7 @@ static void *service(void *arg)
 		/* With a user loop the doorbell is the user's; this thread
 		 * only watches the peer. */
 		if (!user) {
-			n = dispatch(l, ids, &seen);
+			n = dispatch(l, ids, &seen, woken);
 		} else {
 			duet_mutex_lock(l->lock);
 			if (l->rptun)
@@ -846,8 +853,9 @@ static void *service(void *arg)
 				proxy_watch(l);
 			next_watch = now + DUET_LINK_WATCH_MS;
 		}
+		woken = false;
 		if (!user && l->bell)
-			service_wait(l, seen);
+			woken = service_wait(l, seen);
 		else
 			usleep(DUET_LINK_WATCH_MS * 1000u);
 	}
@@ -948,7 +956,7 @@ int duet_link_poll(struct duet_link *l)
 	 * peer that rang before it saw this side polling. */
 	if (!l->loop_bell ||
 	    atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) != l->loop_seen) {
-		n = dispatch(l, ids, &seen);
+		n = dispatch(l, ids, &seen, false);
 		l->loop_seen = seen;
 	}
 	n += poll_rings(l);
@@ -998,17 +1006,18 @@ static unsigned int spin_rings(struct duet_link *l, struct duet_doorbell *bell, 
 }
 
 /* The service thread's wait, as duet_link_wait's: spin on the rings, say
- * this side no longer polls and look once more, block. */
-static void service_wait(struct duet_link *l, uint32_t seen)
+ * this side no longer polls and look once more, block. True when it went
+ * to the doorbell (and came back from it). */
+static bool service_wait(struct duet_link *l, uint32_t seen)
 {
 	struct duet_doorbell *bell = &l->bell[l->me];
 	bool rang = false;
 
 	if (l->cfg.spin_us && (spin_rings(l, bell, seen, &rang) || rang))
-		return;
+		return false;
 	if (leave_polling(l))
-		return;
-	duet_doorbell_wait(bell, seen, 0, DUET_LINK_WATCH_MS);
+		return false;
+	return duet_doorbell_wait(bell, seen, 0, DUET_LINK_WATCH_MS);
 }
 
 int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
@@ -1024,7 +1033,7 @@ int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
 	 * at the peer per message. */
 	seen = l->loop_seen;
 	n = !l->loop_bell || atomic_load_explicit(&l->loop_bell->seq, memory_order_acquire) != seen
-		    ? dispatch(l, ids, &seen)
+		    ? dispatch(l, ids, &seen, false)
 		    : 0;
 	/* A busy loop keeps saying it polls from one wait to the next: no
 	 * store to its doorbell per message. It says otherwise only before
@@ -1034,18 +1043,21 @@ int duet_link_wait(struct duet_link *l, uint32_t timeout_ms)
 
 		n = spin_rings(l, l->loop_bell, seen, &rang);
 		if (rang)
-			n += dispatch(l, ids, &seen);
+			n += dispatch(l, ids, &seen, false);
 	}
 	if (!n)
 		n = leave_polling(l);
 	if (!n) {
+		bool woken = false;
+
 		if (l->loop_bell)
-			duet_doorbell_wait(l->loop_bell, seen, 0,
-					   timeout_ms == DUET_LINK_FOREVER ? DUET_DOORBELL_FOREVER
-									   : timeout_ms);
+			woken = duet_doorbell_wait(l->loop_bell, seen, 0,
+						   timeout_ms == DUET_LINK_FOREVER
+							   ? DUET_DOORBELL_FOREVER
+							   : timeout_ms);
 		else
 			wait_for_bell(l, timeout_ms);
-		n = dispatch(l, ids, &seen);
+		n = dispatch(l, ids, &seen, woken);
 	}
 	l->loop_seen = seen;
 	return (int)n;
