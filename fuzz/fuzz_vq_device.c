@@ -54,6 +54,7 @@ static void check_guesses(const uint8_t *region, struct virtqueue *vq, uint16_t 
 	}
 	(void)virtqueue_poll(vq);
 	virtqueue_prefetch_next(vq);
+	(void)virtqueue_prefetch_arrived(vq);
 }
 
 static void run_device(uint8_t *region, uint16_t num, uint64_t features, size_t vbsize,
@@ -121,7 +122,7 @@ static void run_driver(uint8_t *region, uint16_t num, const uint8_t *used, size_
 	_Alignas(void *) uint8_t mem[VIRTQUEUE_FOOTPRINT(64)];
 	struct virtqueue_config cfg = {
 		.role = VIRTQUEUE_ROLE_DRIVER, .num = num, .ring = region, .align = 16,
-		.window = { region, DA_BASE, REGION },
+		.window = { region, DA_BASE, REGION }, .callback = no_callback,
 	};
 	struct virtqueue_buf b = { region + REGION - 64, 64, true };
 	size_t used_off = vring_used_offset(num, 16), used_len = 4 + 8u * num;
@@ -141,6 +142,7 @@ static void run_driver(uint8_t *region, uint16_t num, const uint8_t *used, size_
 		void *cs[64];
 		int k;
 
+		(void)virtqueue_prefetch_arrived(vq); /* a guess read from a hostile ring */
 		if (!batch) {
 			int *c = virtqueue_get_buffer(vq, &len, NULL);
 
