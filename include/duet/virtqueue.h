@@ -209,6 +209,10 @@ struct virtqueue {
 	uint16_t seen_idx;    /* the peer's index at the last look */
 	uint16_t poll_seen;   /* virtqueue_poll's alone: the peer's index when
 			       * it last ran the callback */
+	/* The next position this side takes from (avail_idx or used_idx
+	 * above), stored as each take ends: read from another thread by
+	 * virtqueue_prefetch_arrived, which must not read those two. */
+	DUET_ATOMIC(uint16_t) taken_at;
 	uint16_t own_flags;   /* shadow of the flags word this side owns */
 	uint16_t free_head;   /* driver: first free descriptor */
 	uint16_t free_tail;   /* driver: last free one, while any is free */
@@ -459,7 +463,9 @@ DUET_API void virtqueue_prefetch_next(struct virtqueue *vq);
  * after them. The same guess and checks as virtqueue_prefetch_next, from
  * the position this side takes from rather than the last look's; nothing
  * is read on a queue with callbacks off or memory accessors. Returns true
- * when it asked for a buffer. Call it from the thread that takes from vq.
+ * when it asked for a buffer. Safe from a thread other than the one taking
+ * from vq (the transport's, while a sender takes): the position is then
+ * one take old at worst, and checked as any.
  */
 DUET_API bool virtqueue_prefetch_arrived(struct virtqueue *vq);
 

@@ -149,6 +149,7 @@ static void vq_start(struct virtqueue *vq)
 	vq->kicked_idx = 0;
 	vq->seen_idx = 0;
 	vq->poll_seen = 0;
+	atomic_store_explicit(&vq->taken_at, 0, memory_order_relaxed);
 	vq->own_flags = 0;
 	atomic_store_explicit(&vq->cb_enabled, true, memory_order_relaxed);
 	vq->track_event = vq->event_idx;
@@ -436,9 +437,11 @@ static inline bool prefetch_arrived(struct virtqueue *vq)
 		return false;
 	/* The entry this side takes next: the device's next avail entry,
 	 * the driver's next used one (used in order: the avail entry at
-	 * that position holds its head). */
-	next = duet_vq_poll_guess(vq, vq->role == VIRTQUEUE_ROLE_DRIVER ? vq->used_idx
-									   : vq->avail_idx);
+	 * that position holds its head). From taken_at, not the taker's
+	 * own index: another thread may be taking (rpmsg's senders take
+	 * send buffers back), and whatever position this reads, the guess
+	 * is checked. */
+	next = duet_vq_poll_guess(vq, atomic_load_explicit(&vq->taken_at, memory_order_relaxed));
 	if (next)
 		DUET_PREFETCH(next);
 	return next != NULL;

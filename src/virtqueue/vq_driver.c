@@ -272,6 +272,7 @@ DUET_SHORT_FALLBACK void *duet_vq_take_used(struct virtqueue *vq, uint16_t ready
 	cookie = s->cookie;
 	free_chain(vq, s, (uint16_t)id);
 	vq->used_idx++;
+	atomic_store_explicit(&vq->taken_at, vq->used_idx, memory_order_relaxed);
 	/* Keep asking for a notification at the next entry, so that under
 	 * EVENT_IDX a consumer that never disables callbacks still gets them. */
 	if (vq->track_event)
@@ -354,6 +355,7 @@ static uint16_t get_batch_short(struct virtqueue *vq, uint16_t ready, void **coo
 	vq->free_tail = tail;
 	vq->num_free = nfree;
 	vq->used_idx = (uint16_t)(uidx + n);
+	atomic_store_explicit(&vq->taken_at, vq->used_idx, memory_order_relaxed);
 	if (n && vq->track_event)
 		vq_move_event(VQ_IO_PLAIN, vq->used_event, vq->used_idx);
 	if (n == want)

@@ -36,6 +36,7 @@ static DUET_ALWAYS_INLINE void vq_mark_taken(struct virtqueue *vq, struct virtqu
 {
 	/* The index first: the slot stores could alias it for the compiler. */
 	vq->avail_idx = next;
+	atomic_store_explicit(&vq->taken_at, next, memory_order_relaxed);
 	vq->slots[head].ndesc = count > UINT16_MAX ? UINT16_MAX : (uint16_t)count;
 	vq->slots[head].wlen = wlen;
 	/* See virtqueue_get_buffer: keep EVENT_IDX notifications flowing. */
@@ -334,6 +335,7 @@ static DUET_INLINE void *vq_inline_get_buffer(struct virtqueue *vq, uint32_t *le
 	s->cookie = NULL;
 	vq_append_free(vq, (uint16_t)id, (uint16_t)id, 1);
 	vq->used_idx = (uint16_t)(uidx + 1u);
+	atomic_store_explicit(&vq->taken_at, (uint16_t)(uidx + 1u), memory_order_relaxed);
 	if (vq->track_event)
 		vq_move_event(VQ_IO_PLAIN, vq->used_event, (uint16_t)(uidx + 1u));
 	if (len)
