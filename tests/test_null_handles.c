@@ -53,6 +53,7 @@ static void test_virtqueue(void **state)
 	assert_false(virtqueue_poll(NULL));
 	virtqueue_prefetch_next(NULL);
 	assert_false(virtqueue_prefetch_arrived(NULL));
+	assert_int_equal(virtqueue_prefetch_arrived_many(NULL, 1), 0);
 	assert_int_equal(virtqueue_poll_many(NULL, 1, &u), 0);
 	assert_int_equal(u, 0);
 	assert_false(virtqueue_poll_pending(NULL, 1));

@@ -153,8 +153,7 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index)
  * bench/callgrind-rpmsg.sh). */
 DUET_OUT_OF_LINE unsigned int duet_rvdev_poll(struct duet_rvdev *rv)
 {
-	unsigned int n = rv->desc.num_vrings < DUET_MAX_VRINGS ? rv->desc.num_vrings
-							       : DUET_MAX_VRINGS;
+	unsigned int n = duet_rvdev_num_live(rv);
 	uint32_t mine;
 	unsigned int ran;
 
@@ -203,7 +202,7 @@ uint32_t duet_rvdev_sum_idx(struct duet_rvdev *rv, uint16_t (*idx)(const struct 
 {
 	uint32_t sum = 0;
 
-	for (unsigned int i = 0; i < rv->desc.num_vrings && i < DUET_MAX_VRINGS; i++) {
+	for (unsigned int i = 0; i < duet_rvdev_num_live(rv); i++) {
 		struct virtqueue *vq = atomic_load_explicit(&rv->live[i], memory_order_acquire);
 
 		if (vq)

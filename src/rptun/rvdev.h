@@ -94,12 +94,17 @@ bool duet_rvdev_dispatch(struct duet_rvdev *rv, unsigned int index);
  * guess comes next (virtqueue_prefetch_next), until RVDEV_IDLE_LOOKS. */
 unsigned int duet_rvdev_poll(struct duet_rvdev *rv);
 
+/* How many entries of rv->live its vdev can use (the table's vrings,
+ * within the array whatever the table says). */
+static inline unsigned int duet_rvdev_num_live(const struct duet_rvdev *rv)
+{
+	return rv->desc.num_vrings < DUET_MAX_VRINGS ? rv->desc.num_vrings : DUET_MAX_VRINGS;
+}
+
 /* virtqueue_prefetch_arrived on each of rv's live queues; how many asked. */
 static inline unsigned int duet_rvdev_prefetch_arrived(struct duet_rvdev *rv)
 {
-	return virtqueue_prefetch_arrived_many(rv->live, rv->desc.num_vrings < DUET_MAX_VRINGS
-								 ? rv->desc.num_vrings
-								 : DUET_MAX_VRINGS);
+	return virtqueue_prefetch_arrived_many(rv->live, duet_rvdev_num_live(rv));
 }
 
 /*

@@ -408,18 +408,24 @@ static inline bool prefetchable(struct virtqueue *vq)
 	       atomic_load_explicit(&vq->cb_enabled, memory_order_relaxed);
 }
 
-/* virtqueue_prefetch_next's body, compiled into virtqueue_prefetch_many too. */
-static inline void prefetch_one(struct virtqueue *vq)
+/* Ask for the buffer the entry at `pos` most likely names; whether it
+ * asked (the guess is checked as a take checks it). */
+static inline bool prefetch_at(struct virtqueue *vq, uint16_t pos)
 {
-	const void *next;
+	const void *next = duet_vq_poll_guess(vq, pos);
 
-	/* poll_seen is the peer's index as the last virtqueue_poll saw it,
-	 * so this is the entry it publishes next. */
-	if (!prefetchable(vq))
-		return;
-	next = duet_vq_poll_guess(vq, vq->poll_seen);
 	if (next)
 		DUET_PREFETCH(next);
+	return next != NULL;
+}
+
+/* virtqueue_prefetch_next's body, compiled into virtqueue_prefetch_many too.
+ * poll_seen is the peer's index as the last virtqueue_poll saw it, so this
+ * is the entry it publishes next. */
+static inline void prefetch_one(struct virtqueue *vq)
+{
+	if (prefetchable(vq))
+		(void)prefetch_at(vq, vq->poll_seen);
 }
 
 void virtqueue_prefetch_next(struct virtqueue *vq)
@@ -428,23 +434,15 @@ void virtqueue_prefetch_next(struct virtqueue *vq)
 		prefetch_one(vq);
 }
 
-/* virtqueue_prefetch_arrived's body, compiled into its table form too. */
+/* virtqueue_prefetch_arrived's body, compiled into its table form too.
+ * The entry this side takes next: the device's next avail entry, the
+ * driver's next used one (used in order: the avail entry at that position
+ * holds its head). From taken_at, not the taker's own index: another
+ * thread may be taking (rpmsg's senders take send buffers back). */
 static inline bool prefetch_arrived(struct virtqueue *vq)
 {
-	const void *next;
-
-	if (!prefetchable(vq))
-		return false;
-	/* The entry this side takes next: the device's next avail entry,
-	 * the driver's next used one (used in order: the avail entry at
-	 * that position holds its head). From taken_at, not the taker's
-	 * own index: another thread may be taking (rpmsg's senders take
-	 * send buffers back), and whatever position this reads, the guess
-	 * is checked. */
-	next = duet_vq_poll_guess(vq, atomic_load_explicit(&vq->taken_at, memory_order_relaxed));
-	if (next)
-		DUET_PREFETCH(next);
-	return next != NULL;
+	return prefetchable(vq) &&
+	       prefetch_at(vq, atomic_load_explicit(&vq->taken_at, memory_order_relaxed));
 }
 
 bool virtqueue_prefetch_arrived(struct virtqueue *vq)
