@@ -789,11 +789,10 @@ static void proxy_watch(struct duet_link *l)
 
 /* ---- the service thread ---- */
 
-/* Take this side's doorbell and run what it says; under the link lock.
- * *seen gets the doorbell's seq from before the take. For a user loop
- * (the only caller besides the service thread, which never has a stale
- * mapping) it also notes the doorbell and wake count it will wait on. */
-/* Take this side's doorbell ids and run them, then look at the peer.
+/* Take this side's doorbell ids and run them, then look at the peer; under
+ * the link lock. *seen gets the doorbell's seq from before the take. For a
+ * user loop (the only caller besides the service thread, which never has a
+ * stale mapping) it also notes the doorbell and wake count it will wait on.
  * `woken`: the loop just came back from sleeping on the doorbell, so the
  * peer most likely filled buffers meanwhile: ask for them first, and their
  * lines come while the doorbell and the ring indices are read. */
