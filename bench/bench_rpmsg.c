@@ -11,7 +11,9 @@
  *
  *   bench_rpmsg rtt     round trips, 17 bytes and the largest payload, with
  *                       a raw futex and a raw spin ping-pong between the same
- *                       two kinds of processes as yardsticks
+ *                       two kinds of processes as yardsticks (at 17 B, one
+ *                       before each polling and each blocking run: their
+ *                       ratios run by run)
  *   bench_rpmsg stream  one-way streams, 17 bytes and the largest payload,
  *                       copy and zero copy: MB/s, messages/s, notifications
  *   bench_rpmsg idle    CPU used by both sides of an idle link over 10 s
@@ -449,9 +451,10 @@ static uint64_t median_of(uint64_t *v, size_t n)
 
 /*
  * Round trips in one waiting mode, 17 B and the largest payload, `runs`
- * runs of n each. Blocking at 17 B runs the futex yardstick before each
- * run, so that the two are compared run by run, under the same load: the
- * machine's noise drifts over seconds, more than the gap being measured.
+ * runs of n each. At 17 B, blocking runs the futex yardstick before each
+ * run and polling the spin one, so that each is compared with its
+ * yardstick run by run, under the same load: the machine's noise drifts
+ * over seconds, more than the gap being measured.
  */
 static void bench_rtt_mode(enum mode mode, uint32_t n)
 {
@@ -468,12 +471,14 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 	lens[0] = 17;
 	lens[1] = max;
 	for (int l = 0; l < 2; l++) {
-		bool paired = mode == BLOCK && l == 0;
-		char what[64], extra[160];
+		bool paired = (mode == BLOCK || mode == POLL) && l == 0;
+		const char *stick = mode == BLOCK ? "futex" : "spin";
+		char what[64], extra[256];
 		size_t k = 0;
 		uint64_t lo = UINT64_MAX, hi = 0;
 		uint32_t rung0, wakes0, rungq, wakesq, rung1, wakes1, back0, backq, back1;
 		uint32_t spell0, spellq, spell1;
+		double trips;
 		int used;
 
 		for (uint32_t i = 0; i < n / 10; i++) /* warm up */
@@ -486,7 +491,7 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 			uint64_t *run = ns + k, m;
 
 			if (paired) {
-				yardstick_run(true, n, fut + (size_t)r * n);
+				yardstick_run(mode == BLOCK, n, fut + (size_t)r * n);
 				for (uint32_t i = 0; i < n / 10; i++)
 					round_trip(&s, msg, lens[l]);
 			}
@@ -499,18 +504,18 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 				ratio[r] = (double)m / (double)median_of(fut + (size_t)r * n, n);
 		}
 		snprintf(what, sizeof(what), "rpmsg %u B round trip, %s", lens[l], mode_names[mode]);
-		/* The paired runs' warm-ups rang too: count per measured trip
-		 * only when there were none. */
+		/* Per round trip of every kind: the paired runs' warm-ups ring
+		 * and prefetch as the measured trips do. */
+		trips = (double)k + (paired ? (double)runs * (double)(n / 10) : 0.0);
 		both_stats(&s, &rung1, &wakes1, &back1, &spell1);
 		used = snprintf(extra, sizeof(extra), "run medians %.2f-%.2f", lo / 1e3, hi / 1e3);
-		if (!paired)
-			snprintf(extra + used, sizeof(extra) - (size_t)used,
+		used += snprintf(extra + used, sizeof(extra) - (size_t)used,
 				 "; per round trip %.2f rings, %.2f wake syscalls, %.2f backoffs,"
 				 " %.2f prefetch spells",
-				 (double)((int64_t)rung1 - rungq - (rungq - rung0)) / (double)k,
-				 (double)((int64_t)wakes1 - wakesq - (wakesq - wakes0)) / (double)k,
-				 (double)((int64_t)back1 - backq - (backq - back0)) / (double)k,
-				 (double)((int64_t)spell1 - spellq - (spellq - spell0)) / (double)k);
+				 (double)((int64_t)rung1 - rungq - (rungq - rung0)) / trips,
+				 (double)((int64_t)wakes1 - wakesq - (wakesq - wakes0)) / trips,
+				 (double)((int64_t)back1 - backq - (backq - back0)) / trips,
+				 (double)((int64_t)spell1 - spellq - (spellq - spell0)) / trips);
 		if (paired) {
 			double lo_r = ratio[0], hi_r = ratio[0];
 
@@ -519,9 +524,11 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 				hi_r = ratio[r] > hi_r ? ratio[r] : hi_r;
 			}
 			qsort(ratio, (size_t)runs, sizeof(*ratio), cmp_double);
-			row("raw futex ping-pong (yardstick)", fut, k, "one run before each rpmsg run below");
+			row(mode == BLOCK ? "raw futex ping-pong (yardstick)" :
+					    "raw spin ping-pong (yardstick)",
+			    fut, k, "one run before each rpmsg run below");
 			snprintf(extra + used, sizeof(extra) - (size_t)used,
-				 "; run by run vs futex: median %.3f (%.3f-%.3f)", ratio[runs / 2],
+				 "; run by run vs %s: median %.3f (%.3f-%.3f)", stick, ratio[runs / 2],
 				 lo_r, hi_r);
 		}
 		row(what, ns, k, extra);
@@ -555,7 +562,9 @@ static int bench_rtt(void)
 			bench_rtt_mode(order[i], order[i] == BLOCK ? 2000 : 20000);
 	printf("\nHow to read: p50 is the typical round trip; compare each mode with its\n"
 	       "yardstick from the same run (polling with spin, blocking with futex): the\n"
-	       "machine is shared and noisy, so ratios are what carry over. Hybrid spins\n"
+	       "machine is shared and noisy, so ratios are what carry over. At 17 B the\n"
+	       "polling and blocking runs each follow a run of their yardstick, and the\n"
+	       "ratio of the two medians is given run by run. Hybrid spins\n"
 	       "up to %u us before blocking, so an immediate echo never sleeps. Backoff\n"
 	       "polls with poll_backoff_us = %u: a ping-pong never waits, so it should\n"
 	       "match polling. Prefetch spells: after each answer a polling side's empty\n"
