@@ -13,7 +13,8 @@
  *                       a raw futex and a raw spin ping-pong between the same
  *                       two kinds of processes as yardsticks (at 17 B, one
  *                       before each polling and each blocking run: their
- *                       ratios run by run)
+ *                       ratios run by run), and a spin ping-pong carrying
+ *                       a 17 B message's data lines: the protocol's floor
  *   bench_rpmsg stream  one-way streams, 17 bytes and the largest payload,
  *                       copy and zero copy: MB/s, messages/s, notifications
  *   bench_rpmsg idle    CPU used by both sides of an idle link over 10 s
@@ -386,13 +387,37 @@ static long futex(_Atomic uint32_t *w, int op, uint32_t v)
 	return syscall(SYS_futex, (uint32_t *)w, op, v, NULL, NULL, 0);
 }
 
+/* Lines of data in a yardstick's page, each written before a count and read
+ * after it: `out` on the way out, `back` on the way back (spin only). */
+#define DATA_LINE(w, dir, k) (&(w)[32 + 16 * (2 * (dir) + (k))])
+
+/* Write `lines` data lines of direction dir with i, or read them. */
+static void put_lines(_Atomic uint32_t *w, int dir, unsigned int lines, uint32_t i)
+{
+	for (unsigned int k = 0; k < lines; k++)
+		atomic_store_explicit(DATA_LINE(w, dir, k), i, memory_order_relaxed);
+}
+
+static uint32_t get_lines(_Atomic uint32_t *w, int dir, unsigned int lines)
+{
+	uint32_t sum = 0;
+
+	for (unsigned int k = 0; k < lines; k++)
+		sum += atomic_load_explicit(DATA_LINE(w, dir, k), memory_order_relaxed);
+	return sum;
+}
+
 /* One run of the yardstick: n round trips after n / 10 to warm up, with a
- * fresh child on the proxy's CPU; their times in ns[0..n). */
-static void yardstick_run(bool block, uint32_t n, uint64_t *ns)
+ * fresh child on the proxy's CPU; their times in ns[0..n). Spinning, each
+ * direction may carry data lines besides its count (out, back), written
+ * before the count and read after it, as a message's buffer is. */
+static void yardstick_run(bool block, unsigned int out, unsigned int back, uint32_t n,
+			  uint64_t *ns)
 {
 	_Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	uint32_t total = n + n / 10;
+	volatile uint32_t sink = 0;
 	pid_t child;
 	int st;
 
@@ -400,7 +425,8 @@ static void yardstick_run(bool block, uint32_t n, uint64_t *ns)
 		perror("bench_rpmsg: mmap");
 		exit(1);
 	}
-	/* w[0]: ping count (server to proxy), w[16]: pong count, lines apart */
+	/* w[0]: ping count (server to proxy), w[16]: pong count, lines apart;
+	 * the data lines from w[32] on */
 	atomic_store(&w[0], 0);
 	atomic_store(&w[16], 0);
 	child = fork();
@@ -410,6 +436,8 @@ static void yardstick_run(bool block, uint32_t n, uint64_t *ns)
 			while (atomic_load(&w[0]) != i)
 				if (block)
 					futex(&w[0], FUTEX_WAIT, i - 1);
+			sink += get_lines(w, 0, out);
+			put_lines(w, 1, back, i);
 			atomic_store(&w[16], i);
 			if (block)
 				futex(&w[16], FUTEX_WAKE, 1);
@@ -419,27 +447,30 @@ static void yardstick_run(bool block, uint32_t n, uint64_t *ns)
 	for (uint32_t i = 1, k = 0; i <= total; i++) {
 		uint64_t t0 = now_ns();
 
+		put_lines(w, 0, out, i);
 		atomic_store(&w[0], i);
 		if (block)
 			futex(&w[0], FUTEX_WAKE, 1);
 		while (atomic_load(&w[16]) != i)
 			if (block)
 				futex(&w[16], FUTEX_WAIT, i - 1);
+		sink += get_lines(w, 1, back);
 		if (i > n / 10)
 			ns[k++] = now_ns() - t0;
 	}
+	(void)sink;
 	waitpid(child, &st, 0);
 	munmap((void *)w, 4096);
 }
 
-static void yardstick(bool block, uint32_t n)
+static void yardstick(const char *what, bool block, unsigned int out, unsigned int back,
+		      uint32_t n, const char *note)
 {
 	uint64_t *ns = malloc(sizeof(*ns) * n * (size_t)runs);
 
 	for (int r = 0; r < runs; r++)
-		yardstick_run(block, n, ns + (size_t)r * n);
-	row(block ? "raw futex ping-pong (yardstick)" : "raw spin ping-pong (yardstick)", ns,
-	    (size_t)n * (size_t)runs, NULL);
+		yardstick_run(block, out, back, n, ns + (size_t)r * n);
+	row(what, ns, (size_t)n * (size_t)runs, note);
 	free(ns);
 }
 
@@ -491,7 +522,7 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 			uint64_t *run = ns + k, m;
 
 			if (paired) {
-				yardstick_run(mode == BLOCK, n, fut + (size_t)r * n);
+				yardstick_run(mode == BLOCK, 0, 0, n, fut + (size_t)r * n);
 				for (uint32_t i = 0; i < n / 10; i++)
 					round_trip(&s, msg, lens[l]);
 			}
@@ -556,7 +587,12 @@ static int bench_rtt(void)
 	static const enum mode order[] = { POLL, BACKOFF, HYBRID, BLOCK };
 
 	header("Round trips, server to proxy and back (two processes, one shared region)");
-	yardstick(false, 20000);
+	yardstick("raw spin ping-pong (yardstick)", false, 0, 0, 20000, NULL);
+	/* A 17 B message's lines: out, the buffer (the driver's avail entry
+	 * and descriptor are not written again); back, the buffer and the
+	 * used entry. What the protocol's line transfers alone cost. */
+	yardstick("raw spin, 1 + 2 data lines", false, 1, 2, 20000,
+		  "a line written before the count out, two back: a 17 B message's");
 	for (int i = 0; i < 4; i++)
 		if (mode_wanted(order[i]))
 			bench_rtt_mode(order[i], order[i] == BLOCK ? 2000 : 20000);
@@ -564,12 +600,16 @@ static int bench_rtt(void)
 	       "yardstick from the same run (polling with spin, blocking with futex): the\n"
 	       "machine is shared and noisy, so ratios are what carry over. At 17 B the\n"
 	       "polling and blocking runs each follow a run of their yardstick, and the\n"
-	       "ratio of the two medians is given run by run. Hybrid spins\n"
-	       "up to %u us before blocking, so an immediate echo never sleeps. Backoff\n"
-	       "polls with poll_backoff_us = %u: a ping-pong never waits, so it should\n"
-	       "match polling. Prefetch spells: after each answer a polling side's empty\n"
-	       "looks prefetch the buffer the next message most likely lands in, about\n"
-	       "one spell per side per round trip (2.00) when both poll.\n",
+	       "ratio of the two medians is given run by run. The spin with data lines\n"
+	       "writes before each count the lines a 17 B message adds (out its buffer,\n"
+	       "back its buffer and used entry) and reads them after: the protocol's line\n"
+	       "transfers alone, and what polling takes over it is what the two sides'\n"
+	       "work adds. Hybrid spins up to %u us before blocking, so an immediate echo\n"
+	       "never sleeps. Backoff polls with poll_backoff_us = %u: a ping-pong never\n"
+	       "waits, so it should match polling. Prefetch spells: after each answer a\n"
+	       "polling side's empty looks prefetch the buffer the next message most\n"
+	       "likely lands in, about one spell per side per round trip (2.00) when both\n"
+	       "poll.\n",
 	       spin_budget_us, backoff_us);
 	return 0;
 }
