@@ -28,7 +28,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import edits  # noqa: E402 (bench/edits.py, found through the path above)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,10 +83,9 @@ def port_helpers_external(tree):
     return port
 
 
-# (file, old, new, count): each `old` must occur exactly `count` times, or
-# at least once for None (where an earlier experiment of "all of them at
-# once" may have removed some). `new` may be a function of the tree giving
-# the text; with `old` None it gives the whole file.
+# Each experiment's edits are bench/edits.py's (file, old, new, count); a
+# count of None is for where an earlier experiment of "all of them at
+# once" may have removed some.
 EXPERIMENTS = [
     ("rpmsg's per-message feature checks gone (removal, queued announcements, stash, "
      "offers, quieting the send queue's callback, the send counter)", [
@@ -135,31 +136,12 @@ EXPERIMENTS = [
 ]
 
 
-def run(cmd, cwd, quiet=True):
-    r = subprocess.run(cmd, cwd=cwd, capture_output=quiet, text=True)
-    if r.returncode != 0:
-        sys.exit('what-if: %s failed:\n%s%s' % (' '.join(cmd), r.stdout or '', r.stderr or ''))
-    return r.stdout
+def run(cmd, cwd):
+    return edits.run('what-if', cmd, cwd)
 
 
-def apply(tree, name, edits):
-    for path, old, new, count in edits:
-        p = os.path.join(tree, path)
-        if old is None:  # the whole file, made from the tree by `new`
-            text = new(tree)
-            with open(p, 'w') as f:
-                f.write(text)
-            continue
-        if callable(new):
-            new = new(tree)
-        with open(p) as f:
-            text = f.read()
-        found = text.count(old)
-        if found != count and not (count is None and found):
-            sys.exit('what-if: "%s": %s has %d of %r, not %s: rewrite the experiment'
-                     % (name, path, found, old, count or 'one or more'))
-        with open(p, 'w') as f:
-            f.write(text.replace(old, new))
+def apply(tree, name, changes):
+    edits.apply('what-if', tree, name, changes)
 
 
 def instructions(tree, build, floor=False):
@@ -187,33 +169,27 @@ def main():
     for tool in ('git', 'cmake', 'gcc', 'valgrind'):
         if not shutil.which(tool):
             sys.exit('what-if: %s not found (make bench installs valgrind)' % tool)
-    tree = args.keep or tempfile.mkdtemp(prefix='duet-what-if.')
-    if args.keep:
-        os.makedirs(os.path.dirname(os.path.abspath(tree)), exist_ok=True)
-    else:
-        os.rmdir(tree)
-    run(['git', 'worktree', 'add', '--detach', tree, 'HEAD'], ROOT)
+    tree = edits.worktree('what-if', ROOT, args.keep)
     try:
         rev = run(['git', 'rev-parse', '--short', 'HEAD'], tree).strip()
         base, floor = instructions(tree, os.path.join(tree, 'build', 'base'), floor=True)
         print('rpmsg 17 B round trip under callgrind, %s as it is: %d instructions' % (rev, base))
         print('with one redesign stood in for by an edit (its best case):')
-        for i, (name, edits) in enumerate(EXPERIMENTS):
+        for i, (name, changes) in enumerate(EXPERIMENTS):
             run(['git', 'checkout', '-q', '--', 'src'], tree)
-            apply(tree, name, edits)
+            apply(tree, name, changes)
             n = instructions(tree, os.path.join(tree, 'build', 'e%d' % i))
             print('  %-5d (%+d)  %s' % (n, n - base, name))
         run(['git', 'checkout', '-q', '--', 'src'], tree)
-        for name, edits in EXPERIMENTS:
-            apply(tree, name, edits)
+        for name, changes in EXPERIMENTS:
+            apply(tree, name, changes)
         n = instructions(tree, os.path.join(tree, 'build', 'all'))
         print('  %-5d (%+d)  all of them at once' % (n, n - base))
         print('  %-5d (%+d)  the protocol\'s floor (bench_floor: every check of the peer, '
               'none of the layers)' % (floor, floor - base))
     finally:
         if not args.keep:
-            subprocess.run(['git', 'worktree', 'remove', '--force', tree], cwd=ROOT,
-                           capture_output=True)
+            edits.remove_worktree(ROOT, tree)
     return 0
 
 
