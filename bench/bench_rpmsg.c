@@ -407,13 +407,30 @@ static uint32_t get_lines(_Atomic uint32_t *w, int dir, unsigned int lines)
 	return sum;
 }
 
-/* One run of the yardstick: n round trips after n / 10 to warm up, with a
- * fresh child on the proxy's CPU; their times in ns[0..n). Spinning, each
- * direction may carry data lines besides its count (out, back), written
- * before the count and read after it, as a message's buffer is. */
-static void yardstick_run(bool block, unsigned int out, unsigned int back, uint32_t n,
-			  uint64_t *ns)
+/* A yardstick's shape: waiting on a futex (block) or spinning; spinning,
+ * each direction may carry data lines besides its count (out, back),
+ * written before the count and read after it, as a message's buffer is,
+ * and the waiting side may ask for them at every look at the count
+ * (prefetch), as duet's polling looks ask for the next buffer. */
+struct stick {
+	bool block;
+	unsigned int out, back;
+	bool prefetch;
+};
+
+/* Ask for the `lines` data lines of direction dir, if `on`. */
+static void prefetch_lines(_Atomic uint32_t *w, int dir, unsigned int lines, bool on)
 {
+	for (unsigned int k = 0; on && k < lines; k++)
+		__builtin_prefetch((const void *)DATA_LINE(w, dir, k));
+}
+
+/* One run of the yardstick: n round trips after n / 10 to warm up, with a
+ * fresh child on the proxy's CPU; their times in ns[0..n). */
+static void yardstick_run(struct stick shape, uint32_t n, uint64_t *ns)
+{
+	const bool block = shape.block;
+	const unsigned int out = shape.out, back = shape.back;
 	_Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	uint32_t total = n + n / 10;
@@ -436,6 +453,8 @@ static void yardstick_run(bool block, unsigned int out, unsigned int back, uint3
 			while (atomic_load(&w[0]) != i)
 				if (block)
 					futex(&w[0], FUTEX_WAIT, i - 1);
+				else
+					prefetch_lines(w, 0, out, shape.prefetch);
 			sink += get_lines(w, 0, out);
 			put_lines(w, 1, back, i);
 			atomic_store(&w[16], i);
@@ -454,6 +473,8 @@ static void yardstick_run(bool block, unsigned int out, unsigned int back, uint3
 		while (atomic_load(&w[16]) != i)
 			if (block)
 				futex(&w[16], FUTEX_WAIT, i - 1);
+			else
+				prefetch_lines(w, 1, back, shape.prefetch);
 		sink += get_lines(w, 1, back);
 		if (i > n / 10)
 			ns[k++] = now_ns() - t0;
@@ -463,13 +484,12 @@ static void yardstick_run(bool block, unsigned int out, unsigned int back, uint3
 	munmap((void *)w, 4096);
 }
 
-static void yardstick(const char *what, bool block, unsigned int out, unsigned int back,
-		      uint32_t n, const char *note)
+static void yardstick(const char *what, struct stick shape, uint32_t n, const char *note)
 {
 	uint64_t *ns = malloc(sizeof(*ns) * n * (size_t)runs);
 
 	for (int r = 0; r < runs; r++)
-		yardstick_run(block, out, back, n, ns + (size_t)r * n);
+		yardstick_run(shape, n, ns + (size_t)r * n);
 	row(what, ns, (size_t)n * (size_t)runs, note);
 	free(ns);
 }
@@ -522,7 +542,8 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 			uint64_t *run = ns + k, m;
 
 			if (paired) {
-				yardstick_run(mode == BLOCK, 0, 0, n, fut + (size_t)r * n);
+				yardstick_run((struct stick){ .block = mode == BLOCK }, n,
+					      fut + (size_t)r * n);
 				for (uint32_t i = 0; i < n / 10; i++)
 					round_trip(&s, msg, lens[l]);
 			}
@@ -587,14 +608,19 @@ static int bench_rtt(void)
 	static const enum mode order[] = { POLL, BACKOFF, HYBRID, BLOCK };
 
 	header("Round trips, server to proxy and back (two processes, one shared region)");
-	yardstick("raw spin ping-pong (yardstick)", false, 0, 0, 20000, NULL);
+	yardstick("raw spin ping-pong (yardstick)", (struct stick){ 0 }, 20000, NULL);
 	/* A 17 B message's lines: its buffer, each way. Buffers recycled in
 	 * order are not described again: neither the driver's avail entry
 	 * and descriptor nor the device's used entry are stored when they
 	 * hold the same words (vq_update16/32, vq_write_desc). What the
-	 * protocol's line transfers alone cost. */
-	yardstick("raw spin, 1 data line each way", false, 1, 1, 20000,
+	 * protocol's line transfers alone cost; and the same with the
+	 * waiting side asking for the line at every look, as a polling
+	 * look asks for the buffer the next message most likely fills. */
+	yardstick("raw spin, 1 data line each way", (struct stick){ .out = 1, .back = 1 }, 20000,
 		  "a line written before the count, read after it: a 17 B message's buffer");
+	yardstick("raw spin, 1 data line, prefetched",
+		  (struct stick){ .out = 1, .back = 1, .prefetch = true }, 20000,
+		  "the same, the waiting side asking for the line at every look at the count");
 	for (int i = 0; i < 4; i++)
 		if (mode_wanted(order[i]))
 			bench_rtt_mode(order[i], order[i] == BLOCK ? 2000 : 20000);
@@ -604,8 +630,10 @@ static int bench_rtt(void)
 	       "polling and blocking runs each follow a run of their yardstick, and the\n"
 	       "ratio of the two medians is given run by run. The spin with a data line\n"
 	       "writes before each count the line a 17 B message adds, its buffer, and\n"
-	       "reads it after: the protocol's line transfers alone, and what polling\n"
-	       "takes over it is what the two sides' work adds. Hybrid spins up to %u us\n"
+	       "reads it after: the protocol's line transfers alone. Prefetched, the\n"
+	       "waiting side asks for that line at every look, as polling looks ask for\n"
+	       "the next buffer: the floor of duet's polling (python3 bench/steps.py\n"
+	       "shows where a round trip's time goes, step by step). Hybrid spins up to %u us\n"
 	       "before blocking, so an immediate echo never sleeps. Backoff polls with\n"
 	       "poll_backoff_us = %u: a ping-pong never waits, so it should match\n"
 	       "polling. Prefetch spells: after each answer a polling side's empty looks\n"
