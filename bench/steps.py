@@ -114,6 +114,8 @@ BENCH_EDITS = [
      '\t       spin_budget_us, backoff_us);\n\tsteps_dump("server");\n\treturn 0;\n', 1),
 ]
 
+POLL_ONE_COMMENT = "/* virtqueue_poll's body, compiled into virtqueue_poll_many as well. */\n"
+
 LIB_EDITS = [
     ('src/virtqueue/vq_mem.h', '/* Publish an index after what it covers. */\n',
      'extern uint64_t duet_steps_published, duet_steps_seen;\n\n'
@@ -125,9 +127,8 @@ LIB_EDITS = [
     ('src/virtqueue/virtqueue.c', '\tif (!poll_news(vq, &peer))\n\t\treturn false;\n',
      '\tif (!poll_news(vq, &peer))\n\t\treturn false;\n'
      '\tduet_steps_seen = __builtin_ia32_rdtsc();\n', 1),
-    ('src/virtqueue/virtqueue.c', '/* virtqueue_poll\'s body, compiled into virtqueue_poll_many as well. */\n',
-     'uint64_t duet_steps_published, duet_steps_seen;\n\n'
-     '/* virtqueue_poll\'s body, compiled into virtqueue_poll_many as well. */\n', 1),
+    ('src/virtqueue/virtqueue.c', POLL_ONE_COMMENT,
+     'uint64_t duet_steps_published, duet_steps_seen;\n\n' + POLL_ONE_COMMENT, 1),
 ]
 
 STEPS = [
@@ -161,8 +162,8 @@ def quantile(v, q):
 
 
 def report(out_dir):
-    (scal, server), (pcal, proxy) = load(os.path.join(out_dir, 'server')), \
-        load(os.path.join(out_dir, 'proxy'))
+    scal, server = load(os.path.join(out_dir, 'server'))
+    pcal, proxy = load(os.path.join(out_dir, 'proxy'))
     if len(server) != len(proxy) or not server:
         sys.exit('%s: %d trips recorded by the server, %d by the proxy: not the same trips'
                  % (TOOL, len(server), len(proxy)))
@@ -182,9 +183,10 @@ def report(out_dir):
         cols[-1].append((s[3] - s[0]) / per_ns)
     if not kept:
         sys.exit('%s: no trip with every step seen' % TOOL)
-    names = [n for n, _ in STEPS] + ['both ways (out + back)', 'total (send call to reply callback)']
-    print('%d of %d round trips with every step seen; ns, counter at %.3f GHz (server), %.3f (proxy)'
-          % (kept, len(server), per_ns, rate(pcal)))
+    names = [n for n, _ in STEPS] + ['both ways (out + back)',
+                                     'total (send call to reply callback)']
+    print('%d of %d round trips with every step seen; ns, counter at %.3f GHz (server), '
+          '%.3f (proxy)' % (kept, len(server), per_ns, rate(pcal)))
     print('| step | p25 | p50 | p75 |')
     print('|---|---|---|---|')
     for name, c in zip(names, cols):
@@ -199,7 +201,8 @@ def main():
     ap.add_argument('--keep', help='make the worktree here and leave it')
     args = ap.parse_args()
     if platform.machine() not in ('x86_64', 'i686', 'i386'):
-        sys.exit('%s: times with rdtsc, an x86 instruction; this is %s' % (TOOL, platform.machine()))
+        sys.exit('%s: times with rdtsc, an x86 instruction; this is %s'
+                 % (TOOL, platform.machine()))
     for tool in ('git', 'cmake', 'gcc'):
         if not shutil.which(tool):
             sys.exit('%s: %s not found' % (TOOL, tool))
