@@ -1,23 +1,26 @@
 #!/usr/bin/env python3
-"""Where a polled 17-byte rpmsg round trip's time goes, step by step, on
-the real two-process link: the server's send, the way out (from the index
-stored to the proxy's look that sees it), the proxy's receive and its
-echo, the way back, the server's receive.
+"""Where a 17-byte rpmsg round trip's time goes, step by step, on the real
+two-process link: the server's send, the way out (from the index stored to
+the proxy's look or doorbell dispatch that finds it), the proxy's receive
+and its echo, the way back, the server's receive.
 
 Each step is timed with the time-stamp counter read at its two ends, so
 the library is edited for it: a read after each index a side publishes
-(vq_store_idx) and one in the look that sees the peer's index move
-(poll_one), and bench_rpmsg records both with its own, trip by trip, into
-files that this script reads. The edits are for measuring only; they run
+(vq_store_idx), one in the look that sees the peer's index move
+(poll_one) and one where a doorbell's dispatch runs a queue's callback
+(duet_rvdev_dispatch, how a waiting side that was woken finds it), and
+bench_rpmsg records them with its own, trip by trip, into files that this
+script reads. The edits are for measuring only; they run
 in a temporary worktree of HEAD, and the working tree is not touched. The
 reads cost a few nanoseconds each, so the round trip printed beside the
 steps (bench_rpmsg's own, from the same run) is a little slower than an
 unedited build's.
 
-  python3 bench/steps.py [--runs N] [--keep DIR]
+  python3 bench/steps.py [--mode M] [--runs N] [--keep DIR]
 
---runs: bench_rpmsg rtt's runs (3); every round trip of them is counted,
-warm-ups too. The steps of one trip are summed in "total", from the send
+--mode: bench_rpmsg's waiting mode, polling (the default), backoff, hybrid
+or blocking. --runs: bench_rpmsg rtt's runs (3); every round trip of them
+is counted, warm-ups too. The steps of one trip are summed in "total", from the send
 call to the reply's callback. The two ways are timed across the two CPUs:
 each assumes their counters agree (constant_tsc, as Linux checks at boot);
 "both ways" is their sum, which an offset between the counters does not
@@ -89,7 +92,7 @@ BENCH_EDITS = [
      '\twhile (!duet_link_stop_requested(s.link) && duet_link_peer_up(s.link))\n\t\tpump(&s);\n',
      '\tsteps_start();\n'
      '\twhile (!duet_link_stop_requested(s.link) && duet_link_peer_up(s.link))\n\t\tpump(&s);\n'
-     '\tif (mode == POLL)\n\t\tsteps_dump("proxy");\n', 1),
+     '\tsteps_dump("proxy");\n', 1),
     ('bench/bench_rpmsg.c',
      '\t(void)ept;\n\t(void)src;\n\ts->reply_len = (uint32_t)len;\n',
      '\t(void)ept;\n\t(void)src;\n'
@@ -129,15 +132,19 @@ LIB_EDITS = [
      '\tduet_steps_seen = __builtin_ia32_rdtsc();\n', 1),
     ('src/virtqueue/virtqueue.c', POLL_ONE_COMMENT,
      'uint64_t duet_steps_published, duet_steps_seen;\n\n' + POLL_ONE_COMMENT, 1),
+    ('src/rptun/rvdev.c', '\tif (vq->callback)\n\t\tvq->callback(vq);\n\treturn true;\n',
+     '\tif (vq->callback) {\n\t\textern uint64_t duet_steps_seen;\n\n'
+     '\t\tduet_steps_seen = __builtin_ia32_rdtsc();\n\t\tvq->callback(vq);\n\t}\n'
+     '\treturn true;\n', 1),
 ]
 
 STEPS = [
     ("the server's send (its call to its index stored)", lambda s, p: s[1] - s[0]),
-    ('the way out (stored to seen by the proxy\'s look)', lambda s, p: p[0] - s[1]),
-    ("the proxy's receive (seen to its callback)", lambda s, p: p[1] - p[0]),
+    ("the way out (stored to found by the proxy)", lambda s, p: p[0] - s[1]),
+    ("the proxy's receive (found to its callback)", lambda s, p: p[1] - p[0]),
     ("the proxy's echo (its callback to its index stored)", lambda s, p: p[2] - p[1]),
-    ("the way back (stored to seen by the server's look)", lambda s, p: s[2] - p[2]),
-    ("the server's receive (seen to its callback)", lambda s, p: s[3] - s[2]),
+    ("the way back (stored to found by the server)", lambda s, p: s[2] - p[2]),
+    ("the server's receive (found to its callback)", lambda s, p: s[3] - s[2]),
 ]
 
 
@@ -172,8 +179,8 @@ def report(out_dir):
     kept = 0
     for s, p in zip(server, proxy):
         v = [f(s, p) for _, f in STEPS]
-        # A step the edits did not see (a message found through the
-        # doorbell, not by a look) leaves an older time behind.
+        # A trip whose message was found where no edit reads the counter
+        # leaves an older time behind.
         if any(x < 0 for x in v):
             continue
         kept += 1
@@ -197,6 +204,8 @@ def report(out_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--mode', default='polling',
+                    choices=('polling', 'backoff', 'hybrid', 'blocking'))
     ap.add_argument('--runs', type=int, default=3)
     ap.add_argument('--keep', help='make the worktree here and leave it')
     args = ap.parse_args()
@@ -219,10 +228,11 @@ def main():
         edits.run(TOOL, ['cmake', '--build', build, '-j4', '--target', 'bench_rpmsg'], tree)
         env = dict(os.environ, DUET_STEPS_DIR=out_dir)
         out = edits.run(TOOL, [os.path.join(build, 'bench', 'bench_rpmsg'), 'rtt', '--mode',
-                               'polling', '--runs', str(args.runs)], tree, env=env)
-        print('%s with time stamps, bench_rpmsg rtt --mode polling --runs %d:' % (rev, args.runs))
+                               args.mode, '--runs', str(args.runs)], tree, env=env)
+        print('%s with time stamps, bench_rpmsg rtt --mode %s --runs %d:'
+              % (rev, args.mode, args.runs))
         for line in out.splitlines():
-            if re.match(r'\| (raw spin|rpmsg 17 B)', line):
+            if re.match(r'\| (raw spin|raw futex|rpmsg 17 B)', line):
                 print('  ' + re.sub(r'\s+\|\s*$', '', line))
         report(out_dir)
     finally:
