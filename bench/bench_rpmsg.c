@@ -14,7 +14,9 @@
  *                       two kinds of processes as yardsticks (at 17 B, one
  *                       before each polling and each blocking run: their
  *                       ratios run by run), and a spin ping-pong carrying
- *                       a 17 B message's data line: the protocol's floor
+ *                       a 17 B message's data line, read as it comes and
+ *                       prefetched while waiting as polling looks do: the
+ *                       floor of duet's polling
  *   bench_rpmsg stream  one-way streams, 17 bytes and the largest payload,
  *                       copy and zero copy: MB/s, messages/s, notifications
  *   bench_rpmsg idle    CPU used by both sides of an idle link over 10 s
@@ -418,10 +420,10 @@ struct stick {
 	bool prefetch;
 };
 
-/* Ask for the `lines` data lines of direction dir, if `on`. */
-static void prefetch_lines(_Atomic uint32_t *w, int dir, unsigned int lines, bool on)
+/* Ask for the `lines` data lines of direction dir. */
+static void prefetch_lines(_Atomic uint32_t *w, int dir, unsigned int lines)
 {
-	for (unsigned int k = 0; on && k < lines; k++)
+	for (unsigned int k = 0; k < lines; k++)
 		__builtin_prefetch((const void *)DATA_LINE(w, dir, k));
 }
 
@@ -453,8 +455,8 @@ static void yardstick_run(struct stick shape, uint32_t n, uint64_t *ns)
 			while (atomic_load(&w[0]) != i)
 				if (block)
 					futex(&w[0], FUTEX_WAIT, i - 1);
-				else
-					prefetch_lines(w, 0, out, shape.prefetch);
+				else if (shape.prefetch)
+					prefetch_lines(w, 0, out);
 			sink += get_lines(w, 0, out);
 			put_lines(w, 1, back, i);
 			atomic_store(&w[16], i);
@@ -473,8 +475,8 @@ static void yardstick_run(struct stick shape, uint32_t n, uint64_t *ns)
 		while (atomic_load(&w[16]) != i)
 			if (block)
 				futex(&w[16], FUTEX_WAIT, i - 1);
-			else
-				prefetch_lines(w, 1, back, shape.prefetch);
+			else if (shape.prefetch)
+				prefetch_lines(w, 1, back);
 		sink += get_lines(w, 1, back);
 		if (i > n / 10)
 			ns[k++] = now_ns() - t0;
@@ -523,7 +525,7 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 	lens[1] = max;
 	for (int l = 0; l < 2; l++) {
 		bool paired = (mode == BLOCK || mode == POLL) && l == 0;
-		const char *stick = mode == BLOCK ? "futex" : "spin";
+		const char *stick_name = mode == BLOCK ? "futex" : "spin";
 		char what[64], extra[256];
 		size_t k = 0;
 		uint64_t lo = UINT64_MAX, hi = 0;
@@ -580,7 +582,7 @@ static void bench_rtt_mode(enum mode mode, uint32_t n)
 					    "raw spin ping-pong (yardstick)",
 			    fut, k, "one run before each rpmsg run below");
 			snprintf(extra + used, sizeof(extra) - (size_t)used,
-				 "; run by run vs %s: median %.3f (%.3f-%.3f)", stick, ratio[runs / 2],
+				 "; run by run vs %s: median %.3f (%.3f-%.3f)", stick_name, ratio[runs / 2],
 				 lo_r, hi_r);
 		}
 		row(what, ns, k, extra);
@@ -634,11 +636,11 @@ static int bench_rtt(void)
 	       "waiting side asks for that line at every look, as polling looks ask for\n"
 	       "the next buffer: the floor of duet's polling (python3 bench/steps.py\n"
 	       "shows where a round trip's time goes, step by step). Hybrid spins up\n"
-	       "to %u us before blocking, so an immediate echo never sleeps. Backoff polls with\n"
-	       "poll_backoff_us = %u: a ping-pong never waits, so it should match\n"
-	       "polling. Prefetch spells: after each answer a polling side's empty looks\n"
-	       "prefetch the buffer the next message most likely lands in, about one\n"
-	       "spell per side per round trip (2.00) when both poll.\n",
+	       "to %u us before blocking, so an immediate echo never sleeps. Backoff\n"
+	       "polls with poll_backoff_us = %u: a ping-pong never waits, so it should\n"
+	       "match polling. Prefetch spells: after each answer a polling side's empty\n"
+	       "looks prefetch the buffer the next message most likely lands in, about\n"
+	       "one spell per side per round trip (2.00) when both poll.\n",
 	       spin_budget_us, backoff_us);
 	return 0;
 }

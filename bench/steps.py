@@ -10,18 +10,18 @@ the library is edited for it: a read after each index a side publishes
 (poll_one) and one where a doorbell's dispatch runs a queue's callback
 (duet_rvdev_dispatch, how a waiting side that was woken finds it), and
 bench_rpmsg records them with its own, trip by trip, into files that this
-script reads. The edits are for measuring only; they run
-in a temporary worktree of HEAD, and the working tree is not touched. The
-reads cost a few nanoseconds each, so the round trip printed beside the
-steps (bench_rpmsg's own, from the same run) is a little slower than an
-unedited build's.
+script reads. The edits are for measuring only; they run in a temporary
+worktree of HEAD, and the working tree is not touched. The reads cost a
+few nanoseconds each, so the round trip printed beside the steps
+(bench_rpmsg's own, from the same run) is a little slower than an unedited
+build's.
 
   python3 bench/steps.py [--mode M] [--runs N] [--keep DIR]
 
 --mode: bench_rpmsg's waiting mode, polling (the default), backoff, hybrid
 or blocking. --runs: bench_rpmsg rtt's runs (3); every round trip of them
-is counted, warm-ups too. The steps of one trip are summed in "total", from the send
-call to the reply's callback. The two ways are timed across the two CPUs:
+is counted, warm-ups too. The steps of one trip are summed in "total", from
+the send call to the reply's callback. The two ways are timed across the two CPUs:
 each assumes their counters agree (constant_tsc, as Linux checks at boot);
 "both ways" is their sum, which an offset between the counters does not
 move. x86 only (rdtsc). Needs git, cmake and gcc (make bench's).
@@ -56,6 +56,10 @@ static uint64_t steps_cal[2];
 static void steps_start(void)
 {
 	steps = calloc(STEPS_MAX, sizeof(steps[0]));
+	if (!steps) {
+		perror("steps");
+		exit(1);
+	}
 	steps_cal[0] = duet_clock_ns();
 	steps_cal[1] = __builtin_ia32_rdtsc();
 }
@@ -138,6 +142,8 @@ LIB_EDITS = [
      '\treturn true;\n', 1),
 ]
 
+# The steps of a trip, in order; the ways (out, back) are STEPS[WAYS[k]].
+WAYS = (1, 4)
 STEPS = [
     ("the server's send (its call to its index stored)", lambda s, p: s[1] - s[0]),
     ("the way out (stored to found by the proxy)", lambda s, p: p[0] - s[1]),
@@ -186,7 +192,7 @@ def report(out_dir):
         kept += 1
         for k, x in enumerate(v):
             cols[k].append(x / per_ns)
-        cols[-2].append((v[1] + v[4]) / per_ns)
+        cols[-2].append(sum(v[k] for k in WAYS) / per_ns)
         cols[-1].append((s[3] - s[0]) / per_ns)
     if not kept:
         sys.exit('%s: no trip with every step seen' % TOOL)

@@ -1005,9 +1005,9 @@ static unsigned int spin_rings(struct duet_link *l, struct duet_doorbell *bell, 
 }
 
 /* The service thread's wait, as duet_link_wait's: spin on the rings, say
- * this side no longer polls and look once more, block. True when it slept
- * on the doorbell and the doorbell moved; false when the spin or the last
- * look found work, or the wait timed out. */
+ * this side no longer polls and look once more, block. True when its wait
+ * on the doorbell ended with the doorbell moved; false when the spin or the
+ * last look found work, or the wait timed out. */
 static bool service_wait(struct duet_link *l, uint32_t seen)
 {
 	struct duet_doorbell *bell = &l->bell[l->me];
