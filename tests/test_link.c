@@ -253,8 +253,14 @@ static void test_kill_server_and_recover(void **state)
 	proc_send(&s2, "quit\n");
 	assert_int_equal(proc_wait(&s2, 10000), 0);
 	assert_true(proc_expect(&p, "the server asked this proxy to stop", 3000));
+	/* A server that closed is said to have closed, though it has
+	 * exited too by the time the proxy looks. */
+	snprintf(line, sizeof(line), "server (pid %d) closed: devices removed", pid_in(&s2));
+	assert_true(proc_expect(&p, line, 3000));
 	proc_send(&p, "quit\n");
 	assert_int_equal(proc_wait(&p, 10000), 0);
+	snprintf(line, sizeof(line), "server (pid %d) died", pid_in(&s2));
+	assert_null(strstr(p.buf, line));
 }
 
 static void test_reset_and_panic_commands(void **state)

@@ -735,14 +735,16 @@ static void proxy_watch(struct duet_link *l)
 			say(l, DUET_LINK_ERROR, "%s", err);
 		return;
 	}
-	if (!side_alive(l->fd, DUET_SERVER)) {
-		proxy_peer_down(l, "died");
-		return;
-	}
 	/* A server closes with a stop command only if it has noticed this
-	 * proxy; one that closes sooner (a short run) still says so here. */
+	 * proxy; one that closes sooner (a short run) still says so here.
+	 * Asked first: a server that closed has usually exited too by the
+	 * time this looks, and it did not die. */
 	if (atomic_load(&h->side[DUET_SERVER].state) == ST_STOPPED) {
 		proxy_peer_down(l, "closed");
+		return;
+	}
+	if (!side_alive(l->fd, DUET_SERVER)) {
+		proxy_peer_down(l, "died");
 		return;
 	}
 	if (atomic_load(&h->generation) != l->generation ||
