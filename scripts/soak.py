@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Soak the two-process link: traffic, then a fault, then recovery, many times.
+
+Each cycle runs rpmsg pings both ways over one link (checked echoes, random
+lengths, two-way floods), and while they run it does one of: kill -9 the
+proxy, kill -9 the server, the server's `reset` or `panic` command, or
+nothing. Then it brings back the side that went, waits for both to be
+ready, and checks that a ping each way is echoed whole. It fails on the
+first cycle where a side hangs (a step past its timeout), a check fails, or
+a sanitizer says anything; the seed and the cycle then reproduce it. At the
+end both sides quit and must exit 0 (under AddressSanitizer that includes
+the leak check of everything the recoveries allocated).
+
+  python3 scripts/soak.py [--cycles N] [--seed S] [--bin PATH] [--name NAME]
+
+--bin defaults to the ASan + UBSan build's duet (build/asan/duet, made by
+`make test-asan`), else build/gcc/duet. About a second a cycle.
+"""
+
+import argparse
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SANITIZER = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:")
+
+
+class Failed(Exception):
+    pass
+
+
+class Side:
+    """One duet process, its commands on stdin, its output (both streams)
+    read by a thread into one buffer that expect() walks forward."""
+
+    def __init__(self, binary, args, env):
+        self.proc = subprocess.Popen([binary] + args, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        self.buf = ""
+        self.pos = 0
+        self.lock = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in iter(lambda: self.proc.stdout.read1(4096), b""):
+            with self.lock:
+                self.buf += raw.decode(errors="replace")
+                self.lock.notify_all()
+
+    def send(self, line):
+        try:
+            self.proc.stdin.write((line + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def expect(self, pattern, timeout, what):
+        """The first match of pattern after what was already expected,
+        within timeout seconds."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                m = rx.search(self.buf, self.pos)
+                if m:
+                    self.pos = m.end()
+                    return m
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise Failed("%s: nothing within %.0f s (pid %d)" % (what, timeout, self.proc.pid))
+                self.lock.wait(left)
+
+    def kill(self, sig=signal.SIGKILL):
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def finish(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise Failed("pid %d did not exit within %d s of quit" % (self.proc.pid, timeout))
+
+
+def check_clean(sides):
+    for s in sides:
+        with s.lock:
+            m = SANITIZER.search(s.buf)
+            if m:
+                raise Failed("sanitizer report from pid %d: %s" % (
+                    s.proc.pid, s.buf[m.start():m.start() + 2000]))
+
+
+MARK = 0
+
+
+def command(side, line):
+    """Send a command and after it a word that is no command: the side runs
+    its commands in order, so the word's complaint marks the end of this
+    command's output."""
+    global MARK
+    MARK += 1
+    side.send(line)
+    side.send("mark%d" % MARK)
+    return "unknown command 'mark%d'" % MARK
+
+
+def output(side, mark, timeout, what):
+    """What the command before `mark` printed."""
+    start = side.pos
+    m = side.expect(re.escape(mark), timeout, what)
+    return side.buf[start:m.start()]
+
+
+def ping(side, peer, times, length, cmd):
+    return command(side, "rpmsg ping %s %d %s %d 0" % (peer, times, length, cmd))
+
+
+def ping_passed(text):
+    return "p50:" in text and not re.search(r"rpmsg ping \w+: ", text)
+
+
+class Soak:
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.env = dict(os.environ)
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.server = None
+        self.proxy = None
+        self.cycle = 0
+        self.counts = {}
+        self.cut = 0
+
+    def start_server(self):
+        self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn"], self.env)
+        self.server.expect(r"link '[^']*' created", 10, "server start")
+
+    def start_proxy(self):
+        self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000"],
+                          self.env)
+
+    def both_ready(self):
+        marks = [(side, who, command(side, "wait 10000"))
+                 for side, who in ((self.server, "server"), (self.proxy, "proxy"))]
+        for side, who, mark in marks:
+            text = output(side, mark, 15, who + " wait")
+            if "\nready\n" not in "\n" + text:
+                raise Failed("%s's wait: %s" % (who, text.strip()[-300:]))
+
+    def traffic(self):
+        """Pings both ways, of a random kind each: echoes waited for and
+        checked, random lengths, floods; their ends are the markers."""
+        marks = {}
+        for side, peer in ((self.server, "proxy"), (self.proxy, "server")):
+            cmd = self.rng.choice([3, 7, 15, 11, 1])
+            length = self.rng.choice(["max", "17", str(self.rng.randint(16, 496))])
+            marks[peer] = ping(side, peer, self.rng.randint(2000, 20000), length, cmd)
+        return marks["proxy"], marks["server"]
+
+    def note_cut(self, text):
+        """Count the pings a fault cut short: the faults that met traffic."""
+        if not ping_passed(text):
+            self.cut += 1
+
+    def fault(self, smark, pmark):
+        """One fault while the pings run (the server's commands run after
+        its ping: its reset or panic meets the proxy's ping). A ping a
+        fault cuts short may fail; one nothing touched must pass."""
+        kind = self.rng.choice(["kill proxy", "kill proxy", "kill server", "kill server",
+                                "reset", "panic", "none"])
+        time.sleep(self.rng.uniform(0, 0.15))
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if kind == "kill proxy":
+            self.proxy.kill()
+            self.note_cut(output(self.server, smark, 60, "server's ping as the proxy died"))
+            self.start_proxy()
+        elif kind == "kill server":
+            self.server.kill()
+            self.note_cut(output(self.proxy, pmark, 60, "proxy's ping as the server died"))
+            self.start_server()
+        elif kind in ("reset", "panic"):
+            text = output(self.server, smark, 60, "server's ping before a " + kind)
+            if not ping_passed(text):
+                raise Failed("server's ping before a %s: %s" % (kind, text.strip()[-300:]))
+            mark = command(self.server, kind)
+            text = output(self.server, mark, 30, kind)
+            if kind + ": acknowledged by the proxy" not in text:
+                raise Failed("%s: %s" % (kind, text.strip()[-300:]))
+            if kind == "reset":
+                self.note_cut(output(self.proxy, pmark, 60, "proxy's ping around a reset"))
+            else:
+                self.proxy.finish(30)
+                self.start_proxy()
+        else:
+            for side, mark, who in ((self.server, smark, "server"), (self.proxy, pmark, "proxy")):
+                text = output(side, mark, 120, who + "'s ping, no fault")
+                if not ping_passed(text):
+                    raise Failed("%s's ping, no fault: %s" % (who, text.strip()[-300:]))
+        return kind
+
+    def check(self):
+        """After the fault: both ready, and a checked ping each way whole."""
+        self.both_ready()
+        for side, peer, length, cmd in ((self.server, "proxy", "max", 3),
+                                        (self.proxy, "server", str(self.rng.randint(16, 496)), 7)):
+            text = output(side, ping(side, peer, 200, length, cmd), 60,
+                          "checked ping to the %s after recovery" % peer)
+            if not ping_passed(text):
+                raise Failed("checked ping to the %s after recovery: %s" % (peer, text.strip()[-300:]))
+        check_clean([self.server, self.proxy])
+
+    def run(self):
+        subprocess.run(["rm", "-f", "/dev/shm/duet-" + self.args.name])
+        self.start_server()
+        self.start_proxy()
+        t0 = time.monotonic()
+        for self.cycle in range(1, self.args.cycles + 1):
+            self.both_ready()
+            self.fault(*self.traffic())
+            self.check()
+        self.server.send("quit")
+        rs = self.server.finish(30)
+        self.proxy.send("quit")
+        rp = self.proxy.finish(30)
+        check_clean([self.server, self.proxy])
+        if rs or rp:
+            raise Failed("exit status at the end: server %d, proxy %d" % (rs, rp))
+        return time.monotonic() - t0
+
+    def tails(self):
+        for side, who in ((self.server, "server"), (self.proxy, "proxy")):
+            if side:
+                with side.lock:
+                    print("---- %s (pid %d), last output:\n%s" % (who, side.proc.pid, side.buf[-3000:]))
+
+    def stop_all(self):
+        for side in (self.server, self.proxy):
+            if side and side.proc.poll() is None:
+                side.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cycles", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--bin", default=None)
+    ap.add_argument("--name", default="soak-%d" % os.getpid())
+    args = ap.parse_args()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1 << 32)
+    if args.bin is None:
+        for cand in ("build/asan/duet", "build/gcc/duet"):
+            if os.access(os.path.join(TOP, cand), os.X_OK):
+                args.bin = os.path.join(TOP, cand)
+                break
+        else:
+            sys.exit("soak: no duet binary (make test-asan, or make)")
+    soak = Soak(args)
+    try:
+        took = soak.run()
+    except (Failed, subprocess.TimeoutExpired) as e:
+        print("soak: FAILED in cycle %d of %d (seed %d, %s): %s" % (
+            soak.cycle, args.cycles, args.seed, args.bin, e))
+        soak.tails()
+        soak.stop_all()
+        subprocess.run(["rm", "-f", "/dev/shm/duet-" + args.name])
+        sys.exit(1)
+    print("soak: %d cycles passed in %.0f s (seed %d, %s); faults: %s; pings a fault cut short: %d" % (
+        args.cycles, took, args.seed, os.path.relpath(args.bin, TOP),
+        ", ".join("%s %d" % kv for kv in sorted(soak.counts.items())), soak.cut))
+
+
+if __name__ == "__main__":
+    main()
