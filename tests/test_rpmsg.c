@@ -3653,6 +3653,51 @@ static void test_napping_ping_ends_when_the_device_goes(void **state)
 	assert_int_equal(napping_ping_res.failed, 0);
 }
 
+/* A ping in the middle of its sends when its device goes, asleep for a
+ * send buffer (the peer takes none): it ends at once with -ENODEV, and
+ * nothing it touches is freed under it. The service leaves its endpoint
+ * to the ping, as an endpoint that outlives its device, and the ping
+ * destroys it as it ends; destroyed by the removal, the endpoint let the
+ * device be freed under the ping's send (ASan) and had its device word
+ * cleared under it (TSan). */
+static _Atomic int sending_ping_ret = 1;
+static struct rpmsg_ping_result sending_ping_res;
+
+static void *sending_ping(void *arg)
+{
+	(void)arg;
+	atomic_store(&sending_ping_ret,
+		     rpmsg_ping(drv_dev, 100000, 496, RPMSG_PING_CHECK, 0, &sending_ping_res));
+	return NULL;
+}
+
+static void test_sending_ping_ends_when_the_device_goes(void **state)
+{
+	struct rpmsg_ping_result r;
+	struct rpmsg_stats st0, st;
+	uint64_t t0;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &r), 0);
+	stop_polling(); /* the peer takes nothing from now on */
+	rpmsg_get_stats(drv_dev, &st0);
+	assert_int_equal(pthread_create(&t, NULL, sending_ping, NULL), 0);
+	for (int i = 0; i < 2500; i++) {
+		rpmsg_get_stats(drv_dev, &st);
+		if (st.tx_waits > st0.tx_waits)
+			break;
+		sleep_ms(2);
+	}
+	assert_true(st.tx_waits > st0.tx_waits); /* asleep in a send */
+	t0 = duet_clock_ms();
+	assert_int_equal(virtio_unregister_device(duet_loopback_driver(lb)), 0);
+	pthread_join(t, NULL);
+	assert_true(duet_clock_ms() - t0 < 2000); /* told, not timed out */
+	assert_int_equal(atomic_load(&sending_ping_ret), -ENODEV);
+	assert_int_equal(sending_ping_res.times, RING); /* the ring's worth went */
+}
+
 /* A held device outlives its removal: every call on it answers as for a
  * device that went, nothing freed is touched (ASan), and the last
  * release frees it (LeakSanitizer). */
@@ -3960,6 +4005,7 @@ int main(void)
 		T(test_ping_fails_on_a_missing_echo),
 		T(test_ping_without_memory),
 		T(test_napping_ping_ends_when_the_device_goes),
+		T(test_sending_ping_ends_when_the_device_goes),
 		T(test_held_device_outlives_its_removal),
 		T(test_cpuname_read_while_the_device_goes),
 		T(test_both_sides_send_from_callbacks),

@@ -133,7 +133,8 @@ static void ping_attach(struct rpmsg_device *rdev, void *priv)
 	rdev->ping = st;
 }
 
-/* Leave `st` as one of its users; the last once it is closing frees it. */
+/* Leave `st` as one of its users; the last once it is closing destroys
+ * the endpoint and frees it. */
 static void put_state(struct rpmsg_ping_state *st)
 {
 	bool last;
@@ -141,8 +142,10 @@ static void put_state(struct rpmsg_ping_state *st)
 	duet_mutex_lock(st->lock);
 	last = !--st->active && st->closing;
 	duet_mutex_unlock(st->lock);
-	if (last)
+	if (last) {
+		rpmsg_destroy_ept(&st->ept);
 		free_state(st);
+	}
 }
 
 static void ping_detach(struct rpmsg_device *rdev, void *priv)
@@ -156,9 +159,11 @@ static void ping_detach(struct rpmsg_device *rdev, void *priv)
 	duet_mutex_unlock(rdev->lock);
 	if (!st)
 		return;
-	rpmsg_destroy_ept(&st->ept);
 	/* A ping in progress gives up, waiting for an echo or asleep between
-	 * pings: it is woken, not waited for. */
+	 * pings: it is woken, not waited for. Its endpoint is left to the
+	 * last user (put_state): a ping may be inside a send on it, which
+	 * only the endpoint's owner may destroy it against, and an endpoint
+	 * that outlives its device keeps what the send still touches. */
 	duet_mutex_lock(st->lock);
 	st->closing = true;
 	st->active++; /* this call's own use, while it wakes the ping */
@@ -185,16 +190,23 @@ int rpmsg_ping_register(void)
 
 void rpmsg_ping_counters(struct rpmsg_device *rdev, struct rpmsg_ping_counters *c)
 {
-	struct rpmsg_ping_state *st = rdev ? rdev->ping : NULL;
+	struct rpmsg_ping_state *st;
 
 	if (!c)
 		return;
 	memset(c, 0, sizeof(*c));
-	if (!st)
+	if (!rdev)
 		return;
-	duet_mutex_lock(st->lock);
-	*c = st->counters;
-	duet_mutex_unlock(st->lock);
+	/* Under the device's lock: the service leaves (ping_detach) and its
+	 * state may be freed as soon as rdev->ping is cleared. */
+	duet_mutex_lock(rdev->lock);
+	st = rdev->ping;
+	if (st) {
+		duet_mutex_lock(st->lock);
+		*c = st->counters;
+		duet_mutex_unlock(st->lock);
+	}
+	duet_mutex_unlock(rdev->lock);
 }
 
 static bool closing(struct rpmsg_ping_state *st)
