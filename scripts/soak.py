@@ -5,7 +5,8 @@ Each cycle runs rpmsg pings both ways over one link (checked echoes, random
 lengths, two-way floods), and while they run it does one of: kill -9 the
 proxy, kill -9 the server, the server's `reset` or `panic` command, or
 nothing. Then it brings back the side that went, waits for both to be
-ready, and checks that a ping each way is echoed whole. It fails on the
+ready, and checks that a ping each way is echoed whole and that each side's
+rng device reads. Each side starts blocking at once or spinning first. It fails on the
 first cycle where a side hangs (a step past its timeout), a check fails, or
 a sanitizer says anything; the seed and the cycle then reproduce it. At the
 end both sides quit and must exit 0 (under AddressSanitizer that includes
@@ -28,7 +29,7 @@ import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SANITIZER = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:")
+SANITIZER = re.compile(r"(ERROR|WARNING): \w*Sanitizer|runtime error:")
 
 
 class Failed(Exception):
@@ -145,12 +146,18 @@ class Soak:
         self.cut = 0
 
     def start_server(self):
-        self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn"], self.env)
+        self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn",
+                                           "--spin", self.spin()], self.env)
         self.server.expect(r"link '[^']*' created", 10, "server start")
 
     def start_proxy(self):
-        self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000"],
-                          self.env)
+        self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000",
+                                          "--spin", self.spin()], self.env)
+
+    def spin(self):
+        """Each side started blocking at once, or spinning on its rings
+        before it blocks (hybrid), the two paths a link's thread waits by."""
+        return self.rng.choice(["0", "0", "50", "1000"])
 
     def both_ready(self):
         marks = [(side, who, command(side, "wait 10000"))
@@ -212,7 +219,8 @@ class Soak:
         return kind
 
     def check(self):
-        """After the fault: both ready, and a checked ping each way whole."""
+        """After the fault: both ready, a checked ping each way whole, and
+        a read of each side's rng device."""
         self.both_ready()
         for side, peer, length, cmd in ((self.server, "proxy", "max", 3),
                                         (self.proxy, "server", str(self.rng.randint(16, 496)), 7)):
@@ -220,6 +228,11 @@ class Soak:
                           "checked ping to the %s after recovery" % peer)
             if not ping_passed(text):
                 raise Failed("checked ping to the %s after recovery: %s" % (peer, text.strip()[-300:]))
+        for side, who in ((self.server, "server"), (self.proxy, "proxy")):
+            n = self.rng.randint(1, 256)
+            text = output(side, command(side, "rng 0 %d" % n), 30, who + "'s rng after recovery")
+            if "rng 0: %d bytes" % n not in text:
+                raise Failed("%s's rng after recovery: %s" % (who, text.strip()[-300:]))
         check_clean([self.server, self.proxy])
 
     def run(self):
