@@ -16,7 +16,7 @@ cmake_build = cmake -S . -B $(B)/$(1) -DCMAKE_C_COMPILER=$(2) $(3) >/dev/null &&
 ctest_run = cd $(B)/$(1) && ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all build demo test deps test-gcc test-clang test-asan test-tsan test-msan test-minimal \
-	test-fuzz test-cross test-install bench fuzz clean
+	test-soak test-fuzz test-cross test-install bench fuzz clean
 
 all: build
 
@@ -29,7 +29,7 @@ deps:
 demo: build
 	$(B)/gcc/duet demo
 
-test: deps test-gcc test-clang test-asan test-tsan test-msan test-minimal test-fuzz test-cross test-install
+test: deps test-gcc test-clang test-asan test-tsan test-soak test-msan test-minimal test-fuzz test-cross test-install
 	@echo "make test: all suites passed"
 
 # With link-time optimisation, as a speed-minded user links: the suite runs
@@ -50,6 +50,14 @@ test-asan:
 test-tsan:
 	$(call cmake_build,tsan,clang,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDUET_SANITIZE=thread -DDUET_BUILD_BENCH=OFF)
 	$(call ctest_run,tsan)
+
+# The two-process link under faults in the middle of traffic (kill -9 of
+# either side, reset, panic), many times, with the ASan + UBSan and the TSan
+# builds' duet (scripts/soak.py: a fixed seed here, any with --seed).
+SOAK_CYCLES ?= 100
+test-soak: test-asan test-tsan
+	python3 scripts/soak.py --cycles $(SOAK_CYCLES) --seed 1 --bin $(B)/asan/duet
+	python3 scripts/soak.py --cycles $(SOAK_CYCLES) --seed 2 --bin $(B)/tsan/duet
 
 # Reads of memory never written: the library and the tests instrumented
 # (libc through MemorySanitizer's interceptors); the virtqueue suite runs a

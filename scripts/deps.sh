@@ -5,7 +5,7 @@
 # they cannot be, make test says NOT RUN for what needs them, and goes on.
 #   scripts/deps.sh [test|bench]
 set -eu
-need="cmake make gcc g++ clang pkg-config libcmocka-dev libclang-rt-dev"
+need="cmake make gcc g++ clang pkg-config libcmocka-dev libclang-rt-dev python3"
 case "${1:-test}" in
 bench) need="$need valgrind" ;;
 esac

@@ -15,7 +15,8 @@ the leak check of everything the recoveries allocated).
   python3 scripts/soak.py [--cycles N] [--seed S] [--bin PATH] [--name NAME]
 
 --bin defaults to the ASan + UBSan build's duet (build/asan/duet, made by
-`make test-asan`), else build/gcc/duet. About a second a cycle.
+`make test-asan`), else build/gcc/duet. About a third of a second a cycle
+under ASan, half a second under TSan. `make test` runs 100 cycles of each.
 """
 
 import argparse
