@@ -5,12 +5,13 @@ Each cycle runs rpmsg pings both ways over one link (checked echoes, random
 lengths, two-way floods), and while they run it does one of: kill -9 the
 proxy, kill -9 the server, the server's `reset` or `panic` command, or
 nothing. Then it brings back the side that went, waits for both to be
-ready, and checks that a ping each way is echoed whole and that each side's
-rng device reads. Each side starts blocking at once or spinning first. It fails on the
-first cycle where a side hangs (a step past its timeout), a check fails, or
-a sanitizer says anything; the seed and the cycle then reproduce it. At the
-end both sides quit and must exit 0 (under AddressSanitizer that includes
-the leak check of everything the recoveries allocated).
+ready, and checks that a ping each way is echoed whole and that each
+side's rng device reads. Each side starts blocking at once or spinning
+first. It fails on the first cycle where a side hangs (a step past its
+timeout), a check fails, or a sanitizer says anything, and prints the seed,
+which gives the same faults in the same order again (not the same timing).
+At the end both sides quit and must exit 0 (under AddressSanitizer that
+includes the leak check of everything the recoveries allocated).
 
   python3 scripts/soak.py [--cycles N] [--seed S] [--bin PATH] [--name NAME]
 
