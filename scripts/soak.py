@@ -3,7 +3,8 @@
 
 Each cycle runs rpmsg pings both ways over one link (checked echoes, random
 lengths, two-way floods), and while they run it does one of: kill -9 the
-proxy, kill -9 the server, the server's `reset` or `panic` command, or
+proxy or the server (and, some cycles, kill -9 again the one started in
+its place while it sets up), the server's `reset` or `panic` command, or
 nothing. Then it brings back the side that went, waits for both to be
 ready, and checks that a ping each way is echoed whole and that each
 side's rng device reads. Each side starts blocking at once or spinning
@@ -147,10 +148,11 @@ class Soak:
         self.counts = {}
         self.cut = 0
 
-    def start_server(self):
+    def start_server(self, wait=True):
         self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn",
                                            "--spin", self.spin()], self.env)
-        self.server.expect(r"link '[^']*' created", 10, "server start")
+        if wait:
+            self.server.expect(r"link '[^']*' created", 10, "server start")
 
     def start_proxy(self):
         self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000",
@@ -189,16 +191,27 @@ class Soak:
         its ping: its reset or panic meets the proxy's ping). A ping a
         fault cuts short may fail; one nothing touched must pass."""
         kind = self.rng.choice(["kill proxy", "kill proxy", "kill server", "kill server",
-                                "reset", "panic", "none"])
+                                "reset", "panic", "none", "kill proxy twice",
+                                "kill server twice"])
         time.sleep(self.rng.uniform(0, 0.15))
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        if kind == "kill proxy":
+        if kind.startswith("kill proxy"):
             self.proxy.kill()
             self.note_cut(output(self.server, smark, 60, "server's ping as the proxy died"))
+            if kind.endswith("twice"):
+                # Again while the new one attaches, or just after.
+                self.start_proxy()
+                time.sleep(self.rng.uniform(0, 0.05))
+                self.proxy.kill()
             self.start_proxy()
-        elif kind == "kill server":
+        elif kind.startswith("kill server"):
             self.server.kill()
             self.note_cut(output(self.proxy, pmark, 60, "proxy's ping as the server died"))
+            if kind.endswith("twice"):
+                # Again while the new one sets the region up, or just after.
+                self.start_server(wait=False)
+                time.sleep(self.rng.uniform(0, 0.05))
+                self.server.kill()
             self.start_server()
         elif kind in ("reset", "panic"):
             text = output(self.server, smark, 60, "server's ping before a " + kind)
