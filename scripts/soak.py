@@ -7,8 +7,9 @@ proxy or the server (and, some cycles, kill -9 again the one started in
 its place while it sets up), the server's `reset` or `panic` command, or
 nothing. Then it brings back the side that went, waits for both to be
 ready, and checks that a ping each way is echoed whole and that each
-side's rng device reads. Each side starts blocking at once or spinning
-first. It fails on the first cycle where a side hangs (a step past its
+side's rng device reads. Each side runs its link's loop on the link's
+thread or on its own (`duet --loop poll|wait`), blocking at once or
+spinning first. It fails on the first cycle where a side hangs (a step past its
 timeout), a check fails, or a sanitizer says anything, and prints the seed,
 which gives the same faults in the same order again (not the same timing).
 At the end both sides quit and must exit 0 (under AddressSanitizer that
@@ -44,6 +45,7 @@ class Side:
     read by a thread into one buffer that expect() walks forward."""
 
     def __init__(self, binary, args, env):
+        self.args = args
         self.proc = subprocess.Popen([binary] + args, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
@@ -149,19 +151,21 @@ class Soak:
         self.cut = 0
 
     def start_server(self, wait=True):
-        self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn",
-                                           "--spin", self.spin()], self.env)
+        self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn"] +
+                           self.waiting(), self.env)
         if wait:
             self.server.expect(r"link '[^']*' created", 10, "server start")
 
     def start_proxy(self):
-        self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000",
-                                          "--spin", self.spin()], self.env)
+        self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000"] +
+                          self.waiting(), self.env)
 
-    def spin(self):
-        """Each side started blocking at once, or spinning on its rings
-        before it blocks (hybrid), the two paths a link's thread waits by."""
-        return self.rng.choice(["0", "0", "50", "1000"])
+    def waiting(self):
+        """How a side started waits: on the link's own thread or on the
+        program's (user_loop: polling, or waiting), blocking at once or
+        spinning on its rings first (hybrid)."""
+        loop = self.rng.choice([[], [], ["--loop", "poll"], ["--loop", "wait"]])
+        return loop + ["--spin", self.rng.choice(["0", "0", "50", "1000"])]
 
     def both_ready(self):
         marks = [(side, who, command(side, "wait 10000"))
@@ -272,7 +276,8 @@ class Soak:
         for side, who in ((self.server, "server"), (self.proxy, "proxy")):
             if side:
                 with side.lock:
-                    print("---- %s (pid %d), last output:\n%s" % (who, side.proc.pid, side.buf[-3000:]))
+                    print("---- %s (pid %d, duet %s), last output:\n%s" % (
+                        who, side.proc.pid, " ".join(side.args), side.buf[-3000:]))
 
     def stop_all(self):
         for side in (self.server, self.proxy):

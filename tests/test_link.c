@@ -222,6 +222,47 @@ static void test_kill_proxy_and_recover(void **state)
 	assert_false(region_exists(N("kp")));
 }
 
+/*
+ * A proxy killed and another started at once, before the server looks at
+ * its peer again (every DUET_LINK_WATCH_MS): the new one waits until the
+ * server has seen the old one go (and says so) and started its devices
+ * over, rather than set its own up over rings the server still uses.
+ * Before it waited, the server often never saw the death, and with the
+ * server polling its rings from its own loop (--loop poll), which reads
+ * them in between, its rpmsg device failed for good (status 0x8f).
+ */
+static void test_proxy_replaced_at_once(void **state)
+{
+	static struct proc s, p;
+
+	(void)state;
+	unlink_region(N("rep"));
+	proc_start(&s, ARGS("server", "--name", N("rep"), "--no-spawn", "--loop", "poll"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", N("rep"), "--serve"));
+	for (int i = 0; i < 5; i++) {
+		char line[128];
+
+		proc_send(&s, "wait 3000\nrpmsg ping proxy 200 max 3 0\n");
+		assert_true(proc_expect(&s, "ready", 4000));
+		assert_true(proc_expect(&s, "p50:", 5000));
+		snprintf(line, sizeof(line), "proxy (pid %d) died: its devices are removed", pid_in(&p));
+		proc_kill9(&p);
+		proc_start(&p, ARGS("proxy", "--name", N("rep"), "--serve"));
+		/* Each death said, then the new proxy up. */
+		assert_true(proc_expect(&s, line, 3000));
+		snprintf(line, sizeof(line), "proxy 'proxy' attached (pid %d)", pid_in(&p));
+		assert_true(proc_expect(&s, line, 3000));
+	}
+	proc_send(&s, "wait 3000\nrpmsg ping proxy 200 max 3 0\nquit\n");
+	assert_true(proc_expect(&s, "ready", 4000));
+	assert_true(proc_expect(&s, "p50:", 5000));
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_null(strstr(s.buf, "missing or wrong"));
+	assert_int_equal(proc_wait(&p, 10000), 0);
+	assert_false(region_exists(N("rep")));
+}
+
 static void test_kill_server_and_recover(void **state)
 {
 	struct proc s1, s2, p;
@@ -892,6 +933,7 @@ int main(void)
 		cmocka_unit_test(test_both_sides_probed),
 		cmocka_unit_test(test_cpu_name_mismatch),
 		cmocka_unit_test(test_kill_proxy_and_recover),
+		cmocka_unit_test(test_proxy_replaced_at_once),
 		cmocka_unit_test(test_kill_server_and_recover),
 		cmocka_unit_test(test_reset_and_panic_commands),
 		cmocka_unit_test(test_unanswered_command_times_out),

@@ -12,7 +12,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -57,6 +60,7 @@ struct opts {
 	const char *proxy_commands; /* server: -c for the proxy it starts */
 	uint32_t timeout_ms;
 	uint32_t spin_us;
+	const char *loop; /* NULL: the link's own thread; "poll" or "wait": ours */
 };
 
 static const char *tag = "duet";
@@ -128,6 +132,11 @@ static void usage(FILE *f)
 		"  --no-spawn      server: wait for a proxy started by hand\n"
 		"  --timeout MS    proxy: how long to wait for the server (default 5000)\n"
 		"  --spin US       doorbell spin before blocking (default 0)\n"
+		"  --loop poll|wait  run the link's loop on a thread of this program\n"
+		"                  (user_loop), polling (duet_link_poll, yielding the\n"
+		"                  CPU after a look that finds nothing) or waiting\n"
+		"                  (duet_link_wait, after --spin); default: the link's\n"
+		"                  own thread\n"
 		"  -c CMDS         run these commands (separated by ';') and exit\n"
 		"  --help          this text\n"
 		"commands:\n"
@@ -441,14 +450,24 @@ static int run_commands(struct duet_link *link, const char *cmds)
 
 static pid_t spawn_proxy(const struct opts *o)
 {
-	char *argv[] = { "duet", "proxy", "--serve", "--name", (char *)o->name,
-			 "--cpu", (char *)(o->peer ? o->peer : "proxy"),
-			 "--peer", (char *)(o->cpu ? o->cpu : "server"),
-			 o->proxy_commands ? "-c" : NULL, (char *)o->proxy_commands, NULL };
+	/* The proxy runs its loop as this side does. */
+	char *argv[16] = { "duet", "proxy", "--serve", "--name", (char *)o->name,
+			   "--cpu", (char *)(o->peer ? o->peer : "proxy"),
+			   "--peer", (char *)(o->cpu ? o->cpu : "server") };
+	int argc = 9;
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	int ret;
 
+	if (o->loop) {
+		argv[argc++] = "--loop";
+		argv[argc++] = (char *)o->loop;
+	}
+	if (o->proxy_commands) {
+		argv[argc++] = "-c";
+		argv[argc++] = (char *)o->proxy_commands;
+	}
+	argv[argc] = NULL;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	ret = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
@@ -498,12 +517,50 @@ static int serve_until_stopped(struct duet_link *link)
 	return 0;
 }
 
+/* The link's loop, when this program runs it (--loop): as a firmware's
+ * main loop would, until the program leaves. */
+struct loop {
+	struct duet_link *link;
+	bool poll;
+	_Atomic bool quit;
+	pthread_t thread;
+};
+
+static void *run_loop(void *arg)
+{
+	struct loop *lp = arg;
+
+	while (!atomic_load(&lp->quit)) {
+		if (!lp->poll)
+			duet_link_wait(lp->link, DUET_LINK_FOREVER);
+		else if (duet_link_poll(lp->link) == 0)
+			sched_yield(); /* a shared machine: let the other side's loop run */
+	}
+	return NULL;
+}
+
+static int start_loop(struct loop *lp, struct duet_link *link, const char *kind)
+{
+	lp->link = link;
+	lp->poll = !strcmp(kind, "poll");
+	atomic_store(&lp->quit, false);
+	return pthread_create(&lp->thread, NULL, run_loop, lp);
+}
+
+static void stop_loop(struct loop *lp)
+{
+	atomic_store(&lp->quit, true);
+	duet_link_wake(lp->link); /* a wait without a limit ends */
+	pthread_join(lp->thread, NULL);
+}
+
 static int run_side(const struct opts *o)
 {
 	struct duet_link_config cfg = {
 		.name = o->name, .side = o->side, .local_cpu = o->cpu, .remote_cpu = o->peer,
-		.spin_us = o->spin_us, .event = on_event,
+		.spin_us = o->spin_us, .event = on_event, .user_loop = o->loop != NULL,
 	};
+	struct loop lp;
 	struct duet_link *link = NULL;
 	char err[256];
 	pid_t child = -1;
@@ -525,10 +582,17 @@ static int run_side(const struct opts *o)
 		return 1;
 	}
 	out("[%s] link '%s' %s\n", tag, o->name, o->side == DUET_SERVER ? "created" : "attached");
+	if (o->loop && start_loop(&lp, link, o->loop) != 0) {
+		out("[%s] cannot start the link's loop\n", tag);
+		duet_link_close(link, 1000, err, sizeof(err));
+		return 1;
+	}
 	if (o->side == DUET_SERVER && o->spawn) {
 		child = spawn_proxy(o);
 		watched_child = child;
 		if (child < 0) {
+			if (o->loop)
+				stop_loop(&lp);
 			duet_link_close(link, 1000, err, sizeof(err));
 			return 1;
 		}
@@ -543,6 +607,9 @@ static int run_side(const struct opts *o)
 		ret = 0;
 	if (o->serve && o->commands && ret == 0)
 		ret = serve_until_stopped(link);
+	/* Before the close: the loop must not look at a link that is gone. */
+	if (o->loop)
+		stop_loop(&lp);
 	if (duet_link_close(link, 2000, err, sizeof(err)) < 0) {
 		out("[%s] %s\n", tag, err);
 		ret = ret ? ret : -ETIMEDOUT;
@@ -589,6 +656,7 @@ int main(int argc, char **argv)
 		{ "peer", required_argument, NULL, 'p' },   { "no-spawn", no_argument, NULL, 'N' },
 		{ "timeout", required_argument, NULL, 't' }, { "spin", required_argument, NULL, 's' },
 		{ "serve", no_argument, NULL, 'S' },         { "help", no_argument, NULL, 'h' },
+		{ "loop", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .name = "duet", .spawn = true, .timeout_ms = 5000 };
@@ -629,6 +697,13 @@ int main(int argc, char **argv)
 		case 'p': o.peer = optarg; break;
 		case 'N': o.spawn = false; break;
 		case 'S': o.serve = true; break;
+		case 'l':
+			if (strcmp(optarg, "poll") && strcmp(optarg, "wait")) {
+				fprintf(stderr, "duet: --loop is poll or wait\n");
+				return 2;
+			}
+			o.loop = optarg;
+			break;
 		case 'c': o.commands = optarg; break;
 		case 't':
 		case 's':

@@ -534,15 +534,10 @@ static int server_open(struct duet_link *l, char *err, size_t errlen)
 	return ret;
 }
 
-/* The proxy is gone: remove its devices and get the region ready for the
- * next one. */
-static void server_peer_down(struct duet_link *l, const char *why)
+/* A proxy is gone: start this side's devices over on a fresh table, and
+ * empty the proxy's slot, which the next proxy waits for. Under the lock. */
+static void server_restart(struct duet_link *l)
 {
-	char msg[160];
-
-	snprintf(msg, sizeof(msg), "proxy (pid %d) %s: its devices are removed; waiting for it to "
-		 "come back", atomic_load(&l->peer_pid), why);
-	duet_mutex_lock(l->lock);
 	atomic_store(&l->peer_up, false);
 	atomic_store(&l->peer_pid, 0);
 	stop_rptun(l);
@@ -553,6 +548,18 @@ static void server_peer_down(struct duet_link *l, const char *why)
 	if (start_rptun(l, NULL, 0) < 0)
 		say(l, DUET_LINK_ERROR, "cannot bring the devices back");
 	link_broadcast(l);
+}
+
+/* The proxy is gone: remove its devices and get the region ready for the
+ * next one. */
+static void server_peer_down(struct duet_link *l, const char *why)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "proxy (pid %d) %s: its devices are removed; waiting for it to "
+		 "come back", atomic_load(&l->peer_pid), why);
+	duet_mutex_lock(l->lock);
+	server_restart(l);
 	duet_mutex_unlock(l->lock);
 	say(l, DUET_LINK_PEER_DOWN, "%s", msg);
 }
@@ -579,6 +586,20 @@ static void server_watch(struct duet_link *l)
 		link_broadcast(l);
 		duet_mutex_unlock(l->lock);
 		say(l, DUET_LINK_PEER_UP, "proxy '%s' attached (pid %u)", l->remote, pid);
+		return;
+	}
+	/* A proxy that went before this side saw it up (killed as it
+	 * attached, or just after) left its slot taken, and its devices may
+	 * have begun on the rings: start over, and the next proxy attaches
+	 * to an empty slot. Not while this side closes. */
+	if (!atomic_load(&l->peer_up) && state != ST_ABSENT &&
+	    atomic_load(&l->hdr->side[DUET_SERVER].state) == ST_READY &&
+	    !side_alive(l->fd, DUET_PROXY)) {
+		duet_mutex_lock(l->lock);
+		server_restart(l);
+		duet_mutex_unlock(l->lock);
+		say(l, DUET_LINK_PEER_DOWN,
+		    "a proxy (pid %u) went as it attached: the devices start over", pid);
 		return;
 	}
 	if (atomic_load(&l->peer_up)) {
@@ -643,6 +664,14 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 				    l->cfg.name);
 		return fail(err, errlen, -EBUSY, "link '%s' already has a proxy (pid %u)",
 			    l->cfg.name, (unsigned int)proxy_pid);
+	}
+	/* Ours, but only once the server emptied it: a proxy before this one
+	 * that died or left, and the server has not seen go yet, still has
+	 * its devices on the server's rings, which this side's would meet in
+	 * use. The server empties the slot as it sees it go (server_watch). */
+	if (atomic_load(&h->side[DUET_PROXY].state) != ST_ABSENT) {
+		unmap(l); /* lets the slot go */
+		return -EAGAIN;
 	}
 	read_name(sname, h->cpu[DUET_SERVER]);
 	read_name(pname, h->cpu[DUET_PROXY]);
