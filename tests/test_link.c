@@ -493,6 +493,32 @@ static void test_stale_and_foreign_regions(void **state)
 
 /* A live server's region of another layout (its version word, the
  * header's second, changed here): the proxy refuses it, saying which. */
+/*
+ * A server killed at any moment of its start leaves the name to the next
+ * one: its region is laid out unnamed and named whole, so none is ever
+ * found half made. One killed between creating the name and writing its
+ * magic left an empty file, which the next server refused as a
+ * stranger's ("not a duet link") until someone removed it.
+ */
+static void test_server_killed_as_it_starts_leaves_the_name_free(void **state)
+{
+	static struct proc s;
+
+	(void)state;
+	unlink_region(N("young"));
+	for (int i = 0; i < 40; i++) {
+		struct timespec ts = { 0, (long)(i % 20) * 250000L }; /* 0-4.75 ms */
+
+		proc_start(&s, ARGS("server", "--name", N("young"), "--no-spawn"));
+		nanosleep(&ts, NULL);
+		proc_kill9(&s);
+		proc_start(&s, ARGS("server", "--name", N("young"), "--no-spawn", "-c", "quit"));
+		assert_int_equal(proc_wait(&s, 10000), 0);
+		assert_null(strstr(s.buf, "not a duet link"));
+		assert_false(region_exists(N("young")));
+	}
+}
+
 static void test_proxy_refuses_an_unknown_layout(void **state)
 {
 	uint32_t version = 99;
@@ -941,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_stale_and_foreign_regions),
 		cmocka_unit_test(test_server_in_use_is_refused),
 		cmocka_unit_test(test_a_dead_servers_pid_word_is_not_trusted),
+		cmocka_unit_test(test_server_killed_as_it_starts_leaves_the_name_free),
 		cmocka_unit_test(test_proxy_refuses_an_unknown_layout),
 		cmocka_unit_test(test_second_proxy_is_refused),
 		cmocka_unit_test(test_proxy_attaching_holds_the_slot),

@@ -34,6 +34,10 @@
 
 #include "backoff.h"
 
+/* Where shm_open keeps its regions (glibc, on Linux): a region is laid out
+ * there unnamed, then named (server_open). */
+#define SHM_DIR "/dev/shm"
+
 #define HDR_MAGIC 0x54455544u /* "DUET" */
 #define HDR_VERSION 1u
 #define BELL_OFFSET 1024u
@@ -428,7 +432,7 @@ static int server_write_table(struct duet_link *l)
 /*
  * An existing object with our name: reclaim it if its server is dead. The
  * dead server's lock is taken first and kept in *held (the caller closes
- * it once its own region holds its lock): a second server reclaiming at
+ * it once its own region has the name): a second server reclaiming at
  * the same moment finds the old region locked and is refused, instead of
  * unlinking the name after this one made it anew.
  */
@@ -470,6 +474,18 @@ static int reclaim(struct duet_link *l, int *held, char *err, size_t errlen)
 	return 0;
 }
 
+/* Give the region laid out at l->fd (unnamed) its name: all at once, so
+ * that no process ever finds it there half made, and one killed while
+ * making it leaves nothing behind. -EEXIST when the name is taken. */
+static int publish(struct duet_link *l)
+{
+	char fdpath[64], name[80];
+
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", l->fd);
+	snprintf(name, sizeof(name), "%s%s", SHM_DIR, l->path);
+	return linkat(AT_FDCWD, fdpath, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+}
+
 static int server_open(struct duet_link *l, char *err, size_t errlen)
 {
 	size_t carve = duet_rsc_carveouts_size(l->cfg.vdevs, l->cfg.num_vdevs), size;
@@ -481,40 +497,22 @@ static int server_open(struct duet_link *l, char *err, size_t errlen)
 			    "the vdevs' carveouts need %zu bytes: past 4 GiB of device addresses",
 			    carve);
 	size = CARVE_DA + carve;
-	for (int tries = 0;; tries++) {
-		l->fd = shm_open(l->path, O_RDWR | O_CREAT | O_EXCL, 0600);
-		if (l->fd >= 0)
-			break;
-		ret = -errno;
-		if (ret == -EEXIST && tries < 2)
-			ret = reclaim(l, &stale, err, errlen);
-		else
-			fail(err, errlen, ret, "cannot create /dev/shm%s: %s", l->path, strerror(-ret));
-		if (ret < 0) {
-			if (stale >= 0)
-				close(stale);
-			return ret;
-		}
-	}
-	/* Ours alone: the region was created just now (O_EXCL). Then the
-	 * old one's lock can go. */
+	/* Made without a name, then named whole (publish): a server killed
+	 * between creating a named region and writing its magic left a file
+	 * the next one took for a stranger's and refused. */
+	l->fd = open(SHM_DIR, O_TMPFILE | O_RDWR, 0600);
+	if (l->fd < 0)
+		return fail(err, errlen, -errno, "cannot create a region in %s: %s", SHM_DIR,
+			    strerror(errno));
 	ret = take_side(l->fd, DUET_SERVER) ? 0 : -errno;
-	if (stale >= 0)
-		close(stale);
-	if (ret < 0) {
-		shm_unlink(l->path);
-		return fail(err, errlen, ret, "cannot lock the region: %s", strerror(-ret));
-	}
-	if (ftruncate(l->fd, (off_t)size) < 0) {
+	if (ret == 0 && ftruncate(l->fd, (off_t)size) < 0)
 		ret = -errno;
-		shm_unlink(l->path);
-		return fail(err, errlen, ret, "cannot size the region: %s", strerror(-ret));
-	}
-	ret = map(l, size);
+	if (ret == 0)
+		ret = map(l, size);
 	if (ret == 0)
 		ret = server_write_table(l);
 	if (ret < 0) {
-		shm_unlink(l->path);
+		unmap(l);
 		return fail(err, errlen, ret, "cannot lay out the region: %s", strerror(-ret));
 	}
 	l->hdr->version = HDR_VERSION;
@@ -528,6 +526,24 @@ static int server_open(struct duet_link *l, char *err, size_t errlen)
 	l->hdr->side[DUET_SERVER].pid = (uint32_t)getpid();
 	l->hdr->side[DUET_SERVER].state = ST_READY;
 	atomic_store(&l->hdr->magic, HDR_MAGIC);
+	for (int tries = 0;; tries++) {
+		ret = publish(l);
+		if (ret == 0)
+			break;
+		if (ret == -EEXIST && tries < 2)
+			ret = reclaim(l, &stale, err, errlen);
+		else
+			fail(err, errlen, ret, "cannot create /dev/shm%s: %s", l->path, strerror(-ret));
+		if (ret < 0) {
+			if (stale >= 0)
+				close(stale);
+			unmap(l);
+			return ret;
+		}
+	}
+	/* Ours is in place: the old one's lock can go. */
+	if (stale >= 0)
+		close(stale);
 	ret = start_rptun(l, err, errlen);
 	if (ret < 0)
 		shm_unlink(l->path);
