@@ -734,6 +734,30 @@ static void test_demo(void **state)
 	assert_false(region_exists("demo"));
 }
 
+/* The link's loop on the command's own thread (--loop), polling and
+ * waiting: the proxy the server starts runs its loop the same way (it
+ * echoes the pings and serves the rng the server reads through it). */
+static void test_user_loops_through_the_command(void **state)
+{
+	static const char *const kinds[] = { "poll", "wait" };
+	struct proc s;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		unlink_region(N(kinds[i]));
+		proc_start(&s, ARGS("server", "--name", N(kinds[i]), "--loop", kinds[i], "-c",
+				    "wait 5000; rpmsg ping proxy 300 17 3 0; rpmsg ping proxy 300 max 7 0; "
+				    "rng 0 64; quit"));
+		assert_int_equal(proc_wait(&s, 20000), 0);
+		assert_true(proc_expect(&s, "ready", 0));
+		assert_true(proc_expect(&s, "ping times: 300", 0));
+		assert_true(proc_expect(&s, "ping times: 300", 0));
+		assert_true(proc_expect(&s, "rng 0: 64 bytes", 0));
+		assert_null(strstr(s.buf, "missing or wrong"));
+		assert_false(region_exists(N(kinds[i])));
+	}
+}
+
 static void test_rpmsg_ping_random_lengths(void **state)
 {
 	struct proc s;
@@ -944,6 +968,10 @@ static void test_usage_errors(void **state)
 	proc_start(&p, ARGS("proxy", "--name", N("nobody"), "--timeout", "200"));
 	assert_int_equal(proc_wait(&p, 5000), 1);
 	assert_true(proc_expect(&p, F("no server for link '%s' within 200 ms", N("nobody")), 0));
+	proc_start(&p, ARGS("server", "--name", N("loop"), "--loop", "spin", "-c", "quit"));
+	assert_int_equal(proc_wait(&p, 5000), 2);
+	assert_true(proc_expect(&p, "duet: --loop is poll or wait", 0));
+	assert_false(region_exists(N("loop")));
 	proc_start(&p, ARGS("--help"));
 	assert_int_equal(proc_wait(&p, 5000), 0);
 	assert_true(proc_expect(&p, "usage: duet server", 0));
@@ -975,6 +1003,7 @@ int main(void)
 		cmocka_unit_test(test_long_notification_stream),
 		cmocka_unit_test(test_idle_link_uses_no_cpu),
 		cmocka_unit_test(test_demo),
+		cmocka_unit_test(test_user_loops_through_the_command),
 		cmocka_unit_test(test_rpmsg_ping_random_lengths),
 		cmocka_unit_test(test_rpmsg_flood_arrives_in_order),
 		cmocka_unit_test(test_ping_names_the_peer_that_went),
