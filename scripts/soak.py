@@ -4,7 +4,8 @@
 Each cycle runs rpmsg pings both ways over one link (checked echoes, random
 lengths, two-way floods), and while they run it does one of: kill -9 the
 proxy or the server (and, some cycles, kill -9 again the one started in
-its place while it sets up), the server's `reset` or `panic` command, or
+its place while it sets up), the server's `reset` or `panic` command, a
+stall of either side (SIGSTOP for up to 1.5 s: nothing may be lost), or
 nothing. Then it brings back the side that went, waits for both to be
 ready, and checks that a ping each way is echoed whole and that each
 side's rng device reads. Each side runs its link's loop on the link's
@@ -196,7 +197,7 @@ class Soak:
         fault cuts short may fail; one nothing touched must pass."""
         kind = self.rng.choice(["kill proxy", "kill proxy", "kill server", "kill server",
                                 "reset", "panic", "none", "kill proxy twice",
-                                "kill server twice"])
+                                "kill server twice", "stall proxy", "stall server"])
         time.sleep(self.rng.uniform(0, 0.15))
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind.startswith("kill proxy"):
@@ -231,10 +232,17 @@ class Soak:
                 self.proxy.finish(30)
                 self.start_proxy()
         else:
+            if kind.startswith("stall"):
+                # Stopped for a while, as a core held in a debugger or
+                # starved: alive all along, so nothing may be lost.
+                side = self.proxy if kind.endswith("proxy") else self.server
+                os.kill(side.proc.pid, signal.SIGSTOP)
+                time.sleep(self.rng.uniform(0.1, 1.5))
+                os.kill(side.proc.pid, signal.SIGCONT)
             for side, mark, who in ((self.server, smark, "server"), (self.proxy, pmark, "proxy")):
-                text = output(side, mark, 120, who + "'s ping, no fault")
+                text = output(side, mark, 120, "%s's ping, %s" % (who, kind))
                 if not ping_passed(text):
-                    raise Failed("%s's ping, no fault: %s" % (who, text.strip()[-300:]))
+                    raise Failed("%s's ping, %s: %s" % (who, kind, text.strip()[-300:]))
         return kind
 
     def check(self):
