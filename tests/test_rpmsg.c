@@ -3619,21 +3619,28 @@ static void test_ping_both_ways(void **state)
 	}
 }
 
-/* A ping asleep between its pings (SLEEP_MS) when its device goes ends
- * at once with -ENODEV: the removal does not wait out the sleep. */
-static _Atomic int napping_ping_ret = 1;
-static struct rpmsg_ping_result napping_ping_res;
+/* rpmsg_ping on drv_dev from a thread: its arguments, then what it gave. */
+struct ping_call {
+	uint32_t times, len, cmd, sleep_ms;
+	_Atomic int ret;
+	struct rpmsg_ping_result res;
+};
 
-static void *napping_ping(void *arg)
+static void *ping_thread(void *arg)
 {
-	(void)arg;
-	atomic_store(&napping_ping_ret,
-		     rpmsg_ping(drv_dev, 3, 16, RPMSG_PING_ACK, 5000, &napping_ping_res));
+	struct ping_call *c = arg;
+
+	atomic_store(&c->ret, rpmsg_ping(drv_dev, c->times, c->len, c->cmd, c->sleep_ms, &c->res));
 	return NULL;
 }
 
+/* A ping asleep between its pings (SLEEP_MS) when its device goes ends
+ * at once with -ENODEV: the removal does not wait out the sleep. */
+
 static void test_napping_ping_ends_when_the_device_goes(void **state)
 {
+	static struct ping_call napping = { .times = 3, .len = 16, .cmd = RPMSG_PING_ACK,
+					    .sleep_ms = 5000, .ret = 1 };
 	struct rpmsg_ping_result r;
 	uint64_t t0;
 	pthread_t t;
@@ -3641,16 +3648,16 @@ static void test_napping_ping_ends_when_the_device_goes(void **state)
 	(void)state;
 	/* Bound first, so that the ping starts at once. */
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &r), 0);
-	assert_int_equal(pthread_create(&t, NULL, napping_ping, NULL), 0);
+	assert_int_equal(pthread_create(&t, NULL, ping_thread, &napping), 0);
 	sleep_ms(300); /* the first echo is back: asleep for 5 s */
 	stop_polling();
 	t0 = duet_clock_ms();
 	assert_int_equal(virtio_unregister_device(duet_loopback_driver(lb)), 0);
 	assert_true(duet_clock_ms() - t0 < 2000);
 	pthread_join(t, NULL);
-	assert_int_equal(atomic_load(&napping_ping_ret), -ENODEV);
-	assert_int_equal(napping_ping_res.times, 1);
-	assert_int_equal(napping_ping_res.failed, 0);
+	assert_int_equal(atomic_load(&napping.ret), -ENODEV);
+	assert_int_equal(napping.res.times, 1);
+	assert_int_equal(napping.res.failed, 0);
 }
 
 /* A ping in the middle of its sends when its device goes, asleep for a
@@ -3660,19 +3667,11 @@ static void test_napping_ping_ends_when_the_device_goes(void **state)
  * destroys it as it ends; destroyed by the removal, the endpoint let the
  * device be freed under the ping's send (ASan) and had its device word
  * cleared under it (TSan). */
-static _Atomic int sending_ping_ret = 1;
-static struct rpmsg_ping_result sending_ping_res;
-
-static void *sending_ping(void *arg)
-{
-	(void)arg;
-	atomic_store(&sending_ping_ret,
-		     rpmsg_ping(drv_dev, 100000, 496, RPMSG_PING_CHECK, 0, &sending_ping_res));
-	return NULL;
-}
 
 static void test_sending_ping_ends_when_the_device_goes(void **state)
 {
+	static struct ping_call sending = { .times = 100000, .len = 496, .cmd = RPMSG_PING_CHECK,
+					    .ret = 1 };
 	struct rpmsg_ping_result r;
 	struct rpmsg_stats st0, st;
 	uint64_t t0;
@@ -3682,7 +3681,7 @@ static void test_sending_ping_ends_when_the_device_goes(void **state)
 	assert_int_equal(rpmsg_ping(drv_dev, 1, 16, RPMSG_PING_ACK, 0, &r), 0);
 	stop_polling(); /* the peer takes nothing from now on */
 	rpmsg_get_stats(drv_dev, &st0);
-	assert_int_equal(pthread_create(&t, NULL, sending_ping, NULL), 0);
+	assert_int_equal(pthread_create(&t, NULL, ping_thread, &sending), 0);
 	for (int i = 0; i < 2500; i++) {
 		rpmsg_get_stats(drv_dev, &st);
 		if (st.tx_waits > st0.tx_waits)
@@ -3694,8 +3693,8 @@ static void test_sending_ping_ends_when_the_device_goes(void **state)
 	assert_int_equal(virtio_unregister_device(duet_loopback_driver(lb)), 0);
 	pthread_join(t, NULL);
 	assert_true(duet_clock_ms() - t0 < 2000); /* told, not timed out */
-	assert_int_equal(atomic_load(&sending_ping_ret), -ENODEV);
-	assert_int_equal(sending_ping_res.times, RING); /* the ring's worth went */
+	assert_int_equal(atomic_load(&sending.ret), -ENODEV);
+	assert_int_equal(sending.res.times, RING); /* the ring's worth went */
 }
 
 /* A held device outlives its removal: every call on it answers as for a
