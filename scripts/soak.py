@@ -9,8 +9,8 @@ stall of either side (SIGSTOP for up to 1.5 s: nothing may be lost), or
 nothing. Then it brings back the side that went, waits for both to be
 ready, and checks that a ping each way is echoed whole and that each
 side's rng device reads. Each side runs its link's loop on the link's
-thread or on its own (`duet --loop poll|wait`), blocking at once or
-spinning first. It fails on the first cycle where a side hangs (a step past its
+thread or on its own (`duet --loop poll|wait`, polling with or without
+`--backoff`), blocking at once or spinning first. It fails on the first cycle where a side hangs (a step past its
 timeout), a check fails, or a sanitizer says anything, and prints the seed,
 which gives the same faults in the same order again (not the same timing).
 At the end both sides quit and must exit 0 (under AddressSanitizer that
@@ -163,9 +163,10 @@ class Soak:
 
     def waiting(self):
         """How a side started waits: on the link's own thread or on the
-        program's (user_loop: polling, or waiting), blocking at once or
-        spinning on its rings first (hybrid)."""
-        loop = self.rng.choice([[], [], ["--loop", "poll"], ["--loop", "wait"]])
+        program's (user_loop: polling, with or without backing off, or
+        waiting), blocking at once or spinning on its rings first (hybrid)."""
+        loop = self.rng.choice([[], [], ["--loop", "poll"], ["--loop", "poll", "--backoff", "20"],
+                                ["--loop", "wait"]])
         return loop + ["--spin", self.rng.choice(["0", "0", "50", "1000"])]
 
     def both_ready(self):

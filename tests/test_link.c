@@ -972,6 +972,9 @@ static void test_usage_errors(void **state)
 	assert_int_equal(proc_wait(&p, 5000), 2);
 	assert_true(proc_expect(&p, "duet: --loop is poll or wait", 0));
 	assert_false(region_exists(N("loop")));
+	proc_start(&p, ARGS("server", "--name", N("loop"), "--backoff", "20us", "-c", "quit"));
+	assert_int_equal(proc_wait(&p, 5000), 2);
+	assert_true(proc_expect(&p, "duet: --backoff takes a number", 0));
 	proc_start(&p, ARGS("--help"));
 	assert_int_equal(proc_wait(&p, 5000), 0);
 	assert_true(proc_expect(&p, "usage: duet server", 0));

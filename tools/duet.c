@@ -60,6 +60,7 @@ struct opts {
 	const char *proxy_commands; /* server: -c for the proxy it starts */
 	uint32_t timeout_ms;
 	uint32_t spin_us;
+	uint32_t backoff_us; /* poll_backoff_us */
 	const char *loop; /* NULL: the link's own thread; "poll" or "wait": ours */
 };
 
@@ -137,6 +138,8 @@ static void usage(FILE *f)
 		"                  CPU after a look that finds nothing) or waiting\n"
 		"                  (duet_link_wait, after --spin); default: the link's\n"
 		"                  own thread\n"
+		"  --backoff US    polling, a dense stream only coming in: wait up to US\n"
+		"                  after a look that finds nothing (poll_backoff_us)\n"
 		"  -c CMDS         run these commands (separated by ';') and exit\n"
 		"  --help          this text\n"
 		"commands:\n"
@@ -451,7 +454,7 @@ static int run_commands(struct duet_link *link, const char *cmds)
 static pid_t spawn_proxy(const struct opts *o)
 {
 	/* The proxy runs its loop as this side does. */
-	char *argv[16] = { "duet", "proxy", "--serve", "--name", (char *)o->name,
+	char backoff[16], *argv[16] = { "duet", "proxy", "--serve", "--name", (char *)o->name,
 			   "--cpu", (char *)(o->peer ? o->peer : "proxy"),
 			   "--peer", (char *)(o->cpu ? o->cpu : "server") };
 	int argc = 9;
@@ -462,6 +465,11 @@ static pid_t spawn_proxy(const struct opts *o)
 	if (o->loop) {
 		argv[argc++] = "--loop";
 		argv[argc++] = (char *)o->loop;
+	}
+	if (o->backoff_us) {
+		snprintf(backoff, sizeof(backoff), "%u", (unsigned int)o->backoff_us);
+		argv[argc++] = "--backoff";
+		argv[argc++] = backoff;
 	}
 	if (o->proxy_commands) {
 		argv[argc++] = "-c";
@@ -558,7 +566,8 @@ static int run_side(const struct opts *o)
 {
 	struct duet_link_config cfg = {
 		.name = o->name, .side = o->side, .local_cpu = o->cpu, .remote_cpu = o->peer,
-		.spin_us = o->spin_us, .event = on_event, .user_loop = o->loop != NULL,
+		.spin_us = o->spin_us, .poll_backoff_us = o->backoff_us, .event = on_event,
+		.user_loop = o->loop != NULL,
 	};
 	struct loop lp;
 	struct duet_link *link = NULL;
@@ -656,7 +665,7 @@ int main(int argc, char **argv)
 		{ "peer", required_argument, NULL, 'p' },   { "no-spawn", no_argument, NULL, 'N' },
 		{ "timeout", required_argument, NULL, 't' }, { "spin", required_argument, NULL, 's' },
 		{ "serve", no_argument, NULL, 'S' },         { "help", no_argument, NULL, 'h' },
-		{ "loop", required_argument, NULL, 'l' },
+		{ "loop", required_argument, NULL, 'l' },   { "backoff", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .name = "duet", .spawn = true, .timeout_ms = 5000 };
@@ -707,8 +716,10 @@ int main(int argc, char **argv)
 		case 'c': o.commands = optarg; break;
 		case 't':
 		case 's':
-			if (!parse_u32(optarg, c == 't' ? &o.timeout_ms : &o.spin_us)) {
-				fprintf(stderr, "duet: --%s takes a number\n", c == 't' ? "timeout" : "spin");
+		case 'b':
+			if (!parse_u32(optarg, c == 't' ? &o.timeout_ms : c == 's' ? &o.spin_us : &o.backoff_us)) {
+				fprintf(stderr, "duet: --%s takes a number\n",
+					c == 't' ? "timeout" : c == 's' ? "spin" : "backoff");
 				return 2;
 			}
 			break;
