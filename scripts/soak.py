@@ -85,9 +85,9 @@ class Side:
                     raise Failed("%s: nothing within %.0f s (pid %d)" % (what, timeout, self.proc.pid))
                 self.lock.wait(left)
 
-    def kill(self, sig=signal.SIGKILL):
+    def kill(self):
         try:
-            os.kill(self.proc.pid, sig)
+            os.kill(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=10)
@@ -147,6 +147,9 @@ class Soak:
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self.server = None
         self.proxy = None
+        # Every side started since the last look for sanitizer reports:
+        # one killed or replaced in between may have written one.
+        self.unchecked = []
         self.cycle = 0
         self.counts = {}
         self.cut = 0
@@ -154,12 +157,20 @@ class Soak:
     def start_server(self, wait=True):
         self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn"] +
                            self.waiting(), self.env)
+        self.unchecked.append(self.server)
         if wait:
             self.server.expect(r"link '[^']*' created", 10, "server start")
 
     def start_proxy(self):
         self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000"] +
                           self.waiting(), self.env)
+        self.unchecked.append(self.proxy)
+
+    def check_sanitizers(self):
+        """No report from any side started since the last look, those that
+        went included; the two up now are looked at again next time."""
+        check_clean(self.unchecked)
+        self.unchecked = [self.server, self.proxy]
 
     def waiting(self):
         """How a side started waits: on the link's own thread or on the
@@ -261,7 +272,7 @@ class Soak:
             text = output(side, command(side, "rng 0 %d" % n), 30, who + "'s rng after recovery")
             if "rng 0: %d bytes" % n not in text:
                 raise Failed("%s's rng after recovery: %s" % (who, text.strip()[-300:]))
-        check_clean([self.server, self.proxy])
+        self.check_sanitizers()
 
     def run(self):
         subprocess.run(["rm", "-f", "/dev/shm/duet-" + self.args.name])
@@ -276,7 +287,7 @@ class Soak:
         rs = self.server.finish(30)
         self.proxy.send("quit")
         rp = self.proxy.finish(30)
-        check_clean([self.server, self.proxy])
+        self.check_sanitizers()
         if rs or rp:
             raise Failed("exit status at the end: server %d, proxy %d" % (rs, rp))
         return time.monotonic() - t0

@@ -39,9 +39,10 @@ struct rpmsg_ping_state {
 	struct rpmsg_ping_counters counters;
 	/* Users of this state: a rpmsg_ping in progress (at most one, taken
 	 * under the device lock) and ping_detach while it wakes it. The last
-	 * to leave once `closing` frees the state: detach never waits for a
-	 * ping, which on one core with no OS may be below it on the stack
-	 * (the ping's wait runs the main loop that removes the device). */
+	 * to leave once `closing` destroys the endpoint and frees the state
+	 * (put_state): detach never waits for a ping, which on one core with
+	 * no OS may be below it on the stack (the ping's wait runs the main
+	 * loop that removes the device). */
 	int active;
 	bool closing; /* the device goes: pings give up */
 };
