@@ -103,14 +103,17 @@ bool duet_doorbell_wait(struct duet_doorbell *bell, uint32_t seen, uint32_t spin
 			futex_wait(&bell->seq, seen, DUET_DOORBELL_FOREVER);
 		return true;
 	}
-	end = duet_clock_ms() + timeout_ms;
+	/* In nanoseconds, each sleep rounded up to a millisecond: a
+	 * millisecond clock let a wait end up to 1 ms short of timeout_ms
+	 * (its start rounded down), which test_idle_waiter_blocks caught. */
+	end = duet_clock_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
-		uint64_t now = duet_clock_ms();
+		uint64_t now = duet_clock_ns();
 
 		if (atomic_load(&bell->seq) != seen)
 			return true;
 		if (now >= end)
 			return false;
-		futex_wait(&bell->seq, seen, (uint32_t)(end - now));
+		futex_wait(&bell->seq, seen, (uint32_t)((end - now + 999999u) / 1000000u));
 	}
 }
