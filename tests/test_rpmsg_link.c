@@ -105,6 +105,11 @@ struct box {
 	void *held[2 * RING];
 	_Atomic int nheld;
 	int mark; /* count before a question (ask) */
+	/* Answer the first message from the callback: the send, its result
+	 * and how long it took (ms). */
+	_Atomic bool relay, relaying, relayed;
+	_Atomic int relay_ret;
+	_Atomic unsigned int relay_ms;
 };
 
 static int box_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
@@ -117,6 +122,14 @@ static int box_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t s
 	if (atomic_load(&b->hold) && atomic_load(&b->nheld) < 2 * RING) {
 		rpmsg_hold_rx_buffer(ept, data);
 		b->held[atomic_fetch_add(&b->nheld, 1)] = data;
+	}
+	if (atomic_load(&b->relay) && !atomic_load(&b->relayed)) {
+		uint64_t t0 = duet_clock_ms();
+
+		atomic_store(&b->relaying, true);
+		atomic_store(&b->relay_ret, rpmsg_send(ept, "relay", 6));
+		atomic_store(&b->relay_ms, (unsigned int)(duet_clock_ms() - t0));
+		atomic_store(&b->relayed, true);
 	}
 	atomic_fetch_add(&b->count, 1);
 	return 0;
@@ -472,6 +485,21 @@ static void child_left(struct duet_link *l)
 	say("server gone");
 }
 
+/* We hold whatever the server sends, and send it four messages when told. */
+static void child_holder(struct rpmsg_device *rdev)
+{
+	struct box sink;
+
+	CHECK(box_open(&sink, rdev, "sink", RPMSG_ADDR_ANY) == 0);
+	atomic_store(&sink.hold, true);
+	CHECK(until(ready, &sink.ept, 3000));
+	say("holding");
+	CHECK(!strcmp(hear(10000), "send"));
+	for (int i = 0; i < 4; i++)
+		CHECK(rpmsg_send(&sink.ept, "ping", 5) == 5);
+	say("sent");
+}
+
 static int child_main(const char *name, const char *scenario)
 {
 	bool hostile = !strcmp(scenario, "hostile-device");
@@ -492,6 +520,8 @@ static int child_main(const char *name, const char *scenario)
 		child_churn(rdev);
 	else if (!strcmp(scenario, "exhaust"))
 		child_exhaust(rdev);
+	else if (!strcmp(scenario, "holder"))
+		child_holder(rdev);
 	else if (hostile)
 		child_hostile_device(rdev);
 	else if (!strcmp(scenario, "victim"))
@@ -674,6 +704,48 @@ static void test_send_asleep_when_the_peer_dies(void **state)
 	assert_int_equal(bs.ret, -ENODEV);
 	assert_true(bs.ms < 3000);
 	assert_int_equal(rpmsg_send(&sink.ept, "x", 2), -ENODEV);
+	rpmsg_destroy_ept(&sink.ept);
+	close_side(p.link);
+	proc_wait(&p.child, 20000);
+}
+
+static bool relaying(void *arg)
+{
+	return atomic_load(&((struct box *)arg)->relaying);
+}
+
+static bool relayed(void *arg)
+{
+	return atomic_load(&((struct box *)arg)->relayed);
+}
+
+/* A receive callback's send, waiting for a buffer (the proxy holds them
+ * all) on the link's own thread when the proxy is killed. That thread is
+ * the one whose watch would see the proxy go: the send asks the transport
+ * whether the peer is gone and returns -ENODEV at once, rather than
+ * -ETIMEDOUT after 5 s (and again 5 s for each message stashed behind it). */
+static void test_callback_send_when_the_peer_dies(void **state)
+{
+	struct box sink;
+	struct pair p;
+
+	(void)state;
+	pair_start(&p, "holder", true);
+	assert_int_equal(box_open(&sink, p.rdev, "sink", RPMSG_ADDR_ANY), 0);
+	assert_true(proc_expect(&p.child, "holding", 5000));
+	assert_true(until(ready, &sink.ept, 5000));
+	assert_int_equal(fill_up(&sink.ept), RING);
+	atomic_store(&sink.relay, true);
+	proc_send(&p.child, "send\n"); /* its messages come to our sink */
+	assert_true(until(relaying, &sink, 5000));
+	nap(200);
+	assert_false(atomic_load(&sink.relayed)); /* still waiting */
+	proc_kill9(&p.child);
+	assert_true(until(relayed, &sink, 10000));
+	print_message("callback's send when the proxy died: %d after %u ms\n",
+		      atomic_load(&sink.relay_ret), atomic_load(&sink.relay_ms));
+	assert_int_equal(atomic_load(&sink.relay_ret), -ENODEV);
+	assert_true(atomic_load(&sink.relay_ms) < 3000);
 	rpmsg_destroy_ept(&sink.ept);
 	close_side(p.link);
 	proc_wait(&p.child, 20000);
@@ -1807,6 +1879,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_endpoint_churn_both_ways),
 		cmocka_unit_test(test_tx_exhaustion_both_ways),
 		cmocka_unit_test(test_send_asleep_when_the_peer_dies),
+		cmocka_unit_test(test_callback_send_when_the_peer_dies),
 		cmocka_unit_test(test_hostile_device_input),
 		cmocka_unit_test(test_hostile_driver_input),
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),

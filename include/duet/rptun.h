@@ -57,6 +57,10 @@ struct duet_rptun_ops {
 	int (*stop)(struct duet_rptun *rptun);  /* master: stop the remote */
 	int (*reset)(struct duet_rptun *rptun); /* master: reset the remote */
 	int (*panic)(struct duet_rptun *rptun); /* master: make the remote panic */
+	/* True once the remote is known gone (died, stopped), before the
+	 * platform's thread has removed its devices: see the virtio
+	 * transport's peer_gone. No locks, no waiting. */
+	bool (*peer_gone)(struct duet_rptun *rptun);
 };
 
 struct duet_rptun_config {

@@ -83,6 +83,13 @@ struct virtio_dispatch {
 	/* Buffer memory the peer can reach (the carveout heap under rptun). */
 	void *(*alloc_buf)(struct virtio_device *vdev, size_t size, size_t align);
 	int (*free_buf)(struct virtio_device *vdev, void *buf);
+	/* Optional: true once the transport knows the other side went (died
+	 * or stopped) though the device is not removed yet. A driver asks it
+	 * while it waits on the thread that would see the peer go and remove
+	 * the device (a receive callback's send waiting for a buffer), so as
+	 * not to wait out its timeout. Cheap, and called with the driver's
+	 * lock held: it must not take a transport lock or wait. */
+	bool (*peer_gone)(struct virtio_device *vdev);
 };
 
 struct virtio_device {

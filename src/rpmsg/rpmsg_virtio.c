@@ -175,6 +175,13 @@ static bool rdev_unused(const struct rpmsg_device *rdev)
  * back) and polls, briefly spinning first, instead of sleeping on the
  * event. Out of line: a free buffer, the common case, needs none of this.
  */
+static bool peer_gone(struct rpmsg_device *rdev)
+{
+	const struct virtio_dispatch *f = rdev->vdev->func;
+
+	return f->peer_gone && f->peer_gone(rdev->vdev);
+}
+
 DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait)
 {
 	/* Elapsed times in 32 bits, wrap-safe: a 32-bit core does no 64-bit
@@ -219,8 +226,17 @@ DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wai
 		}
 		if (rdev->depth > 0) {
 			stash_rx(rdev);
-			if ((uint32_t)duet_clock_ns() - spin_start > NESTED_SPIN_NS)
+			if ((uint32_t)duet_clock_ns() - spin_start > NESTED_SPIN_NS) {
+				/* This thread is the transport's: it would see
+				 * the peer go and remove the device only after
+				 * this wait, and each message the stash holds
+				 * would wait again. Ask the transport. */
+				if (peer_gone(rdev)) {
+					rdev->took.err = -ENODEV;
+					return NULL;
+				}
 				duet_event_wait(rdev->tx_event, 1);
+			}
 		} else {
 			rdev->tx_sleepers++;
 			duet_mutex_unlock(rdev->lock);

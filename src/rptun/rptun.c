@@ -73,6 +73,13 @@ static int read_table(struct duet_rptun *rptun, struct duet_rsc_error *err)
 	return ret;
 }
 
+static bool rptun_peer_gone(struct duet_rvdev *rv)
+{
+	struct duet_rptun *rptun = rv->priv;
+
+	return rptun->cfg.ops->peer_gone && rptun->cfg.ops->peer_gone(rptun);
+}
+
 static int setup_vdev(struct duet_rptun *rptun, unsigned int i, struct duet_rsc_error *err)
 {
 	const struct duet_rsc_vdev *d = &rptun->info.vdev[i];
@@ -101,6 +108,7 @@ static int setup_vdev(struct duet_rptun *rptun, unsigned int i, struct duet_rsc_
 	duet_rvdev_init(&rptun->rv[i], role, region, rptun->cfg.region_size,
 			rptun->table, d, rptun->heap[i], rptun_notify, rptun,
 			rptun->cfg.reset_epochs ? &rptun->cfg.reset_epochs[i] : NULL);
+	rptun->rv[i].peer_gone = rptun_peer_gone;
 	return 0;
 }
 

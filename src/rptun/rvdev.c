@@ -461,6 +461,13 @@ static int rv_free_buf(struct virtio_device *vdev, void *buf)
 	return rv->heap ? duet_heap_free(rv->heap, buf) : -EINVAL;
 }
 
+static bool rv_peer_gone(struct virtio_device *vdev)
+{
+	struct duet_rvdev *rv = duet_container_of(vdev, struct duet_rvdev, vdev);
+
+	return rv->peer_gone && rv->peer_gone(rv);
+}
+
 static const struct virtio_dispatch driver_ops = {
 	.create_virtqueues = rv_create_virtqueues,
 	.delete_virtqueues = rv_delete_virtqueues,
@@ -474,6 +481,7 @@ static const struct virtio_dispatch driver_ops = {
 	.notify = rv_vq_notify,
 	.alloc_buf = rv_alloc_buf,
 	.free_buf = rv_free_buf,
+	.peer_gone = rv_peer_gone,
 };
 
 static const struct virtio_dispatch device_ops = {
@@ -489,6 +497,7 @@ static const struct virtio_dispatch device_ops = {
 	.notify = rv_vq_notify,
 	.alloc_buf = rv_alloc_buf,
 	.free_buf = rv_free_buf,
+	.peer_gone = rv_peer_gone,
 };
 
 void duet_rvdev_init(struct duet_rvdev *rv, unsigned int role, uint8_t *window,

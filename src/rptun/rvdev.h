@@ -45,6 +45,8 @@ struct duet_rvdev {
 	struct duet_rsc_vdev desc; /* checked copy of the entry */
 	struct duet_heap *heap;    /* buffers (driver side), or NULL */
 	duet_rvdev_notify notify;
+	/* The transport's peer_gone (NULL: never known): set by the owner. */
+	bool (*peer_gone)(struct duet_rvdev *rv);
 	void *priv;
 	/* Shared counter the driver side bumps at each reset (optional): the
 	 * device side cannot miss a reset that comes and goes between two

@@ -270,6 +270,18 @@ static int link_panic(struct duet_rptun *rptun)
 	return duet_link_command(link_of(rptun), DUET_LINK_CMD_PANIC, 2000, NULL, 0);
 }
 
+static bool side_alive(int fd, enum duet_side side);
+
+/* The peer's slot says it stopped, or no process holds it: the service
+ * thread will see the same at its next watch, but a receive callback
+ * waiting on that thread asks now. */
+static bool link_peer_gone(struct duet_rptun *rptun)
+{
+	struct duet_link *l = link_of(rptun);
+
+	return atomic_load(&l->hdr->side[l->peer].state) != ST_READY || !side_alive(l->fd, l->peer);
+}
+
 static const struct duet_rptun_ops link_rptun_ops = {
 	.get_resource = link_get_resource,
 	.notify = link_notify,
@@ -281,6 +293,7 @@ static const struct duet_rptun_ops link_rptun_ops = {
 	.stop = link_stop,
 	.reset = link_reset,
 	.panic = link_panic,
+	.peer_gone = link_peer_gone,
 };
 
 static int start_rptun(struct duet_link *l, char *err, size_t errlen)
