@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 """Soak the two-process link: traffic, then a fault, then recovery, many times.
 
-Each cycle runs rpmsg pings both ways over one link (checked echoes, random
-lengths, two-way floods), and while they run it does one of: kill -9 the
+Each cycle runs traffic both ways over one link, rpmsg pings (checked
+echoes, random lengths, two-way floods) or a churn of named endpoints
+(created, bound by the peer's echo service over the name service, echoed,
+destroyed: `rpmsg churn`), and while it runs it does one of: kill -9 the
 proxy or the server (and, some cycles, kill -9 again the one started in
 its place while it sets up), the server's `reset` or `panic` command, a
 stall of either side (SIGSTOP for up to 1.5 s: nothing may be lost), or
 nothing. Then it brings back the side that went, waits for both to be
-ready, and checks that a ping each way is echoed whole and that each
-side's rng device reads. Each side runs its link's loop on the link's
-thread or on its own (`duet --loop poll|wait`, polling with or without
-`--backoff`), blocking at once or spinning first. It fails on the first cycle where a side hangs (a step past its
-timeout), a check fails, or a sanitizer says anything, and prints the seed,
-which gives the same faults in the same order again (not the same timing).
-At the end both sides quit and must exit 0 (under AddressSanitizer that
-includes the leak check of everything the recoveries allocated).
+ready, and checks that a ping each way is echoed whole, that a churn each
+way binds and echoes every endpoint, and that each side's rng device
+reads. Each side runs its link's loop on the link's thread or on its own
+(`duet --loop poll|wait`, polling with or without `--backoff`), blocking
+at once or spinning first. It fails on the first cycle where a side hangs
+(a step past its timeout), a check fails, or a sanitizer says anything,
+and prints the seed, which gives the same faults in the same order again
+(not the same timing). At the end both sides quit and must exit 0 (under
+AddressSanitizer that includes the leak check of everything the
+recoveries allocated).
 
   python3 scripts/soak.py [--cycles N] [--seed S] [--bin PATH] [--name NAME]
 
@@ -134,8 +138,14 @@ def ping(side, peer, times, length, cmd):
     return command(side, "rpmsg ping %s %d %s %d 0" % (peer, times, length, cmd))
 
 
-def ping_passed(text):
-    return "p50:" in text and not re.search(r"rpmsg ping \w+: ", text)
+def churn(side, peer, rounds, open_):
+    return command(side, "rpmsg churn %s %d %d" % (peer, rounds, open_))
+
+
+def passed(text):
+    """A ping or a churn that ended well, and no failure line from either."""
+    return (re.search(r"^(p50:|churn \w+: \d+ endpoints)", text, re.M) is not None
+            and not re.search(r"rpmsg (ping|churn) \w+: ", text))
 
 
 class Soak:
@@ -189,18 +199,23 @@ class Soak:
                 raise Failed("%s's wait: %s" % (who, text.strip()[-300:]))
 
     def traffic(self):
-        """Pings both ways, of a random kind each: echoes waited for and
-        checked, random lengths, floods; their ends are the markers."""
+        """Traffic both ways, of a random kind each: pings (echoes waited
+        for and checked, random lengths, floods) or a churn of endpoints
+        over the name service; their ends are the markers."""
         marks = {}
         for side, peer in ((self.server, "proxy"), (self.proxy, "server")):
+            if self.rng.random() < 0.3:
+                marks[peer] = churn(side, peer, self.rng.randint(50, 1000),
+                                    self.rng.choice([1, 8, 64]))
+                continue
             cmd = self.rng.choice([3, 7, 15, 11, 1])
             length = self.rng.choice(["max", "17", str(self.rng.randint(16, 496))])
             marks[peer] = ping(side, peer, self.rng.randint(2000, 20000), length, cmd)
         return marks["proxy"], marks["server"]
 
     def note_cut(self, text):
-        """Count the pings a fault cut short: the faults that met traffic."""
-        if not ping_passed(text):
+        """Count the traffic a fault cut short: the faults that met traffic."""
+        if not passed(text):
             self.cut += 1
 
     def fault(self, smark, pmark):
@@ -232,7 +247,7 @@ class Soak:
             self.start_server()
         elif kind in ("reset", "panic"):
             text = output(self.server, smark, 60, "server's ping before a " + kind)
-            if not ping_passed(text):
+            if not passed(text):
                 raise Failed("server's ping before a %s: %s" % (kind, text.strip()[-300:]))
             mark = command(self.server, kind)
             text = output(self.server, mark, 30, kind)
@@ -253,7 +268,7 @@ class Soak:
                 os.kill(side.proc.pid, signal.SIGCONT)
             for side, mark, who in ((self.server, smark, "server"), (self.proxy, pmark, "proxy")):
                 text = output(side, mark, 120, "%s's ping, %s" % (who, kind))
-                if not ping_passed(text):
+                if not passed(text):
                     raise Failed("%s's ping, %s: %s" % (who, kind, text.strip()[-300:]))
         return kind
 
@@ -265,8 +280,13 @@ class Soak:
                                         (self.proxy, "server", str(self.rng.randint(16, 496)), 7)):
             text = output(side, ping(side, peer, 200, length, cmd), 60,
                           "checked ping to the %s after recovery" % peer)
-            if not ping_passed(text):
+            if not passed(text):
                 raise Failed("checked ping to the %s after recovery: %s" % (peer, text.strip()[-300:]))
+        for side, peer in ((self.server, "proxy"), (self.proxy, "server")):
+            text = output(side, churn(side, peer, 40, 8), 60,
+                          "churn of endpoints to the %s after recovery" % peer)
+            if not passed(text):
+                raise Failed("churn to the %s after recovery: %s" % (peer, text.strip()[-300:]))
         for side, who in ((self.server, "server"), (self.proxy, "proxy")):
             n = self.rng.randint(1, 256)
             text = output(side, command(side, "rng 0 %d" % n), 30, who + "'s rng after recovery")
@@ -331,7 +351,7 @@ def main():
         soak.stop_all()
         subprocess.run(["rm", "-f", "/dev/shm/duet-" + args.name])
         sys.exit(1)
-    print("soak: %d cycles passed in %.0f s (seed %d, %s); faults: %s; pings a fault cut short: %d" % (
+    print("soak: %d cycles passed in %.0f s (seed %d, %s); faults: %s; traffic a fault cut short: %d" % (
         args.cycles, took, args.seed, os.path.relpath(args.bin, TOP),
         ", ".join("%s %d" % kv for kv in sorted(soak.counts.items())), soak.cut))
 

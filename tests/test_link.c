@@ -856,6 +856,146 @@ static void test_rpmsg_both_sides_send_from_callbacks(void **state)
 	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
+/* `needle` nowhere in a side's output; else the line that has it is shown. */
+static void assert_not_said(const struct proc *p, const char *needle)
+{
+	const char *hit = strstr(p->buf, needle), *sol = hit;
+
+	while (sol && sol > p->buf && sol[-1] != '\n')
+		sol--;
+	if (hit)
+		print_message("pid %d said: %.*s\n", p->pid, (int)strcspn(sol, "\n"), sol);
+	assert_null(hit);
+}
+
+/* A dump's endpoint list holds no churn endpoint: each side's echo
+ * service destroyed every one its peer's churn had bound (they go as the
+ * peer's NS DESTROY arrives: look again for a while). */
+static bool no_churn_endpoints_left(struct proc *p, const char *peer)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rpmsg dump %s\n", peer);
+	for (int i = 0; i < 50; i++) {
+		size_t from = p->cursor;
+
+		proc_send(p, cmd);
+		if (!proc_expect(p, "TX buffer", 5000))
+			return false;
+		if (!strstr(p->buf + from, "duet-churn-"))
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+/*
+ * Endpoints that come and go: both sides at once create thousands of named
+ * endpoints, up to 64 open, each bound over the name service by the other
+ * side's echo service, its echoes checked, then destroyed in random order
+ * (one in eight destroyed before it could be bound), while a ping flood
+ * runs too. Every echo comes back whole, nothing is dropped, and no
+ * endpoint is left on either side.
+ */
+static void test_endpoints_churn_both_ways(void **state)
+{
+	struct proc s, p;
+
+	(void)state;
+	unlink_region(N("churn"));
+	proc_start(&s, ARGS("server", "--name", N("churn"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", N("churn")));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	proc_send(&p, "wait 5000\n");
+	assert_true(proc_expect(&p, "ready", 6000));
+	proc_send(&s, "rpmsg churn proxy 3000 64\nrpmsg churn proxy 500 1\n");
+	proc_send(&p, "rpmsg churn server 3000 16\nrpmsg ping server 20000 max 10 0\n");
+	assert_true(proc_expect(&s, "churn proxy: 3000 endpoints", 60000));
+	assert_true(proc_expect(&s, "churn proxy: 500 endpoints", 60000));
+	assert_true(proc_expect(&p, "churn server: 3000 endpoints", 60000));
+	assert_true(proc_expect(&p, "ping times: 20000", 60000));
+	assert_true(no_churn_endpoints_left(&s, "proxy"));
+	assert_true(no_churn_endpoints_left(&p, "server"));
+	assert_not_said(&s, "rpmsg churn proxy:");
+	assert_not_said(&p, "rpmsg churn server:");
+	assert_not_said(&s, ": dropped (");
+	assert_not_said(&p, ": dropped (");
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	proc_send(&p, "quit\n");
+	assert_int_equal(proc_wait(&p, 10000), 0);
+}
+
+/* The peer dies under a churn: it ends with the device, says so, and a
+ * churn with the next proxy works; the server leaves cleanly (under
+ * AddressSanitizer: nothing of the churn's endpoints leaked). */
+static void test_churn_ends_when_the_peer_dies(void **state)
+{
+	struct proc s, a, b;
+	struct timespec nap = { 0, 300000000 };
+
+	(void)state;
+	start_served_pair(&s, &a, "churnkill");
+	proc_send(&s, "rpmsg churn proxy 100000000 32\n");
+	nanosleep(&nap, NULL);
+	proc_kill9(&a);
+	assert_true(proc_expect(&s, "rpmsg churn proxy: No such device", 10000));
+	proc_start(&b, ARGS("proxy", "--name", N("churnkill"), "--serve"));
+	proc_send(&s, "wait 5000\nrpmsg churn proxy 1000 8\n");
+	assert_true(proc_expect(&s, "churn proxy: 1000 endpoints", 30000));
+	proc_send(&s, "rpmsg churn proxy 10 0\n");
+	assert_true(proc_expect(&s, "usage: rpmsg churn CPU|all ROUNDS OPEN, OPEN 1 to 64", 5000));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&b, 10000), 0);
+}
+
+/*
+ * Both flood: the proxy with every message echoed (cmd 10: no waiting for
+ * the echoes), the server with none. Then the proxy is stopped (SIGSTOP):
+ * the server's own sends fill the ring the proxy no longer empties, and
+ * its ping service, echoing from a receive callback, waits for a send
+ * buffer on the link's thread, the one that would see the proxy die. When
+ * it is killed, that wait must end at once, not run out its timeout (5 s)
+ * once per message still to echo.
+ */
+static void test_echo_to_a_peer_that_died_does_not_hold_the_link(void **state)
+{
+	struct proc s, p, b;
+	struct timespec nap = { 0, 300000000 };
+	char line[96];
+	uint64_t t0, dt;
+
+	(void)state;
+	unlink_region(N("echodied"));
+	proc_start(&s, ARGS("server", "--name", N("echodied"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", N("echodied")));
+	proc_send(&p, "wait 5000\nrpmsg ping server 100000000 max 10 0\n");
+	assert_true(proc_expect(&p, "ready", 6000));
+	proc_send(&s, "wait 5000\nrpmsg ping proxy 100000000 max 2 0\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	nanosleep(&nap, NULL);
+	kill(pid_in(&p), SIGSTOP);
+	nanosleep(&nap, NULL);
+	t0 = now_ms();
+	proc_kill9(&p);
+	snprintf(line, sizeof(line), "proxy (pid %d) died", pid_in(&p));
+	assert_true(proc_expect(&s, line, 10000));
+	dt = now_ms() - t0;
+	print_message("the server saw the proxy die after %llu ms\n", (unsigned long long)dt);
+	assert_true(dt <= 2000);
+	/* And works on with the next one. */
+	proc_start(&b, ARGS("proxy", "--name", N("echodied"), "--serve"));
+	proc_send(&s, "wait 5000\nrpmsg ping proxy 100 max 3 0\n");
+	assert_true(proc_expect(&s, "ping times: 100", 10000));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&b, 10000), 0);
+}
+
 static void test_rng_sizes_both_devices(void **state)
 {
 	struct proc s, p;
@@ -1011,6 +1151,9 @@ int main(void)
 		cmocka_unit_test(test_rpmsg_flood_arrives_in_order),
 		cmocka_unit_test(test_ping_names_the_peer_that_went),
 		cmocka_unit_test(test_rpmsg_both_sides_send_from_callbacks),
+		cmocka_unit_test(test_endpoints_churn_both_ways),
+		cmocka_unit_test(test_churn_ends_when_the_peer_dies),
+		cmocka_unit_test(test_echo_to_a_peer_that_died_does_not_hold_the_link),
 		cmocka_unit_test(test_rng_sizes_both_devices),
 		cmocka_unit_test(test_failing_commands_fail_the_run),
 		cmocka_unit_test(test_usage_errors),

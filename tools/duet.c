@@ -34,6 +34,8 @@
 #include <duet/version.h>
 #include <duet/vhost.h>
 
+#include "churn.h"
+
 extern char **environ;
 
 /* The demo link: rpmsg and rng driven by the server, rng driven by the
@@ -151,6 +153,10 @@ static void usage(FILE *f)
 		"                  CMD bit 0: wait for the\n"
 		"                  echo, bit 1: check data, bit 2: random length up to LEN,\n"
 		"                  bit 3: have each echoed without waiting (a two-way flood)\n"
+		"  rpmsg churn CPU|all ROUNDS OPEN\n"
+		"                  create ROUNDS named endpoints, OPEN at a time (1-64),\n"
+		"                  each bound by the peer's echo service over the name\n"
+		"                  service, echoed 1-4 times with data checks, destroyed\n"
 		"  rpmsg dump CPU|all   rings, endpoints and buffers of the rpmsg devices\n"
 		"  rpmsg stats CPU|all  what this side's ping service received, and drops\n"
 		"  reset           server: the proxy restarts its devices\n"
@@ -341,9 +347,33 @@ static int stats_one(struct rpmsg_device *rdev, void *arg)
 	return 0;
 }
 
+struct churn_args {
+	uint32_t rounds, open;
+};
+
+static int churn_one(struct rpmsg_device *rdev, void *arg)
+{
+	struct churn_args *a = arg;
+	struct churn_result r;
+	const char *why;
+	char cpu[32];
+	int ret;
+
+	snprintf(cpu, sizeof(cpu), "%s", rpmsg_get_cpuname(rdev));
+	ret = churn_run(rdev, a->rounds, a->open, &r, &why);
+	if (ret < 0)
+		out("rpmsg churn %s: %s: %s (after %u endpoints)\n", cpu, strerror(-ret), why,
+		    r.created);
+	else
+		out("churn %s: %u endpoints (%u destroyed before they bound), %u echoes checked\n",
+		    cpu, r.created, r.abandoned, r.echoes);
+	return ret;
+}
+
 static int cmd_rpmsg(int argc, char **argv)
 {
 	struct ping_args a;
+	struct churn_args ca;
 
 	if (argc >= 3 && !strcmp(argv[1], "ping")) {
 		a.max = argc == 7 && !strcmp(argv[4], "max");
@@ -360,11 +390,20 @@ static int cmd_rpmsg(int argc, char **argv)
 		}
 		return each_rpmsg(argv[2], ping_one, &a);
 	}
+	if (argc >= 2 && !strcmp(argv[1], "churn")) {
+		if (argc != 5 || !parse_u32(argv[3], &ca.rounds) || !parse_u32(argv[4], &ca.open) ||
+		    !ca.rounds || !ca.open || ca.open > CHURN_MAX_OPEN) {
+			out("usage: rpmsg churn CPU|all ROUNDS OPEN, OPEN 1 to %u (e.g. rpmsg churn all 100 8)\n",
+			    CHURN_MAX_OPEN);
+			return -EINVAL;
+		}
+		return each_rpmsg(argv[2], churn_one, &ca);
+	}
 	if (argc == 3 && !strcmp(argv[1], "dump"))
 		return each_rpmsg(argv[2], dump_one, NULL);
 	if (argc == 3 && !strcmp(argv[1], "stats"))
 		return each_rpmsg(argv[2], stats_one, NULL);
-	out("usage: rpmsg ping|dump|stats CPU|all ... (try 'help')\n");
+	out("usage: rpmsg ping|churn|dump|stats CPU|all ... (try 'help')\n");
 	return -EINVAL;
 }
 
@@ -584,6 +623,8 @@ static int run_side(const struct opts *o)
 	vhost_register_drivers();
 	if (rpmsg_ping_register() < 0)
 		fprintf(stderr, "[%s] rpmsg: no ping service (out of memory)\n", tag);
+	if (churn_service_register() < 0)
+		fprintf(stderr, "[%s] rpmsg: no churn echo service (out of memory)\n", tag);
 	rpmsg_set_drop_cb(on_drop, NULL);
 	ret = duet_link_open(&link, &cfg, o->timeout_ms, err, sizeof(err));
 	if (ret < 0) {
@@ -633,6 +674,7 @@ static int run_side(const struct opts *o)
 			ret = ret ? ret : -EIO;
 		}
 	}
+	churn_service_unregister();
 	return ret < 0 ? 1 : 0;
 }
 
