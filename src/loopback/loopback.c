@@ -34,10 +34,10 @@ struct duet_loopback {
 	_Atomic uint32_t epoch; /* the driver's resets (duet_loopback_check_peer) */
 };
 
+/* A side's priv is the side it notifies. */
 static void lb_notify(struct duet_rvdev *rv, uint32_t notifyid)
 {
-	struct duet_loopback *lb = rv->priv;
-	struct duet_loopback_side *peer = &lb->side[!rv->vdev.role];
+	struct duet_loopback_side *peer = rv->priv;
 
 	/* Queue i of a one-vdev table has notify id i. */
 	atomic_fetch_or(&peer->pending, 1u << notifyid);
@@ -149,7 +149,7 @@ int duet_loopback_create(struct duet_loopback **lbp, const struct duet_loopback_
 	}
 	for (unsigned int s = 0; s < 2; s++)
 		duet_rvdev_init(&lb->side[s].rv, s, lb->mem, lb->size, lb->mem, &info.vdev[0],
-				lb->bufs, lb_notify, lb, &lb->epoch);
+				lb->bufs, lb_notify, &lb->side[!s], &lb->epoch);
 	*lbp = lb;
 	return 0;
 }
