@@ -192,6 +192,20 @@ static void start_served_pair(struct proc *s, struct proc *p, const char *base)
 	assert_true(proc_expect(s, "ready", 6000));
 }
 
+/* The same, but the proxy also takes commands on its stdin, and both
+ * have said ready. */
+static void start_talking_pair(struct proc *s, struct proc *p, const char *base)
+{
+	unlink_region(N(base));
+	proc_start(s, ARGS("server", "--name", N(base), "--no-spawn"));
+	assert_true(proc_expect(s, "created", 5000));
+	proc_start(p, ARGS("proxy", "--name", N(base)));
+	proc_send(s, "wait 5000\n");
+	assert_true(proc_expect(s, "ready", 6000));
+	proc_send(p, "wait 5000\n");
+	assert_true(proc_expect(p, "ready", 6000));
+}
+
 static void test_kill_proxy_and_recover(void **state)
 {
 	struct proc s, a, b;
@@ -820,14 +834,7 @@ static void test_rpmsg_both_sides_send_from_callbacks(void **state)
 	struct proc s, p;
 
 	(void)state;
-	unlink_region(N("both"));
-	proc_start(&s, ARGS("server", "--name", N("both"), "--no-spawn"));
-	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("both")));
-	proc_send(&s, "wait 5000\n");
-	assert_true(proc_expect(&s, "ready", 6000));
-	proc_send(&p, "wait 5000\n");
-	assert_true(proc_expect(&p, "ready", 6000));
+	start_talking_pair(&s, &p, "both");
 	/* Both flood at once and have every message echoed (cmd 8): each
 	 * side's receive callback sends while the other side's sends fill
 	 * its rings. Neither may stall; every message and echo arrives. */
@@ -902,14 +909,7 @@ static void test_endpoints_churn_both_ways(void **state)
 	struct proc s, p;
 
 	(void)state;
-	unlink_region(N("churn"));
-	proc_start(&s, ARGS("server", "--name", N("churn"), "--no-spawn"));
-	assert_true(proc_expect(&s, "created", 5000));
-	proc_start(&p, ARGS("proxy", "--name", N("churn")));
-	proc_send(&s, "wait 5000\n");
-	assert_true(proc_expect(&s, "ready", 6000));
-	proc_send(&p, "wait 5000\n");
-	assert_true(proc_expect(&p, "ready", 6000));
+	start_talking_pair(&s, &p, "churn");
 	proc_send(&s, "rpmsg churn proxy 3000 64\nrpmsg churn proxy 500 1\n");
 	proc_send(&p, "rpmsg churn server 3000 16\nrpmsg ping server 20000 max 10 0\n");
 	assert_true(proc_expect(&s, "churn proxy: 3000 endpoints", 60000));
