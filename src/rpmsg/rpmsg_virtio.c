@@ -167,6 +167,14 @@ static bool rdev_unused(const struct rpmsg_device *rdev)
 	return !rdev->vdev && !rdev->orphans && !rdev->holds;
 }
 
+/* The transport knows the peer went, though the device is not removed yet. */
+static bool peer_gone(struct rpmsg_device *rdev)
+{
+	const struct virtio_dispatch *f = rdev->vdev->func;
+
+	return f->peer_gone && f->peer_gone(rdev->vdev);
+}
+
 /*
  * rpmsg_take_tx once no send buffer was free: wait for one up to the
  * device's timeout when `wait`. Called with the lock held once or more. From a
@@ -175,13 +183,6 @@ static bool rdev_unused(const struct rpmsg_device *rdev)
  * back) and polls, briefly spinning first, instead of sleeping on the
  * event. Out of line: a free buffer, the common case, needs none of this.
  */
-static bool peer_gone(struct rpmsg_device *rdev)
-{
-	const struct virtio_dispatch *f = rdev->vdev->func;
-
-	return f->peer_gone && f->peer_gone(rdev->vdev);
-}
-
 DUET_OUT_OF_LINE uint8_t *rpmsg_take_tx_wait(struct rpmsg_device *rdev, bool wait)
 {
 	/* Elapsed times in 32 bits, wrap-safe: a 32-bit core does no 64-bit
