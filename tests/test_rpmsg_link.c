@@ -485,18 +485,22 @@ static void child_left(struct duet_link *l)
 	say("server gone");
 }
 
-/* We hold whatever the server sends, and send it four messages when told. */
+/* We hold whatever the server sends, and send it four messages when told.
+ * Still holding as we leave: the endpoint outlives the link, and goes
+ * after it (child_main). */
+static struct box holder_sink;
+
 static void child_holder(struct rpmsg_device *rdev)
 {
-	struct box sink;
+	struct box *sink = &holder_sink;
 
-	CHECK(box_open(&sink, rdev, "sink", RPMSG_ADDR_ANY) == 0);
-	atomic_store(&sink.hold, true);
-	CHECK(until(ready, &sink.ept, 3000));
+	CHECK(box_open(sink, rdev, "sink", RPMSG_ADDR_ANY) == 0);
+	atomic_store(&sink->hold, true);
+	CHECK(until(ready, &sink->ept, 3000));
 	say("holding");
 	CHECK(!strcmp(hear(10000), "send"));
 	for (int i = 0; i < 4; i++)
-		CHECK(rpmsg_send(&sink.ept, "ping", 5) == 5);
+		CHECK(rpmsg_send(&sink->ept, "ping", 5) == 5);
 	say("sent");
 }
 
@@ -534,6 +538,7 @@ static int child_main(const char *name, const char *scenario)
 		;
 	say("closing");
 	close_side(l);
+	rpmsg_destroy_ept(&holder_sink.ept); /* the holder's, if any */
 	say("closed");
 	return 0;
 }
@@ -720,16 +725,16 @@ static bool relayed(void *arg)
 }
 
 /* A receive callback's send, waiting for a buffer (the proxy holds them
- * all) on the link's own thread when the proxy is killed. That thread is
- * the one whose watch would see the proxy go: the send asks the transport
- * whether the peer is gone and returns -ENODEV at once, rather than
- * -ETIMEDOUT after 5 s (and again 5 s for each message stashed behind it). */
-static void test_callback_send_when_the_peer_dies(void **state)
+ * all) on the link's own thread when the proxy is killed, or leaves. That
+ * thread is the one whose watch would see the proxy go: the send asks the
+ * transport whether the peer is gone and returns -ENODEV at once, rather
+ * than -ETIMEDOUT after 5 s (and again 5 s for each message stashed
+ * behind it). */
+static void callback_send_when_the_peer_goes(bool killed)
 {
 	struct box sink;
 	struct pair p;
 
-	(void)state;
 	pair_start(&p, "holder", true);
 	assert_int_equal(box_open(&sink, p.rdev, "sink", RPMSG_ADDR_ANY), 0);
 	assert_true(proc_expect(&p.child, "holding", 5000));
@@ -740,15 +745,34 @@ static void test_callback_send_when_the_peer_dies(void **state)
 	assert_true(until(relaying, &sink, 5000));
 	nap(200);
 	assert_false(atomic_load(&sink.relayed)); /* still waiting */
-	proc_kill9(&p.child);
+	if (killed)
+		proc_kill9(&p.child);
+	else
+		proc_send(&p.child, "quit\n");
 	assert_true(until(relayed, &sink, 10000));
-	print_message("callback's send when the proxy died: %d after %u ms\n",
-		      atomic_load(&sink.relay_ret), atomic_load(&sink.relay_ms));
+	print_message("callback's send when the proxy %s: %d after %u ms\n",
+		      killed ? "died" : "left", atomic_load(&sink.relay_ret),
+		      atomic_load(&sink.relay_ms));
 	assert_int_equal(atomic_load(&sink.relay_ret), -ENODEV);
 	assert_true(atomic_load(&sink.relay_ms) < 3000);
 	rpmsg_destroy_ept(&sink.ept);
 	close_side(p.link);
-	proc_wait(&p.child, 20000);
+	if (killed)
+		proc_wait(&p.child, 20000);
+	else
+		assert_int_equal(proc_wait(&p.child, 20000), 0);
+}
+
+static void test_callback_send_when_the_peer_dies(void **state)
+{
+	(void)state;
+	callback_send_when_the_peer_goes(true);
+}
+
+static void test_callback_send_when_the_peer_leaves(void **state)
+{
+	(void)state;
+	callback_send_when_the_peer_goes(false);
 }
 
 static void test_hostile_device_input(void **state)
@@ -1880,6 +1904,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tx_exhaustion_both_ways),
 		cmocka_unit_test(test_send_asleep_when_the_peer_dies),
 		cmocka_unit_test(test_callback_send_when_the_peer_dies),
+		cmocka_unit_test(test_callback_send_when_the_peer_leaves),
 		cmocka_unit_test(test_hostile_device_input),
 		cmocka_unit_test(test_hostile_driver_input),
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),
