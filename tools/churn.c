@@ -53,10 +53,6 @@ static const char *tag(void)
 
 /* ---- the echo service ---- */
 
-struct echo {
-	struct rpmsg_endpoint ept;
-};
-
 static int echo_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
 {
 	int ret = rpmsg_sendto(ept, data, (int)len, src);
@@ -72,10 +68,8 @@ static int echo_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t 
  * too (rpmsg lets an unbind callback destroy its endpoint). */
 static void echo_unbind(struct rpmsg_endpoint *ept)
 {
-	struct echo *e = ept->priv;
-
 	rpmsg_destroy_ept(ept);
-	free(e);
+	free(ept);
 }
 
 /* A churn client's name, and not one of ours. */
@@ -89,21 +83,20 @@ static bool echo_match(struct rpmsg_device *rdev, const char *name, uint32_t des
 
 static void echo_bind(struct rpmsg_device *rdev, const char *name, uint32_t dest, void *priv)
 {
-	struct echo *e = calloc(1, sizeof(*e));
+	struct rpmsg_endpoint *ept = calloc(1, sizeof(*ept));
 	int ret;
 
 	(void)priv;
-	if (!e) {
+	if (!ept) {
 		fprintf(stderr, "churn echo %s: no memory\n", name);
 		return;
 	}
-	e->ept.priv = e;
-	ret = rpmsg_create_ept(&e->ept, rdev, name, RPMSG_ADDR_ANY, dest, echo_cb, echo_unbind);
+	ret = rpmsg_create_ept(ept, rdev, name, RPMSG_ADDR_ANY, dest, echo_cb, echo_unbind);
 	if (ret < 0) {
 		/* -ENODEV: the device went meanwhile, as the client will see. */
 		if (ret != -ENODEV)
 			fprintf(stderr, "churn echo %s: %s\n", name, strerror(-ret));
-		free(e);
+		free(ept);
 	}
 }
 
@@ -276,8 +269,9 @@ static int slot_send(struct churn *c, struct slot *s, uint32_t room)
 	return 0;
 }
 
-/* Every open slot's echoes back, or the first one wrong. */
-static int wait_echoes(struct churn *c, unsigned int n)
+/* Every open slot's echoes back, or the first one wrong; the echoes
+ * counted into *echoes, under the lock the callbacks count them with. */
+static int wait_echoes(struct churn *c, unsigned int n, uint32_t *echoes)
 {
 	struct timespec end;
 	int ret = 0;
@@ -295,6 +289,8 @@ static int wait_echoes(struct churn *c, unsigned int n)
 			ret = fail(c, -EIO, "an echo came back wrong");
 		else if (ret == 0 && s->open && s->got < s->sent)
 			ret = fail(c, -ENODEV, "the echo endpoint or the device went before the echoes came");
+		else if (ret == 0 && s->open)
+			*echoes += s->got;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;
@@ -335,13 +331,11 @@ static int churn_group(struct churn *c, struct rpmsg_device *rdev, unsigned int 
 		ret = slot_send(c, s, room);
 	}
 	if (ret == 0)
-		ret = wait_echoes(c, n);
+		ret = wait_echoes(c, n, &res->echoes);
 	if (ret < 0)
 		return ret;
-	for (unsigned int i = 0; i < n; i++) {
-		res->echoes += c->slots[i].open ? c->slots[i].got : 0;
+	for (unsigned int i = 0; i < n; i++)
 		order[i] = i;
-	}
 	for (unsigned int i = n; i > 1; i--) {
 		unsigned int j = next_rand(c) % i, t = order[i - 1];
 
