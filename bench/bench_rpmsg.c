@@ -689,10 +689,11 @@ static void bench_duplex_mode(enum mode mode)
 			for (int j = i + 1; j < k; j++)
 				if (eps[j] < eps[i])
 					t = eps[i], eps[i] = eps[j], eps[j] = t;
-		printf("| %-8s | %6u | %8.2f | %5.2f-%-5.2f | %7.4f | %7.4f |\n", mode_names[mode],
-		       windows[w], eps[k / 2], eps[0], eps[k - 1],
+		printf("| %-8s | %6u | %8.2f | %5.2f-%-5.2f | %7.4f | %7.4f | %7.4f |\n",
+		       mode_names[mode], windows[w], eps[k / 2], eps[0], eps[k - 1],
 		       (double)(rung1 - rung0) / ((double)n * k),
-		       (double)(spell1 - spell0) / ((double)n * k));
+		       (double)(spell1 - spell0) / ((double)n * k),
+		       (double)(back1 - back0) / ((double)n * k));
 		fflush(stdout);
 	}
 	server_close(&s, child);
@@ -702,8 +703,9 @@ static int bench_duplex(void)
 {
 	printf("\nDuplex: 17 B echoes with up to a window of them in flight, server to proxy and back "
 	       "(%d runs each)\n\n"
-	       "| mode | window | M echoes/s p50 | min-max | rings/echo | prefetch spells/echo |\n"
-	       "|---|---|---|---|---|---|\n",
+	       "| mode | window | M echoes/s p50 | min-max | rings/echo | prefetch spells/echo | "
+	       "backoffs/echo |\n"
+	       "|---|---|---|---|---|---|---|\n",
 	       runs);
 	bench_duplex_mode(POLL);
 	bench_duplex_mode(BACKOFF);
