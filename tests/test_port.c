@@ -258,11 +258,20 @@ static uint64_t fake_clock(void)
 	return fake_ns;
 }
 
-/* A look that took work in at `us`, with this side having published `pub`. */
+/* A look that took work in at `us` (an entry more than the last),
+ * with this side having published `pub`. */
 static void took(struct poll_backoff *b, uint32_t pub, uint64_t us)
 {
 	fake_ns = us * 1000u;
-	backoff_took(b, pub, fake_clock);
+	backoff_took(b, b->taken + 1u, pub, fake_clock);
+}
+
+/* A look at `us` whose callback ran and took nothing: its entries were
+ * taken by the pass before it. */
+static void ran_dry(struct poll_backoff *b, uint32_t pub, uint64_t us)
+{
+	fake_ns = us * 1000u;
+	backoff_took(b, b->taken, pub, fake_clock);
 }
 
 /* An empty look: whether it waits (backoff_maybe first, as the link asks). */
@@ -347,6 +356,37 @@ static void test_backoff_not_after_publishing(void **state)
 	took(&off, 1, 10);
 	took(&off, 1, 11);
 	assert_false(empty(&off, 1));
+}
+
+/* Echoes both ways (a pipeline of requests): each look that takes a
+ * message answers it, and between them looks whose callback finds its
+ * messages taken by the pass before. Those are no looks that took work:
+ * they make no stream, and no empty look waits (they did, and an echo
+ * window of 32 ran at a third of polling's rate). In a one-way stream
+ * they change nothing either. */
+static void test_backoff_not_for_looks_that_took_nothing(void **state)
+{
+	struct poll_backoff b = { .wait_ns = 20000 };
+	uint32_t pub = 0;
+
+	(void)state;
+	for (uint64_t t = 100; t < 2000; t += 3) {
+		took(&b, pub += 2, t);
+		ran_dry(&b, pub, t + 1);
+		ran_dry(&b, pub, t + 2);
+		assert_false(empty(&b, pub));
+	}
+	b = (struct poll_backoff){ .wait_ns = 20000 };
+	took(&b, 7, 100);
+	ran_dry(&b, 7, 101);
+	took(&b, 7, 105);
+	ran_dry(&b, 7, 106);
+	assert_false(empty(&b, 7)); /* two looks that took: not yet */
+	took(&b, 7, 110);
+	ran_dry(&b, 7, 111);
+	assert_true(empty(&b, 7)); /* the third: a stream, as without them */
+	ran_dry(&b, 7, 131);
+	assert_false(empty(&b, 7)); /* a wait, then nothing taken: ended */
 }
 
 /* A wait that ended at `us`, having lasted the whole 20 us and the peer
@@ -487,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_in_a_dense_one_way_stream),
 		cmocka_unit_test(test_backoff_never_for_sparse_messages),
 		cmocka_unit_test(test_backoff_not_after_publishing),
+		cmocka_unit_test(test_backoff_not_for_looks_that_took_nothing),
 		cmocka_unit_test(test_backoff_goes_on_while_waits_pay),
 		cmocka_unit_test(test_backoff_holds_off_a_paced_stream),
 		cmocka_unit_test(test_backoff_does_not_hold_between_bursts),

@@ -52,7 +52,8 @@ struct duet_link_config {
 	/* Polling (duet_link_poll, and the spin of duet_link_wait or of the
 	 * service thread): in a dense stream that only comes in (looks that
 	 * took work less than twice this apart, this side publishing nothing
-	 * between them), wait up to this long after a look that finds
+	 * between them; a look whose callbacks found their entries already
+	 * taken counts as none), wait up to this long after a look that finds
 	 * nothing, once per empty spell, so that the peer streaming to this
 	 * side is not slowed by every look taking the lines it writes. Costs
 	 * a message of such a stream arriving during a wait up to this much

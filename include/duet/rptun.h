@@ -174,6 +174,15 @@ DUET_API uint32_t duet_rptun_published(struct duet_rptun *rptun);
  */
 DUET_API uint32_t duet_rptun_peer_published(struct duet_rptun *rptun);
 
+/*
+ * The same sum of the positions this side takes the peer's entries from
+ * (virtqueue_taken_idx): it moves whenever this side takes work in. A
+ * look whose callbacks ran and left it unmoved found its work taken
+ * already (by a pass that drained past what the look before saw). Safe
+ * from any thread.
+ */
+DUET_API uint32_t duet_rptun_taken(struct duet_rptun *rptun);
+
 /* The platform's pointer given in the config. */
 DUET_API void *duet_rptun_priv(const struct duet_rptun *rptun);
 

@@ -211,7 +211,8 @@ struct virtqueue {
 			       * it last ran the callback */
 	/* The next position this side takes from (avail_idx or used_idx
 	 * above), stored as each take ends: read from another thread by
-	 * virtqueue_prefetch_arrived, which must not read those two. */
+	 * virtqueue_prefetch_arrived and virtqueue_taken_idx, which must
+	 * not read those two. */
 	DUET_ATOMIC(uint16_t) taken_at;
 	uint16_t own_flags;   /* shadow of the flags word this side owns */
 	uint16_t free_head;   /* driver: first free descriptor */
@@ -421,6 +422,15 @@ DUET_API uint16_t virtqueue_published_idx(const struct virtqueue *vq);
  * backoff), never for taking buffers.
  */
 DUET_API uint16_t virtqueue_peer_idx(const struct virtqueue *vq);
+
+/*
+ * Where this side takes the peer's next entry (driver: the next used
+ * entry; device: the next avail entry): it moves whenever this side takes
+ * what the peer published. Any thread may ask, as with
+ * virtqueue_published_idx; a loop compares it across looks to tell a
+ * callback that took work from one that found its work already taken.
+ */
+DUET_API uint16_t virtqueue_taken_idx(const struct virtqueue *vq);
 
 /* Transport entry point for an incoming notification: runs the callback. */
 DUET_API void virtqueue_notification(struct virtqueue *vq);

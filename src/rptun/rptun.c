@@ -295,6 +295,11 @@ uint32_t duet_rptun_peer_published(struct duet_rptun *rptun)
 	return sum_idx(rptun, virtqueue_peer_idx);
 }
 
+uint32_t duet_rptun_taken(struct duet_rptun *rptun)
+{
+	return sum_idx(rptun, virtqueue_taken_idx);
+}
+
 int duet_rptun_check_peer(struct duet_rptun *rptun)
 {
 	int restarted = 0;

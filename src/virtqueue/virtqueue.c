@@ -552,6 +552,11 @@ uint16_t virtqueue_published_idx(const struct virtqueue *vq)
 	return vq ? own_idx(vq) : 0;
 }
 
+uint16_t virtqueue_taken_idx(const struct virtqueue *vq)
+{
+	return vq ? atomic_load_explicit(&vq->taken_at, memory_order_relaxed) : 0;
+}
+
 uint16_t virtqueue_peer_idx(const struct virtqueue *vq)
 {
 	return vq ? peer_idx(vq) : 0;

@@ -20,6 +20,15 @@
  * A ping-pong publishes its answer, sparse messages come too far apart,
  * a sender's own loop publishes: none of them waits.
  *
+ * A look took work only if it took an entry, not if a callback merely
+ * ran: a pass drains past the index its look saw, so the next look runs
+ * the callback again for entries already taken, and finds none. Counted
+ * as a look that took work and published nothing, such looks made a
+ * stream of any busy traffic, echoes both ways included, and its empty
+ * looks waited while the peer waited for the answers the wait held back
+ * (17 B echoes, 32 in flight: a third of polling's rate). They count as
+ * no look at all.
+ *
  * A stream can be dense by that test and still paced: a sender with a
  * message every few microseconds fills nothing while the receiver waits,
  * and each message that comes during a wait is late by the rest of it.
@@ -47,6 +56,7 @@
 
 struct poll_backoff {
 	uint64_t wait_ns;   /* poll_backoff_us; 0: never wait */
+	uint32_t taken;     /* where this side took from at its last look that took work */
 	uint32_t published; /* what this side had published at its last look that took work */
 	uint64_t quiet_ns;  /* when the last such look that published nothing ran */
 	bool waited;        /* an empty look waited since the last look that took work */
@@ -65,7 +75,10 @@ struct poll_backoff {
 #define BACKOFF_HOLD_MAX 1024u
 
 /*
- * A look took work in. `published` is what this side has published now
+ * A look's callbacks ran. `taken` is where this side takes from now (the
+ * sum of the positions of its next entries to take): unmoved since the
+ * last look that took work, the look took nothing and changes nothing.
+ * `published` is what this side has published now
  * (the sum of the ring indices it writes); `now` is read only when it
  * published nothing since the last such look and no stream is known,
  * so neither a ping-pong nor a stream under way reads the clock; the time
@@ -73,10 +86,14 @@ struct poll_backoff {
  * (a stream's receiver gives buffers back) does not end a stream; it only
  * keeps the next empty look from waiting.
  */
-static inline void backoff_took(struct poll_backoff *b, uint32_t published, uint64_t (*now)(void))
+static inline void backoff_took(struct poll_backoff *b, uint32_t taken, uint32_t published,
+				uint64_t (*now)(void))
 {
 	bool one_way = false;
 
+	if (taken == b->taken)
+		return;
+	b->taken = taken;
 	if (published == b->published) {
 		if (!b->stream) {
 			uint64_t t = now();

@@ -941,7 +941,8 @@ static unsigned int poll_rings(struct duet_link *l)
 		}
 		n = (unsigned int)duet_rptun_poll(l->rptun);
 		if (n && l->backoff.wait_ns)
-			backoff_took(&l->backoff, duet_rptun_published(l->rptun), duet_clock_ns);
+			backoff_took(&l->backoff, duet_rptun_taken(l->rptun),
+				     duet_rptun_published(l->rptun), duet_clock_ns);
 	}
 	duet_mutex_unlock(l->lock);
 	return n;
