@@ -49,6 +49,7 @@ static void test_virtqueue(void **state)
 	virtqueue_disable_cb(NULL);
 	assert_int_equal(virtqueue_published_idx(NULL), 0);
 	assert_int_equal(virtqueue_peer_idx(NULL), 0);
+	assert_int_equal(virtqueue_taken_idx(NULL), 0);
 	virtqueue_notification(NULL);
 	assert_false(virtqueue_poll(NULL));
 	virtqueue_prefetch_next(NULL);
@@ -130,6 +131,7 @@ static void test_rptun(void **state)
 	assert_int_equal(duet_rptun_prefetch_arrived(NULL), -EINVAL);
 	assert_int_equal(duet_rptun_published(NULL), 0);
 	assert_int_equal(duet_rptun_peer_published(NULL), 0);
+	assert_int_equal(duet_rptun_taken(NULL), 0);
 	assert_null(duet_rptun_priv(NULL));
 	assert_int_equal(duet_rptun_num_vdevs(NULL), 0);
 	assert_null(duet_rptun_vdev(NULL, 0));

@@ -388,6 +388,13 @@ static void test_rng_both_directions(void **state)
 		mine = duet_rptun_peer_published(sides[0].rptun);
 		assert_int_equal(virtio_rng_read(s_rng, buf, 16, 2000), 16);
 		assert_true(duet_rptun_peer_published(sides[0].rptun) - mine >= 1);
+		/* The request's return is taken by the driver side, the
+		 * request by the device side: each moves where it takes from. */
+		mine = duet_rptun_taken(sides[0].rptun);
+		theirs = duet_rptun_taken(sides[1].rptun);
+		assert_int_equal(virtio_rng_read(s_rng, buf, 16, 2000), 16);
+		assert_true(duet_rptun_taken(sides[0].rptun) - mine >= 1);
+		assert_true(duet_rptun_taken(sides[1].rptun) - theirs >= 1);
 	}
 	assert_int_equal(duet_rptun_unknown_notifies(sides[0].rptun), 0);
 	duet_rptun_notified(sides[0].rptun, 127);

@@ -830,6 +830,34 @@ static void test_published_idx_moves_with_what_each_side_gives(void **state)
 	assert_int_equal(virtqueue_published_idx(h->dev), 1);
 }
 
+/* Where each side takes from moves with each take or get, and only then:
+ * an add or a return takes nothing. */
+static void test_taken_idx_moves_with_what_each_side_takes(void **state)
+{
+	struct harness *h = *state;
+	uint16_t heads[2];
+	int c[2];
+
+	assert_int_equal(virtqueue_taken_idx(h->drv), 0);
+	assert_int_equal(virtqueue_taken_idx(h->dev), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs, 16, true, &c[0]), 0);
+	assert_int_equal(virtqueue_add_one(h->drv, h->bufs + 16, 16, true, &c[1]), 0);
+	assert_int_equal(virtqueue_taken_idx(h->drv), 0);
+	assert_int_equal(virtqueue_taken_idx(h->dev), 0);
+	take_all(h, heads, 2);
+	assert_int_equal(virtqueue_taken_idx(h->dev), 2);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[0], 4), 0);
+	assert_int_equal(virtqueue_add_consumed_buffer(h->dev, heads[1], 4), 0);
+	assert_int_equal(virtqueue_taken_idx(h->dev), 2);
+	assert_int_equal(virtqueue_taken_idx(h->drv), 0);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[0]);
+	assert_int_equal(virtqueue_taken_idx(h->drv), 1);
+	assert_ptr_equal(virtqueue_get_buffer(h->drv, NULL, NULL), &c[1]);
+	assert_int_equal(virtqueue_taken_idx(h->drv), 2);
+	assert_null(virtqueue_get_buffer(h->drv, NULL, NULL)); /* none left */
+	assert_int_equal(virtqueue_taken_idx(h->drv), 2);
+}
+
 /* Each side reads the other's index as the other publishes it. */
 static void test_peer_idx_is_what_the_other_side_published(void **state)
 {
@@ -2226,6 +2254,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_published_idx_moves_with_what_each_side_gives,
 						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_idx_is_what_the_other_side_published,
+						setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_taken_idx_moves_with_what_each_side_takes,
 						setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_get_available_buffers_takes_lone_buffers,
 						setup_plain, teardown),
