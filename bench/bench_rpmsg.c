@@ -701,15 +701,17 @@ static void bench_duplex_mode(enum mode mode)
 
 static int bench_duplex(void)
 {
+	static const enum mode order[] = { POLL, BACKOFF, BLOCK };
+
 	printf("\nDuplex: 17 B echoes with up to a window of them in flight, server to proxy and back "
 	       "(%d runs each)\n\n"
 	       "| mode | window | M echoes/s p50 | min-max | rings/echo | prefetch spells/echo | "
 	       "backoffs/echo |\n"
 	       "|---|---|---|---|---|---|---|\n",
 	       runs);
-	bench_duplex_mode(POLL);
-	bench_duplex_mode(BACKOFF);
-	bench_duplex_mode(BLOCK);
+	for (int i = 0; i < 3; i++)
+		if (mode_wanted(order[i]))
+			bench_duplex_mode(order[i]);
 	printf("\nHow to read: each echo is two messages, one each way, so both directions\n"
 	       "stream at once: the traffic of a pipeline of requests. Prefetch spells (both\n"
 	       "sides): a polling side prefetches the buffer the next message most likely\n"
