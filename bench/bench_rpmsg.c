@@ -25,7 +25,7 @@
  *   bench_rpmsg looks N N looks at an idle polled link (for callgrind:
  *                       bench/callgrind-link.sh)
  * --rng adds the demo's two rng devices, idle: what a look pays for devices
- * that carry nothing while rpmsg does. --mode NAME runs rtt and stream in
+ * that carry nothing while rpmsg does. --mode NAME runs rtt, stream and duplex in
  * that waiting mode only (for A/B runs of one row: bench/ab-stream.sh).
  */
 #define _GNU_SOURCE
