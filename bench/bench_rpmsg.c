@@ -25,8 +25,9 @@
  *   bench_rpmsg looks N N looks at an idle polled link (for callgrind:
  *                       bench/callgrind-link.sh)
  * --rng adds the demo's two rng devices, idle: what a look pays for devices
- * that carry nothing while rpmsg does. --mode NAME runs rtt, stream and duplex in
- * that waiting mode only (for A/B runs of one row: bench/ab-stream.sh).
+ * that carry nothing while rpmsg does. --mode NAME runs rtt, stream, duplex
+ * and oneway in that waiting mode only (for A/B runs of one row:
+ * bench/ab-stream.sh).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -964,14 +965,15 @@ static void bench_oneway_mode(enum mode mode)
 
 static int bench_oneway(void)
 {
+	static const enum mode order[] = { POLL, BACKOFF, HYBRID, BLOCK };
+
 	printf("\nOne-way latency, server to proxy: send to delivery in the proxy's callback, 17 B\n"
 	       "(%d runs of each pattern, up to 3)\n\n"
 	       "| mode | pattern | p50 us | p99 us | max us | msgs | backoffs/msg |\n"
 	       "|---|---|---|---|---|---|---|\n", runs);
-	bench_oneway_mode(POLL);
-	bench_oneway_mode(BACKOFF);
-	bench_oneway_mode(HYBRID);
-	bench_oneway_mode(BLOCK);
+	for (int i = 0; i < 4; i++)
+		if (mode_wanted(order[i]))
+			bench_oneway_mode(order[i]);
 	printf("\nHow to read: the cost of each waiting mode to a message that nobody answers.\n"
 	       "Backoff polls with poll_backoff_us = %u: the receiver waits after an empty look\n"
 	       "only in a dense stream (looks less than twice that apart), so sparse messages\n"
