@@ -624,7 +624,7 @@ static int bench_rtt(void)
 	yardstick("raw spin, 1 data line, prefetched",
 		  (struct stick){ .out = 1, .back = 1, .prefetch = true }, 20000,
 		  "the same, the waiting side asking for the line at every look at the count");
-	for (int i = 0; i < 4; i++)
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if (mode_wanted(order[i]))
 			bench_rtt_mode(order[i], order[i] == BLOCK ? 2000 : 20000);
 	printf("\nHow to read: p50 is the typical round trip; compare each mode with its\n"
@@ -710,7 +710,7 @@ static int bench_duplex(void)
 	       "backoffs/echo |\n"
 	       "|---|---|---|---|---|---|---|\n",
 	       runs);
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if (mode_wanted(order[i]))
 			bench_duplex_mode(order[i]);
 	printf("\nHow to read: each echo is two messages, one each way, so both directions\n"
@@ -895,7 +895,7 @@ static int bench_stream(void)
 	printf("\nOne-way streams, server to proxy (%d runs each; 1,000,000 x 17 B, 200,000 x the largest)\n\n"
 	       "| mode | payload | send | MB/s p50 | M msg/s | MB/s min-max | notifications/msg | wake-up syscalls/msg | receiver's prefetch spells/msg | check |\n"
 	       "|---|---|---|---|---|---|---|---|---|---|\n", runs);
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if (mode_wanted(order[i]))
 			bench_stream_mode(order[i]);
 	printf("\nHow to read: notifications are doorbell rings (both directions) per message;\n"
@@ -971,7 +971,7 @@ static int bench_oneway(void)
 	       "(%d runs of each pattern, up to 3)\n\n"
 	       "| mode | pattern | p50 us | p99 us | max us | msgs | backoffs/msg |\n"
 	       "|---|---|---|---|---|---|---|\n", runs);
-	for (int i = 0; i < 4; i++)
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if (mode_wanted(order[i]))
 			bench_oneway_mode(order[i]);
 	printf("\nHow to read: the cost of each waiting mode to a message that nobody answers.\n"

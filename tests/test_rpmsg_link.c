@@ -1249,8 +1249,6 @@ static void backoffs_of(struct box *b, unsigned int *backoffs, unsigned int *got
 	assert_int_equal(sscanf(b->last, "backoffs %u sunk %u", backoffs, got), 2);
 }
 
-/* Send `n` one-way messages "s:<i>" to the child, a sleep of `gap_us`
- * between them (asleep, not spinning: the child needs a CPU to keep up). */
 /* n echoes with up to `window` of them in flight: both directions stream
  * at once, as a pipeline of requests does. */
 static void windowed_echoes(struct box *b, int n, int window)
@@ -1268,6 +1266,8 @@ static void windowed_echoes(struct box *b, int n, int window)
 	assert_int_equal(got, n);
 }
 
+/* Send `n` one-way messages "s:<i>" to the child, a sleep of `gap_us`
+ * between them (asleep, not spinning: the child needs a CPU to keep up). */
 static void one_way(struct box *b, int n, unsigned int gap_us)
 {
 	for (int i = 0; i < n; i++) {
@@ -1287,13 +1287,14 @@ static void one_way(struct box *b, int n, unsigned int gap_us)
  * it wait not once; nor do 20,000 with 32 in flight, whose looks answer
  * what they take too, though many find their messages taken by the pass
  * of the look before (counted as looks that took work, they made it wait,
- * 0.006 times per echo in bench_rpmsg duplex); one-way messages 4 ms apart (each taken by a look of
- * its own, most of them with no buffer going back) hardly ever: they are
- * too far apart for a wait to help, it would only make them late; one-way
- * messages 50 us apart (sleeps of 50 us, a little longer in practice) make
- * it wait, but only now and then: a wait collects too few of them to be
- * worth its delay. Every message arrives. (The rule itself is tested on
- * made-up timelines in test_port.)
+ * 0.006 times per echo in bench_rpmsg duplex); one-way messages 4 ms
+ * apart (each taken by a look of its own, most of them with no buffer
+ * going back) hardly ever: they are too far apart for a wait to help, it
+ * would only make them late; one-way messages 50 us apart (sleeps of
+ * 50 us, a little longer in practice) make it wait, but only now and
+ * then: a wait collects too few of them to be worth its delay. Every
+ * message arrives. (The rule itself is tested on made-up timelines in
+ * test_port.)
  */
 static void backs_off_only_for_one_way_traffic(const char *scenario)
 {
