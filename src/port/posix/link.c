@@ -50,8 +50,10 @@ _Static_assert(LINK_ALL >= DUET_MAX_NOTIFYID, "link ids overlap vring ids");
 #define NAME_LEN 32
 
 /* ST_CLOSING: a server past its close's point of no return, which no new
- * proxy attaches to, though an attached one still takes its stop. */
-enum { ST_ABSENT = 0, ST_READY, ST_STOPPED, ST_REFUSED, ST_CLOSING };
+ * proxy attaches to, though an attached one still takes its stop.
+ * ST_ATTACHING: a proxy whose devices are starting, and may already have
+ * taken from the server's rings. */
+enum { ST_ABSENT = 0, ST_READY, ST_STOPPED, ST_REFUSED, ST_CLOSING, ST_ATTACHING };
 enum { CMD_NONE = 0 }; /* then enum duet_link_cmd */
 
 struct link_side {
@@ -720,13 +722,23 @@ static int proxy_try_attach(struct duet_link *l, char *err, size_t errlen)
 	/* A proxy before us may have left saying it polls: until this side's
 	 * loop says so itself, the server rings. */
 	atomic_store(&l->bell[DUET_PROXY].polled, 0);
+	/* The slot is marked taken before this side's devices start: its
+	 * vhost side probes at once on a server driver that is ready and
+	 * takes from the server's rings, so a proxy killed from here on must
+	 * make the server start over (server_watch), whether or not it got
+	 * as far as ready. Marked only once ready, one killed while its
+	 * devices started left the slot looking empty, and the next proxy's
+	 * devices met the server's rings half used (the server's rpmsg
+	 * failed for good, status 0x8f; scripts/soak.py, session 45). A
+	 * start that fails leaves the mark too, for the same reason. */
+	write_name(h->side[DUET_PROXY].name, l->local);
+	atomic_store(&h->side[DUET_PROXY].pid, (uint32_t)getpid());
+	atomic_store(&h->side[DUET_PROXY].state, ST_ATTACHING);
 	ret = start_rptun(l, err, errlen);
 	if (ret < 0) {
 		unmap(l);
 		return ret;
 	}
-	write_name(h->side[DUET_PROXY].name, l->local);
-	atomic_store(&h->side[DUET_PROXY].pid, (uint32_t)getpid());
 	atomic_store(&h->side[DUET_PROXY].state, ST_READY);
 	/* The server may have begun to close since it was seen ready. Its
 	 * close marks itself closing, then looks for this proxy; this side
