@@ -16,7 +16,9 @@ reads. Each side runs its link's loop on the link's thread or on its own
 at once or spinning first. It fails on the first cycle where a side hangs
 (a step past its timeout), a check fails, or a sanitizer says anything,
 and prints the seed, which gives the same faults in the same order again
-(not the same timing). At the end both sides quit and must exit 0 (under
+(not the same timing), each side's last output, and for a side still
+running its `status` and its threads' stacks (by gdb, where there is
+one): a hang is rarely caught twice. At the end both sides quit and must exit 0 (under
 AddressSanitizer that includes the leak check of everything the
 recoveries allocated).
 
@@ -102,6 +104,17 @@ class Side:
         except subprocess.TimeoutExpired:
             self.kill()
             raise Failed("pid %d did not exit within %d s of quit" % (self.proc.pid, timeout))
+
+
+def backtraces(pid):
+    """Every thread's stack of a running process, by gdb if there is one."""
+    try:
+        r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "(no backtrace: %s)\n" % e
+    return "\n".join(l for l in r.stdout.decode(errors="replace").splitlines()
+                     if l.startswith(("Thread ", "#"))) + "\n"
 
 
 def check_clean(sides):
@@ -313,11 +326,25 @@ class Soak:
         return time.monotonic() - t0
 
     def tails(self):
+        """What each side said last, and for one still running, its own
+        account of the link (`status`) and where its threads are: a side
+        that hangs is caught in the act, which a rerun with the same seed
+        does not promise (the same faults, not the same timing)."""
         for side, who in ((self.server, "server"), (self.proxy, "proxy")):
-            if side:
-                with side.lock:
-                    print("---- %s (pid %d, duet %s), last output:\n%s" % (
-                        who, side.proc.pid, " ".join(side.args), side.buf[-3000:]))
+            if not side:
+                continue
+            with side.lock:
+                print("---- %s (pid %d, duet %s), last output:\n%s" % (
+                    who, side.proc.pid, " ".join(side.args), side.buf[-3000:]))
+            if side.proc.poll() is not None:
+                continue
+            side.pos = len(side.buf)
+            try:
+                status = output(side, command(side, "status"), 5, who + " status")
+            except Failed as e:
+                status = str(e) + "\n"
+            print("---- %s status:\n%s---- %s threads:\n%s" % (
+                who, status, who, backtraces(side.proc.pid)))
 
     def stop_all(self):
         for side in (self.server, self.proxy):
