@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -275,6 +276,61 @@ static void test_proxy_replaced_at_once(void **state)
 	assert_null(strstr(s.buf, "missing or wrong"));
 	assert_int_equal(proc_wait(&p, 10000), 0);
 	assert_false(region_exists(N("rep")));
+}
+
+/*
+ * A server starting its devices over (its proxy died) empties the proxy's
+ * slot only once the new table and generation are in place: a proxy that
+ * waits for the slot attaches the moment it is empty. Until session 45
+ * the slot was emptied first, and a proxy that attached while the table
+ * was being written took the old generation, was dropped as soon as it
+ * was up, and the server started over again (scripts/soak.py found it).
+ * Watched from outside, as a waiting proxy reads the header: the slot's
+ * state (the word at 132), then the generation (at 20).
+ */
+static void test_restart_empties_the_slot_last(void **state)
+{
+	struct proc s, p;
+	_Atomic uint32_t *hdr;
+	void *map;
+	int fd;
+
+	(void)state;
+	start_served_pair(&s, &p, "slot");
+	fd = shm_open(F("/duet-%s", N("slot")), O_RDONLY, 0);
+	assert_true(fd >= 0);
+	map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	hdr = map;
+	/* Three times: the watcher may be off the cpu for a whole window. */
+	for (int round = 0; round < 3; round++) {
+		uint32_t gen0 = atomic_load(&hdr[5]);
+		unsigned int early = 0;
+		bool emptied = false;
+		uint64_t end;
+
+		assert_int_equal(atomic_load(&hdr[33]), 1); /* the proxy's: ready */
+		proc_kill9(&p);
+		end = now_ms() + 3000;
+		while (!emptied && now_ms() < end) {
+			if (atomic_load(&hdr[33]) != 0)
+				continue;
+			if (atomic_load(&hdr[5]) == gen0)
+				early++;
+			else
+				emptied = true;
+		}
+		assert_true(emptied);
+		assert_int_equal(early, 0);
+		proc_start(&p, ARGS("proxy", "--name", N("slot"), "--serve"));
+		proc_send(&s, "wait 5000\n");
+		assert_true(proc_expect(&s, "ready", 6000));
+	}
+	munmap(map, 4096);
+	close(fd);
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
 static void test_kill_server_and_recover(void **state)
@@ -1155,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_name_mismatch),
 		cmocka_unit_test(test_kill_proxy_and_recover),
 		cmocka_unit_test(test_proxy_replaced_at_once),
+		cmocka_unit_test(test_restart_empties_the_slot_last),
 		cmocka_unit_test(test_kill_server_and_recover),
 		cmocka_unit_test(test_reset_and_panic_commands),
 		cmocka_unit_test(test_unanswered_command_times_out),

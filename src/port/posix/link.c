@@ -81,7 +81,9 @@ _Static_assert(sizeof(struct link_hdr) <= BELL_OFFSET, "header overlaps the door
 /* tests/test_link.c plays a broken or hostile peer by writing these words
  * at these offsets: a change of layout changes HDR_VERSION and the tests. */
 _Static_assert(offsetof(struct link_hdr, version) == 4 &&
+		       offsetof(struct link_hdr, generation) == 20 &&
 		       offsetof(struct link_hdr, side[DUET_SERVER].pid) == 88 &&
+		       offsetof(struct link_hdr, side[DUET_PROXY].state) == 132 &&
 		       offsetof(struct link_hdr, cmd) == 168 &&
 		       offsetof(struct link_hdr, cmd_seq) == 172 &&
 		       offsetof(struct link_hdr, cmd_ack) == 176,
@@ -572,12 +574,18 @@ static void server_restart(struct duet_link *l)
 	atomic_store(&l->peer_up, false);
 	atomic_store(&l->peer_pid, 0);
 	stop_rptun(l);
-	l->hdr->side[DUET_PROXY].pid = 0;
-	l->hdr->side[DUET_PROXY].state = ST_ABSENT;
 	server_write_table(l);
 	atomic_fetch_add(&l->hdr->generation, 1);
 	if (start_rptun(l, NULL, 0) < 0)
 		say(l, DUET_LINK_ERROR, "cannot bring the devices back");
+	/* Emptied last: a proxy attaches to an empty slot at once (one
+	 * waiting for it looks every 20 ms), and must find the new table and
+	 * generation. Emptied first, one attached while the table was being
+	 * written, took the old generation, and was dropped as soon as it
+	 * was up; and the server saw it go and started over again, which
+	 * the same proxy could meet once more (the TSan soak, session 45). */
+	atomic_store(&l->hdr->side[DUET_PROXY].pid, 0);
+	atomic_store(&l->hdr->side[DUET_PROXY].state, ST_ABSENT);
 	link_broadcast(l);
 }
 
