@@ -17,7 +17,8 @@ at once or spinning first. It fails on the first cycle where a side hangs
 (a step past its timeout), a check fails, or a sanitizer says anything,
 and prints the seed, which gives the same faults in the same order again
 (not the same timing), each side's last output, and for a side still
-running its `status` and its threads' stacks (by gdb, where there is
+running its `status`, its rpmsg devices' rings and endpoints
+(`rpmsg dump all`) and its threads' stacks (by gdb, where there is
 one): a hang is rarely caught twice. At the end both sides quit and must exit 0 (under
 AddressSanitizer that includes the leak check of everything the
 recoveries allocated).
@@ -327,7 +328,8 @@ class Soak:
 
     def tails(self):
         """What each side said last, and for one still running, its own
-        account of the link (`status`) and where its threads are: a side
+        account of the link (`status`, `rpmsg dump all`) and where its
+        threads are: a side
         that hangs is caught in the act, which a rerun with the same seed
         does not promise (the same faults, not the same timing)."""
         for side, who in ((self.server, "server"), (self.proxy, "proxy")):
@@ -339,10 +341,12 @@ class Soak:
             if side.proc.poll() is not None:
                 continue
             side.pos = len(side.buf)
+            status = ""
             try:
                 status = output(side, command(side, "status"), 5, who + " status")
+                status += output(side, command(side, "rpmsg dump all"), 5, who + " rpmsg dump")
             except Failed as e:
-                status = str(e) + "\n"
+                status += str(e) + "\n"
             print("---- %s status:\n%s---- %s threads:\n%s" % (
                 who, status, who, backtraces(side.proc.pid)))
 
