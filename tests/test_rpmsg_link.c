@@ -509,17 +509,7 @@ static void child_holder(struct rpmsg_device *rdev)
  * which takes what the server's driver offered, then three announcements
  * into the server's receive buffers, then gone, inside duet_link_open,
  * before the link has said it is up. */
-static struct rpmsg_endpoint dying_epts[3];
-
-static int dying_cb(struct rpmsg_endpoint *ept, void *data, size_t len, uint32_t src, void *priv)
-{
-	(void)ept;
-	(void)data;
-	(void)len;
-	(void)src;
-	(void)priv;
-	return 0;
-}
+static struct box dying_boxes[3];
 
 static int dying_probe(struct vhost_device *hdev)
 {
@@ -528,8 +518,7 @@ static int dying_probe(struct vhost_device *hdev)
 		char name[RPMSG_NAME_SIZE];
 
 		snprintf(name, sizeof(name), "dying-%d", i);
-		CHECK(rpmsg_create_ept(&dying_epts[i], hdev->priv, name, RPMSG_ADDR_ANY,
-				       RPMSG_ADDR_ANY, dying_cb, NULL) == 0);
+		CHECK(box_open(&dying_boxes[i], hdev->priv, name, RPMSG_ADDR_ANY) == 0);
 	}
 	say("dying");
 	_exit(0);
