@@ -24,6 +24,13 @@ AddressSanitizer that includes the leak check of everything the
 recoveries allocated).
 
   python3 scripts/soak.py [--cycles N] [--seed S] [--bin PATH] [--name NAME]
+                          [--faults KIND,...] [--twice-ms LO-HI]
+
+--faults keeps to the faults named and --twice-ms sets when a second kill
+comes: `--faults 'kill proxy twice' --twice-ms 8-15` kills proxies as
+they attach (about 12 ms after they start under TSan here), which is how
+session 45 found two faults of the attach that the mixed soak met once in
+a few runs.
 
 --bin defaults to the ASan + UBSan build's duet (build/asan/duet, made by
 `make test-asan`), else build/gcc/duet. About a third of a second a cycle
@@ -42,6 +49,12 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANITIZER = re.compile(r"(ERROR|WARNING): \w*Sanitizer|runtime error:")
+
+
+# Each cycle's fault is one of these, at random (kills of either side
+# twice as likely as the rest).
+FAULTS = ["kill proxy", "kill proxy", "kill server", "kill server", "reset", "panic", "none",
+          "kill proxy twice", "kill server twice", "stall proxy", "stall server"]
 
 
 class Failed(Exception):
@@ -236,9 +249,7 @@ class Soak:
         """One fault while the pings run (the server's commands run after
         its ping: its reset or panic meets the proxy's ping). A ping a
         fault cuts short may fail; one nothing touched must pass."""
-        kind = self.rng.choice(["kill proxy", "kill proxy", "kill server", "kill server",
-                                "reset", "panic", "none", "kill proxy twice",
-                                "kill server twice", "stall proxy", "stall server"])
+        kind = self.rng.choice(self.args.faults or FAULTS)
         time.sleep(self.rng.uniform(0, 0.15))
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if kind.startswith("kill proxy"):
@@ -247,7 +258,7 @@ class Soak:
             if kind.endswith("twice"):
                 # Again while the new one attaches, or just after.
                 self.start_proxy()
-                time.sleep(self.rng.uniform(0, 0.05))
+                time.sleep(self.rng.uniform(*self.args.twice_s))
                 self.proxy.kill()
             self.start_proxy()
         elif kind.startswith("kill server"):
@@ -256,7 +267,7 @@ class Soak:
             if kind.endswith("twice"):
                 # Again while the new one sets the region up, or just after.
                 self.start_server(wait=False)
-                time.sleep(self.rng.uniform(0, 0.05))
+                time.sleep(self.rng.uniform(*self.args.twice_s))
                 self.server.kill()
             self.start_server()
         elif kind in ("reset", "panic"):
@@ -362,7 +373,25 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--bin", default=None)
     ap.add_argument("--name", default="soak-%d" % os.getpid())
+    ap.add_argument("--faults", default=None,
+                    help="only these faults, comma-separated (e.g. 'kill proxy twice')")
+    ap.add_argument("--twice-ms", default="0-50",
+                    help="a kill twice kills the second process this long after its start "
+                         "(LO-HI, at random; default 0-50)")
     args = ap.parse_args()
+    if args.faults:
+        args.faults = [f.strip() for f in args.faults.split(",")]
+        unknown = [f for f in args.faults if f not in FAULTS]
+        if unknown:
+            sys.exit("soak: unknown fault %s (the faults: %s)" % (
+                ", ".join(repr(f) for f in unknown), ", ".join(sorted(set(FAULTS)))))
+    try:
+        lo, hi = (float(x) / 1000 for x in args.twice_ms.split("-"))
+        if not 0 <= lo <= hi:
+            raise ValueError
+    except ValueError:
+        sys.exit("soak: --twice-ms takes LO-HI in ms, 0 <= LO <= HI (e.g. 8-15)")
+    args.twice_s = (lo, hi)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 32)
     if args.bin is None:
