@@ -19,9 +19,9 @@ and prints the seed, which gives the same faults in the same order again
 (not the same timing), each side's last output, and for a side still
 running its `status`, its rpmsg devices' rings and endpoints
 (`rpmsg dump all`) and its threads' stacks (by gdb, where there is
-one): a hang is rarely caught twice. At the end both sides quit and must exit 0 (under
-AddressSanitizer that includes the leak check of everything the
-recoveries allocated).
+one): a hang is rarely caught twice. At the end both sides quit and must
+exit 0 (under AddressSanitizer that includes the leak check of everything
+the recoveries allocated).
 
   python3 scripts/soak.py [--cycles N] [--seed S] [--bin PATH] [--name NAME]
                           [--faults KIND,...] [--twice-ms LO-HI]
@@ -340,9 +340,9 @@ class Soak:
     def tails(self):
         """What each side said last, and for one still running, its own
         account of the link (`status`, `rpmsg dump all`) and where its
-        threads are: a side
-        that hangs is caught in the act, which a rerun with the same seed
-        does not promise (the same faults, not the same timing)."""
+        threads are: a side that hangs is caught in the act, which a rerun
+        with the same seed does not promise (the same faults, not the same
+        timing)."""
         for side, who in ((self.server, "server"), (self.proxy, "proxy")):
             if not side:
                 continue

@@ -580,15 +580,27 @@ struct pair {
 	struct proc child;
 };
 
-static void pair_start(struct pair *p, const char *scenario, bool with_rpmsg)
+/* The server's side of link "trl-<pid>-<tag>". */
+static void pair_open(struct pair *p, const char *tag)
 {
-	snprintf(p->name, sizeof(p->name), "trl-%d-%s", (int)getpid(), scenario);
+	snprintf(p->name, sizeof(p->name), "trl-%d-%s", (int)getpid(), tag);
 	p->link = open_side(DUET_SERVER, p->name);
 	assert_non_null(p->link);
+}
+
+/* The proxy child playing `scenario`, up; with_rpmsg: and our device. */
+static void pair_child(struct pair *p, const char *scenario, bool with_rpmsg)
+{
 	proc_start(&p->child, (const char *const[]){ self, "--child", p->name, scenario, NULL });
 	assert_true(proc_expect(&p->child, "up", 8000));
 	p->rdev = with_rpmsg ? wait_device() : NULL;
 	assert_true(!with_rpmsg || p->rdev);
+}
+
+static void pair_start(struct pair *p, const char *scenario, bool with_rpmsg)
+{
+	pair_open(p, scenario);
+	pair_child(p, scenario, with_rpmsg);
 }
 
 static void pair_stop(struct pair *p)
@@ -655,18 +667,13 @@ static void test_proxy_killed_as_its_devices_start(void **state)
 	struct proc dying;
 
 	(void)state;
-	snprintf(p.name, sizeof(p.name), "trl-%d-dying", (int)getpid());
-	p.link = open_side(DUET_SERVER, p.name);
-	assert_non_null(p.link);
+	pair_open(&p, "dying");
 	proc_start(&dying, (const char *const[]){ self, "--child", p.name, "dies-attaching", NULL });
 	assert_int_equal(proc_wait(&dying, 10000), 0);
 	assert_true(proc_expect(&dying, "dying", 0));
 	/* The next proxy attaches once the server has started over, so the
 	 * device found here is the new one. */
-	proc_start(&p.child, (const char *const[]){ self, "--child", p.name, "ns", NULL });
-	assert_true(proc_expect(&p.child, "up", 8000));
-	p.rdev = wait_device();
-	assert_non_null(p.rdev);
+	pair_child(&p, "ns", true);
 	name_service_both_ways(&p);
 	pair_stop(&p);
 }
