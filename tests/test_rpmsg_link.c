@@ -1958,8 +1958,8 @@ static void test_loop_and_command_calls_refuse_misuse(void **state)
 	assert_int_equal(duet_link_close(l, 1000, err, sizeof(err)), 0);
 }
 
-/* duet_link_describe: a line for the link, one per vdev, and into a
- * short buffer as much as fits with the length of that (len - 1). */
+/* duet_link_describe: a line for the link, one per vdev, one per
+ * doorbell, and into a short buffer as much as fits with the length of that (len - 1). */
 static void test_describe_truncates_to_the_buffer(void **state)
 {
 	struct duet_link_config cfg = { .side = DUET_SERVER, .vdevs = vdevs, .num_vdevs = 1 };
@@ -1975,6 +1975,10 @@ static void test_describe_truncates_to_the_buffer(void **state)
 	assert_int_equal(n, (int)strlen(full));
 	assert_non_null(strstr(full, name));
 	assert_non_null(strstr(full, "vdev 0 rpmsg"));
+	/* Both doorbells' words; nothing has rung this side's yet. */
+	assert_non_null(strstr(full, "doorbell of the server: seq 0, armed 0, polled 0, "
+				     "wake calls 0, pending none\n"));
+	assert_non_null(strstr(full, "doorbell of the proxy: seq "));
 	assert_int_equal(full[n - 1], '\n');
 	/* Room for all of it and its NUL: all of it. */
 	assert_int_equal(duet_link_describe(l, part, (size_t)n + 1), n);

@@ -145,7 +145,7 @@ static void usage(FILE *f)
 		"  -c CMDS         run these commands (separated by ';') and exit\n"
 		"  --help          this text\n"
 		"commands:\n"
-		"  status          the link and its devices\n"
+		"  status          the link, its devices and both doorbells\n"
 		"  wait [MS]       until the peer is up and every device with a driver is bound\n"
 		"  rng DEV N       read N bytes from virtio-rng device DEV (0, 1, ...) as hexdump\n"
 		"  rpmsg ping CPU|all TIMES LEN CMD SLEEP_MS\n"

@@ -175,8 +175,9 @@ DUET_API bool duet_link_stop_requested(struct duet_link *link);
  */
 DUET_API bool duet_link_ready(struct duet_link *link);
 
-/* Write a description of the link and its devices (one line each) into
- * buf; returns its length (truncated to len - 1). */
+/* Write a description of the link, its devices and both doorbells (seq,
+ * armed, polled, wake calls, pending ids), one line each, into buf;
+ * returns its length (truncated to len - 1). */
 DUET_API int duet_link_describe(struct duet_link *link, char *buf, size_t len);
 
 /* Doorbell statistics: notifications this side sent (a ring merged into
