@@ -3,6 +3,8 @@
  * rings two million times without waiting while the consumer takes, sleeps
  * and wakes. A wait that times out although the producer moved on would be
  * a lost wake-up; it must never happen. An idle waiter must block, not spin.
+ * A ringer killed between its steps must not leave the waiter asleep for
+ * good once the survivor wakes it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -186,11 +188,74 @@ static void test_wake_from_other_process(void **state)
 	munmap(sh, sizeof(*sh));
 }
 
+/*
+ * A ringer killed between its steps (a peer process killed in a ring)
+ * leaves its bit set, or seq moved, without the wake-up call: the waiter,
+ * asleep without a timeout, stays asleep. duet_doorbell_wake, which the
+ * survivor makes once it knows its peer is dead, must end that sleep and
+ * leave the ids to take. moved_seq: killed after seq moved (before the
+ * call), or before (after the bit). `id`: the wake's, the dead ringer's
+ * (3) or another.
+ */
+static void wake_after_a_ringer_died(bool moved_seq, uint32_t id)
+{
+	struct shared *sh = map_shared();
+	uint32_t ids[DUET_DOORBELL_IDS] = { 0 };
+	int st = -1;
+	pid_t child;
+
+	atomic_store(&sh->bell.seq, 7);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(duet_doorbell_wait(&sh->bell, 7, 0, DUET_DOORBELL_FOREVER) ? 0 : 1);
+	/* The waiter armed, and then some: asleep in the kernel. */
+	for (int i = 0; i < 5000 && atomic_load(&sh->bell.armed) != 7; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&sh->bell.armed), 7);
+	usleep(50000);
+	/* The dead ringer's steps, as far as it got. */
+	atomic_fetch_or(&sh->bell.pending[0], 1u << 3);
+	if (moved_seq)
+		atomic_fetch_add(&sh->bell.seq, 1);
+	assert_true(duet_doorbell_wake(&sh->bell, id));
+	for (int i = 0; i < 5000 && waitpid(child, &st, WNOHANG) == 0; i++)
+		usleep(1000);
+	if (st == -1) {
+		kill(child, SIGKILL);
+		waitpid(child, &st, 0);
+		fail_msg("the waiter still sleeps 5 s after the wake");
+	}
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(duet_doorbell_take(&sh->bell, ids), id == 3 ? 1 : 2);
+	assert_int_equal(ids[0], 3);
+	if (id != 3)
+		assert_int_equal(ids[1], id);
+	munmap(sh, sizeof(*sh));
+}
+
+/* Then every later ring moves seq from a value the waiter does not sleep
+ * on, and makes no call. */
+static void test_wake_after_a_ringer_died_before_its_call(void **state)
+{
+	(void)state;
+	wake_after_a_ringer_died(true, 9);
+}
+
+/* Then every later ring of its id merges into its bit, the wake's too. */
+static void test_wake_after_a_ringer_died_before_seq_moved(void **state)
+{
+	(void)state;
+	wake_after_a_ringer_died(false, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring_merges_into_a_pending_one),
 		cmocka_unit_test(test_wake_from_other_process),
+		cmocka_unit_test(test_wake_after_a_ringer_died_before_its_call),
+		cmocka_unit_test(test_wake_after_a_ringer_died_before_seq_moved),
 		cmocka_unit_test(test_idle_waiter_blocks),
 		cmocka_unit_test(test_stream_blocking),
 		cmocka_unit_test(test_stream_blocking_forever),

@@ -99,6 +99,7 @@ static void test_heap_doorbell_rsc(void **state)
 	assert_false(duet_heap_contains(NULL, ids, 1));
 	duet_heap_destroy(NULL);
 	assert_false(duet_doorbell_ring(NULL, 1));
+	assert_false(duet_doorbell_wake(NULL, 1));
 	assert_int_equal(duet_doorbell_take(NULL, ids), 0);
 	memset(&bell, 0, sizeof(bell));
 	assert_int_equal(duet_doorbell_take(&bell, NULL), 0);

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -22,11 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include <duet/doorbell.h>
 #include <duet/link.h>
 #include <duet/port.h>
 #include <duet/rpmsg.h>
@@ -1623,10 +1626,46 @@ static void test_service_threads_spin_on_their_rings(void **state)
 	assert_int_equal(proc_wait(&child, 20000), 0);
 }
 
+/* The doorbells' place in a link's region (docs/link.md, "The region"):
+ * side `who`'s, in link `name`. */
+#define BELL_OFFSET 1024u
+_Static_assert(sizeof(struct duet_doorbell) == 64, "one 64-byte line per doorbell");
+
+/*
+ * Leave side `who`'s doorbell as its peer leaves it when killed in the
+ * middle of a ring: once the side's loop sleeps on it (armed at seq), seq
+ * moved and no wake-up call made. Every ring after that moves seq from a
+ * value the loop does not sleep on, and makes no call either.
+ */
+static void ring_without_waking(const char *name, enum duet_side who)
+{
+	char path[96];
+	struct duet_doorbell *bell;
+	uint8_t *map;
+	int fd;
+
+	snprintf(path, sizeof(path), "/duet-%s", name);
+	fd = shm_open(path, O_RDWR, 0);
+	assert_true(fd >= 0);
+	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	assert_true(map != MAP_FAILED);
+	bell = (struct duet_doorbell *)(void *)(map + BELL_OFFSET) + who;
+	for (int i = 0; i < 1000 && atomic_load(&bell->armed) != atomic_load(&bell->seq); i++)
+		nap(5);
+	assert_int_equal(atomic_load(&bell->armed), atomic_load(&bell->seq));
+	nap(50); /* from armed to asleep */
+	atomic_fetch_add(&bell->seq, 1);
+	munmap(map, 4096);
+}
+
+/* The servers test_user_loop_waits_forever_through_server_loss has in turn. */
+#define USER_LOOP_SERVERS 3
+
 /*
  * The child of test_user_loop_waits_forever_through_server_loss: a proxy
  * whose loop thread waits without a timeout. It echoes on endpoint
- * "user-loop", loses its server, and must serve the next one.
+ * "user-loop", loses its server, and must serve the next one, and so on.
  */
 static int child_user_loop(const char *name)
 {
@@ -1646,7 +1685,7 @@ static int child_user_loop(const char *name)
 		CHECK(rpmsg_create_ept(&ept, rdev, "user-loop", RPMSG_ADDR_ANY, RPMSG_ADDR_ANY,
 				       echo_cb, NULL) == 0);
 		say(round ? "back" : "up");
-		if (round)
+		if (round == USER_LOOP_SERVERS - 1)
 			break;
 		CHECK(until_peer(pm.link, false, 10000));
 		say("lost");
@@ -1660,7 +1699,10 @@ static int child_user_loop(const char *name)
  * A proxy's user loop waits on its doorbell in the shared region, with no
  * timeout. When the server leaves, the loop must be woken, and the region
  * must not be unmapped under it (that faulted); then the proxy attaches
- * to the next server and its loop serves it. Over two servers in turn.
+ * to the next server and its loop serves it. Over three servers in turn;
+ * the second leaves the proxy's doorbell as a server killed in the middle
+ * of a ring would (ring_without_waking), and the proxy's loop must still
+ * wake and let go of the region.
  */
 static void test_user_loop_waits_forever_through_server_loss(void **state)
 {
@@ -1671,7 +1713,7 @@ static void test_user_loop_waits_forever_through_server_loss(void **state)
 
 	(void)state;
 	snprintf(name, sizeof(name), "trl-%d-uloop", (int)getpid());
-	for (int round = 0; round < 2; round++) {
+	for (int round = 0; round < USER_LOOP_SERVERS; round++) {
 		struct rpmsg_device *rdev;
 
 		l = open_side(DUET_SERVER, name);
@@ -1688,7 +1730,9 @@ static void test_user_loop_waits_forever_through_server_loss(void **state)
 		assert_true(until(got_one, &b, 5000));
 		assert_string_equal(b.last, "echo");
 		rpmsg_destroy_ept(&b.ept);
-		if (!round) {
+		if (round < USER_LOOP_SERVERS - 1) {
+			if (round == 1)
+				ring_without_waking(name, DUET_PROXY);
 			close_side(l);
 			assert_true(proc_expect(&child, "lost", 5000));
 		}
@@ -1813,6 +1857,46 @@ static void test_user_loop_wakes_on_peer_death(void **state)
 	assert_true(proc_expect(&child, "up", 8000));
 	assert_true(duet_link_wait_peer(pm.link, 3000));
 	nap(300); /* let the set-up's messages settle */
+	pm.mark = atomic_load(&pm.turns);
+	proc_kill9(&child);
+	assert_true(until(turned_since, &pm, 3000));
+	assert_false(duet_link_peer_up(pm.link));
+	atomic_store(&pm.stop, true);
+	assert_int_equal(duet_link_wake(pm.link), 0);
+	pthread_join(t, NULL);
+	duet_link_close(pm.link, 3000, err, sizeof(err));
+}
+
+/*
+ * The same with a proxy killed in the middle of a ring, after it moved the
+ * server's doorbell and before its wake-up call: the loop sleeps on a value
+ * the doorbell has left, and the link's own ring on the state change made
+ * no call either (it did not move seq from the value the loop sleeps on).
+ * The loop slept for good, and the next proxy's messages, rung for in
+ * vain, waited in the ring: the soak's ENOTCONN (sessions 45-46). The
+ * link's ring on a state change must make the call whatever the doorbell
+ * says.
+ */
+static void test_user_loop_wakes_on_peer_killed_in_a_ring(void **state)
+{
+	struct duet_link_config cfg = {
+		.side = DUET_SERVER, .user_loop = true, .vdevs = vdevs, .num_vdevs = 1,
+	};
+	struct pump pm = { .forever = true };
+	struct proc child;
+	char name[64], err[256];
+	pthread_t t;
+
+	(void)state;
+	snprintf(name, sizeof(name), "trl-%d-halfring", (int)getpid());
+	cfg.name = name;
+	assert_int_equal(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)), 0);
+	assert_int_equal(pthread_create(&t, NULL, pump_main, &pm), 0);
+	proc_start(&child, (const char *const[]){ self, "--child", name, "left", NULL });
+	assert_true(proc_expect(&child, "up", 8000));
+	assert_true(duet_link_wait_peer(pm.link, 3000));
+	nap(300); /* let the set-up's messages settle */
+	ring_without_waking(name, DUET_SERVER);
 	pm.mark = atomic_load(&pm.turns);
 	proc_kill9(&child);
 	assert_true(until(turned_since, &pm, 3000));
@@ -2014,6 +2098,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_rptun_calls_command_the_proxy),
 		cmocka_unit_test(test_user_loop_waits_forever_through_server_loss),
 		cmocka_unit_test(test_user_loop_wakes_on_peer_death),
+		cmocka_unit_test(test_user_loop_wakes_on_peer_killed_in_a_ring),
 		cmocka_unit_test_teardown(test_polling_loops_ring_no_doorbell, pair_teardown),
 		cmocka_unit_test_teardown(test_bursts_cross_the_link_in_order, pair_teardown),
 		cmocka_unit_test_teardown(test_bursts_wake_a_sleeping_receiver, pair_teardown),

@@ -49,6 +49,20 @@ struct duet_doorbell {
 DUET_API bool duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id);
 
 /*
+ * Ring `id` and make the wake-up call whatever the waiter published: for
+ * the doorbell's owner, after its peer died. A ringer killed between its
+ * steps can leave the waiter asleep for good: killed after it moved seq
+ * and before its call, the waiter sleeps on a value seq has left, and no
+ * later ring calls (each moved seq from a value the waiter does not sleep
+ * on); killed after it set the pending bit and before it moved seq, every
+ * later ring of that id merges into it and moves nothing. This moves seq
+ * and calls, so the waiter wakes and takes every pending id. It costs a
+ * system call each time: not for the message path. Returns false only for
+ * a NULL bell.
+ */
+DUET_API bool duet_doorbell_wake(struct duet_doorbell *bell, uint32_t id);
+
+/*
  * Take all pending ids into ids[] (up to DUET_DOORBELL_IDS), in ascending
  * order; returns how many.
  */

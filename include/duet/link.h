@@ -135,7 +135,8 @@ DUET_API uint32_t duet_link_backoffs(struct duet_link *link);
  * sleep). It polls the rings as duet_link_poll does for spin_us, then tells
  * the peer to ring again, looks once more, and blocks. Any change of the link's state
  * (peer up or down, a stop requested) and duet_link_wake end the wait
- * too, so a loop can wait forever and test its own conditions after each
+ * too, also when a peer killed as it rang left the doorbell where no ring
+ * of its own would end it, so a loop can wait forever and test its own conditions after each
  * turn. A proxy that lost its server attaches to the next one only after
  * its loop has turned once more. Returns how many doorbell ids and
  * callbacks ran (a state change or a wake is one; 0 after a timeout),
@@ -145,7 +146,9 @@ DUET_API int duet_link_wait(struct duet_link *link, uint32_t timeout_ms);
 
 /*
  * With user_loop: end a duet_link_wait in progress on another thread, or
- * the next one, at once. Returns 0, -EINVAL without user_loop.
+ * the next one, at once. Each call makes a wake-up system call, which is
+ * what makes it certain (duet_doorbell_wake): for stopping a loop, not for
+ * every message. Returns 0, -EINVAL without user_loop.
  */
 DUET_API int duet_link_wake(struct duet_link *link);
 

@@ -52,6 +52,20 @@ bool duet_doorbell_ring(struct duet_doorbell *bell, uint32_t id)
 	return true;
 }
 
+bool duet_doorbell_wake(struct duet_doorbell *bell, uint32_t id)
+{
+	if (!bell)
+		return false;
+	id %= DUET_DOORBELL_IDS;
+	atomic_fetch_or(&bell->pending[id / 32], 1u << (id % 32));
+	/* Moved even when the bit was set: a bit a dead ringer set moved
+	 * nothing, and the waiter leaves its wait only once seq moves. */
+	atomic_fetch_add(&bell->seq, 1);
+	atomic_fetch_add_explicit(&bell->wakes, 1, memory_order_relaxed);
+	futex_wake(&bell->seq);
+	return true;
+}
+
 unsigned int duet_doorbell_take(struct duet_doorbell *bell, uint32_t *ids)
 {
 	unsigned int n = 0;

@@ -147,10 +147,14 @@ static void say(struct duet_link *l, enum duet_link_event ev, const char *fmt, .
 	if (l->cfg.event)
 		l->cfg.event(l->cfg.arg, ev, msg);
 	/* A user loop may wait without a timeout: every change of the link's
-	 * state rings it, so that it looks again. Only the service thread
-	 * (or open and close) says things, and only it moves l->bell. */
+	 * state wakes it, so that it looks again. Only the service thread
+	 * (or open and close) says things, and only it moves l->bell. The
+	 * wake-up call is made whatever the loop published: the change may
+	 * be the peer's death, and a peer killed as it rang can leave the
+	 * loop asleep where no ring reaches it (duet_doorbell_wake; the
+	 * soak's ENOTCONN of sessions 45-46). */
 	if (l->cfg.user_loop && l->bell)
-		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
+		duet_doorbell_wake(&l->bell[l->me], LINK_ID);
 }
 
 static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
@@ -348,7 +352,7 @@ static void unmap(struct duet_link *l)
 static void retire(struct duet_link *l)
 {
 	if (l->cfg.user_loop && l->region) {
-		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
+		duet_doorbell_wake(&l->bell[l->me], LINK_ID); /* as in say() */
 		l->stale = l->region;
 		l->stale_size = l->size;
 		l->region = NULL;
@@ -1151,7 +1155,7 @@ int duet_link_wake(struct duet_link *l)
 	duet_mutex_lock(l->lock);
 	l->wake_seq++;
 	if (l->bell)
-		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
+		duet_doorbell_wake(&l->bell[l->me], LINK_ID); /* as in say() */
 	link_broadcast(l);
 	duet_mutex_unlock(l->lock);
 	return 0;
@@ -1230,7 +1234,7 @@ static void stop_thread(struct duet_link *l)
 	atomic_store(&l->quit, true);
 	duet_mutex_lock(l->lock);
 	if (l->bell)
-		duet_doorbell_ring(&l->bell[l->me], LINK_ID);
+		duet_doorbell_wake(&l->bell[l->me], LINK_ID);
 	duet_mutex_unlock(l->lock);
 	pthread_join(l->thread, NULL);
 	l->thread_started = false;
