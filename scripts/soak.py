@@ -25,12 +25,17 @@ the recoveries allocated).
 
   python3 scripts/soak.py [--cycles N] [--seed S] [--bin PATH] [--name NAME]
                           [--faults KIND,...] [--twice-ms LO-HI]
+                          [--server-waiting=ARGS] [--proxy-waiting=ARGS]
 
 --faults keeps to the faults named and --twice-ms sets when a second kill
 comes: `--faults 'kill proxy twice' --twice-ms 8-15` kills proxies as
 they attach (about 12 ms after they start under TSan here), which is how
 session 45 found two faults of the attach that the mixed soak met once in
-a few runs.
+a few runs. --server-waiting and --proxy-waiting fix how every server or
+proxy waits (duet's own options, e.g. '--loop wait --spin 0'): with the
+server so, kill-twice runs found in session 46 a proxy killed in a ring
+that left the server's loop asleep for good, in 5 of 109 runs (the mixed
+soak gives a server that mode once in ten runs).
 
 --bin defaults to the ASan + UBSan build's duet (build/asan/duet, made by
 `make test-asan`), else build/gcc/duet. About a third of a second a cycle
@@ -193,14 +198,14 @@ class Soak:
 
     def start_server(self, wait=True):
         self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn"] +
-                           self.waiting(), self.env)
+                           self.waiting(self.args.server_waiting), self.env)
         self.unchecked.append(self.server)
         if wait:
             self.server.expect(r"link '[^']*' created", 10, "server start")
 
     def start_proxy(self):
         self.proxy = Side(self.args.bin, ["proxy", "--name", self.args.name, "--timeout", "10000"] +
-                          self.waiting(), self.env)
+                          self.waiting(self.args.proxy_waiting), self.env)
         self.unchecked.append(self.proxy)
 
     def check_sanitizers(self):
@@ -209,13 +214,16 @@ class Soak:
         check_clean(self.unchecked)
         self.unchecked = [self.server, self.proxy]
 
-    def waiting(self):
+    def waiting(self, fixed):
         """How a side started waits: on the link's own thread or on the
         program's (user_loop: polling, with or without backing off, or
-        waiting), blocking at once or spinning on its rings first (hybrid)."""
+        waiting), blocking at once or spinning on its rings first (hybrid);
+        `fixed` (the side's --*-waiting) instead of the draw, which is still
+        made, so that the rest of the run draws as without it."""
         loop = self.rng.choice([[], [], ["--loop", "poll"], ["--loop", "poll", "--backoff", "20"],
                                 ["--loop", "wait"]])
-        return loop + ["--spin", self.rng.choice(["0", "0", "50", "1000"])]
+        drawn = loop + ["--spin", self.rng.choice(["0", "0", "50", "1000"])]
+        return drawn if fixed is None else fixed
 
     def both_ready(self):
         marks = [(side, who, command(side, "wait 10000"))
@@ -378,7 +386,15 @@ def main():
     ap.add_argument("--twice-ms", default="0-50",
                     help="a kill twice kills the second process this long after its start "
                          "(LO-HI, at random; default 0-50)")
+    for side in ("server", "proxy"):
+        ap.add_argument("--%s-waiting" % side, default=None, metavar="ARGS",
+                        help="how each %s waits, instead of at random (e.g. "
+                             "--%s-waiting='--loop wait --spin 0')" % (side, side))
     args = ap.parse_args()
+    for side in ("server", "proxy"):
+        key = side + "_waiting"
+        if getattr(args, key) is not None:
+            setattr(args, key, getattr(args, key).split())
     if args.faults:
         args.faults = [f.strip() for f in args.faults.split(",")]
         unknown = [f for f in args.faults if f not in FAULTS]
