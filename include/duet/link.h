@@ -133,11 +133,11 @@ DUET_API uint32_t duet_link_backoffs(struct duet_link *link);
  * the peer's next notification first, for at most timeout_ms, or with
  * DUET_LINK_FOREVER without a limit (and without arming a timer on each
  * sleep). It polls the rings as duet_link_poll does for spin_us, then tells
- * the peer to ring again, looks once more, and blocks. Any change of the link's state
- * (peer up or down, a stop requested) and duet_link_wake end the wait
- * too, also when a peer killed as it rang left the doorbell where no ring
- * of its own would end it, so a loop can wait forever and test its own conditions after each
- * turn. A proxy that lost its server attaches to the next one only after
+ * the peer to ring again, looks once more, and blocks. Any change of the
+ * link's state (peer up or down, a stop requested) and duet_link_wake end
+ * the wait too, also when a peer killed as it rang left the doorbell where
+ * no ring of its own would end it, so a loop can wait forever and test its
+ * own conditions after each turn. A proxy that lost its server attaches to the next one only after
  * its loop has turned once more. Returns how many doorbell ids and
  * callbacks ran (a state change or a wake is one; 0 after a timeout),
  * -EINVAL without user_loop.

@@ -1448,12 +1448,13 @@ int duet_link_describe(struct duet_link *l, char *buf, size_t len)
 	/* The doorbells' words: where a side that does not wake stands. */
 	for (int side = 0; l->bell && side < 2; side++) {
 		struct duet_doorbell *b = &l->bell[side];
+		size_t before;
 
 		PUT("doorbell of the %s: seq %u, armed %u, polled %u, wake calls %u, pending",
 		    side == DUET_SERVER ? "server" : "proxy", (unsigned int)atomic_load(&b->seq),
 		    (unsigned int)atomic_load(&b->armed), (unsigned int)atomic_load(&b->polled),
 		    (unsigned int)atomic_load(&b->wakes));
-		size_t before = n;
+		before = n;
 
 		for (uint32_t id = 0; id < DUET_DOORBELL_IDS; id++)
 			if (atomic_load(&b->pending[id / 32]) & (1u << (id % 32)))
