@@ -137,10 +137,10 @@ DUET_API uint32_t duet_link_backoffs(struct duet_link *link);
  * link's state (peer up or down, a stop requested) and duet_link_wake end
  * the wait too, also when a peer killed as it rang left the doorbell where
  * no ring of its own would end it, so a loop can wait forever and test its
- * own conditions after each turn. A proxy that lost its server attaches to the next one only after
- * its loop has turned once more. Returns how many doorbell ids and
- * callbacks ran (a state change or a wake is one; 0 after a timeout),
- * -EINVAL without user_loop.
+ * own conditions after each turn. A proxy that lost its server attaches
+ * to the next one only after its loop has turned once more. Returns how
+ * many doorbell ids and callbacks ran (a state change or a wake is one; 0
+ * after a timeout), -EINVAL without user_loop.
  */
 DUET_API int duet_link_wait(struct duet_link *link, uint32_t timeout_ms);
 
