@@ -1836,9 +1836,15 @@ static bool turned_since(void *arg)
 /*
  * A server's user loop waiting without a timeout must hear of a proxy that
  * dies: kill -9 sends nothing over the rings, so only the link's own ring
- * on the state change can end the wait.
+ * on the state change can end the wait. in_a_ring: the proxy is killed in
+ * the middle of a ring (ring_without_waking), after it moved the server's
+ * doorbell and before its wake-up call. The loop then sleeps on a value the
+ * doorbell has left, and the link's ring on the state change, which moved
+ * seq from another value, made no call: the loop slept for good, and the
+ * next proxy's messages, rung for in vain, waited in the ring (the soak's
+ * ENOTCONN, sessions 45-46).
  */
-static void test_user_loop_wakes_on_peer_death(void **state)
+static void user_loop_wakes_on_peer_death(const char *tag, bool in_a_ring)
 {
 	struct duet_link_config cfg = {
 		.side = DUET_SERVER, .user_loop = true, .vdevs = vdevs, .num_vdevs = 1,
@@ -1848,8 +1854,7 @@ static void test_user_loop_wakes_on_peer_death(void **state)
 	char name[64], err[256];
 	pthread_t t;
 
-	(void)state;
-	snprintf(name, sizeof(name), "trl-%d-wake", (int)getpid());
+	snprintf(name, sizeof(name), "trl-%d-%s", (int)getpid(), tag);
 	cfg.name = name;
 	assert_int_equal(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)), 0);
 	assert_int_equal(pthread_create(&t, NULL, pump_main, &pm), 0);
@@ -1857,6 +1862,8 @@ static void test_user_loop_wakes_on_peer_death(void **state)
 	assert_true(proc_expect(&child, "up", 8000));
 	assert_true(duet_link_wait_peer(pm.link, 3000));
 	nap(300); /* let the set-up's messages settle */
+	if (in_a_ring)
+		ring_without_waking(name, DUET_SERVER);
 	pm.mark = atomic_load(&pm.turns);
 	proc_kill9(&child);
 	assert_true(until(turned_since, &pm, 3000));
@@ -1867,44 +1874,16 @@ static void test_user_loop_wakes_on_peer_death(void **state)
 	duet_link_close(pm.link, 3000, err, sizeof(err));
 }
 
-/*
- * The same with a proxy killed in the middle of a ring, after it moved the
- * server's doorbell and before its wake-up call: the loop sleeps on a value
- * the doorbell has left, and the link's own ring on the state change made
- * no call either (it did not move seq from the value the loop sleeps on).
- * The loop slept for good, and the next proxy's messages, rung for in
- * vain, waited in the ring: the soak's ENOTCONN (sessions 45-46). The
- * link's ring on a state change must make the call whatever the doorbell
- * says.
- */
+static void test_user_loop_wakes_on_peer_death(void **state)
+{
+	(void)state;
+	user_loop_wakes_on_peer_death("wake", false);
+}
+
 static void test_user_loop_wakes_on_peer_killed_in_a_ring(void **state)
 {
-	struct duet_link_config cfg = {
-		.side = DUET_SERVER, .user_loop = true, .vdevs = vdevs, .num_vdevs = 1,
-	};
-	struct pump pm = { .forever = true };
-	struct proc child;
-	char name[64], err[256];
-	pthread_t t;
-
 	(void)state;
-	snprintf(name, sizeof(name), "trl-%d-halfring", (int)getpid());
-	cfg.name = name;
-	assert_int_equal(duet_link_open(&pm.link, &cfg, 5000, err, sizeof(err)), 0);
-	assert_int_equal(pthread_create(&t, NULL, pump_main, &pm), 0);
-	proc_start(&child, (const char *const[]){ self, "--child", name, "left", NULL });
-	assert_true(proc_expect(&child, "up", 8000));
-	assert_true(duet_link_wait_peer(pm.link, 3000));
-	nap(300); /* let the set-up's messages settle */
-	ring_without_waking(name, DUET_SERVER);
-	pm.mark = atomic_load(&pm.turns);
-	proc_kill9(&child);
-	assert_true(until(turned_since, &pm, 3000));
-	assert_false(duet_link_peer_up(pm.link));
-	atomic_store(&pm.stop, true);
-	assert_int_equal(duet_link_wake(pm.link), 0);
-	pthread_join(t, NULL);
-	duet_link_close(pm.link, 3000, err, sizeof(err));
+	user_loop_wakes_on_peer_death("halfring", true);
 }
 
 /* Whether a server opens on link `name` (and closes again); the
