@@ -1626,8 +1626,8 @@ static void test_service_threads_spin_on_their_rings(void **state)
 	assert_int_equal(proc_wait(&child, 20000), 0);
 }
 
-/* The doorbells' place in a link's region (docs/link.md, "The region"):
- * side `who`'s, in link `name`. */
+/* Where a link's region holds its two doorbells, the server's first
+ * (docs/link.md, "The region"). */
 #define BELL_OFFSET 1024u
 _Static_assert(sizeof(struct duet_doorbell) == 64, "one 64-byte line per doorbell");
 
@@ -2022,7 +2022,8 @@ static void test_loop_and_command_calls_refuse_misuse(void **state)
 }
 
 /* duet_link_describe: a line for the link, one per vdev, one per
- * doorbell, and into a short buffer as much as fits with the length of that (len - 1). */
+ * doorbell, and into a short buffer as much as fits with the length of
+ * that (len - 1). */
 static void test_describe_truncates_to_the_buffer(void **state)
 {
 	struct duet_link_config cfg = { .side = DUET_SERVER, .vdevs = vdevs, .num_vdevs = 1 };

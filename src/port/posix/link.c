@@ -1448,18 +1448,19 @@ int duet_link_describe(struct duet_link *l, char *buf, size_t len)
 	/* The doorbells' words: where a side that does not wake stands. */
 	for (int side = 0; l->bell && side < 2; side++) {
 		struct duet_doorbell *b = &l->bell[side];
-		size_t before;
+		bool none = true;
 
 		PUT("doorbell of the %s: seq %u, armed %u, polled %u, wake calls %u, pending",
 		    side == DUET_SERVER ? "server" : "proxy", (unsigned int)atomic_load(&b->seq),
 		    (unsigned int)atomic_load(&b->armed), (unsigned int)atomic_load(&b->polled),
 		    (unsigned int)atomic_load(&b->wakes));
-		before = n;
-
-		for (uint32_t id = 0; id < DUET_DOORBELL_IDS; id++)
-			if (atomic_load(&b->pending[id / 32]) & (1u << (id % 32)))
-				PUT(" %u", (unsigned int)id);
-		PUT("%s\n", n == before ? " none" : "");
+		/* Each word read once: the peer may set bits meanwhile. */
+		for (uint32_t w = 0; w < DUET_DOORBELL_IDS / 32; w++)
+			for (uint32_t bits = atomic_load(&b->pending[w]); bits; bits &= bits - 1u) {
+				PUT(" %u", (unsigned int)(w * 32 + (uint32_t)__builtin_ctz(bits)));
+				none = false;
+			}
+		PUT("%s\n", none ? " none" : "");
 	}
 	duet_mutex_unlock(l->lock);
 #undef PUT
