@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include <duet/rsc_table.h>
 #include <duet/version.h>
 
 #include "proc.h"
@@ -405,6 +406,85 @@ static void test_reset_and_panic_commands(void **state)
 	assert_true(proc_expect(&s, "reset: no proxy attached", 3000));
 	proc_send(&s, "quit\n");
 	assert_int_equal(proc_wait(&s, 10000), 0);
+}
+
+/* Where in the region (fd) the live table's `nth` VDEV entry has vring
+ * `ring`: the table is at 4 KiB (docs/link.md, "The region"). */
+static off_t table_vring(int fd, unsigned int nth, unsigned int ring)
+{
+	const off_t table = 4096;
+	struct resource_table t;
+	uint32_t off, type;
+
+	assert_int_equal(pread(fd, &t, sizeof(t), table), (ssize_t)sizeof(t));
+	for (uint32_t i = 0; i < t.num && i < 64; i++) {
+		assert_int_equal(pread(fd, &off, sizeof(off), table + (off_t)sizeof(t) + 4 * (off_t)i), 4);
+		assert_int_equal(pread(fd, &type, sizeof(type), table + off), 4);
+		if (type == RSC_VDEV && nth-- == 0)
+			return table + off + (off_t)offsetof(struct fw_rsc_vdev, vring) +
+			       (off_t)(ring * sizeof(struct fw_rsc_vdev_vring));
+	}
+	fail_msg("the table has no VDEV entry %u", nth);
+	return 0;
+}
+
+/* A reset brings the link back from what the peer wrote into the resource
+ * table: a ring size the parse refuses (3), then one it takes but the
+ * driver side does not use (half). The link starts over on a fresh table,
+ * the proxy attaches again, and both rng devices read; the table has the
+ * size it was built with again. Before, the proxy restarted its devices
+ * on the table as it stood: the first left it with no devices ("cannot
+ * bring the devices back", and the reset was said to be acknowledged),
+ * the second put the two sides of the rng on different rings
+ * (scripts/soak.py --faults scribble found the first). */
+static void test_reset_restores_a_table_the_peer_broke(void **state)
+{
+	struct proc s, p;
+	uint32_t num, now;
+	char line[96];
+	const char *left;
+	off_t at;
+	int fd;
+
+	(void)state;
+	unlink_region(N("scrawl"));
+	proc_start(&s, ARGS("server", "--name", N("scrawl"), "--no-spawn"));
+	assert_true(proc_expect(&s, "created", 5000));
+	proc_start(&p, ARGS("proxy", "--name", N("scrawl")));
+	proc_send(&s, "wait 5000\n");
+	assert_true(proc_expect(&s, "ready", 6000));
+	fd = shm_open(F("/duet-%s", N("scrawl")), O_RDWR, 0);
+	assert_true(fd >= 0);
+	/* vdev 1: the rng the server drives, its `rng 0` */
+	at = table_vring(fd, 1, 0) + (off_t)offsetof(struct fw_rsc_vdev_vring, num);
+	assert_int_equal(pread(fd, &num, sizeof(num), at), 4);
+	assert_true(num >= 2);
+	for (int round = 0; round < 2; round++) {
+		uint32_t bad = round == 0 ? 3 : num / 2;
+
+		assert_int_equal(pwrite(fd, &bad, sizeof(bad), at), 4);
+		proc_send(&s, "reset\n");
+		assert_true(proc_expect(&s, "reset: acknowledged by the proxy", 6000));
+		assert_true(proc_expect(&p, "reset requested by the server", 3000));
+		proc_send(&s, "wait 5000\nrng 0 32\n");
+		assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
+		proc_send(&p, "wait 5000\nrng 0 32\n");
+		assert_true(proc_expect(&p, "rng 0: 32 bytes", 6000));
+		assert_int_equal(pread(fd, &now, sizeof(now), at), 4);
+		assert_int_equal(now, num);
+	}
+	close(fd);
+	/* The server said why the proxy went, each time. */
+	snprintf(line, sizeof(line), "proxy (pid %d) left for the reset", p.pid);
+	left = strstr(s.buf, line);
+	assert_non_null(left);
+	assert_non_null(strstr(left + 1, line));
+	assert_null(strstr(s.buf, "cannot"));
+	assert_null(strstr(p.buf, "cannot"));
+	proc_send(&s, "quit\n");
+	assert_int_equal(proc_wait(&s, 10000), 0);
+	proc_send(&p, "quit\n");
+	assert_int_equal(proc_wait(&p, 10000), 0);
 }
 
 /* Whether every thread of pid is stopped (SIGSTOP takes effect some time
@@ -1214,6 +1294,7 @@ int main(void)
 		cmocka_unit_test(test_restart_empties_the_slot_last),
 		cmocka_unit_test(test_kill_server_and_recover),
 		cmocka_unit_test(test_reset_and_panic_commands),
+		cmocka_unit_test(test_reset_restores_a_table_the_peer_broke),
 		cmocka_unit_test(test_unanswered_command_times_out),
 		cmocka_unit_test(test_unknown_command_is_reported),
 		cmocka_unit_test(test_stale_and_foreign_regions),

@@ -92,7 +92,11 @@ DUET_API int duet_link_close(struct duet_link *link, uint32_t timeout_ms, char *
 
 enum duet_link_cmd {
 	DUET_LINK_CMD_STOP = 1,  /* the proxy leaves */
-	DUET_LINK_CMD_RESET = 2, /* the proxy restarts its devices */
+	/* The link starts over: the proxy removes its devices and leaves, the
+	 * server removes its own and writes a fresh table, and the proxy
+	 * attaches again (both sides see the peer go and come back). Nothing
+	 * the peer wrote into the region outlives it. */
+	DUET_LINK_CMD_RESET = 2,
 	DUET_LINK_CMD_PANIC = 3, /* the proxy aborts (a crash on purpose) */
 };
 
@@ -101,7 +105,10 @@ enum duet_link_cmd {
  * wait for its acknowledgement. Returns 0, -ENOTCONN (no proxy), -EINVAL
  * (not a server), or -ETIMEDOUT with err saying so; a command timed out is
  * withdrawn, and not carried out later, unless the proxy had taken it
- * already (err says which).
+ * already (err says which). A reset returns once this side has started
+ * over too, so duet_link_wait_peer after it waits for the proxy to attach
+ * again; called on the link's own thread, it returns at the
+ * acknowledgement, and the thread starts over when the call is done.
  */
 DUET_API int duet_link_command(struct duet_link *link, enum duet_link_cmd cmd, uint32_t timeout_ms,
 			       char *err, size_t errlen);

@@ -114,6 +114,9 @@ struct duet_link {
 	_Atomic bool peer_up;
 	_Atomic int peer_pid;
 	_Atomic bool stop_requested;
+	/* Server: a reset was sent, and the proxy leaves for it (proxy_reset);
+	 * set before the command, so the watch that sees it go finds it. */
+	_Atomic bool reset_pending;
 	uint32_t generation; /* proxy: of the server it attached to */
 	uint32_t cmd_seen;
 	uint32_t refused_pid;
@@ -577,6 +580,7 @@ static void server_restart(struct duet_link *l)
 {
 	atomic_store(&l->peer_up, false);
 	atomic_store(&l->peer_pid, 0);
+	atomic_store(&l->reset_pending, false); /* moot for the next proxy */
 	stop_rptun(l);
 	server_write_table(l);
 	atomic_fetch_add(&l->hdr->generation, 1);
@@ -648,7 +652,8 @@ static void server_watch(struct duet_link *l)
 	if (atomic_load(&l->peer_up)) {
 		/* State first: a proxy that stopped and then exited left. */
 		if (state == ST_STOPPED)
-			server_peer_down(l, "left");
+			server_peer_down(l, atomic_exchange(&l->reset_pending, false) ? "left for the reset"
+										    : "left");
 		else if (!side_alive(l->fd, DUET_PROXY))
 			server_peer_down(l, "died");
 		else if (state != ST_READY)
@@ -795,6 +800,35 @@ static void proxy_peer_down(struct duet_link *l, const char *why)
 	    atomic_load(&l->stop_requested) ? "" : "; waiting for a new server");
 }
 
+/*
+ * The server asked for a reset: this side's devices stop, the proxy leaves,
+ * and it attaches again once the server has seen it go and started the
+ * link over on a fresh table and zeroed carveouts (server_watch, as when
+ * a proxy dies). A restart on the table as it stands kept whatever a
+ * broken peer wrote there: a table the parse now refuses left the proxy
+ * with no devices, and one it still accepts with other sizes or roles
+ * would put the two sides on different rings (scripts/soak.py --faults
+ * scribble). Acknowledged once nothing of this side touches the rings,
+ * and marked as left after that: the server waits for the acknowledgement
+ * only while this side is ready. Under no lock; takes the link's.
+ */
+static void proxy_reset(struct duet_link *l)
+{
+	int pid = atomic_load(&l->peer_pid);
+
+	duet_mutex_lock(l->lock);
+	atomic_store(&l->peer_up, false);
+	stop_rptun(l);
+	atomic_store(&l->hdr->cmd_ack, l->cmd_seen);
+	atomic_store(&l->hdr->side[DUET_PROXY].state, ST_STOPPED);
+	ring_link(l, LINK_ID);
+	retire(l);
+	link_broadcast(l);
+	duet_mutex_unlock(l->lock);
+	say(l, DUET_LINK_PEER_DOWN, "reset requested by the server (pid %d): devices removed; "
+	    "attaching again once it has started the link over", pid);
+}
+
 static void proxy_watch(struct duet_link *l)
 {
 	struct link_hdr *h = l->hdr;
@@ -851,14 +885,8 @@ static void proxy_watch(struct duet_link *l)
 			say(l, DUET_LINK_STOPPED, "the server asked this proxy to stop");
 			break;
 		case DUET_LINK_CMD_RESET:
-			say(l, DUET_LINK_ERROR, "reset requested by the server: restarting this side's devices");
-			duet_mutex_lock(l->lock);
-			stop_rptun(l);
-			if (start_rptun(l, NULL, 0) < 0)
-				say(l, DUET_LINK_ERROR, "cannot bring the devices back");
-			duet_mutex_unlock(l->lock);
-			atomic_store(&h->cmd_ack, l->cmd_seen);
-			break;
+			proxy_reset(l);
+			return; /* h went with the mapping */
 		case DUET_LINK_CMD_PANIC:
 			atomic_store(&h->cmd_ack, l->cmd_seen);
 			say(l, DUET_LINK_ERROR, "panic requested by the server: aborting");
@@ -1260,6 +1288,7 @@ static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t ti
 	uint64_t end = duet_clock_ms() + timeout_ms;
 	uint32_t seq;
 
+	atomic_store(&l->reset_pending, cmd == DUET_LINK_CMD_RESET);
 	/* cmd before seq: the proxy reads seq, then cmd. */
 	seq = atomic_load(&l->hdr->cmd_seq) + 1;
 	atomic_store(&l->hdr->cmd, (uint32_t)cmd);
@@ -1279,10 +1308,21 @@ static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t ti
 		uint32_t sent = (uint32_t)cmd;
 		bool withdrawn = atomic_compare_exchange_strong(&l->hdr->cmd, &sent, CMD_NONE);
 
+		if (withdrawn)
+			atomic_store(&l->reset_pending, false);
+
 		return fail(err, errlen, -ETIMEDOUT, "proxy (pid %d) did not acknowledge %s within %u ms%s",
 			    (int)atomic_load(&l->hdr->side[DUET_PROXY].pid), cmd_name(cmd), timeout_ms,
 			    withdrawn ? ": withdrawn" : ": it took it and may still carry it out");
 	}
+	/* A reset is done once this side has seen the proxy leave for it and
+	 * started over (server_watch): a wait for the link after it then
+	 * waits for the proxy to attach again. Not on the service thread,
+	 * which starts over itself at its next watch, after this returns. */
+	while (cmd == DUET_LINK_CMD_RESET && atomic_load(&l->reset_pending) &&
+	       !(l->thread_started && pthread_equal(pthread_self(), l->thread)) &&
+	       duet_clock_ms() < end)
+		usleep(2000);
 	return 0;
 }
 
