@@ -37,12 +37,22 @@ server so, kill-twice runs found in session 46 a proxy killed in a ring
 that left the server's loop asleep for good, in 5 of 109 runs (the mixed
 soak gives a server that mode once in ten runs).
 
+`--faults scribble`, which the mixed draw does not make, plays a hostile
+peer: random bytes written at random into the resource table and the
+carveouts (half of them aimed at the vrings) for up to 0.3 s while the
+traffic runs; what was sent meanwhile may be lost or refused, but neither
+side may crash, hang or report a sanitizer error, and after the server's
+`reset` everything must work again. It found in session 47 that a reset
+kept a table the peer had broken (docs/link.md, "A reset starts the link
+over").
+
 --bin defaults to the ASan + UBSan build's duet (build/asan/duet, made by
 `make test-asan`), else build/gcc/duet. About a third of a second a cycle
 under ASan, half a second under TSan. `make test` runs 100 cycles of each.
 """
 
 import argparse
+import mmap
 import os
 import random
 import re
@@ -60,6 +70,41 @@ SANITIZER = re.compile(r"(ERROR|WARNING): \w*Sanitizer|runtime error:")
 # twice as likely as the rest).
 FAULTS = ["kill proxy", "kill proxy", "kill server", "kill server", "reset", "panic", "none",
           "kill proxy twice", "kill server twice", "stall proxy", "stall server"]
+# Faults only --faults asks for (the draw above stays as it was, so a seed
+# of the mixed soak gives the faults it gave before).
+OPT_IN = ["scribble"]
+
+# The region's layout (docs/link.md, "The region"): the resource table at
+# 4 KiB, the carveouts after its 8 KiB; in the table, a VDEV entry's
+# vrings (da, align, num, notifyid, pa), da an offset into the region.
+TABLE_OFFSET = 4096
+RSC_VDEV = 3
+
+
+def vring_bytes(num, align):
+    """A split ring's size: descriptors, then avail, then used at align."""
+    used = (16 * num + 6 + 2 * num + align - 1) // align * align
+    return used + 6 + 8 * num
+
+
+def ring_areas(region):
+    """Where the vrings are, as the live table says (what a peer reads
+    there is the peer's to check; this only aims the scribble)."""
+    def u32(off):
+        return int.from_bytes(region[off:off + 4], "little")
+    areas = []
+    count = u32(TABLE_OFFSET + 4)
+    for i in range(min(count, 64)):
+        entry = TABLE_OFFSET + u32(TABLE_OFFSET + 16 + 4 * i)
+        if entry + 32 > len(region) or u32(entry) != RSC_VDEV:
+            continue
+        for v in range(min(region[entry + 25], 8)):
+            da, align, num = u32(entry + 28 + 20 * v), u32(entry + 32 + 20 * v), u32(entry + 36 + 20 * v)
+            if 0 < num <= 32768 and 0 < align <= 65536:
+                end = min(da + vring_bytes(num, align), len(region))
+                if TABLE_OFFSET < da < end:
+                    areas.append((da, end))
+    return areas
 
 
 class Failed(Exception):
@@ -195,6 +240,7 @@ class Soak:
         self.cycle = 0
         self.counts = {}
         self.cut = 0
+        self.scribbled = 0
 
     def start_server(self, wait=True):
         self.server = Side(self.args.bin, ["server", "--name", self.args.name, "--no-spawn"] +
@@ -291,6 +337,18 @@ class Soak:
             else:
                 self.proxy.finish(30)
                 self.start_proxy()
+        elif kind == "scribble":
+            self.scribble()
+            for side, mark, who in ((self.server, smark, "server"), (self.proxy, pmark, "proxy")):
+                self.note_cut(output(side, mark, 120, "%s's traffic through a scribble" % who))
+            for side, who in ((self.server, "server"), (self.proxy, "proxy")):
+                if side.proc.poll() is not None:
+                    raise Failed("the %s exited (status %d) after a scribble" % (who, side.proc.returncode))
+            # What the garbage broke, the driver's reset makes anew.
+            mark = command(self.server, "reset")
+            text = output(self.server, mark, 30, "reset after a scribble")
+            if "reset: acknowledged by the proxy" not in text:
+                raise Failed("reset after a scribble: %s" % text.strip()[-300:])
         else:
             if kind.startswith("stall"):
                 # Stopped for a while, as a core held in a debugger or
@@ -304,6 +362,27 @@ class Soak:
                 if not passed(text):
                     raise Failed("%s's ping, %s: %s" % (who, kind, text.strip()[-300:]))
         return kind
+
+    def scribble(self):
+        """A hostile peer: random bytes written at random into the resource
+        table and the carveouts (half of the writes aimed at the vrings)
+        for up to 0.3 s, while the traffic runs. Neither side may crash,
+        hang or report a sanitizer error; what is sent meanwhile may be
+        lost or refused."""
+        with open("/dev/shm/duet-" + self.args.name, "r+b") as f:
+            region = mmap.mmap(f.fileno(), 0)
+        try:
+            rings = ring_areas(region)
+            end = time.monotonic() + self.rng.uniform(0.01, 0.3)
+            while time.monotonic() < end:
+                lo, hi = self.rng.choice(rings) if rings and self.rng.random() < 0.5 else (TABLE_OFFSET, len(region))
+                off = self.rng.randrange(lo, hi)
+                n = min(self.rng.choice([1, 2, 4, 8]), len(region) - off)
+                region[off:off + n] = bytes(self.rng.getrandbits(8) for _ in range(n))
+                self.scribbled += 1
+                time.sleep(0.0002)
+        finally:
+            region.close()
 
     def check(self):
         """After the fault: both ready, a checked ping each way whole, and
@@ -397,10 +476,10 @@ def main():
             setattr(args, key, getattr(args, key).split())
     if args.faults:
         args.faults = [f.strip() for f in args.faults.split(",")]
-        unknown = [f for f in args.faults if f not in FAULTS]
+        unknown = [f for f in args.faults if f not in FAULTS + OPT_IN]
         if unknown:
             sys.exit("soak: unknown fault %s (the faults: %s)" % (
-                ", ".join(repr(f) for f in unknown), ", ".join(sorted(set(FAULTS)))))
+                ", ".join(repr(f) for f in unknown), ", ".join(sorted(set(FAULTS + OPT_IN)))))
     try:
         lo, hi = (float(x) / 1000 for x in args.twice_ms.split("-"))
         if not 0 <= lo <= hi:
@@ -429,7 +508,8 @@ def main():
         sys.exit(1)
     print("soak: %d cycles passed in %.0f s (seed %d, %s); faults: %s; traffic a fault cut short: %d" % (
         args.cycles, took, args.seed, os.path.relpath(args.bin, TOP),
-        ", ".join("%s %d" % kv for kv in sorted(soak.counts.items())), soak.cut))
+        ", ".join("%s %d" % kv for kv in sorted(soak.counts.items())), soak.cut) +
+          ("; writes of garbage: %d" % soak.scribbled if soak.scribbled else ""))
 
 
 if __name__ == "__main__":
