@@ -804,6 +804,44 @@ static void test_check_peer_sees_each_change(void **state)
 }
 
 /*
+ * The driver side gives up on the device (FAILED, as when a ring breaks on
+ * its side; DRIVER_OK stays): the device side removes its driver and waits,
+ * deferred, not probed again while the status says so; the driver's reset
+ * brings it back. Before, the device side stayed bound to a driver that
+ * takes nothing more, and a ping from that side waited 5 s for each echo
+ * that could not come (scripts/soak.py --faults scribble, session 47).
+ */
+static void test_device_side_leaves_a_driver_that_gave_up(void **state)
+{
+	struct virtio_device *s_rng, *host;
+	uint8_t st = 0;
+
+	(void)state;
+	if (!start_rng_vdev1(&s_rng, &host)) { /* the return also tells gcc's LTO (see above) */
+		fail();
+		return;
+	}
+	assert_int_equal(virtio_get_status(s_rng, &st), 0);
+	assert_int_equal(virtio_set_status(s_rng, st | VIRTIO_CONFIG_STATUS_FAILED), 0);
+	assert_int_equal(duet_rptun_check_peer(sides[1].rptun), 1);
+	assert_null(host->bus_driver);
+	{ /* ten looks of the deferred probe (every 5 ms here) */
+		struct timespec ts = { 0, 50 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	assert_null(host->bus_driver);
+	assert_int_equal(duet_rptun_check_peer(sides[1].rptun), 0);
+	/* The driver starts over: unbound, it resets the device. */
+	assert_int_equal(virtio_unregister_driver(&virtio_rng_driver), 0);
+	assert_int_equal(virtio_register_driver(&virtio_rng_driver), 0);
+	wait_bound(s_rng);
+	wait_bound(host);
+	assert_int_equal(duet_rptun_check_peer(sides[1].rptun), 0);
+	assert_non_null(host->bus_driver);
+}
+
+/*
  * A device driver whose probe of vdev 1's device side waits for the test
  * (at most 300 ms) before it makes its queues: the window in which the
  * device is bound (bus_driver set) but has read nothing of the rings yet.
@@ -1227,6 +1265,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vring_ending_at_its_carveout_end_accepted,
 						setup_odd_end, teardown),
 		cmocka_unit_test_setup_teardown(test_check_peer_sees_each_change, setup_still,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_device_side_leaves_a_driver_that_gave_up, setup_still,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_check_peer_leaves_a_probe_in_progress,
 						setup_still, teardown),

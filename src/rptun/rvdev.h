@@ -154,8 +154,9 @@ bool duet_rvdev_healthy(const struct duet_rvdev *rv);
 /*
  * Start rv's side over if its peer reset it (rvdev_restart.c, built with
  * the vhost framework): a bound device side whose driver dropped
- * DRIVER_OK, reset it since its queues were made, or whose ring broke
- * (NEEDS_RESET) registers again, deferred until the driver is back; a
+ * DRIVER_OK, reset it since its queues were made or gave up on it (FAILED),
+ * or whose ring broke (NEEDS_RESET) registers again, deferred until the
+ * driver is back; a
  * bound driver side whose device asked for a reset probes again. Returns
  * 0 (nothing to do), 1 (restarted), -1 (restarted, but registering again
  * failed: it is off its bus). Never concurrently with its dispatch.

@@ -22,11 +22,14 @@ int duet_rvdev_restart_if_reset(struct duet_rvdev *rv)
 		duet_rvdev_deinit(rv);
 		return virtio_register_device(vdev) < 0 ? -1 : 1;
 	}
-	if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) && !(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET) &&
+	if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) &&
+	    !(st & (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED)) &&
 	    !duet_rvdev_reset_since(rv))
 		return 0;
-	/* The driver reset it or a ring broke: start over, deferred until
-	 * the driver is back. */
+	/* The driver reset it, a ring broke, or the driver gave up on it
+	 * (FAILED: it takes nothing more until it resets the device, so a
+	 * user of this side would wait on it for nothing): start over,
+	 * deferred until the driver is back. */
 	vhost_unregister_device(vdev);
 	duet_rvdev_deinit(rv);
 	return vhost_register_device(vdev) < 0 ? -1 : 1;

@@ -2,7 +2,7 @@
  * vhost.c - the device-side bus, with deferred probe.
  *
  * A vhost device is ready when the peer's status has DRIVER_OK, not
- * NEEDS_RESET, and the features it accepted are a subset of the offer (the
+ * NEEDS_RESET nor FAILED, and the features it accepted are a subset of the offer (the
  * transport's get_features checks that). Until then it waits on the
  * deferred list; one work item looks at the list every period while it is
  * not empty.
@@ -38,7 +38,9 @@ static enum peer peer_state(struct vhost_device *hdev)
 		return PEER_WAIT;
 	if (status & VIRTIO_CONFIG_STATUS_NEEDS_RESET)
 		return PEER_RESET;
-	if (!(status & VIRTIO_CONFIG_STATUS_DRIVER_OK))
+	/* FAILED: the driver gave up on the device (a ring broke on its
+	 * side); it keeps DRIVER_OK until it resets the device. */
+	if (!(status & VIRTIO_CONFIG_STATUS_DRIVER_OK) || (status & VIRTIO_CONFIG_STATUS_FAILED))
 		return PEER_WAIT;
 	if (virtio_get_features(hdev, &features) < 0) {
 		/* Accepted more than offered: the driver must start over. */
