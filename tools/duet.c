@@ -159,7 +159,7 @@ static void usage(FILE *f)
 		"                  service, echoed 1-4 times with data checks, destroyed\n"
 		"  rpmsg dump CPU|all   rings, endpoints and buffers of the rpmsg devices\n"
 		"  rpmsg stats CPU|all  what this side's ping service received, and drops\n"
-		"  reset           server: the proxy restarts its devices\n"
+		"  reset           server: the link starts over (the proxy attaches again)\n"
 		"  panic           server: the proxy aborts (to test recovery)\n"
 		"  help            this list\n"
 		"  quit            leave (a server stops its proxy first)\n");
