@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -337,6 +338,62 @@ static void test_name_service_binds_both_ways_and_data_flows(void **state)
 	assert_int_equal(rpmsg_send(&a.ept, "x", 1), -ENOTCONN);
 	rpmsg_destroy_ept(&a.ept);
 	rpmsg_destroy_ept(&a.ept); /* twice: harmless */
+}
+
+struct racing_sender {
+	struct rpmsg_endpoint *ept;
+	_Atomic bool stop;
+	_Atomic int sent, refused, full, other;
+};
+
+/* Sends until told to stop, whatever the binding is at the moment. */
+static void *send_while_rebound(void *arg)
+{
+	struct racing_sender *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int ret = rpmsg_trysend(r->ept, "race", 5);
+
+		atomic_fetch_add(ret == 5 ? &r->sent : ret == -ENOTCONN ? &r->refused :
+				 ret == -EAGAIN ? &r->full : &r->other, 1);
+		if (ret != 5)
+			sched_yield();
+	}
+	return NULL;
+}
+
+/* The peer's endpoint goes and comes back (NS DESTROY, then CREATE) while
+ * this side sends: the name service moves the sender's peer address on
+ * the poll thread as the send reads it. Each send either goes (to the old
+ * address or the new), is refused as unbound (-ENOTCONN) or finds no free
+ * buffer (-EAGAIN); nothing else,
+ * and, under ThreadSanitizer, no data race (there was one: the sends read
+ * the address without the lock or an atomic load; the scribble soak of
+ * session 47 reported it). */
+static void test_send_races_the_peers_unbind(void **state)
+{
+	struct racing_sender r = { 0 };
+	struct box a, b;
+	pthread_t t;
+
+	(void)state;
+	pair_open(&a, &b, "racy");
+	r.ept = &a.ept;
+	assert_int_equal(pthread_create(&t, NULL, send_while_rebound, &r), 0);
+	for (int round = 1; round <= 20; round++) {
+		rpmsg_destroy_ept(&b.ept);
+		for (int i = 0; i < 1000 && atomic_load(&a.unbound) < round; i++)
+			sleep_ms(1);
+		assert_int_equal(atomic_load(&a.unbound), round);
+		box_open(&b, dev_dev, "racy");
+		assert_true(wait_until(ept_ready, &a.ept, 2000));
+	}
+	atomic_store(&r.stop, true);
+	pthread_join(t, NULL);
+	assert_true(atomic_load(&r.sent) > 0);
+	assert_int_equal(atomic_load(&r.other), 0);
+	rpmsg_destroy_ept(&b.ept);
+	rpmsg_destroy_ept(&a.ept);
 }
 
 /* Messages of one endpoint sent one after another: each send buffer keeps
@@ -3943,6 +4000,7 @@ int main(void)
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_name_service_binds_both_ways_and_data_flows),
+		T(test_send_races_the_peers_unbind),
 		cmocka_unit_test_setup_teardown(test_without_the_name_service, setup_no_ns, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_without_the_name_service, setup_no_ns,
 						teardown),

@@ -600,6 +600,21 @@ bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
  * buffers: -EINVAL, -EMSGSIZE, or 0. An empty one needs no data: *data
  * then points at an empty string, as memcpy wants a pointer. Every copy
  * send checks each message with it before anything goes. */
+/* An endpoint's peer address. The name service moves it, under the
+ * device's lock, as the peer binds or unbinds, while a send reads it
+ * without the lock: both through these. A send that read the old address
+ * just before an unbind sends to it once more, as it would have a moment
+ * earlier. */
+static inline uint32_t ept_dest(struct rpmsg_endpoint *ept)
+{
+	return atomic_load_explicit((_Atomic uint32_t *)&ept->dest_addr, memory_order_relaxed);
+}
+
+static void set_ept_dest(struct rpmsg_endpoint *ept, uint32_t dest)
+{
+	atomic_store_explicit((_Atomic uint32_t *)&ept->dest_addr, dest, memory_order_relaxed);
+}
+
 static inline int msg_fault(const struct rpmsg_device *rdev, const void **data, int len)
 {
 	if (len < 0)
@@ -630,7 +645,7 @@ static int send_common(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst,
 
 int rpmsg_send(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, SEND_WAIT);
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept_dest(ept) : 0, data, len, SEND_WAIT);
 }
 
 int rpmsg_sendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
@@ -646,7 +661,7 @@ int rpmsg_send_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t dst
 
 int rpmsg_trysend(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len, 0);
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept_dest(ept) : 0, data, len, 0);
 }
 
 int rpmsg_trysendto(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
@@ -662,13 +677,13 @@ int rpmsg_trysend_offchannel(struct rpmsg_endpoint *ept, uint32_t src, uint32_t 
 
 int rpmsg_send_more(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len,
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept_dest(ept) : 0, data, len,
 			   SEND_WAIT | SEND_MORE);
 }
 
 int rpmsg_trysend_more(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return send_common(ept, ept ? ept->addr : 0, ept ? ept->dest_addr : 0, data, len,
+	return send_common(ept, ept ? ept->addr : 0, ept ? ept_dest(ept) : 0, data, len,
 			   SEND_MORE);
 }
 
@@ -897,7 +912,7 @@ static int nocopy(struct rpmsg_endpoint *ept, uint32_t dst, const void *data, in
 
 int rpmsg_send_nocopy(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return nocopy(ept, ept ? ept->dest_addr : 0, data, len, false);
+	return nocopy(ept, ept ? ept_dest(ept) : 0, data, len, false);
 }
 
 int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, uint32_t dst)
@@ -907,7 +922,7 @@ int rpmsg_sendto_nocopy(struct rpmsg_endpoint *ept, const void *data, int len, u
 
 int rpmsg_send_nocopy_more(struct rpmsg_endpoint *ept, const void *data, int len)
 {
-	return nocopy(ept, ept ? ept->dest_addr : 0, data, len, true);
+	return nocopy(ept, ept ? ept_dest(ept) : 0, data, len, true);
 }
 
 int rpmsg_release_tx_buffer(struct rpmsg_endpoint *ept, void *txbuf)
@@ -1034,7 +1049,7 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 		 * cannot cost it its peer. */
 		ept = find_ept_by_name(rdev, msg.name, RPMSG_ADDR_ANY);
 		if (ept)
-			ept->dest_addr = msg.addr;
+			set_ept_dest(ept, msg.addr);
 		p = find_pending(rdev, msg.name);
 		if (!p) {
 			bool room = rdev->npending < MAX_ANNOUNCED;
@@ -1063,7 +1078,7 @@ static DUET_OUT_OF_LINE void handle_ns(struct rpmsg_device *rdev, const uint8_t 
 		forget_pending(rdev, p);
 	ept = find_ept_by_name(rdev, msg.name, msg.addr);
 	if (ept) {
-		ept->dest_addr = RPMSG_ADDR_ANY;
+		set_ept_dest(ept, RPMSG_ADDR_ANY);
 		if (ept->ns_unbind_cb)
 			ept->ns_unbind_cb(ept);
 	}
