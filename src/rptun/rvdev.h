@@ -156,10 +156,10 @@ bool duet_rvdev_healthy(const struct duet_rvdev *rv);
  * the vhost framework): a bound device side whose driver dropped
  * DRIVER_OK, reset it since its queues were made or gave up on it (FAILED),
  * or whose ring broke (NEEDS_RESET) registers again, deferred until the
- * driver is back; a
- * bound driver side whose device asked for a reset probes again. Returns
- * 0 (nothing to do), 1 (restarted), -1 (restarted, but registering again
- * failed: it is off its bus). Never concurrently with its dispatch.
+ * driver is back; a bound driver side whose device asked for a reset, or
+ * that gave up on it (FAILED), probes again. Returns 0 (nothing to do),
+ * 1 (restarted), -1 (restarted, but registering again failed: it is off
+ * its bus). Never concurrently with its dispatch.
  */
 int duet_rvdev_restart_if_reset(struct duet_rvdev *rv);
 

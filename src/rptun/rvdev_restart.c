@@ -15,8 +15,11 @@ int duet_rvdev_restart_if_reset(struct duet_rvdev *rv)
 	if (!atomic_load(&vdev->bus_driver))
 		return 0; /* nothing bound: a new probe starts clean anyway */
 	if (vdev->role == VIRTIO_DEV_DRIVER) {
-		/* The device asked for a reset: probe again from scratch. */
-		if (!(st & VIRTIO_CONFIG_STATUS_NEEDS_RESET))
+		/* The device asked for a reset, or this side gave up on it (a
+		 * ring broke here: FAILED): probe again from scratch, on clean
+		 * rings. Left FAILED, the driver's users would wait out each
+		 * send and answer on a device that takes nothing more. */
+		if (!(st & (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED)))
 			return 0;
 		virtio_unregister_device(vdev);
 		duet_rvdev_deinit(rv);
