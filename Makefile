@@ -52,12 +52,16 @@ test-tsan:
 	$(call ctest_run,tsan)
 
 # The two-process link under faults in the middle of traffic (kill -9 of
-# either side, reset, panic), many times, with the ASan + UBSan and the TSan
-# builds' duet (scripts/soak.py: a fixed seed here, any with --seed).
+# either side, reset, panic), many times, then under a hostile peer's
+# garbage written into the table and rings (--faults scribble), with the
+# ASan + UBSan and the TSan builds' duet (scripts/soak.py: a fixed seed
+# here, any with --seed).
 SOAK_CYCLES ?= 100
 test-soak: test-asan test-tsan
 	python3 scripts/soak.py --cycles $(SOAK_CYCLES) --seed 1 --bin $(B)/asan/duet
 	python3 scripts/soak.py --cycles $(SOAK_CYCLES) --seed 2 --bin $(B)/tsan/duet
+	python3 scripts/soak.py --cycles 40 --seed 3 --bin $(B)/asan/duet --faults scribble
+	python3 scripts/soak.py --cycles 40 --seed 4 --bin $(B)/tsan/duet --faults scribble
 
 # Reads of memory never written: the library and the tests instrumented
 # (libc through MemorySanitizer's interceptors); the virtqueue suite runs a
