@@ -42,9 +42,14 @@ peer: random bytes written at random into the resource table and the
 carveouts (half of them aimed at the vrings) for up to 0.3 s while the
 traffic runs; what was sent meanwhile may be lost or refused, but neither
 side may crash, hang or report a sanitizer error, and after the server's
-`reset` everything must work again. It found in session 47 that a reset
-kept a table the peer had broken (docs/link.md, "A reset starts the link
-over").
+`reset` everything must work again. The header and the doorbells are
+left alone: garbage there may stop the link (as a peer can by not ringing
+or by dropping its side), which the soak could not tell from a hang. It
+found in session 47 that a reset kept a table the peer had broken
+(docs/link.md, "A reset starts the link over"), that both sides of a ring
+broken on the driver's side stayed bound to a device that took nothing
+more (docs/frameworks.md, "Ring faults"), and, under TSan, a send racing
+the name service's unbind.
 
 --bin defaults to the ASan + UBSan build's duet (build/asan/duet, made by
 `make test-asan`), else build/gcc/duet. About a third of a second a cycle
