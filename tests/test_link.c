@@ -375,6 +375,19 @@ static void test_kill_server_and_recover(void **state)
 	assert_null(strstr(p.buf, line));
 }
 
+/* The server resets the link: acknowledged, and both directions come back
+ * (each side's rng reads). */
+static void reset_and_read_both_ways(struct proc *s, struct proc *p)
+{
+	proc_send(s, "reset\n");
+	assert_true(proc_expect(s, "reset: acknowledged by the proxy", 6000));
+	assert_true(proc_expect(p, "reset requested by the server", 3000));
+	proc_send(s, "wait 5000\nrng 0 32\n");
+	assert_true(proc_expect(s, "rng 0: 32 bytes", 6000));
+	proc_send(p, "wait 5000\nrng 0 32\n");
+	assert_true(proc_expect(p, "rng 0: 32 bytes", 6000));
+}
+
 static void test_reset_and_panic_commands(void **state)
 {
 	struct proc s, p;
@@ -385,14 +398,8 @@ static void test_reset_and_panic_commands(void **state)
 	proc_start(&s, ARGS("server", "--name", N("cmd"), "--no-spawn"));
 	assert_true(proc_expect(&s, "created", 5000));
 	proc_start(&p, ARGS("proxy", "--name", N("cmd")));
-	proc_send(&s, "wait 5000\nreset\n");
-	assert_true(proc_expect(&s, "reset: acknowledged by the proxy", 6000));
-	assert_true(proc_expect(&p, "reset requested by the server", 3000));
-	/* Both directions come back after the reset. */
-	proc_send(&s, "wait 5000\nrng 0 32\n");
-	assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
-	proc_send(&p, "wait 5000\nrng 0 32\n");
-	assert_true(proc_expect(&p, "rng 0: 32 bytes", 6000));
+	proc_send(&s, "wait 5000\n");
+	reset_and_read_both_ways(&s, &p);
 	/* And neither side said a restart failed. */
 	assert_null(strstr(s.buf, "cannot"));
 	assert_null(strstr(p.buf, "cannot"));
@@ -463,13 +470,7 @@ static void test_reset_restores_a_table_the_peer_broke(void **state)
 		uint32_t bad = round == 0 ? 3 : num / 2;
 
 		assert_int_equal(pwrite(fd, &bad, sizeof(bad), at), 4);
-		proc_send(&s, "reset\n");
-		assert_true(proc_expect(&s, "reset: acknowledged by the proxy", 6000));
-		assert_true(proc_expect(&p, "reset requested by the server", 3000));
-		proc_send(&s, "wait 5000\nrng 0 32\n");
-		assert_true(proc_expect(&s, "rng 0: 32 bytes", 6000));
-		proc_send(&p, "wait 5000\nrng 0 32\n");
-		assert_true(proc_expect(&p, "rng 0: 32 bytes", 6000));
+		reset_and_read_both_ways(&s, &p);
 		assert_int_equal(pread(fd, &now, sizeof(now), at), 4);
 		assert_int_equal(now, num);
 	}
