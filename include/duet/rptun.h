@@ -128,12 +128,13 @@ DUET_API void duet_rptun_notify_all(struct duet_rptun *rptun);
 DUET_API void duet_rptun_notified(struct duet_rptun *rptun, uint32_t notifyid);
 
 /*
- * Restart devices the peer reset: on the device side a vdev whose driver
- * dropped DRIVER_OK or reset it at all since the queues were made (the
- * reset epoch), or whose ring broke, is registered again and waits
- * for the driver anew; on the driver side a vdev whose device asked for a
- * reset (NEEDS_RESET) is probed again from scratch. Call it from the
- * service loop. Returns how many were restarted.
+ * Restart devices the peer reset or that a broken ring stopped: on the
+ * device side a vdev whose driver dropped DRIVER_OK, reset it at all since
+ * the queues were made (the reset epoch) or gave up on it (FAILED), or
+ * whose ring broke, is registered again and waits for the driver anew; on
+ * the driver side a vdev whose device asked for a reset (NEEDS_RESET), or
+ * whose ring broke here (FAILED), is probed again from scratch. Call it
+ * from the service loop. Returns how many were restarted.
  */
 DUET_API int duet_rptun_check_peer(struct duet_rptun *rptun);
 
