@@ -77,7 +77,10 @@ struct rpmsg_endpoint {
 	char name[RPMSG_NAME_SIZE];
 	struct rpmsg_device *rdev;
 	uint32_t addr;
-	uint32_t dest_addr; /* RPMSG_ADDR_ANY until bound */
+	/* RPMSG_ADDR_ANY until bound. The name service moves it on the thread
+	 * that dispatches (the peer binds or unbinds): elsewhere ask
+	 * rpmsg_is_ept_ready rather than read it. */
+	uint32_t dest_addr;
 	rpmsg_ept_cb cb;
 	rpmsg_ns_unbind_cb ns_unbind_cb;
 	void *priv;

@@ -596,10 +596,6 @@ bool rpmsg_is_ept_ready(struct rpmsg_endpoint *ept)
 
 /* ---- sending ---- */
 
-/* What is wrong with a message of len bytes at *data, for rdev's send
- * buffers: -EINVAL, -EMSGSIZE, or 0. An empty one needs no data: *data
- * then points at an empty string, as memcpy wants a pointer. Every copy
- * send checks each message with it before anything goes. */
 /* An endpoint's peer address. The name service moves it, under the
  * device's lock, as the peer binds or unbinds, while a send reads it
  * without the lock: both through these. A send that read the old address
@@ -615,6 +611,10 @@ static void set_ept_dest(struct rpmsg_endpoint *ept, uint32_t dest)
 	atomic_store_explicit((_Atomic uint32_t *)&ept->dest_addr, dest, memory_order_relaxed);
 }
 
+/* What is wrong with a message of len bytes at *data, for rdev's send
+ * buffers: -EINVAL, -EMSGSIZE, or 0. An empty one needs no data: *data
+ * then points at an empty string, as memcpy wants a pointer. Every copy
+ * send checks each message with it before anything goes. */
 static inline int msg_fault(const struct rpmsg_device *rdev, const void **data, int len)
 {
 	if (len < 0)
