@@ -34,6 +34,8 @@
 #include <duet/port.h>
 #include <duet/rpmsg.h>
 #include <duet/rpmsg_ping.h>
+#include <duet/rptun.h>
+#include <duet/virtio.h>
 
 #include "proc.h"
 #include "timed_send.h"
@@ -565,8 +567,15 @@ static int child_main(const char *name, const char *scenario)
 		child_left(l);
 	else
 		CHECK(!"known scenario");
-	while (!duet_link_stop_requested(l) && strcmp(hear(100), "quit"))
-		;
+	while (!duet_link_stop_requested(l)) {
+		const char *line = hear(100);
+
+		if (!strcmp(line, "quit"))
+			break;
+		if (!strcmp(line, "needs-reset")) /* as its ring broke: the server must reset it */
+			CHECK(virtio_set_status(duet_rptun_vdev(duet_link_rptun(l), 0),
+						VIRTIO_CONFIG_STATUS_NEEDS_RESET) == 0);
+	}
 	say("closing");
 	close_side(l);
 	rpmsg_destroy_ept(&holder_sink.ept); /* the holder's, if any */
@@ -801,14 +810,20 @@ static bool relayed(void *arg)
 	return atomic_load(&((struct box *)arg)->relayed);
 }
 
+enum going { KILLED, LEFT, ASKS_RESET };
+
 /* A receive callback's send, waiting for a buffer (the proxy holds them
- * all) on the link's own thread when the proxy is killed, or leaves. That
- * thread is the one whose watch would see the proxy go: the send asks the
- * transport whether the peer is gone and returns -ENODEV at once, rather
- * than -ETIMEDOUT after 5 s (and again 5 s for each message stashed
- * behind it). */
-static void callback_send_when_the_peer_goes(bool killed)
+ * all) on the link's own thread when the proxy is killed, leaves, or asks
+ * for a reset of the device (NEEDS_RESET, as when a ring broke on its
+ * side: it gives nothing more back). That thread is the one whose watch
+ * would see the proxy go, or whose peer check would reset the device: the
+ * send asks the transport whether the peer is gone and returns -ENODEV at
+ * once, rather than -ETIMEDOUT after 5 s (and again 5 s for each message
+ * stashed behind it; before session 47, so for a reset, which the scribble
+ * soak found). */
+static void callback_send_when_the_peer_goes(enum going how)
 {
+	static const char *const said[] = { "died", "left", "asked for a reset" };
 	struct box sink;
 	struct pair p;
 
@@ -822,19 +837,20 @@ static void callback_send_when_the_peer_goes(bool killed)
 	assert_true(until(relaying, &sink, 5000));
 	nap(200);
 	assert_false(atomic_load(&sink.relayed)); /* still waiting */
-	if (killed)
+	if (how == KILLED)
 		proc_kill9(&p.child);
 	else
-		proc_send(&p.child, "quit\n");
+		proc_send(&p.child, how == LEFT ? "quit\n" : "needs-reset\n");
 	assert_true(until(relayed, &sink, 10000));
-	print_message("callback's send when the proxy %s: %d after %u ms\n",
-		      killed ? "died" : "left", atomic_load(&sink.relay_ret),
-		      atomic_load(&sink.relay_ms));
+	print_message("callback's send when the proxy %s: %d after %u ms\n", said[how],
+		      atomic_load(&sink.relay_ret), atomic_load(&sink.relay_ms));
 	assert_int_equal(atomic_load(&sink.relay_ret), -ENODEV);
 	assert_true(atomic_load(&sink.relay_ms) < 3000);
 	rpmsg_destroy_ept(&sink.ept);
+	if (how == ASKS_RESET)
+		proc_send(&p.child, "quit\n");
 	close_side(p.link);
-	if (killed)
+	if (how == KILLED)
 		proc_wait(&p.child, 20000);
 	else
 		assert_int_equal(proc_wait(&p.child, 20000), 0);
@@ -843,13 +859,19 @@ static void callback_send_when_the_peer_goes(bool killed)
 static void test_callback_send_when_the_peer_dies(void **state)
 {
 	(void)state;
-	callback_send_when_the_peer_goes(true);
+	callback_send_when_the_peer_goes(KILLED);
 }
 
 static void test_callback_send_when_the_peer_leaves(void **state)
 {
 	(void)state;
-	callback_send_when_the_peer_goes(false);
+	callback_send_when_the_peer_goes(LEFT);
+}
+
+static void test_callback_send_when_the_peer_asks_for_a_reset(void **state)
+{
+	(void)state;
+	callback_send_when_the_peer_goes(ASKS_RESET);
 }
 
 static void test_hostile_device_input(void **state)
@@ -2072,6 +2094,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_send_asleep_when_the_peer_dies),
 		cmocka_unit_test(test_callback_send_when_the_peer_dies),
 		cmocka_unit_test(test_callback_send_when_the_peer_leaves),
+		cmocka_unit_test(test_callback_send_when_the_peer_asks_for_a_reset),
 		cmocka_unit_test(test_hostile_device_input),
 		cmocka_unit_test(test_hostile_driver_input),
 		cmocka_unit_test(test_proxy_sees_server_close_before_noticed),

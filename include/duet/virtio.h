@@ -84,7 +84,8 @@ struct virtio_dispatch {
 	void *(*alloc_buf)(struct virtio_device *vdev, size_t size, size_t align);
 	int (*free_buf)(struct virtio_device *vdev, void *buf);
 	/* Optional: true once the transport knows the other side went (died
-	 * or stopped) though the device is not removed yet. A driver asks it
+	 * or stopped), or no longer serves the device (a reset asked for or
+	 * made, a ring broken), though the device is not removed yet. A driver asks it
 	 * while it waits on the thread that would see the peer go and remove
 	 * the device (a receive callback's send waiting for a buffer), so as
 	 * not to wait out its timeout. Cheap, and called with the driver's

@@ -461,10 +461,18 @@ static int rv_free_buf(struct virtio_device *vdev, void *buf)
 	return rv->heap ? duet_heap_free(rv->heap, buf) : -EINVAL;
 }
 
+/* The peer went, or no longer serves this device: it asked for a reset,
+ * its driver reset the device or gave up on it, or this side's ring broke.
+ * Either way nothing more comes back until the peer check starts the
+ * device over, and that check runs on the thread a receive callback's
+ * send waits on. */
 static bool rv_peer_gone(struct virtio_device *vdev)
 {
 	struct duet_rvdev *rv = duet_container_of(vdev, struct duet_rvdev, vdev);
 
+	if (!duet_rvdev_healthy(rv) ||
+	    (vdev->role == VIRTIO_DEV_DEVICE && duet_rvdev_reset_since(rv)))
+		return true;
 	return rv->peer_gone && rv->peer_gone(rv);
 }
 
