@@ -48,8 +48,10 @@ or by dropping its side), which the soak could not tell from a hang. It
 found in session 47 that a reset kept a table the peer had broken
 (docs/link.md, "A reset starts the link over"), that both sides of a ring
 broken on the driver's side stayed bound to a device that took nothing
-more (docs/frameworks.md, "Ring faults"), and, under TSan, a send racing
-the name service's unbind.
+more (docs/frameworks.md, "Ring faults"), with both sides on user loops
+a receive callback's send waiting out 5 s per echo on a peer that had asked
+for a reset (docs/rpmsg.md), and, under TSan, a send racing the name
+service's unbind.
 
 --bin defaults to the ASan + UBSan build's duet (build/asan/duet, made by
 `make test-asan`), else build/gcc/duet. About a third of a second a cycle
