@@ -403,8 +403,7 @@ bool duet_rptun_ready(struct duet_rptun *rptun)
 			continue;
 		/* Bound is not enough: its probe may still be making the queues. */
 		ready = rptun->registered[i] && atomic_load(&rv->vdev.bus_driver) &&
-			duet_rvdev_has_queues(rv) && duet_rvdev_healthy(rv) &&
-			!(!driver && duet_rvdev_reset_since(rv));
+			duet_rvdev_has_queues(rv) && duet_rvdev_served(rv);
 	}
 	duet_mutex_unlock(rptun->lock);
 	return ready;

@@ -54,12 +54,14 @@ bool duet_rvdev_reset_since(const struct duet_rvdev *rv)
 	       atomic_load(rv->epoch) != atomic_load(&rv->epoch_seen);
 }
 
-bool duet_rvdev_healthy(const struct duet_rvdev *rv)
+bool duet_rvdev_served(const struct duet_rvdev *rv)
 {
-	uint8_t st = duet_rvdev_status(rv);
+	uint8_t st = duet_rvdev_status(rv); /* read once: the peer writes it */
 
-	return (st & VIRTIO_CONFIG_STATUS_DRIVER_OK) &&
-	       !(st & (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED));
+	if (!(st & VIRTIO_CONFIG_STATUS_DRIVER_OK) ||
+	    (st & (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED)))
+		return false;
+	return rv->vdev.role != VIRTIO_DEV_DEVICE || !duet_rvdev_reset_since(rv);
 }
 
 static void store_status(struct duet_rvdev *rv, uint8_t status)
@@ -470,10 +472,7 @@ static bool rv_peer_gone(struct virtio_device *vdev)
 {
 	struct duet_rvdev *rv = duet_container_of(vdev, struct duet_rvdev, vdev);
 
-	if (!duet_rvdev_healthy(rv) ||
-	    (vdev->role == VIRTIO_DEV_DEVICE && duet_rvdev_reset_since(rv)))
-		return true;
-	return rv->peer_gone && rv->peer_gone(rv);
+	return !duet_rvdev_served(rv) || (rv->peer_gone && rv->peer_gone(rv));
 }
 
 static const struct virtio_dispatch driver_ops = {

@@ -148,8 +148,10 @@ bool duet_rvdev_has_queues(const struct duet_rvdev *rv);
  * progress has nothing stale to start over from). */
 bool duet_rvdev_reset_since(const struct duet_rvdev *rv);
 
-/* True when the status says the device is in use and healthy. */
-bool duet_rvdev_healthy(const struct duet_rvdev *rv);
+/* Whether the peer serves the device now: its status says in use, with no
+ * reset asked for and not given up on (FAILED), and on the device side the
+ * driver has not reset it since this side made its queues. */
+bool duet_rvdev_served(const struct duet_rvdev *rv);
 
 /*
  * Start rv's side over if its peer reset it (rvdev_restart.c, built with

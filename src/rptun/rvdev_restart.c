@@ -10,7 +10,6 @@
 int duet_rvdev_restart_if_reset(struct duet_rvdev *rv)
 {
 	struct virtio_device *vdev = &rv->vdev;
-	uint8_t st = duet_rvdev_status(rv);
 
 	if (!atomic_load(&vdev->bus_driver))
 		return 0; /* nothing bound: a new probe starts clean anyway */
@@ -18,16 +17,16 @@ int duet_rvdev_restart_if_reset(struct duet_rvdev *rv)
 		/* The device asked for a reset, or this side gave up on it (a
 		 * ring broke here: FAILED): probe again from scratch, on clean
 		 * rings. Left FAILED, the driver's users would wait out each
-		 * send and answer on a device that takes nothing more. */
-		if (!(st & (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED)))
+		 * send and answer on a device that takes nothing more. Not
+		 * for a missing DRIVER_OK: a probe in progress has none yet. */
+		if (!(duet_rvdev_status(rv) &
+		      (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED)))
 			return 0;
 		virtio_unregister_device(vdev);
 		duet_rvdev_deinit(rv);
 		return virtio_register_device(vdev) < 0 ? -1 : 1;
 	}
-	if ((st & VIRTIO_CONFIG_STATUS_DRIVER_OK) &&
-	    !(st & (VIRTIO_CONFIG_STATUS_NEEDS_RESET | VIRTIO_CONFIG_STATUS_FAILED)) &&
-	    !duet_rvdev_reset_since(rv))
+	if (duet_rvdev_served(rv))
 		return 0;
 	/* The driver reset it, a ring broke, or the driver gave up on it
 	 * (FAILED: it takes nothing more until it resets the device, so a

@@ -115,7 +115,8 @@ struct duet_link {
 	_Atomic int peer_pid;
 	_Atomic bool stop_requested;
 	/* Server: a reset was sent, and the proxy leaves for it (proxy_reset);
-	 * set before the command, so the watch that sees it go finds it. */
+	 * set before the command, so the watch that sees it go finds it, and
+	 * cleared once this side has started over (server_restart). */
 	_Atomic bool reset_pending;
 	uint32_t generation; /* proxy: of the server it attached to */
 	uint32_t cmd_seen;
@@ -580,12 +581,13 @@ static void server_restart(struct duet_link *l)
 {
 	atomic_store(&l->peer_up, false);
 	atomic_store(&l->peer_pid, 0);
-	atomic_store(&l->reset_pending, false); /* moot for the next proxy */
 	stop_rptun(l);
 	server_write_table(l);
 	atomic_fetch_add(&l->hdr->generation, 1);
 	if (start_rptun(l, NULL, 0) < 0)
 		say(l, DUET_LINK_ERROR, "cannot bring the devices back");
+	/* A reset's command returns now: this side has started over. */
+	atomic_store(&l->reset_pending, false);
 	/* Emptied last: a proxy attaches to an empty slot at once (one
 	 * waiting for it looks every 20 ms), and must find the new table and
 	 * generation. Emptied first, one attached while the table was being
@@ -652,8 +654,7 @@ static void server_watch(struct duet_link *l)
 	if (atomic_load(&l->peer_up)) {
 		/* State first: a proxy that stopped and then exited left. */
 		if (state == ST_STOPPED)
-			server_peer_down(l, atomic_exchange(&l->reset_pending, false) ? "left for the reset"
-										    : "left");
+			server_peer_down(l, atomic_load(&l->reset_pending) ? "left for the reset" : "left");
 		else if (!side_alive(l->fd, DUET_PROXY))
 			server_peer_down(l, "died");
 		else if (state != ST_READY)
@@ -1316,7 +1317,7 @@ static int send_command(struct duet_link *l, enum duet_link_cmd cmd, uint32_t ti
 			    withdrawn ? ": withdrawn" : ": it took it and may still carry it out");
 	}
 	/* A reset is done once this side has seen the proxy leave for it and
-	 * started over (server_watch): a wait for the link after it then
+	 * started over (server_restart): a wait for the link after it then
 	 * waits for the proxy to attach again. Not on the service thread,
 	 * which starts over itself at its next watch, after this returns. */
 	while (cmd == DUET_LINK_CMD_RESET && atomic_load(&l->reset_pending) &&
